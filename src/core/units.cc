@@ -119,6 +119,7 @@ Result<Duration> ParseDuration(std::string_view text) {
     if (!TakeDecimal(s, d)) {
       return InvalidArgument("'" + t + "' is not a duration; write e.g. 500ms, 30s, 1h30m");
     }
+    while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
     size_t n = 0;
     while (n < s.size() && std::isalpha(static_cast<unsigned char>(s[n]))) ++n;
     std::string_view unit = s.substr(0, n);
@@ -132,8 +133,15 @@ Result<Duration> ParseDuration(std::string_view text) {
       if (u.name == unit) found = &u;
     }
     if (!found) {
-      return InvalidArgument("duration '" + t + "' has unknown unit '" + std::string(unit) +
-                             "'; use ns, us, ms, s, m, h or d");
+      static constexpr std::pair<std::string_view, std::string_view> kSpelled[] = {
+          {"sec", "s"}, {"secs", "s"}, {"second", "s"}, {"seconds", "s"}, {"min", "m"}, {"mins", "m"},
+          {"minute", "m"}, {"minutes", "m"}, {"hr", "h"}, {"hrs", "h"}, {"hour", "h"}, {"hours", "h"},
+          {"day", "d"}, {"days", "d"}, {"msec", "ms"}, {"millis", "ms"}};
+      std::string hint = "use ns, us, ms, s, m, h or d";
+      for (auto [word, short_unit] : kSpelled) {
+        if (unit == word) hint = "write '" + std::string(short_unit) + "' for " + std::string(word);
+      }
+      return InvalidArgument("duration '" + t + "' has unknown unit '" + std::string(unit) + "'; " + hint);
     }
     uint64_t v;
     if (!Scale(d, found->factor, v)) {

@@ -1,0 +1,447 @@
+#include "plan/load.h"
+
+#include <algorithm>
+#include <functional>
+#include <tuple>
+#include <set>
+
+#include "core/fs.h"
+#include "core/strings.h"
+#include "plan/load_internal.h"
+
+namespace lifeboat::plan {
+namespace {
+
+using namespace std::chrono_literals;
+
+bool ValidNameChars(std::string_view s) {
+  if (s.empty() || s.size() > 63) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '_' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Finds the first byte that is not UTF-8 text (or is NUL) and its position.
+bool CheckText(std::string_view text, int& line, int& column) {
+  line = 1;
+  column = 1;
+  for (size_t i = 0; i < text.size();) {
+    auto c = static_cast<unsigned char>(text[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (c == 0 || len == 0 || i + len > text.size()) return false;
+    for (size_t k = 1; k < len; ++k) {
+      if ((static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80) return false;
+    }
+    if (c == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+    i += len;
+  }
+  return true;
+}
+
+void LoadRegions(const Map& top, Plan& plan) {
+  Context& ctx = top.ctx();
+  YAML::Node node = top.Get("regions");
+  if (!node.IsDefined()) {
+    top.Missing("regions", "{ name: { role: primary, agent: host:port }, ... }");
+    return;
+  }
+  Map regions = Map::Named(ctx, node, "regions");
+  for (const auto& e : regions.entries()) {
+    if (ctx.full()) return;
+    if (!CheckName(ctx, e, "region")) continue;
+    Map m(ctx, e.value, regions.Sub(e.key), {"role", "agent"});
+    Region r;
+    r.name = e.key;
+    m.Enum("role", r.role, {{"primary", Role::kPrimary}, {"standby", Role::kStandby}, {"witness", Role::kWitness}},
+           true);
+    bool has_agent = m.Addr("agent", r.agent, true);
+    for (const auto& other : plan.regions) {
+      if (has_agent && other.agent == r.agent) {
+        ctx.Error(m.Get("agent").Mark(),
+                  m.Sub("agent") + ": " + r.agent.ToString() + " is also the agent address of region '" +
+                      other.name + "'",
+                  "give every region's agent its own host:port");
+      }
+    }
+    plan.regions.push_back(std::move(r));
+  }
+  if (!regions.is_map()) return;
+  if (plan.regions.empty()) {
+    ctx.Error(regions.mark(), "regions: no regions defined", "name at least a primary and a standby region");
+    return;
+  }
+  int primaries = static_cast<int>(std::count_if(plan.regions.begin(), plan.regions.end(),
+                                                 [](const Region& r) { return r.role == Role::kPrimary; }));
+  if (primaries == 0) {
+    ctx.Error(regions.mark(), "regions: no region has role primary", "make exactly one region 'role: primary'");
+  } else if (primaries > 1) {
+    std::vector<std::string> names;
+    for (const auto& r : plan.regions) {
+      if (r.role == Role::kPrimary) names.push_back(r.name);
+    }
+    ctx.Error(regions.mark(), "regions: " + std::to_string(primaries) + " regions have role primary (" +
+                                  Join(names, ", ") + ")",
+              "exactly one region is primary; make the others 'role: standby'");
+  }
+}
+
+void LoadChecks(const Map& top, Plan& plan) {
+  Context& ctx = top.ctx();
+  Map checks = Map::Named(ctx, top.Get("checks"), "checks");
+  for (const auto& e : checks.entries()) {
+    if (ctx.full()) return;
+    if (!CheckName(ctx, e, "check")) continue;
+    Map m(ctx, e.value, checks.Sub(e.key),
+          {"type", "path", "host", "expect_status", "expect_body", "tls_verify", "interval", "timeout", "fall",
+           "rise", "invert", "children", "min_healthy"});
+    Check c;
+    c.name = e.key;
+    m.Enum("type", c.type,
+           {{"http", CheckType::kHttp}, {"https", CheckType::kHttps}, {"tcp", CheckType::kTcp},
+            {"calculated", CheckType::kCalculated}},
+           true);
+    bool is_http = c.type == CheckType::kHttp || c.type == CheckType::kHttps;
+    for (const char* k : {"path", "host", "expect_status", "expect_body"}) {
+      if (!is_http && m.Has(k)) {
+        ctx.Error(m.Get(k).Mark(), m.Sub(k) + ": only http and https checks have '" + std::string(k) + "'",
+                  "remove it, or make the check 'type: http'");
+      }
+    }
+    if (c.type != CheckType::kHttps && m.Has("tls_verify")) {
+      ctx.Error(m.Get("tls_verify").Mark(), m.Sub("tls_verify") + ": only https checks verify certificates");
+    }
+    if (m.Str("path", c.path) && (c.path.empty() || c.path[0] != '/')) {
+      ctx.Error(m.Get("path").Mark(), m.Sub("path") + ": '" + c.path + "' does not start with '/'",
+                "write it as /" + c.path);
+    }
+    m.Str("host", c.host);
+    m.Str("expect_body", c.expect_body);
+    if (c.expect_body.size() > 5120) {
+      ctx.Error(m.Get("expect_body").Mark(), m.Sub("expect_body") + ": longer than the 5120 bytes searched");
+    }
+    m.Bool("tls_verify", c.tls_verify);
+    if (YAML::Node st = m.Get("expect_status"); st.IsDefined()) {
+      auto s = ScalarOf(ctx, st, m.Sub("expect_status"), "a status or a range such as 200-299");
+      if (s) {
+        int lo = 0, hi = 0;
+        char dash = 0, extra = 0;
+        int n = std::sscanf(s->c_str(), "%d%c%d%c", &lo, &dash, &hi, &extra);
+        if (n == 1) hi = lo;
+        if (!((n == 1) || (n == 3 && dash == '-')) || lo < 100 || hi > 599 || lo > hi) {
+          ctx.Error(st.Mark(), m.Sub("expect_status") + ": '" + *s + "' is not a status range",
+                    "write a status from 100 to 599, or a range such as 200-299");
+        } else {
+          c.expect_status = {lo, hi};
+        }
+      }
+    }
+    bool has_interval = m.Dur("interval", c.interval);
+    if (has_interval && c.interval < 100ms) {
+      ctx.Error(m.Get("interval").Mark(), m.Sub("interval") + ": " + FormatDuration(c.interval) +
+                                              " is below the 100ms minimum");
+    }
+    if (!m.Dur("timeout", c.timeout)) {
+      c.timeout = std::min<Duration>(2s, c.interval / 2);  // default: half the interval, at most 2s
+    } else if (c.timeout >= c.interval) {
+      ctx.Error(m.Get("timeout").Mark(),
+                m.Sub("timeout") + ": " + FormatDuration(c.timeout) + " is not below the interval (" +
+                    FormatDuration(c.interval) + ")",
+                "a probe must end before the next one starts; use a timeout below " + FormatDuration(c.interval));
+    } else if (c.timeout <= Duration::zero()) {
+      ctx.Error(m.Get("timeout").Mark(), m.Sub("timeout") + ": must be above zero");
+    }
+    m.Int("fall", c.fall, 1, 100);
+    m.Int("rise", c.rise, 1, 100);
+    m.Bool("invert", c.invert);
+    if (c.type == CheckType::kCalculated) {
+      m.StrList("children", c.children, true);
+      if (YAML::Node mh = m.Get("min_healthy"); mh.IsDefined() && mh.IsScalar() && mh.Scalar() == "all") {
+        c.min_healthy = 0;
+      } else {
+        m.Int("min_healthy", c.min_healthy, 1, 1000);
+      }
+      if (c.min_healthy > static_cast<int>(c.children.size()) && !c.children.empty()) {
+        ctx.Error(m.Get("min_healthy").Mark(),
+                  m.Sub("min_healthy") + ": " + std::to_string(c.min_healthy) + " is more than its " +
+                      std::to_string(c.children.size()) + " children",
+                  "use at most " + std::to_string(c.children.size()) + ", or 'all'");
+      }
+    } else {
+      for (const char* k : {"children", "min_healthy"}) {
+        if (m.Has(k)) {
+          ctx.Error(m.Get(k).Mark(), m.Sub(k) + ": only calculated checks have '" + std::string(k) + "'");
+        }
+      }
+    }
+    plan.checks.push_back(std::move(c));
+  }
+}
+
+void LoadEndpoints(const Map& top, Plan& plan) {
+  Context& ctx = top.ctx();
+  Map endpoints = Map::Named(ctx, top.Get("endpoints"), "endpoints");
+  auto regions = NamesOf(plan.regions);
+  auto checks = NamesOf(plan.checks);
+  for (const auto& e : endpoints.entries()) {
+    if (ctx.full()) return;
+    if (!CheckName(ctx, e, "endpoint")) continue;
+    Map m(ctx, e.value, endpoints.Sub(e.key), {"region", "address", "check"});
+    Endpoint ep;
+    ep.name = e.key;
+    if (m.Str("region", ep.region, true)) {
+      if (CheckRef(ctx, m.Get("region").Mark(), m.Sub("region"), ep.region, regions, "region")) {
+        const Region* r = plan.FindRegion(ep.region);
+        if (r && r->role == Role::kWitness) {
+          ctx.Error(m.Get("region").Mark(), m.Sub("region") + ": region '" + ep.region + "' is a witness",
+                    "a witness votes and serves nothing; put the endpoint in a primary or standby region");
+        }
+      }
+    }
+    m.Addr("address", ep.address, true);
+    if (m.Str("check", ep.check)) CheckRef(ctx, m.Get("check").Mark(), m.Sub("check"), ep.check, checks, "check");
+    plan.endpoints.push_back(std::move(ep));
+  }
+  // Calculated checks name endpoints; check those names and look for cycles
+  // (an endpoint whose calculated check depends on itself).
+  auto endpoint_names = NamesOf(plan.endpoints);
+  for (const auto& c : plan.checks) {
+    if (c.type != CheckType::kCalculated) continue;
+    YAML::Node children = Child(Child(top.Get("checks"), c.name), "children");
+    for (size_t i = 0; i < c.children.size(); ++i) {
+      YAML::Mark at = children.IsSequence() && i < children.size() ? children[i].Mark() : children.Mark();
+      CheckRef(ctx, at, "checks." + c.name + ".children", c.children[i], endpoint_names, "endpoint");
+    }
+  }
+  std::function<bool(const std::string&, std::set<std::string>&)> cyclic =
+      [&](const std::string& ep, std::set<std::string>& seen) -> bool {
+    if (!seen.insert(ep).second) return true;
+    const Endpoint* e = plan.FindEndpoint(ep);
+    const Check* c = e && !e->check.empty() ? plan.FindCheck(e->check) : nullptr;
+    if (c && c->type == CheckType::kCalculated) {
+      for (const auto& child : c->children) {
+        if (cyclic(child, seen)) return true;
+      }
+    }
+    seen.erase(ep);
+    return false;
+  };
+  for (const auto& ep : plan.endpoints) {
+    std::set<std::string> seen;
+    if (cyclic(ep.name, seen)) {
+      ctx.Error(Child(endpoints.Get(ep.name), "check").Mark(),
+                "endpoints." + ep.name + ".check: calculated check '" + ep.check + "' depends on this endpoint itself",
+                "a calculated check must combine other endpoints only");
+    }
+  }
+}
+
+void LoadFailover(const Map& top, Plan& plan) {
+  Context& ctx = top.ctx();
+  Map m(ctx, top.Get("failover"), "failover", {"mode", "quorum", "steps", "hooks"});
+  Failover& f = plan.failover;
+  m.Enum("mode", f.mode, {{"automatic", FailoverMode::kAutomatic}, {"manual", FailoverMode::kManual}});
+  int voters = static_cast<int>(plan.regions.size());
+  f.quorum = voters / 2 + 1;
+  if (m.Int("quorum", f.quorum, 1, 1000) && voters > 0 && f.quorum > voters) {
+    ctx.Error(m.Get("quorum").Mark(),
+              "failover.quorum: " + std::to_string(f.quorum) + " is more than the " + std::to_string(voters) +
+                  " regions that vote",
+              "use at most " + std::to_string(voters) + "; a majority is " + std::to_string(voters / 2 + 1));
+  } else if (m.Has("quorum") && voters > 0 && f.quorum <= voters / 2) {
+    ctx.Warning(m.Get("quorum").Mark(),
+                "failover.quorum: " + std::to_string(f.quorum) + " of " + std::to_string(voters) +
+                    " regions is not a majority; a network split could let both sides act",
+                "use " + std::to_string(voters / 2 + 1));
+  }
+  Map hooks = Map::Named(ctx, m.Get("hooks"), "failover.hooks");
+  for (const auto& e : hooks.entries()) {
+    if (!CheckName(ctx, e, "hook")) continue;
+    Map h(ctx, e.value, hooks.Sub(e.key), {"run", "timeout"});
+    Hook hook;
+    hook.name = e.key;
+    h.Str("run", hook.run, true);
+    if (h.Dur("timeout", hook.timeout) && hook.timeout <= Duration::zero()) {
+      ctx.Error(h.Get("timeout").Mark(), h.Sub("timeout") + ": must be above zero");
+    }
+    for (const char* b : kBuiltinSteps) {
+      if (e.key == b) {
+        ctx.Error(e.key_node.Mark(), hooks.Sub(e.key) + ": a hook cannot take the name of the built-in step '" +
+                                         e.key + "'", "rename the hook");
+      }
+    }
+    f.hooks.push_back(std::move(hook));
+  }
+  if (m.StrList("steps", f.steps)) {
+    std::vector<std::string> known(std::begin(kBuiltinSteps), std::end(kBuiltinSteps));
+    for (const auto& h : f.hooks) known.push_back(h.name);
+    YAML::Node steps = m.Get("steps");
+    for (size_t i = 0; i < f.steps.size(); ++i) {
+      YAML::Mark at = steps.IsSequence() ? steps[i].Mark() : steps.Mark();
+      CheckRef(ctx, at, "failover.steps", f.steps[i], known, "step (a built-in step or a hook)");
+    }
+  } else {
+    f.steps.assign(std::begin(kBuiltinSteps), std::end(kBuiltinSteps));
+    for (const auto& h : f.hooks) f.steps.insert(f.steps.end() - 1, h.name);  // hooks run before verify
+  }
+}
+
+void CheckPattern(const Map& top, Plan& plan) {
+  Context& ctx = top.ctx();
+  YAML::Mark at = top.Has("pattern") ? top.Get("pattern").Mark() : top.mark();
+  int serving = static_cast<int>(
+      std::count_if(plan.regions.begin(), plan.regions.end(), [](const Region& r) { return r.serves(); }));
+  if (plan.pattern == Pattern::kBackupRestore && plan.backup.locations.empty()) {
+    ctx.Error(at, "pattern: backup-restore needs at least one backup location",
+              "add backup.locations, or choose pilot-light, warm-standby or active-active");
+  }
+  if (plan.pattern != Pattern::kBackupRestore && serving < 2 && !plan.regions.empty()) {
+    ctx.Error(at, std::string("pattern: ") + Name(plan.pattern) + " needs a standby region to fail over to",
+              "add a region with 'role: standby'");
+  }
+  if (plan.routing_controls.min_on > serving && serving > 0) {
+    ctx.Error(Child(Child(top.Get("routing_controls"), "safety"), "min_on").Mark(),
+              "routing_controls.safety.min_on: " + std::to_string(plan.routing_controls.min_on) +
+                  " is more than the " + std::to_string(serving) + " regions that serve traffic",
+              "use at most " + std::to_string(serving));
+  }
+}
+
+}  // namespace
+
+bool CheckName(Context& ctx, const Map::Entry& e, const std::string& what) {
+  if (ValidNameChars(e.key)) return true;
+  ctx.Error(e.key_node.Mark(), what + " name " + Quote(e.key) + " is not a valid name",
+            "use 1 to 63 letters, digits, '-', '_' or '.'");
+  return false;
+}
+
+bool CheckRef(Context& ctx, const YAML::Mark& at, const std::string& path, const std::string& name,
+              const std::vector<std::string>& known, const std::string& what) {
+  if (std::find(known.begin(), known.end(), name) != known.end()) return true;
+  std::vector<std::string_view> views(known.begin(), known.end());
+  std::string close = ClosestMatch(name, views);
+  std::string hint;
+  if (!close.empty()) {
+    hint = "did you mean '" + close + "'?";
+  } else if (known.empty()) {
+    hint = "none is defined yet";
+  } else {
+    hint = "defined: " + Join(known, ", ");
+  }
+  ctx.Error(at, path + ": no " + what + " named " + Quote(name), hint);
+  return false;
+}
+
+LoadResult LoadPlanText(std::string_view text, const std::string& source) {
+  Context ctx(source);
+  LoadResult result;
+  if (text.size() > kMaxPlanBytes) {
+    ctx.Error(YAML::Mark::null_mark(), "the plan is " + std::to_string(text.size()) + " bytes; plans are at most " +
+                                           std::to_string(kMaxPlanBytes));
+    result.diagnostics = std::move(ctx.diagnostics());
+    return result;
+  }
+  int line, column;
+  if (!CheckText(text, line, column)) {
+    Diagnostic d;
+    d.file = source;
+    d.line = line;
+    d.column = column;
+    d.message = "not a YAML text file: invalid UTF-8 or a NUL byte here";
+    d.hint = "a plan is a YAML file; is this the right path?";
+    result.diagnostics.push_back(d);
+    return result;
+  }
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    ctx.Error(e.mark, "not valid YAML: " + e.msg, "check the indentation and quoting near here");
+    result.diagnostics = std::move(ctx.diagnostics());
+    return result;
+  } catch (const std::exception& e) {
+    ctx.Error(YAML::Mark::null_mark(), std::string("not valid YAML: ") + e.what());
+    result.diagnostics = std::move(ctx.diagnostics());
+    return result;
+  }
+  if (!root.IsDefined() || root.IsNull()) {
+    ctx.Error(YAML::Mark::null_mark(), "the plan is empty", "see examples/ for a plan to start from");
+    result.diagnostics = std::move(ctx.diagnostics());
+    return result;
+  }
+  Plan plan;
+  plan.source = source;
+  try {
+    Map top(ctx, root, "",
+            {"name", "pattern", "objectives", "regions", "checks", "endpoints", "dns", "routing_controls",
+             "volumes", "databases", "backup", "failover"});
+    if (top.is_map()) {
+      if (top.Str("name", plan.name, true) && !ValidNameChars(plan.name)) {
+        ctx.Error(top.Get("name").Mark(), "name: " + Quote(plan.name) + " is not a valid name",
+                  "use 1 to 63 letters, digits, '-', '_' or '.'");
+      }
+      top.Enum("pattern", plan.pattern,
+               {{"backup-restore", Pattern::kBackupRestore},
+                {"pilot-light", Pattern::kPilotLight},
+                {"warm-standby", Pattern::kWarmStandby},
+                {"active-active", Pattern::kActiveActive}},
+               true);
+      Map obj(ctx, top.Get("objectives"), "objectives", {"rto", "rpo"});
+      obj.OptDur("rto", plan.objectives.rto);
+      obj.OptDur("rpo", plan.objectives.rpo);
+      LoadRegions(top, plan);
+      LoadChecks(top, plan);
+      LoadEndpoints(top, plan);
+      LoadDns(top, plan);
+      Map rc(ctx, top.Get("routing_controls"), "routing_controls", {"safety"});
+      Map safety(ctx, rc.Get("safety"), "routing_controls.safety", {"min_on"});
+      safety.Int("min_on", plan.routing_controls.min_on, 0, 1000);
+      LoadVolumes(top, plan);
+      LoadDatabases(top, plan);
+      LoadBackup(top, plan);
+      LoadFailover(top, plan);
+      CheckPattern(top, plan);
+    }
+  } catch (const std::exception& e) {
+    // yaml-cpp throws on some malformed trees; report instead of crashing.
+    ctx.Error(YAML::Mark::null_mark(), std::string("could not read the plan: ") + e.what());
+  }
+  result.diagnostics = std::move(ctx.diagnostics());
+  std::stable_sort(result.diagnostics.begin(), result.diagnostics.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+  });
+  if (!HasErrors(result.diagnostics)) result.plan = std::move(plan);
+  return result;
+}
+
+LoadResult LoadPlanFile(const std::string& path) {
+  auto text = ReadFile(path, kMaxPlanBytes + 1);
+  if (!text.ok()) {
+    LoadResult r;
+    Diagnostic d;
+    d.file = path;
+    d.message = "cannot read the plan: " + text.error().message();
+    if (text.error().code() == Code::kNotFound) d.hint = "check the path; examples/ has plans to start from";
+    r.diagnostics.push_back(d);
+    return r;
+  }
+  return LoadPlanText(*text, path);
+}
+
+Result<Plan> LoadPlanOrError(const std::string& path) {
+  LoadResult r = LoadPlanFile(path);
+  if (r.plan) return std::move(*r.plan);
+  std::string msg = "invalid plan " + path + ":\n" + FormatDiagnostics(r.diagnostics);
+  while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+  return InvalidArgument(msg);
+}
+
+}  // namespace lifeboat::plan

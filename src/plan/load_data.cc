@@ -1,0 +1,192 @@
+// The data sections of the plan: volumes, databases and backup.
+#include "core/cron.h"
+#include "core/strings.h"
+#include "plan/load.h"
+#include "plan/load_internal.h"
+
+namespace lifeboat::plan {
+namespace {
+
+// Reads a { region: value } mapping; every serving region needs a value and a
+// witness may have none. `what` names a value ("path") and `example` shows
+// one; `check` validates one value (returns an error text or "").
+template <typename Check>
+std::map<std::string, std::string> PerRegion(const Map& parent, std::string_view key, const Plan& plan,
+                                             const std::string& what, const std::string& example, Check check) {
+  Context& ctx = parent.ctx();
+  std::map<std::string, std::string> out;
+  YAML::Node node = parent.Get(key);
+  if (!node.IsDefined()) {
+    parent.Missing(key, "{ REGION: " + example + ", ... }");
+    return out;
+  }
+  Map m = Map::Named(ctx, node, parent.Sub(key));
+  if (!m.is_map()) return out;
+  auto regions = NamesOf(plan.regions);
+  for (const auto& e : m.entries()) {
+    if (!CheckRef(ctx, e.key_node.Mark(), m.path(), e.key, regions, "region")) continue;
+    const Region* r = plan.FindRegion(e.key);
+    if (r->role == Role::kWitness) {
+      ctx.Error(e.key_node.Mark(), m.Sub(e.key) + ": region '" + e.key + "' is a witness and holds no data",
+                "remove it; only primary and standby regions hold data");
+      continue;
+    }
+    auto v = ScalarOf(ctx, e.value, m.Sub(e.key), what);
+    if (!v) continue;
+    std::string problem = check(*v);
+    if (!problem.empty()) {
+      ctx.Error(e.value.Mark(), m.Sub(e.key) + ": " + problem);
+      continue;
+    }
+    out[e.key] = *v;
+  }
+  for (const auto& r : plan.regions) {
+    if (r.serves() && !m.Has(r.name)) {
+      ctx.Error(m.mark(), m.path() + ": no " + what + " for region '" + r.name + "'",
+                "every " + std::string(Name(r.role)) + " region holds a copy; add '" + r.name + ": " + example + "'");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void LoadVolumes(const Map& top, Plan& plan) {
+  Context& ctx = top.ctx();
+  Map volumes = Map::Named(ctx, top.Get("volumes"), "volumes");
+  for (const auto& e : volumes.entries()) {
+    if (ctx.full()) return;
+    if (!CheckName(ctx, e, "volume")) continue;
+    Map m(ctx, e.value, volumes.Sub(e.key), {"path", "replication"});
+    if (!m.is_map()) continue;
+    Volume v;
+    v.name = e.key;
+    v.path = PerRegion(m, "path", plan, "path", "/srv/" + e.key, [](const std::string& p) -> std::string {
+      if (p.empty() || p[0] != '/') return "'" + p + "' is not an absolute path";
+      if (p.find("/../") != std::string::npos || p.ends_with("/..")) return "'" + p + "' contains '..'";
+      return "";
+    });
+    Map rep(ctx, m.Get("replication"), m.Sub("replication"),
+            {"mode", "port", "coalesce", "verify_every", "bandwidth"});
+    rep.Enum("mode", v.replication.mode, {{"continuous", ReplicationMode::kContinuous}, {"off", ReplicationMode::kOff}});
+    int port = v.replication.port;
+    if (rep.Int("port", port, 1, 65535)) v.replication.port = static_cast<uint16_t>(port);
+    rep.Dur("coalesce", v.replication.coalesce);
+    if (rep.Dur("verify_every", v.replication.verify_every) &&
+        v.replication.verify_every < std::chrono::minutes(1) && v.replication.verify_every != Duration::zero()) {
+      ctx.Error(rep.Get("verify_every").Mark(), rep.Sub("verify_every") + ": verifying more than once a minute "
+                                                                          "rereads the whole volume constantly",
+                "use 1m or more, or 0s to turn periodic verification off");
+    }
+    if (rep.OptRate("bandwidth", v.replication.bandwidth) && v.replication.bandwidth->bytes_per_second == 0) {
+      ctx.Error(rep.Get("bandwidth").Mark(), rep.Sub("bandwidth") + ": 0 would never send anything",
+                "remove it for no limit");
+    }
+    for (const auto& other : plan.volumes) {
+      for (const auto& [region, path] : v.path) {
+        auto it = other.path.find(region);
+        if (it == other.path.end()) continue;
+        const std::string& a = path;
+        const std::string& b = it->second;
+        bool nested = a == b || (a.starts_with(b) && a[b.size()] == '/') || (b.starts_with(a) && b[a.size()] == '/');
+        if (nested) {
+          ctx.Error(m.mark(), m.Sub("path") + "." + region + ": " + a + " overlaps volume '" + other.name +
+                                  "' (" + b + ")",
+                    "volumes must not contain one another");
+        }
+      }
+    }
+    plan.volumes.push_back(std::move(v));
+  }
+}
+
+void LoadDatabases(const Map& top, Plan& plan) {
+  Context& ctx = top.ctx();
+  Map dbs = Map::Named(ctx, top.Get("databases"), "databases");
+  for (const auto& e : dbs.entries()) {
+    if (ctx.full()) return;
+    if (!CheckName(ctx, e, "database")) continue;
+    Map m(ctx, e.value, dbs.Sub(e.key), {"engine", "instances", "max_lag_on_failover"});
+    if (!m.is_map()) continue;
+    Database d;
+    d.name = e.key;
+    m.Enum("engine", d.engine, {{"postgresql", std::string("postgresql")}}, true);
+    d.instances = PerRegion(m, "instances", plan, "connection string", "\"host=10.0.1.30 dbname=" + e.key + "\"",
+                            [](const std::string& s) -> std::string {
+                              return s.empty() ? "empty connection string" : "";
+                            });
+    m.SizeOf("max_lag_on_failover", d.max_lag_on_failover);
+    plan.databases.push_back(std::move(d));
+  }
+}
+
+void LoadBackup(const Map& top, Plan& plan) {
+  Context& ctx = top.ctx();
+  Map b(ctx, top.Get("backup"), "backup", {"locations", "schedules"});
+  Map locs = Map::Named(ctx, b.Get("locations"), "backup.locations");
+  for (const auto& e : locs.entries()) {
+    if (ctx.full()) return;
+    if (!CheckName(ctx, e, "location")) continue;
+    Map m(ctx, e.value, locs.Sub(e.key), {"type", "path", "endpoint", "bucket", "prefix", "region", "access"});
+    if (!m.is_map()) continue;
+    Location l;
+    l.name = e.key;
+    m.Enum("type", l.type, {{"filesystem", LocationType::kFilesystem}, {"s3", LocationType::kS3}}, true);
+    m.Enum("access", l.access, {{"ReadWrite", Access::kReadWrite}, {"ReadOnly", Access::kReadOnly}});
+    if (l.type == LocationType::kFilesystem) {
+      if (m.Str("path", l.path, true) && (l.path.empty() || l.path[0] != '/')) {
+        ctx.Error(m.Get("path").Mark(), m.Sub("path") + ": '" + l.path + "' is not an absolute path");
+      }
+      for (const char* k : {"endpoint", "bucket", "prefix", "region"}) {
+        if (m.Has(k)) ctx.Error(m.Get(k).Mark(), m.Sub(k) + ": only s3 locations have '" + std::string(k) + "'");
+      }
+    } else {
+      if (m.Str("endpoint", l.endpoint, true) && !l.endpoint.starts_with("http://") &&
+          !l.endpoint.starts_with("https://")) {
+        ctx.Error(m.Get("endpoint").Mark(), m.Sub("endpoint") + ": '" + l.endpoint + "' is not an http(s) URL",
+                  "write it as https://s3.example.com");
+      }
+      m.Str("bucket", l.bucket, true);
+      m.Str("prefix", l.prefix);
+      m.Str("region", l.s3_region);
+      if (m.Has("path")) ctx.Error(m.Get("path").Mark(), m.Sub("path") + ": s3 locations have a bucket and prefix, not a path");
+    }
+    plan.backup.locations.push_back(std::move(l));
+  }
+  Map scheds = Map::Named(ctx, b.Get("schedules"), "backup.schedules");
+  auto locations = NamesOf(plan.backup.locations);
+  auto volumes = NamesOf(plan.volumes);
+  for (const auto& e : scheds.entries()) {
+    if (ctx.full()) return;
+    if (!CheckName(ctx, e, "schedule")) continue;
+    Map m(ctx, e.value, scheds.Sub(e.key), {"cron", "location", "volumes", "ttl"});
+    if (!m.is_map()) continue;
+    Schedule s;
+    s.name = e.key;
+    if (m.Str("cron", s.cron, true)) {
+      auto c = CronSchedule::Parse(s.cron);
+      if (!c) ctx.Error(m.Get("cron").Mark(), m.Sub("cron") + ": " + c.error().message());
+    }
+    if (m.Str("location", s.location, true) &&
+        CheckRef(ctx, m.Get("location").Mark(), m.Sub("location"), s.location, locations, "backup location")) {
+      if (plan.FindLocation(s.location)->access == Access::kReadOnly) {
+        ctx.Error(m.Get("location").Mark(), m.Sub("location") + ": location '" + s.location + "' is ReadOnly",
+                  "schedules write backups; point it at a ReadWrite location");
+      }
+    }
+    if (m.StrList("volumes", s.volumes, true)) {
+      YAML::Node vn = m.Get("volumes");
+      for (size_t i = 0; i < s.volumes.size(); ++i) {
+        CheckRef(ctx, vn.IsSequence() ? vn[i].Mark() : vn.Mark(), m.Sub("volumes"), s.volumes[i], volumes, "volume");
+      }
+      if (s.volumes.empty()) ctx.Error(vn.Mark(), m.Sub("volumes") + ": empty", "name the volumes to back up");
+    }
+    if (m.Dur("ttl", s.ttl) && s.ttl < std::chrono::hours(1)) {
+      ctx.Error(m.Get("ttl").Mark(), m.Sub("ttl") + ": " + FormatDuration(s.ttl) + " would delete backups almost at once",
+                "keep backups for at least 1h; 720h is 30 days");
+    }
+    plan.backup.schedules.push_back(std::move(s));
+  }
+}
+
+}  // namespace lifeboat::plan

@@ -1,0 +1,29 @@
+// Internal to plan/: the section loaders that load.cc calls in dependency
+// order (regions before everything that names a region, and so on).
+#pragma once
+
+#include "plan/plan.h"
+#include "plan/reader.h"
+
+namespace lifeboat::plan {
+
+// Reports a name that is not [A-Za-z0-9_.-]{1,63} (names end up in metric
+// labels, file names and DNS).
+bool CheckName(Context& ctx, const Map::Entry& e, const std::string& what);
+// Reports `name` at `at` when it is not in `known`, suggesting the closest.
+bool CheckRef(Context& ctx, const YAML::Mark& at, const std::string& path, const std::string& name,
+              const std::vector<std::string>& known, const std::string& what);
+
+void LoadDns(const Map& top, Plan& plan);
+void LoadVolumes(const Map& top, Plan& plan);
+void LoadDatabases(const Map& top, Plan& plan);
+void LoadBackup(const Map& top, Plan& plan);
+
+template <typename T>
+std::vector<std::string> NamesOf(const std::vector<T>& items) {
+  std::vector<std::string> out;
+  for (const auto& i : items) out.push_back(i.name);
+  return out;
+}
+
+}  // namespace lifeboat::plan

@@ -1,0 +1,152 @@
+#include "plan/load.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/fs.h"
+#include "plan/render.h"
+
+namespace lifeboat::plan {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// Every file in tests/plans/bad/ is a broken plan; NAME.expected beside it
+// holds the exact diagnostics (file:line:column: message, hint). Run with
+// LIFEBOAT_UPDATE_GOLDEN=1 to rewrite them after a deliberate change, then
+// read the diff.
+TEST(PlanCorpus, EveryBrokenPlanReportsExactlyItsErrors) {
+  const fs::path dir = "tests/plans/bad";
+  ASSERT_TRUE(fs::is_directory(dir)) << "run from the source root";
+  bool update = std::getenv("LIFEBOAT_UPDATE_GOLDEN") != nullptr;
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() != ".yaml") continue;
+    ++files;
+    std::string path = entry.path().string();
+    SCOPED_TRACE(path);
+    LoadResult r = LoadPlanFile(path);
+    EXPECT_FALSE(r.plan.has_value()) << "a broken plan loaded";
+    EXPECT_TRUE(HasErrors(r.diagnostics));
+    std::string got = FormatDiagnostics(r.diagnostics);
+    fs::path expected_path = entry.path();
+    expected_path.replace_extension(".expected");
+    if (update) {
+      ASSERT_TRUE(WriteFileAtomic(expected_path.string(), got).ok());
+      continue;
+    }
+    auto expected = ReadFile(expected_path.string());
+    ASSERT_TRUE(expected.ok()) << "missing " << expected_path << "; run with LIFEBOAT_UPDATE_GOLDEN=1";
+    ASSERT_FALSE(expected->empty());
+    EXPECT_EQ(got, *expected);
+  }
+  EXPECT_GE(files, 10);
+}
+
+TEST(PlanExamples, EveryExampleValidatesWithoutWarnings) {
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator("examples")) {
+    if (entry.path().extension() != ".yaml") continue;
+    ++files;
+    LoadResult r = LoadPlanFile(entry.path().string());
+    EXPECT_TRUE(r.plan.has_value()) << FormatDiagnostics(r.diagnostics);
+    EXPECT_TRUE(r.diagnostics.empty()) << FormatDiagnostics(r.diagnostics);
+  }
+  EXPECT_GE(files, 2);
+}
+
+constexpr const char* kMinimal = R"(
+name: tiny
+pattern: pilot-light
+regions:
+  a: { role: primary, agent: 127.0.0.1:7001 }
+  b: { role: standby, agent: 127.0.0.1:7002 }
+  c: { role: witness, agent: 127.0.0.1:7003 }
+checks:
+  web: { type: http, interval: 1s }
+endpoints:
+  e: { region: a, address: 127.0.0.1:8080, check: web }
+dns:
+  zone: Example.COM
+  ns: [ns1]
+  records:
+    - { name: Shop, type: A, value: 10.0.0.1 }
+)";
+
+TEST(PlanLoad, FillsDefaults) {
+  LoadResult r = LoadPlanText(kMinimal, "tiny.yaml");
+  ASSERT_TRUE(r.plan) << FormatDiagnostics(r.diagnostics);
+  const Plan& p = *r.plan;
+  EXPECT_EQ(p.failover.quorum, 2);  // majority of three
+  EXPECT_EQ(p.failover.mode, FailoverMode::kManual);
+  EXPECT_EQ(p.failover.steps, (std::vector<std::string>{"fence", "promote", "switch-traffic", "verify"}));
+  const Check* web = p.FindCheck("web");
+  ASSERT_NE(web, nullptr);
+  EXPECT_EQ(web->timeout, 500ms);  // half the interval
+  EXPECT_EQ(web->fall, 3);
+  EXPECT_EQ(web->path, "/");
+  ASSERT_TRUE(p.dns);
+  EXPECT_EQ(p.dns->zone, "example.com.");
+  EXPECT_EQ(p.dns->ns[0], "ns1.example.com.");
+  EXPECT_EQ(p.dns->soa.mname, "ns1.example.com.");
+  EXPECT_EQ(p.dns->soa.rname, "hostmaster.example.com.");
+  EXPECT_EQ(p.dns->records[0].name, "shop.example.com.");
+  EXPECT_EQ(p.dns->listen[0].ToString(), "0.0.0.0:53");
+  EXPECT_EQ(p.Primary()->name, "a");
+}
+
+TEST(PlanLoad, ReportsEveryErrorNotJustTheFirst) {
+  LoadResult r = LoadPlanText("name: x\npattern: nope\nregions: {}\nfoo: 1\n", "x.yaml");
+  ASSERT_FALSE(r.plan);
+  EXPECT_GE(r.diagnostics.size(), 3u) << FormatDiagnostics(r.diagnostics);
+}
+
+TEST(PlanLoad, StopsAtTheDiagnosticCapOnHugeBrokenInput) {
+  std::string text = "name: x\npattern: warm-standby\nregions:\n";
+  for (int i = 0; i < 5000; ++i) text += "  r" + std::to_string(i) + ": { role: bogus }\n";
+  LoadResult r = LoadPlanText(text, "big.yaml");
+  ASSERT_FALSE(r.plan);
+  EXPECT_LE(r.diagnostics.size(), kMaxDiagnostics + 5);
+}
+
+TEST(PlanLoad, RefusesOversizedInput) {
+  std::string text(kMaxPlanBytes + 1, '#');
+  LoadResult r = LoadPlanText(text, "huge.yaml");
+  ASSERT_FALSE(r.plan);
+  ASSERT_EQ(r.diagnostics.size(), 1u);
+  EXPECT_NE(r.diagnostics[0].message.find("at most"), std::string::npos);
+}
+
+TEST(PlanLoad, MissingFileSaysSo) {
+  LoadResult r = LoadPlanFile("no/such/plan.yaml");
+  ASSERT_EQ(r.diagnostics.size(), 1u);
+  EXPECT_NE(r.diagnostics[0].message.find("No such file"), std::string::npos);
+  auto e = LoadPlanOrError("no/such/plan.yaml");
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.error().code(), Code::kInvalidArgument);
+}
+
+TEST(PlanLoad, DeepNestingIsAnErrorNotACrash) {
+  std::string text = "name: " + std::string(100000, '[') ;
+  LoadResult r = LoadPlanText(text, "deep.yaml");
+  EXPECT_FALSE(r.plan);
+  EXPECT_TRUE(HasErrors(r.diagnostics));
+}
+
+TEST(PlanRender, ShowOutputLoadsBackToTheSamePlan) {
+  for (const char* path : {"examples/shop.yaml", "examples/local.yaml"}) {
+    SCOPED_TRACE(path);
+    auto p = LoadPlanOrError(path);
+    ASSERT_TRUE(p.ok()) << p.error().message();
+    std::string yaml = ToYaml(*p);
+    LoadResult again = LoadPlanText(yaml, "shown.yaml");
+    ASSERT_TRUE(again.plan) << FormatDiagnostics(again.diagnostics) << yaml;
+    EXPECT_EQ(ToJson(*again.plan), ToJson(*p));
+  }
+}
+
+}  // namespace
+}  // namespace lifeboat::plan

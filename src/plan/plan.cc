@@ -1,0 +1,67 @@
+#include "plan/plan.h"
+
+namespace lifeboat::plan {
+
+const char* Name(Pattern p) {
+  switch (p) {
+    case Pattern::kBackupRestore: return "backup-restore";
+    case Pattern::kPilotLight: return "pilot-light";
+    case Pattern::kWarmStandby: return "warm-standby";
+    case Pattern::kActiveActive: return "active-active";
+  }
+  return "?";
+}
+const char* Name(Role r) {
+  switch (r) {
+    case Role::kPrimary: return "primary";
+    case Role::kStandby: return "standby";
+    case Role::kWitness: return "witness";
+  }
+  return "?";
+}
+const char* Name(CheckType t) {
+  switch (t) {
+    case CheckType::kHttp: return "http";
+    case CheckType::kHttps: return "https";
+    case CheckType::kTcp: return "tcp";
+    case CheckType::kCalculated: return "calculated";
+  }
+  return "?";
+}
+const char* Name(RecordPolicy p) {
+  switch (p) {
+    case RecordPolicy::kSimple: return "simple";
+    case RecordPolicy::kFailover: return "failover";
+    case RecordPolicy::kWeighted: return "weighted";
+    case RecordPolicy::kMultivalue: return "multivalue";
+  }
+  return "?";
+}
+const char* Name(LocationType t) { return t == LocationType::kS3 ? "s3" : "filesystem"; }
+const char* Name(Access a) { return a == Access::kReadOnly ? "ReadOnly" : "ReadWrite"; }
+const char* Name(FailoverMode m) { return m == FailoverMode::kAutomatic ? "automatic" : "manual"; }
+const char* Name(ReplicationMode m) { return m == ReplicationMode::kOff ? "off" : "continuous"; }
+
+namespace {
+template <typename T>
+const T* FindByName(const std::vector<T>& items, const std::string& name) {
+  for (const auto& i : items) {
+    if (i.name == name) return &i;
+  }
+  return nullptr;
+}
+}  // namespace
+
+const Region* Plan::FindRegion(const std::string& n) const { return FindByName(regions, n); }
+const Check* Plan::FindCheck(const std::string& n) const { return FindByName(checks, n); }
+const Endpoint* Plan::FindEndpoint(const std::string& n) const { return FindByName(endpoints, n); }
+const Volume* Plan::FindVolume(const std::string& n) const { return FindByName(volumes, n); }
+const Location* Plan::FindLocation(const std::string& n) const { return FindByName(backup.locations, n); }
+const Region* Plan::Primary() const {
+  for (const auto& r : regions) {
+    if (r.role == Role::kPrimary) return &r;
+  }
+  return nullptr;
+}
+
+}  // namespace lifeboat::plan

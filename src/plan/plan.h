@@ -1,0 +1,197 @@
+// The plan: what every agent reads. These structs are the normalized form,
+// with every default filled in; plan/load.h builds them from YAML and
+// docs/operations.md documents every key. Plans are immutable once loaded and
+// safe to share between threads.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/address.h"
+#include "core/units.h"
+
+namespace lifeboat::plan {
+
+enum class Pattern { kBackupRestore, kPilotLight, kWarmStandby, kActiveActive };
+enum class Role { kPrimary, kStandby, kWitness };
+enum class CheckType { kHttp, kHttps, kTcp, kCalculated };
+enum class RecordPolicy { kSimple, kFailover, kWeighted, kMultivalue };
+enum class LocationType { kFilesystem, kS3 };
+enum class Access { kReadWrite, kReadOnly };
+enum class FailoverMode { kAutomatic, kManual };
+enum class ReplicationMode { kContinuous, kOff };
+
+const char* Name(Pattern p);
+const char* Name(Role r);
+const char* Name(CheckType t);
+const char* Name(RecordPolicy p);
+const char* Name(LocationType t);
+const char* Name(Access a);
+const char* Name(FailoverMode m);
+const char* Name(ReplicationMode m);
+
+struct Objectives {
+  std::optional<Duration> rto;
+  std::optional<Duration> rpo;
+};
+
+struct Region {
+  std::string name;
+  Role role = Role::kStandby;
+  Address agent;
+  bool serves() const { return role != Role::kWitness; }
+};
+
+struct StatusRange {
+  int lo = 200, hi = 299;
+};
+
+struct Check {
+  std::string name;
+  CheckType type = CheckType::kHttp;
+  std::string path = "/";                // http(s)
+  std::string host;                      // Host header and TLS SNI; empty: the endpoint's host
+  StatusRange expect_status;             // http(s)
+  std::string expect_body;               // substring of the first 5120 bytes; empty: any
+  bool tls_verify = true;                // https
+  Duration interval = std::chrono::seconds(10);
+  Duration timeout = std::chrono::seconds(2);
+  int fall = 3;
+  int rise = 2;
+  bool invert = false;
+  std::vector<std::string> children;     // calculated: endpoint names
+  int min_healthy = 0;                   // calculated: 0 means all children
+};
+
+struct Endpoint {
+  std::string name;
+  std::string region;
+  Address address;
+  std::string check;  // empty: always healthy
+};
+
+struct WeightedTarget {
+  std::string endpoint;
+  int weight = 1;
+};
+
+struct Record {
+  std::string name;  // absolute, lower case, with the trailing dot
+  std::string type;  // A, AAAA, CNAME, TXT, MX, SRV, CAA
+  Duration ttl = std::chrono::seconds(30);
+  RecordPolicy policy = RecordPolicy::kSimple;
+  std::vector<std::string> values;       // simple: rdata in presentation form
+  std::string primary, secondary;        // failover: endpoint names
+  std::vector<WeightedTarget> targets;   // weighted (weights), multivalue (weight 1)
+  bool fail_open = true;
+};
+
+struct Soa {
+  std::string mname;  // default: the first NS
+  std::string rname;  // default: hostmaster.<zone>
+  uint32_t serial = 1;
+  Duration refresh = std::chrono::hours(1);
+  Duration retry = std::chrono::minutes(15);
+  Duration expire = std::chrono::hours(24 * 14);
+  Duration minimum = std::chrono::seconds(30);  // negative-caching TTL
+  Duration ttl = std::chrono::hours(1);
+};
+
+struct Dns {
+  std::string zone;  // absolute, lower case, with the trailing dot
+  std::vector<Address> listen;
+  Soa soa;
+  std::vector<std::string> ns;
+  std::vector<Record> records;
+};
+
+struct RoutingControls {
+  int min_on = 1;
+};
+
+struct Replication {
+  ReplicationMode mode = ReplicationMode::kContinuous;
+  uint16_t port = 7710;
+  Duration coalesce = std::chrono::milliseconds(200);
+  Duration verify_every = std::chrono::hours(1);
+  std::optional<Rate> bandwidth;  // unset: unlimited
+};
+
+struct Volume {
+  std::string name;
+  std::map<std::string, std::string> path;  // region -> absolute path
+  Replication replication;
+};
+
+struct Database {
+  std::string name;
+  std::string engine = "postgresql";
+  std::map<std::string, std::string> instances;  // region -> libpq conninfo
+  Size max_lag_on_failover{16'000'000};
+};
+
+struct Location {
+  std::string name;
+  LocationType type = LocationType::kFilesystem;
+  std::string path;                          // filesystem
+  std::string endpoint, bucket, prefix;      // s3
+  std::string s3_region = "us-east-1";       // s3
+  Access access = Access::kReadWrite;
+};
+
+struct Schedule {
+  std::string name;
+  std::string cron;
+  std::string location;
+  std::vector<std::string> volumes;
+  Duration ttl = std::chrono::hours(720);
+};
+
+struct Backup {
+  std::vector<Location> locations;
+  std::vector<Schedule> schedules;
+};
+
+struct Hook {
+  std::string name;
+  std::string run;
+  Duration timeout = std::chrono::minutes(5);
+};
+
+struct Failover {
+  FailoverMode mode = FailoverMode::kManual;
+  int quorum = 0;  // filled: a majority of the regions
+  std::vector<std::string> steps;
+  std::vector<Hook> hooks;
+};
+
+struct Plan {
+  std::string source;  // file it was loaded from, for messages
+  std::string name;
+  Pattern pattern = Pattern::kWarmStandby;
+  Objectives objectives;
+  std::vector<Region> regions;
+  std::vector<Check> checks;
+  std::vector<Endpoint> endpoints;
+  std::optional<Dns> dns;
+  RoutingControls routing_controls;
+  std::vector<Volume> volumes;
+  std::vector<Database> databases;
+  Backup backup;
+  Failover failover;
+
+  const Region* FindRegion(const std::string& name) const;
+  const Check* FindCheck(const std::string& name) const;
+  const Endpoint* FindEndpoint(const std::string& name) const;
+  const Volume* FindVolume(const std::string& name) const;
+  const Location* FindLocation(const std::string& name) const;
+  const Region* Primary() const;
+};
+
+// The built-in failover steps, in their usual order.
+inline constexpr const char* kBuiltinSteps[] = {"fence", "promote", "switch-traffic", "verify"};
+
+}  // namespace lifeboat::plan

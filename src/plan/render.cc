@@ -1,0 +1,181 @@
+#include "plan/render.h"
+
+#include <yaml-cpp/yaml.h>
+
+namespace lifeboat::plan {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+std::string Dur(Duration d) { return FormatDuration(d); }
+
+// Record names are stored absolute; show them relative to the zone as written.
+std::string Relative(const std::string& name, const std::string& zone) {
+  if (name == zone) return "@";
+  if (name.size() > zone.size() && name.ends_with("." + zone)) return name.substr(0, name.size() - zone.size() - 1);
+  return name;
+}
+
+void Emit(YAML::Emitter& out, const Json& j) {
+  if (j.is_object()) {
+    out << YAML::BeginMap;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      out << YAML::Key << it.key() << YAML::Value;
+      Emit(out, it.value());
+    }
+    out << YAML::EndMap;
+  } else if (j.is_array()) {
+    bool flat = std::all_of(j.begin(), j.end(), [](const Json& e) { return e.is_primitive(); });
+    out << (flat ? YAML::Flow : YAML::Block) << YAML::BeginSeq;
+    for (const auto& e : j) Emit(out, e);
+    out << YAML::EndSeq;
+  } else if (j.is_string()) {
+    out << YAML::DoubleQuoted << j.get<std::string>();
+  } else if (j.is_boolean()) {
+    out << (j.get<bool>() ? "true" : "false");
+  } else if (j.is_number()) {
+    out << j.dump();
+  } else {
+    out << YAML::Null;
+  }
+}
+
+}  // namespace
+
+Json ToJson(const Plan& p) {
+  Json j;
+  j["name"] = p.name;
+  j["pattern"] = Name(p.pattern);
+  Json obj = Json::object();
+  if (p.objectives.rto) obj["rto"] = Dur(*p.objectives.rto);
+  if (p.objectives.rpo) obj["rpo"] = Dur(*p.objectives.rpo);
+  j["objectives"] = obj;
+  Json regions = Json::object();
+  for (const auto& r : p.regions) regions[r.name] = {{"role", Name(r.role)}, {"agent", r.agent.ToString()}};
+  j["regions"] = regions;
+  Json checks = Json::object();
+  for (const auto& c : p.checks) {
+    Json cj = {{"type", Name(c.type)}};
+    if (c.type == CheckType::kHttp || c.type == CheckType::kHttps) {
+      cj["path"] = c.path;
+      if (!c.host.empty()) cj["host"] = c.host;
+      cj["expect_status"] = std::to_string(c.expect_status.lo) + "-" + std::to_string(c.expect_status.hi);
+      if (!c.expect_body.empty()) cj["expect_body"] = c.expect_body;
+    }
+    if (c.type == CheckType::kHttps) cj["tls_verify"] = c.tls_verify;
+    if (c.type == CheckType::kCalculated) {
+      cj["children"] = c.children;
+      if (c.min_healthy == 0) {
+        cj["min_healthy"] = "all";
+      } else {
+        cj["min_healthy"] = c.min_healthy;
+      }
+    }
+    cj["interval"] = Dur(c.interval);
+    cj["timeout"] = Dur(c.timeout);
+    cj["fall"] = c.fall;
+    cj["rise"] = c.rise;
+    cj["invert"] = c.invert;
+    checks[c.name] = cj;
+  }
+  j["checks"] = checks;
+  Json endpoints = Json::object();
+  for (const auto& e : p.endpoints) {
+    Json ej = {{"region", e.region}, {"address", e.address.ToString()}};
+    if (!e.check.empty()) ej["check"] = e.check;
+    endpoints[e.name] = ej;
+  }
+  j["endpoints"] = endpoints;
+  if (p.dns) {
+    const Dns& d = *p.dns;
+    Json dj;
+    dj["zone"] = d.zone;
+    Json listen = Json::array();
+    for (const auto& a : d.listen) listen.push_back(a.ToString());
+    dj["listen"] = listen;
+    dj["soa"] = {{"mname", d.soa.mname},       {"rname", d.soa.rname},       {"serial", d.soa.serial},
+                 {"refresh", Dur(d.soa.refresh)}, {"retry", Dur(d.soa.retry)}, {"expire", Dur(d.soa.expire)},
+                 {"minimum", Dur(d.soa.minimum)}, {"ttl", Dur(d.soa.ttl)}};
+    dj["ns"] = d.ns;
+    Json records = Json::array();
+    for (const auto& r : d.records) {
+      Json rj = {{"name", Relative(r.name, d.zone)}, {"type", r.type}, {"ttl", Dur(r.ttl)}, {"policy", Name(r.policy)}};
+      switch (r.policy) {
+        case RecordPolicy::kSimple: rj["value"] = r.values; break;
+        case RecordPolicy::kFailover:
+          rj["primary"] = r.primary;
+          rj["secondary"] = r.secondary;
+          break;
+        case RecordPolicy::kWeighted:
+        case RecordPolicy::kMultivalue: {
+          Json t = Json::array();
+          for (const auto& wt : r.targets) {
+            Json tj = {{"endpoint", wt.endpoint}};
+            if (r.policy == RecordPolicy::kWeighted) tj["weight"] = wt.weight;
+            t.push_back(tj);
+          }
+          rj["targets"] = t;
+          break;
+        }
+      }
+      if (r.policy != RecordPolicy::kSimple) rj["fail_open"] = r.fail_open;
+      records.push_back(rj);
+    }
+    dj["records"] = records;
+    j["dns"] = dj;
+  }
+  j["routing_controls"] = {{"safety", {{"min_on", p.routing_controls.min_on}}}};
+  Json volumes = Json::object();
+  for (const auto& v : p.volumes) {
+    Json rep = {{"mode", Name(v.replication.mode)},
+                {"port", v.replication.port},
+                {"coalesce", Dur(v.replication.coalesce)},
+                {"verify_every", Dur(v.replication.verify_every)}};
+    if (v.replication.bandwidth) rep["bandwidth"] = FormatRate(*v.replication.bandwidth);
+    Json path = Json::object();
+    for (const auto& [region, dir] : v.path) path[region] = dir;
+    volumes[v.name] = {{"path", path}, {"replication", rep}};
+  }
+  j["volumes"] = volumes;
+  Json dbs = Json::object();
+  for (const auto& d : p.databases) {
+    Json inst = Json::object();
+    for (const auto& [region, conn] : d.instances) inst[region] = conn;
+    dbs[d.name] = {{"engine", d.engine}, {"instances", inst}, {"max_lag_on_failover", FormatSize(d.max_lag_on_failover)}};
+  }
+  j["databases"] = dbs;
+  Json locs = Json::object();
+  for (const auto& l : p.backup.locations) {
+    Json lj = {{"type", Name(l.type)}};
+    if (l.type == LocationType::kFilesystem) {
+      lj["path"] = l.path;
+    } else {
+      lj["endpoint"] = l.endpoint;
+      lj["bucket"] = l.bucket;
+      lj["prefix"] = l.prefix;
+      lj["region"] = l.s3_region;
+    }
+    lj["access"] = Name(l.access);
+    locs[l.name] = lj;
+  }
+  Json scheds = Json::object();
+  for (const auto& s : p.backup.schedules) {
+    scheds[s.name] = {{"cron", s.cron}, {"location", s.location}, {"volumes", s.volumes}, {"ttl", Dur(s.ttl)}};
+  }
+  j["backup"] = {{"locations", locs}, {"schedules", scheds}};
+  Json hooks = Json::object();
+  for (const auto& h : p.failover.hooks) hooks[h.name] = {{"run", h.run}, {"timeout", Dur(h.timeout)}};
+  j["failover"] = {{"mode", Name(p.failover.mode)},
+                   {"quorum", p.failover.quorum},
+                   {"steps", p.failover.steps},
+                   {"hooks", hooks}};
+  return j;
+}
+
+std::string ToYaml(const Plan& plan) {
+  YAML::Emitter out;
+  Emit(out, ToJson(plan));
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace lifeboat::plan

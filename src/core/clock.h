@@ -1,0 +1,31 @@
+// Wall-clock time behind an interface, so tests can move time by hand.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+
+namespace lifeboat {
+
+class Clock {
+ public:
+  using TimePoint = std::chrono::system_clock::time_point;
+  virtual ~Clock() = default;
+  virtual TimePoint Now() const = 0;
+  // The process-wide real clock.
+  static Clock& Real();
+};
+
+// A clock that moves only when told. Safe to use from several threads.
+class FakeClock final : public Clock {
+ public:
+  explicit FakeClock(TimePoint start = TimePoint(std::chrono::seconds(1'800'000'000))) : now_(start.time_since_epoch().count()) {}
+  TimePoint Now() const override { return TimePoint(TimePoint::duration(now_.load())); }
+  void Advance(std::chrono::nanoseconds d) {
+    now_ += std::chrono::duration_cast<TimePoint::duration>(d).count();
+  }
+
+ private:
+  std::atomic<TimePoint::rep> now_;
+};
+
+}  // namespace lifeboat

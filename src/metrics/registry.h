@@ -1,0 +1,109 @@
+// Metrics and their Prometheus text exposition (format 0.0.4). Services
+// register families once at start-up and update them from any thread;
+// /metrics renders the whole registry.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace lifeboat::metrics {
+
+// A value that only goes up. Thread-safe.
+class Counter {
+ public:
+  void Inc(double v = 1) { value_.fetch_add(v, std::memory_order_relaxed); }
+  double value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<double> value_{0};
+};
+
+// A value that goes up and down. Thread-safe.
+class Gauge {
+ public:
+  void Set(double v) { value_.store(v, std::memory_order_relaxed); }
+  void Inc(double v = 1) { value_.fetch_add(v, std::memory_order_relaxed); }
+  void Dec(double v = 1) { value_.fetch_sub(v, std::memory_order_relaxed); }
+  double value() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<double> value_{0};
+};
+
+using Labels = std::vector<std::string>;  // values, in the order of the family's label names
+
+// All series of one metric name. Thread-safe; the references it returns stay
+// valid for the life of the registry.
+template <typename M>
+class Family {
+ public:
+  Family(std::string name, std::string help, std::vector<std::string> label_names)
+      : name_(std::move(name)), help_(std::move(help)), label_names_(std::move(label_names)) {}
+
+  // The series with these label values, created on first use. The number of
+  // values must match the family's label names.
+  M& With(const Labels& values) {
+    std::lock_guard lock(mu_);
+    auto& slot = series_[values];
+    if (!slot) slot = std::make_unique<M>();
+    return *slot;
+  }
+  M& Get() { return With({}); }
+
+  const std::string& name() const { return name_; }
+  const std::string& help() const { return help_; }
+  const std::vector<std::string>& label_names() const { return label_names_; }
+  // Snapshot of (labels, value), sorted by labels.
+  std::vector<std::pair<Labels, double>> Collect() const {
+    std::lock_guard lock(mu_);
+    std::vector<std::pair<Labels, double>> out;
+    for (const auto& [labels, m] : series_) out.emplace_back(labels, m->value());
+    return out;
+  }
+
+ private:
+  std::string name_, help_;
+  std::vector<std::string> label_names_;
+  mutable std::mutex mu_;
+  std::map<Labels, std::unique_ptr<M>> series_;  // guarded by mu_
+};
+
+// Owns every family. Registration and rendering are thread-safe.
+class Registry {
+ public:
+  // Counter names end in _total (as promtool expects).
+  Family<Counter>& AddCounter(const std::string& name, const std::string& help,
+                              std::vector<std::string> label_names = {});
+  Family<Gauge>& AddGauge(const std::string& name, const std::string& help,
+                          std::vector<std::string> label_names = {});
+  // A gauge computed when scraped (uptime, queue depths owned elsewhere).
+  // `fn` runs on the scraping thread and must be safe there.
+  void AddGaugeCallback(const std::string& name, const std::string& help, std::vector<std::string> label_names,
+                        std::function<std::vector<std::pair<Labels, double>>()> fn);
+
+  // The Prometheus text exposition of every family, in registration order.
+  std::string Render() const;
+
+ private:
+  struct Entry {
+    std::string type;  // "counter" or "gauge"
+    std::unique_ptr<Family<Counter>> counter;
+    std::unique_ptr<Family<Gauge>> gauge;
+    std::string name, help;
+    std::vector<std::string> label_names;
+    std::function<std::vector<std::pair<Labels, double>>()> callback;
+  };
+  mutable std::mutex mu_;
+  std::vector<std::unique_ptr<Entry>> entries_;  // guarded by mu_
+};
+
+// Helpers shared with tests: exposition escaping and number formatting.
+std::string EscapeLabelValue(const std::string& v);
+std::string FormatValue(double v);
+
+}  // namespace lifeboat::metrics

@@ -1,0 +1,53 @@
+#include "metrics/registry.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+namespace lifeboat::metrics {
+namespace {
+
+TEST(Registry, RendersHelpTypeAndSeriesInOrder) {
+  Registry r;
+  auto& req = r.AddCounter("lifeboat_http_requests_total", "Admin API requests.", {"path", "code"});
+  auto& up = r.AddGauge("lifeboat_up", "Whether it is up.");
+  r.AddGaugeCallback("lifeboat_uptime_seconds", "Seconds since start.", {},
+                     [] { return std::vector<std::pair<Labels, double>>{{{}, 1.5}}; });
+  req.With({"/healthz", "200"}).Inc();
+  req.With({"/healthz", "200"}).Inc();
+  req.With({"/metrics", "200"}).Inc();
+  up.Get().Set(1);
+  EXPECT_EQ(r.Render(),
+            "# HELP lifeboat_http_requests_total Admin API requests.\n"
+            "# TYPE lifeboat_http_requests_total counter\n"
+            "lifeboat_http_requests_total{path=\"/healthz\",code=\"200\"} 2\n"
+            "lifeboat_http_requests_total{path=\"/metrics\",code=\"200\"} 1\n"
+            "# HELP lifeboat_up Whether it is up.\n"
+            "# TYPE lifeboat_up gauge\n"
+            "lifeboat_up 1\n"
+            "# HELP lifeboat_uptime_seconds Seconds since start.\n"
+            "# TYPE lifeboat_uptime_seconds gauge\n"
+            "lifeboat_uptime_seconds 1.5\n");
+}
+
+TEST(Registry, EscapesLabelValues) {
+  EXPECT_EQ(EscapeLabelValue("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+  EXPECT_EQ(FormatValue(0.1), "0.10000000000000001");
+  EXPECT_EQ(FormatValue(1.0 / 0.0), "+Inf");
+}
+
+TEST(Registry, CountsFromManyThreadsWithoutLoss) {
+  Registry r;
+  auto& c = r.AddCounter("lifeboat_test_total", "Test.", {"t"});
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10000; ++i) c.With({"x"}).Inc();
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(c.With({"x"}).value(), 40000);
+}
+
+}  // namespace
+}  // namespace lifeboat::metrics

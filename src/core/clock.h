@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <string>
 
 namespace lifeboat {
 
@@ -27,5 +28,8 @@ class FakeClock final : public Clock {
  private:
   std::atomic<TimePoint::rep> now_;
 };
+
+// "2026-11-22T03:00:00.123Z".
+std::string FormatUtc(Clock::TimePoint t);
 
 }  // namespace lifeboat

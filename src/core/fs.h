@@ -19,4 +19,19 @@ Status EnsureWritableDir(const std::string& path);
 // fsync on a directory, so a rename or a create inside it is durable.
 Status SyncDir(const std::string& path);
 
+// An exclusive lock on a file (flock), held until destroyed; the file holds
+// the owner's pid for the error message of the next one who tries.
+class FileLock {
+ public:
+  // FailedPrecondition naming the holder's pid when another process has it.
+  static Result<FileLock> Acquire(const std::string& path);
+  FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  FileLock& operator=(FileLock&& other) noexcept;
+  ~FileLock();
+
+ private:
+  explicit FileLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
 }  // namespace lifeboat

@@ -41,3 +41,22 @@ TEST_F(FsTest, FileWhereDirectoryExpectedIsAnError) {
 
 }  // namespace
 }  // namespace lifeboat
+
+namespace lifeboat {
+namespace {
+
+TEST_F(FsTest, SecondLockOnTheSameFileIsRefusedWithThePid) {
+  ASSERT_TRUE(EnsureWritableDir(dir_.string()).ok());
+  std::string path = (dir_ / "lock").string();
+  auto first = FileLock::Acquire(path);
+  ASSERT_TRUE(first.ok());
+  auto second = FileLock::Acquire(path);  // flock locks are per open file description
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code(), Code::kFailedPrecondition);
+  EXPECT_NE(second.error().message().find(std::to_string(::getpid())), std::string::npos);
+  { auto released = std::move(*first); }
+  EXPECT_TRUE(FileLock::Acquire(path).ok());
+}
+
+}  // namespace
+}  // namespace lifeboat

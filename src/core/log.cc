@@ -1,5 +1,7 @@
 #include "core/log.h"
 
+#include "core/clock.h"
+
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -37,16 +39,7 @@ void AppendJsonString(spdlog::memory_buf_t& out, std::string_view s) {
 class JsonFormatter final : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
-    using namespace std::chrono;
-    auto t = msg.time;
-    auto secs = time_point_cast<seconds>(t);
-    auto ms = duration_cast<milliseconds>(t - secs).count();
-    std::time_t tt = system_clock::to_time_t(secs);
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    char ts[64];
-    std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+    std::string ts = FormatUtc(msg.time);
     dest.append(std::string_view("{\"ts\":\""));
     dest.append(std::string_view(ts));
     dest.append(std::string_view("\",\"level\":"));

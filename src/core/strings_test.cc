@@ -12,6 +12,10 @@ TEST(Strings, ClosestMatchFindsTyposOnly) {
   EXPECT_EQ(ClosestMatch("Interval", keys), "interval");
   EXPECT_EQ(ClosestMatch("interv", keys), "interval");
   EXPECT_EQ(ClosestMatch("banana", keys), "");
+  std::string_view regions[] = {"east", "west"};
+  EXPECT_EQ(ClosestMatch("eats", regions), "east");  // a transposition is one edit
+  EXPECT_EQ(EditDistance("ab", "ba"), 1u);
+  EXPECT_EQ(EditDistance("kitten", "sitting"), 3u);
 }
 
 TEST(Strings, QuoteEscapesControlBytes) {

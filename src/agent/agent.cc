@@ -1,0 +1,202 @@
+#include "agent/agent.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <boost/asio/signal_set.hpp>
+#include <charconv>
+#include <csignal>
+#include <thread>
+
+#include "core/strings.h"
+#include "core/version.h"
+#include "state/sqlite_store.h"
+
+namespace lifeboat::agent {
+
+using Json = nlohmann::ordered_json;
+
+std::string DefaultDataDir(const plan::Plan& plan, const std::string& region) {
+  return "/var/lib/lifeboat/" + plan.name + "/" + region;
+}
+
+Result<std::unique_ptr<Agent>> Agent::Create(plan::Plan plan, AgentOptions options) {
+  if (!plan.FindRegion(options.region)) {
+    std::vector<std::string> names;
+    std::vector<std::string_view> views;
+    for (const auto& r : plan.regions) names.push_back(r.name);
+    for (const auto& n : names) views.push_back(n);
+    std::string close = ClosestMatch(options.region, views);
+    return InvalidArgument("region '" + options.region + "' is not in plan " + plan.source + " (regions: " +
+                           Join(names, ", ") + ")" + (close.empty() ? "" : "; did you mean '" + close + "'?"));
+  }
+  if (options.data_dir.empty()) options.data_dir = DefaultDataDir(plan, options.region);
+  if (auto s = EnsureWritableDir(options.data_dir); !s.ok()) {
+    return Error(s.error().code(), "data dir: " + s.error().message() + "; choose another with --data-dir");
+  }
+  auto lock = FileLock::Acquire(options.data_dir + "/agent.lock");
+  if (!lock.ok()) {
+    return Error(lock.error().code(), "data dir " + options.data_dir + " is in use: " + lock.error().message() +
+                                          "; each agent needs its own data dir");
+  }
+  std::unique_ptr<Agent> agent(new Agent(std::move(plan), std::move(options), std::move(*lock)));
+  LB_RETURN_IF_ERROR(agent->Init());
+  return agent;
+}
+
+Agent::Agent(plan::Plan plan, AgentOptions options, FileLock lock)
+    : plan_(std::move(plan)), options_(std::move(options)), lock_(std::move(lock)) {
+  region_ = plan_.FindRegion(options_.region);
+}
+
+Agent::~Agent() {
+  if (server_) server_->Stop();
+}
+
+Status Agent::Init() {
+  started_at_ = Clock::Real().Now();
+  started_steady_ = std::chrono::steady_clock::now();
+  std::string db = options_.data_dir + "/state.db";
+  LB_ASSIGN_OR_RETURN(auto store, state::SqliteStore::Open(db));
+  store_ = std::move(store);
+
+  // How often this data dir has started an agent: survives restarts, so an
+  // operator can tell a crash loop from a long run.
+  LB_ASSIGN_OR_RETURN(auto starts, store_->Get("agent/starts"));
+  starts_ = 1;
+  if (starts) {
+    int64_t n = 0;
+    auto [p, ec] = std::from_chars(starts->value.data(), starts->value.data() + starts->value.size(), n);
+    if (ec != std::errc() || p != starts->value.data() + starts->value.size()) {
+      return DataLoss("state store " + db + ": agent/starts holds '" + starts->value + "', not a number");
+    }
+    starts_ = n + 1;
+  }
+  LB_RETURN_IF_ERROR(store_->Put("agent/starts", std::to_string(starts_)));
+  LB_ASSIGN_OR_RETURN(auto first, store_->Get("agent/first_started_at"));
+  if (first) {
+    first_started_at_ = first->value;
+  } else {
+    first_started_at_ = FormatUtc(started_at_);
+    LB_RETURN_IF_ERROR(store_->Put("agent/first_started_at", first_started_at_, state::Expect::Absent()));
+  }
+
+  metrics_.AddGauge("lifeboat_build_info", "Version and commit of the running lifeboat; always 1.",
+                    {"version", "commit"})
+      .With({kVersion, kCommit})
+      .Set(1);
+  metrics_.AddGauge("lifeboat_agent_info", "The plan and region this agent runs; always 1.", {"plan", "region", "role"})
+      .With({plan_.name, region_->name, plan::Name(region_->role)})
+      .Set(1);
+  metrics_.AddGauge("lifeboat_agent_start_time_seconds", "Unix time the agent started.")
+      .Get()
+      .Set(std::chrono::duration<double>(started_at_.time_since_epoch()).count());
+  metrics_.AddGauge("lifeboat_agent_starts", "Times an agent has started on this data dir.").Get().Set(static_cast<double>(starts_));
+  metrics_.AddGaugeCallback("lifeboat_agent_uptime_seconds", "Seconds since the agent started.", {}, [this] {
+    double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_steady_).count();
+    return std::vector<std::pair<metrics::Labels, double>>{{{}, up}};
+  });
+  metrics_.AddGaugeCallback("lifeboat_state_revision", "Revision of the last change in the state store.", {}, [this] {
+    auto rev = store_->Revision();
+    return std::vector<std::pair<metrics::Labels, double>>{{{}, rev.ok() ? static_cast<double>(*rev) : -1.0}};
+  });
+  requests_ = &metrics_.AddCounter("lifeboat_admin_requests_total", "Admin API requests by path and status code.",
+                                   {"path", "code"});
+  return Ok();
+}
+
+void Agent::AddStatusSection(const std::string& name, StatusSection fn) {
+  std::lock_guard lock(sections_mu_);
+  sections_.emplace_back(name, std::move(fn));
+}
+
+nlohmann::ordered_json Agent::StatusJson() {
+  Json j;
+  j["plan"] = plan_.name;
+  j["region"] = region_->name;
+  j["role"] = plan::Name(region_->role);
+  j["agent"] = region_->agent.ToString();
+  j["version"] = kVersion;
+  j["commit"] = kCommit;
+  j["pid"] = ::getpid();
+  j["started_at"] = FormatUtc(started_at_);
+  j["uptime_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_steady_).count();
+  j["starts"] = starts_;
+  j["first_started_at"] = first_started_at_;
+  j["data_dir"] = options_.data_dir;
+  auto rev = store_->Revision();
+  j["state"] = {{"backend", "sqlite"}, {"revision", rev.ok() ? *rev : -1}};
+  Json regions = Json::array();
+  for (const auto& r : plan_.regions) {
+    regions.push_back({{"name", r.name}, {"role", plan::Name(r.role)}, {"agent", r.agent.ToString()}});
+  }
+  j["regions"] = regions;
+  Json services = Json::object();
+  {
+    std::lock_guard lock(sections_mu_);
+    for (const auto& [name, fn] : sections_) services[name] = fn();
+  }
+  j["services"] = services;
+  return j;
+}
+
+net::HttpResponse Agent::Handle(const net::HttpRequest& req) {
+  net::HttpResponse res;
+  std::string label = req.path;
+  auto error = [](int status, const std::string& msg) {
+    return net::HttpResponse::Json(status, Json{{"error", msg}}.dump() + "\n");
+  };
+  bool get = req.method == "GET" || req.method == "HEAD";
+  if (req.path == "/healthz") {
+    res = get ? net::HttpResponse::Text(200, "ok\n") : error(405, "use GET");
+  } else if (req.path == "/v1/status") {
+    if (get) {
+      res = net::HttpResponse::Json(200, StatusJson().dump(2) + "\n");
+    } else {
+      res = error(405, "use GET");
+    }
+  } else if (req.path == "/metrics") {
+    if (get) {
+      res = net::HttpResponse::Text(200, metrics_.Render());
+      res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    } else {
+      res = error(405, "use GET");
+    }
+  } else {
+    label = "other";
+    res = error(404, "no such endpoint: " + req.path + " (try /healthz, /v1/status, /metrics)");
+  }
+  if (res.status == 405) res.headers.emplace_back("Allow", "GET, HEAD");
+  requests_->With({label, std::to_string(res.status)}).Inc();
+  return res;
+}
+
+Status Agent::Run() {
+  server_ = std::make_unique<net::HttpServer>(io_, [this](const net::HttpRequest& r) { return Handle(r); });
+  LB_RETURN_IF_ERROR(server_->Listen(region_->agent));
+  std::unique_ptr<boost::asio::signal_set> signals;
+  if (options_.handle_signals) {
+    signals = std::make_unique<boost::asio::signal_set>(io_, SIGINT, SIGTERM);
+    signals->async_wait([this](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      spdlog::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+      Stop();
+    });
+  }
+  spdlog::info("agent for region {} ({}) of plan {} serving on {}; data dir {}; start #{}", region_->name,
+               plan::Name(region_->role), plan_.name, region_->agent.ToString(), options_.data_dir, starts_);
+  auto work = boost::asio::make_work_guard(io_);
+  std::vector<std::thread> extra;
+  for (int i = 1; i < options_.threads; ++i) extra.emplace_back([this] { io_.run(); });
+  io_.run();
+  for (auto& t : extra) t.join();
+  spdlog::info("agent for region {} stopped", region_->name);
+  return Ok();
+}
+
+void Agent::Stop() {
+  if (server_) server_->Stop();
+  io_.stop();
+}
+
+}  // namespace lifeboat::agent

@@ -1,0 +1,125 @@
+#include "agent/agent.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "plan/load.h"
+
+namespace lifeboat::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// A plan whose agents listen on ports the kernel picked free just now.
+plan::Plan TestPlan() {
+  auto free_port = [] {
+    boost::asio::io_context io;
+    net::HttpServer s(io, [](const net::HttpRequest&) { return net::HttpResponse::Text(200, ""); });
+    EXPECT_TRUE(s.Listen(Address{"127.0.0.1", 0}).ok());
+    return s.port();
+  };
+  std::string text = "name: t\npattern: warm-standby\nregions:\n  east: { role: primary, agent: 127.0.0.1:" +
+                     std::to_string(free_port()) + " }\n  west: { role: standby, agent: 127.0.0.1:" +
+                     std::to_string(free_port()) + " }\n";
+  auto r = plan::LoadPlanText(text, "t.yaml");
+  EXPECT_TRUE(r.plan) << plan::FormatDiagnostics(r.diagnostics);
+  return *r.plan;
+}
+
+class AgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("lb-agent-test-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  AgentOptions Options(const std::string& region) {
+    AgentOptions o;
+    o.region = region;
+    o.data_dir = (dir_ / region).string();
+    return o;
+  }
+  fs::path dir_;
+};
+
+TEST_F(AgentTest, UnknownRegionIsRefusedWithASuggestion) {
+  auto a = Agent::Create(TestPlan(), Options("eats"));
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.error().code(), Code::kInvalidArgument);
+  EXPECT_NE(a.error().message().find("did you mean 'east'"), std::string::npos) << a.error().message();
+}
+
+TEST_F(AgentTest, TwoAgentsCannotShareADataDir) {
+  auto plan = TestPlan();
+  auto a = Agent::Create(plan, Options("east"));
+  ASSERT_TRUE(a.ok()) << a.error().ToString();
+  auto b = Agent::Create(plan, Options("east"));
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.error().code(), Code::kFailedPrecondition);
+  EXPECT_NE(b.error().message().find("in use"), std::string::npos);
+}
+
+TEST_F(AgentTest, ServesHealthStatusAndMetricsThenStops) {
+  auto plan = TestPlan();
+  auto a = Agent::Create(plan, Options("east"));
+  ASSERT_TRUE(a.ok()) << a.error().ToString();
+  Agent& agent = **a;
+  agent.AddStatusSection("example", [] { return nlohmann::ordered_json{{"ok", true}}; });
+  Status run_status;
+  std::thread t([&] { run_status = agent.Run(); });
+  std::string base = net::BaseUrl(agent.region().agent);
+  Result<net::FetchResult> health = Unavailable("not yet");
+  for (int i = 0; i < 100 && !(health = net::Fetch("GET", base + "/healthz", 1s)).ok(); ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(health.ok()) << health.error().ToString();
+  EXPECT_EQ(health->body, "ok\n");
+  auto status = net::Fetch("GET", base + "/v1/status", 1s);
+  ASSERT_TRUE(status.ok());
+  auto j = nlohmann::json::parse(status->body);
+  EXPECT_EQ(j["region"], "east");
+  EXPECT_EQ(j["role"], "primary");
+  EXPECT_EQ(j["starts"], 1);
+  EXPECT_EQ(j["services"]["example"]["ok"], true);
+  auto metrics = net::Fetch("GET", base + "/metrics", 1s);
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("lifeboat_build_info{version="), std::string::npos);
+  EXPECT_NE(metrics->body.find("lifeboat_admin_requests_total{path=\"/healthz\",code=\"200\"}"), std::string::npos);
+  auto missing = net::Fetch("GET", base + "/nope", 1s);
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing->status, 404);
+  auto post = net::Fetch("POST", base + "/healthz", 1s);
+  EXPECT_EQ(post->status, 405);
+  agent.Stop();
+  t.join();
+  EXPECT_TRUE(run_status.ok());
+}
+
+TEST_F(AgentTest, StartCountSurvivesARestart) {
+  auto plan = TestPlan();
+  for (int i = 1; i <= 3; ++i) {
+    auto a = Agent::Create(plan, Options("west"));
+    ASSERT_TRUE(a.ok()) << a.error().ToString();
+    EXPECT_EQ((*a)->StatusJson()["starts"], i);
+  }
+}
+
+TEST_F(AgentTest, AddressInUseIsReportedByRun) {
+  auto plan = TestPlan();
+  boost::asio::io_context io;
+  net::HttpServer squatter(io, [](const net::HttpRequest&) { return net::HttpResponse::Text(200, ""); });
+  ASSERT_TRUE(squatter.Listen(plan.FindRegion("east")->agent).ok());
+  auto a = Agent::Create(plan, Options("east"));
+  ASSERT_TRUE(a.ok());
+  Status s = (*a)->Run();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("already in use"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lifeboat::agent

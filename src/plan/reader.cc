@@ -1,5 +1,6 @@
 #include "plan/reader.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include "core/strings.h"
@@ -36,7 +37,11 @@ std::string KindOf(const YAML::Node& n) {
   if (!n.IsDefined() || n.IsNull()) return "nothing";
   if (n.IsSequence()) return "a list";
   if (n.IsMap()) return "a mapping";
-  return "'" + n.Scalar() + "'";
+  const std::string& v = n.Scalar();
+  if (v.size() > 40 || v.find('\n') != std::string::npos) {
+    return "the text '" + v.substr(0, std::min(v.find('\n'), size_t{40})) + "...'";
+  }
+  return "'" + v + "'";
 }
 
 Map::Map(Context& ctx, const YAML::Node& node, std::string path, std::initializer_list<std::string_view> known)

@@ -17,7 +17,10 @@ std::string Relative(const std::string& name, const std::string& zone) {
 }
 
 void Emit(YAML::Emitter& out, const Json& j) {
-  if (j.is_object()) {
+  if ((j.is_object() || j.is_array()) && j.empty()) {
+    out << YAML::Flow << (j.is_object() ? YAML::BeginMap : YAML::BeginSeq)
+        << (j.is_object() ? YAML::EndMap : YAML::EndSeq);
+  } else if (j.is_object()) {
     out << YAML::BeginMap;
     for (auto it = j.begin(); it != j.end(); ++it) {
       out << YAML::Key << it.key() << YAML::Value;
@@ -30,7 +33,7 @@ void Emit(YAML::Emitter& out, const Json& j) {
     for (const auto& e : j) Emit(out, e);
     out << YAML::EndSeq;
   } else if (j.is_string()) {
-    out << YAML::DoubleQuoted << j.get<std::string>();
+    out << j.get<std::string>();  // yaml-cpp quotes only where a plain scalar would not read back
   } else if (j.is_boolean()) {
     out << (j.get<bool>() ? "true" : "false");
   } else if (j.is_number()) {

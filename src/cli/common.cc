@@ -1,0 +1,60 @@
+#include "cli/common.h"
+
+#include <cstdio>
+#include <iostream>
+
+namespace lifeboat::cli {
+
+int Fail(const Error& error) {
+  return Fail(error.message(), error.code() == Code::kInvalidArgument ? kExitInvalid : kExitFailure);
+}
+
+int Fail(const std::string& message, int code) {
+  std::cerr << "lifeboat: error: " << message << "\n";
+  return code;
+}
+
+CLI::Option* AddOutputFlag(CLI::App& cmd, std::string& value, const std::vector<std::string>& allowed) {
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : "|") + a;
+  return cmd.add_option("-o,--output", value, "Output format: " + list)
+      ->check(CLI::IsMember(allowed))
+      ->capture_default_str();
+}
+
+std::string Table::Render() const {
+  std::vector<size_t> width;
+  for (const auto& row : rows_) {
+    if (width.size() < row.size()) width.resize(row.size(), 0);
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  std::string out;
+  for (const auto& row : rows_) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string ShortDuration(double seconds) {
+  if (seconds < 0) return "-";
+  auto s = static_cast<long long>(seconds);
+  char buf[32];
+  if (s < 60) {
+    std::snprintf(buf, sizeof buf, "%llds", s);
+  } else if (s < 3600) {
+    std::snprintf(buf, sizeof buf, "%lldm%llds", s / 60, s % 60);
+  } else if (s < 86400) {
+    std::snprintf(buf, sizeof buf, "%lldh%lldm", s / 3600, (s % 3600) / 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%lldd%lldh", s / 86400, (s % 86400) / 3600);
+  }
+  return buf;
+}
+
+}  // namespace lifeboat::cli

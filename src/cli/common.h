@@ -1,0 +1,47 @@
+// Shared pieces of the command-line front ends: exit codes, error printing,
+// output formats and plain-text tables.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+
+namespace lifeboat::cli {
+
+// Exit codes, the same for every command (docs/operations.md).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;  // the operation failed (address in use, agent unreachable, ...)
+inline constexpr int kExitInvalid = 2;  // bad input: an invalid plan, unknown region, bad flags
+
+// "lifeboat: error: <message>" on stderr; returns the exit code for it.
+int Fail(const Error& error);
+int Fail(const std::string& message, int code = kExitFailure);
+
+enum class Output { kTable, kJson, kYaml };
+
+// Adds "-o, --output" accepting the given formats.
+CLI::Option* AddOutputFlag(CLI::App& cmd, std::string& value, const std::vector<std::string>& allowed);
+
+// A left-aligned text table.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) : rows_{std::move(header)} {}
+  void Add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  std::string Render() const;
+
+ private:
+  std::vector<std::vector<std::string>> rows_;
+};
+
+// "3d4h", "5m12s", "42s": a compact age for tables.
+std::string ShortDuration(double seconds);
+
+// Registration of each command group (one file each under cli/).
+void AddPlanCommands(CLI::App& app, int& exit_code);
+void AddAgentCommand(CLI::App& app, int& exit_code);
+void AddStatusCommand(CLI::App& app, int& exit_code);
+void AddDemoCommand(CLI::App& app, int& exit_code);
+
+}  // namespace lifeboat::cli

@@ -1,0 +1,285 @@
+// lifeboat demo: the whole story on one machine. For now: start the agents of
+// the embedded plan (examples/local.yaml) as child processes, wait until they
+// answer, show their status, and stop them cleanly on Ctrl-C or --duration.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <climits>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "cli/common.h"
+#include "cli/embedded_plan.h"
+#include "cli/status.h"
+#include "core/fs.h"
+#include "net/http.h"
+#include "plan/load.h"
+
+extern char** environ;
+
+namespace lifeboat::cli {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+struct Child {
+  std::string region;
+  std::string log;
+  pid_t pid = -1;
+  bool exited = false;
+  int status = 0;
+};
+
+std::string SelfExe() {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "lifeboat";
+}
+
+std::string DescribeExit(int status) {
+  if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("killed by signal ") + strsignal(WTERMSIG(status));
+  return "status " + std::to_string(status);
+}
+
+std::string Tail(const std::string& path, size_t lines) {
+  auto text = ReadFile(path);
+  if (!text.ok()) return "";
+  std::string t = *text;
+  size_t pos = t.size(), count = 0;
+  while (pos > 0 && count <= lines) {
+    pos = t.rfind('\n', pos - 1);
+    if (pos == std::string::npos) {
+      pos = 0;
+      break;
+    }
+    ++count;
+  }
+  return t.substr(pos == 0 ? 0 : pos + 1);
+}
+
+Result<pid_t> Spawn(const std::vector<std::string>& args, const std::string& log) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);  // the demo blocks signals; the agents must not
+  sigset_t def;
+  sigemptyset(&def);
+  sigaddset(&def, SIGINT);
+  sigaddset(&def, SIGTERM);
+  posix_spawnattr_setsigdefault(&attr, &def);
+  // Own process group: a Ctrl-C on the terminal reaches the demo only, which
+  // then stops the agents in order.
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid;
+  int rc = posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) return ErrnoError(rc, "start " + args[0]);
+  return pid;
+}
+
+// Reaps children that have exited; returns the first that had not been expected to.
+Child* Reap(std::vector<Child>& children) {
+  Child* died = nullptr;
+  for (auto& c : children) {
+    if (c.exited) continue;
+    int status;
+    if (::waitpid(c.pid, &status, WNOHANG) == c.pid) {
+      c.exited = true;
+      c.status = status;
+      if (!died) died = &c;
+    }
+  }
+  return died;
+}
+
+void StopAll(std::vector<Child>& children) {
+  for (auto& c : children) {
+    if (!c.exited) ::kill(c.pid, SIGTERM);
+  }
+  auto deadline = Clock::now() + 10s;
+  while (Clock::now() < deadline) {
+    Reap(children);
+    if (std::all_of(children.begin(), children.end(), [](const Child& c) { return c.exited; })) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  for (auto& c : children) {
+    if (!c.exited) {
+      std::cout << "  " << c.region << " did not stop within 10s; killing it\n";
+      ::kill(c.pid, SIGKILL);
+      ::waitpid(c.pid, &c.status, 0);
+      c.exited = true;
+    }
+  }
+}
+
+}  // namespace
+
+void AddDemoCommand(CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand("demo", "Run two regions and a witness on this machine");
+  static std::string plan_file, data_dir, duration_text;
+  cmd->add_option("--plan", plan_file, "Plan to run instead of the embedded examples/local.yaml");
+  cmd->add_option("--data-dir", data_dir, "Where the agents keep state and logs (default: a new /tmp/lifeboat-demo-*)");
+  cmd->add_option("--duration", duration_text, "Stop after this long (default: run until Ctrl-C)");
+  cmd->footer(
+      "Starts one agent process per region of the plan, on loopback, waits until each answers,\n"
+      "prints their status and keeps them running until Ctrl-C (or --duration), then stops\n"
+      "them cleanly. Each agent's log is DATA_DIR/REGION/agent.log.\n\n"
+      "Examples:\n"
+      "  lifeboat demo\n"
+      "  lifeboat demo --duration 30s --data-dir /tmp/lb");
+  cmd->callback([&exit_code] {
+    std::optional<Duration> duration;
+    if (!duration_text.empty()) {
+      auto d = ParseDuration(duration_text);
+      if (!d.ok()) {
+        exit_code = Fail("--duration: " + d.error().message(), kExitInvalid);
+        return;
+      }
+      duration = *d;
+    }
+    plan::LoadResult loaded = plan_file.empty() ? plan::LoadPlanText(kEmbeddedLocalPlan, "examples/local.yaml (embedded)")
+                                                : plan::LoadPlanFile(plan_file);
+    if (!loaded.plan) {
+      std::cerr << plan::FormatDiagnostics(loaded.diagnostics);
+      exit_code = kExitInvalid;
+      return;
+    }
+    const plan::Plan& plan = *loaded.plan;
+    if (data_dir.empty()) {
+      char tmpl[] = "/tmp/lifeboat-demo-XXXXXX";
+      if (!::mkdtemp(tmpl)) {
+        exit_code = Fail(ErrnoError(errno, "create a directory under /tmp"));
+        return;
+      }
+      data_dir = tmpl;
+    }
+    if (auto s = EnsureWritableDir(data_dir); !s.ok()) {
+      exit_code = Fail("--data-dir: " + s.error().message());
+      return;
+    }
+    data_dir = std::filesystem::absolute(data_dir).string();
+    std::string plan_path = data_dir + "/plan.yaml";
+    std::string plan_text = plan_file.empty() ? std::string(kEmbeddedLocalPlan) : *ReadFile(plan_file);
+    if (auto s = WriteFileAtomic(plan_path, plan_text); !s.ok()) {
+      exit_code = Fail(s.error());
+      return;
+    }
+
+    // Signals are taken synchronously (sigtimedwait), so block them first.
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+    std::cout << "lifeboat demo: plan '" << plan.name << "' (" << plan::Name(plan.pattern) << "), "
+              << plan.regions.size() << " regions, data in " << data_dir << "\n";
+    std::vector<Child> children;
+    std::string exe = SelfExe();
+    for (const auto& r : plan.regions) {
+      Child c;
+      c.region = r.name;
+      std::string dir = data_dir + "/" + r.name;
+      if (auto s = EnsureWritableDir(dir); !s.ok()) {
+        StopAll(children);
+        exit_code = Fail(s.error());
+        return;
+      }
+      c.log = dir + "/agent.log";
+      auto pid = Spawn({exe, "--log-format", "json", "agent", "--plan", plan_path, "--region", r.name, "--data-dir", dir},
+                       c.log);
+      if (!pid.ok()) {
+        StopAll(children);
+        exit_code = Fail(pid.error());
+        return;
+      }
+      c.pid = *pid;
+      std::cout << "  started " << r.name << " (" << plan::Name(r.role) << ") on " << r.agent.ToString()
+                << ", pid " << c.pid << "\n";
+      children.push_back(c);
+    }
+
+    auto fail_with_child = [&](Child& c) {
+      std::cerr << "lifeboat: error: the agent of " << c.region << " exited (" << DescribeExit(c.status)
+                << "); the end of " << c.log << ":\n"
+                << Tail(c.log, 5);
+      StopAll(children);
+      exit_code = kExitFailure;
+    };
+
+    // Wait until every agent answers /healthz.
+    auto deadline = Clock::now() + 15s;
+    size_t ready = 0;
+    std::vector<bool> up(plan.regions.size(), false);
+    while (ready < plan.regions.size()) {
+      if (Child* died = Reap(children)) return fail_with_child(*died);
+      if (Clock::now() > deadline) {
+        std::cerr << "lifeboat: error: agents did not answer within 15s; see the logs under " << data_dir << "\n";
+        StopAll(children);
+        exit_code = kExitFailure;
+        return;
+      }
+      for (size_t i = 0; i < plan.regions.size(); ++i) {
+        if (up[i]) continue;
+        auto r = net::Fetch("GET", net::BaseUrl(plan.regions[i].agent) + "/healthz", 500ms);
+        if (r.ok() && r->status == 200) {
+          up[i] = true;
+          ++ready;
+        }
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    std::cout << "\n" << StatusTable(CollectStatus(plan, 2s)) << "\n";
+    if (duration) {
+      std::cout << "Running for " << FormatDuration(*duration) << " (Ctrl-C stops sooner). Try, in another shell:\n";
+    } else {
+      std::cout << "Running until Ctrl-C. Try, in another shell:\n";
+    }
+    std::cout << "  " << exe << " status --plan " << plan_path << "\n"
+              << "  curl -s http://" << plan.regions[0].agent.ToString() << "/metrics\n"
+              << std::flush;
+
+    auto end = duration ? Clock::now() + *duration : Clock::time_point::max();
+    timespec tick{0, 100'000'000};
+    while (Clock::now() < end) {
+      int sig = sigtimedwait(&sigs, nullptr, &tick);
+      if (sig == SIGINT || sig == SIGTERM) {
+        std::cout << "\n" << (sig == SIGINT ? "Interrupted" : "Terminated") << "; stopping the agents\n";
+        break;
+      }
+      if (Child* died = Reap(children)) return fail_with_child(*died);
+    }
+    StopAll(children);
+    bool clean = true;
+    for (const auto& c : children) {
+      bool ok = WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0;
+      clean = clean && ok;
+      std::cout << "  stopped " << c.region << " (" << DescribeExit(c.status) << ")\n";
+    }
+    std::cout << (clean ? "All agents stopped cleanly." : "Some agents did not stop cleanly; see their logs.")
+              << " Logs and state: " << data_dir << "\n";
+    exit_code = clean ? kExitOk : kExitFailure;
+  });
+}
+
+}  // namespace lifeboat::cli

@@ -1,0 +1,61 @@
+// The lifeboat command: global flags, then one subcommand per capability.
+#include "cli/main.h"
+
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "cli/common.h"
+#include "core/log.h"
+#include "core/version.h"
+
+namespace lifeboat::cli {
+
+int Main(int argc, char** argv) {
+  CLI::App app{"lifeboat keeps an application serving, with its data, when a whole region goes dark.", "lifeboat"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  std::string log_level = "info", log_format = "auto";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")->capture_default_str();
+  app.add_option("--log-format", log_format, "auto (text on a terminal, JSON lines otherwise), text or json")
+      ->check(CLI::IsMember({"auto", "text", "json"}))
+      ->capture_default_str();
+  app.set_version_flag("--version", std::string("lifeboat ") + kVersion + " (" + kCommit + ")");
+  app.footer(
+      "Examples:\n"
+      "  lifeboat demo                                   # two regions and a witness on this machine\n"
+      "  lifeboat plan validate examples/shop.yaml\n"
+      "  lifeboat agent --plan shop.yaml --region us-east\n"
+      "  lifeboat status --plan shop.yaml -o json\n"
+      "\n"
+      "Run 'lifeboat COMMAND --help' for a command's flags and examples.");
+
+  int exit_code = kExitOk;
+  AddPlanCommands(app, exit_code);
+  AddAgentCommand(app, exit_code);
+  AddStatusCommand(app, exit_code);
+  AddDemoCommand(app, exit_code);
+
+  // Logging is set up before any command runs (parse_complete_callback runs
+  // after parsing, before the subcommand callbacks).
+  app.parse_complete_callback([&] {
+    LogOptions lo;
+    lo.level = log_level;
+    lo.format = *ParseLogFormat(log_format);
+    if (auto s = InitLogging(lo); !s.ok()) throw CLI::ValidationError("--log-level", s.error().message());
+  });
+
+  if (argc == 1) {
+    std::cerr << app.help();
+    return kExitInvalid;
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitInvalid;
+  }
+  return exit_code;
+}
+
+}  // namespace lifeboat::cli

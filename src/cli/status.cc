@@ -1,0 +1,80 @@
+#include "cli/status.h"
+
+#include <future>
+
+#include "cli/common.h"
+#include "net/http.h"
+
+namespace lifeboat::cli {
+
+std::vector<RegionStatus> CollectStatus(const plan::Plan& plan, Duration timeout) {
+  std::vector<std::future<RegionStatus>> pending;
+  for (const auto& r : plan.regions) {
+    pending.push_back(std::async(std::launch::async, [&r, timeout] {
+      RegionStatus s;
+      s.region = r.name;
+      s.role = plan::Name(r.role);
+      s.agent = r.agent.ToString();
+      auto res = net::Fetch("GET", net::BaseUrl(r.agent) + "/v1/status", timeout);
+      if (!res.ok()) {
+        s.error = res.error().code() == Code::kDeadlineExceeded
+                      ? "no answer within " + FormatDuration(timeout)
+                      : "unreachable (" + res.error().message().substr(res.error().message().rfind(": ") + 2) + ")";
+        return s;
+      }
+      if (res->status != 200) {
+        s.error = "HTTP " + std::to_string(res->status) + " from /v1/status";
+        return s;
+      }
+      auto j = nlohmann::ordered_json::parse(res->body, nullptr, false);
+      if (j.is_discarded() || !j.is_object()) {
+        s.error = "the agent's /v1/status is not JSON";
+        return s;
+      }
+      if (j.value("region", "") != r.name) {
+        s.error = "the agent at " + s.agent + " runs region '" + j.value("region", "?") + "', not '" + r.name + "'";
+        return s;
+      }
+      s.up = true;
+      s.role = j.value("role", s.role);
+      s.version = j.value("version", "");
+      s.uptime_seconds = j.value("uptime_seconds", -1.0);
+      s.status = std::move(j);
+      return s;
+    }));
+  }
+  std::vector<RegionStatus> out;
+  for (auto& f : pending) out.push_back(f.get());
+  return out;
+}
+
+std::string StatusTable(const std::vector<RegionStatus>& regions) {
+  Table t({"REGION", "ROLE", "AGENT", "STATE", "VERSION", "UPTIME", "DETAIL"});
+  for (const auto& r : regions) {
+    t.Add({r.region, r.role, r.agent, r.up ? "up" : "down", r.up ? r.version : "-",
+           r.up ? ShortDuration(r.uptime_seconds) : "-", r.error});
+  }
+  return t.Render();
+}
+
+nlohmann::ordered_json StatusJson(const plan::Plan& plan, const std::vector<RegionStatus>& regions) {
+  nlohmann::ordered_json j;
+  j["plan"] = plan.name;
+  auto list = nlohmann::ordered_json::array();
+  for (const auto& r : regions) {
+    nlohmann::ordered_json e = {{"region", r.region}, {"role", r.role}, {"agent", r.agent},
+                                {"state", r.up ? "up" : "down"}};
+    if (r.up) {
+      e["version"] = r.version;
+      e["uptime_seconds"] = r.uptime_seconds;
+      e["status"] = r.status;
+    } else {
+      e["error"] = r.error;
+    }
+    list.push_back(e);
+  }
+  j["regions"] = list;
+  return j;
+}
+
+}  // namespace lifeboat::cli

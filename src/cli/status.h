@@ -1,0 +1,30 @@
+// Asking every region's agent for its status, for `lifeboat status` and the demo.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/units.h"
+#include "plan/plan.h"
+
+namespace lifeboat::cli {
+
+struct RegionStatus {
+  std::string region;
+  std::string role;  // as the agent reports it, or the plan's when down
+  std::string agent;
+  bool up = false;
+  std::string version;
+  double uptime_seconds = -1;
+  std::string error;  // why it is down
+  nlohmann::ordered_json status;  // the agent's /v1/status when up
+};
+
+// Queries all agents in parallel; an agent that does not answer within
+// `timeout` is reported down, with the reason.
+std::vector<RegionStatus> CollectStatus(const plan::Plan& plan, Duration timeout);
+std::string StatusTable(const std::vector<RegionStatus>& regions);
+nlohmann::ordered_json StatusJson(const plan::Plan& plan, const std::vector<RegionStatus>& regions);
+
+}  // namespace lifeboat::cli

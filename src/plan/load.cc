@@ -53,6 +53,10 @@ void LoadRegions(const Map& top, Plan& plan) {
     top.Missing("regions", "{ name: { role: primary, agent: host:port }, ... }");
     return;
   }
+  if (node.IsNull()) {
+    ctx.Error(top.KeyMark("regions"), "regions: no regions defined", "name at least a primary and a standby region");
+    return;
+  }
   Map regions = Map::Named(ctx, node, "regions");
   for (const auto& e : regions.entries()) {
     if (ctx.full()) return;
@@ -362,7 +366,15 @@ LoadResult LoadPlanText(std::string_view text, const std::string& source) {
   }
   YAML::Node root;
   try {
-    root = YAML::Load(std::string(text));
+    // LoadAll, not Load: Load silently drops every document after the first.
+    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(text));
+    if (docs.size() > 1) {
+      ctx.Error(docs[1].Mark(), "the file holds " + std::to_string(docs.size()) + " YAML documents; a plan is one",
+                "remove the '---' or '...' separators (or a line starting with '%') that start another document");
+      result.diagnostics = std::move(ctx.diagnostics());
+      return result;
+    }
+    if (!docs.empty()) root = docs[0];
   } catch (const YAML::Exception& e) {
     ctx.Error(e.mark, "not valid YAML: " + e.msg, "check the indentation and quoting near here");
     result.diagnostics = std::move(ctx.diagnostics());

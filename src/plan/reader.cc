@@ -112,6 +112,13 @@ YAML::Node Map::Get(std::string_view key) const {
   return YAML::Node(YAML::NodeType::Undefined);
 }
 
+YAML::Mark Map::KeyMark(std::string_view key) const {
+  for (const auto& e : entries_) {
+    if (e.key == key) return e.key_node.Mark();
+  }
+  return mark_;
+}
+
 void Map::Missing(std::string_view key, std::string_view what) const {
   ctx_->Error(mark_, Where() + ": missing required key '" + std::string(key) + "'",
               "add '" + std::string(key) + ": " + std::string(what) + "'");
@@ -143,7 +150,7 @@ std::optional<std::pair<std::string, YAML::Mark>> Map::Scalar(std::string_view k
     return std::nullopt;
   }
   if (n.IsNull()) {
-    ctx_->Error(n.Mark(), Sub(key) + ": has no value", "give it " + std::string(expected));
+    ctx_->Error(KeyMark(key), Sub(key) + ": has no value", "give it " + std::string(expected));
     return std::nullopt;
   }
   auto s = ScalarOf(*ctx_, n, Sub(key), expected);

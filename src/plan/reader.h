@@ -66,6 +66,9 @@ class Map {
   // The value under `key`, or an undefined node.
   YAML::Node Get(std::string_view key) const;
   bool Has(std::string_view key) const { return Get(key).IsDefined(); }
+  // Where `key` itself is written (for values that are empty, whose own
+  // position is wherever the next token is); the mapping's when absent.
+  YAML::Mark KeyMark(std::string_view key) const;
   // Reports a missing required key at the mapping.
   void Missing(std::string_view key, std::string_view what) const;
 

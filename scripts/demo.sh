@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds lifeboat, and runs `lifeboat demo` on the
+# embedded plan (two regions and a witness on this machine). Arguments go to
+# the demo: scripts/demo.sh --duration 30s
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j2 --target lifeboat >/dev/null
+exec build/lifeboat demo "$@"

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone on Debian 12: installs what is
+# missing, builds, runs the unit and integration tests, fuzzes every parser
+# for a bounded time, then builds again with ASan + UBSan and reruns the tests.
+# Usage: scripts/test.sh            (LIFEBOAT_QUICK=1 skips fuzzing and sanitizers)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$SECONDS
+
+scripts/deps.sh
+echo "== build (build/)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j2
+echo "== tests"
+ctest --test-dir build --output-on-failure -j2
+
+if [ "${LIFEBOAT_QUICK:-0}" != 1 ]; then
+  echo "== fuzz"
+  scripts/fuzz.sh "${LIFEBOAT_FUZZ_SECONDS:-60}"
+  echo "== build with ASan + UBSan (build-asan/)"
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLIFEBOAT_SANITIZE=ON >/dev/null
+  cmake --build build-asan -j2
+  echo "== tests under ASan + UBSan"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan --output-on-failure -j2
+fi
+echo "== all tests passed in $(( SECONDS - start ))s"

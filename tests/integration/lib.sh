@@ -1,0 +1,75 @@
+# Helpers for the integration tests: each test sources this, gets a scratch
+# directory, free ports and agents that are stopped when it exits.
+# Usage in a test:  source "$(dirname "$0")/lib.sh" "$LIFEBOAT"
+set -euo pipefail
+
+LIFEBOAT=${1:?usage: test.sh PATH_TO_LIFEBOAT}
+LIFEBOAT=$(readlink -f "$LIFEBOAT")
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/lifeboat-it-XXXXXX")
+PIDS=()
+
+cleanup() {
+  local rc=$?
+  for pid in "${PIDS[@]:-}"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]:-}"; do
+    [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
+  done
+  if [ $rc -eq 0 ]; then rm -rf "$WORK"; else echo "test failed; scratch dir kept: $WORK" >&2; fi
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok: $*"; }
+
+# A TCP port on 127.0.0.1 that nothing listens on now.
+free_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$(( (RANDOM % 20000) + 30000 ))
+    if [ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ]; then echo "$p"; return; fi
+  done
+  fail "no free port found"
+}
+
+# Writes a three-region plan on free ports to $WORK/plan.yaml; sets PORT_EAST, PORT_WEST, PORT_WITNESS.
+write_plan() {
+  PORT_EAST=$(free_port); PORT_WEST=$(free_port); PORT_WITNESS=$(free_port)
+  cat > "$WORK/plan.yaml" <<PLAN
+name: it
+pattern: warm-standby
+regions:
+  east:    { role: primary, agent: 127.0.0.1:$PORT_EAST }
+  west:    { role: standby, agent: 127.0.0.1:$PORT_WEST }
+  witness: { role: witness, agent: 127.0.0.1:$PORT_WITNESS }
+PLAN
+}
+
+# start_agent REGION: starts it in the background (log in $WORK/REGION.log); sets LAST_PID.
+start_agent() {
+  local region=$1
+  "$LIFEBOAT" --log-format json agent --plan "$WORK/plan.yaml" --region "$region" \
+    --data-dir "$WORK/data/$region" >>"$WORK/$region.log" 2>&1 &
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+}
+
+# wait_http URL [SECONDS]: until it answers 200.
+wait_http() {
+  local url=$1 deadline=$(( SECONDS + ${2:-10} ))
+  until curl -sf -o /dev/null --max-time 1 "$url"; do
+    [ $SECONDS -lt $deadline ] || fail "$url did not answer within ${2:-10}s"
+    sleep 0.05
+  done
+}
+
+# expect_exit CODE CMD...: runs CMD, checks its exit code, keeps its output in $OUT.
+expect_exit() {
+  local want=$1; shift
+  set +e
+  OUT=$("$@" 2>&1)
+  local got=$?
+  set -e
+  [ "$got" -eq "$want" ] || { echo "$OUT" >&2; fail "'$*' exited $got, want $want"; }
+}

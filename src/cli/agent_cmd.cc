@@ -7,25 +7,28 @@ namespace lifeboat::cli {
 
 void AddAgentCommand(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("agent", "Run this region's part of the plan");
-  static std::string plan_file, region, data_dir;
-  cmd->add_option("--plan", plan_file, "Plan file")->required();
-  cmd->add_option("--region", region, "The region this agent runs (a key of the plan's regions)")->required();
-  cmd->add_option("--data-dir", data_dir, "State store and locks (default /var/lib/lifeboat/PLAN/REGION)");
+  struct Options {
+    std::string plan_file, region, data_dir;
+  };
+  auto o = std::make_shared<Options>();
+  cmd->add_option("--plan", o->plan_file, "Plan file")->required();
+  cmd->add_option("--region", o->region, "The region this agent runs (a key of the plan's regions)")->required();
+  cmd->add_option("--data-dir", o->data_dir, "State store and locks (default /var/lib/lifeboat/PLAN/REGION)");
   cmd->footer(
       "Serves the admin API on the region's agent address: GET /healthz, /v1/status, /metrics.\n"
       "Stops cleanly on SIGTERM or SIGINT.\n\n"
       "Examples:\n"
       "  lifeboat agent --plan /etc/lifeboat/shop.yaml --region us-east\n"
       "  lifeboat agent --plan examples/local.yaml --region us-west --data-dir /tmp/us-west --log-format json");
-  cmd->callback([&exit_code] {
-    auto plan = plan::LoadPlanOrError(plan_file);
+  cmd->callback([&exit_code, o] {
+    auto plan = plan::LoadPlanOrError(o->plan_file);
     if (!plan.ok()) {
       exit_code = Fail(plan.error());
       return;
     }
     agent::AgentOptions options;
-    options.region = region;
-    options.data_dir = data_dir;
+    options.region = o->region;
+    options.data_dir = o->data_dir;
     options.handle_signals = true;
     auto a = agent::Agent::Create(std::move(*plan), options);
     if (!a.ok()) {

@@ -132,14 +132,149 @@ void StopAll(std::vector<Child>& children) {
   }
 }
 
+struct DemoOptions {
+  std::string plan_file, data_dir, duration;
+};
+
+// Blocks SIGINT and SIGTERM so the demo can take them with sigtimedwait.
+sigset_t BlockStopSignals() {
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  return sigs;
+}
+
+// Stops the others and reports the agent that died, with the end of its log.
+int FailWithChild(std::vector<Child>& children, const Child& died) {
+  std::cerr << "lifeboat: error: the agent of " << died.region << " exited (" << DescribeExit(died.status)
+            << "); the end of " << died.log << ":\n"
+            << Tail(died.log, 5);
+  StopAll(children);
+  return kExitFailure;
+}
+
+// Polls every agent's /healthz until all answer; nullopt when they do,
+// else the exit code of the failure.
+std::optional<int> WaitUntilReady(const plan::Plan& plan, std::vector<Child>& children, const std::string& data_dir) {
+  auto deadline = Clock::now() + 15s;
+  std::vector<bool> up(plan.regions.size(), false);
+  size_t ready = 0;
+  while (ready < plan.regions.size()) {
+    if (Child* died = Reap(children)) return FailWithChild(children, *died);
+    if (Clock::now() > deadline) {
+      std::cerr << "lifeboat: error: agents did not answer within 15s; see the logs under " << data_dir << "\n";
+      StopAll(children);
+      return kExitFailure;
+    }
+    for (size_t i = 0; i < plan.regions.size(); ++i) {
+      if (up[i]) continue;
+      auto r = net::Fetch("GET", net::BaseUrl(plan.regions[i].agent) + "/healthz", 500ms);
+      if (r.ok() && r->status == 200) {
+        up[i] = true;
+        ++ready;
+      }
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  return std::nullopt;
+}
+
+int RunDemo(DemoOptions o) {
+  std::optional<Duration> duration;
+  if (!o.duration.empty()) {
+    auto d = ParseDuration(o.duration);
+    if (!d.ok()) return Fail("--duration: " + d.error().message(), kExitInvalid);
+    duration = *d;
+  }
+  std::string plan_text;
+  if (o.plan_file.empty()) {
+    plan_text = kEmbeddedLocalPlan;
+  } else {
+    auto text = ReadFile(o.plan_file, plan::kMaxPlanBytes + 1);
+    if (!text.ok()) return Fail("--plan: " + text.error().message(), kExitInvalid);
+    plan_text = std::move(*text);
+  }
+  plan::LoadResult loaded =
+      plan::LoadPlanText(plan_text, o.plan_file.empty() ? "examples/local.yaml (embedded)" : o.plan_file);
+  std::cerr << plan::FormatDiagnostics(loaded.diagnostics);
+  if (!loaded.plan) return kExitInvalid;
+  const plan::Plan& plan = *loaded.plan;
+
+  if (o.data_dir.empty()) {
+    char tmpl[] = "/tmp/lifeboat-demo-XXXXXX";
+    if (!::mkdtemp(tmpl)) return Fail(ErrnoError(errno, "create a directory under /tmp"));
+    o.data_dir = tmpl;
+  }
+  if (auto s = EnsureWritableDir(o.data_dir); !s.ok()) return Fail("--data-dir: " + s.error().message());
+  const std::string data_dir = std::filesystem::absolute(o.data_dir).string();
+  const std::string plan_path = data_dir + "/plan.yaml";
+  if (auto s = WriteFileAtomic(plan_path, plan_text); !s.ok()) return Fail(s.error());
+
+  sigset_t sigs = BlockStopSignals();
+  std::cout << "lifeboat demo: plan '" << plan.name << "' (" << plan::Name(plan.pattern) << "), "
+            << plan.regions.size() << " regions, data in " << data_dir << "\n";
+  std::vector<Child> children;
+  const std::string exe = SelfExe();
+  for (const auto& r : plan.regions) {
+    Child c;
+    c.region = r.name;
+    std::string dir = data_dir + "/" + r.name;
+    c.log = dir + "/agent.log";
+    if (auto s = EnsureWritableDir(dir); !s.ok()) {
+      StopAll(children);
+      return Fail(s.error());
+    }
+    auto pid = Spawn(
+        {exe, "--log-format", "json", "agent", "--plan", plan_path, "--region", r.name, "--data-dir", dir}, c.log);
+    if (!pid.ok()) {
+      StopAll(children);
+      return Fail(pid.error());
+    }
+    c.pid = *pid;
+    std::cout << "  started " << r.name << " (" << plan::Name(r.role) << ") on " << r.agent.ToString() << ", pid "
+              << c.pid << "\n";
+    children.push_back(c);
+  }
+  if (auto failed = WaitUntilReady(plan, children, data_dir)) return *failed;
+
+  std::cout << "\n" << StatusTable(CollectStatus(plan, 2s)) << "\n";
+  std::cout << (duration ? "Running for " + FormatDuration(*duration) + " (Ctrl-C stops sooner)" : "Running until Ctrl-C")
+            << ". Try, in another shell:\n"
+            << "  " << exe << " status --plan " << plan_path << "\n"
+            << "  curl -s http://" << plan.regions[0].agent.ToString() << "/metrics\n"
+            << std::flush;
+
+  auto end = duration ? Clock::now() + *duration : Clock::time_point::max();
+  timespec tick{0, 100'000'000};
+  while (Clock::now() < end) {
+    int sig = sigtimedwait(&sigs, nullptr, &tick);
+    if (sig == SIGINT || sig == SIGTERM) {
+      std::cout << "\n" << (sig == SIGINT ? "Interrupted" : "Terminated") << "; stopping the agents\n";
+      break;
+    }
+    if (Child* died = Reap(children)) return FailWithChild(children, *died);
+  }
+  StopAll(children);
+  bool clean = true;
+  for (const auto& c : children) {
+    clean = clean && WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0;
+    std::cout << "  stopped " << c.region << " (" << DescribeExit(c.status) << ")\n";
+  }
+  std::cout << (clean ? "All agents stopped cleanly." : "Some agents did not stop cleanly; see their logs.")
+            << " Logs and state: " << data_dir << "\n";
+  return clean ? kExitOk : kExitFailure;
+}
+
 }  // namespace
 
 void AddDemoCommand(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("demo", "Run two regions and a witness on this machine");
-  static std::string plan_file, data_dir, duration_text;
-  cmd->add_option("--plan", plan_file, "Plan to run instead of the embedded examples/local.yaml");
-  cmd->add_option("--data-dir", data_dir, "Where the agents keep state and logs (default: a new /tmp/lifeboat-demo-*)");
-  cmd->add_option("--duration", duration_text, "Stop after this long (default: run until Ctrl-C)");
+  auto o = std::make_shared<DemoOptions>();
+  cmd->add_option("--plan", o->plan_file, "Plan to run instead of the embedded examples/local.yaml");
+  cmd->add_option("--data-dir", o->data_dir, "Where the agents keep state and logs (default: a new /tmp/lifeboat-demo-*)");
+  cmd->add_option("--duration", o->duration, "Stop after this long (default: run until Ctrl-C)");
   cmd->footer(
       "Starts one agent process per region of the plan, on loopback, waits until each answers,\n"
       "prints their status and keeps them running until Ctrl-C (or --duration), then stops\n"
@@ -147,139 +282,7 @@ void AddDemoCommand(CLI::App& app, int& exit_code) {
       "Examples:\n"
       "  lifeboat demo\n"
       "  lifeboat demo --duration 30s --data-dir /tmp/lb");
-  cmd->callback([&exit_code] {
-    std::optional<Duration> duration;
-    if (!duration_text.empty()) {
-      auto d = ParseDuration(duration_text);
-      if (!d.ok()) {
-        exit_code = Fail("--duration: " + d.error().message(), kExitInvalid);
-        return;
-      }
-      duration = *d;
-    }
-    plan::LoadResult loaded = plan_file.empty() ? plan::LoadPlanText(kEmbeddedLocalPlan, "examples/local.yaml (embedded)")
-                                                : plan::LoadPlanFile(plan_file);
-    if (!loaded.plan) {
-      std::cerr << plan::FormatDiagnostics(loaded.diagnostics);
-      exit_code = kExitInvalid;
-      return;
-    }
-    const plan::Plan& plan = *loaded.plan;
-    if (data_dir.empty()) {
-      char tmpl[] = "/tmp/lifeboat-demo-XXXXXX";
-      if (!::mkdtemp(tmpl)) {
-        exit_code = Fail(ErrnoError(errno, "create a directory under /tmp"));
-        return;
-      }
-      data_dir = tmpl;
-    }
-    if (auto s = EnsureWritableDir(data_dir); !s.ok()) {
-      exit_code = Fail("--data-dir: " + s.error().message());
-      return;
-    }
-    data_dir = std::filesystem::absolute(data_dir).string();
-    std::string plan_path = data_dir + "/plan.yaml";
-    std::string plan_text = plan_file.empty() ? std::string(kEmbeddedLocalPlan) : *ReadFile(plan_file);
-    if (auto s = WriteFileAtomic(plan_path, plan_text); !s.ok()) {
-      exit_code = Fail(s.error());
-      return;
-    }
-
-    // Signals are taken synchronously (sigtimedwait), so block them first.
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-
-    std::cout << "lifeboat demo: plan '" << plan.name << "' (" << plan::Name(plan.pattern) << "), "
-              << plan.regions.size() << " regions, data in " << data_dir << "\n";
-    std::vector<Child> children;
-    std::string exe = SelfExe();
-    for (const auto& r : plan.regions) {
-      Child c;
-      c.region = r.name;
-      std::string dir = data_dir + "/" + r.name;
-      if (auto s = EnsureWritableDir(dir); !s.ok()) {
-        StopAll(children);
-        exit_code = Fail(s.error());
-        return;
-      }
-      c.log = dir + "/agent.log";
-      auto pid = Spawn({exe, "--log-format", "json", "agent", "--plan", plan_path, "--region", r.name, "--data-dir", dir},
-                       c.log);
-      if (!pid.ok()) {
-        StopAll(children);
-        exit_code = Fail(pid.error());
-        return;
-      }
-      c.pid = *pid;
-      std::cout << "  started " << r.name << " (" << plan::Name(r.role) << ") on " << r.agent.ToString()
-                << ", pid " << c.pid << "\n";
-      children.push_back(c);
-    }
-
-    auto fail_with_child = [&](Child& c) {
-      std::cerr << "lifeboat: error: the agent of " << c.region << " exited (" << DescribeExit(c.status)
-                << "); the end of " << c.log << ":\n"
-                << Tail(c.log, 5);
-      StopAll(children);
-      exit_code = kExitFailure;
-    };
-
-    // Wait until every agent answers /healthz.
-    auto deadline = Clock::now() + 15s;
-    size_t ready = 0;
-    std::vector<bool> up(plan.regions.size(), false);
-    while (ready < plan.regions.size()) {
-      if (Child* died = Reap(children)) return fail_with_child(*died);
-      if (Clock::now() > deadline) {
-        std::cerr << "lifeboat: error: agents did not answer within 15s; see the logs under " << data_dir << "\n";
-        StopAll(children);
-        exit_code = kExitFailure;
-        return;
-      }
-      for (size_t i = 0; i < plan.regions.size(); ++i) {
-        if (up[i]) continue;
-        auto r = net::Fetch("GET", net::BaseUrl(plan.regions[i].agent) + "/healthz", 500ms);
-        if (r.ok() && r->status == 200) {
-          up[i] = true;
-          ++ready;
-        }
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    std::cout << "\n" << StatusTable(CollectStatus(plan, 2s)) << "\n";
-    if (duration) {
-      std::cout << "Running for " << FormatDuration(*duration) << " (Ctrl-C stops sooner). Try, in another shell:\n";
-    } else {
-      std::cout << "Running until Ctrl-C. Try, in another shell:\n";
-    }
-    std::cout << "  " << exe << " status --plan " << plan_path << "\n"
-              << "  curl -s http://" << plan.regions[0].agent.ToString() << "/metrics\n"
-              << std::flush;
-
-    auto end = duration ? Clock::now() + *duration : Clock::time_point::max();
-    timespec tick{0, 100'000'000};
-    while (Clock::now() < end) {
-      int sig = sigtimedwait(&sigs, nullptr, &tick);
-      if (sig == SIGINT || sig == SIGTERM) {
-        std::cout << "\n" << (sig == SIGINT ? "Interrupted" : "Terminated") << "; stopping the agents\n";
-        break;
-      }
-      if (Child* died = Reap(children)) return fail_with_child(*died);
-    }
-    StopAll(children);
-    bool clean = true;
-    for (const auto& c : children) {
-      bool ok = WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0;
-      clean = clean && ok;
-      std::cout << "  stopped " << c.region << " (" << DescribeExit(c.status) << ")\n";
-    }
-    std::cout << (clean ? "All agents stopped cleanly." : "Some agents did not stop cleanly; see their logs.")
-              << " Logs and state: " << data_dir << "\n";
-    exit_code = clean ? kExitOk : kExitFailure;
-  });
+  cmd->callback([&exit_code, o] { exit_code = RunDemo(*o); });
 }
 
 }  // namespace lifeboat::cli

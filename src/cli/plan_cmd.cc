@@ -41,17 +41,22 @@ void AddPlanCommands(CLI::App& app, int& exit_code) {
   plan->require_subcommand(1);
 
   auto* validate = plan->add_subcommand("validate", "Check plans and report every error with its position");
-  static std::vector<std::string> files;
-  static std::string validate_output = "text";
-  validate->add_option("PLAN", files, "Plan files")->required();
-  AddOutputFlag(*validate, validate_output, {"text", "json"});
+  struct ValidateOptions {
+    std::vector<std::string> files;
+    std::string output = "text";
+  };
+  auto vo = std::make_shared<ValidateOptions>();
+  validate->add_option("PLAN", vo->files, "Plan files")->required();
+  AddOutputFlag(*validate, vo->output, {"text", "json"});
   validate->footer(
       "Every problem is reported at once as FILE:LINE:COLUMN: error: MESSAGE, with a hint.\n"
       "Exit code: 0 when every plan is valid (warnings allowed), 2 otherwise.\n\n"
       "Examples:\n"
       "  lifeboat plan validate examples/shop.yaml\n"
       "  lifeboat plan validate plans/*.yaml -o json");
-  validate->callback([&exit_code] {
+  validate->callback([&exit_code, vo] {
+    const auto& files = vo->files;
+    const auto& validate_output = vo->output;
     bool all_ok = true;
     auto json = nlohmann::ordered_json::array();
     for (const auto& f : files) {
@@ -76,22 +81,25 @@ void AddPlanCommands(CLI::App& app, int& exit_code) {
   });
 
   auto* show = plan->add_subcommand("show", "Print the plan with every default filled in");
-  static std::string show_file;
-  static std::string show_output = "yaml";
-  show->add_option("PLAN", show_file, "Plan file")->required();
-  AddOutputFlag(*show, show_output, {"yaml", "json"});
+  struct ShowOptions {
+    std::string file;
+    std::string output = "yaml";
+  };
+  auto so = std::make_shared<ShowOptions>();
+  show->add_option("PLAN", so->file, "Plan file")->required();
+  AddOutputFlag(*show, so->output, {"yaml", "json"});
   show->footer(
       "Examples:\n"
       "  lifeboat plan show examples/shop.yaml\n"
       "  lifeboat plan show examples/shop.yaml -o json | jq .failover");
-  show->callback([&exit_code] {
-    plan::LoadResult r = plan::LoadPlanFile(show_file);
+  show->callback([&exit_code, so] {
+    plan::LoadResult r = plan::LoadPlanFile(so->file);
     std::cerr << plan::FormatDiagnostics(r.diagnostics);
     if (!r.plan) {
       exit_code = kExitInvalid;
       return;
     }
-    if (show_output == "json") {
+    if (so->output == "json") {
       std::cout << plan::ToJson(*r.plan).dump(2) << "\n";
     } else {
       std::cout << plan::ToYaml(*r.plan);

@@ -9,28 +9,31 @@ namespace lifeboat::cli {
 
 void AddStatusCommand(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("status", "Ask every region's agent how it is");
-  static std::string plan_file, output = "table", timeout_text = "2s";
-  cmd->add_option("--plan", plan_file, "Plan file")->required();
-  cmd->add_option("--timeout", timeout_text, "How long to wait for each agent")->capture_default_str();
-  AddOutputFlag(*cmd, output, {"table", "json"});
+  struct Options {
+    std::string plan_file, output = "table", timeout = "2s";
+  };
+  auto o = std::make_shared<Options>();
+  cmd->add_option("--plan", o->plan_file, "Plan file")->required();
+  cmd->add_option("--timeout", o->timeout, "How long to wait for each agent")->capture_default_str();
+  AddOutputFlag(*cmd, o->output, {"table", "json"});
   cmd->footer(
       "An agent that does not answer is shown as down with the reason; that is not an error of the command.\n\n"
       "Examples:\n"
       "  lifeboat status --plan examples/local.yaml\n"
       "  lifeboat status --plan shop.yaml -o json | jq '.regions[] | select(.state == \"down\")'");
-  cmd->callback([&exit_code] {
-    auto timeout = ParseDuration(timeout_text);
+  cmd->callback([&exit_code, o] {
+    auto timeout = ParseDuration(o->timeout);
     if (!timeout.ok()) {
       exit_code = Fail("--timeout: " + timeout.error().message(), kExitInvalid);
       return;
     }
-    auto plan = plan::LoadPlanOrError(plan_file);
+    auto plan = plan::LoadPlanOrError(o->plan_file);
     if (!plan.ok()) {
       exit_code = Fail(plan.error());
       return;
     }
     auto regions = CollectStatus(*plan, *timeout);
-    if (output == "json") {
+    if (o->output == "json") {
       std::cout << StatusJson(*plan, regions).dump(2) << "\n";
     } else {
       std::cout << StatusTable(regions);

@@ -1,7 +1,11 @@
 #include "plan/load.h"
 
+#include <yaml-cpp/eventhandler.h>
+
 #include <algorithm>
 #include <functional>
+#include <map>
+#include <sstream>
 #include <tuple>
 #include <set>
 
@@ -46,6 +50,38 @@ bool CheckText(std::string_view text, int& line, int& column) {
   return true;
 }
 
+// Counts the documents of a YAML stream and where each starts, parsing at
+// most kMaxDocs of them. (YAML::LoadAll in yaml-cpp 0.7 loops forever on
+// input such as ",", pushing null documents; upstream fixed it in PR #1319.)
+class DocumentCounter final : public YAML::EventHandler {
+ public:
+  static constexpr int kMaxDocs = 3;
+  std::vector<YAML::Mark> starts;
+  int content = 0;  // scalars, aliases, sequences and maps seen
+
+  void OnDocumentStart(const YAML::Mark& m) override { starts.push_back(m); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { ++content; }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override { ++content; }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    ++content;
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    ++content;
+  }
+  void OnMapEnd() override {}
+
+  // Throws YAML::Exception for a syntax error.
+  void Parse(const std::string& text) {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    for (int n = 0; n < kMaxDocs && parser.HandleNextDocument(*this); ++n) {
+    }
+  }
+};
+
 void LoadRegions(const Map& top, Plan& plan) {
   Context& ctx = top.ctx();
   YAML::Node node = top.Get("regions");
@@ -58,6 +94,7 @@ void LoadRegions(const Map& top, Plan& plan) {
     return;
   }
   Map regions = Map::Named(ctx, node, "regions");
+  std::map<std::string, std::string> agents;  // address -> region
   for (const auto& e : regions.entries()) {
     if (ctx.full()) return;
     if (!CheckName(ctx, e, "region")) continue;
@@ -66,12 +103,12 @@ void LoadRegions(const Map& top, Plan& plan) {
     r.name = e.key;
     m.Enum("role", r.role, {{"primary", Role::kPrimary}, {"standby", Role::kStandby}, {"witness", Role::kWitness}},
            true);
-    bool has_agent = m.Addr("agent", r.agent, true);
-    for (const auto& other : plan.regions) {
-      if (has_agent && other.agent == r.agent) {
+    if (m.Addr("agent", r.agent, true)) {
+      auto [it, fresh] = agents.emplace(r.agent.ToString(), r.name);
+      if (!fresh) {
         ctx.Error(m.Get("agent").Mark(),
-                  m.Sub("agent") + ": " + r.agent.ToString() + " is also the agent address of region '" +
-                      other.name + "'",
+                  m.Sub("agent") + ": " + r.agent.ToString() + " is also the agent address of region '" + it->second +
+                      "'",
                   "give every region's agent its own host:port");
       }
     }
@@ -284,8 +321,9 @@ void LoadFailover(const Map& top, Plan& plan) {
     f.hooks.push_back(std::move(hook));
   }
   if (m.StrList("steps", f.steps)) {
-    std::vector<std::string> known(std::begin(kBuiltinSteps), std::end(kBuiltinSteps));
-    for (const auto& h : f.hooks) known.push_back(h.name);
+    NameSet known = NamesOf(f.hooks);
+    for (const char* b : kBuiltinSteps) known.set.insert(b);
+    known.ordered.insert(known.ordered.begin(), std::begin(kBuiltinSteps), std::end(kBuiltinSteps));
     YAML::Node steps = m.Get("steps");
     for (size_t i = 0; i < f.steps.size(); ++i) {
       YAML::Mark at = steps.IsSequence() ? steps[i].Mark() : steps.Mark();
@@ -328,8 +366,9 @@ bool CheckName(Context& ctx, const Map::Entry& e, const std::string& what) {
 }
 
 bool CheckRef(Context& ctx, const YAML::Mark& at, const std::string& path, const std::string& name,
-              const std::vector<std::string>& known, const std::string& what) {
-  if (std::find(known.begin(), known.end(), name) != known.end()) return true;
+              const NameSet& names, const std::string& what) {
+  if (names.contains(name)) return true;
+  const std::vector<std::string>& known = names.ordered;
   std::vector<std::string_view> views(known.begin(), known.end());
   std::string close = ClosestMatch(name, views);
   std::string hint;
@@ -366,15 +405,25 @@ LoadResult LoadPlanText(std::string_view text, const std::string& source) {
   }
   YAML::Node root;
   try {
-    // LoadAll, not Load: Load silently drops every document after the first.
-    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(text));
-    if (docs.size() > 1) {
-      ctx.Error(docs[1].Mark(), "the file holds " + std::to_string(docs.size()) + " YAML documents; a plan is one",
-                "remove the '---' or '...' separators (or a line starting with '%') that start another document");
+    // YAML::Load silently drops every document after the first, so count them first.
+    std::string owned(text);
+    DocumentCounter docs;
+    docs.Parse(owned);
+    if (docs.starts.size() > 1) {
+      if (docs.content == 0) {
+        ctx.Error(docs.starts[1], "not valid YAML: stray punctuation and no content",
+                  "a plan is a mapping of keys; see examples/ for one");
+      } else {
+        std::string count = docs.starts.size() >= DocumentCounter::kMaxDocs
+                                ? std::to_string(DocumentCounter::kMaxDocs) + " or more"
+                                : std::to_string(docs.starts.size());
+        ctx.Error(docs.starts[1], "the file holds " + count + " YAML documents; a plan is one",
+                  "remove the '---' or '...' separators (or a line starting with '%') that start another document");
+      }
       result.diagnostics = std::move(ctx.diagnostics());
       return result;
     }
-    if (!docs.empty()) root = docs[0];
+    root = YAML::Load(owned);
   } catch (const YAML::Exception& e) {
     ctx.Error(e.mark, "not valid YAML: " + e.msg, "check the indentation and quoting near here");
     result.diagnostics = std::move(ctx.diagnostics());

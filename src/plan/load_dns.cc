@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <charconv>
 #include <sstream>
+#include <unordered_map>
 
 #include "core/strings.h"
 #include "plan/load.h"
@@ -110,11 +111,14 @@ Result<std::string> CheckValue(const std::string& type, const std::string& v, co
   return InvalidArgument("unsupported type " + type);
 }
 
+using EndpointIndex = std::unordered_map<std::string, const Endpoint*>;
+
 // A policy record's endpoint must have an address of the record's family.
-void CheckEndpointFamily(Context& ctx, const Plan& plan, const YAML::Mark& at, const std::string& path,
+void CheckEndpointFamily(Context& ctx, const EndpointIndex& endpoints, const YAML::Mark& at, const std::string& path,
                          const std::string& type, const std::string& endpoint) {
-  const Endpoint* ep = plan.FindEndpoint(endpoint);
-  if (!ep) return;
+  auto found = endpoints.find(endpoint);
+  if (found == endpoints.end()) return;
+  const Endpoint* ep = found->second;
   in_addr a4;
   in6_addr a6;
   bool v4 = inet_pton(AF_INET, ep->address.host.c_str(), &a4) == 1;
@@ -207,6 +211,9 @@ void LoadDns(const Map& top, Plan& plan) {
   }
 
   auto endpoints = NamesOf(plan.endpoints);
+  EndpointIndex endpoint_index;
+  for (const auto& ep : plan.endpoints) endpoint_index.emplace(ep.name, &ep);
+  std::unordered_map<std::string, std::vector<std::string>> types_at;  // name -> record types there
   YAML::Node records = m.Get("records");
   if (records.IsDefined() && !records.IsSequence()) {
     ctx.Error(records.Mark(), "dns.records: expected a list of records, got " + KindOf(records),
@@ -281,7 +288,7 @@ void LoadDns(const Map& top, Plan& plan) {
         case RecordPolicy::kFailover:
           for (auto [key, out] : {std::pair{"primary", &rec.primary}, std::pair{"secondary", &rec.secondary}}) {
             if (r.Str(key, *out, true) && CheckRef(ctx, r.Get(key).Mark(), r.Sub(key), *out, endpoints, "endpoint")) {
-              CheckEndpointFamily(ctx, plan, r.Get(key).Mark(), r.Sub(key), rec.type, *out);
+              CheckEndpointFamily(ctx, endpoint_index, r.Get(key).Mark(), r.Sub(key), rec.type, *out);
             }
           }
           if (!rec.primary.empty() && rec.primary == rec.secondary) {
@@ -320,7 +327,7 @@ void LoadDns(const Map& top, Plan& plan) {
             total += t.weight;
             if (t.endpoint.empty()) continue;
             if (CheckRef(ctx, at, tpath, t.endpoint, endpoints, "endpoint")) {
-              CheckEndpointFamily(ctx, plan, at, tpath, rec.type, t.endpoint);
+              CheckEndpointFamily(ctx, endpoint_index, at, tpath, rec.type, t.endpoint);
             }
             for (const auto& prev : rec.targets) {
               if (prev.endpoint == t.endpoint) ctx.Error(at, tpath + ": endpoint '" + t.endpoint + "' is listed twice");
@@ -335,14 +342,14 @@ void LoadDns(const Map& top, Plan& plan) {
       }
       if (rec.name.empty() || rec.type.empty()) continue;
       // One record per name and type; CNAME alone at its name and never at the apex.
-      for (const auto& prev : dns.records) {
-        if (prev.name != rec.name) continue;
-        if (prev.type == rec.type) {
+      std::vector<std::string>& types_here = types_at[rec.name];
+      for (const auto& prev_type : types_here) {
+        if (prev_type == rec.type) {
           ctx.Error(r.Get("name").Mark(), r.Sub("name") + ": a second " + rec.type + " record for " + rec.name,
                     "list every value in one record's 'value' (or 'targets')");
-        } else if (prev.type == "CNAME" || rec.type == "CNAME") {
+        } else if (prev_type == "CNAME" || rec.type == "CNAME") {
           ctx.Error(r.Get("name").Mark(), r.Sub("name") + ": " + rec.name + " has a CNAME and a " +
-                                              (rec.type == "CNAME" ? prev.type : rec.type) + " record",
+                                              (rec.type == "CNAME" ? prev_type : rec.type) + " record",
                     "a name with a CNAME can have no other record (RFC 1034 3.6.2)");
         }
       }
@@ -350,6 +357,7 @@ void LoadDns(const Map& top, Plan& plan) {
         ctx.Error(r.Get("name").Mark(), r.Sub("name") + ": a CNAME cannot be at the zone apex",
                   "the apex has SOA and NS records; use an A record with a policy instead");
       }
+      types_here.push_back(rec.type);
       dns.records.push_back(std::move(rec));
     }
   }

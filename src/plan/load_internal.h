@@ -2,6 +2,8 @@
 // order (regions before everything that names a region, and so on).
 #pragma once
 
+#include <unordered_set>
+
 #include "plan/plan.h"
 #include "plan/reader.h"
 
@@ -10,9 +12,17 @@ namespace lifeboat::plan {
 // Reports a name that is not [A-Za-z0-9_.-]{1,63} (names end up in metric
 // labels, file names and DNS).
 bool CheckName(Context& ctx, const Map::Entry& e, const std::string& what);
+// The names of one kind of thing (regions, endpoints, ...), in plan order
+// for messages and hashed for lookups.
+struct NameSet {
+  std::vector<std::string> ordered;
+  std::unordered_set<std::string> set;
+  bool contains(const std::string& n) const { return set.count(n) != 0; }
+};
+
 // Reports `name` at `at` when it is not in `known`, suggesting the closest.
 bool CheckRef(Context& ctx, const YAML::Mark& at, const std::string& path, const std::string& name,
-              const std::vector<std::string>& known, const std::string& what);
+              const NameSet& known, const std::string& what);
 
 void LoadDns(const Map& top, Plan& plan);
 void LoadVolumes(const Map& top, Plan& plan);
@@ -20,9 +30,12 @@ void LoadDatabases(const Map& top, Plan& plan);
 void LoadBackup(const Map& top, Plan& plan);
 
 template <typename T>
-std::vector<std::string> NamesOf(const std::vector<T>& items) {
-  std::vector<std::string> out;
-  for (const auto& i : items) out.push_back(i.name);
+NameSet NamesOf(const std::vector<T>& items) {
+  NameSet out;
+  for (const auto& i : items) {
+    out.ordered.push_back(i.name);
+    out.set.insert(i.name);
+  }
   return out;
 }
 

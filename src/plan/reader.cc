@@ -73,17 +73,12 @@ void Map::Init(const YAML::Node& node, std::span<const std::string_view> known, 
       continue;
     }
     std::string key = k.Scalar();
-    bool dup = false;
-    for (const auto& e : entries_) {
-      if (e.key == key) {
-        int line = e.key_node.Mark().line + 1;
-        ctx_->Error(k.Mark(), Sub(key) + ": duplicate key (first defined on line " + std::to_string(line) + ")",
-                    "remove one of the two, or give this one another name");
-        dup = true;
-        break;
-      }
+    if (auto it = index_.find(key); it != index_.end()) {
+      int line = entries_[it->second].key_node.Mark().line + 1;
+      ctx_->Error(k.Mark(), Sub(key) + ": duplicate key (first defined on line " + std::to_string(line) + ")",
+                  "remove one of the two, or give this one another name");
+      continue;
     }
-    if (dup) continue;
     if (check_known) {
       bool found = false;
       for (auto kn : known) found = found || kn == key;
@@ -97,6 +92,7 @@ void Map::Init(const YAML::Node& node, std::span<const std::string_view> known, 
         continue;
       }
     }
+    index_.emplace(key, entries_.size());
     entries_.push_back({key, k, it->second});
   }
 }
@@ -106,17 +102,13 @@ std::string Map::Sub(std::string_view key) const {
 }
 
 YAML::Node Map::Get(std::string_view key) const {
-  for (const auto& e : entries_) {
-    if (e.key == key) return e.value;
-  }
-  return YAML::Node(YAML::NodeType::Undefined);
+  auto it = index_.find(std::string(key));
+  return it == index_.end() ? YAML::Node(YAML::NodeType::Undefined) : entries_[it->second].value;
 }
 
 YAML::Mark Map::KeyMark(std::string_view key) const {
-  for (const auto& e : entries_) {
-    if (e.key == key) return e.key_node.Mark();
-  }
-  return mark_;
+  auto it = index_.find(std::string(key));
+  return it == index_.end() ? mark_ : entries_[it->second].key_node.Mark();
 }
 
 void Map::Missing(std::string_view key, std::string_view what) const {

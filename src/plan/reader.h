@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -100,6 +101,7 @@ class Map {
   YAML::Mark mark_;
   bool is_map_ = false;
   std::vector<Entry> entries_;
+  std::unordered_map<std::string, size_t> index_;  // key -> position in entries_
 };
 
 // The value under `key` of a mapping node, or an undefined node; reports

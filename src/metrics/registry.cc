@@ -59,59 +59,44 @@ std::string FormatValue(double v) {
   return buf;
 }
 
+void Registry::Add(Entry entry) {
+  std::lock_guard lock(mu_);
+  entries_.push_back(std::move(entry));
+}
+
 Family<Counter>& Registry::AddCounter(const std::string& name, const std::string& help,
                                       std::vector<std::string> label_names) {
   assert(name.size() > 6 && name.substr(name.size() - 6) == "_total");
-  auto e = std::make_unique<Entry>();
-  e->type = "counter";
-  e->counter = std::make_unique<Family<Counter>>(name, help, std::move(label_names));
-  auto& ref = *e->counter;
+  auto family = std::make_unique<Family<Counter>>(name, help, label_names);
+  auto& ref = *family;
+  Add({"counter", name, help, std::move(label_names), [&ref] { return ref.Collect(); }});
   std::lock_guard lock(mu_);
-  entries_.push_back(std::move(e));
+  counters_.push_back(std::move(family));
   return ref;
 }
 
 Family<Gauge>& Registry::AddGauge(const std::string& name, const std::string& help,
                                   std::vector<std::string> label_names) {
-  auto e = std::make_unique<Entry>();
-  e->type = "gauge";
-  e->gauge = std::make_unique<Family<Gauge>>(name, help, std::move(label_names));
-  auto& ref = *e->gauge;
+  auto family = std::make_unique<Family<Gauge>>(name, help, label_names);
+  auto& ref = *family;
+  Add({"gauge", name, help, std::move(label_names), [&ref] { return ref.Collect(); }});
   std::lock_guard lock(mu_);
-  entries_.push_back(std::move(e));
+  gauges_.push_back(std::move(family));
   return ref;
 }
 
 void Registry::AddGaugeCallback(const std::string& name, const std::string& help,
-                                std::vector<std::string> label_names,
-                                std::function<std::vector<std::pair<Labels, double>>()> fn) {
-  auto e = std::make_unique<Entry>();
-  e->type = "gauge";
-  e->name = name;
-  e->help = help;
-  e->label_names = std::move(label_names);
-  e->callback = std::move(fn);
-  std::lock_guard lock(mu_);
-  entries_.push_back(std::move(e));
+                                std::vector<std::string> label_names, Collect fn) {
+  Add({"gauge", name, help, std::move(label_names), std::move(fn)});
 }
 
 std::string Registry::Render() const {
   std::lock_guard lock(mu_);
   std::string out;
   for (const auto& e : entries_) {
-    const std::string& name = e->counter ? e->counter->name() : e->gauge ? e->gauge->name() : e->name;
-    const std::string& help = e->counter ? e->counter->help() : e->gauge ? e->gauge->help() : e->help;
-    const auto& label_names =
-        e->counter ? e->counter->label_names() : e->gauge ? e->gauge->label_names() : e->label_names;
-    out += "# HELP " + name + " " + EscapeHelp(help) + "\n";
-    out += "# TYPE " + name + " " + e->type + "\n";
-    if (e->counter) {
-      RenderSeries(out, name, label_names, e->counter->Collect());
-    } else if (e->gauge) {
-      RenderSeries(out, name, label_names, e->gauge->Collect());
-    } else {
-      RenderSeries(out, name, label_names, e->callback());
-    }
+    out += "# HELP " + e.name + " " + EscapeHelp(e.help) + "\n";
+    out += "# TYPE " + e.name + " " + e.type + "\n";
+    RenderSeries(out, e.name, e.label_names, e.collect());
   }
   return out;
 }

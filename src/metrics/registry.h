@@ -90,16 +90,19 @@ class Registry {
   std::string Render() const;
 
  private:
+  using Collect = std::function<std::vector<std::pair<Labels, double>>()>;
   struct Entry {
     std::string type;  // "counter" or "gauge"
-    std::unique_ptr<Family<Counter>> counter;
-    std::unique_ptr<Family<Gauge>> gauge;
     std::string name, help;
     std::vector<std::string> label_names;
-    std::function<std::vector<std::pair<Labels, double>>()> callback;
+    Collect collect;
   };
+  void Add(Entry entry);
+
   mutable std::mutex mu_;
-  std::vector<std::unique_ptr<Entry>> entries_;  // guarded by mu_
+  std::vector<Entry> entries_;                                 // guarded by mu_
+  std::vector<std::unique_ptr<Family<Counter>>> counters_;     // guarded by mu_
+  std::vector<std::unique_ptr<Family<Gauge>>> gauges_;         // guarded by mu_
 };
 
 // Helpers shared with tests: exposition escaping and number formatting.

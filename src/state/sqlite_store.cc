@@ -294,10 +294,10 @@ Result<std::vector<KeyValue>> SqliteStore::List(std::string_view prefix) {
   return out;
 }
 
-Result<int64_t> SqliteStore::Put(std::string_view key, std::string_view value, Expect expect, LeaseId lease) {
-  if (key.empty()) return InvalidArgument("state store: empty key");
+template <typename T, typename Apply>
+Result<T> SqliteStore::Mutate(std::string_view key, Expect expect, Apply apply) {
   std::vector<Event> events;
-  int64_t rev;
+  std::optional<Result<T>> result;
   {
     std::lock_guard lock(mu_);
     Tx tx(db_);
@@ -308,12 +308,23 @@ Result<int64_t> SqliteStore::Put(std::string_view key, std::string_view value, E
       return Aborted("state store: key '" + std::string(key) + "' changed since it was read (now at revision " +
                      std::to_string(cur ? cur->mod_revision : 0) + ")");
     }
+    result.emplace(apply(cur, events));
+    if (!result->ok()) return *std::move(result);
+    LB_RETURN_IF_ERROR(tx.Commit());
+  }
+  Notify(events);
+  return *std::move(result);
+}
+
+Result<int64_t> SqliteStore::Put(std::string_view key, std::string_view value, Expect expect, LeaseId lease) {
+  if (key.empty()) return InvalidArgument("state store: empty key");
+  return Mutate<int64_t>(key, expect, [&](const std::optional<KeyValue>& cur, std::vector<Event>& events) -> Result<int64_t> {
     if (lease != 0) {
       Stmt l(db_, "SELECT 1 FROM leases WHERE id = ? LIMIT 1");
       l.Bind(1, lease);
       if (l.Step() != SQLITE_ROW) return NotFound("state store: lease " + std::to_string(lease) + " has expired");
     }
-    LB_ASSIGN_OR_RETURN(rev, BumpRevisionLocked());
+    LB_ASSIGN_OR_RETURN(int64_t rev, BumpRevisionLocked());
     KeyValue kv;
     kv.key = std::string(key);
     kv.value = std::string(value);
@@ -325,41 +336,25 @@ Result<int64_t> SqliteStore::Put(std::string_view key, std::string_view value, E
     s.Bind(1, kv.key).Bind(2, kv.value).Bind(3, kv.create_revision).Bind(4, kv.mod_revision).Bind(5, kv.version);
     s.Bind(6, kv.lease);
     LB_RETURN_IF_ERROR(s.Run("put"));
-    LB_RETURN_IF_ERROR(tx.Commit());
     events.push_back({Event::Type::kPut, std::move(kv)});
-  }
-  Notify(events);
-  return rev;
+    return rev;
+  });
 }
 
 Result<bool> SqliteStore::Delete(std::string_view key, Expect expect) {
-  std::vector<Event> events;
-  bool existed;
-  {
-    std::lock_guard lock(mu_);
-    Tx tx(db_);
-    LB_RETURN_IF_ERROR(tx.status());
-    LB_RETURN_IF_ERROR(ExpireLocked(events));
-    LB_ASSIGN_OR_RETURN(auto cur, GetLocked(key));
-    if (!CheckExpect(cur, expect)) {
-      return Aborted("state store: key '" + std::string(key) + "' changed since it was read");
-    }
-    existed = cur.has_value();
-    if (existed) {
-      LB_ASSIGN_OR_RETURN(int64_t rev, BumpRevisionLocked());
-      Stmt s(db_, "DELETE FROM kv WHERE key = ?");
-      s.Bind(1, key);
-      LB_RETURN_IF_ERROR(s.Run("delete"));
-      Event e;
-      e.type = Event::Type::kDelete;
-      e.kv.key = std::string(key);
-      e.kv.mod_revision = rev;
-      events.push_back(std::move(e));
-    }
-    LB_RETURN_IF_ERROR(tx.Commit());
-  }
-  Notify(events);
-  return existed;
+  return Mutate<bool>(key, expect, [&](const std::optional<KeyValue>& cur, std::vector<Event>& events) -> Result<bool> {
+    if (!cur) return false;
+    LB_ASSIGN_OR_RETURN(int64_t rev, BumpRevisionLocked());
+    Stmt s(db_, "DELETE FROM kv WHERE key = ?");
+    s.Bind(1, key);
+    LB_RETURN_IF_ERROR(s.Run("delete"));
+    Event e;
+    e.type = Event::Type::kDelete;
+    e.kv.key = std::string(key);
+    e.kv.mod_revision = rev;
+    events.push_back(std::move(e));
+    return true;
+  });
 }
 
 Result<LeaseId> SqliteStore::Grant(Duration ttl) {

@@ -43,6 +43,12 @@ class SqliteStore final : public Store {
   struct Watcher;
   SqliteStore(sqlite3* db, Clock& clock, std::string path);
 
+  // Runs `apply(current value of key, events)` in a write transaction, after
+  // expiring leases and checking `expect` against the key; commits, then
+  // notifies watchers of `events`.
+  template <typename T, typename Apply>
+  Result<T> Mutate(std::string_view key, Expect expect, Apply apply);
+
   // All below run with mu_ held, inside a transaction.
   Result<std::optional<KeyValue>> GetLocked(std::string_view key);
   Result<int64_t> BumpRevisionLocked();

@@ -1,0 +1,136 @@
+#include "dns/wire.h"
+
+#include <gtest/gtest.h>
+
+#include "dns/testing.h"
+
+namespace lifeboat::dns {
+namespace {
+
+std::vector<uint8_t> Header(uint16_t qd, uint16_t an = 0, uint16_t ns = 0, uint16_t ar = 0) {
+  return {0x12, 0x34, 0x01, 0x00, 0, static_cast<uint8_t>(qd), 0, static_cast<uint8_t>(an), 0, static_cast<uint8_t>(ns),
+          0, static_cast<uint8_t>(ar)};
+}
+
+ParseOutcome Parse(const std::vector<uint8_t>& p) {
+  Query q;
+  return ParseQuery(p, q);
+}
+
+TEST(Wire, ParsesAPlainQuery) {
+  auto p = testing::MakeQuery("Www.Example.com", type::kAAAA);
+  Query q;
+  ASSERT_EQ(ParseQuery(p, q), ParseOutcome::kOk);
+  EXPECT_EQ(q.id, 0x1234);
+  EXPECT_EQ(q.qtype, type::kAAAA);
+  EXPECT_EQ(DecodeName(q.qname.span()), "Www.Example.com.");
+  EXPECT_TRUE(q.rd());
+  EXPECT_FALSE(q.edns);
+}
+
+TEST(Wire, CompressionPointerLoopsAreRejected) {
+  auto p = Header(1);
+  p.insert(p.end(), {0xC0, 12, 0, 1, 0, 1});  // a pointer to itself
+  EXPECT_EQ(Parse(p), ParseOutcome::kFormErr);
+  auto q = Header(1);
+  q.insert(q.end(), {0xC0, 14, 0xC0, 12, 0, 1, 0, 1});  // forward pointer
+  EXPECT_EQ(Parse(q), ParseOutcome::kFormErr);
+}
+
+TEST(Wire, BackwardPointersInLaterRecordsAreFine) {
+  auto p = testing::MakeQuery("a.example", type::kA);
+  p[7] = 1;  // ANCOUNT 1: an answer record whose owner points at the question
+  p.insert(p.end(), {0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 1, 2, 3, 4});
+  EXPECT_EQ(Parse(p), ParseOutcome::kOk);
+}
+
+TEST(Wire, LabelsOver63AndNamesOver255AreRejected) {
+  auto p = Header(1);
+  p.push_back(64);
+  p.insert(p.end(), 64, 'a');
+  p.insert(p.end(), {0, 0, 1, 0, 1});
+  EXPECT_EQ(Parse(p), ParseOutcome::kFormErr);
+  auto q = Header(1);
+  for (int i = 0; i < 5; ++i) {
+    q.push_back(60);
+    q.insert(q.end(), 60, 'b');
+  }
+  q.insert(q.end(), {0, 0, 1, 0, 1});  // 306 bytes
+  EXPECT_EQ(Parse(q), ParseOutcome::kFormErr);
+  WireName n;
+  EXPECT_FALSE(EncodeName(std::string(64, 'a') + ".com", n));
+  EXPECT_TRUE(EncodeName(std::string(63, 'a') + ".com", n));
+}
+
+TEST(Wire, TruncatedPacketsAndCountsThatLie) {
+  auto p = testing::MakeQuery("example.com", type::kA);
+  for (size_t len = 12; len < p.size(); ++len) {
+    EXPECT_EQ(Parse(std::vector<uint8_t>(p.begin(), p.begin() + static_cast<long>(len))), ParseOutcome::kFormErr) << len;
+  }
+  auto lying = p;
+  lying[11] = 3;  // ARCOUNT 3
+  EXPECT_EQ(Parse(lying), ParseOutcome::kFormErr);
+  EXPECT_EQ(Parse(Header(0)), ParseOutcome::kFormErr);
+  EXPECT_EQ(Parse(std::vector<uint8_t>(5, 0)), ParseOutcome::kDrop);
+}
+
+TEST(Wire, EdnsIsParsedAndMalformedOptIsRejected) {
+  testing::QueryOptions o;
+  o.edns_payload = 4096;
+  auto p = testing::MakeQuery("example.com", type::kA, o);
+  Query q;
+  ASSERT_EQ(ParseQuery(p, q), ParseOutcome::kOk);
+  ASSERT_TRUE(q.edns);
+  EXPECT_EQ(q.edns->udp_payload, 4096);
+  // Two OPT records.
+  auto two = p;
+  two[11] = 2;
+  two.insert(two.end(), p.end() - 11, p.end());
+  EXPECT_EQ(Parse(two), ParseOutcome::kBadEdns);
+  // An option whose length runs past RDATA.
+  auto bad = p;
+  bad[bad.size() - 1] = 4;  // RDLENGTH 4
+  bad.insert(bad.end(), {0, 10, 0, 9});
+  EXPECT_EQ(Parse(bad), ParseOutcome::kBadEdns);
+  // OPT not owned by the root.
+  auto owner = testing::MakeQuery("example.com", type::kA);
+  owner[11] = 1;
+  owner.insert(owner.end(), {1, 'x', 0, 0, 41, 16, 0, 0, 0, 0, 0, 0, 0});
+  EXPECT_EQ(Parse(owner), ParseOutcome::kBadEdns);
+}
+
+TEST(Wire, OtherOpcodesAreNotImp) {
+  auto p = testing::MakeQuery("example.com", type::kA);
+  p[2] = 0x28;  // opcode 5 (UPDATE)
+  EXPECT_EQ(Parse(p), ParseOutcome::kNotImp);
+}
+
+TEST(Wire, WriterCompressesRepeatedSuffixes) {
+  uint8_t buf[512];
+  MessageWriter w(buf);
+  WireName a, b;
+  EncodeName("www.example.com", a);
+  EncodeName("mail.example.com", b);
+  w.Header(1, 0x8400, 1, 1, 0, 0);
+  w.Question(a, type::kA, kClassIN);
+  size_t before = w.size();
+  uint8_t fixed[] = {0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 1, 2, 3, 4};
+  w.Record(b.span(), fixed);
+  // "mail" (5 bytes) then a pointer (2) to "example.com" inside the question.
+  EXPECT_EQ(w.size() - before, 5u + 2u + sizeof fixed);
+  EXPECT_FALSE(w.overflow());
+}
+
+TEST(Wire, WriterReportsOverflowInsteadOfWritingPastTheEnd) {
+  uint8_t buf[20];
+  MessageWriter w(buf);
+  WireName a;
+  EncodeName("a-rather-long-name.example.com", a);
+  w.Header(1, 0, 1, 0, 0, 0);
+  w.Question(a, type::kA, kClassIN);
+  EXPECT_TRUE(w.overflow());
+  EXPECT_LE(w.size(), sizeof buf);
+}
+
+}  // namespace
+}  // namespace lifeboat::dns

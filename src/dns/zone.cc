@@ -1,0 +1,448 @@
+#include "dns/zone.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+#include <sstream>
+
+namespace lifeboat::dns {
+namespace {
+
+constexpr size_t kMaxCnameChain = 8;
+constexpr size_t kMaxMultivalue = 8;
+
+void Put16(std::vector<uint8_t>& v, uint16_t x) {
+  v.push_back(static_cast<uint8_t>(x >> 8));
+  v.push_back(static_cast<uint8_t>(x));
+}
+void Put32(std::vector<uint8_t>& v, uint32_t x) {
+  Put16(v, static_cast<uint16_t>(x >> 16));
+  Put16(v, static_cast<uint16_t>(x));
+}
+
+uint32_t Seconds(Duration d) { return static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(d).count()); }
+
+Result<std::string> Wire(std::string_view presentation) {
+  WireName n;
+  if (!EncodeName(presentation, n)) return InvalidArgument("bad DNS name '" + std::string(presentation) + "'");
+  LowerName(n);
+  return std::string(n.view());
+}
+
+void AppendName(std::vector<uint8_t>& rdata, const std::string& wire) { rdata.insert(rdata.end(), wire.begin(), wire.end()); }
+
+// TYPE CLASS TTL RDLENGTH RDATA.
+std::vector<uint8_t> Fixed(uint16_t t, uint32_t ttl, const std::vector<uint8_t>& rdata) {
+  std::vector<uint8_t> v;
+  Put16(v, t);
+  Put16(v, kClassIN);
+  Put32(v, ttl);
+  Put16(v, static_cast<uint16_t>(rdata.size()));
+  v.insert(v.end(), rdata.begin(), rdata.end());
+  return v;
+}
+
+// RDATA of a value in presentation form (already checked by the plan loader).
+Result<std::vector<uint8_t>> Rdata(uint16_t t, const std::string& value) {
+  std::vector<uint8_t> r;
+  std::istringstream in(value);
+  switch (t) {
+    case type::kA: {
+      in_addr a;
+      if (inet_pton(AF_INET, value.c_str(), &a) != 1) return InvalidArgument("bad IPv4 address " + value);
+      auto* b = reinterpret_cast<uint8_t*>(&a);
+      r.assign(b, b + 4);
+      return r;
+    }
+    case type::kAAAA: {
+      in6_addr a;
+      if (inet_pton(AF_INET6, value.c_str(), &a) != 1) return InvalidArgument("bad IPv6 address " + value);
+      auto* b = reinterpret_cast<uint8_t*>(&a);
+      r.assign(b, b + 16);
+      return r;
+    }
+    case type::kCNAME:
+    case type::kNS: {
+      LB_ASSIGN_OR_RETURN(std::string n, Wire(value));
+      AppendName(r, n);
+      return r;
+    }
+    case type::kTXT: {
+      // Character-strings of at most 255 bytes each.
+      for (size_t i = 0; i < value.size() || i == 0; i += 255) {
+        size_t n = std::min<size_t>(255, value.size() - std::min(i, value.size()));
+        r.push_back(static_cast<uint8_t>(n));
+        r.insert(r.end(), value.begin() + static_cast<long>(i), value.begin() + static_cast<long>(i + n));
+        if (value.empty()) break;
+      }
+      return r;
+    }
+    case type::kMX: {
+      unsigned pref;
+      std::string host;
+      in >> pref >> host;
+      Put16(r, static_cast<uint16_t>(pref));
+      LB_ASSIGN_OR_RETURN(std::string n, Wire(host));
+      AppendName(r, n);
+      return r;
+    }
+    case type::kSRV: {
+      unsigned prio, weight, port;
+      std::string host;
+      in >> prio >> weight >> port >> host;
+      Put16(r, static_cast<uint16_t>(prio));
+      Put16(r, static_cast<uint16_t>(weight));
+      Put16(r, static_cast<uint16_t>(port));
+      LB_ASSIGN_OR_RETURN(std::string n, Wire(host));
+      AppendName(r, n);
+      return r;
+    }
+    case type::kCAA: {
+      unsigned flags;
+      std::string tag, rest;
+      in >> flags >> tag;
+      std::getline(in, rest);
+      size_t a = rest.find_first_not_of(' ');
+      rest = a == std::string::npos ? "" : rest.substr(a);
+      if (rest.size() >= 2 && rest.front() == '"' && rest.back() == '"') rest = rest.substr(1, rest.size() - 2);
+      r.push_back(static_cast<uint8_t>(flags));
+      r.push_back(static_cast<uint8_t>(tag.size()));
+      r.insert(r.end(), tag.begin(), tag.end());
+      r.insert(r.end(), rest.begin(), rest.end());
+      return r;
+    }
+  }
+  return InvalidArgument("unsupported record type " + TypeName(t));
+}
+
+Result<std::vector<uint8_t>> EndpointRecord(const plan::Plan& plan, const std::string& endpoint, uint16_t t,
+                                            uint32_t ttl) {
+  const plan::Endpoint* ep = plan.FindEndpoint(endpoint);
+  if (!ep) return InvalidArgument("no endpoint " + endpoint);
+  LB_ASSIGN_OR_RETURN(auto rdata, Rdata(t, ep->address.host));
+  return Fixed(t, ttl, rdata);
+}
+
+// Resolves a policy record against the endpoints' state.
+Result<RRSet> ResolvePolicy(const plan::Record& rec, const plan::Plan& plan, uint16_t t,
+                            const std::function<bool(const std::string&)>& up) {
+  RRSet set;
+  set.type = t;
+  uint32_t ttl = Seconds(rec.ttl);
+  auto add = [&](const std::string& ep) -> Status {
+    LB_ASSIGN_OR_RETURN(auto r, EndpointRecord(plan, ep, t, ttl));
+    set.records.push_back(std::move(r));
+    return Ok();
+  };
+  switch (rec.policy) {
+    case plan::RecordPolicy::kFailover:
+      if (up(rec.primary)) {
+        LB_RETURN_IF_ERROR(add(rec.primary));
+        set.outcome = Outcome::kPrimary;
+      } else if (up(rec.secondary)) {
+        LB_RETURN_IF_ERROR(add(rec.secondary));
+        set.outcome = Outcome::kSecondary;
+      } else if (rec.fail_open) {
+        LB_RETURN_IF_ERROR(add(rec.primary));
+        LB_RETURN_IF_ERROR(add(rec.secondary));
+        set.outcome = Outcome::kFailOpen;
+      } else {
+        set.outcome = Outcome::kNoData;
+      }
+      break;
+    case plan::RecordPolicy::kWeighted: {
+      // Healthy targets with weight > 0; else healthy ones of weight 0 (evenly);
+      // else, failing open, every target by its weight.
+      std::vector<std::pair<std::string, uint32_t>> pick;
+      for (const auto& tg : rec.targets) {
+        if (tg.weight > 0 && up(tg.endpoint)) pick.emplace_back(tg.endpoint, tg.weight);
+      }
+      set.outcome = Outcome::kHealthy;
+      if (pick.empty()) {
+        for (const auto& tg : rec.targets) {
+          if (up(tg.endpoint)) pick.emplace_back(tg.endpoint, 1);
+        }
+      }
+      if (pick.empty() && rec.fail_open) {
+        for (const auto& tg : rec.targets) pick.emplace_back(tg.endpoint, static_cast<uint32_t>(tg.weight));
+        bool any = std::any_of(pick.begin(), pick.end(), [](const auto& p) { return p.second > 0; });
+        if (!any) {
+          for (auto& p : pick) p.second = 1;
+        }
+        set.outcome = Outcome::kFailOpen;
+      }
+      if (pick.empty()) set.outcome = Outcome::kNoData;
+      uint32_t total = 0;
+      for (const auto& [ep, w] : pick) {
+        if (w == 0) continue;
+        LB_RETURN_IF_ERROR(add(ep));
+        total += w;
+        set.cumulative.push_back(total);
+      }
+      break;
+    }
+    case plan::RecordPolicy::kMultivalue: {
+      set.outcome = Outcome::kHealthy;
+      for (const auto& tg : rec.targets) {
+        if (set.records.size() < kMaxMultivalue && up(tg.endpoint)) LB_RETURN_IF_ERROR(add(tg.endpoint));
+      }
+      if (set.records.empty()) {
+        if (rec.fail_open) {
+          for (const auto& tg : rec.targets) {
+            if (set.records.size() < kMaxMultivalue) LB_RETURN_IF_ERROR(add(tg.endpoint));
+          }
+          set.outcome = Outcome::kFailOpen;
+        } else {
+          set.outcome = Outcome::kNoData;
+        }
+      }
+      break;
+    }
+    case plan::RecordPolicy::kSimple:
+      break;
+  }
+  return set;
+}
+
+}  // namespace
+
+const char* OutcomeName(Outcome o) {
+  switch (o) {
+    case Outcome::kNone: return "none";
+    case Outcome::kPrimary: return "primary";
+    case Outcome::kSecondary: return "secondary";
+    case Outcome::kHealthy: return "healthy";
+    case Outcome::kFailOpen: return "fail-open";
+    case Outcome::kNoData: return "nodata";
+  }
+  return "?";
+}
+
+const RRSet* Node::Find(uint16_t t) const {
+  for (const auto& s : rrsets) {
+    if (s.type == t) return &s;
+  }
+  return nullptr;
+}
+
+const Node* Snapshot::Find(std::string_view name) const {
+  auto it = nodes_.find(name);
+  return it == nodes_.end() ? nullptr : &it->second;
+}
+
+Result<std::shared_ptr<const Snapshot>> Snapshot::Build(const plan::Dns& dns, const plan::Plan& plan,
+                                                        const std::function<bool(const std::string&)>& up,
+                                                        uint64_t generation) {
+  auto snap = std::make_shared<Snapshot>();
+  snap->generation_ = generation;
+  LB_ASSIGN_OR_RETURN(snap->apex_, Wire(dns.zone));
+  auto node = [&](const std::string& owner) -> Node& {
+    Node& n = snap->nodes_[owner];
+    n.owner = owner;
+    // Every name between it and the apex exists (empty non-terminals).
+    std::string_view rest = owner;
+    while (rest.size() > snap->apex_.size()) {
+      rest.remove_prefix(1 + static_cast<uint8_t>(rest[0]));
+      auto& parent = snap->nodes_[std::string(rest)];
+      if (parent.owner.empty()) parent.owner = std::string(rest);
+    }
+    return n;
+  };
+  auto add = [&](const std::string& owner, RRSet set) {
+    Node& n = node(owner);
+    for (auto& existing : n.rrsets) {
+      if (existing.type == set.type) {
+        for (auto& r : set.records) existing.records.push_back(std::move(r));
+        return;
+      }
+    }
+    n.rrsets.push_back(std::move(set));
+  };
+
+  // SOA and NS at the apex.
+  std::vector<uint8_t> soa;
+  LB_ASSIGN_OR_RETURN(std::string mname, Wire(dns.soa.mname));
+  LB_ASSIGN_OR_RETURN(std::string rname, Wire(dns.soa.rname));
+  AppendName(soa, mname);
+  AppendName(soa, rname);
+  Put32(soa, dns.soa.serial);
+  Put32(soa, Seconds(dns.soa.refresh));
+  Put32(soa, Seconds(dns.soa.retry));
+  Put32(soa, Seconds(dns.soa.expire));
+  Put32(soa, Seconds(dns.soa.minimum));
+  uint32_t soa_ttl = Seconds(dns.soa.ttl);
+  add(snap->apex_, RRSet{type::kSOA, {Fixed(type::kSOA, soa_ttl, soa)}, {}, Outcome::kNone});
+  snap->negative_soa_ = Fixed(type::kSOA, std::min(soa_ttl, Seconds(dns.soa.minimum)), soa);
+  RRSet ns{type::kNS, {}, {}, Outcome::kNone};
+  for (const auto& n : dns.ns) {
+    LB_ASSIGN_OR_RETURN(auto rdata, Rdata(type::kNS, n));
+    ns.records.push_back(Fixed(type::kNS, soa_ttl, rdata));
+  }
+  add(snap->apex_, std::move(ns));
+
+  for (const auto& rec : dns.records) {
+    uint16_t t = TypeFromName(rec.type);
+    LB_ASSIGN_OR_RETURN(std::string owner, Wire(rec.name));
+    RRSet set;
+    if (rec.policy == plan::RecordPolicy::kSimple) {
+      set.type = t;
+      for (const auto& v : rec.values) {
+        LB_ASSIGN_OR_RETURN(auto rdata, Rdata(t, v));
+        set.records.push_back(Fixed(t, Seconds(rec.ttl), rdata));
+      }
+      if (t == type::kCNAME && !rec.values.empty()) {
+        LB_ASSIGN_OR_RETURN(std::string target, Wire(rec.values[0]));
+        node(owner).cname = target;
+      }
+    } else {
+      LB_ASSIGN_OR_RETURN(set, ResolvePolicy(rec, plan, t, up));
+      snap->policy_outcomes_.emplace_back(rec.name + " " + rec.type, set.outcome);
+    }
+    add(owner, std::move(set));
+  }
+  return std::shared_ptr<const Snapshot>(std::move(snap));
+}
+
+namespace {
+
+bool InZone(std::string_view name, std::string_view apex) {
+  if (name.size() < apex.size()) return false;
+  if (name.size() == apex.size()) return name == apex;
+  // `apex` must be a whole-label suffix: walk labels from the front.
+  std::string_view rest = name;
+  while (rest.size() > apex.size()) rest.remove_prefix(1 + static_cast<uint8_t>(rest[0]));
+  return rest == apex;
+}
+
+uint16_t Flags(const Query& q, uint16_t rcode, bool aa) {
+  uint16_t f = 0x8000 | (q.flags & 0x7800) | (q.flags & 0x0100);  // QR, opcode, RD copied
+  if (aa) f |= 0x0400;
+  return static_cast<uint16_t>(f | (rcode & 0xF));
+}
+
+}  // namespace
+
+size_t Answer(const Snapshot& snap, std::span<const uint8_t> packet, std::span<uint8_t> out, Transport transport,
+              uint32_t random, AnswerInfo& info) {
+  Query q;
+  ParseOutcome parsed = ParseQuery(packet, q);
+  info = AnswerInfo{};
+  info.qtype = q.qtype;
+  if (parsed == ParseOutcome::kDrop) return 0;
+
+  size_t limit = 65535;
+  if (transport == Transport::kUdp) {
+    limit = q.edns ? std::clamp<size_t>(q.edns->udp_payload, kMinUdpPayload, kMaxUdpPayload) : kMinUdpPayload;
+  }
+  MessageWriter w(out.subspan(0, std::min(limit, out.size())));
+  bool has_question = q.qname.size > 0;
+  auto finish_error = [&](uint16_t rc) {
+    info.rcode = rc;
+    uint16_t ext = rc >> 4;
+    w.Header(q.id, Flags(q, rc & 0xF, false), has_question ? 1 : 0, 0, 0, q.edns ? 1 : 0);
+    if (has_question) w.Question(q.qname, q.qtype, q.qclass);
+    if (q.edns) w.Opt(kMaxUdpPayload, static_cast<uint8_t>(ext), 0, false);
+    return w.overflow() ? 0 : w.size();
+  };
+  switch (parsed) {
+    case ParseOutcome::kFormErr:
+    case ParseOutcome::kBadEdns:
+      if (parsed == ParseOutcome::kBadEdns) q.edns.reset();  // do not echo a malformed OPT
+      return finish_error(rcode::kFormErr);
+    case ParseOutcome::kNotImp:
+      return finish_error(rcode::kNotImp);
+    default:
+      break;
+  }
+  if (q.edns && q.edns->version > 0) return finish_error(rcode::kBadVers);
+  if (q.qclass != kClassIN || q.qtype == type::kAXFR || q.qtype == type::kIXFR || q.qtype == type::kOPT) {
+    return finish_error(rcode::kRefused);
+  }
+  WireName lower = q.qname;
+  LowerName(lower);
+  if (!InZone(lower.view(), snap.apex())) return finish_error(rcode::kRefused);  // no recursion, ever
+
+  // Collect the answer: follow CNAMEs inside the zone.
+  const Node* node = snap.Find(lower.view());
+  struct Rr {
+    std::span<const uint8_t> owner;
+    std::span<const uint8_t> fixed;
+  };
+  Rr answers[64];
+  size_t nans = 0;
+  uint16_t rc = rcode::kNoError;
+  auto owner_of = [&](const Node* n, size_t hop) {
+    return hop == 0 ? q.qname.span()
+                    : std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(n->owner.data()), n->owner.size());
+  };
+  auto push_set = [&](const RRSet& s, std::span<const uint8_t> owner) {
+    if (!s.cumulative.empty()) {
+      uint32_t pick = random % s.cumulative.back();
+      size_t i = static_cast<size_t>(std::upper_bound(s.cumulative.begin(), s.cumulative.end(), pick) -
+                                     s.cumulative.begin());
+      answers[nans++] = {owner, s.records[i]};
+      return;
+    }
+    for (const auto& r : s.records) {
+      if (nans < std::size(answers)) answers[nans++] = {owner, r};
+    }
+  };
+  for (size_t hop = 0;; ++hop) {
+    if (!node) {
+      rc = rcode::kNxDomain;
+      break;
+    }
+    std::span<const uint8_t> owner = owner_of(node, hop);
+    const RRSet* cname = node->Find(type::kCNAME);
+    if (cname && q.qtype != type::kCNAME) {
+      push_set(*cname, owner);
+      std::string_view target = node->cname;
+      if (hop + 1 >= kMaxCnameChain || !InZone(target, snap.apex())) break;
+      node = snap.Find(target);
+      continue;
+    }
+    const RRSet* set = nullptr;
+    if (q.qtype == type::kANY) {
+      // RFC 8482: answer ANY with one RRset, not all of them.
+      for (const auto& s : node->rrsets) {
+        if (!s.records.empty()) {
+          set = &s;
+          break;
+        }
+      }
+    } else {
+      set = node->Find(q.qtype);
+    }
+    if (set) {
+      info.outcome = set->outcome;
+      push_set(*set, owner);
+    }
+    break;
+  }
+  bool negative = nans == 0 || rc == rcode::kNxDomain;
+  info.rcode = rc;
+
+  w.Header(q.id, Flags(q, rc, true), 1, 0, 0, 0);
+  w.Question(q.qname, q.qtype, q.qclass);
+  size_t after_question = w.size();
+  uint16_t an = 0, ns = 0;
+  for (size_t i = 0; i < nans && !w.overflow(); ++i, ++an) w.Record(answers[i].owner, answers[i].fixed);
+  if (negative && !w.overflow()) {
+    std::string_view apex = snap.apex();
+    w.Record(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(apex.data()), apex.size()), snap.negative_soa());
+    ns = 1;
+  }
+  // Room for the OPT record is reserved: it must never be what overflows.
+  if (w.overflow() || (q.edns && w.size() + 11 > std::min(limit, out.size()))) {
+    w.Truncate(after_question);
+    w.SetFlags(static_cast<uint16_t>(Flags(q, rc, true) | 0x0200));  // TC
+    an = ns = 0;
+    info.truncated = true;
+  }
+  if (q.edns) w.Opt(kMaxUdpPayload, 0, 0, false);
+  w.SetCounts(an, ns, q.edns ? 1 : 0);
+  return w.overflow() ? 0 : w.size();
+}
+
+}  // namespace lifeboat::dns

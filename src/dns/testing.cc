@@ -14,7 +14,7 @@ bool Name(const std::vector<uint8_t>& p, size_t& off, std::string& out) {
   size_t pos = off;
   bool jumped = false;
   out.clear();
-  for (int hops = 0; hops < 64; ++hops) {
+  for (int steps = 0; steps < 256; ++steps) {  // up to 127 labels plus pointer hops
     if (pos >= p.size()) return false;
     uint8_t len = p[pos];
     if ((len & 0xC0) == 0xC0) {

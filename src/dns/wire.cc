@@ -262,21 +262,32 @@ int MessageWriter::FindSuffix(std::span<const uint8_t> suffix) const {
 }
 
 void MessageWriter::PutName(std::span<const uint8_t> name) {
+  // Suffixes of this name become compression targets only once the whole
+  // name is written: matching against a half-written name would read bytes
+  // not yet there and could point the name into itself.
+  uint16_t fresh[kMaxTargets];
+  int nfresh = 0;
   size_t i = 0;
+  bool pointed = false;
   while (i < name.size() && name[i] != 0) {
     int t = FindSuffix(name.subspan(i));
     if (t >= 0) {
       uint8_t ptr[2] = {static_cast<uint8_t>(0xC0 | (t >> 8)), static_cast<uint8_t>(t)};
       Put(ptr, 2);
-      return;
+      pointed = true;
+      break;
     }
-    if (size_ < 0x3FFF && ntargets_ < kMaxTargets) targets_[ntargets_++] = static_cast<uint16_t>(size_);
+    if (size_ < 0x3FFF && nfresh < kMaxTargets) fresh[nfresh++] = static_cast<uint16_t>(size_);
     size_t len = name[i];
     Put(&name[i], 1 + len);
     i += 1 + len;
   }
-  uint8_t root = 0;
-  Put(&root, 1);
+  if (!pointed) {
+    uint8_t root = 0;
+    Put(&root, 1);
+  }
+  if (overflow_) return;
+  for (int k = 0; k < nfresh && ntargets_ < kMaxTargets; ++k) targets_[ntargets_++] = fresh[k];
 }
 
 void MessageWriter::Question(const WireName& name, uint16_t qtype, uint16_t qclass) {

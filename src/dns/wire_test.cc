@@ -121,6 +121,23 @@ TEST(Wire, WriterCompressesRepeatedSuffixes) {
   EXPECT_FALSE(w.overflow());
 }
 
+// Found by fuzzing: a name whose suffix repeats its first label ("\1\0\1\0")
+// was compressed against its own half-written bytes, pointing into itself.
+TEST(Wire, WriterNeverPointsANameIntoItself) {
+  uint8_t buf[512];
+  std::fill(std::begin(buf), std::end(buf), 0);  // stale zeros, as in a reused buffer
+  MessageWriter w(buf);
+  WireName n;
+  const uint8_t raw[] = {1, 0, 1, 0, 0};
+  std::copy(std::begin(raw), std::end(raw), n.bytes);
+  n.size = sizeof raw;
+  w.Header(1, 0x8000, 1, 0, 0, 0);
+  w.Question(n, type::kA, kClassIN);
+  EXPECT_EQ(w.size(), kHeaderSize + sizeof raw + 4);  // written in full, no pointer
+  auto r = testing::ParseResponse(std::vector<uint8_t>(buf, buf + w.size()));
+  ASSERT_TRUE(r.has_value());
+}
+
 TEST(Wire, WriterReportsOverflowInsteadOfWritingPastTheEnd) {
   uint8_t buf[20];
   MessageWriter w(buf);

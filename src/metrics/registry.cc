@@ -90,6 +90,12 @@ void Registry::AddGaugeCallback(const std::string& name, const std::string& help
   Add({"gauge", name, help, std::move(label_names), std::move(fn)});
 }
 
+void Registry::AddCounterCallback(const std::string& name, const std::string& help,
+                                  std::vector<std::string> label_names, Collect fn) {
+  assert(name.size() > 6 && name.substr(name.size() - 6) == "_total");
+  Add({"counter", name, help, std::move(label_names), std::move(fn)});
+}
+
 std::string Registry::Render() const {
   std::lock_guard lock(mu_);
   std::string out;

@@ -86,6 +86,11 @@ class Registry {
   void AddGaugeCallback(const std::string& name, const std::string& help, std::vector<std::string> label_names,
                         std::function<std::vector<std::pair<Labels, double>>()> fn);
 
+  // A counter computed when scraped, for hot paths that count in their own
+  // per-thread cells. The values must never decrease.
+  void AddCounterCallback(const std::string& name, const std::string& help, std::vector<std::string> label_names,
+                          std::function<std::vector<std::pair<Labels, double>>()> fn);
+
   // The Prometheus text exposition of every family, in registration order.
   std::string Render() const;
 

@@ -1,0 +1,37 @@
+// One probe of one address: TCP connect, or an HTTP(S) request whose status
+// and body are checked. Asynchronous on an io_context; every probe ends by
+// its deadline, so a black-holed endpoint delays nothing else.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <functional>
+#include <string>
+
+#include "core/address.h"
+#include "core/units.h"
+#include "plan/plan.h"
+
+namespace lifeboat::health {
+
+// Why a probe failed; kOk when it passed.
+enum class Reason { kOk, kRefused, kTimeout, kConnectError, kTlsError, kBadStatus, kBodyMismatch, kProtocolError };
+const char* ReasonName(Reason r);
+
+struct ProbeResult {
+  Reason reason = Reason::kOk;
+  std::string detail;  // human-readable, e.g. "status 503, expected 200-299"
+  Duration latency{};
+  bool ok() const { return reason == Reason::kOk; }
+};
+
+// Probes `address` as `check` says (http, https or tcp; never calculated)
+// and calls `done` on the io_context's thread exactly once, by
+// check.timeout. `tls` is used for https and must outlive the probe.
+void Probe(boost::asio::io_context& io, boost::asio::ssl::context& tls, const plan::Check& check,
+           const Address& address, std::function<void(ProbeResult)> done);
+
+// A TLS client context that verifies with the system's CA certificates.
+boost::asio::ssl::context MakeClientTls();
+
+}  // namespace lifeboat::health

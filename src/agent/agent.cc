@@ -1,5 +1,7 @@
 #include "agent/agent.h"
 
+#include "agent/traffic_service.h"
+
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -41,6 +43,9 @@ Result<std::unique_ptr<Agent>> Agent::Create(plan::Plan plan, AgentOptions optio
   }
   std::unique_ptr<Agent> agent(new Agent(std::move(plan), std::move(options), std::move(*lock)));
   LB_RETURN_IF_ERROR(agent->Init());
+  if (agent->plan_.dns && agent->region_->serves()) {  // a witness serves nothing
+    LB_ASSIGN_OR_RETURN(agent->traffic_, TrafficService::Create(*agent));
+  }
   return agent;
 }
 
@@ -50,8 +55,11 @@ Agent::Agent(plan::Plan plan, AgentOptions options, FileLock lock)
 }
 
 Agent::~Agent() {
+  if (traffic_) traffic_->Stop();
   if (server_) server_->Stop();
 }
+
+void Agent::AddRoute(const std::string& prefix, Route handler) { routes_.emplace_back(prefix, std::move(handler)); }
 
 Status Agent::Init() {
   started_at_ = Clock::Real().Now();
@@ -165,6 +173,13 @@ net::HttpResponse Agent::Handle(const net::HttpRequest& req) {
   } else {
     label = "other";
     res = error(404, "no such endpoint: " + req.path + " (try /healthz, /v1/status, /metrics)");
+    for (const auto& [prefix, handler] : routes_) {
+      if (req.path == prefix || req.path.rfind(prefix + "/", 0) == 0) {
+        label = prefix;
+        res = handler(req);
+        break;
+      }
+    }
   }
   if (res.status == 405) res.headers.emplace_back("Allow", "GET, HEAD");
   requests_->With({label, std::to_string(res.status)}).Inc();
@@ -174,6 +189,7 @@ net::HttpResponse Agent::Handle(const net::HttpRequest& req) {
 Status Agent::Run() {
   server_ = std::make_unique<net::HttpServer>(io_, [this](const net::HttpRequest& r) { return Handle(r); });
   LB_RETURN_IF_ERROR(server_->Listen(region_->agent));
+  if (traffic_) LB_RETURN_IF_ERROR(traffic_->Start());
   std::unique_ptr<boost::asio::signal_set> signals;
   if (options_.handle_signals) {
     signals = std::make_unique<boost::asio::signal_set>(io_, SIGINT, SIGTERM);
@@ -197,6 +213,6 @@ Status Agent::Run() {
 void Agent::Stop() {
   if (server_) server_->Stop();
   io_.stop();
-}
+}  // the DNS threads stop with the agent's destruction (~TrafficService)
 
 }  // namespace lifeboat::agent

@@ -23,6 +23,8 @@
 
 namespace lifeboat::agent {
 
+class TrafficService;
+
 struct AgentOptions {
   std::string region;
   // Where the state store and locks live; created if missing.
@@ -31,6 +33,8 @@ struct AgentOptions {
   bool handle_signals = false;
   // Threads running the event loop.
   int threads = 1;
+  // Overrides the plan's dns.listen for this agent (several agents on one host).
+  std::vector<Address> dns_listen;
 };
 
 // The default data dir for a region: /var/lib/lifeboat/<plan>/<region>.
@@ -52,11 +56,17 @@ class Agent {
   Status Run();
   void Stop();
 
+  using Route = std::function<net::HttpResponse(const net::HttpRequest&)>;
+  // Serves `prefix` and everything below it ("/v1/routing-controls",
+  // "/v1/routing-controls/east") with `handler`, on the event loop.
+  void AddRoute(const std::string& prefix, Route handler);
+
   using StatusSection = std::function<nlohmann::ordered_json()>;
   // Adds "services": { name: fn() } to /v1/status. fn runs on the event loop.
   void AddStatusSection(const std::string& name, StatusSection fn);
 
   const plan::Plan& plan() const { return plan_; }
+  const AgentOptions& options() const { return options_; }
   const plan::Region& region() const { return *region_; }
   metrics::Registry& metrics() { return metrics_; }
   state::Store& store() { return *store_; }
@@ -83,6 +93,9 @@ class Agent {
   std::chrono::steady_clock::time_point started_steady_;
   int64_t starts_ = 0;
   std::string first_started_at_;
+
+  std::vector<std::pair<std::string, Route>> routes_;  // set before Run
+  std::unique_ptr<TrafficService> traffic_;             // when the plan has dns
 
   std::mutex sections_mu_;
   std::vector<std::pair<std::string, StatusSection>> sections_;  // guarded by sections_mu_

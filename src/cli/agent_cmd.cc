@@ -9,13 +9,17 @@ void AddAgentCommand(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("agent", "Run this region's part of the plan");
   struct Options {
     std::string plan_file, region, data_dir;
+    std::vector<std::string> dns_listen;
   };
   auto o = std::make_shared<Options>();
   cmd->add_option("--plan", o->plan_file, "Plan file")->required();
   cmd->add_option("--region", o->region, "The region this agent runs (a key of the plan's regions)")->required();
   cmd->add_option("--data-dir", o->data_dir, "State store and locks (default /var/lib/lifeboat/PLAN/REGION)");
+  cmd->add_option("--dns-listen", o->dns_listen, "DNS address(es) for this agent instead of the plan's dns.listen");
   cmd->footer(
       "Serves the admin API on the region's agent address: GET /healthz, /v1/status, /metrics.\n"
+      "With a dns section in the plan, a primary or standby agent also health-checks every endpoint\n"
+      "and serves the zone; routing controls are at /v1/routing-controls (see 'lifeboat traffic').\n"
       "Stops cleanly on SIGTERM or SIGINT.\n\n"
       "Examples:\n"
       "  lifeboat agent --plan /etc/lifeboat/shop.yaml --region us-east\n"
@@ -29,6 +33,14 @@ void AddAgentCommand(CLI::App& app, int& exit_code) {
     agent::AgentOptions options;
     options.region = o->region;
     options.data_dir = o->data_dir;
+    for (const auto& text : o->dns_listen) {
+      auto a = ParseAddress(text);
+      if (!a.ok()) {
+        exit_code = Fail("--dns-listen: " + a.error().message(), kExitInvalid);
+        return;
+      }
+      options.dns_listen.push_back(*a);
+    }
     options.handle_signals = true;
     auto a = agent::Agent::Create(std::move(*plan), options);
     if (!a.ok()) {

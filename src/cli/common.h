@@ -43,5 +43,7 @@ void AddPlanCommands(CLI::App& app, int& exit_code);
 void AddAgentCommand(CLI::App& app, int& exit_code);
 void AddStatusCommand(CLI::App& app, int& exit_code);
 void AddDemoCommand(CLI::App& app, int& exit_code);
+void AddDnsCommands(CLI::App& app, int& exit_code);  // dns serve, check run
+void AddTrafficCommands(CLI::App& app, int& exit_code);
 
 }  // namespace lifeboat::cli

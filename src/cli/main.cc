@@ -27,6 +27,8 @@ int Main(int argc, char** argv) {
       "  lifeboat plan validate examples/shop.yaml\n"
       "  lifeboat agent --plan shop.yaml --region us-east\n"
       "  lifeboat status --plan shop.yaml -o json\n"
+      "  lifeboat dns serve --plan shop.yaml --listen 127.0.0.1:5353\n"
+      "  lifeboat traffic off us-east --plan shop.yaml\n"
       "\n"
       "Run 'lifeboat COMMAND --help' for a command's flags and examples.");
 
@@ -35,6 +37,8 @@ int Main(int argc, char** argv) {
   AddAgentCommand(app, exit_code);
   AddStatusCommand(app, exit_code);
   AddDemoCommand(app, exit_code);
+  AddDnsCommands(app, exit_code);
+  AddTrafficCommands(app, exit_code);
 
   // Logging is set up before any command runs (parse_complete_callback runs
   // after parsing, before the subcommand callbacks).

@@ -157,8 +157,9 @@ ParseOutcome ParseQuery(std::span<const uint8_t> p, Query& q) {
     q.qclass = Get16(p, next + 2);
     off = next + 4;
   }
-  if (q.opcode != 0) return ParseOutcome::kNotImp;
-  if (q.qdcount != 1) return ParseOutcome::kFormErr;
+  // Other opcodes are refused after the sections are read, so that the
+  // NOTIMP answer can echo the query's OPT (RFC 6891 section 7).
+  if (q.qdcount != 1 && q.opcode == 0) return ParseOutcome::kFormErr;
   for (int i = 0; i < an + ns; ++i) {
     if (!SkipRecord(p, off)) return ParseOutcome::kFormErr;
   }
@@ -186,6 +187,7 @@ ParseOutcome ParseQuery(std::span<const uint8_t> p, Query& q) {
     q.edns = e;
   }
   if (off != p.size()) return ParseOutcome::kFormErr;  // bytes beyond what the counts describe
+  if (q.opcode != 0) return ParseOutcome::kNotImp;
   return ParseOutcome::kOk;
 }
 

@@ -462,9 +462,14 @@ LoadResult LoadPlanText(std::string_view text, const std::string& source) {
       LoadChecks(top, plan);
       LoadEndpoints(top, plan);
       LoadDns(top, plan);
-      Map rc(ctx, top.Get("routing_controls"), "routing_controls", {"safety"});
+      Map rc(ctx, top.Get("routing_controls"), "routing_controls", {"safety", "token_file"});
       Map safety(ctx, rc.Get("safety"), "routing_controls.safety", {"min_on"});
       safety.Int("min_on", plan.routing_controls.min_on, 0, 1000);
+      if (rc.Str("token_file", plan.routing_controls.token_file) &&
+          (plan.routing_controls.token_file.empty() || plan.routing_controls.token_file[0] != '/')) {
+        ctx.Error(rc.Get("token_file").Mark(), "routing_controls.token_file: '" + plan.routing_controls.token_file +
+                                                   "' is not an absolute path");
+      }
       LoadVolumes(top, plan);
       LoadDatabases(top, plan);
       LoadBackup(top, plan);

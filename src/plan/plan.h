@@ -110,6 +110,7 @@ struct Dns {
 
 struct RoutingControls {
   int min_on = 1;
+  std::string token_file;  // bearer token for changes; LIFEBOAT_TOKEN overrides
 };
 
 struct Replication {

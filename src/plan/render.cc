@@ -128,6 +128,7 @@ Json ToJson(const Plan& p) {
     j["dns"] = dj;
   }
   j["routing_controls"] = {{"safety", {{"min_on", p.routing_controls.min_on}}}};
+  if (!p.routing_controls.token_file.empty()) j["routing_controls"]["token_file"] = p.routing_controls.token_file;
   Json volumes = Json::object();
   for (const auto& v : p.volumes) {
     Json rep = {{"mode", Name(v.replication.mode)},

@@ -1,0 +1,133 @@
+// lifeboat dns serve | lifeboat check run
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/signal_set.hpp>
+#include <iostream>
+#include <thread>
+
+#include "cli/common.h"
+#include "dns/server.h"
+#include "health/monitor.h"
+#include "plan/load.h"
+
+namespace lifeboat::cli {
+namespace {
+
+int ServeDns(const std::string& plan_file, const std::vector<std::string>& listen_text, int workers) {
+  auto plan = plan::LoadPlanOrError(plan_file);
+  if (!plan.ok()) return Fail(plan.error());
+  if (!plan->dns) return Fail("plan " + plan_file + " has no dns section", kExitInvalid);
+  dns::DnsServerOptions o;
+  o.workers = workers;
+  o.listen = plan->dns->listen;
+  if (!listen_text.empty()) {
+    o.listen.clear();
+    for (const auto& t : listen_text) {
+      auto a = ParseAddress(t);
+      if (!a.ok()) return Fail("--listen: " + a.error().message(), kExitInvalid);
+      o.listen.push_back(*a);
+    }
+  }
+  boost::asio::io_context io;
+  metrics::Registry metrics;
+  health::Monitor monitor(io, *plan, metrics);
+  dns::DnsServer server(o, metrics);
+  uint64_t generation = 0;
+  auto rebuild = [&] {
+    auto snap = dns::Snapshot::Build(*plan->dns, *plan, [&](const std::string& ep) { return monitor.Healthy(ep); },
+                                     ++generation);
+    if (snap.ok()) server.Publish(*snap);
+    else spdlog::error("dns: cannot build answers: {}", snap.error().message());
+  };
+  monitor.OnChange(rebuild);
+  rebuild();
+  if (auto s = server.Start(); !s.ok()) return Fail(s.error());
+  std::string where;
+  for (const auto& a : server.bound()) where += (where.empty() ? "" : ", ") + a.ToString();
+  spdlog::info("dns: serving {} on {} (UDP and TCP), {} endpoints health-checked", plan->dns->zone, where,
+               plan->endpoints.size());
+  monitor.Start();
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    spdlog::info("stopping");
+    monitor.Stop();
+    io.stop();
+  });
+  io.run();
+  server.Stop();
+  return kExitOk;
+}
+
+int RunCheck(const std::string& plan_file, const std::string& name) {
+  auto plan = plan::LoadPlanOrError(plan_file);
+  if (!plan.ok()) return Fail(plan.error());
+  std::vector<const plan::Endpoint*> targets;
+  if (const plan::Endpoint* ep = plan->FindEndpoint(name)) {
+    targets.push_back(ep);
+  } else if (plan->FindCheck(name)) {
+    for (const auto& ep : plan->endpoints) {
+      if (ep.check == name) targets.push_back(&ep);
+    }
+    if (targets.empty()) return Fail("check '" + name + "' is used by no endpoint; nothing to probe", kExitInvalid);
+  } else {
+    return Fail("'" + name + "' is neither an endpoint nor a check of plan " + plan_file, kExitInvalid);
+  }
+  bool all_ok = true;
+  for (const auto* ep : targets) {
+    const plan::Check* c = plan->FindCheck(ep->check);
+    if (c && c->type == plan::CheckType::kCalculated) {
+      std::cout << ep->name << ": calculated check '" << c->name << "' is derived from other endpoints; probe those\n";
+      continue;
+    }
+    health::ProbeResult r = health::ProbeOnce(*plan, *ep);
+    all_ok = all_ok && r.ok();
+    std::cout << ep->name << " (" << ep->address.ToString() << ", check " << (ep->check.empty() ? "none" : ep->check)
+              << "): " << (r.ok() ? "healthy" : "unhealthy") << ", " << health::ReasonName(r.reason)
+              << (r.detail.empty() ? "" : ": " + r.detail) << ", "
+              << std::chrono::duration_cast<std::chrono::milliseconds>(r.latency).count() << " ms\n";
+  }
+  return all_ok ? kExitOk : kExitFailure;
+}
+
+}  // namespace
+
+void AddDnsCommands(CLI::App& app, int& exit_code) {
+  auto* dns = app.add_subcommand("dns", "The authoritative DNS server on its own");
+  dns->require_subcommand(1);
+  auto* serve = dns->add_subcommand("serve", "Health-check the plan's endpoints and serve its zone");
+  struct ServeOptions {
+    std::string plan_file;
+    std::vector<std::string> listen;
+    int workers = 0;
+  };
+  auto so = std::make_shared<ServeOptions>();
+  serve->add_option("--plan", so->plan_file, "Plan file")->required();
+  serve->add_option("--listen", so->listen, "Address(es) instead of the plan's dns.listen");
+  serve->add_option("--workers", so->workers, "UDP worker threads (default: one per core)");
+  serve->footer(
+      "Answers over UDP and TCP from snapshots rebuilt on every health change. Routing controls\n"
+      "live in the agent's state store; this command treats every region as switched on.\n\n"
+      "Examples:\n"
+      "  lifeboat dns serve --plan examples/shop.yaml\n"
+      "  lifeboat dns serve --plan shop.yaml --listen 127.0.0.1:5353 && dig @127.0.0.1 -p 5353 shop.example.com");
+  serve->callback([&exit_code, so] { exit_code = ServeDns(so->plan_file, so->listen, so->workers); });
+
+  auto* check = app.add_subcommand("check", "Health checks");
+  check->require_subcommand(1);
+  auto* run = check->add_subcommand("run", "Probe an endpoint (or every endpoint of a check) once, now");
+  struct RunOptions {
+    std::string plan_file, name;
+  };
+  auto ro = std::make_shared<RunOptions>();
+  run->add_option("NAME", ro->name, "An endpoint, or a check (probes each endpoint using it)")->required();
+  run->add_option("--plan", ro->plan_file, "Plan file")->required();
+  run->footer(
+      "Exit code: 0 when every probe passed, 1 when one failed, 2 for bad input.\n\n"
+      "Examples:\n"
+      "  lifeboat check run web-east --plan examples/shop.yaml\n"
+      "  lifeboat check run web --plan examples/shop.yaml");
+  run->callback([&exit_code, ro] { exit_code = RunCheck(ro->plan_file, ro->name); });
+}
+
+}  // namespace lifeboat::cli

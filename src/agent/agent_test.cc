@@ -14,17 +14,18 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-// A plan whose agents listen on ports the kernel picked free just now.
+// A plan whose agents listen on ports the kernel picked free just now. Both
+// probe sockets stay open until both ports are known: a port closed at once
+// may be handed out again (a flaky test found by the sanitizer run).
 plan::Plan TestPlan() {
-  auto free_port = [] {
-    boost::asio::io_context io;
-    net::HttpServer s(io, [](const net::HttpRequest&) { return net::HttpResponse::Text(200, ""); });
-    EXPECT_TRUE(s.Listen(Address{"127.0.0.1", 0}).ok());
-    return s.port();
-  };
+  boost::asio::io_context io;
+  auto handler = [](const net::HttpRequest&) { return net::HttpResponse::Text(200, ""); };
+  net::HttpServer a(io, handler), b(io, handler);
+  EXPECT_TRUE(a.Listen(Address{"127.0.0.1", 0}).ok());
+  EXPECT_TRUE(b.Listen(Address{"127.0.0.1", 0}).ok());
   std::string text = "name: t\npattern: warm-standby\nregions:\n  east: { role: primary, agent: 127.0.0.1:" +
-                     std::to_string(free_port()) + " }\n  west: { role: standby, agent: 127.0.0.1:" +
-                     std::to_string(free_port()) + " }\n";
+                     std::to_string(a.port()) + " }\n  west: { role: standby, agent: 127.0.0.1:" +
+                     std::to_string(b.port()) + " }\n";
   auto r = plan::LoadPlanText(text, "t.yaml");
   EXPECT_TRUE(r.plan) << plan::FormatDiagnostics(r.diagnostics);
   return *r.plan;

@@ -113,8 +113,10 @@ TEST(Probe, ClassifiesEveryOutcome) {
 
 class MonitorTest : public ::testing::Test {
  protected:
-  void Run(const plan::Plan& plan) {
-    monitor_ = std::make_unique<Monitor>(io_, plan, metrics_);
+  // The plan lives in the fixture: the monitor points into it until TearDown.
+  void Run(plan::Plan plan) {
+    plan_ = std::move(plan);
+    monitor_ = std::make_unique<Monitor>(io_, plan_, metrics_);
     monitor_->OnChange([this] { ++changes_; });
     monitor_->Start();
     work_.emplace(io_.get_executor());
@@ -126,18 +128,23 @@ class MonitorTest : public ::testing::Test {
     io_.stop();
     if (thread_.joinable()) thread_.join();
   }
-  // Polls until `endpoint` has `healthy`, for at most `limit`.
-  bool Await(const std::string& endpoint, bool healthy, std::chrono::milliseconds limit = 5000ms) {
+  // Polls `done` for at most `limit` (generous: sanitizer builds are slow).
+  template <typename F>
+  bool AwaitTrue(F done, std::chrono::milliseconds limit = 10000ms) {
     auto end = std::chrono::steady_clock::now() + limit;
     while (std::chrono::steady_clock::now() < end) {
-      if (monitor_->Healthy(endpoint) == healthy) return true;
+      if (done()) return true;
       std::this_thread::sleep_for(10ms);
     }
     return false;
   }
+  bool Await(const std::string& endpoint, bool healthy) {
+    return AwaitTrue([&] { return monitor_->Healthy(endpoint) == healthy; });
+  }
 
   boost::asio::io_context io_;
   metrics::Registry metrics_;
+  plan::Plan plan_;
   std::unique_ptr<Monitor> monitor_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::thread thread_;
@@ -152,7 +159,8 @@ TEST_F(MonitorTest, FallsAndRisesWithTheEndpoint) {
   EXPECT_TRUE(monitor_->Healthy("web"));
   web.Set(500, "down");
   ASSERT_TRUE(Await("web", false));
-  EXPECT_GE(changes_.load(), 1);
+  // The flag flips before the change callback runs; wait for the callback too.
+  EXPECT_TRUE(AwaitTrue([&] { return changes_.load() >= 1; }));
   web.Set(200, "ok");
   ASSERT_TRUE(Await("web", true));
   std::string m = metrics_.Render();

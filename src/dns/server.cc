@@ -1,6 +1,7 @@
 #include "dns/server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
@@ -128,8 +129,12 @@ Result<int> BindSocket(const Address& addr, int type, bool reuseport) {
   if (type == SOCK_STREAM) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (ss.ss_family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   if (type == SOCK_DGRAM) {
+    // A deep queue rides out bursts without drops. SO_RCVBUF is capped by
+    // net.core.rmem_max (about 208 KiB by default); root may force past it.
     int buf = 4 << 20;
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+    if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof buf) != 0) {
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+    }
   }
   if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
     int err = errno;
@@ -368,6 +373,7 @@ Status DnsServer::Start() {
 }
 
 void DnsServer::Stop() {
+  stopping_ = true;
   if (stop_fd_ >= 0) {
     uint64_t one = 1;
     [[maybe_unused]] ssize_t n = ::write(stop_fd_, &one, sizeof one);
@@ -395,6 +401,67 @@ void DnsServer::UdpWorker(int index, std::vector<int> fds) {
   uint32_t random = std::random_device{}() | 1;
   Counters& counters = *counters_[static_cast<size_t>(index)];
 
+  // Receives one batch from `fd` (waiting for the first packet if `wait`),
+  // answers it and sends the answers. Returns how many were received.
+  auto batch = [&](int fd, bool wait) -> int {
+    for (int i = 0; i < kBatch; ++i) {
+      in_iov[i] = {&inbuf[static_cast<size_t>(i) * kIn], kIn};
+      in[i].msg_hdr = {};
+      in[i].msg_hdr.msg_name = &peers[i];
+      in[i].msg_hdr.msg_namelen = sizeof peers[i];
+      in[i].msg_hdr.msg_iov = &in_iov[i];
+      in[i].msg_hdr.msg_iovlen = 1;
+    }
+    int got = ::recvmmsg(fd, in, kBatch, wait ? MSG_WAITFORONE : MSG_DONTWAIT, nullptr);
+    if (got <= 0) return 0;
+    const Snapshot* snap = holder_.Acquire(index);
+    int nout = 0;
+    for (int i = 0; i < got; ++i) {
+      size_t size = 0;
+      AnswerInfo info;
+      if (snap && !(in[i].msg_hdr.msg_flags & MSG_TRUNC)) {
+        size = Answer(*snap, std::span<const uint8_t>(&inbuf[static_cast<size_t>(i) * kIn], in[i].msg_len),
+                      std::span<uint8_t>(&outbuf[static_cast<size_t>(nout) * kMaxUdpPayload], kMaxUdpPayload),
+                      Transport::kUdp, NextRandom(random), info);
+      }
+      if (size == 0) {
+        counters.dropped.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      counters.Count(Transport::kUdp, info);
+      out_iov[nout] = {&outbuf[static_cast<size_t>(nout) * kMaxUdpPayload], size};
+      out[nout].msg_hdr = {};
+      out[nout].msg_hdr.msg_name = &peers[i];
+      out[nout].msg_hdr.msg_namelen = in[i].msg_hdr.msg_namelen;
+      out[nout].msg_hdr.msg_iov = &out_iov[nout];
+      out[nout].msg_hdr.msg_iovlen = 1;
+      ++nout;
+    }
+    holder_.Release(index);
+    for (int sent = 0; sent < nout;) {
+      int r = ::sendmmsg(fd, out + sent, static_cast<unsigned>(nout - sent), 0);
+      if (r <= 0) {
+        if (r < 0 && errno == EINTR) continue;
+        counters.dropped.fetch_add(static_cast<uint64_t>(nout - sent), std::memory_order_relaxed);
+        break;  // a full socket buffer: the client retries
+      }
+      sent += r;
+    }
+    return got;
+  };
+
+  if (fds.size() == 1) {
+    // One socket (the usual case): block in recvmmsg itself, two syscalls
+    // per batch. A receive timeout lets the loop notice Stop().
+    int fd = fds[0];
+    int flags = ::fcntl(fd, F_GETFL);
+    ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    timeval tv{0, 200'000};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    while (!stopping_.load(std::memory_order_relaxed)) batch(fd, true);
+    return;
+  }
+
   int ep = ::epoll_create1(EPOLL_CLOEXEC);
   for (int fd : fds) {
     epoll_event ev{};
@@ -406,66 +473,18 @@ void DnsServer::UdpWorker(int index, std::vector<int> fds) {
   sev.events = EPOLLIN;
   sev.data.fd = stop_fd_;
   ::epoll_ctl(ep, EPOLL_CTL_ADD, stop_fd_, &sev);
-
-  for (;;) {
+  for (bool stop = false; !stop;) {
     epoll_event events[8];
     int n = ::epoll_wait(ep, events, 8, -1);
     if (n < 0 && errno == EINTR) continue;
-    bool stop = false;
     for (int e = 0; e < n; ++e) {
-      int fd = events[e].data.fd;
-      if (fd == stop_fd_) {
+      if (events[e].data.fd == stop_fd_) {
         stop = true;
         continue;
       }
-      for (;;) {  // drain the socket in batches
-        for (int i = 0; i < kBatch; ++i) {
-          in_iov[i] = {&inbuf[static_cast<size_t>(i) * kIn], kIn};
-          in[i].msg_hdr = {};
-          in[i].msg_hdr.msg_name = &peers[i];
-          in[i].msg_hdr.msg_namelen = sizeof peers[i];
-          in[i].msg_hdr.msg_iov = &in_iov[i];
-          in[i].msg_hdr.msg_iovlen = 1;
-        }
-        int got = ::recvmmsg(fd, in, kBatch, MSG_DONTWAIT, nullptr);
-        if (got <= 0) break;
-        const Snapshot* snap = holder_.Acquire(index);
-        int nout = 0;
-        for (int i = 0; i < got; ++i) {
-          size_t size = 0;
-          AnswerInfo info;
-          if (snap && !(in[i].msg_hdr.msg_flags & MSG_TRUNC)) {
-            size = Answer(*snap, std::span<const uint8_t>(&inbuf[static_cast<size_t>(i) * kIn], in[i].msg_len),
-                          std::span<uint8_t>(&outbuf[static_cast<size_t>(nout) * kMaxUdpPayload], kMaxUdpPayload),
-                          Transport::kUdp, NextRandom(random), info);
-          }
-          if (size == 0) {
-            counters.dropped.fetch_add(1, std::memory_order_relaxed);
-            continue;
-          }
-          counters.Count(Transport::kUdp, info);
-          out_iov[nout] = {&outbuf[static_cast<size_t>(nout) * kMaxUdpPayload], size};
-          out[nout].msg_hdr = {};
-          out[nout].msg_hdr.msg_name = &peers[i];
-          out[nout].msg_hdr.msg_namelen = in[i].msg_hdr.msg_namelen;
-          out[nout].msg_hdr.msg_iov = &out_iov[nout];
-          out[nout].msg_hdr.msg_iovlen = 1;
-          ++nout;
-        }
-        holder_.Release(index);
-        for (int sent = 0; sent < nout;) {
-          int r = ::sendmmsg(fd, out + sent, static_cast<unsigned>(nout - sent), 0);
-          if (r <= 0) {
-            if (r < 0 && errno == EINTR) continue;
-            counters.dropped.fetch_add(static_cast<uint64_t>(nout - sent), std::memory_order_relaxed);
-            break;  // a full socket buffer: the client retries
-          }
-          sent += r;
-        }
-        if (got < kBatch) break;
+      while (batch(events[e].data.fd, false) == kBatch) {  // drain
       }
     }
-    if (stop) break;
   }
   ::close(ep);
 }

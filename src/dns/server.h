@@ -88,6 +88,7 @@ class DnsServer {
   std::unique_ptr<Tcp> tcp_;
   std::vector<std::unique_ptr<Counters>> counters_;  // one per worker, then one for TCP
   std::atomic<bool> started_{false};
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace lifeboat::dns

@@ -44,6 +44,8 @@ dns:
     - { name: a.b.deep, type: A, value: 10.0.0.9 }
     - { name: "@", type: MX, value: "10 mail.example.com." }
     - { name: txt, type: TXT, value: "hello world" }
+    - { name: _sip._tcp, type: SRV, value: "10 5 5060 sip.example.com." }
+    - { name: "@", type: CAA, value: '0 issue "letsencrypt.org"' }
 )";
 
 class ZoneTest : public ::testing::Test {
@@ -266,6 +268,36 @@ TEST_F(ZoneTest, TooBigForUdpSetsTcAndTcpGetsItAll) {
   Response tcp = Ask(MakeQuery("big.example.com", type::kTXT), Transport::kTcp);
   EXPECT_FALSE(tcp.tc());
   EXPECT_EQ(tcp.answer.size(), 40u);
+}
+
+TEST_F(ZoneTest, RdataOfStaticTypesIsWireExact) {
+  auto name = [](const std::string& n) {
+    WireName w;
+    EncodeName(n, w);
+    return std::vector<uint8_t>(w.bytes, w.bytes + w.size);
+  };
+  Response mx = Ask("example.com", type::kMX);
+  ASSERT_EQ(mx.answer.size(), 1u);
+  std::vector<uint8_t> want{0, 10};
+  auto mail = name("mail.example.com");
+  want.insert(want.end(), mail.begin(), mail.end());
+  EXPECT_EQ(mx.answer[0].rdata, want);
+  Response txt = Ask("txt.example.com", type::kTXT);
+  ASSERT_EQ(txt.answer.size(), 1u);
+  std::vector<uint8_t> hello{11, 'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd'};
+  EXPECT_EQ(txt.answer[0].rdata, hello);
+  Response srv = Ask("_sip._tcp.example.com", type::kSRV);
+  ASSERT_EQ(srv.answer.size(), 1u);
+  std::vector<uint8_t> s{0, 10, 0, 5, 0x13, 0xc4};
+  auto sip = name("sip.example.com");
+  s.insert(s.end(), sip.begin(), sip.end());
+  EXPECT_EQ(srv.answer[0].rdata, s);
+  Response caa = Ask("example.com", type::kCAA);
+  ASSERT_EQ(caa.answer.size(), 1u);
+  std::string v = "letsencrypt.org";
+  std::vector<uint8_t> c{0, 5, 'i', 's', 's', 'u', 'e'};
+  c.insert(c.end(), v.begin(), v.end());
+  EXPECT_EQ(caa.answer[0].rdata, c);
 }
 
 TEST_F(ZoneTest, OtherOpcodesAreNotImplemented) {

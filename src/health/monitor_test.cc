@@ -89,6 +89,14 @@ std::string Ep(const std::string& name, uint16_t port, const std::string& check)
   return "  " + name + ": { region: a, address: 127.0.0.1:" + std::to_string(port) + ", check: " + check + " }\n";
 }
 
+TEST(Probe, TlsToAPlainHttpPortIsATlsError) {
+  FakeEndpoint web;  // speaks plain HTTP
+  auto plan = MakePlan(Ep("web", web.port(), "tls"),
+                       "  tls: { type: https, interval: 1s, timeout: 500ms, tls_verify: false }\n");
+  ProbeResult r = ProbeOnce(plan, *plan.FindEndpoint("web"));
+  EXPECT_EQ(r.reason, Reason::kTlsError) << r.detail;
+}
+
 TEST(Probe, ClassifiesEveryOutcome) {
   FakeEndpoint web;
   BlackHole hole;

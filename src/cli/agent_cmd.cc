@@ -33,14 +33,12 @@ void AddAgentCommand(CLI::App& app, int& exit_code) {
     agent::AgentOptions options;
     options.region = o->region;
     options.data_dir = o->data_dir;
-    for (const auto& text : o->dns_listen) {
-      auto a = ParseAddress(text);
-      if (!a.ok()) {
-        exit_code = Fail("--dns-listen: " + a.error().message(), kExitInvalid);
-        return;
-      }
-      options.dns_listen.push_back(*a);
+    auto dns_listen = ParseAddresses(o->dns_listen, "--dns-listen");
+    if (!dns_listen.ok()) {
+      exit_code = Fail(dns_listen.error());
+      return;
     }
+    options.dns_listen = std::move(*dns_listen);
     options.handle_signals = true;
     auto a = agent::Agent::Create(std::move(*plan), options);
     if (!a.ok()) {

@@ -22,6 +22,16 @@ CLI::Option* AddOutputFlag(CLI::App& cmd, std::string& value, const std::vector<
       ->capture_default_str();
 }
 
+Result<std::vector<Address>> ParseAddresses(const std::vector<std::string>& texts, const std::string& flag) {
+  std::vector<Address> out;
+  for (const auto& t : texts) {
+    auto a = ParseAddress(t);
+    if (!a.ok()) return InvalidArgument(flag + ": " + a.error().message());
+    out.push_back(*a);
+  }
+  return out;
+}
+
 std::string Table::Render() const {
   std::vector<size_t> width;
   for (const auto& row : rows_) {

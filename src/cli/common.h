@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/address.h"
 #include "core/result.h"
 
 namespace lifeboat::cli {
@@ -23,6 +24,9 @@ enum class Output { kTable, kJson, kYaml };
 
 // Adds "-o, --output" accepting the given formats.
 CLI::Option* AddOutputFlag(CLI::App& cmd, std::string& value, const std::vector<std::string>& allowed);
+
+// Parses every "host:port" of a repeatable flag; InvalidArgument naming the flag.
+Result<std::vector<Address>> ParseAddresses(const std::vector<std::string>& texts, const std::string& flag);
 
 // A left-aligned text table.
 class Table {

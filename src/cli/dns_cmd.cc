@@ -19,15 +19,9 @@ int ServeDns(const std::string& plan_file, const std::vector<std::string>& liste
   if (!plan->dns) return Fail("plan " + plan_file + " has no dns section", kExitInvalid);
   dns::DnsServerOptions o;
   o.workers = workers;
-  o.listen = plan->dns->listen;
-  if (!listen_text.empty()) {
-    o.listen.clear();
-    for (const auto& t : listen_text) {
-      auto a = ParseAddress(t);
-      if (!a.ok()) return Fail("--listen: " + a.error().message(), kExitInvalid);
-      o.listen.push_back(*a);
-    }
-  }
+  auto listen = ParseAddresses(listen_text, "--listen");
+  if (!listen.ok()) return Fail(listen.error());
+  o.listen = listen->empty() ? plan->dns->listen : *listen;
   boost::asio::io_context io;
   metrics::Registry metrics;
   health::Monitor monitor(io, *plan, metrics);

@@ -83,13 +83,10 @@ void TrafficService::Rebuild() {
     const plan::Endpoint* ep = plan.FindEndpoint(endpoint);
     return ep && health_->Healthy(endpoint) && controls_->IsOn(ep->region);
   };
-  auto snap = dns::Snapshot::Build(*plan.dns, plan, up, ++generation_);
-  if (!snap.ok()) {
-    // The plan was validated; a failure here is a bug. Keep serving the old answers.
-    spdlog::error("dns: cannot build answers: {}", snap.error().message());
-    return;
+  // The plan was validated; a failure here is a bug. The old answers stay.
+  if (auto s = dns_->Republish(plan, up); !s.ok()) {
+    spdlog::error("dns: cannot build answers, keeping the old ones: {}", s.error().message());
   }
-  dns_->Publish(*snap);
 }
 
 Status TrafficService::Start() {

@@ -42,7 +42,6 @@ class TrafficService {
   std::unique_ptr<health::Monitor> health_;
   std::unique_ptr<traffic::RoutingControls> controls_;
   std::unique_ptr<dns::DnsServer> dns_;
-  uint64_t generation_ = 0;  // touched only on the agent's event loop
 };
 
 }  // namespace lifeboat::agent

@@ -26,12 +26,9 @@ int ServeDns(const std::string& plan_file, const std::vector<std::string>& liste
   metrics::Registry metrics;
   health::Monitor monitor(io, *plan, metrics);
   dns::DnsServer server(o, metrics);
-  uint64_t generation = 0;
   auto rebuild = [&] {
-    auto snap = dns::Snapshot::Build(*plan->dns, *plan, [&](const std::string& ep) { return monitor.Healthy(ep); },
-                                     ++generation);
-    if (snap.ok()) server.Publish(*snap);
-    else spdlog::error("dns: cannot build answers: {}", snap.error().message());
+    auto s = server.Republish(*plan, [&](const std::string& ep) { return monitor.Healthy(ep); });
+    if (!s.ok()) spdlog::error("dns: cannot build answers, keeping the old ones: {}", s.error().message());
   };
   monitor.OnChange(rebuild);
   rebuild();

@@ -340,6 +340,13 @@ void DnsServer::RegisterMetrics(metrics::Registry& metrics) {
   });
 }
 
+Status DnsServer::Republish(const plan::Plan& plan, const std::function<bool(const std::string&)>& up) {
+  if (!plan.dns) return InvalidArgument("plan " + plan.name + " has no dns section");
+  LB_ASSIGN_OR_RETURN(auto snap, Snapshot::Build(*plan.dns, plan, up, ++generation_));
+  holder_.Publish(std::move(snap));
+  return Ok();
+}
+
 Status DnsServer::Start() {
   if (options_.listen.empty()) return InvalidArgument("DNS: no listen address");
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -69,6 +70,9 @@ class DnsServer {
   Status Start();
   void Stop();
   void Publish(std::shared_ptr<const Snapshot> snap) { holder_.Publish(std::move(snap)); }
+  // Builds the answers of `plan`'s zone for the endpoints `up` says are up,
+  // and publishes them. On error the old answers stay.
+  Status Republish(const plan::Plan& plan, const std::function<bool(const std::string&)>& up);
   std::shared_ptr<const Snapshot> snapshot() const { return holder_.current(); }
   const std::vector<Address>& bound() const { return bound_; }
 
@@ -89,6 +93,7 @@ class DnsServer {
   std::vector<std::unique_ptr<Counters>> counters_;  // one per worker, then one for TCP
   std::atomic<bool> started_{false};
   std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> generation_{0};
 };
 
 }  // namespace lifeboat::dns

@@ -118,15 +118,20 @@ void Monitor::OnResult(State& s, const ProbeResult& r) {
   }
 }
 
-void Monitor::SetHealthy(State& s, bool healthy, const std::string& reason) {
+void Monitor::Transition(State& s, bool healthy, const std::string& reason) {
   s.healthy = healthy;
   {
     std::lock_guard lock(s.mu);
+    s.reason = reason;
     s.since = FormatUtc(Clock::Real().Now());
   }
   healthy_g_->With({s.endpoint->name, s.endpoint->check}).Set(healthy ? 1 : 0);
   transitions_c_->With({s.endpoint->name, healthy ? "healthy" : "unhealthy"}).Inc();
   spdlog::info("endpoint {} is {}: {}", s.endpoint->name, healthy ? "healthy" : "unhealthy", reason);
+}
+
+void Monitor::SetHealthy(State& s, bool healthy, const std::string& reason) {
+  Transition(s, healthy, reason);
   Recalculate();
   if (on_change_) on_change_();
 }
@@ -143,17 +148,8 @@ void Monitor::Recalculate() {
       int need = s->check->min_healthy == 0 ? static_cast<int>(s->check->children.size()) : s->check->min_healthy;
       bool healthy = (up >= need) != s->check->invert;
       if (healthy != s->healthy.load()) {
-        s->healthy = healthy;
-        {
-          std::lock_guard lock(s->mu);
-          s->reason = std::to_string(up) + " of " + std::to_string(s->check->children.size()) + " children healthy, " +
-                      std::to_string(need) + " needed";
-          s->since = FormatUtc(Clock::Real().Now());
-        }
-        healthy_g_->With({s->endpoint->name, s->endpoint->check}).Set(healthy ? 1 : 0);
-        transitions_c_->With({s->endpoint->name, healthy ? "healthy" : "unhealthy"}).Inc();
-        spdlog::info("endpoint {} is {}: {} of its children are healthy", s->endpoint->name,
-                     healthy ? "healthy" : "unhealthy", up);
+        Transition(*s, healthy, std::to_string(up) + " of " + std::to_string(s->check->children.size()) +
+                                    " children healthy, " + std::to_string(need) + " needed");
         changed = true;
       }
     }

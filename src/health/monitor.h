@@ -47,6 +47,8 @@ class Monitor {
   void OnResult(State& s, const ProbeResult& r);
   void Recalculate();
   void SetHealthy(State& s, bool healthy, const std::string& reason);
+  // Records a change of state: flag, reason, time, metrics, one log line.
+  void Transition(State& s, bool healthy, const std::string& reason);
 
   boost::asio::io_context& io_;
   const plan::Plan& plan_;

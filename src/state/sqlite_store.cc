@@ -205,20 +205,23 @@ Status SqliteStore::DeleteKeysOfLeaseLocked(LeaseId lease, std::vector<Event>& e
     while ((rc = s.Step()) == SQLITE_ROW) keys.push_back(s.Blob(0));
     if (rc != SQLITE_DONE) return SqlError(db_, "lease keys");
   }
-  for (const auto& k : keys) {
-    LB_ASSIGN_OR_RETURN(int64_t rev, BumpRevisionLocked());
-    Stmt d(db_, "DELETE FROM kv WHERE key = ?");
-    d.Bind(1, k);
-    LB_RETURN_IF_ERROR(d.Run("delete leased key"));
-    Event e;
-    e.type = Event::Type::kDelete;
-    e.kv.key = k;
-    e.kv.mod_revision = rev;
-    events.push_back(std::move(e));
-  }
+  for (const auto& k : keys) LB_RETURN_IF_ERROR(DeleteKeyLocked(k, events));
   Stmt l(db_, "DELETE FROM leases WHERE id = ?");
   l.Bind(1, lease);
   return l.Run("delete lease");
+}
+
+Status SqliteStore::DeleteKeyLocked(std::string_view key, std::vector<Event>& events) {
+  LB_ASSIGN_OR_RETURN(int64_t rev, BumpRevisionLocked());
+  Stmt d(db_, "DELETE FROM kv WHERE key = ?");
+  d.Bind(1, key);
+  LB_RETURN_IF_ERROR(d.Run("delete"));
+  Event e;
+  e.type = Event::Type::kDelete;
+  e.kv.key = std::string(key);
+  e.kv.mod_revision = rev;
+  events.push_back(std::move(e));
+  return Ok();
 }
 
 Status SqliteStore::ExpireLocked(std::vector<Event>& events) {
@@ -264,6 +267,14 @@ Status SqliteStore::ExpireLeases() {
   std::vector<Event> events;
   {
     std::lock_guard lock(mu_);
+    {  // Reads call this: open a write transaction only when a lease is due.
+      Stmt due(db_, "SELECT 1 FROM leases WHERE expires_ms <= ? LIMIT 1");
+      if (!due.ok()) return SqlError(db_, "expired leases");
+      due.Bind(1, NowMs());
+      int rc = due.Step();
+      if (rc == SQLITE_DONE) return Ok();
+      if (rc != SQLITE_ROW) return SqlError(db_, "expired leases");
+    }
     Tx tx(db_);
     LB_RETURN_IF_ERROR(tx.status());
     LB_RETURN_IF_ERROR(ExpireLocked(events));
@@ -344,15 +355,7 @@ Result<int64_t> SqliteStore::Put(std::string_view key, std::string_view value, E
 Result<bool> SqliteStore::Delete(std::string_view key, Expect expect) {
   return Mutate<bool>(key, expect, [&](const std::optional<KeyValue>& cur, std::vector<Event>& events) -> Result<bool> {
     if (!cur) return false;
-    LB_ASSIGN_OR_RETURN(int64_t rev, BumpRevisionLocked());
-    Stmt s(db_, "DELETE FROM kv WHERE key = ?");
-    s.Bind(1, key);
-    LB_RETURN_IF_ERROR(s.Run("delete"));
-    Event e;
-    e.type = Event::Type::kDelete;
-    e.kv.key = std::string(key);
-    e.kv.mod_revision = rev;
-    events.push_back(std::move(e));
+    LB_RETURN_IF_ERROR(DeleteKeyLocked(key, events));
     return true;
   });
 }

@@ -54,6 +54,8 @@ class SqliteStore final : public Store {
   Result<int64_t> BumpRevisionLocked();
   Status ExpireLocked(std::vector<Event>& events);
   Status DeleteKeysOfLeaseLocked(LeaseId lease, std::vector<Event>& events);
+  // Deletes `key` (which exists) with a new revision and records the event.
+  Status DeleteKeyLocked(std::string_view key, std::vector<Event>& events);
   bool CheckExpect(const std::optional<KeyValue>& cur, Expect expect) const;
   void Notify(const std::vector<Event>& events);
   int64_t NowMs() const;

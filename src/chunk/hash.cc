@@ -1,0 +1,61 @@
+#include "chunk/hash.h"
+
+#include <openssl/evp.h>
+
+#include <stdexcept>
+
+namespace lifeboat::chunk {
+
+struct Hasher::Ctx {
+  EVP_MD_CTX* md = nullptr;
+  ~Ctx() { EVP_MD_CTX_free(md); }
+};
+
+Digest Sha256(std::span<const uint8_t> data) {
+  Digest d;
+  unsigned int n = 0;
+  EVP_Digest(data.data(), data.size(), d.data(), &n, EVP_sha256(), nullptr);
+  return d;
+}
+
+std::string Hex(std::span<const uint8_t> bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (uint8_t b : bytes) {
+    out.push_back(kDigits[b >> 4]);
+    out.push_back(kDigits[b & 15]);
+  }
+  return out;
+}
+
+Hasher::Hasher() : ctx_(std::make_unique<Ctx>()) {
+  ctx_->md = EVP_MD_CTX_new();
+  if (ctx_->md == nullptr || EVP_DigestInit_ex(ctx_->md, EVP_sha256(), nullptr) != 1) {
+    throw std::bad_alloc();
+  }
+}
+Hasher::~Hasher() = default;
+Hasher::Hasher(Hasher&&) noexcept = default;
+Hasher& Hasher::operator=(Hasher&&) noexcept = default;
+
+void Hasher::Update(std::span<const uint8_t> data) { EVP_DigestUpdate(ctx_->md, data.data(), data.size()); }
+
+void Hasher::UpdateZeros(uint64_t n) {
+  static const uint8_t kZeros[64 * 1024] = {};
+  while (n > 0) {
+    size_t k = n < sizeof(kZeros) ? static_cast<size_t>(n) : sizeof(kZeros);
+    Update({kZeros, k});
+    n -= k;
+  }
+}
+
+Digest Hasher::Finish() {
+  Digest d;
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(ctx_->md, d.data(), &n);
+  EVP_DigestInit_ex(ctx_->md, EVP_sha256(), nullptr);
+  return d;
+}
+
+}  // namespace lifeboat::chunk

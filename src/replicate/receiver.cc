@@ -1,0 +1,599 @@
+#include "replicate/receiver.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "chunk/fastcdc.h"
+#include <spdlog/spdlog.h>
+
+namespace lifeboat::replicate {
+namespace {
+
+constexpr size_t kEntriesPerFrame = 2000;
+constexpr size_t kChunksPerFrame = 16384;
+constexpr size_t kMaxPendingFiles = 1000;
+constexpr uint64_t kMaxPendingBytes = 256u << 20;
+// Up to this many files or directories are fsynced one by one; above it one
+// syncfs() flushes them all at once.
+constexpr size_t kFsyncEach = 4;
+
+int64_t NowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Error IoError(int err, const std::string& what) {
+  if (err == ENOSPC || err == EDQUOT) return ResourceExhausted(what + ": the target's disk is full");
+  return ErrnoError(err, what);
+}
+
+Status MkdirParents(int root_fd, const std::string& dir) {
+  if (dir.empty()) return Ok();
+  auto fd = OpenDirBeneath(root_fd, dir);
+  if (fd) return Ok();
+  if (fd.error().code() != Code::kNotFound) return fd.error();
+  LB_RETURN_IF_ERROR(MkdirParents(root_fd, ParentOf(dir)));
+  LB_ASSIGN_OR_RETURN(auto parent, OpenParent(root_fd, dir));
+  if (::mkdirat(parent.dir.get(), parent.base.c_str(), 0755) != 0 && errno != EEXIST) {
+    return IoError(errno, "mkdir '" + Printable(dir) + "'");
+  }
+  return Ok();
+}
+
+}  // namespace
+
+std::string EncodeHello(const Hello& h) {
+  return Writer(Type::kHello).U32(h.version).Str(h.volume).Str(h.region).U64(h.epoch).U8(h.mode).Finish();
+}
+
+Result<Hello> DecodeHello(const Frame& f) {
+  if (f.type != static_cast<uint8_t>(Type::kHello)) {
+    return InvalidArgument(std::string("expected HELLO, got ") + TypeName(f.type));
+  }
+  Reader r(f.payload);
+  Hello h;
+  h.version = r.U32();
+  h.volume = r.Str(256);
+  h.region = r.Str(256);
+  h.epoch = r.U64();
+  h.mode = r.U8();
+  LB_RETURN_IF_ERROR(r.Finish(f.type));
+  if (h.mode > kModeReadOnly) return InvalidArgument("unknown session mode " + std::to_string(h.mode));
+  return h;
+}
+
+std::string EncodeError(const Error& e) {
+  return Writer(Type::kError).U32(static_cast<uint32_t>(e.code())).Str(e.message()).Finish();
+}
+
+Error DecodeError(const Frame& f) {
+  Reader r(f.payload);
+  uint32_t code = r.U32();
+  std::string msg = r.Str(64 * 1024);
+  if (!r.ok() || code == 0 || code > static_cast<uint32_t>(Code::kInternal)) {
+    return InvalidArgument("malformed ERROR frame");
+  }
+  return Error(static_cast<Code>(code), msg);
+}
+
+std::string StagingName(const std::string& path) {
+  auto d = chunk::Sha256({reinterpret_cast<const uint8_t*>(path.data()), path.size()});
+  return chunk::Hex(std::span(d).first(16)) + ".part";
+}
+
+size_t Session::IdHash::operator()(const ChunkId& id) const {
+  size_t h;
+  std::memcpy(&h, id.data(), sizeof(h));
+  return h;
+}
+
+Session::Session(UniqueFd root, UniqueFd staging, ReplyFn reply, ReceiverStats* stats, bool read_only)
+    : root_(std::move(root)), staging_(std::move(staging)), reply_(std::move(reply)), stats_(stats),
+      read_only_(read_only) {}
+
+Session::~Session() = default;
+
+Result<std::unique_ptr<Session>> Session::Open(const std::string& root, ReplyFn reply, ReceiverStats* stats,
+                                               bool read_only) {
+  UniqueFd r(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!r.valid()) return ErrnoError(errno, "open volume " + root);
+  UniqueFd s;
+  if (!read_only) {
+    if (::mkdirat(r.get(), kStagingDir, 0700) != 0 && errno != EEXIST) {
+      return IoError(errno, "create " + root + "/" + kStagingDir);
+    }
+    s.Reset(::openat(r.get(), kStagingDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!s.valid()) return ErrnoError(errno, "open " + root + "/" + kStagingDir);
+  }
+  return std::unique_ptr<Session>(new Session(std::move(r), std::move(s), std::move(reply), stats, read_only));
+}
+
+Status Session::Handle(const Frame& f) {
+  Reader r(f.payload);
+  auto type = static_cast<Type>(f.type);
+  if (read_only_ && type != Type::kList) {
+    return PermissionDenied(std::string("a read-only session may not send ") + TypeName(f.type));
+  }
+  bool in_file = file_ != nullptr;
+  if (in_file != (type == Type::kData || type == Type::kCopy || type == Type::kFileEnd)) {
+    return InvalidArgument(std::string(TypeName(f.type)) + (in_file ? " inside a file" : " outside a file"));
+  }
+  Status s;
+  switch (type) {
+    case Type::kList: s = HandleList(r); break;
+    case Type::kDeltaReq: s = HandleDeltaReq(r); break;
+    case Type::kFileBegin: s = HandleFileBegin(r); break;
+    case Type::kData: s = HandleData(r); break;
+    case Type::kCopy: s = HandleCopy(r); break;
+    case Type::kFileEnd: return HandleFileEnd();
+    case Type::kSymlink: s = HandleSymlink(r); break;
+    case Type::kMkdir: s = HandleMkdir(r); break;
+    case Type::kHardlink: s = HandleHardlink(r); break;
+    case Type::kDelete: s = HandleDelete(r); break;
+    case Type::kRename: s = HandleRename(r); break;
+    case Type::kSetMeta: s = HandleSetMeta(r); break;
+    case Type::kCommit: {
+      uint64_t seq = r.U64();
+      LB_RETURN_IF_ERROR(r.Finish(f.type));
+      LB_RETURN_IF_ERROR(Commit());
+      return reply_(Writer(Type::kCommitted).U64(seq).Finish());
+    }
+    default:
+      return InvalidArgument(std::string("unexpected frame ") + TypeName(f.type) + " (" + std::to_string(f.type) + ")");
+  }
+  return s;
+}
+
+Status Session::HandleList(Reader& r) {
+  uint32_t id = r.U32();
+  std::string path = r.Path();
+  uint8_t flags = r.U8();
+  LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kList)));
+  LB_RETURN_IF_ERROR(ValidatePath(path, true));
+  std::vector<Entry> batch;
+  auto flush = [&]() -> Status {
+    Writer w(Type::kEntries);
+    w.U32(id).U32(static_cast<uint32_t>(batch.size()));
+    for (const auto& e : batch) w.Put(e);
+    batch.clear();
+    return reply_(w.Finish());
+  };
+  auto st = Walk(root_.get(), path, flags & kListRecursive, flags & kListHashes, [&](Entry& e) -> Status {
+    batch.push_back(std::move(e));
+    return batch.size() >= kEntriesPerFrame ? flush() : Ok();
+  });
+  // A path through a symlink or a file in place of a directory lists as
+  // absent here: the sender's state is what the target must become.
+  if (!st.ok() && st.error().code() != Code::kPermissionDenied && st.error().code() != Code::kFailedPrecondition) {
+    return st;
+  }
+  if (!batch.empty()) LB_RETURN_IF_ERROR(flush());
+  return reply_(Writer(Type::kListEnd).U32(id).Finish());
+}
+
+Status Session::HandleDeltaReq(Reader& r) {
+  uint32_t id = r.U32();
+  std::string path = r.Path();
+  uint32_t avg = r.U32();
+  LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kDeltaReq)));
+  LB_RETURN_IF_ERROR(ValidatePath(path));
+  auto params = chunk::ChunkParams::ForAverage(avg);
+  auto src = std::make_unique<DeltaSource>();
+  LB_RETURN_IF_ERROR(CommitIfPending(path));
+  // Sources of chunks: the file at `path` now, and a partial one a crash left.
+  if (auto parent = OpenParent(root_.get(), path); parent) {
+    UniqueFd fd(::openat(parent->dir.get(), parent->base.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+    struct stat st;
+    if (fd.valid() && ::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode)) src->fds.push_back(std::move(fd));
+  }
+  std::string part = StagingName(path);
+  std::string prev = part + ".prev";
+  if (::renameat(staging_.get(), part.c_str(), staging_.get(), prev.c_str()) == 0) src->prev = prev;
+  if (UniqueFd fd(::openat(staging_.get(), prev.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)); fd.valid()) {
+    src->prev = prev;
+    src->fds.push_back(std::move(fd));
+  }
+  Writer w(Type::kDeltaChunks);
+  std::vector<std::tuple<uint64_t, uint32_t, ChunkId>> batch;
+  auto flush = [&]() -> Status {
+    Writer out(Type::kDeltaChunks);
+    out.U32(id).U32(static_cast<uint32_t>(batch.size()));
+    for (auto& [off, size, cid] : batch) out.U64(off).U32(size).Raw(cid);
+    batch.clear();
+    return reply_(out.Finish());
+  };
+  for (size_t i = 0; i < src->fds.size(); ++i) {
+    int fd = src->fds[i].get();
+    struct stat st;
+    if (::fstat(fd, &st) != 0) continue;
+    auto extents = DataExtents(fd, static_cast<uint64_t>(st.st_size));
+    if (!extents) return extents.error();
+    for (auto [off, len] : *extents) {
+      LB_RETURN_IF_ERROR(chunk::ChunkRange(fd, off, len, params, [&](uint64_t o, std::span<const uint8_t> b) -> Status {
+        ChunkId cid = IdOf(chunk::Sha256(b));
+        auto [it, fresh] = src->chunks.emplace(cid, ChunkSource{static_cast<int>(i), o, static_cast<uint32_t>(b.size())});
+        if (!fresh) return Ok();
+        batch.emplace_back(o, static_cast<uint32_t>(b.size()), cid);
+        return batch.size() >= kChunksPerFrame ? flush() : Ok();
+      }));
+    }
+  }
+  if (!batch.empty()) LB_RETURN_IF_ERROR(flush());
+  deltas_[path] = std::move(src);
+  return reply_(Writer(Type::kDeltaEnd).U32(id).Finish());
+}
+
+Status Session::HandleFileBegin(Reader& r) {
+  auto f = std::make_unique<OpenFile>();
+  f->path = r.Path();
+  f->meta = r.GetMeta();
+  f->size = r.U64();
+  LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kFileBegin)));
+  LB_RETURN_IF_ERROR(ValidatePath(f->path));
+  if (f->size > (uint64_t{1} << 50)) return InvalidArgument("file size out of range");
+  LB_RETURN_IF_ERROR(CommitIfPending(f->path));
+  if (auto it = deltas_.find(f->path); it != deltas_.end()) {
+    f->delta = std::move(it->second);
+    deltas_.erase(it);
+  }
+  f->staging = StagingName(f->path);
+  f->fd.Reset(::openat(staging_.get(), f->staging.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!f->fd.valid()) return IoError(errno, "create staging file for '" + Printable(f->path) + "'");
+  file_ = std::move(f);
+  return Ok();
+}
+
+Status Session::WriteAt(const uint8_t* p, size_t n, uint64_t offset) {
+  if (offset > file_->size || n > file_->size - offset) {
+    return InvalidArgument("write beyond the announced size of '" + Printable(file_->path) + "'");
+  }
+  while (n > 0) {
+    ssize_t w = ::pwrite(file_->fd.get(), p, n, static_cast<off_t>(offset));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return IoError(errno, "write '" + Printable(file_->path) + "'");
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+    offset += static_cast<uint64_t>(w);
+  }
+  return Ok();
+}
+
+Status Session::HandleData(Reader& r) {
+  uint64_t offset = r.U64();
+  std::string bytes = r.Str();
+  LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kData)));
+  LB_RETURN_IF_ERROR(WriteAt(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), offset));
+  if (stats_) stats_->bytes_written.fetch_add(bytes.size(), std::memory_order_relaxed);
+  pending_bytes_ += bytes.size();
+  return Ok();
+}
+
+Status Session::HandleCopy(Reader& r) {
+  uint64_t offset = r.U64();
+  ChunkId id;
+  r.Raw(id);
+  uint32_t size = r.U32();
+  LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kCopy)));
+  if (!file_->delta) return InvalidArgument("COPY without a DELTA_REQ for '" + Printable(file_->path) + "'");
+  auto it = file_->delta->chunks.find(id);
+  if (it == file_->delta->chunks.end() || it->second.size != size) {
+    return InvalidArgument("COPY of a chunk the receiver did not offer");
+  }
+  std::vector<uint8_t> buf(size);
+  const auto& src = it->second;
+  ssize_t n = ::pread(file_->delta->fds[static_cast<size_t>(src.src)].get(), buf.data(), size,
+                      static_cast<off_t>(src.offset));
+  if (n != static_cast<ssize_t>(size) || IdOf(chunk::Sha256(buf)) != id) {
+    return Aborted("a local chunk of '" + Printable(file_->path) + "' changed while it was being reused");
+  }
+  LB_RETURN_IF_ERROR(WriteAt(buf.data(), size, offset));
+  if (stats_) stats_->bytes_copied.fetch_add(size, std::memory_order_relaxed);
+  return Ok();
+}
+
+Status Session::HandleFileEnd() {
+  auto f = std::move(file_);
+  int fd = f->fd.get();
+  if (::ftruncate(fd, static_cast<off_t>(f->size)) != 0) return IoError(errno, "truncate '" + Printable(f->path) + "'");
+  if (::fchown(fd, f->meta.uid, f->meta.gid) != 0 && errno != EPERM) return ErrnoError(errno, "chown");
+  if (::fchmod(fd, f->meta.mode) != 0) return ErrnoError(errno, "chmod");
+  struct timespec ts[2] = {{0, UTIME_OMIT}, {f->meta.mtime_sec, static_cast<long>(f->meta.mtime_nsec)}};
+  if (::futimens(fd, ts) != 0) return ErrnoError(errno, "set times");
+  f->fd.Reset();
+  if (f->delta && !f->delta->prev.empty()) ::unlinkat(staging_.get(), f->delta->prev.c_str(), 0);
+  pending_.push_back({f->staging, f->path, false});
+  pending_paths_.insert(f->path);
+  if (pending_.size() >= kMaxPendingFiles || pending_bytes_ >= kMaxPendingBytes) return Commit();
+  return Ok();
+}
+
+Status Session::CommitIfPending(const std::string& path) {
+  return pending_paths_.count(path) ? Commit() : Ok();
+}
+
+Result<ParentRef> Session::Parent(const std::string& path) {
+  auto p = OpenParent(root_.get(), path);
+  if (p || p.error().code() != Code::kNotFound) return p;
+  LB_RETURN_IF_ERROR(MkdirParents(root_.get(), ParentOf(path)));
+  return OpenParent(root_.get(), path);
+}
+
+Status Session::HandleSymlink(Reader& r) {
+  std::string path = r.Path();
+  std::string target = r.Str(kMaxPath);
+  Meta meta = r.GetMeta();
+  LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kSymlink)));
+  LB_RETURN_IF_ERROR(ValidatePath(path));
+  if (target.empty() || target.find('\0') != std::string::npos) return InvalidArgument("bad symlink target");
+  LB_RETURN_IF_ERROR(CommitIfPending(path));
+  std::string name = StagingName(path) + ".link";
+  ::unlinkat(staging_.get(), name.c_str(), 0);
+  if (::symlinkat(target.c_str(), staging_.get(), name.c_str()) != 0) {
+    return IoError(errno, "create symlink '" + Printable(path) + "'");
+  }
+  LB_RETURN_IF_ERROR(ApplyMeta(staging_.get(), name.c_str(), EntryType::kSymlink, meta));
+  pending_.push_back({name, path, true});
+  pending_paths_.insert(path);
+  return Ok();
+}
+
+Status Session::HandleMkdir(Reader& r) {
+  std::string path = r.Path();
+  Meta meta = r.GetMeta();
+  LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kMkdir)));
+  LB_RETURN_IF_ERROR(ValidatePath(path));
+  LB_RETURN_IF_ERROR(CommitIfPending(path));
+  LB_ASSIGN_OR_RETURN(auto parent, Parent(path));
+  if (::mkdirat(parent.dir.get(), parent.base.c_str(), 0700) != 0) {
+    if (errno != EEXIST) return IoError(errno, "mkdir '" + Printable(path) + "'");
+    struct stat st;
+    if (::fstatat(parent.dir.get(), parent.base.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode)) {
+      LB_RETURN_IF_ERROR(RemoveTree(parent.dir.get(), parent.base));
+      if (::mkdirat(parent.dir.get(), parent.base.c_str(), 0700) != 0) return IoError(errno, "mkdir");
+    }
+  }
+  dirty_dirs_.insert(ParentOf(path));
+  return ApplyMeta(parent.dir.get(), parent.base.c_str(), EntryType::kDir, meta);
+}
+
+Status Session::HandleHardlink(Reader& r) {
+  std::string path = r.Path();
+  std::string existing = r.Path();
+  LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kHardlink)));
+  LB_RETURN_IF_ERROR(ValidatePath(path));
+  LB_RETURN_IF_ERROR(ValidatePath(existing));
+  LB_RETURN_IF_ERROR(Commit());
+  LB_ASSIGN_OR_RETURN(auto from, OpenParent(root_.get(), existing));
+  LB_ASSIGN_OR_RETURN(auto to, Parent(path));
+  std::string tmp = StagingName(path) + ".hl";
+  ::unlinkat(staging_.get(), tmp.c_str(), 0);
+  if (::linkat(from.dir.get(), from.base.c_str(), staging_.get(), tmp.c_str(), 0) != 0) {
+    return IoError(errno, "link '" + Printable(path) + "' to '" + Printable(existing) + "'");
+  }
+  if (::renameat(staging_.get(), tmp.c_str(), to.dir.get(), to.base.c_str()) != 0) {
+    int err = errno;
+    ::unlinkat(staging_.get(), tmp.c_str(), 0);
+    if (err != EISDIR && err != ENOTEMPTY && err != EEXIST) return IoError(err, "rename '" + Printable(path) + "'");
+    LB_RETURN_IF_ERROR(RemoveTree(to.dir.get(), to.base));
+    if (::linkat(from.dir.get(), from.base.c_str(), to.dir.get(), to.base.c_str(), 0) != 0) {
+      return IoError(errno, "link '" + Printable(path) + "'");
+    }
+  }
+  // rename() between two links of one inode does nothing: drop the spare.
+  ::unlinkat(staging_.get(), tmp.c_str(), 0);
+  dirty_dirs_.insert(ParentOf(path));
+  return Ok();
+}
+
+Status Session::HandleDelete(Reader& r) {
+  std::string path = r.Path();
+  LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kDelete)));
+  LB_RETURN_IF_ERROR(ValidatePath(path));
+  LB_RETURN_IF_ERROR(Commit());
+  auto parent = OpenParent(root_.get(), path);
+  if (!parent) return parent.error().code() == Code::kNotFound ? Ok() : parent.error();
+  LB_RETURN_IF_ERROR(RemoveTree(parent->dir.get(), parent->base));
+  dirty_dirs_.insert(ParentOf(path));
+  return Ok();
+}
+
+Status Session::HandleRename(Reader& r) {
+  std::string from = r.Path();
+  std::string to = r.Path();
+  LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kRename)));
+  LB_RETURN_IF_ERROR(ValidatePath(from));
+  LB_RETURN_IF_ERROR(ValidatePath(to));
+  if (IsWithin(to, from)) return InvalidArgument("cannot move '" + Printable(from) + "' into itself");
+  LB_RETURN_IF_ERROR(Commit());
+  auto a = OpenParent(root_.get(), from);
+  if (!a) return a.error().code() == Code::kNotFound ? Ok() : a.error();
+  LB_ASSIGN_OR_RETURN(auto b, Parent(to));
+  if (::renameat(a->dir.get(), a->base.c_str(), b.dir.get(), b.base.c_str()) != 0) {
+    int err = errno;
+    if (err == ENOENT) return Ok();  // already gone: the sync that follows settles it
+    if (err != EISDIR && err != ENOTEMPTY && err != EEXIST && err != ENOTDIR) return IoError(err, "rename");
+    LB_RETURN_IF_ERROR(RemoveTree(b.dir.get(), b.base));
+    if (::renameat(a->dir.get(), a->base.c_str(), b.dir.get(), b.base.c_str()) != 0) return IoError(errno, "rename");
+  }
+  dirty_dirs_.insert(ParentOf(from));
+  dirty_dirs_.insert(ParentOf(to));
+  return Ok();
+}
+
+Status Session::HandleSetMeta(Reader& r) {
+  std::string path = r.Path();
+  Meta meta = r.GetMeta();
+  LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kSetMeta)));
+  LB_RETURN_IF_ERROR(ValidatePath(path, true));
+  // Renames into a directory move its mtime: commit them first.
+  LB_RETURN_IF_ERROR(Commit());
+  if (path.empty()) return ApplyMeta(root_.get(), "", EntryType::kDir, meta);
+  auto parent = OpenParent(root_.get(), path);
+  if (!parent) return parent.error().code() == Code::kNotFound ? Ok() : parent.error();
+  auto e = StatEntry(parent->dir.get(), parent->base.c_str(), path);
+  if (!e) return e.error().code() == Code::kNotFound ? Ok() : e.error();
+  dirty_dirs_.insert(ParentOf(path));
+  return ApplyMeta(parent->dir.get(), parent->base.c_str(), e->type, meta);
+}
+
+Status Session::Commit() {
+  if (pending_.empty() && dirty_dirs_.empty()) return Ok();
+  // 1. The staged files' contents are durable.
+  if (pending_.size() <= kFsyncEach) {
+    for (const auto& p : pending_) {
+      if (p.symlink) continue;
+      UniqueFd fd(::openat(staging_.get(), p.staging.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+      if (!fd.valid() || ::fsync(fd.get()) != 0) return IoError(errno, "fsync '" + Printable(p.path) + "'");
+    }
+  } else if (::syncfs(root_.get()) != 0) {
+    return IoError(errno, "syncfs");
+  }
+  // 2. They take their final names.
+  for (const auto& p : pending_) {
+    LB_ASSIGN_OR_RETURN(auto parent, Parent(p.path));
+    if (::renameat(staging_.get(), p.staging.c_str(), parent.dir.get(), parent.base.c_str()) != 0) {
+      int err = errno;
+      if (err != EISDIR && err != ENOTEMPTY && err != EEXIST) return IoError(err, "rename '" + Printable(p.path) + "'");
+      LB_RETURN_IF_ERROR(RemoveTree(parent.dir.get(), parent.base));
+      if (::renameat(staging_.get(), p.staging.c_str(), parent.dir.get(), parent.base.c_str()) != 0) {
+        return IoError(errno, "rename '" + Printable(p.path) + "'");
+      }
+    }
+    dirty_dirs_.insert(ParentOf(p.path));
+  }
+  // 3. The directories holding the new names are durable.
+  if (dirty_dirs_.size() <= kFsyncEach) {
+    for (const auto& d : dirty_dirs_) {
+      auto fd = OpenDirBeneath(root_.get(), d);
+      if (fd && ::fsync(fd->get()) != 0) return IoError(errno, "fsync directory '" + Printable(d) + "'");
+    }
+  } else if (::syncfs(root_.get()) != 0) {
+    return IoError(errno, "syncfs");
+  }
+  if (stats_) {
+    stats_->files.fetch_add(pending_.size(), std::memory_order_relaxed);
+    stats_->commits.fetch_add(1, std::memory_order_relaxed);
+    stats_->last_commit_unix_ms.store(NowUnixMs(), std::memory_order_relaxed);
+  }
+  pending_.clear();
+  pending_paths_.clear();
+  dirty_dirs_.clear();
+  pending_bytes_ = 0;
+  return Ok();
+}
+
+Receiver::Receiver(Config config) : config_(std::move(config)) {}
+
+Receiver::~Receiver() {
+  Stop();
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard lock(mu_);
+    threads.swap(threads_);
+  }
+  for (auto& t : threads) t.join();
+}
+
+void Receiver::Stop() {
+  stopping_.store(true);
+  std::lock_guard lock(mu_);
+  for (auto& c : conns_) c->Shutdown();
+}
+
+std::string Receiver::connected_source() const {
+  std::lock_guard lock(const_cast<std::mutex&>(mu_));
+  return source_;
+}
+
+void Receiver::Run(Listener& listener) {
+  while (!stopping_.load()) {
+    auto fd = listener.Accept();
+    if (!fd) break;
+    std::lock_guard lock(mu_);
+    if (stopping_.load()) break;
+    threads_.emplace_back([this, f = std::move(*fd)]() mutable { ServeOne(std::move(f)); });
+  }
+}
+
+void Receiver::ServeOne(UniqueFd fd) {
+  auto conn = Conn::Accept(std::move(fd), config_.key, std::chrono::seconds(10));
+  if (!conn) {
+    spdlog::warn("replication {}: refused a connection: {}", config_.volume, conn.error().message());
+    return;
+  }
+  std::shared_ptr<Conn> c(std::move(*conn));
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_.load()) return;
+    conns_.push_back(c);
+  }
+  Status st = ServeSession(*c);
+  if (!st.ok()) {
+    if (st.error().code() == Code::kUnavailable) {
+      spdlog::info("replication {}: session with {} ended: {}", config_.volume, c->peer(), st.error().message());
+    } else {
+      spdlog::warn("replication {}: session with {} ended: {}", config_.volume, c->peer(), st.error().message());
+    }
+    (void)c->Send(EncodeError(st.error()));  // fails quietly when the connection is gone
+  }
+  std::lock_guard lock(mu_);
+  conns_.erase(std::remove(conns_.begin(), conns_.end(), c), conns_.end());
+}
+
+Status Receiver::ServeSession(Conn& conn) {
+  LB_ASSIGN_OR_RETURN(auto first, conn.Recv(std::chrono::seconds(10)));
+  LB_ASSIGN_OR_RETURN(Hello hello, DecodeHello(first));
+  if (hello.version != kProtocolVersion) {
+    return FailedPrecondition("protocol version " + std::to_string(hello.version) + " is not supported (this end speaks " +
+                              std::to_string(kProtocolVersion) + ")");
+  }
+  if (hello.volume != config_.volume) {
+    return InvalidArgument("this port receives volume '" + config_.volume + "', not '" + hello.volume + "'");
+  }
+  if (config_.admit) LB_RETURN_IF_ERROR(config_.admit(hello));
+  bool writer = hello.mode == kModeSync;
+  if (writer) {
+    std::lock_guard lock(mu_);
+    if (writer_busy_) return Unavailable("busy: region '" + source_ + "' is already sending this volume");
+    writer_busy_ = true;
+    source_ = hello.region;
+  }
+  struct Release {
+    Receiver* r;
+    bool writer;
+    ~Release() {
+      if (!writer) return;
+      std::lock_guard lock(r->mu_);
+      r->writer_busy_ = false;
+      r->source_.clear();
+    }
+  } release{this, writer};
+  auto session = Session::Open(config_.root, [&](std::string f) { return conn.Send(f); }, &stats_, !writer);
+  if (!session) return session.error();
+  stats_.sessions.fetch_add(1, std::memory_order_relaxed);
+  LB_RETURN_IF_ERROR(conn.Send(Writer(Type::kWelcome).Finish()));
+  spdlog::info("replication {}: {} session from region {} ({})", config_.volume, writer ? "sync" : "read-only", hello.region,
+           conn.peer());
+  while (true) {
+    auto f = conn.Recv();
+    if (!f) {
+      (void)(*session)->Commit();  // completed files stay; a partial one waits in staging
+      return f.error();
+    }
+    Status st = (*session)->Handle(*f);
+    if (!st.ok()) {
+      (void)(*session)->Commit();
+      return st;
+    }
+  }
+}
+
+}  // namespace lifeboat::replicate

@@ -1,0 +1,161 @@
+// The receiving end of a volume: applies a sender's frames to the volume
+// root, crash-safely. A file is written under .lifeboat/ (the staging
+// directory at the root), then made durable and renamed into place in a group
+// commit (fsync or syncfs, rename, fsync of the directories), so no final
+// name ever shows a partial file, and COMMITTED is only sent once everything
+// before it survives a crash. A partial file left by a crash is kept and
+// offered as a source of chunks when the same path is sent again.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/fd.h"
+#include "core/result.h"
+#include "replicate/transport.h"
+#include "replicate/tree.h"
+#include "replicate/wire.h"
+
+namespace lifeboat::replicate {
+
+struct Hello {
+  uint32_t version = 0;
+  std::string volume;
+  std::string region;  // the sender's
+  uint64_t epoch = 0;
+  uint8_t mode = kModeSync;
+};
+std::string EncodeHello(const Hello& h);
+Result<Hello> DecodeHello(const Frame& f);
+std::string EncodeError(const Error& e);
+Error DecodeError(const Frame& f);
+
+struct ReceiverStats {
+  std::atomic<uint64_t> files{0};         // files and symlinks committed
+  std::atomic<uint64_t> bytes_written{0};  // received as DATA
+  std::atomic<uint64_t> bytes_copied{0};   // taken from chunks already here
+  std::atomic<uint64_t> commits{0};
+  std::atomic<uint64_t> sessions{0};
+  std::atomic<int64_t> last_commit_unix_ms{0};
+};
+
+// Applies the frames of one session. Replies go through `reply`. Not thread-safe.
+class Session {
+ public:
+  using ReplyFn = std::function<Status(std::string frame)>;
+  static Result<std::unique_ptr<Session>> Open(const std::string& root, ReplyFn reply, ReceiverStats* stats,
+                                               bool read_only);
+  ~Session();
+  // Applies one frame. Errors end the session: InvalidArgument for a
+  // malformed or out-of-order frame or a bad path, PermissionDenied for a
+  // path through a symlink, ResourceExhausted for a full disk, ...
+  Status Handle(const Frame& f);
+  // Makes every completed file durable and visible (group commit).
+  Status Commit();
+
+ private:
+  struct Pending {
+    std::string staging;  // name under .lifeboat/
+    std::string path;
+    bool symlink = false;
+  };
+  struct ChunkSource {
+    int src;  // index into DeltaSource::fds
+    uint64_t offset;
+    uint32_t size;
+  };
+  struct IdHash {
+    size_t operator()(const ChunkId& id) const;
+  };
+  struct DeltaSource {
+    std::vector<UniqueFd> fds;
+    std::string prev;  // staging name of a crashed partial, removed afterwards
+    std::unordered_map<ChunkId, ChunkSource, IdHash> chunks;
+  };
+  struct OpenFile {
+    std::string path, staging;
+    UniqueFd fd;
+    Meta meta;
+    uint64_t size = 0;
+    std::unique_ptr<DeltaSource> delta;
+  };
+
+  Session(UniqueFd root, UniqueFd staging, ReplyFn reply, ReceiverStats* stats, bool read_only);
+  Status HandleList(Reader& r);
+  Status HandleDeltaReq(Reader& r);
+  Status HandleFileBegin(Reader& r);
+  Status HandleData(Reader& r);
+  Status HandleCopy(Reader& r);
+  Status HandleFileEnd();
+  Status HandleSymlink(Reader& r);
+  Status HandleMkdir(Reader& r);
+  Status HandleHardlink(Reader& r);
+  Status HandleDelete(Reader& r);
+  Status HandleRename(Reader& r);
+  Status HandleSetMeta(Reader& r);
+  // The parent of `path`, created (0755, owned by us) where missing.
+  Result<ParentRef> Parent(const std::string& path);
+  Status CommitIfPending(const std::string& path);
+  Status WriteAt(const uint8_t* p, size_t n, uint64_t offset);
+
+  UniqueFd root_, staging_;
+  ReplyFn reply_;
+  ReceiverStats* stats_;
+  bool read_only_;
+  std::unique_ptr<OpenFile> file_;
+  std::map<std::string, std::unique_ptr<DeltaSource>> deltas_;  // by path, from DELTA_REQ to FILE_END
+  std::vector<Pending> pending_;
+  std::set<std::string> pending_paths_;
+  std::set<std::string> dirty_dirs_;  // directories whose entries changed since the last commit
+  uint64_t pending_bytes_ = 0;
+  uint64_t tmp_counter_ = 0;
+};
+
+// The staging name of `path`: stable, so that a crashed partial is found again.
+std::string StagingName(const std::string& path);
+
+// Serves connections for one volume: at most one writing session at a time
+// (a second gets "busy"), any number of read-only ones (verify).
+class Receiver {
+ public:
+  struct Config {
+    std::string volume;
+    std::string root;
+    PskKey key;
+    // Decides whether a sender may open a session; its error is sent back.
+    std::function<Status(const Hello&)> admit;
+  };
+  explicit Receiver(Config config);
+  ~Receiver();
+  // Serves `listener` until Stop(). Runs on the calling thread; each session
+  // runs on a thread of its own.
+  void Run(Listener& listener);
+  void Stop();
+
+  ReceiverStats& stats() { return stats_; }
+  // The region of the current writing session, or "".
+  std::string connected_source() const;
+
+ private:
+  void ServeOne(UniqueFd fd);
+  Status ServeSession(Conn& conn);
+
+  Config config_;
+  ReceiverStats stats_;
+  std::mutex mu_;
+  std::vector<std::shared_ptr<Conn>> conns_;  // guarded by mu_
+  std::vector<std::thread> threads_;          // guarded by mu_
+  std::string source_;                        // guarded by mu_
+  bool writer_busy_ = false;                  // guarded by mu_
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace lifeboat::replicate

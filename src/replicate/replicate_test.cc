@@ -1,0 +1,248 @@
+// Replication over real loopback TLS sessions between a Link and a Receiver,
+// on real directory trees under /tmp.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "replicate/receiver.h"
+#include "replicate/sender.h"
+#include "replicate/tree.h"
+
+namespace lifeboat::replicate {
+namespace {
+
+namespace fs = std::filesystem;
+
+void WriteFile(const std::string& path, const std::string& data) {
+  std::ofstream(path, std::ios::binary) << data;
+}
+
+std::string Random(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+class ReplicateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    base_ = fs::temp_directory_path() / ("lifeboat-rep-" + std::to_string(::getpid()) + "-" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(base_);
+    src_ = base_ / "src";
+    dst_ = base_ / "dst";
+    fs::create_directories(src_);
+    fs::create_directories(dst_);
+    key_ = DeriveKey("0123456789abcdef0123456789abcdef", "data");
+    auto l = Listener::Listen({"127.0.0.1", 0});
+    ASSERT_TRUE(l.ok()) << l.error().ToString();
+    listener_ = std::move(*l);
+    receiver_ = std::make_unique<Receiver>(Receiver::Config{"data", dst_.string(), key_, [this](const Hello& h) -> Status {
+                                                              if (h.region != allowed_) {
+                                                                return PermissionDenied("not my source: " + h.region);
+                                                              }
+                                                              return Ok();
+                                                            }});
+    thread_ = std::thread([this] { receiver_->Run(*listener_); });
+  }
+  void TearDown() override {
+    listener_->Close();
+    receiver_->Stop();
+    thread_.join();
+    receiver_.reset();
+    fs::remove_all(base_);
+  }
+  LinkConfig Config() {
+    LinkConfig c;
+    c.volume = "data";
+    c.root = src_.string();
+    c.region = "east";
+    c.target = {"127.0.0.1", listener_->port()};
+    c.key = key_;
+    return c;
+  }
+  std::vector<Difference> SyncAll(bool apply = true, bool hashes = false) {
+    auto link = Link::Open(Config(), apply ? kModeSync : kModeReadOnly);
+    EXPECT_TRUE(link.ok()) << link.error().ToString();
+    if (!link.ok()) return {{"", "error", link.error().ToString()}};
+    auto d = (*link)->Sync({}, {{"", true}}, {apply, hashes, nullptr, &links_});
+    EXPECT_TRUE(d.ok()) << d.error().ToString();
+    return d.ok() ? *d : std::vector<Difference>{{"", "error", d.error().ToString()}};
+  }
+  std::string Describe(const std::vector<Difference>& d) {
+    std::string out;
+    for (auto& x : d) out += x.kind + " " + Printable(x.path) + " (" + x.detail + ")\n";
+    return out;
+  }
+  void ExpectSame() {
+    auto d = SyncAll(false, true);
+    EXPECT_TRUE(d.empty()) << Describe(d);
+  }
+
+  fs::path base_, src_, dst_;
+  PskKey key_;
+  std::string allowed_ = "east";
+  std::unique_ptr<Listener> listener_;
+  std::unique_ptr<Receiver> receiver_;
+  std::thread thread_;
+  std::map<uint64_t, std::set<std::string>> links_;
+};
+
+TEST_F(ReplicateTest, EveryKindOfEntry) {
+  fs::create_directories(src_ / "a/b/c");
+  WriteFile(src_ / "a/b/c/file.txt", "hello");
+  WriteFile(src_ / "empty", "");
+  WriteFile(src_ / "big.bin", Random(3 << 20, 1));
+  symlink("a/b/c/file.txt", (src_ / "link").c_str());
+  symlink("/etc/passwd", (src_ / "abs-link").c_str());
+  link((src_ / "a/b/c/file.txt").c_str(), (src_ / "hard").c_str());
+  WriteFile(src_ / std::string("name\x01\xff with bytes"), "odd");
+  chmod((src_ / "empty").c_str(), 04751);
+  ASSERT_EQ(lchown((src_ / "a/b").c_str(), 1234, 5678), 0);
+  ASSERT_EQ(lchown((src_ / "link").c_str(), 4321, 8765), 0);
+  {  // sparse: 1 MiB hole, 4 KiB data, 1 MiB hole
+    int fd = ::open((src_ / "sparse").c_str(), O_WRONLY | O_CREAT, 0644);
+    std::string d(4096, 'x');
+    ASSERT_EQ(pwrite(fd, d.data(), d.size(), 1 << 20), 4096);
+    ASSERT_EQ(ftruncate(fd, 2 << 20 | 4096), 0);
+    close(fd);
+  }
+  struct timespec ts[2] = {{0, UTIME_OMIT}, {1600000000, 123456789}};
+  utimensat(AT_FDCWD, (src_ / "a").c_str(), ts, 0);
+
+  auto first = SyncAll();
+  EXPECT_FALSE(first.empty());
+  ExpectSame();
+  struct stat a, b;
+  ASSERT_EQ(stat((dst_ / "hard").c_str(), &a), 0);
+  ASSERT_EQ(stat((dst_ / "a/b/c/file.txt").c_str(), &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino);
+  ASSERT_EQ(stat((dst_ / "sparse").c_str(), &a), 0);
+  EXPECT_LT(a.st_blocks * 512, 64 * 1024) << "holes must stay holes";
+  ASSERT_EQ(lstat((dst_ / "link").c_str(), &a), 0);
+  EXPECT_EQ(a.st_uid, 4321u);
+  ASSERT_EQ(stat((dst_ / "a").c_str(), &a), 0);
+  EXPECT_EQ(a.st_mtim.tv_nsec, 123456789);
+  ASSERT_EQ(stat((dst_ / "empty").c_str(), &a), 0);
+  EXPECT_EQ(a.st_mode & 07777, 04751u);
+  EXPECT_TRUE(fs::exists(dst_ / ".lifeboat"));
+  EXPECT_TRUE(fs::is_empty(dst_ / ".lifeboat")) << "no temporary files left";
+
+  // A second pass finds nothing to do.
+  EXPECT_TRUE(SyncAll().empty());
+}
+
+TEST_F(ReplicateTest, ChangesDeletionsAndTypeChanges) {
+  fs::create_directories(src_ / "d/e");
+  WriteFile(src_ / "d/e/f", "1");
+  WriteFile(src_ / "x", "x");
+  WriteFile(src_ / "becomes-dir", "file");
+  SyncAll();
+  fs::remove_all(src_ / "d");
+  fs::remove(src_ / "becomes-dir");
+  fs::create_directories(src_ / "becomes-dir/inner");
+  WriteFile(src_ / "x", "longer now");
+  auto d = SyncAll();
+  EXPECT_FALSE(d.empty());
+  ExpectSame();
+  EXPECT_FALSE(fs::exists(dst_ / "d"));
+}
+
+TEST_F(ReplicateTest, DeltaSendsOnlyChangedChunks) {
+  std::string data = Random(8 << 20, 7);
+  WriteFile(src_ / "large", data);
+  SyncAll();
+  data.insert(4 << 20, "an insertion in the middle");
+  data[1 << 20] ^= 1;
+  WriteFile(src_ / "large", data);
+  auto link = Link::Open(Config(), kModeSync);
+  ASSERT_TRUE(link.ok());
+  Progress p;
+  auto d = (*link)->Sync({}, {{"", true}}, {true, false, &p, nullptr});
+  ASSERT_TRUE(d.ok()) << d.error().ToString();
+  EXPECT_EQ(p.files_done.load(), 1u);
+  EXPECT_LT(p.bytes_literal.load(), 200u * 1024) << "only the chunks around two edits";
+  EXPECT_LT((*link)->bytes_sent(), 300u * 1024);
+  ExpectSame();
+}
+
+TEST_F(ReplicateTest, RenamesAreAppliedAtTheTarget) {
+  fs::create_directories(src_ / "dir");
+  WriteFile(src_ / "dir/big", Random(2 << 20, 3));
+  SyncAll();
+  fs::rename(src_ / "dir", src_ / "moved");
+  auto link = Link::Open(Config(), kModeSync);
+  ASSERT_TRUE(link.ok());
+  Progress p;
+  auto d = (*link)->Sync({{"dir", "moved"}}, {{"dir", false}, {"moved", true}, {"", false}}, {true, false, &p, nullptr});
+  ASSERT_TRUE(d.ok()) << d.error().ToString();
+  EXPECT_EQ(p.files_done.load(), 0u) << "a renamed directory is not re-sent";
+  ExpectSame();
+}
+
+TEST_F(ReplicateTest, RefusesOtherSourcesAndWrongKeys) {
+  allowed_ = "west";
+  auto link = Link::Open(Config(), kModeSync);
+  ASSERT_FALSE(link.ok());
+  EXPECT_NE(link.error().message().find("not my source"), std::string::npos) << link.error().ToString();
+  allowed_ = "east";
+  auto c = Config();
+  c.key = DeriveKey("another key, not the receiver's", "data");
+  link = Link::Open(c, kModeSync);
+  ASSERT_FALSE(link.ok());
+  EXPECT_NE(link.error().message().find("TLS handshake"), std::string::npos) << link.error().ToString();
+}
+
+TEST_F(ReplicateTest, OneWriterAtATime) {
+  auto a = Link::Open(Config(), kModeSync);
+  ASSERT_TRUE(a.ok());
+  auto b = Link::Open(Config(), kModeSync);
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.error().message().find("busy"), std::string::npos) << b.error().ToString();
+  auto ro = Link::Open(Config(), kModeReadOnly);
+  EXPECT_TRUE(ro.ok());
+}
+
+// Frames straight into a Session: hostile paths never leave the root.
+TEST(Session, RefusesPathsEscapingTheVolume) {
+  auto base = fs::temp_directory_path() / ("lifeboat-session-" + std::to_string(::getpid()));
+  fs::remove_all(base);
+  fs::create_directories(base / "root");
+  fs::create_directories(base / "outside");
+  symlink((base / "outside").c_str(), (base / "root/escape").c_str());
+  auto s = Session::Open((base / "root").string(), [](std::string) { return Ok(); }, nullptr, false);
+  ASSERT_TRUE(s.ok());
+  auto frame = [](std::string f) { return Frame{static_cast<uint8_t>(f[4]), f.substr(5)}; };
+  Meta m{0644, 0, 0, 0, 0};
+  for (std::string p : std::vector<std::string>{"../x", "/etc/x", "a/../../x", "", ".lifeboat/x", "a//b",
+                                                std::string("a\0b", 3)}) {
+    auto st = (*s)->Handle(frame(Writer(Type::kFileBegin).Str(p).Put(m).U64(1).Finish()));
+    EXPECT_FALSE(st.ok()) << Printable(p);
+  }
+  auto st = (*s)->Handle(frame(Writer(Type::kFileBegin).Str("escape/x").Put(m).U64(1).Finish()));
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE((*s)->Handle(frame(Writer(Type::kData).U64(0).Str("x").Finish())).ok());
+  ASSERT_TRUE((*s)->Handle(frame(Writer(Type::kFileEnd).Finish())).ok());
+  st = (*s)->Commit();
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.error().message().find("symlink"), std::string::npos) << st.error().ToString();
+  EXPECT_TRUE(fs::is_empty(base / "outside"));
+  EXPECT_FALSE((*s)->Handle(frame(Writer(Type::kDelete).Str("escape/y").Finish())).ok() &&
+               fs::exists(base / "outside/y"));
+  // Writes past the announced size, truncated frames, unknown types.
+  ASSERT_TRUE((*s)->Handle(frame(Writer(Type::kFileBegin).Str("f").Put(m).U64(2).Finish())).ok());
+  EXPECT_FALSE((*s)->Handle(frame(Writer(Type::kData).U64(1).Str("xy").Finish())).ok());
+  EXPECT_FALSE((*s)->Handle(Frame{static_cast<uint8_t>(Type::kData), "\x00\x01"}).ok());
+  EXPECT_FALSE((*s)->Handle(Frame{99, ""}).ok());
+  fs::remove_all(base);
+}
+
+}  // namespace
+}  // namespace lifeboat::replicate

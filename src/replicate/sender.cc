@@ -1,0 +1,457 @@
+#include "replicate/sender.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+#include "chunk/fastcdc.h"
+#include "replicate/tree.h"
+
+namespace lifeboat::replicate {
+namespace {
+
+constexpr size_t kFlushAt = 256 * 1024;
+constexpr size_t kDataFrame = 1 << 20;
+// Files at least this large are sent as a delta even when the target has no
+// file at the path: it may hold a partial copy from an interrupted transfer.
+constexpr uint64_t kDeltaMinSize = 1 << 20;
+constexpr size_t kDeltaWindow = 16;
+
+std::string MetaDiff(const Meta& a, const Meta& b) {
+  std::string out;
+  auto add = [&](const std::string& s) { out += (out.empty() ? "" : ", ") + s; };
+  if (a.mode != b.mode) add("mode");
+  if (a.uid != b.uid || a.gid != b.gid) add("owner");
+  if (a.mtime_sec != b.mtime_sec || a.mtime_nsec != b.mtime_nsec) add("mtime");
+  return out;
+}
+
+}  // namespace
+
+size_t ChunkIdHash::operator()(const ChunkId& id) const {
+  size_t h;
+  std::memcpy(&h, id.data(), sizeof(h));
+  return h;
+}
+
+std::vector<Root> NormalizeRoots(std::vector<Root> roots) {
+  std::sort(roots.begin(), roots.end(), [](const Root& a, const Root& b) {
+    return a.path != b.path ? a.path < b.path : a.recursive > b.recursive;
+  });
+  std::vector<Root> out;
+  std::vector<std::string> recursive;
+  for (auto& r : roots) {
+    bool covered =
+        std::any_of(recursive.begin(), recursive.end(), [&](const std::string& d) { return IsWithin(r.path, d); });
+    if (covered) continue;
+    if (!out.empty() && out.back().path == r.path) continue;
+    if (r.recursive) recursive.push_back(r.path);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+Link::Link(LinkConfig config, std::unique_ptr<Conn> conn, UniqueFd root)
+    : config_(std::move(config)), conn_(std::move(conn)), root_(std::move(root)) {
+  reader_ = std::thread([this] { ReadLoop(); });
+}
+
+Link::~Link() {
+  conn_->Shutdown();
+  reader_.join();
+}
+
+Result<std::unique_ptr<Link>> Link::Open(const LinkConfig& config, uint8_t mode) {
+  UniqueFd root(::open(config.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root.valid()) return ErrnoError(errno, "open volume " + config.root);
+  LB_ASSIGN_OR_RETURN(auto conn, Conn::Connect(config.target, config.key, config.connect_timeout));
+  conn->SetRateLimit(config.bandwidth);
+  LB_RETURN_IF_ERROR(
+      conn->Send(EncodeHello({kProtocolVersion, config.volume, config.region, config.epoch, mode})));
+  LB_ASSIGN_OR_RETURN(auto reply, conn->Recv(std::chrono::seconds(10)));
+  if (reply.type == static_cast<uint8_t>(Type::kError)) {
+    return DecodeError(reply).Wrap("target " + config.target.ToString() + " refused");
+  }
+  if (reply.type != static_cast<uint8_t>(Type::kWelcome)) {
+    return InvalidArgument(std::string("expected WELCOME, got ") + TypeName(reply.type));
+  }
+  return std::unique_ptr<Link>(new Link(config, std::move(conn), std::move(root)));
+}
+
+void Link::ReadLoop() {
+  while (true) {
+    auto f = conn_->Recv();
+    std::lock_guard lock(mu_);
+    if (!f) {
+      if (!failed_) failed_ = f.error();
+      cv_.notify_all();
+      return;
+    }
+    if (f->type == static_cast<uint8_t>(Type::kError)) {
+      failed_ = DecodeError(*f).Wrap("target " + config_.target.ToString());
+      cv_.notify_all();
+      return;
+    }
+    inbox_.push_back(std::move(*f));
+    cv_.notify_all();
+  }
+}
+
+Result<Frame> Link::Next() {
+  LB_RETURN_IF_ERROR(Flush());
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return !inbox_.empty() || failed_; });
+  if (!inbox_.empty()) {
+    Frame f = std::move(inbox_.front());
+    inbox_.pop_front();
+    return f;
+  }
+  return *failed_;
+}
+
+void Link::Queue(std::string frame) {
+  out_ += frame;
+  if (out_.size() >= kFlushAt) (void)Flush();
+}
+
+Status Link::Flush() {
+  if (out_.empty()) return Ok();
+  std::string out = std::move(out_);
+  out_.clear();
+  Status st = conn_->Send(out);
+  if (!st.ok()) {
+    std::lock_guard lock(mu_);
+    if (failed_) return *failed_;  // the target's own error explains it better
+  }
+  return st;
+}
+
+Status Link::RequestLists(const std::vector<Root>& roots, uint8_t flags) {
+  for (const auto& r : roots) {
+    Queue(Writer(Type::kList).U32(next_id_++).Str(r.path).U8(flags | (r.recursive ? kListRecursive : 0)).Finish());
+  }
+  return Flush();
+}
+
+Status Link::CollectLists(size_t count, std::map<std::string, Entry>& target) {
+  for (size_t done = 0; done < count;) {
+    LB_ASSIGN_OR_RETURN(auto f, Next());
+    Reader r(f.payload);
+    if (f.type == static_cast<uint8_t>(Type::kListEnd)) {
+      r.U32();
+      LB_RETURN_IF_ERROR(r.Finish(f.type));
+      ++done;
+      continue;
+    }
+    if (f.type != static_cast<uint8_t>(Type::kEntries)) {
+      return InvalidArgument(std::string("expected ENTRIES, got ") + TypeName(f.type));
+    }
+    r.U32();
+    uint32_t n = r.U32();
+    for (uint32_t i = 0; i < n && r.ok(); ++i) {
+      Entry e = r.GetEntry();
+      if (r.ok()) target.insert_or_assign(e.path, std::move(e));
+    }
+    LB_RETURN_IF_ERROR(r.Finish(f.type));
+  }
+  return Ok();
+}
+
+Status Link::ScanSource(const std::vector<Root>& roots, bool hashes, std::map<std::string, Entry>& out) {
+  for (const auto& r : roots) {
+    LB_RETURN_IF_ERROR(Walk(root_.get(), r.path, r.recursive, hashes, [&](Entry& e) -> Status {
+      std::string p = e.path;
+      out.insert_or_assign(std::move(p), std::move(e));
+      return Ok();
+    }));
+  }
+  return Ok();
+}
+
+Status Link::AwaitCommit(uint64_t seq) {
+  while (committed_ < seq) {
+    LB_ASSIGN_OR_RETURN(auto f, Next());
+    if (f.type != static_cast<uint8_t>(Type::kCommitted)) {
+      return InvalidArgument(std::string("expected COMMITTED, got ") + TypeName(f.type));
+    }
+    Reader r(f.payload);
+    committed_ = r.U64();
+    LB_RETURN_IF_ERROR(r.Finish(f.type));
+  }
+  return Ok();
+}
+
+Result<std::unordered_map<ChunkId, uint32_t, ChunkIdHash>> Link::AwaitChunks() {
+  std::unordered_map<ChunkId, uint32_t, ChunkIdHash> chunks;
+  while (true) {
+    LB_ASSIGN_OR_RETURN(auto f, Next());
+    Reader r(f.payload);
+    if (f.type == static_cast<uint8_t>(Type::kDeltaEnd)) {
+      r.U32();
+      LB_RETURN_IF_ERROR(r.Finish(f.type));
+      return chunks;
+    }
+    if (f.type != static_cast<uint8_t>(Type::kDeltaChunks)) {
+      return InvalidArgument(std::string("expected DELTA_CHUNKS, got ") + TypeName(f.type));
+    }
+    r.U32();
+    uint32_t n = r.U32();
+    for (uint32_t i = 0; i < n && r.ok(); ++i) {
+      r.U64();
+      uint32_t size = r.U32();
+      ChunkId id;
+      r.Raw(id);
+      chunks.emplace(id, size);
+    }
+    LB_RETURN_IF_ERROR(r.Finish(f.type));
+  }
+}
+
+Status Link::SendFile(const Entry& s, const std::unordered_map<ChunkId, uint32_t, ChunkIdHash>* chunks,
+                      const SyncOptions& options) {
+  auto parent = OpenParent(root_.get(), s.path);
+  if (!parent) return parent.error().code() == Code::kNotFound ? Ok() : parent.error();
+  UniqueFd fd(::openat(parent->dir.get(), parent->base.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  if (!fd.valid()) {
+    if (errno == ENOENT || errno == ELOOP) return Ok();  // gone or replaced: a later event covers it
+    return ErrnoError(errno, "open '" + Printable(s.path) + "'");
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return ErrnoError(errno, "stat '" + Printable(s.path) + "'");
+  if (!S_ISREG(st.st_mode)) return Ok();
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  Queue(Writer(Type::kFileBegin).Str(s.path).Put(MetaOf(st)).U64(size).Finish());
+  LB_ASSIGN_OR_RETURN(auto extents, DataExtents(fd.get(), size));
+  Progress* progress = options.progress;
+  std::string literal;
+  uint64_t literal_at = 0;
+  auto flush_literal = [&] {
+    if (literal.empty()) return;
+    Queue(Writer(Type::kData).U64(literal_at).Str(literal).Finish());
+    if (progress) progress->bytes_literal += literal.size();
+    literal.clear();
+  };
+  auto emit = [&](uint64_t off, std::span<const uint8_t> b) -> Status {
+    if (!literal.empty() && literal_at + literal.size() != off) flush_literal();
+    if (literal.empty()) literal_at = off;
+    literal.append(reinterpret_cast<const char*>(b.data()), b.size());
+    if (literal.size() >= kDataFrame) flush_literal();
+    if (progress) progress->bytes_done += b.size();
+    return Ok();
+  };
+  for (auto [off, len] : extents) {
+    if (chunks != nullptr && !chunks->empty()) {
+      auto params = chunk::ChunkParams::ForFileSize(size);
+      LB_RETURN_IF_ERROR(chunk::ChunkRange(fd.get(), off, len, params, [&](uint64_t o, std::span<const uint8_t> b) {
+        ChunkId id = IdOf(chunk::Sha256(b));
+        auto it = chunks->find(id);
+        if (it == chunks->end() || it->second != b.size()) return emit(o, b);
+        flush_literal();
+        Queue(Writer(Type::kCopy).U64(o).Raw(id).U32(static_cast<uint32_t>(b.size())).Finish());
+        if (progress) progress->bytes_done += b.size();
+        return Status(Ok());
+      }));
+    } else {
+      std::vector<uint8_t> buf(static_cast<size_t>(std::min<uint64_t>(len, kDataFrame)));
+      uint64_t done = 0;
+      while (done < len) {
+        size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), len - done));
+        ssize_t n = ::pread(fd.get(), buf.data(), want, static_cast<off_t>(off + done));
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          return ErrnoError(errno, "read '" + Printable(s.path) + "'");
+        }
+        if (n == 0) break;  // shrank while read: its next event resends it
+        LB_RETURN_IF_ERROR(emit(off + done, {buf.data(), static_cast<size_t>(n)}));
+        done += static_cast<uint64_t>(n);
+      }
+    }
+  }
+  flush_literal();
+  Queue(Writer(Type::kFileEnd).Finish());
+  if (progress) progress->files_done += 1;
+  return Ok();
+}
+
+Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::string, std::string>>& renames,
+                                           std::vector<Root> roots, const SyncOptions& options) {
+  for (const auto& [from, to] : renames) Queue(Writer(Type::kRename).Str(from).Str(to).Finish());
+  roots = NormalizeRoots(std::move(roots));
+  uint8_t flags = options.hashes ? kListHashes : 0;
+  // Ask the target first, so that it lists while this side scans.
+  LB_RETURN_IF_ERROR(RequestLists(roots, flags));
+  std::map<std::string, Entry> source, target;
+  LB_RETURN_IF_ERROR(ScanSource(roots, options.hashes, source));
+  LB_RETURN_IF_ERROR(CollectLists(roots.size(), target));
+  // Hard links: a changed file may have names outside the roots; bring the
+  // ones the index knows into the comparison.
+  if (options.links != nullptr) {
+    bool full = roots.size() == 1 && roots[0].path.empty() && roots[0].recursive;
+    if (full) options.links->clear();
+    std::map<uint64_t, int> seen;
+    for (const auto& [path, e] : source) {
+      if (e.type == EntryType::kFile && e.nlink > 1) {
+        (*options.links)[e.ino].insert(path);
+        ++seen[e.ino];
+      }
+    }
+    std::vector<Root> extra;
+    for (const auto& [ino, n] : seen) {
+      auto& names = (*options.links)[ino];
+      if (n >= static_cast<int>(names.size())) continue;
+      for (const auto& p : names) {
+        if (!source.count(p)) extra.push_back({p, false});
+      }
+    }
+    if (!extra.empty()) {
+      LB_RETURN_IF_ERROR(RequestLists(extra, flags));
+      LB_RETURN_IF_ERROR(ScanSource(extra, options.hashes, source));
+      LB_RETURN_IF_ERROR(CollectLists(extra.size(), target));
+    }
+  }
+
+  std::vector<Difference> diffs;
+  // 1. Whatever the target has that the source does not (or of another type).
+  std::vector<std::string> deleted;
+  for (const auto& [path, t] : target) {
+    auto s = source.find(path);
+    if (s != source.end() && s->second.type == t.type) continue;
+    bool under_deleted = std::any_of(deleted.begin(), deleted.end(), [&](const std::string& d) {
+      return IsWithin(path, d);
+    });
+    if (under_deleted) continue;
+    if (s == source.end()) {
+      diffs.push_back({path, "extra", std::string(Name(t.type)) + " only at the target"});
+    } else {
+      diffs.push_back({path, "type", std::string(Name(s->second.type)) + " here, " + Name(t.type) + " at the target"});
+    }
+    if (path.empty()) continue;  // the root itself is never deleted
+    deleted.push_back(path);
+    if (options.apply) Queue(Writer(Type::kDelete).Str(path).Finish());
+  }
+  auto target_of = [&](const std::string& path, EntryType type) -> const Entry* {
+    auto it = target.find(path);
+    return it != target.end() && it->second.type == type ? &it->second : nullptr;
+  };
+
+  // 2. What the source has: decide per entry, sending in path order (parents
+  // first). Files go through a window of delta requests sent ahead.
+  struct Send {
+    const Entry* entry;
+    bool delta;
+  };
+  std::vector<Send> files;
+  std::vector<std::pair<std::string, std::string>> links;  // path, leader
+  std::vector<const Entry*> dir_meta;                       // directories whose metadata to set at the end
+  std::set<std::string> changed_dirs;
+  std::map<uint64_t, std::string> leaders;  // source inode -> first path
+  std::set<std::string> resent;
+  for (const auto& [path, s] : source) {
+    const Entry* t = target_of(path, s.type);
+    switch (s.type) {
+      case EntryType::kDir:
+        if (t == nullptr) {
+          if (!path.empty()) {
+            diffs.push_back({path, "missing", "directory"});
+            if (options.apply) Queue(Writer(Type::kMkdir).Str(path).Put(s.meta).Finish());
+            changed_dirs.insert(ParentOf(path));
+          }
+          dir_meta.push_back(&s);
+        } else if (!(t->meta == s.meta)) {
+          diffs.push_back({path, "metadata", MetaDiff(s.meta, t->meta)});
+          dir_meta.push_back(&s);
+        }
+        break;
+      case EntryType::kFile: {
+        if (s.nlink > 1) {
+          auto [it, first] = leaders.emplace(s.ino, path);
+          if (!first) {
+            const Entry* lt = target_of(it->second, EntryType::kFile);
+            if (t == nullptr || lt == nullptr || t->ino != lt->ino || resent.count(it->second)) {
+              diffs.push_back({path, "link", "not a hard link of '" + Printable(it->second) + "' at the target"});
+              links.emplace_back(path, it->second);
+              changed_dirs.insert(ParentOf(path));
+            }
+            break;
+          }
+        }
+        bool content = t == nullptr || t->size != s.size || (options.hashes && t->has_hash && t->hash != s.hash) ||
+                       (!options.hashes && (t->meta.mtime_sec != s.meta.mtime_sec ||
+                                            t->meta.mtime_nsec != s.meta.mtime_nsec));
+        if (t == nullptr) {
+          diffs.push_back({path, "missing", "file"});
+        } else if (content && (t->size != s.size || options.hashes)) {
+          diffs.push_back({path, "content", t->size != s.size ? "size " + std::to_string(s.size) + " here, " +
+                                                                    std::to_string(t->size) + " at the target"
+                                                              : "different bytes"});
+        } else if (!(t->meta == s.meta)) {
+          diffs.push_back({path, "metadata", MetaDiff(s.meta, t->meta)});
+        }
+        if (content) {
+          files.push_back({&s, t != nullptr ? t->size > 0 : s.size >= kDeltaMinSize});
+          resent.insert(path);
+          changed_dirs.insert(ParentOf(path));
+        } else if (!(t->meta == s.meta)) {
+          if (options.apply) Queue(Writer(Type::kSetMeta).Str(path).Put(s.meta).Finish());
+        }
+        break;
+      }
+      case EntryType::kSymlink:
+        if (t == nullptr || t->link != s.link) {
+          diffs.push_back({path, t == nullptr ? "missing" : "content",
+                           t == nullptr ? "symlink" : "points to '" + Printable(s.link) + "' here"});
+          if (options.apply) Queue(Writer(Type::kSymlink).Str(path).Str(s.link).Put(s.meta).Finish());
+          changed_dirs.insert(ParentOf(path));
+        } else if (!(t->meta == s.meta)) {
+          diffs.push_back({path, "metadata", MetaDiff(s.meta, t->meta)});
+          if (options.apply) Queue(Writer(Type::kSetMeta).Str(path).Put(s.meta).Finish());
+        }
+        break;
+      case EntryType::kOther:
+        break;  // devices, fifos, sockets: not replicated (docs/operations.md)
+    }
+  }
+  if (!options.apply) return diffs;
+
+  Progress* progress = options.progress;
+  if (progress) {
+    progress->files_total += files.size();
+    for (const auto& f : files) progress->bytes_total += f.entry->size;
+  }
+  size_t ahead = 0;  // delta requests sent for files[0..ahead)
+  for (size_t i = 0; i < files.size(); ++i) {
+    for (; ahead < files.size() && ahead < i + kDeltaWindow; ++ahead) {
+      if (!files[ahead].delta) continue;
+      const Entry& e = *files[ahead].entry;
+      Queue(Writer(Type::kDeltaReq).U32(next_id_++).Str(e.path).U32(chunk::ChunkParams::ForFileSize(e.size).avg_size)
+                .Finish());
+    }
+    if (files[i].delta) {
+      LB_ASSIGN_OR_RETURN(auto chunks, AwaitChunks());
+      LB_RETURN_IF_ERROR(SendFile(*files[i].entry, &chunks, options));
+    } else {
+      LB_RETURN_IF_ERROR(SendFile(*files[i].entry, nullptr, options));
+    }
+  }
+  for (const auto& [path, leader] : links) Queue(Writer(Type::kHardlink).Str(path).Str(leader).Finish());
+  // 3. Directory metadata last: entries changing inside a directory move its mtime.
+  for (const auto& [path, s] : source) {
+    if (s.type == EntryType::kDir && changed_dirs.count(path) &&
+        std::find(dir_meta.begin(), dir_meta.end(), &s) == dir_meta.end()) {
+      dir_meta.push_back(&s);
+    }
+  }
+  for (const Entry* d : dir_meta) Queue(Writer(Type::kSetMeta).Str(d->path).Put(d->meta).Finish());
+  uint64_t seq = next_seq_++;
+  Queue(Writer(Type::kCommit).U64(seq).Finish());
+  LB_RETURN_IF_ERROR(AwaitCommit(seq));
+  return diffs;
+}
+
+}  // namespace lifeboat::replicate

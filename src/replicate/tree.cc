@@ -1,0 +1,263 @@
+#include "replicate/tree.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <vector>
+
+namespace lifeboat::replicate {
+namespace {
+
+Error OpenError(int err, std::string_view rel) {
+  if (err == ELOOP) return PermissionDenied("'" + Printable(rel) + "' escapes through a symlink");
+  if (err == ENOTDIR) return FailedPrecondition("a component of '" + Printable(rel) + "' is not a directory");
+  return ErrnoError(err, "open '" + Printable(rel) + "'");
+}
+
+Result<std::vector<std::string>> ListNames(int dirfd) {
+  int dup = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dup < 0) return ErrnoError(errno, "open directory");
+  DIR* d = ::fdopendir(dup);
+  if (d == nullptr) {
+    int err = errno;
+    ::close(dup);
+    return ErrnoError(err, "read directory");
+  }
+  std::vector<std::string> names;
+  errno = 0;
+  while (struct dirent* de = ::readdir(d)) {
+    std::string_view n = de->d_name;
+    if (n == "." || n == "..") continue;
+    names.emplace_back(n);
+  }
+  int err = errno;
+  ::closedir(d);
+  if (err != 0) return ErrnoError(err, "read directory");
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Status WalkDir(int dirfd, const std::string& rel, bool hashes, const EntryFn& fn) {
+  LB_ASSIGN_OR_RETURN(auto names, ListNames(dirfd));
+  for (const auto& name : names) {
+    if (rel.empty() && name == kStagingDir) continue;
+    auto e = StatEntry(dirfd, name.c_str(), JoinPath(rel, name));
+    if (!e) {
+      if (e.error().code() == Code::kNotFound) continue;  // deleted meanwhile
+      return e.error();
+    }
+    if (hashes && e->type == EntryType::kFile) {
+      int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) {
+        if (errno == ENOENT) continue;
+        return ErrnoError(errno, "open '" + Printable(e->path) + "'");
+      }
+      UniqueFd f(fd);
+      LB_ASSIGN_OR_RETURN(e->hash, HashFile(fd, e->size));
+      e->has_hash = true;
+    }
+    EntryType type = e->type;
+    std::string path = e->path;
+    LB_RETURN_IF_ERROR(fn(*e));
+    if (type == EntryType::kDir) {
+      int sub = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub < 0) {
+        if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) continue;  // replaced meanwhile
+        return ErrnoError(errno, "open '" + Printable(path) + "'");
+      }
+      UniqueFd s(sub);
+      LB_RETURN_IF_ERROR(WalkDir(sub, path, hashes, fn));
+    }
+  }
+  return Ok();
+}
+
+}  // namespace
+
+Result<UniqueFd> OpenDirBeneath(int root_fd, std::string_view rel) {
+  UniqueFd cur(::openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!cur.valid()) return ErrnoError(errno, "open volume root");
+  size_t start = 0;
+  while (start < rel.size()) {
+    size_t slash = rel.find('/', start);
+    if (slash == std::string_view::npos) slash = rel.size();
+    std::string comp(rel.substr(start, slash - start));
+    int fd = ::openat(cur.get(), comp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      if (err == ENOENT) return NotFound("'" + Printable(rel.substr(0, slash)) + "' does not exist");
+      struct stat st;
+      if (err == ENOTDIR && ::fstatat(cur.get(), comp.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+        err = ELOOP;
+      }
+      return OpenError(err, rel.substr(0, slash));
+    }
+    cur.Reset(fd);
+    start = slash + 1;
+  }
+  return cur;
+}
+
+Result<ParentRef> OpenParent(int root_fd, std::string_view rel) {
+  size_t slash = rel.rfind('/');
+  std::string_view dir = slash == std::string_view::npos ? std::string_view{} : rel.substr(0, slash);
+  std::string base(slash == std::string_view::npos ? rel : rel.substr(slash + 1));
+  LB_ASSIGN_OR_RETURN(auto fd, OpenDirBeneath(root_fd, dir));
+  return ParentRef{std::move(fd), std::move(base)};
+}
+
+Meta MetaOf(const struct stat& st) {
+  return Meta{static_cast<uint32_t>(st.st_mode & 07777), st.st_uid, st.st_gid, st.st_mtim.tv_sec,
+              static_cast<uint32_t>(st.st_mtim.tv_nsec)};
+}
+
+EntryType TypeOf(mode_t mode) {
+  if (S_ISREG(mode)) return EntryType::kFile;
+  if (S_ISDIR(mode)) return EntryType::kDir;
+  if (S_ISLNK(mode)) return EntryType::kSymlink;
+  return EntryType::kOther;
+}
+
+Result<Entry> StatEntry(int dirfd, const char* base, std::string rel) {
+  struct stat st;
+  if (::fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW | (*base == '\0' ? AT_EMPTY_PATH : 0)) != 0) {
+    if (errno == ENOENT) return NotFound("'" + Printable(rel) + "' does not exist");
+    return ErrnoError(errno, "stat '" + Printable(rel) + "'");
+  }
+  Entry e;
+  e.path = std::move(rel);
+  e.type = TypeOf(st.st_mode);
+  e.meta = MetaOf(st);
+  e.ino = st.st_ino;
+  e.nlink = static_cast<uint32_t>(st.st_nlink);
+  if (e.type == EntryType::kFile) e.size = static_cast<uint64_t>(st.st_size);
+  if (e.type == EntryType::kSymlink) {
+    std::string buf(static_cast<size_t>(std::max<off_t>(st.st_size, 0)) + 1, '\0');
+    ssize_t n = ::readlinkat(dirfd, base, buf.data(), buf.size());
+    if (n < 0) return ErrnoError(errno, "readlink '" + Printable(e.path) + "'");
+    buf.resize(static_cast<size_t>(n));
+    e.link = std::move(buf);
+  }
+  return e;
+}
+
+Status Walk(int root_fd, const std::string& rel, bool recursive, bool hashes, const EntryFn& fn) {
+  if (rel.empty()) {
+    auto e = StatEntry(root_fd, "", "");
+    if (!e) return e.error();
+    LB_RETURN_IF_ERROR(fn(*e));
+    return recursive ? WalkDir(root_fd, "", hashes, fn) : Ok();
+  }
+  auto parent = OpenParent(root_fd, rel);
+  if (!parent) return parent.error().code() == Code::kNotFound ? Ok() : parent.error();
+  auto e = StatEntry(parent->dir.get(), parent->base.c_str(), rel);
+  if (!e) return e.error().code() == Code::kNotFound ? Ok() : e.error();
+  if (hashes && e->type == EntryType::kFile) {
+    UniqueFd f(::openat(parent->dir.get(), parent->base.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!f.valid()) return errno == ENOENT ? Ok() : ErrnoError(errno, "open '" + Printable(rel) + "'");
+    LB_ASSIGN_OR_RETURN(e->hash, HashFile(f.get(), e->size));
+    e->has_hash = true;
+  }
+  bool dir = e->type == EntryType::kDir;
+  LB_RETURN_IF_ERROR(fn(*e));
+  if (!dir || !recursive) return Ok();
+  UniqueFd sub(::openat(parent->dir.get(), parent->base.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!sub.valid()) return Ok();  // replaced meanwhile
+  return WalkDir(sub.get(), rel, hashes, fn);
+}
+
+Result<std::vector<std::pair<uint64_t, uint64_t>>> DataExtents(int fd, uint64_t size) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  off_t pos = 0;
+  const off_t end = static_cast<off_t>(size);
+  while (pos < end) {
+    off_t data = ::lseek(fd, pos, SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) break;  // only a hole remains
+      if (errno == EINVAL || errno == EOPNOTSUPP) return std::vector<std::pair<uint64_t, uint64_t>>{{0, size}};
+      return ErrnoError(errno, "seek data");
+    }
+    if (data >= end) break;
+    off_t hole = ::lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) return ErrnoError(errno, "seek hole");
+    hole = std::min(hole, end);
+    out.emplace_back(static_cast<uint64_t>(data), static_cast<uint64_t>(hole - data));
+    pos = hole;
+  }
+  return out;
+}
+
+Result<chunk::Digest> HashFile(int fd, uint64_t size) {
+  LB_ASSIGN_OR_RETURN(auto extents, DataExtents(fd, size));
+  chunk::Hasher h;
+  std::vector<uint8_t> buf(1 << 20);
+  uint64_t pos = 0;
+  for (auto [off, len] : extents) {
+    h.UpdateZeros(off - pos);
+    uint64_t done = 0;
+    while (done < len) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), len - done));
+      ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(off + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoError(errno, "read");
+      }
+      if (n == 0) break;  // shrank meanwhile: the hash will differ, which is right
+      h.Update({buf.data(), static_cast<size_t>(n)});
+      done += static_cast<uint64_t>(n);
+    }
+    pos = off + done;
+  }
+  if (pos < size) h.UpdateZeros(size - pos);
+  return h.Finish();
+}
+
+Status RemoveTree(int dirfd, const std::string& base) {
+  if (::unlinkat(dirfd, base.c_str(), 0) == 0 || errno == ENOENT) return Ok();
+  if (errno != EISDIR && errno != EPERM) return ErrnoError(errno, "unlink");
+  UniqueFd sub(::openat(dirfd, base.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!sub.valid()) return ErrnoError(errno, "open directory to remove");
+  LB_ASSIGN_OR_RETURN(auto names, ListNames(sub.get()));
+  for (const auto& n : names) LB_RETURN_IF_ERROR(RemoveTree(sub.get(), n));
+  if (::unlinkat(dirfd, base.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) return ErrnoError(errno, "rmdir");
+  return Ok();
+}
+
+Status ApplyMeta(int dirfd, const char* base, EntryType type, const Meta& m) {
+  struct timespec ts[2] = {{0, UTIME_OMIT}, {m.mtime_sec, static_cast<long>(m.mtime_nsec)}};
+  if (*base == '\0') {  // dirfd itself (the volume root)
+    if (::fchown(dirfd, m.uid, m.gid) != 0 && errno != EPERM) return ErrnoError(errno, "chown");
+    if (::fchmod(dirfd, m.mode) != 0) return ErrnoError(errno, "chmod");
+    if (::futimens(dirfd, ts) != 0) return ErrnoError(errno, "set times");
+    return Ok();
+  }
+  if (::fchownat(dirfd, base, m.uid, m.gid, AT_SYMLINK_NOFOLLOW) != 0 && errno != EPERM) {
+    return ErrnoError(errno, "chown");
+  }
+  if (type != EntryType::kSymlink && ::fchmodat(dirfd, base, m.mode, 0) != 0) return ErrnoError(errno, "chmod");
+  if (::utimensat(dirfd, base, ts, AT_SYMLINK_NOFOLLOW) != 0) return ErrnoError(errno, "set times");
+  return Ok();
+}
+
+std::string ParentOf(std::string_view rel) {
+  size_t slash = rel.rfind('/');
+  return slash == std::string_view::npos ? std::string() : std::string(rel.substr(0, slash));
+}
+
+std::string JoinPath(std::string_view dir, std::string_view name) {
+  if (dir.empty()) return std::string(name);
+  std::string out(dir);
+  out.push_back('/');
+  out.append(name);
+  return out;
+}
+
+bool IsWithin(std::string_view path, std::string_view dir) {
+  if (dir.empty()) return true;
+  return path.starts_with(dir) && (path.size() == dir.size() || path[dir.size()] == '/');
+}
+
+}  // namespace lifeboat::replicate

@@ -1,0 +1,74 @@
+// The file-system side of replication: reading a tree into wire Entries and
+// opening paths beneath a volume root without ever following a symlink, so
+// that no path from the wire (or a symlink planted in the target) can reach
+// outside the volume.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/fd.h"
+#include "core/result.h"
+#include "replicate/wire.h"
+
+namespace lifeboat::replicate {
+
+// The reserved directory at the receiver's volume root (staging of files
+// being received). Never listed, never replicated.
+inline constexpr const char* kStagingDir = ".lifeboat";
+
+// Opens the directory `rel` ("" is the root itself) beneath `root_fd`,
+// component by component with O_NOFOLLOW. NotFound when a component is
+// missing; PermissionDenied when one is a symlink ("escapes through a
+// symlink"); FailedPrecondition when one is not a directory.
+Result<UniqueFd> OpenDirBeneath(int root_fd, std::string_view rel);
+
+// The parent directory of `rel` (opened as above) and its last component.
+struct ParentRef {
+  UniqueFd dir;
+  std::string base;
+};
+Result<ParentRef> OpenParent(int root_fd, std::string_view rel);
+
+Meta MetaOf(const struct stat& st);
+EntryType TypeOf(mode_t mode);
+
+// The entry `base` of directory `dirfd` (lstat; readlink for symlinks), named
+// `rel`. NotFound when it does not exist.
+Result<Entry> StatEntry(int dirfd, const char* base, std::string rel);
+
+// Calls fn for the entry at `rel` and, when `recursive` and it is a directory,
+// for every entry below it, parents first, names in byte order. `.lifeboat`
+// at the root is skipped. Nothing when `rel` does not exist. With `hashes`,
+// regular files carry the SHA-256 of their content.
+using EntryFn = std::function<Status(Entry&)>;
+Status Walk(int root_fd, const std::string& rel, bool recursive, bool hashes, const EntryFn& fn);
+
+// The data regions of a file as (offset, length), in order; holes are left
+// out (SEEK_DATA/SEEK_HOLE). One region covering everything where the file
+// system cannot tell.
+Result<std::vector<std::pair<uint64_t, uint64_t>>> DataExtents(int fd, uint64_t size);
+
+// SHA-256 of `size` bytes of fd, holes read as zeros without reading them.
+Result<chunk::Digest> HashFile(int fd, uint64_t size);
+
+// Removes `base` in `dirfd` and, for a directory, everything below it,
+// without following symlinks. Ok when it does not exist.
+Status RemoveTree(int dirfd, const std::string& base);
+
+// Applies mode (not for symlinks), owner and mtime to `base` in `dirfd`.
+Status ApplyMeta(int dirfd, const char* base, EntryType type, const Meta& meta);
+
+// "a/b/c" -> "a/b"; "c" -> "".
+std::string ParentOf(std::string_view rel);
+// Joins a directory path ("" for the root) and a name.
+std::string JoinPath(std::string_view dir, std::string_view name);
+// True when `path` is `dir` or below it ("" contains everything).
+bool IsWithin(std::string_view path, std::string_view dir);
+
+}  // namespace lifeboat::replicate

@@ -1,0 +1,141 @@
+// The replication protocol's frames (docs/format/replication.md). Every
+// frame is a 4-byte big-endian length, a 1-byte type and a payload; integers
+// are big-endian, strings are a 4-byte length and raw bytes (paths are bytes,
+// not text). Decoding is bounds-checked: a malformed frame is an error, never
+// a crash (fuzzed in tests/fuzz/replicate_fuzz.cc).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "chunk/hash.h"
+#include "core/result.h"
+
+namespace lifeboat::replicate {
+
+inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr size_t kMaxFrame = 8u << 20;  // type + payload
+inline constexpr size_t kMaxPath = 4096;
+
+enum class Type : uint8_t {
+  kHello = 1,     // sender -> receiver: version, volume, region, epoch, mode
+  kWelcome = 2,   // receiver -> sender
+  kError = 3,     // either way, then close: code, message
+  kList = 10,     // id, path, flags: the entry at path (and below, when recursive)
+  kEntries = 11,  // id, count, entries
+  kListEnd = 12,  // id
+  kDeltaReq = 20,     // id, path, average chunk size: the chunks of the receiver's file
+  kDeltaChunks = 21,  // id, count, (offset, size, chunk id)
+  kDeltaEnd = 22,     // id
+  kFileBegin = 30,  // path, meta, size
+  kData = 31,       // offset, bytes
+  kCopy = 32,       // offset, chunk id, size: bytes the receiver already has
+  kFileEnd = 33,
+  kSymlink = 34,   // path, target, meta
+  kMkdir = 35,     // path, meta
+  kHardlink = 36,  // path, existing path
+  kDelete = 37,    // path
+  kRename = 38,    // from, to
+  kSetMeta = 39,   // path, meta
+  kCommit = 50,     // seq: make everything before it durable
+  kCommitted = 51,  // seq
+};
+const char* TypeName(uint8_t type);
+
+// Session modes of a Hello.
+inline constexpr uint8_t kModeSync = 0;      // the one session that may write
+inline constexpr uint8_t kModeReadOnly = 1;  // listings only (verify)
+
+// List flags.
+inline constexpr uint8_t kListRecursive = 1;
+inline constexpr uint8_t kListHashes = 2;
+
+// Chunks are named on the wire by the first 16 bytes of their SHA-256.
+using ChunkId = std::array<uint8_t, 16>;
+ChunkId IdOf(const chunk::Digest& d);
+
+enum class EntryType : uint8_t { kFile = 1, kDir = 2, kSymlink = 3, kOther = 4 };
+const char* Name(EntryType t);
+
+struct Meta {
+  uint32_t mode = 0;  // permission bits, setuid/setgid/sticky
+  uint32_t uid = 0, gid = 0;
+  int64_t mtime_sec = 0;
+  uint32_t mtime_nsec = 0;
+  friend bool operator==(const Meta&, const Meta&) = default;
+};
+
+struct Entry {
+  std::string path;  // relative to the volume root, "" for the root
+  EntryType type = EntryType::kOther;
+  Meta meta;
+  uint64_t size = 0;
+  uint64_t ino = 0;  // hard links: equal within one tree
+  uint32_t nlink = 1;
+  std::string link;  // symlink target
+  bool has_hash = false;
+  chunk::Digest hash{};  // whole content of a regular file, when asked
+};
+
+class Writer {
+ public:
+  explicit Writer(Type type);
+  Writer& U8(uint8_t v);
+  Writer& U32(uint32_t v);
+  Writer& U64(uint64_t v);
+  Writer& Str(std::string_view s);
+  Writer& Raw(std::span<const uint8_t> b);
+  Writer& Put(const Meta& m);
+  Writer& Put(const Entry& e);
+  size_t size() const { return buf_.size(); }
+  // The complete frame, header included.
+  std::string Finish();
+
+ private:
+  std::string buf_;
+};
+
+struct Frame {
+  uint8_t type = 0;
+  std::string payload;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::string_view payload) : p_(payload) {}
+  uint8_t U8();
+  uint32_t U32();
+  uint64_t U64();
+  std::string Str(size_t max = kMaxFrame);
+  // A path: at most kMaxPath bytes; checked by ValidatePath where used.
+  std::string Path() { return Str(kMaxPath); }
+  void Raw(std::span<uint8_t> out);
+  Meta GetMeta();
+  Entry GetEntry();
+  bool ok() const { return ok_; }
+  bool done() const { return ok_ && p_.empty(); }
+  // InvalidArgument naming the frame type when a read ran past the end or
+  // bytes are left over.
+  Status Finish(uint8_t type) const;
+
+ private:
+  bool Need(size_t n);
+  std::string_view p_;
+  bool ok_ = true;
+};
+
+// Parses the 5-byte header; InvalidArgument for a length of 0 or above kMaxFrame.
+Result<uint32_t> FrameLength(std::span<const uint8_t, 4> header);
+
+// A relative path the receiver may touch: not empty (unless allow_root), no
+// leading or trailing '/', no empty, "." or ".." component, no NUL byte, at
+// most kMaxPath bytes, and not inside the reserved top-level ".lifeboat".
+Status ValidatePath(std::string_view path, bool allow_root = false);
+
+// Paths for messages: bytes outside printable ASCII as \xNN.
+std::string Printable(std::string_view path);
+
+}  // namespace lifeboat::replicate

@@ -1,5 +1,6 @@
 #include "agent/agent.h"
 
+#include "agent/replication_service.h"
 #include "agent/traffic_service.h"
 
 #include <spdlog/spdlog.h>
@@ -46,6 +47,7 @@ Result<std::unique_ptr<Agent>> Agent::Create(plan::Plan plan, AgentOptions optio
   if (agent->plan_.dns && agent->region_->serves()) {  // a witness serves nothing
     LB_ASSIGN_OR_RETURN(agent->traffic_, TrafficService::Create(*agent));
   }
+  LB_ASSIGN_OR_RETURN(agent->replication_, ReplicationService::Create(*agent));
   return agent;
 }
 
@@ -55,6 +57,7 @@ Agent::Agent(plan::Plan plan, AgentOptions options, FileLock lock)
 }
 
 Agent::~Agent() {
+  if (replication_) replication_->Stop();
   if (traffic_) traffic_->Stop();
   if (server_) server_->Stop();
 }
@@ -190,6 +193,7 @@ Status Agent::Run() {
   server_ = std::make_unique<net::HttpServer>(io_, [this](const net::HttpRequest& r) { return Handle(r); });
   LB_RETURN_IF_ERROR(server_->Listen(region_->agent));
   if (traffic_) LB_RETURN_IF_ERROR(traffic_->Start());
+  LB_RETURN_IF_ERROR(replication_->Start());
   std::unique_ptr<boost::asio::signal_set> signals;
   if (options_.handle_signals) {
     signals = std::make_unique<boost::asio::signal_set>(io_, SIGINT, SIGTERM);

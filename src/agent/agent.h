@@ -24,6 +24,7 @@
 namespace lifeboat::agent {
 
 class TrafficService;
+class ReplicationService;
 
 struct AgentOptions {
   std::string region;
@@ -96,6 +97,7 @@ class Agent {
 
   std::vector<std::pair<std::string, Route>> routes_;  // set before Run
   std::unique_ptr<TrafficService> traffic_;             // when the plan has dns
+  std::unique_ptr<ReplicationService> replication_;     // when this region holds replicated volumes
 
   std::mutex sections_mu_;
   std::vector<std::pair<std::string, StatusSection>> sections_;  // guarded by sections_mu_

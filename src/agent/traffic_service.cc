@@ -1,40 +1,17 @@
 #include "agent/traffic_service.h"
 
-#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
 #include <cstdlib>
 
 #include "agent/agent.h"
+#include "agent/auth.h"
 #include "core/fs.h"
 
 namespace lifeboat::agent {
 
 using Json = nlohmann::ordered_json;
-
-namespace {
-
-net::HttpResponse JsonError(int status, const std::string& msg) {
-  return net::HttpResponse::Json(status, Json{{"error", msg}}.dump() + "\n");
-}
-
-bool SameToken(const std::string& a, const std::string& b) {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
-
-}  // namespace
-
-Result<std::string> TrafficService::LoadToken(const plan::Plan& plan) {
-  if (const char* env = std::getenv("LIFEBOAT_TOKEN"); env && *env) return std::string(env);
-  if (plan.routing_controls.token_file.empty()) return std::string();
-  auto text = ReadFile(plan.routing_controls.token_file, 4096);
-  if (!text.ok()) return text.error().Wrap("routing_controls.token_file");
-  std::string t = *text;
-  while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
-  if (t.empty()) return InvalidArgument("routing_controls.token_file " + plan.routing_controls.token_file + " is empty");
-  return t;
-}
 
 TrafficService::TrafficService(Agent& agent) : agent_(agent) {}
 
@@ -115,16 +92,7 @@ net::HttpResponse TrafficService::HandleControls(const net::HttpRequest& req) {
     r.headers.emplace_back("Allow", "GET, PUT");
     return r;
   }
-  if (token_.empty()) {
-    return JsonError(403, "this agent has no token for routing-control changes; set LIFEBOAT_TOKEN or "
-                          "routing_controls.token_file and restart it");
-  }
-  std::string auth = req.Header("Authorization");
-  if (auth.rfind("Bearer ", 0) != 0 || !SameToken(auth.substr(7), token_)) {
-    auto r = JsonError(401, "a valid bearer token is needed to change routing controls");
-    r.headers.emplace_back("WWW-Authenticate", "Bearer");
-    return r;
-  }
+  if (auto denied = CheckToken(req, token_, "routing-control changes")) return *denied;
   auto body = nlohmann::json::parse(req.body, nullptr, false);
   if (body.is_discarded() || !body.is_object() || !body.contains("on") || !body["on"].is_boolean()) {
     return JsonError(400, "send a JSON body such as {\"on\": false, \"force\": false, \"by\": \"alice\"}");

@@ -28,10 +28,6 @@ class TrafficService {
   Status Start();
   void Stop();
 
-  // The token changing requests need: LIFEBOAT_TOKEN, else the plan's
-  // routing_controls.token_file; empty when neither is set.
-  static Result<std::string> LoadToken(const plan::Plan& plan);
-
  private:
   explicit TrafficService(Agent& agent);
   void Rebuild();

@@ -49,5 +49,6 @@ void AddStatusCommand(CLI::App& app, int& exit_code);
 void AddDemoCommand(CLI::App& app, int& exit_code);
 void AddDnsCommands(CLI::App& app, int& exit_code);  // dns serve, check run
 void AddTrafficCommands(CLI::App& app, int& exit_code);
+void AddReplicateCommands(CLI::App& app, int& exit_code);
 
 }  // namespace lifeboat::cli

@@ -39,6 +39,7 @@ int Main(int argc, char** argv) {
   AddDemoCommand(app, exit_code);
   AddDnsCommands(app, exit_code);
   AddTrafficCommands(app, exit_code);
+  AddReplicateCommands(app, exit_code);
 
   // Logging is set up before any command runs (parse_complete_callback runs
   // after parsing, before the subcommand callbacks).

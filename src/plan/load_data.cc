@@ -67,11 +67,15 @@ void LoadVolumes(const Map& top, Plan& plan) {
       return "";
     });
     Map rep(ctx, m.Get("replication"), m.Sub("replication"),
-            {"mode", "port", "coalesce", "verify_every", "bandwidth"});
+            {"mode", "port", "coalesce", "verify_every", "bandwidth", "key_file"});
     rep.Enum("mode", v.replication.mode, {{"continuous", ReplicationMode::kContinuous}, {"off", ReplicationMode::kOff}});
     int port = v.replication.port;
     if (rep.Int("port", port, 1, 65535)) v.replication.port = static_cast<uint16_t>(port);
     rep.Dur("coalesce", v.replication.coalesce);
+    if (rep.Str("key_file", v.replication.key_file) && !v.replication.key_file.starts_with("/")) {
+      ctx.Error(rep.Get("key_file").Mark(), rep.Sub("key_file") + ": '" + v.replication.key_file +
+                                                "' is not an absolute path");
+    }
     if (rep.Dur("verify_every", v.replication.verify_every) &&
         v.replication.verify_every < std::chrono::minutes(1) && v.replication.verify_every != Duration::zero()) {
       ctx.Error(rep.Get("verify_every").Mark(), rep.Sub("verify_every") + ": verifying more than once a minute "

@@ -119,6 +119,7 @@ struct Replication {
   Duration coalesce = std::chrono::milliseconds(200);
   Duration verify_every = std::chrono::hours(1);
   std::optional<Rate> bandwidth;  // unset: unlimited
+  std::string key_file;           // pre-shared key of the TLS sessions; LIFEBOAT_REPLICATION_KEY_FILE overrides
 };
 
 struct Volume {

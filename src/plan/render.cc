@@ -136,6 +136,7 @@ Json ToJson(const Plan& p) {
                 {"coalesce", Dur(v.replication.coalesce)},
                 {"verify_every", Dur(v.replication.verify_every)}};
     if (v.replication.bandwidth) rep["bandwidth"] = FormatRate(*v.replication.bandwidth);
+    if (!v.replication.key_file.empty()) rep["key_file"] = v.replication.key_file;
     Json path = Json::object();
     for (const auto& [region, dir] : v.path) path[region] = dir;
     volumes[v.name] = {{"path", path}, {"replication", rep}};

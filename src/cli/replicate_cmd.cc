@@ -1,0 +1,294 @@
+// lifeboat replicate status | verify | promote | reverse
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cli/common.h"
+#include "core/units.h"
+#include "net/http.h"
+#include "plan/load.h"
+
+namespace lifeboat::cli {
+namespace {
+
+using namespace std::chrono_literals;
+using Json = nlohmann::json;
+
+struct ReplicateOptions {
+  std::string plan_file, volume, region, output = "table", token;
+  bool wait = false;
+  std::string timeout = "1h";
+};
+
+struct AgentView {
+  std::string region;
+  Json volume;  // this agent's view of the volume, or null
+  std::string error;
+};
+
+// Asks every agent holding a copy of `volume` (all volumes when empty).
+std::vector<AgentView> Collect(const plan::Plan& plan, const std::string& volume) {
+  std::vector<AgentView> out;
+  for (const auto& r : plan.regions) {
+    if (!r.serves()) continue;
+    auto res = net::Fetch("GET", net::BaseUrl(r.agent) + "/v1/replication", 3s);
+    if (!res.ok() || res->status != 200) {
+      out.push_back({r.name, nullptr, res.ok() ? "HTTP " + std::to_string(res->status) : res.error().message()});
+      continue;
+    }
+    auto j = Json::parse(res->body, nullptr, false);
+    if (j.is_discarded()) continue;
+    for (auto& v : j["volumes"]) {
+      if (volume.empty() || v["volume"] == volume) out.push_back({r.name, v, ""});
+    }
+  }
+  return out;
+}
+
+std::string Bytes(uint64_t n) { return HumanBytes(n); }
+
+std::string ProgressLine(const Json& t) {
+  const auto& p = t["progress"];
+  uint64_t fd = p["files_done"], ft = p["files_total"], bd = p["bytes_done"], bt = p["bytes_total"];
+  double rate = t["rate_bytes_per_second"], eta = p["eta_seconds"];
+  std::string line = t["target"].get<std::string>() + ": " + t["state"].get<std::string>() + "  files " +
+                     std::to_string(fd) + "/" + std::to_string(ft) + "  " + Bytes(bd) + "/" + Bytes(bt) + "  " +
+                     Bytes(static_cast<uint64_t>(rate)) + "/s";
+  if (eta >= 0) line += "  ETA " + ShortDuration(eta);
+  return line;
+}
+
+int Status(const ReplicateOptions& o) {
+  auto plan = plan::LoadPlanOrError(o.plan_file);
+  if (!plan.ok()) return Fail(plan.error());
+  if (!o.volume.empty() && plan->FindVolume(o.volume) == nullptr) {
+    return Fail("the plan has no volume '" + o.volume + "'", kExitInvalid);
+  }
+  auto timeout = ParseDuration(o.timeout);
+  if (!timeout.ok()) return Fail(timeout.error().Wrap("--timeout").message(), kExitInvalid);
+  auto deadline = std::chrono::steady_clock::now() + *timeout;
+  bool tty = ::isatty(1);
+  while (true) {
+    auto views = Collect(*plan, o.volume);
+    bool all_in_sync = true, any_source = false;
+    for (const auto& a : views) {
+      if (a.volume.is_null()) continue;
+      if (a.volume["role"] == "source") {
+        any_source = true;
+        for (const auto& t : a.volume["targets"]) all_in_sync = all_in_sync && t["in_sync"].get<bool>();
+      }
+    }
+    bool done = !o.wait || (any_source && all_in_sync);
+    if (o.wait && !done) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        std::cerr << "\n";
+        return Fail("not in sync after " + o.timeout);
+      }
+      if (tty) {
+        std::string line;
+        for (const auto& a : views) {
+          if (a.volume.is_null() || a.volume["role"] != "source") continue;
+          for (const auto& t : a.volume["targets"]) line += ProgressLine(t) + "   ";
+        }
+        std::cerr << "\r\033[K" << line << std::flush;
+      }
+      std::this_thread::sleep_for(200ms);
+      continue;
+    }
+    if (o.wait && tty) std::cerr << "\r\033[K";
+    if (o.output == "json") {
+      Json out = Json::array();
+      for (const auto& a : views) {
+        out.push_back(a.error.empty() ? Json{{"region", a.region}, {"volume", a.volume}}
+                                      : Json{{"region", a.region}, {"error", a.error}});
+      }
+      std::cout << out.dump(2) << "\n";
+      return kExitOk;
+    }
+    Table t({"VOLUME", "REGION", "ROLE", "EPOCH", "PEER", "STATE", "RPO", "PENDING", "SENT/RECEIVED", "VERIFIED"});
+    for (const auto& a : views) {
+      if (!a.error.empty()) {
+        t.Add({o.volume.empty() ? "-" : o.volume, a.region, "?", "", "", "unreachable: " + a.error, "", "", "", ""});
+        continue;
+      }
+      const auto& v = a.volume;
+      std::string name = v["volume"], role = v["role"], epoch = std::to_string(v["epoch"].get<uint64_t>());
+      if (v.contains("problem")) {
+        t.Add({name, a.region, role, epoch, "", "not replicating: " + v["problem"].get<std::string>(), "", "", "", ""});
+        continue;
+      }
+      if (role == "source") {
+        for (const auto& s : v["targets"]) {
+          std::string state = s["state"];
+          if (s.contains("last_error")) state += " (" + s["last_error"].get<std::string>() + ")";
+          int64_t diffs = s["last_verify_differences"];
+          t.Add({name, a.region, role, epoch, "-> " + s["target"].get<std::string>(), state,
+                 ShortDuration(s["rpo_seconds"].get<double>()),
+                 std::to_string(s["pending_files"].get<uint64_t>()) + " files",
+                 Bytes(s["bytes_sent"].get<uint64_t>()),
+                 diffs < 0 ? "never" : std::to_string(diffs) + " repaired"});
+        }
+      } else {
+        const auto& r = v["receiver"];
+        bool connected = r.is_object() && r["connected"].get<bool>();
+        t.Add({name, a.region, role, epoch, "<- " + v["source"].get<std::string>(),
+               connected ? "receiving" : "waiting for the source", "", "",
+               r.is_object() ? Bytes(r["bytes_written"].get<uint64_t>()) : "", ""});
+      }
+    }
+    std::cout << t.Render();
+    return kExitOk;
+  }
+}
+
+int Verify(const ReplicateOptions& o) {
+  auto plan = plan::LoadPlanOrError(o.plan_file);
+  if (!plan.ok()) return Fail(plan.error());
+  if (plan->FindVolume(o.volume) == nullptr) return Fail("the plan has no volume '" + o.volume + "'", kExitInvalid);
+  const plan::Region* source = nullptr;
+  for (const auto& a : Collect(*plan, o.volume)) {
+    if (!a.volume.is_null() && a.volume["role"] == "source") source = plan->FindRegion(a.region);
+  }
+  if (source == nullptr) return Fail("no agent answered as the source of '" + o.volume + "'");
+  std::string url = net::BaseUrl(source->agent) + "/v1/replication/" + o.volume + "/verify";
+  auto res = net::Fetch("POST", url, 5s);
+  if (!res.ok()) return Fail(res.error());
+  if (res->status != 202) return Fail("agent " + source->name + " refused (HTTP " + std::to_string(res->status) + "): " + res->body);
+  if (::isatty(2)) std::cerr << "verifying " << o.volume << " from " << source->name << " (hashing both sides)..." << std::flush;
+  Json j;
+  while (true) {
+    std::this_thread::sleep_for(200ms);
+    auto r = net::Fetch("GET", url, 5s);
+    if (!r.ok()) return Fail(r.error());
+    j = Json::parse(r->body, nullptr, false);
+    if (j.is_discarded() || j["state"] != "running") break;
+  }
+  if (::isatty(2)) std::cerr << "\r\033[K";
+  size_t total = 0;
+  bool failed = j.is_discarded() || j["state"] != "done";
+  if (o.output == "json") {
+    std::cout << j.dump(2) << "\n";
+    for (const auto& t : j["result"]) total += t.contains("differences") ? t["differences"].size() : 0;
+    return failed || total > 0 ? kExitFailure : kExitOk;
+  }
+  for (const auto& t : j["result"]) {
+    std::string target = t["target"];
+    if (t.contains("error")) {
+      std::cout << target << ": could not verify: " << t["error"].get<std::string>() << "\n";
+      continue;
+    }
+    const auto& d = t["differences"];
+    total += d.size();
+    for (const auto& x : d) {
+      std::cout << target << "  " << x["kind"].get<std::string>() << "  " << x["path"].get<std::string>() << "  ("
+                << x["detail"].get<std::string>() << ")\n";
+    }
+    std::cout << target << ": " << d.size() << " difference(s) in " << ShortDuration(t["seconds"].get<double>()) << "\n";
+  }
+  return failed || total > 0 ? kExitFailure : kExitOk;
+}
+
+std::string Token(const ReplicateOptions& o) {
+  if (!o.token.empty()) return o.token;
+  const char* env = std::getenv("LIFEBOAT_TOKEN");
+  return env ? env : "";
+}
+
+int Post(const plan::Region& r, const std::string& path, const std::string& token, const std::string& body) {
+  auto res = net::Fetch("POST", net::BaseUrl(r.agent) + path, 10s, body,
+                        {"Authorization: Bearer " + token, "Content-Type: application/json"});
+  if (!res.ok()) return Fail(res.error().Wrap("agent " + r.name));
+  auto j = Json::parse(res->body, nullptr, false);
+  if (res->status != 200) {
+    std::string msg = j.is_object() && j.contains("error") ? j["error"].get<std::string>() : res->body;
+    return Fail(r.name + " refused (HTTP " + std::to_string(res->status) + "): " + msg);
+  }
+  std::cout << r.name << ": " << j.dump() << "\n";
+  return kExitOk;
+}
+
+int Promote(const ReplicateOptions& o) {
+  auto plan = plan::LoadPlanOrError(o.plan_file);
+  if (!plan.ok()) return Fail(plan.error());
+  const plan::Volume* v = plan->FindVolume(o.volume);
+  if (v == nullptr) return Fail("the plan has no volume '" + o.volume + "'", kExitInvalid);
+  const plan::Region* r = plan->FindRegion(o.region);
+  if (r == nullptr || !v->path.count(o.region)) return Fail("region '" + o.region + "' holds no copy of " + o.volume, kExitInvalid);
+  std::string token = Token(o);
+  if (token.empty()) return Fail("promote needs a token: --token or LIFEBOAT_TOKEN", kExitInvalid);
+  return Post(*r, "/v1/replication/" + o.volume + "/promote", token, "{}");
+}
+
+int Reverse(const ReplicateOptions& o) {
+  auto plan = plan::LoadPlanOrError(o.plan_file);
+  if (!plan.ok()) return Fail(plan.error());
+  const plan::Volume* v = plan->FindVolume(o.volume);
+  if (v == nullptr) return Fail("the plan has no volume '" + o.volume + "'", kExitInvalid);
+  const plan::Region* r = plan->FindRegion(o.region);
+  if (r == nullptr || !v->path.count(o.region)) return Fail("region '" + o.region + "' holds no copy of " + o.volume, kExitInvalid);
+  std::string token = Token(o);
+  if (token.empty()) return Fail("reverse needs a token: --token or LIFEBOAT_TOKEN", kExitInvalid);
+  // The new source: the source with the highest epoch other than this region.
+  std::string source;
+  uint64_t epoch = 0;
+  for (const auto& a : Collect(*plan, o.volume)) {
+    if (a.volume.is_null() || a.region == o.region || a.volume["role"] != "source") continue;
+    if (a.volume["epoch"].get<uint64_t>() > epoch) {
+      epoch = a.volume["epoch"];
+      source = a.region;
+    }
+  }
+  if (source.empty()) return Fail("no other region answered as a source of '" + o.volume + "'; promote one first");
+  return Post(*r, "/v1/replication/" + o.volume + "/reverse", token,
+              Json{{"source", source}, {"epoch", epoch}}.dump());
+}
+
+}  // namespace
+
+void AddReplicateCommands(CLI::App& app, int& exit_code) {
+  auto* rep = app.add_subcommand("replicate", "Continuous volume replication: status, verify, promote, reverse");
+  rep->require_subcommand(1);
+  auto o = std::make_shared<ReplicateOptions>();
+  auto* status = rep->add_subcommand("status", "Each volume's role, lag (RPO), pending changes and progress");
+  status->add_option("VOLUME", o->volume, "Only this volume");
+  status->add_option("--plan", o->plan_file, "Plan file")->required();
+  status->add_flag("--wait", o->wait, "Wait until every target is in sync, showing progress on a terminal");
+  status->add_option("--timeout", o->timeout, "With --wait: give up after this long (default 1h)");
+  AddOutputFlag(*status, o->output, {"table", "json"});
+  status->footer("Examples:\n  lifeboat replicate status --plan shop.yaml\n"
+                 "  lifeboat replicate status uploads --plan shop.yaml --wait   # initial sync progress, then the table");
+  status->callback([&exit_code, o] { exit_code = Status(*o); });
+
+  auto* verify = rep->add_subcommand("verify", "Compare source and targets by content; list every difference");
+  verify->add_option("VOLUME", o->volume, "The volume")->required();
+  verify->add_option("--plan", o->plan_file, "Plan file")->required();
+  AddOutputFlag(*verify, o->output, {"table", "json"});
+  verify->footer("Runs at the source's agent over a read-only session; hashes every file on both sides.\n"
+                 "Kinds: missing, extra, type, content, metadata, link. Exit 1 when there is any difference.\n\n"
+                 "Example:\n  lifeboat replicate verify uploads --plan shop.yaml");
+  verify->callback([&exit_code, o] { exit_code = Verify(*o); });
+
+  auto* promote = rep->add_subcommand("promote", "Make a target region the volume's source (failover)");
+  promote->add_option("VOLUME", o->volume, "The volume")->required();
+  promote->add_option("--region", o->region, "The region to promote")->required();
+  promote->add_option("--plan", o->plan_file, "Plan file")->required();
+  promote->add_option("--token", o->token, "Bearer token (default: LIFEBOAT_TOKEN)");
+  promote->footer("The region stops receiving and starts sending to the others, under a new epoch.\n\n"
+                  "Example:\n  LIFEBOAT_TOKEN=... lifeboat replicate promote uploads --region us-west --plan shop.yaml");
+  promote->callback([&exit_code, o] { exit_code = Promote(*o); });
+
+  auto* reverse = rep->add_subcommand("reverse", "Make a former source follow the new one (failback)");
+  reverse->add_option("VOLUME", o->volume, "The volume")->required();
+  reverse->add_option("--region", o->region, "The former source, which becomes a target")->required();
+  reverse->add_option("--plan", o->plan_file, "Plan file")->required();
+  reverse->add_option("--token", o->token, "Bearer token (default: LIFEBOAT_TOKEN)");
+  reverse->footer("The region is resynced from the current source, sending only differing chunks; its own\n"
+                  "changes since the promotion are replaced by the source's.\n\n"
+                  "Example:\n  LIFEBOAT_TOKEN=... lifeboat replicate reverse uploads --region us-east --plan shop.yaml");
+  reverse->callback([&exit_code, o] { exit_code = Reverse(*o); });
+}
+
+}  // namespace lifeboat::cli

@@ -1,0 +1,224 @@
+#include "replicate/stream.h"
+
+#include <spdlog/spdlog.h>
+
+namespace lifeboat::replicate {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+nlohmann::ordered_json StreamStatus::ToJson() const {
+  nlohmann::ordered_json j = {{"target", target_region},
+                              {"state", state},
+                              {"in_sync", in_sync},
+                              {"rpo_seconds", rpo_seconds},
+                              {"pending_files", pending_files},
+                              {"pending_bytes", pending_bytes},
+                              {"bytes_sent", bytes_sent},
+                              {"files_sent", files_sent},
+                              {"passes", passes},
+                              {"rate_bytes_per_second", rate_bytes_per_second},
+                              {"progress",
+                               {{"files_done", files_done},
+                                {"files_total", files_total},
+                                {"bytes_done", bytes_done},
+                                {"bytes_total", bytes_total},
+                                {"eta_seconds", eta_seconds}}},
+                              {"last_sync_unix_ms", last_sync_unix_ms},
+                              {"last_verify_unix_ms", last_verify_unix_ms},
+                              {"last_verify_differences", last_verify_differences}};
+  if (!last_error.empty()) j["last_error"] = last_error;
+  return j;
+}
+
+Result<std::unique_ptr<Stream>> Stream::Create(StreamConfig config) {
+  LB_ASSIGN_OR_RETURN(auto watcher, Watcher::Start(config.link.root));
+  return std::unique_ptr<Stream>(new Stream(std::move(config), std::move(watcher)));
+}
+
+Stream::Stream(StreamConfig config, std::unique_ptr<Watcher> watcher)
+    : config_(std::move(config)), watcher_(std::move(watcher)) {}
+
+Stream::~Stream() { Stop(); }
+
+void Stream::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void Stream::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_.store(true);
+    if (link_ != nullptr) link_->Shutdown();
+    cv_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+  watcher_->Stop();
+}
+
+void Stream::Sleep(std::chrono::milliseconds d) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, d, [&] { return stop_.load(); });
+}
+
+void Stream::Loop() {
+  auto backoff = std::chrono::milliseconds(500);
+  while (!stop_.load()) {
+    Status st = RunSession();
+    if (stop_.load()) break;
+    {
+      std::lock_guard lock(mu_);
+      state_ = "disconnected";
+      last_error_ = st.ok() ? "" : st.error().message();
+    }
+    spdlog::warn("replication {} -> {}: {}; retrying in {} ms", config_.link.volume, config_.target_region,
+                 st.ok() ? "session ended" : st.error().message(), backoff.count());
+    Sleep(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(30'000));
+    // A session that got going resets the backoff.
+    std::lock_guard lock(mu_);
+    if (synced_once_ && state_ == "disconnected" && passes_ > 0) backoff = std::chrono::milliseconds(500);
+  }
+}
+
+lifeboat::Status Stream::RunSession() {
+  {
+    std::lock_guard lock(mu_);
+    state_ = "connecting";
+  }
+  auto opened = Link::Open(config_.link, kModeSync);
+  if (!opened) return opened.error();
+  std::unique_ptr<Link> link = std::move(*opened);
+  {
+    std::lock_guard lock(mu_);
+    if (stop_.load()) return Ok();
+    link_ = link.get();
+    last_error_.clear();
+  }
+  struct Detach {
+    Stream* s;
+    Link* l;
+    ~Detach() {
+      std::lock_guard lock(s->mu_);
+      s->bytes_sent_before_ += l->bytes_sent();
+      s->link_ = nullptr;
+    }
+  } detach{this, link.get()};
+  spdlog::info("replication {} -> {}: connected to {}", config_.link.volume, config_.target_region,
+               config_.link.target.ToString());
+  bool full = true;  // every session starts by comparing everything
+  auto last_verify = SteadyClock::now();
+  while (!stop_.load()) {
+    Changes changes;
+    bool verify = false;
+    if (full) {
+      // Changes seen so far are covered by the full comparison.
+      auto oldest = watcher_->oldest();
+      watcher_->Clear();
+      changes.full = true;
+      changes.roots = {{"", true}};
+      changes.first_seen = oldest.value_or(SteadyClock::now());
+    } else {
+      auto wait = std::chrono::milliseconds(1000);
+      if (config_.verify_every.count() > 0) {
+        auto due = last_verify + config_.verify_every;
+        if (SteadyClock::now() >= due) verify = true;
+        wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(due - SteadyClock::now()));
+        wait = std::max(wait, std::chrono::milliseconds(0));
+      }
+      if (!verify) changes = watcher_->Take(wait, config_.coalesce);
+      if (!verify && changes.empty()) continue;
+      if (verify) changes.roots = {{"", true}};
+    }
+    {
+      std::lock_guard lock(mu_);
+      if (!changes.first_seen.time_since_epoch().count()) changes.first_seen = SteadyClock::now();
+      if (!verify) unsynced_since_ = std::min(unsynced_since_.value_or(changes.first_seen), changes.first_seen);
+      state_ = verify ? "verifying" : !full ? "streaming" : synced_once_ ? "resync" : "initial-sync";
+      busy_ = true;
+      pass_started_ = SteadyClock::now();
+      progress_.Reset();
+    }
+    if (full && !synced_once_) {
+      spdlog::info("replication {} -> {}: initial sync", config_.link.volume, config_.target_region);
+    }
+    auto diffs = link->Sync(changes.renames, changes.roots, {true, verify, &progress_, &links_});
+    std::lock_guard lock(mu_);
+    busy_ = false;
+    double secs = std::chrono::duration<double>(SteadyClock::now() - pass_started_).count();
+    if (!diffs) return diffs.error();
+    if (secs > 0.5) last_rate_ = static_cast<double>(progress_.bytes_done.load()) / secs;
+    files_sent_ += progress_.files_done.load();
+    ++passes_;
+    last_sync_ms_ = NowMs();
+    if (verify) {
+      last_verify = SteadyClock::now();
+      last_verify_ms_ = NowMs();
+      last_verify_diffs_ = static_cast<int64_t>(diffs->size());
+      if (!diffs->empty()) {
+        spdlog::warn("replication {} -> {}: verify found and repaired {} difference(s), first: {} {}",
+                     config_.link.volume, config_.target_region, diffs->size(), (*diffs)[0].kind,
+                     Printable((*diffs)[0].path));
+      }
+    } else {
+      unsynced_since_.reset();
+    }
+    if (full) {
+      if (!synced_once_) {
+        spdlog::info("replication {} -> {}: initial sync done: {} files, {} bytes in {:.1f}s", config_.link.volume,
+                     config_.target_region, progress_.files_done.load(), progress_.bytes_done.load(), secs);
+      }
+      synced_once_ = true;
+      full = false;
+    }
+    state_ = "streaming";
+  }
+  return Ok();
+}
+
+StreamStatus Stream::GetStatus() const {
+  std::lock_guard lock(mu_);
+  StreamStatus s;
+  s.target_region = config_.target_region;
+  s.state = state_;
+  s.last_error = last_error_;
+  auto now = SteadyClock::now();
+  auto oldest = watcher_->oldest();
+  std::optional<SteadyClock::time_point> since = unsynced_since_;
+  if (oldest && (!since || *oldest < *since)) since = oldest;
+  if (since) s.rpo_seconds = std::chrono::duration<double>(now - *since).count();
+  s.files_total = progress_.files_total.load();
+  s.files_done = progress_.files_done.load();
+  s.bytes_total = progress_.bytes_total.load();
+  s.bytes_done = progress_.bytes_done.load();
+  s.pending_files = (busy_ ? s.files_total - std::min(s.files_done, s.files_total) : 0) + watcher_->pending();
+  s.pending_bytes = busy_ ? s.bytes_total - std::min(s.bytes_done, s.bytes_total) : 0;
+  s.bytes_sent = bytes_sent_before_ + (link_ != nullptr ? link_->bytes_sent() : 0);
+  s.files_sent = files_sent_ + (busy_ ? s.files_done : 0);
+  s.passes = passes_;
+  s.rate_bytes_per_second = last_rate_;
+  if (busy_) {
+    double secs = std::chrono::duration<double>(now - pass_started_).count();
+    if (secs > 0.5) s.rate_bytes_per_second = static_cast<double>(s.bytes_done) / secs;
+    if (s.rate_bytes_per_second > 0) s.eta_seconds = static_cast<double>(s.pending_bytes) / s.rate_bytes_per_second;
+  }
+  s.in_sync = link_ != nullptr && synced_once_ && !busy_ && !since;
+  s.last_sync_unix_ms = last_sync_ms_;
+  s.last_verify_unix_ms = last_verify_ms_;
+  s.last_verify_differences = last_verify_diffs_;
+  return s;
+}
+
+Result<std::vector<Difference>> Stream::Verify() const {
+  LB_ASSIGN_OR_RETURN(auto link, Link::Open(config_.link, kModeReadOnly));
+  return link->Sync({}, {{"", true}}, {false, true, nullptr, nullptr});
+}
+
+}  // namespace lifeboat::replicate

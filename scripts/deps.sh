@@ -11,7 +11,7 @@ packages=(
   libboost-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
   libfmt-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libgtest-dev libgmock-dev
   # test peers and tools
-  curl jq prometheus procps iproute2 bind9-dnsutils
+  curl jq prometheus procps iproute2 bind9-dnsutils rsync
 )
 
 missing=()

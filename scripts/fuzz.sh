@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(plan dns)
+[ ${#targets[@]} -gt 0 ] || targets=(plan dns replicate)
 scripts/deps.sh
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DLIFEBOAT_FUZZ=ON -DLIFEBOAT_TESTS=OFF >/dev/null
@@ -17,6 +17,7 @@ seed() {  # seed corpus per target
   case $1 in
     plan) cp examples/*.yaml tests/plans/bad/*.yaml "$2"/ ;;
     dns) cp tests/fuzz/dns_seeds/* "$2"/ ;;
+    replicate) cp tests/fuzz/replicate_seeds/* "$2"/ ;;
   esac
 }
 

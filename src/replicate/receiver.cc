@@ -315,6 +315,17 @@ Status Session::HandleFileEnd() {
   return Ok();
 }
 
+void Session::DropPartials() {
+  file_.reset();
+  deltas_.clear();
+  std::set<std::string> keep;
+  for (const auto& p : pending_) keep.insert(p.staging);
+  (void)Walk(staging_.get(), "", true, false, [&](Entry& e) -> Status {
+    if (!e.path.empty() && !keep.count(e.path)) ::unlinkat(staging_.get(), e.path.c_str(), 0);
+    return Ok();
+  });
+}
+
 Status Session::CommitIfPending(const std::string& path) {
   return pending_paths_.count(path) ? Commit() : Ok();
 }
@@ -590,6 +601,7 @@ Status Receiver::ServeSession(Conn& conn) {
     }
     Status st = (*session)->Handle(*f);
     if (!st.ok()) {
+      if (st.error().code() == Code::kResourceExhausted) (*session)->DropPartials();
       (void)(*session)->Commit();
       return st;
     }

@@ -60,6 +60,9 @@ class Session {
   Status Handle(const Frame& f);
   // Makes every completed file durable and visible (group commit).
   Status Commit();
+  // Removes partial files from staging (they only save resending; a full
+  // disk needs the room more).
+  void DropPartials();
 
  private:
   struct Pending {
@@ -116,7 +119,6 @@ class Session {
   std::set<std::string> pending_paths_;
   std::set<std::string> dirty_dirs_;  // directories whose entries changed since the last commit
   uint64_t pending_bytes_ = 0;
-  uint64_t tmp_counter_ = 0;
 };
 
 // The staging name of `path`: stable, so that a crashed partial is found again.

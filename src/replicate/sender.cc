@@ -40,6 +40,14 @@ size_t ChunkIdHash::operator()(const ChunkId& id) const {
   return h;
 }
 
+std::vector<Root> WithParents(std::vector<Root> roots) {
+  size_t n = roots.size();
+  for (size_t i = 0; i < n; ++i) {
+    if (!roots[i].path.empty()) roots.push_back({ParentOf(roots[i].path), false});
+  }
+  return NormalizeRoots(std::move(roots));
+}
+
 std::vector<Root> NormalizeRoots(std::vector<Root> roots) {
   std::sort(roots.begin(), roots.end(), [](const Root& a, const Root& b) {
     return a.path != b.path ? a.path < b.path : a.recursive > b.recursive;
@@ -282,7 +290,9 @@ Status Link::SendFile(const Entry& s, const std::unordered_map<ChunkId, uint32_t
 Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::string, std::string>>& renames,
                                            std::vector<Root> roots, const SyncOptions& options) {
   for (const auto& [from, to] : renames) Queue(Writer(Type::kRename).Str(from).Str(to).Finish());
-  roots = NormalizeRoots(std::move(roots));
+  // Writing an entry moves its directory's mtime at the target: compare the
+  // parents too, so that their metadata is set again afterwards.
+  roots = NormalizeRoots(WithParents(std::move(roots)));
   uint8_t flags = options.hashes ? kListHashes : 0;
   // Ask the target first, so that it lists while this side scans.
   LB_RETURN_IF_ERROR(RequestLists(roots, flags));
@@ -310,6 +320,8 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
       }
     }
     if (!extra.empty()) {
+      extra = WithParents(std::move(extra));
+      std::erase_if(extra, [&](const Root& r) { return source.count(r.path) || target.count(r.path); });
       LB_RETURN_IF_ERROR(RequestLists(extra, flags));
       LB_RETURN_IF_ERROR(ScanSource(extra, options.hashes, source));
       LB_RETURN_IF_ERROR(CollectLists(extra.size(), target));
@@ -322,9 +334,8 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
   for (const auto& [path, t] : target) {
     auto s = source.find(path);
     if (s != source.end() && s->second.type == t.type) continue;
-    bool under_deleted = std::any_of(deleted.begin(), deleted.end(), [&](const std::string& d) {
-      return IsWithin(path, d);
-    });
+    bool under_deleted = std::any_of(deleted.begin(), deleted.end(),
+                                     [&p = path](const std::string& d) { return IsWithin(p, d); });
     if (under_deleted) continue;
     if (s == source.end()) {
       diffs.push_back({path, "extra", std::string(Name(t.type)) + " only at the target"});

@@ -124,5 +124,7 @@ class Link {
 
 // Sorts roots and drops the ones inside a recursive root.
 std::vector<Root> NormalizeRoots(std::vector<Root> roots);
+// Adds the parent directory of every root (shallow), normalized.
+std::vector<Root> WithParents(std::vector<Root> roots);
 
 }  // namespace lifeboat::replicate

@@ -81,7 +81,7 @@ void Stream::Loop() {
     spdlog::warn("replication {} -> {}: {}; retrying in {} ms", config_.link.volume, config_.target_region,
                  st.ok() ? "session ended" : st.error().message(), backoff.count());
     Sleep(backoff);
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(30'000));
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(10'000));
     // A session that got going resets the backoff.
     std::lock_guard lock(mu_);
     if (synced_once_ && state_ == "disconnected" && passes_ > 0) backoff = std::chrono::milliseconds(500);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <thread>
 
@@ -87,6 +88,10 @@ SSL_CTX* MakeContext(bool server) {
 }
 
 SSL_CTX* Context(bool server) {
+  // OpenSSL writes with write(2): a peer that went away must give EPIPE,
+  // not a SIGPIPE that kills the agent.
+  static const bool kNoSigpipe = [] { return std::signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
+  (void)kNoSigpipe;
   static SSL_CTX* const kServer = MakeContext(true);
   static SSL_CTX* const kClient = MakeContext(false);
   return server ? kServer : kClient;

@@ -355,6 +355,9 @@ void ReplicationService::RegisterMetrics() {
                      per_stream([](const S& s) { return static_cast<double>(s.last_verify_differences); }));
   m.AddCounterCallback("lifeboat_replication_sent_bytes_total", "Bytes sent on replication sessions",
                        {"volume", "target"}, per_stream([](const S& s) { return static_cast<double>(s.bytes_sent); }));
+  m.AddCounterCallback("lifeboat_replication_peer_bytes_total",
+                       "Bytes received from the target on replication sessions (listings, chunk lists, acks)",
+                       {"volume", "target"}, per_stream([](const S& s) { return static_cast<double>(s.bytes_received); }));
   m.AddCounterCallback("lifeboat_replication_sent_files_total", "Files sent (whole or as a delta)", {"volume", "target"},
                        per_stream([](const S& s) { return static_cast<double>(s.files_sent); }));
   auto per_receiver = [this](auto field) {

@@ -329,6 +329,13 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
   }
 
   std::vector<Difference> diffs;
+  // Directories whose entries this pass changes at the target (which moves
+  // their mtime there): their metadata is set again at the end.
+  std::set<std::string> changed_dirs;
+  for (const auto& [from, to] : renames) {
+    changed_dirs.insert(ParentOf(from));
+    changed_dirs.insert(ParentOf(to));
+  }
   // 1. Whatever the target has that the source does not (or of another type).
   std::vector<std::string> deleted;
   for (const auto& [path, t] : target) {
@@ -344,6 +351,7 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
     }
     if (path.empty()) continue;  // the root itself is never deleted
     deleted.push_back(path);
+    changed_dirs.insert(ParentOf(path));
     if (options.apply) Queue(Writer(Type::kDelete).Str(path).Finish());
   }
   auto target_of = [&](const std::string& path, EntryType type) -> const Entry* {
@@ -360,7 +368,6 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
   std::vector<Send> files;
   std::vector<std::pair<std::string, std::string>> links;  // path, leader
   std::vector<const Entry*> dir_meta;                       // directories whose metadata to set at the end
-  std::set<std::string> changed_dirs;
   std::map<uint64_t, std::string> leaders;  // source inode -> first path
   std::set<std::string> resent;
   for (const auto& [path, s] : source) {

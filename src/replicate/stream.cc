@@ -22,6 +22,7 @@ nlohmann::ordered_json StreamStatus::ToJson() const {
                               {"pending_files", pending_files},
                               {"pending_bytes", pending_bytes},
                               {"bytes_sent", bytes_sent},
+                              {"bytes_received", bytes_received},
                               {"files_sent", files_sent},
                               {"passes", passes},
                               {"rate_bytes_per_second", rate_bytes_per_second},
@@ -59,8 +60,8 @@ void Stream::Stop() {
     if (link_ != nullptr) link_->Shutdown();
     cv_.notify_all();
   }
+  watcher_->Stop();  // wakes a Take in progress
   if (thread_.joinable()) thread_.join();
-  watcher_->Stop();
 }
 
 void Stream::Sleep(std::chrono::milliseconds d) {
@@ -108,6 +109,7 @@ lifeboat::Status Stream::RunSession() {
     ~Detach() {
       std::lock_guard lock(s->mu_);
       s->bytes_sent_before_ += l->bytes_sent();
+      s->bytes_received_before_ += l->bytes_received();
       s->link_ = nullptr;
     }
   } detach{this, link.get()};
@@ -133,7 +135,13 @@ lifeboat::Status Stream::RunSession() {
         wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(due - SteadyClock::now()));
         wait = std::max(wait, std::chrono::milliseconds(0));
       }
-      if (!verify) changes = watcher_->Take(wait, config_.coalesce);
+      if (!verify) {
+        changes = watcher_->Take(wait, config_.coalesce, [this](const Changes& c) {
+          std::lock_guard lock(mu_);
+          busy_ = true;
+          unsynced_since_ = std::min(unsynced_since_.value_or(c.first_seen), c.first_seen);
+        });
+      }
       if (!verify && changes.empty()) continue;
       if (verify) changes.roots = {{"", true}};
     }
@@ -184,13 +192,16 @@ lifeboat::Status Stream::RunSession() {
 }
 
 StreamStatus Stream::GetStatus() const {
+  // The watcher first, then mu_: Take's callback holds the watcher's lock
+  // while it takes mu_, so changes are always in one of the two places.
+  auto oldest = watcher_->oldest();
+  size_t watcher_pending = watcher_->pending();
   std::lock_guard lock(mu_);
   StreamStatus s;
   s.target_region = config_.target_region;
   s.state = state_;
   s.last_error = last_error_;
   auto now = SteadyClock::now();
-  auto oldest = watcher_->oldest();
   std::optional<SteadyClock::time_point> since = unsynced_since_;
   if (oldest && (!since || *oldest < *since)) since = oldest;
   if (since) s.rpo_seconds = std::chrono::duration<double>(now - *since).count();
@@ -198,9 +209,10 @@ StreamStatus Stream::GetStatus() const {
   s.files_done = progress_.files_done.load();
   s.bytes_total = progress_.bytes_total.load();
   s.bytes_done = progress_.bytes_done.load();
-  s.pending_files = (busy_ ? s.files_total - std::min(s.files_done, s.files_total) : 0) + watcher_->pending();
+  s.pending_files = (busy_ ? s.files_total - std::min(s.files_done, s.files_total) : 0) + watcher_pending;
   s.pending_bytes = busy_ ? s.bytes_total - std::min(s.bytes_done, s.bytes_total) : 0;
   s.bytes_sent = bytes_sent_before_ + (link_ != nullptr ? link_->bytes_sent() : 0);
+  s.bytes_received = bytes_received_before_ + (link_ != nullptr ? link_->bytes_received() : 0);
   s.files_sent = files_sent_ + (busy_ ? s.files_done : 0);
   s.passes = passes_;
   s.rate_bytes_per_second = last_rate_;

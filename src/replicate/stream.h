@@ -36,7 +36,7 @@ struct StreamStatus {
   bool in_sync = false;  // connected, nothing pending, at least one full pass done
   double rpo_seconds = 0;
   uint64_t pending_files = 0, pending_bytes = 0;
-  uint64_t bytes_sent = 0, files_sent = 0, passes = 0;
+  uint64_t bytes_sent = 0, bytes_received = 0, files_sent = 0, passes = 0;
   double rate_bytes_per_second = 0;  // file bytes of the current (or last) pass
   Progress* progress = nullptr;
   uint64_t files_total = 0, files_done = 0, bytes_total = 0, bytes_done = 0;
@@ -80,7 +80,7 @@ class Stream {
   std::optional<std::chrono::steady_clock::time_point> unsynced_since_;  // guarded by mu_
   std::chrono::steady_clock::time_point pass_started_{};                // guarded by mu_
   double last_rate_ = 0;                 // guarded by mu_
-  uint64_t bytes_sent_before_ = 0;       // of finished sessions; guarded by mu_
+  uint64_t bytes_sent_before_ = 0, bytes_received_before_ = 0;  // of finished sessions; guarded by mu_
   uint64_t files_sent_ = 0, passes_ = 0;  // guarded by mu_
   int64_t last_sync_ms_ = 0, last_verify_ms_ = 0, last_verify_diffs_ = -1;  // guarded by mu_
   Progress progress_;

@@ -44,6 +44,11 @@ Watcher::Watcher(std::string root, UniqueFd fd) : root_(std::move(root)), fd_(st
 Watcher::~Watcher() { Stop(); }
 
 void Watcher::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+    cv_.notify_all();
+  }
   char c = 1;
   [[maybe_unused]] ssize_t n = ::write(wake_[1].get(), &c, 1);
   if (thread_.joinable()) thread_.join();
@@ -182,13 +187,13 @@ void Watcher::Loop() {
   }
 }
 
-Changes Watcher::Take(std::chrono::milliseconds timeout, std::chrono::milliseconds coalesce) {
+Changes Watcher::Take(std::chrono::milliseconds timeout, std::chrono::milliseconds coalesce,
+                      const std::function<void(const Changes&)>& on_take) {
   std::unique_lock lock(mu_);
-  auto has = [&] { return full_ || !dirty_.empty() || !renames_.empty(); };
-  if (!cv_.wait_for(lock, timeout, has)) return {};
-  lock.unlock();
-  std::this_thread::sleep_for(coalesce);
-  lock.lock();
+  auto has = [&] { return stopped_ || full_ || !dirty_.empty() || !renames_.empty(); };
+  if (!cv_.wait_for(lock, timeout, has) || stopped_) return {};
+  cv_.wait_for(lock, coalesce, [&] { return stopped_; });
+  if (stopped_) return {};
   Changes c;
   c.full = full_;
   c.first_seen = first_;
@@ -201,6 +206,7 @@ Changes Watcher::Take(std::chrono::milliseconds timeout, std::chrono::millisecon
   full_ = false;
   dirty_.clear();
   renames_.clear();
+  if (on_take && !c.empty()) on_take(c);
   return c;
 }
 

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -41,8 +42,11 @@ class Watcher {
   ~Watcher();
 
   // Waits until a change arrives (or `timeout`), then `coalesce` longer to
-  // gather the ones that follow it, and takes them all.
-  Changes Take(std::chrono::milliseconds timeout, std::chrono::milliseconds coalesce);
+  // gather the ones that follow it, and takes them all. `on_take` runs while
+  // they change hands (under the watcher's lock), so that whoever reports
+  // lag never sees them in neither place.
+  Changes Take(std::chrono::milliseconds timeout, std::chrono::milliseconds coalesce,
+               const std::function<void(const Changes&)>& on_take = {});
   // Marks everything for a rescan (used after a reconnection).
   void Clear();
   // The oldest change not yet taken, if any.
@@ -73,6 +77,7 @@ class Watcher {
   std::vector<std::pair<std::string, std::string>> renames_;
   std::map<uint32_t, std::pair<std::string, bool>> moved_from_;  // cookie -> path, is dir
   bool full_ = false;
+  bool stopped_ = false;
   bool limit_logged_ = false;
   std::chrono::steady_clock::time_point first_{};
   std::chrono::steady_clock::time_point last_unwatched_scan_{};

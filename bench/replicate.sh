@@ -86,7 +86,7 @@ wait_in_sync() {
   until curl -sf "http://127.0.0.1:$P_EAST/v1/replication" | jq -e '.volumes[0].targets[0].in_sync' >/dev/null; do sleep 0.01; done
 }
 same() {  # DIR: rsync finds nothing to change from the source
-  local d; d=$(rsync -aHn --checksum --delete --itemize-changes --exclude=/.lifeboat "$SRC/" "$1/")
+  local d; d=$(rsync -aHn --checksum --delete --itemize-changes "$SRC/" "$1/")
   [ -z "$d" ] || { log "DIFFERS: $1"; head -20 <<<"$d" >&2; exit 1; }
 }
 

@@ -28,6 +28,10 @@ int64_t NowUnixMs() {
       .count();
 }
 
+std::pair<int64_t, int64_t> Stamp(const struct stat& st) {
+  return {st.st_size, st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec};
+}
+
 Error IoError(int err, const std::string& what) {
   if (err == ENOSPC || err == EDQUOT) return ResourceExhausted(what + ": the target's disk is full");
   return ErrnoError(err, what);
@@ -82,9 +86,9 @@ Error DecodeError(const Frame& f) {
   return Error(static_cast<Code>(code), msg);
 }
 
-std::string StagingName(const std::string& path) {
+std::string TempName(const std::string& path, const char* suffix) {
   auto d = chunk::Sha256({reinterpret_cast<const uint8_t*>(path.data()), path.size()});
-  return chunk::Hex(std::span(d).first(16)) + ".part";
+  return std::string(kTempPrefix) + chunk::Hex(std::span(d).first(12)) + suffix;
 }
 
 size_t Session::IdHash::operator()(const ChunkId& id) const {
@@ -93,9 +97,8 @@ size_t Session::IdHash::operator()(const ChunkId& id) const {
   return h;
 }
 
-Session::Session(UniqueFd root, UniqueFd staging, ReplyFn reply, ReceiverStats* stats, bool read_only)
-    : root_(std::move(root)), staging_(std::move(staging)), reply_(std::move(reply)), stats_(stats),
-      read_only_(read_only) {}
+Session::Session(UniqueFd root, ReplyFn reply, ReceiverStats* stats, bool read_only)
+    : root_(std::move(root)), reply_(std::move(reply)), stats_(stats), read_only_(read_only) {}
 
 Session::~Session() = default;
 
@@ -103,15 +106,7 @@ Result<std::unique_ptr<Session>> Session::Open(const std::string& root, ReplyFn 
                                                bool read_only) {
   UniqueFd r(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!r.valid()) return ErrnoError(errno, "open volume " + root);
-  UniqueFd s;
-  if (!read_only) {
-    if (::mkdirat(r.get(), kStagingDir, 0700) != 0 && errno != EEXIST) {
-      return IoError(errno, "create " + root + "/" + kStagingDir);
-    }
-    s.Reset(::openat(r.get(), kStagingDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!s.valid()) return ErrnoError(errno, "open " + root + "/" + kStagingDir);
-  }
-  return std::unique_ptr<Session>(new Session(std::move(r), std::move(s), std::move(reply), stats, read_only));
+  return std::unique_ptr<Session>(new Session(std::move(r), std::move(reply), stats, read_only));
 }
 
 Status Session::Handle(const Frame& f) {
@@ -188,18 +183,18 @@ Status Session::HandleDeltaReq(Reader& r) {
   LB_RETURN_IF_ERROR(CommitIfPending(path));
   // Sources of chunks: the file at `path` now, and a partial one a crash left.
   if (auto parent = OpenParent(root_.get(), path); parent) {
-    UniqueFd fd(::openat(parent->dir.get(), parent->base.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+    int dir = parent->dir.get();
+    UniqueFd fd(::openat(dir, parent->base.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
     struct stat st;
     if (fd.valid() && ::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode)) src->fds.push_back(std::move(fd));
+    std::string part = TempName(path, ".part");
+    std::string prev = TempName(path, ".prev");
+    ::renameat(dir, part.c_str(), dir, prev.c_str());
+    if (UniqueFd p(::openat(dir, prev.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)); p.valid()) {
+      src->prev = prev;
+      src->fds.push_back(std::move(p));
+    }
   }
-  std::string part = StagingName(path);
-  std::string prev = part + ".prev";
-  if (::renameat(staging_.get(), part.c_str(), staging_.get(), prev.c_str()) == 0) src->prev = prev;
-  if (UniqueFd fd(::openat(staging_.get(), prev.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)); fd.valid()) {
-    src->prev = prev;
-    src->fds.push_back(std::move(fd));
-  }
-  Writer w(Type::kDeltaChunks);
   std::vector<std::tuple<uint64_t, uint32_t, ChunkId>> batch;
   auto flush = [&]() -> Status {
     Writer out(Type::kDeltaChunks);
@@ -211,7 +206,8 @@ Status Session::HandleDeltaReq(Reader& r) {
   for (size_t i = 0; i < src->fds.size(); ++i) {
     int fd = src->fds[i].get();
     struct stat st;
-    if (::fstat(fd, &st) != 0) continue;
+    if (::fstat(fd, &st) != 0) return ErrnoError(errno, "stat '" + Printable(path) + "'");
+    src->stamps.push_back(Stamp(st));
     auto extents = DataExtents(fd, static_cast<uint64_t>(st.st_size));
     if (!extents) return extents.error();
     for (auto [off, len] : *extents) {
@@ -242,9 +238,11 @@ Status Session::HandleFileBegin(Reader& r) {
     f->delta = std::move(it->second);
     deltas_.erase(it);
   }
-  f->staging = StagingName(f->path);
-  f->fd.Reset(::openat(staging_.get(), f->staging.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!f->fd.valid()) return IoError(errno, "create staging file for '" + Printable(f->path) + "'");
+  LB_ASSIGN_OR_RETURN(auto parent, Parent(f->path));
+  f->dir = std::move(parent.dir);
+  f->temp = TempName(f->path, ".part");
+  f->fd.Reset(::openat(f->dir.get(), f->temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!f->fd.valid()) return IoError(errno, "create a temporary file for '" + Printable(f->path) + "'");
   file_ = std::move(f);
   return Ok();
 }
@@ -289,9 +287,13 @@ Status Session::HandleCopy(Reader& r) {
   }
   std::vector<uint8_t> buf(size);
   const auto& src = it->second;
-  ssize_t n = ::pread(file_->delta->fds[static_cast<size_t>(src.src)].get(), buf.data(), size,
-                      static_cast<off_t>(src.offset));
-  if (n != static_cast<ssize_t>(size) || IdOf(chunk::Sha256(buf)) != id) {
+  int fd = file_->delta->fds[static_cast<size_t>(src.src)].get();
+  ssize_t n = ::pread(fd, buf.data(), size, static_cast<off_t>(src.offset));
+  // The chunk was hashed when indexed; hash it again only if the file may
+  // have changed since (its size or mtime moved).
+  struct stat st;
+  bool unchanged = ::fstat(fd, &st) == 0 && Stamp(st) == file_->delta->stamps[static_cast<size_t>(src.src)];
+  if (n != static_cast<ssize_t>(size) || (!unchanged && IdOf(chunk::Sha256(buf)) != id)) {
     return Aborted("a local chunk of '" + Printable(file_->path) + "' changed while it was being reused");
   }
   LB_RETURN_IF_ERROR(WriteAt(buf.data(), size, offset));
@@ -308,22 +310,21 @@ Status Session::HandleFileEnd() {
   struct timespec ts[2] = {{0, UTIME_OMIT}, {f->meta.mtime_sec, static_cast<long>(f->meta.mtime_nsec)}};
   if (::futimens(fd, ts) != 0) return ErrnoError(errno, "set times");
   f->fd.Reset();
-  if (f->delta && !f->delta->prev.empty()) ::unlinkat(staging_.get(), f->delta->prev.c_str(), 0);
-  pending_.push_back({f->staging, f->path, false});
+  if (f->delta && !f->delta->prev.empty()) ::unlinkat(f->dir.get(), f->delta->prev.c_str(), 0);
+  pending_.push_back({f->temp, f->path, false});
   pending_paths_.insert(f->path);
   if (pending_.size() >= kMaxPendingFiles || pending_bytes_ >= kMaxPendingBytes) return Commit();
   return Ok();
 }
 
 void Session::DropPartials() {
+  if (file_) ::unlinkat(file_->dir.get(), file_->temp.c_str(), 0);
   file_.reset();
+  for (const auto& [path, d] : deltas_) {
+    if (d->prev.empty()) continue;
+    if (auto parent = OpenParent(root_.get(), path); parent) ::unlinkat(parent->dir.get(), d->prev.c_str(), 0);
+  }
   deltas_.clear();
-  std::set<std::string> keep;
-  for (const auto& p : pending_) keep.insert(p.staging);
-  (void)Walk(staging_.get(), "", true, false, [&](Entry& e) -> Status {
-    if (!e.path.empty() && !keep.count(e.path)) ::unlinkat(staging_.get(), e.path.c_str(), 0);
-    return Ok();
-  });
 }
 
 Status Session::CommitIfPending(const std::string& path) {
@@ -345,12 +346,13 @@ Status Session::HandleSymlink(Reader& r) {
   LB_RETURN_IF_ERROR(ValidatePath(path));
   if (target.empty() || target.find('\0') != std::string::npos) return InvalidArgument("bad symlink target");
   LB_RETURN_IF_ERROR(CommitIfPending(path));
-  std::string name = StagingName(path) + ".link";
-  ::unlinkat(staging_.get(), name.c_str(), 0);
-  if (::symlinkat(target.c_str(), staging_.get(), name.c_str()) != 0) {
+  LB_ASSIGN_OR_RETURN(auto parent, Parent(path));
+  std::string name = TempName(path, ".link");
+  ::unlinkat(parent.dir.get(), name.c_str(), 0);
+  if (::symlinkat(target.c_str(), parent.dir.get(), name.c_str()) != 0) {
     return IoError(errno, "create symlink '" + Printable(path) + "'");
   }
-  LB_RETURN_IF_ERROR(ApplyMeta(staging_.get(), name.c_str(), EntryType::kSymlink, meta));
+  LB_RETURN_IF_ERROR(ApplyMeta(parent.dir.get(), name.c_str(), EntryType::kSymlink, meta));
   pending_.push_back({name, path, true});
   pending_paths_.insert(path);
   return Ok();
@@ -384,14 +386,14 @@ Status Session::HandleHardlink(Reader& r) {
   LB_RETURN_IF_ERROR(Commit());
   LB_ASSIGN_OR_RETURN(auto from, OpenParent(root_.get(), existing));
   LB_ASSIGN_OR_RETURN(auto to, Parent(path));
-  std::string tmp = StagingName(path) + ".hl";
-  ::unlinkat(staging_.get(), tmp.c_str(), 0);
-  if (::linkat(from.dir.get(), from.base.c_str(), staging_.get(), tmp.c_str(), 0) != 0) {
+  std::string tmp = TempName(path, ".hl");
+  ::unlinkat(to.dir.get(), tmp.c_str(), 0);
+  if (::linkat(from.dir.get(), from.base.c_str(), to.dir.get(), tmp.c_str(), 0) != 0) {
     return IoError(errno, "link '" + Printable(path) + "' to '" + Printable(existing) + "'");
   }
-  if (::renameat(staging_.get(), tmp.c_str(), to.dir.get(), to.base.c_str()) != 0) {
+  if (::renameat(to.dir.get(), tmp.c_str(), to.dir.get(), to.base.c_str()) != 0) {
     int err = errno;
-    ::unlinkat(staging_.get(), tmp.c_str(), 0);
+    ::unlinkat(to.dir.get(), tmp.c_str(), 0);
     if (err != EISDIR && err != ENOTEMPTY && err != EEXIST) return IoError(err, "rename '" + Printable(path) + "'");
     LB_RETURN_IF_ERROR(RemoveTree(to.dir.get(), to.base));
     if (::linkat(from.dir.get(), from.base.c_str(), to.dir.get(), to.base.c_str(), 0) != 0) {
@@ -399,7 +401,7 @@ Status Session::HandleHardlink(Reader& r) {
     }
   }
   // rename() between two links of one inode does nothing: drop the spare.
-  ::unlinkat(staging_.get(), tmp.c_str(), 0);
+  ::unlinkat(to.dir.get(), tmp.c_str(), 0);
   dirty_dirs_.insert(ParentOf(path));
   return Ok();
 }
@@ -412,6 +414,7 @@ Status Session::HandleDelete(Reader& r) {
   auto parent = OpenParent(root_.get(), path);
   if (!parent) return parent.error().code() == Code::kNotFound ? Ok() : parent.error();
   LB_RETURN_IF_ERROR(RemoveTree(parent->dir.get(), parent->base));
+  ::unlinkat(parent->dir.get(), TempName(path, ".part").c_str(), 0);  // a crashed transfer's partial
   dirty_dirs_.insert(ParentOf(path));
   return Ok();
 }
@@ -457,11 +460,21 @@ Status Session::HandleSetMeta(Reader& r) {
 
 Status Session::Commit() {
   if (pending_.empty() && dirty_dirs_.empty()) return Ok();
-  // 1. The staged files' contents are durable.
+  // Directories opened once per commit (files come in path order).
+  std::map<std::string, UniqueFd> dirs;
+  auto dir_of = [&](const std::string& path) -> Result<int> {
+    std::string d = ParentOf(path);
+    auto it = dirs.find(d);
+    if (it != dirs.end()) return it->second.get();
+    LB_ASSIGN_OR_RETURN(auto parent, Parent(path));
+    return dirs.emplace(d, std::move(parent.dir)).first->second.get();
+  };
+  // 1. The temporary files' contents are durable.
   if (pending_.size() <= kFsyncEach) {
     for (const auto& p : pending_) {
       if (p.symlink) continue;
-      UniqueFd fd(::openat(staging_.get(), p.staging.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+      LB_ASSIGN_OR_RETURN(int dir, dir_of(p.path));
+      UniqueFd fd(::openat(dir, p.temp.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
       if (!fd.valid() || ::fsync(fd.get()) != 0) return IoError(errno, "fsync '" + Printable(p.path) + "'");
     }
   } else if (::syncfs(root_.get()) != 0) {
@@ -469,12 +482,13 @@ Status Session::Commit() {
   }
   // 2. They take their final names.
   for (const auto& p : pending_) {
-    LB_ASSIGN_OR_RETURN(auto parent, Parent(p.path));
-    if (::renameat(staging_.get(), p.staging.c_str(), parent.dir.get(), parent.base.c_str()) != 0) {
+    LB_ASSIGN_OR_RETURN(int dir, dir_of(p.path));
+    std::string base = p.path.substr(p.path.rfind('/') == std::string::npos ? 0 : p.path.rfind('/') + 1);
+    if (::renameat(dir, p.temp.c_str(), dir, base.c_str()) != 0) {
       int err = errno;
       if (err != EISDIR && err != ENOTEMPTY && err != EEXIST) return IoError(err, "rename '" + Printable(p.path) + "'");
-      LB_RETURN_IF_ERROR(RemoveTree(parent.dir.get(), parent.base));
-      if (::renameat(staging_.get(), p.staging.c_str(), parent.dir.get(), parent.base.c_str()) != 0) {
+      LB_RETURN_IF_ERROR(RemoveTree(dir, base));
+      if (::renameat(dir, p.temp.c_str(), dir, base.c_str()) != 0) {
         return IoError(errno, "rename '" + Printable(p.path) + "'");
       }
     }
@@ -596,7 +610,7 @@ Status Receiver::ServeSession(Conn& conn) {
   while (true) {
     auto f = conn.Recv();
     if (!f) {
-      (void)(*session)->Commit();  // completed files stay; a partial one waits in staging
+      (void)(*session)->Commit();  // completed files land; a partial one waits for the next session
       return f.error();
     }
     Status st = (*session)->Handle(*f);

@@ -43,7 +43,7 @@ Result<std::vector<std::string>> ListNames(int dirfd) {
 Status WalkDir(int dirfd, const std::string& rel, bool hashes, const EntryFn& fn) {
   LB_ASSIGN_OR_RETURN(auto names, ListNames(dirfd));
   for (const auto& name : names) {
-    if (rel.empty() && name == kStagingDir) continue;
+    if (IsTempName(name)) continue;
     auto e = StatEntry(dirfd, name.c_str(), JoinPath(rel, name));
     if (!e) {
       if (e.error().code() == Code::kNotFound) continue;  // deleted meanwhile

@@ -18,9 +18,11 @@
 
 namespace lifeboat::replicate {
 
-// The reserved directory at the receiver's volume root (staging of files
-// being received). Never listed, never replicated.
-inline constexpr const char* kStagingDir = ".lifeboat";
+// Names starting with this are the receiver's temporary files (a file being
+// received sits next to its final name until it is committed). Never listed,
+// never replicated.
+inline constexpr std::string_view kTempPrefix = ".lifeboat~";
+inline bool IsTempName(std::string_view name) { return name.starts_with(kTempPrefix); }
 
 // Opens the directory `rel` ("" is the root itself) beneath `root_fd`,
 // component by component with O_NOFOLLOW. NotFound when a component is
@@ -43,8 +45,8 @@ EntryType TypeOf(mode_t mode);
 Result<Entry> StatEntry(int dirfd, const char* base, std::string rel);
 
 // Calls fn for the entry at `rel` and, when `recursive` and it is a directory,
-// for every entry below it, parents first, names in byte order. `.lifeboat`
-// at the root is skipped. Nothing when `rel` does not exist. With `hashes`,
+// for every entry below it, parents first, names in byte order. Temporary
+// names (IsTempName) are skipped. Nothing when `rel` does not exist. With `hashes`,
 // regular files carry the SHA-256 of their content.
 using EntryFn = std::function<Status(Entry&)>;
 Status Walk(int root_fd, const std::string& rel, bool recursive, bool hashes, const EntryFn& fn);

@@ -187,15 +187,15 @@ Status ValidatePath(std::string_view path, bool allow_root) {
   if (path.find('\0') != std::string_view::npos) return InvalidArgument("path contains a NUL byte");
   if (path.front() == '/') return InvalidArgument("absolute path '" + Printable(path) + "'");
   size_t start = 0;
-  bool first = true;
   while (true) {
     size_t slash = path.find('/', start);
     std::string_view comp = path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     if (comp.empty()) return InvalidArgument("empty component in '" + Printable(path) + "'");
     if (comp == "." || comp == "..") return InvalidArgument("path '" + Printable(path) + "' escapes with '" +
                                                             std::string(comp) + "'");
-    if (first && comp == ".lifeboat") return InvalidArgument("'.lifeboat' at the volume root is reserved");
-    first = false;
+    if (comp.starts_with(".lifeboat~")) {
+      return InvalidArgument("'" + Printable(path) + "': names starting with '.lifeboat~' are reserved");
+    }
     if (slash == std::string_view::npos) return Ok();
     start = slash + 1;
   }

@@ -132,7 +132,8 @@ Result<uint32_t> FrameLength(std::span<const uint8_t, 4> header);
 
 // A relative path the receiver may touch: not empty (unless allow_root), no
 // leading or trailing '/', no empty, "." or ".." component, no NUL byte, at
-// most kMaxPath bytes, and not inside the reserved top-level ".lifeboat".
+// most kMaxPath bytes, and no component starting with ".lifeboat~" (the
+// receiver's temporary files).
 Status ValidatePath(std::string_view path, bool allow_root = false);
 
 // Paths for messages: bytes outside printable ASCII as \xNN.

@@ -19,9 +19,9 @@ volumes:
     replication: { port: $REP_PORT, key_file: $WORK/key, coalesce: 50ms, verify_every: 0s }
 PLAN
 
-# Lists what differs between two trees; nothing when they are equal
-# (.lifeboat at the target's root is lifeboat's staging directory).
-differ() { rsync -aHAXn --checksum --delete --itemize-changes --exclude=/.lifeboat "$1/" "$2/"; }
+# Lists what differs between two trees; nothing when they are equal.
+differ() { rsync -aHAXn --checksum --delete --itemize-changes "$1/" "$2/"; }
+temps() { find "$1" -name '.lifeboat~*'; }
 # converge SRC DST SECONDS: until rsync finds nothing.
 converge() {
   local deadline=$(( SECONDS + $3 ))
@@ -58,7 +58,7 @@ expect_exit 0 timeout 60 "$LIFEBOAT" replicate status data --plan "$WORK/plan.ya
 [ "$(stat -c %i "$DST/hard-1")" = "$(stat -c %i "$DST/odd names/hard-2")" ] || fail "hard links were not kept"
 [ "$(du -k "$DST/sparse" | cut -f1)" -lt 1024 ] || fail "the sparse file's holes were filled: $(du -k "$DST/sparse")"
 [ "$(stat -c %y "$DST/dir/sub")" = "$(stat -c %y "$SRC/dir/sub")" ] || fail "directory mtime differs"
-[ -z "$(find "$DST/.lifeboat" -type f)" ] || fail "temporary files left: $(find "$DST/.lifeboat" -type f)"
+[ -z "$(temps "$DST")" ] || fail "temporary files left: $(temps "$DST")"
 expect_exit 0 "$LIFEBOAT" replicate verify data --plan "$WORK/plan.yaml"
 pass "initial sync: every file kind equal (rsync --checksum, verify); sparse stays sparse"
 
@@ -131,7 +131,7 @@ check_no_partial() {
   while IFS= read -r -d '' f; do
     rel=${f#"$DST/"}
     cmp -s "$f" "$SRC/$rel" || fail "partial or wrong file under a final name after a crash: $rel"
-  done < <(find "$DST/bulk" -type f -print0 2>/dev/null)
+  done < <(find "$DST/bulk" -type f ! -name '.lifeboat~*' -print0 2>/dev/null)
 }
 start_agent east; EAST=$LAST_PID
 for round in 1 2 3 4; do
@@ -148,7 +148,7 @@ for round in 1 2 3 4; do
 done
 expect_exit 0 timeout 120 "$LIFEBOAT" replicate status data --plan "$WORK/plan.yaml" --wait
 converge "$SRC" "$DST" 60
-[ -z "$(find "$DST/.lifeboat" -type f)" ] || fail "temporary files left after crashes: $(find "$DST/.lifeboat" -type f)"
+[ -z "$(temps "$DST")" ] || fail "temporary files left after crashes: $(temps "$DST")"
 reused=$(curl -sf "http://127.0.0.1:$PORT_WEST/metrics" | awk '/^lifeboat_replication_reused_bytes_total/ {print $2}')
 pass "4 kill -9 (receiver and sender) during a 240 MB sync: converged, no partial file, no temp file left (reused ${reused:-0} bytes after the last restart)"
 

@@ -37,7 +37,7 @@ since() { echo "$(now) - $1" | bc; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
-SRC=$W/src; DLB=$W/dst-lifeboat; DRS=$W/dst-rsync
+SRC=$W/src; DLB=$W/dst-lifeboat; DRS=$W/dst-rsync; DRF=$W/dst-rsync-fsync
 P_EAST=$(free_port); P_WEST=$(free_port); P_REP=$(free_port); P_RSYNC=$(free_port)
 openssl rand -hex 32 > "$W/key"
 cat > "$W/plan.yaml" <<PLAN
@@ -59,6 +59,11 @@ use chroot = no
   read only = no
   uid = root
   gid = root
+[fsync]
+  path = $DRF
+  read only = no
+  uid = root
+  gid = root
 CONF
 
 # The rsync daemon under GNU time, for its peak memory (its per-connection children included).
@@ -68,10 +73,11 @@ start_rsyncd() {
   RSYNCD=$!; PIDS+=("$RSYNCD")
   until ss -Htln "sport = :$P_RSYNC" | grep -q .; do sleep 0.05; done
 }
-# run_rsync LABEL: one client run; sets RS_SECS, RS_BYTES (sent + received), RS_RSS_KB (client).
+# run_rsync [MODULE [EXTRA FLAGS]]: one client run; sets RS_SECS, RS_BYTES (sent + received), RS_RSS_KB (client).
 run_rsync() {
-  local t0; t0=$(now)
-  /usr/bin/time -f '%M' -o "$W/rsync.rss" rsync -aH --delete --stats "$SRC/" "rsync://127.0.0.1:$P_RSYNC/mod/" > "$W/rsync.out"
+  local t0 module=${1:-mod}; shift || true
+  t0=$(now)
+  /usr/bin/time -f '%M' -o "$W/rsync.rss" rsync -aH --delete --stats "$@" "$SRC/" "rsync://127.0.0.1:$P_RSYNC/$module/" > "$W/rsync.out"
   RS_SECS=$(since "$t0")
   RS_BYTES=$(awk -F': ' '/^Total bytes sent|^Total bytes received/ {gsub(/,/, "", $2); s += $2} END {print s}' "$W/rsync.out")
   RS_RSS_KB=$(cat "$W/rsync.rss")
@@ -93,7 +99,7 @@ same() {  # DIR: rsync finds nothing to change from the source
 declare -A R
 for run in $(seq 1 "$RUNS"); do
   log "run $run/$RUNS: generating the data set"
-  rm -rf "$SRC" "$DLB" "$DRS" "$W/data"; mkdir -p "$DRS"
+  rm -rf "$SRC" "$DLB" "$DRS" "$DRF" "$W/data"; mkdir -p "$DRS" "$DRF"
   python3 bench/gen_tree.py create "$SRC" --scale "$SCALE"
   [ "$run" = 1 ] && { R[files]=$(find "$SRC" -type f | wc -l); R[size]=$(du -sb "$SRC" | cut -f1); }
   sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
@@ -101,6 +107,11 @@ for run in $(seq 1 "$RUNS"); do
   start_rsyncd
   log "run $run: initial sync, rsync"
   run_rsync; R[rs_init]+="$RS_SECS "; R[rs_init_b]+="$RS_BYTES "; R[rs_rss]+="$RS_RSS_KB "
+  log "run $run: initial sync, rsync --fsync"
+  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  run_rsync fsync --fsync; R[rsf_init]+="$RS_SECS "
+  rm -rf "$DRF"; mkdir -p "$DRF"
+  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
   log "run $run: initial sync, lifeboat"
   agent west; WEST=$LAST
   t0=$(now); agent east; EAST=$LAST; wait_in_sync
@@ -179,10 +190,11 @@ Command: \`bench/replicate.sh $RUNS $SCALE\`.
 | phase | lifeboat | rsync | rsync / lifeboat | lifeboat bytes on the wire | rsync bytes on the wire |
 |---|---|---|---|---|---|
 | initial sync | $(s "$(med "${R[lb_init]}")") | $(s "$(med "${R[rs_init]}")") | $(ratio "$(med "${R[rs_init]}")" "$(med "${R[lb_init]}")") | $(mb "$(med "${R[lb_init_b]}")") | $(mb "$(med "${R[rs_init_b]}")") |
+| initial sync, rsync --fsync (durable files, as lifeboat's) | | $(s "$(med "${R[rsf_init]}")") | $(ratio "$(med "${R[rsf_init]}")" "$(med "${R[lb_init]}")") | | |
 | catch-up after a change (nothing running during it) | $(s "$(med "${R[lb_catch]}")") | $(s "$(med "${R[rs_catch]}")") | $(ratio "$(med "${R[rs_catch]}")" "$(med "${R[lb_catch]}")") | $(mb "$(med "${R[lb_catch_b]}")") | $(mb "$(med "${R[rs_catch_b]}")") |
 | continuous: end of change -> converged (rsync: one run after it) | $(s "$(med "${R[lb_cont]}")") | $(s "$(med "${R[rs_cont]}")") | $(ratio "$(med "${R[rs_cont]}")" "$(med "${R[lb_cont]}")") | $(mb "$(med "${R[lb_cont_b]}")") | $(mb "$(med "${R[rs_cont_b]}")") |
 
-Runs (seconds): lifeboat initial ${R[lb_init]}; rsync initial ${R[rs_init]}; lifeboat catch-up ${R[lb_catch]}; rsync
+Runs (seconds): lifeboat initial ${R[lb_init]}; rsync initial ${R[rs_init]}; rsync --fsync initial ${R[rsf_init]}; lifeboat catch-up ${R[lb_catch]}; rsync
 catch-up ${R[rs_catch]}; lifeboat continuous ${R[lb_cont]}; rsync after the change ${R[rs_cont]}.
 
 RPO of single small writes in continuous mode (write, close, then poll the target every 0.5 ms until the content is

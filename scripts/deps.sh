@@ -9,7 +9,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config clang
   # libraries
   libboost-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
-  libfmt-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libgtest-dev libgmock-dev
+  libfmt-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libxxhash-dev libgtest-dev libgmock-dev
   # test peers and tools
   curl jq prometheus procps iproute2 bind9-dnsutils rsync
 )

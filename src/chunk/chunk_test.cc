@@ -39,6 +39,7 @@ TEST(Hash, KnownVectors) {
   std::string abc = "abc";
   EXPECT_EQ(Hex(Sha256({reinterpret_cast<const uint8_t*>(abc.data()), abc.size()})),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(Hex(Xxh128({})), "99aa06d3014798d86001c324468d497f");
   Hasher h;
   h.UpdateZeros(100000);
   std::vector<uint8_t> zeros(100000);
@@ -113,7 +114,7 @@ TEST(FastCdc, ZeroesAndTinyInputs) {
 
 TEST(FastCdc, ParamsForFileSize) {
   EXPECT_EQ(ChunkParams::ForFileSize(0).avg_size, 2048u);
-  EXPECT_EQ(ChunkParams::ForFileSize(100 << 20).avg_size, 16384u);
+  EXPECT_EQ(ChunkParams::ForFileSize(100 << 20).avg_size, 8192u);
   EXPECT_EQ(ChunkParams::ForFileSize(uint64_t{100} << 30).avg_size, 65536u);
   EXPECT_EQ(ChunkParams::ForAverage(5000).avg_size, 8192u);
   EXPECT_FALSE((ChunkParams{100, 300, 1000}).Valid());

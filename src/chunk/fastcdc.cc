@@ -42,7 +42,7 @@ ChunkParams ChunkParams::ForAverage(uint32_t avg) {
 ChunkParams ChunkParams::ForFileSize(uint64_t size) {
   uint64_t root = 1;
   while (root * root < size) root <<= 1;
-  return ForAverage(static_cast<uint32_t>(std::clamp<uint64_t>(root, 2048, 64 * 1024)));
+  return ForAverage(static_cast<uint32_t>(std::clamp<uint64_t>(root / 2, 2048, 64 * 1024)));
 }
 
 bool ChunkParams::Valid() const {

@@ -27,7 +27,9 @@ struct ChunkParams {
   // [256 B, 4 MiB].
   static ChunkParams ForAverage(uint32_t avg);
   // The parameters replication uses for a file of `size` bytes: an average
-  // near sqrt(size) (as rsync sizes its blocks), between 2 KiB and 64 KiB, so
+  // near sqrt(size)/2 (rsync sizes its blocks near sqrt(size); content-defined
+  // chunks vary in size, and an edit lands in a large one more often), between
+  // 2 KiB and 64 KiB, so
   // that the chunk list of a large file stays small and a small edit resends
   // little.
   static ChunkParams ForFileSize(uint64_t size);

@@ -1,6 +1,7 @@
 #include "chunk/hash.h"
 
 #include <openssl/evp.h>
+#include <xxhash.h>
 
 #include <stdexcept>
 
@@ -15,6 +16,15 @@ Digest Sha256(std::span<const uint8_t> data) {
   Digest d;
   unsigned int n = 0;
   EVP_Digest(data.data(), data.size(), d.data(), &n, EVP_sha256(), nullptr);
+  return d;
+}
+
+Digest128 Xxh128(std::span<const uint8_t> data) {
+  XXH128_canonical_t c;
+  XXH128_canonicalFromHash(&c, XXH3_128bits(data.data(), data.size()));
+  Digest128 d;
+  static_assert(sizeof(c.digest) == sizeof(Digest128));
+  for (size_t i = 0; i < d.size(); ++i) d[i] = c.digest[i];
   return d;
 }
 

@@ -1,6 +1,8 @@
-// Content hashes: SHA-256 (OpenSSL; SHA-NI where the CPU has it). Chunks and
-// whole files are named by it in the replication protocol and, later, in the
-// backup repository (keyed there).
+// Content hashes. SHA-256 (OpenSSL; SHA-NI where the CPU has it) names whole
+// files (verify) and, later, backup chunks (keyed there). XXH3-128 names
+// chunks in the replication protocol, where both ends trust each other and
+// speed matters: it runs at memory speed, so chunking is bound by the cut
+// search alone (as rsync 3.2 uses xxh128 for its block checksums).
 #pragma once
 
 #include <array>
@@ -12,8 +14,11 @@
 namespace lifeboat::chunk {
 
 using Digest = std::array<uint8_t, 32>;
+using Digest128 = std::array<uint8_t, 16>;
 
 Digest Sha256(std::span<const uint8_t> data);
+// XXH3-128 in its canonical (big-endian) byte form.
+Digest128 Xxh128(std::span<const uint8_t> data);
 std::string Hex(std::span<const uint8_t> bytes);
 
 // Incremental SHA-256.

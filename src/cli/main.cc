@@ -29,6 +29,7 @@ int Main(int argc, char** argv) {
       "  lifeboat status --plan shop.yaml -o json\n"
       "  lifeboat dns serve --plan shop.yaml --listen 127.0.0.1:5353\n"
       "  lifeboat traffic off us-east --plan shop.yaml\n"
+      "  lifeboat replicate status uploads --plan shop.yaml --wait\n"
       "\n"
       "Run 'lifeboat COMMAND --help' for a command's flags and examples.");
 

@@ -1,6 +1,7 @@
 // lifeboat replicate status | verify | promote | reverse
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -36,7 +37,10 @@ std::vector<AgentView> Collect(const plan::Plan& plan, const std::string& volume
     if (!r.serves()) continue;
     auto res = net::Fetch("GET", net::BaseUrl(r.agent) + "/v1/replication", 3s);
     if (!res.ok() || res->status != 200) {
-      out.push_back({r.name, nullptr, res.ok() ? "HTTP " + std::to_string(res->status) : res.error().message()});
+      std::string why = !res.ok()             ? res.error().message()
+                        : res->status == 404 ? "answers, but replicates no volume (another plan, or not an agent?)"
+                                             : "HTTP " + std::to_string(res->status);
+      out.push_back({r.name, nullptr, why});
       continue;
     }
     auto j = Json::parse(res->body, nullptr, false);
@@ -73,6 +77,10 @@ int Status(const ReplicateOptions& o) {
   bool tty = ::isatty(1);
   while (true) {
     auto views = Collect(*plan, o.volume);
+    if (std::none_of(views.begin(), views.end(), [](const AgentView& a) { return a.error.empty(); })) {
+      for (const auto& a : views) std::cerr << a.region << ": " << a.error << "\n";
+      return Fail("no agent answered for the plan's replicated volumes");
+    }
     bool all_in_sync = true, any_source = false;
     for (const auto& a : views) {
       if (a.volume.is_null()) continue;

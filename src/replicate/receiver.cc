@@ -212,7 +212,7 @@ Status Session::HandleDeltaReq(Reader& r) {
     if (!extents) return extents.error();
     for (auto [off, len] : *extents) {
       LB_RETURN_IF_ERROR(chunk::ChunkRange(fd, off, len, params, [&](uint64_t o, std::span<const uint8_t> b) -> Status {
-        ChunkId cid = IdOf(chunk::Sha256(b));
+        ChunkId cid = IdOf(b);
         auto [it, fresh] = src->chunks.emplace(cid, ChunkSource{static_cast<int>(i), o, static_cast<uint32_t>(b.size())});
         if (!fresh) return Ok();
         batch.emplace_back(o, static_cast<uint32_t>(b.size()), cid);
@@ -293,7 +293,7 @@ Status Session::HandleCopy(Reader& r) {
   // have changed since (its size or mtime moved).
   struct stat st;
   bool unchanged = ::fstat(fd, &st) == 0 && Stamp(st) == file_->delta->stamps[static_cast<size_t>(src.src)];
-  if (n != static_cast<ssize_t>(size) || (!unchanged && IdOf(chunk::Sha256(buf)) != id)) {
+  if (n != static_cast<ssize_t>(size) || (!unchanged && IdOf(buf) != id)) {
     return Aborted("a local chunk of '" + Printable(file_->path) + "' changed while it was being reused");
   }
   LB_RETURN_IF_ERROR(WriteAt(buf.data(), size, offset));
@@ -309,6 +309,9 @@ Status Session::HandleFileEnd() {
   if (::fchmod(fd, f->meta.mode) != 0) return ErrnoError(errno, "chmod");
   struct timespec ts[2] = {{0, UTIME_OMIT}, {f->meta.mtime_sec, static_cast<long>(f->meta.mtime_nsec)}};
   if (::futimens(fd, ts) != 0) return ErrnoError(errno, "set times");
+  // Start writing back now, so that the group commit's flush finds the work
+  // mostly done while more files arrive.
+  ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   f->fd.Reset();
   if (f->delta && !f->delta->prev.empty()) ::unlinkat(f->dir.get(), f->delta->prev.c_str(), 0);
   pending_.push_back({f->temp, f->path, false});

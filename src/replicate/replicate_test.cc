@@ -13,6 +13,7 @@
 #include "replicate/receiver.h"
 #include "replicate/sender.h"
 #include "replicate/tree.h"
+#include "replicate/watcher.h"
 
 namespace lifeboat::replicate {
 namespace {
@@ -241,6 +242,53 @@ TEST(Session, RefusesPathsEscapingTheVolume) {
   EXPECT_FALSE((*s)->Handle(Frame{static_cast<uint8_t>(Type::kData), "\x00\x01"}).ok());
   EXPECT_FALSE((*s)->Handle(Frame{99, ""}).ok());
   fs::remove_all(base);
+}
+
+}  // namespace
+}  // namespace lifeboat::replicate
+
+namespace lifeboat::replicate {
+namespace {
+
+// The watcher turns inotify events into roots and renames; new directories
+// are watched as they appear.
+TEST(Watcher, ReportsChangesRenamesAndNewDirectories) {
+  namespace fs = std::filesystem;
+  auto root = fs::temp_directory_path() / ("lifeboat-watch-" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root / "a");
+  auto w = Watcher::Start(root.string());
+  ASSERT_TRUE(w.ok()) << w.error().ToString();
+  auto first = (*w)->Take(std::chrono::milliseconds(100), std::chrono::milliseconds(0));
+  EXPECT_TRUE(first.full) << "the first batch asks for a full comparison";
+
+  fs::create_directories(root / "new/deep");
+  std::ofstream(root / "new/deep/f") << "x";  // may be created before the watch on new/deep exists
+  auto c = (*w)->Take(std::chrono::milliseconds(2000), std::chrono::milliseconds(50));
+  bool recursive_new = false;
+  for (auto& r : c.roots) recursive_new |= r.path == "new" && r.recursive;
+  EXPECT_TRUE(recursive_new) << "a new directory is compared as a whole subtree";
+
+  // Its subdirectory is watched now: a write there is reported by name.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::ofstream(root / "new/deep/g") << "y";
+  c = (*w)->Take(std::chrono::milliseconds(2000), std::chrono::milliseconds(50));
+  bool saw_g = false;
+  for (auto& r : c.roots) saw_g |= r.path == "new/deep/g";
+  EXPECT_TRUE(saw_g);
+
+  fs::rename(root / "a", root / "b");
+  c = (*w)->Take(std::chrono::milliseconds(2000), std::chrono::milliseconds(50));
+  ASSERT_EQ(c.renames.size(), 1u);
+  EXPECT_EQ(c.renames[0], (std::pair<std::string, std::string>{"a", "b"}));
+  std::ofstream(root / "b/inside") << "z";  // the moved directory keeps its watch, under its new name
+  c = (*w)->Take(std::chrono::milliseconds(2000), std::chrono::milliseconds(50));
+  bool saw_inside = false;
+  for (auto& r : c.roots) saw_inside |= r.path == "b/inside";
+  EXPECT_TRUE(saw_inside);
+  EXPECT_FALSE((*w)->oldest().has_value());
+  (*w)->Stop();
+  fs::remove_all(root);
 }
 
 }  // namespace

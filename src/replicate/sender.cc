@@ -257,7 +257,7 @@ Status Link::SendFile(const Entry& s, const std::unordered_map<ChunkId, uint32_t
     if (chunks != nullptr && !chunks->empty()) {
       auto params = chunk::ChunkParams::ForFileSize(size);
       LB_RETURN_IF_ERROR(chunk::ChunkRange(fd.get(), off, len, params, [&](uint64_t o, std::span<const uint8_t> b) {
-        ChunkId id = IdOf(chunk::Sha256(b));
+        ChunkId id = IdOf(b);
         auto it = chunks->find(id);
         if (it == chunks->end() || it->second != b.size()) return emit(o, b);
         flush_literal();

@@ -41,12 +41,6 @@ const char* Name(EntryType t) {
   return "other";
 }
 
-ChunkId IdOf(const chunk::Digest& d) {
-  ChunkId id;
-  std::memcpy(id.data(), d.data(), id.size());
-  return id;
-}
-
 Writer::Writer(Type type) {
   buf_.reserve(64);
   buf_.append(4, '\0');

@@ -53,9 +53,9 @@ inline constexpr uint8_t kModeReadOnly = 1;  // listings only (verify)
 inline constexpr uint8_t kListRecursive = 1;
 inline constexpr uint8_t kListHashes = 2;
 
-// Chunks are named on the wire by the first 16 bytes of their SHA-256.
-using ChunkId = std::array<uint8_t, 16>;
-ChunkId IdOf(const chunk::Digest& d);
+// Chunks are named on the wire by their XXH3-128.
+using ChunkId = chunk::Digest128;
+inline ChunkId IdOf(std::span<const uint8_t> chunk) { return chunk::Xxh128(chunk); }
 
 enum class EntryType : uint8_t { kFile = 1, kDir = 2, kSymlink = 3, kOther = 4 };
 const char* Name(EntryType t);

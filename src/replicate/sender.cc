@@ -125,10 +125,13 @@ Result<Frame> Link::Next() {
 
 void Link::Queue(std::string frame) {
   out_ += frame;
-  if (out_.size() >= kFlushAt) (void)Flush();
+  if (out_.size() >= kFlushAt) {
+    if (Status st = Flush(); !st.ok() && !send_failed_) send_failed_ = st.error();
+  }
 }
 
 Status Link::Flush() {
+  if (send_failed_) return *send_failed_;  // the session is broken; the caller ends it
   if (out_.empty()) return Ok();
   std::string out = std::move(out_);
   out_.clear();

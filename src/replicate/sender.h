@@ -117,6 +117,7 @@ class Link {
   std::deque<Frame> inbox_;         // guarded by mu_
   std::optional<Error> failed_;     // guarded by mu_
   std::string out_;                 // frames queued for sending
+  std::optional<Error> send_failed_;  // a send that failed inside Queue
   uint32_t next_id_ = 1;
   uint64_t next_seq_ = 1;
   uint64_t committed_ = 0;

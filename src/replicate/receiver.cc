@@ -537,7 +537,7 @@ void Receiver::Stop() {
 }
 
 std::string Receiver::connected_source() const {
-  std::lock_guard lock(const_cast<std::mutex&>(mu_));
+  std::lock_guard lock(mu_);
   return source_;
 }
 

@@ -157,7 +157,7 @@ class Receiver {
 
   Config config_;
   ReceiverStats stats_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::vector<std::shared_ptr<Conn>> conns_;  // guarded by mu_
   std::vector<std::thread> threads_;          // guarded by mu_
   std::string source_;                        // guarded by mu_

@@ -70,22 +70,26 @@ void Stream::Sleep(std::chrono::milliseconds d) {
 }
 
 void Stream::Loop() {
-  auto backoff = std::chrono::milliseconds(500);
+  constexpr auto kFirst = std::chrono::milliseconds(500), kMax = std::chrono::milliseconds(10'000);
+  auto backoff = kFirst;
   while (!stop_.load()) {
-    Status st = RunSession();
+    uint64_t passes_before;
+    {
+      std::lock_guard lock(mu_);
+      passes_before = passes_;
+    }
+    lifeboat::Status st = RunSession();
     if (stop_.load()) break;
     {
       std::lock_guard lock(mu_);
       state_ = "disconnected";
       last_error_ = st.ok() ? "" : st.error().message();
+      // A session that got work done starts the backoff over.
+      backoff = passes_ > passes_before ? kFirst : std::min(backoff * 2, kMax);
     }
     spdlog::warn("replication {} -> {}: {}; retrying in {} ms", config_.link.volume, config_.target_region,
                  st.ok() ? "session ended" : st.error().message(), backoff.count());
     Sleep(backoff);
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(10'000));
-    // A session that got going resets the backoff.
-    std::lock_guard lock(mu_);
-    if (synced_once_ && state_ == "disconnected" && passes_ > 0) backoff = std::chrono::milliseconds(500);
   }
 }
 

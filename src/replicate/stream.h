@@ -38,7 +38,6 @@ struct StreamStatus {
   uint64_t pending_files = 0, pending_bytes = 0;
   uint64_t bytes_sent = 0, bytes_received = 0, files_sent = 0, passes = 0;
   double rate_bytes_per_second = 0;  // file bytes of the current (or last) pass
-  Progress* progress = nullptr;
   uint64_t files_total = 0, files_done = 0, bytes_total = 0, bytes_done = 0;
   double eta_seconds = -1;
   int64_t last_sync_unix_ms = 0;

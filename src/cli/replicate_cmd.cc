@@ -71,6 +71,11 @@ int Status(const ReplicateOptions& o) {
   if (!o.volume.empty() && plan->FindVolume(o.volume) == nullptr) {
     return Fail("the plan has no volume '" + o.volume + "'", kExitInvalid);
   }
+  if (std::none_of(plan->volumes.begin(), plan->volumes.end(), [](const plan::Volume& v) {
+        return v.replication.mode == plan::ReplicationMode::kContinuous;
+      })) {
+    return Fail("the plan has no volume with continuous replication (volumes.NAME.replication.mode)", kExitInvalid);
+  }
   auto timeout = ParseDuration(o.timeout);
   if (!timeout.ok()) return Fail(timeout.error().Wrap("--timeout").message(), kExitInvalid);
   auto deadline = std::chrono::steady_clock::now() + *timeout;
@@ -267,7 +272,7 @@ void AddReplicateCommands(CLI::App& app, int& exit_code) {
   status->add_option("--timeout", o->timeout, "With --wait: give up after this long (default 1h)");
   AddOutputFlag(*status, o->output, {"table", "json"});
   status->footer("Examples:\n  lifeboat replicate status --plan shop.yaml\n"
-                 "  lifeboat replicate status uploads --plan shop.yaml --wait   # initial sync progress, then the table");
+                 "  lifeboat replicate status uploads --plan shop.yaml --wait   # initial sync progress, then the table\n");
   status->callback([&exit_code, o] { exit_code = Status(*o); });
 
   auto* verify = rep->add_subcommand("verify", "Compare source and targets by content; list every difference");
@@ -276,7 +281,7 @@ void AddReplicateCommands(CLI::App& app, int& exit_code) {
   AddOutputFlag(*verify, o->output, {"table", "json"});
   verify->footer("Runs at the source's agent over a read-only session; hashes every file on both sides.\n"
                  "Kinds: missing, extra, type, content, metadata, link. Exit 1 when there is any difference.\n\n"
-                 "Example:\n  lifeboat replicate verify uploads --plan shop.yaml");
+                 "Example:\n  lifeboat replicate verify uploads --plan shop.yaml\n");
   verify->callback([&exit_code, o] { exit_code = Verify(*o); });
 
   auto* promote = rep->add_subcommand("promote", "Make a target region the volume's source (failover)");
@@ -285,7 +290,7 @@ void AddReplicateCommands(CLI::App& app, int& exit_code) {
   promote->add_option("--plan", o->plan_file, "Plan file")->required();
   promote->add_option("--token", o->token, "Bearer token (default: LIFEBOAT_TOKEN)");
   promote->footer("The region stops receiving and starts sending to the others, under a new epoch.\n\n"
-                  "Example:\n  LIFEBOAT_TOKEN=... lifeboat replicate promote uploads --region us-west --plan shop.yaml");
+                  "Example:\n  LIFEBOAT_TOKEN=... lifeboat replicate promote uploads --region us-west --plan shop.yaml\n");
   promote->callback([&exit_code, o] { exit_code = Promote(*o); });
 
   auto* reverse = rep->add_subcommand("reverse", "Make a former source follow the new one (failback)");
@@ -295,7 +300,7 @@ void AddReplicateCommands(CLI::App& app, int& exit_code) {
   reverse->add_option("--token", o->token, "Bearer token (default: LIFEBOAT_TOKEN)");
   reverse->footer("The region is resynced from the current source, sending only differing chunks; its own\n"
                   "changes since the promotion are replaced by the source's.\n\n"
-                  "Example:\n  LIFEBOAT_TOKEN=... lifeboat replicate reverse uploads --region us-east --plan shop.yaml");
+                  "Example:\n  LIFEBOAT_TOKEN=... lifeboat replicate reverse uploads --region us-east --plan shop.yaml\n");
   reverse->callback([&exit_code, o] { exit_code = Reverse(*o); });
 }
 

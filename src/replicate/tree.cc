@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <vector>
 
 namespace lifeboat::replicate {
@@ -191,28 +192,64 @@ Result<std::vector<std::pair<uint64_t, uint64_t>>> DataExtents(int fd, uint64_t 
 }
 
 Result<chunk::Digest> HashFile(int fd, uint64_t size) {
+  // Blocks of 1 MiB at fixed offsets; a run of all-zero bytes (holes, or
+  // zeros written out) is hashed as its length, so the digest depends only
+  // on the bytes, and a huge sparse file costs only its data.
+  constexpr uint64_t kBlock = 1 << 20;
   LB_ASSIGN_OR_RETURN(auto extents, DataExtents(fd, size));
-  chunk::Hasher h;
-  std::vector<uint8_t> buf(1 << 20);
-  uint64_t pos = 0;
-  for (auto [off, len] : extents) {
-    h.UpdateZeros(off - pos);
-    uint64_t done = 0;
-    while (done < len) {
-      size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), len - done));
-      ssize_t n = ::pread(fd, buf.data(), want, static_cast<off_t>(off + done));
+  chunk::Hasher outer;
+  auto put_u64 = [&](char tag, uint64_t v) {
+    uint8_t b[9] = {static_cast<uint8_t>(tag)};
+    for (int i = 0; i < 8; ++i) b[1 + i] = static_cast<uint8_t>(v >> (56 - 8 * i));
+    outer.Update(b);
+  };
+  put_u64('S', size);
+  uint64_t zeros = 0;
+  auto flush_zeros = [&] {
+    if (zeros > 0) put_u64('Z', zeros);
+    zeros = 0;
+  };
+  std::vector<uint8_t> buf(kBlock);
+  size_t i = 0;
+  uint64_t pos = 0;  // always a multiple of kBlock, or size
+  while (pos < size) {
+    while (i < extents.size() && extents[i].first + extents[i].second <= pos) ++i;
+    if (i == extents.size()) {  // only a hole remains
+      zeros += size - pos;
+      break;
+    }
+    uint64_t data_block = extents[i].first / kBlock * kBlock;
+    if (data_block > pos) {  // whole blocks of hole before the next data
+      zeros += data_block - pos;
+      pos = data_block;
+      continue;
+    }
+    size_t len = static_cast<size_t>(std::min(kBlock, size - pos));
+    size_t got = 0;
+    while (got < len) {  // holes inside the block read as zeros
+      ssize_t n = ::pread(fd, buf.data() + got, len - got, static_cast<off_t>(pos + got));
       if (n < 0) {
         if (errno == EINTR) continue;
         return ErrnoError(errno, "read");
       }
-      if (n == 0) break;  // shrank meanwhile: the hash will differ, which is right
-      h.Update({buf.data(), static_cast<size_t>(n)});
-      done += static_cast<uint64_t>(n);
+      if (n == 0) break;  // shrank meanwhile: the digest will differ, which is right
+      got += static_cast<size_t>(n);
     }
-    pos = off + done;
+    std::span<const uint8_t> block(buf.data(), got);
+    bool all_zero = got == 0 || (block[0] == 0 && std::memcmp(block.data(), block.data() + 1, got - 1) == 0);
+    if (all_zero) {
+      zeros += got;
+    } else {
+      flush_zeros();
+      auto d = chunk::Sha256(block);
+      outer.Update(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>("D"), 1));
+      outer.Update(d);
+    }
+    if (got < len) break;
+    pos += len;
   }
-  if (pos < size) h.UpdateZeros(size - pos);
-  return h.Finish();
+  flush_zeros();
+  return outer.Finish();
 }
 
 Status RemoveTree(int dirfd, const std::string& base) {

@@ -56,7 +56,9 @@ Status Walk(int root_fd, const std::string& rel, bool recursive, bool hashes, co
 // system cannot tell.
 Result<std::vector<std::pair<uint64_t, uint64_t>>> DataExtents(int fd, uint64_t size);
 
-// SHA-256 of `size` bytes of fd, holes read as zeros without reading them.
+// A digest of `size` bytes of fd that depends only on the bytes: SHA-256
+// over the SHA-256 of each 1 MiB block, with runs of zero bytes (holes or
+// written zeros) entered as their length, so holes cost nothing to hash.
 Result<chunk::Digest> HashFile(int fd, uint64_t size);
 
 // Removes `base` in `dirfd` and, for a directory, everything below it,

@@ -77,7 +77,7 @@ struct Entry {
   uint32_t nlink = 1;
   std::string link;  // symlink target
   bool has_hash = false;
-  chunk::Digest hash{};  // whole content of a regular file, when asked
+  chunk::Digest hash{};  // content digest of a regular file (HashFile), when asked
 };
 
 class Writer {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -223,31 +224,53 @@ int Post(const plan::Region& r, const std::string& path, const std::string& toke
   return kExitOk;
 }
 
-int Promote(const ReplicateOptions& o) {
+// What promote and reverse share: the plan, the region holding a copy of the
+// volume, and the token. Exits (with its code) in `exit_code` when it cannot.
+struct Change {
+  plan::Plan plan;
+  const plan::Region* region = nullptr;
+  std::string token;
+};
+std::optional<Change> PrepareChange(const ReplicateOptions& o, const std::string& verb, int& exit_code) {
   auto plan = plan::LoadPlanOrError(o.plan_file);
-  if (!plan.ok()) return Fail(plan.error());
+  if (!plan.ok()) {
+    exit_code = Fail(plan.error());
+    return std::nullopt;
+  }
   const plan::Volume* v = plan->FindVolume(o.volume);
-  if (v == nullptr) return Fail("the plan has no volume '" + o.volume + "'", kExitInvalid);
-  const plan::Region* r = plan->FindRegion(o.region);
-  if (r == nullptr || !v->path.count(o.region)) return Fail("region '" + o.region + "' holds no copy of " + o.volume, kExitInvalid);
+  if (v == nullptr) {
+    exit_code = Fail("the plan has no volume '" + o.volume + "'", kExitInvalid);
+    return std::nullopt;
+  }
+  if (plan->FindRegion(o.region) == nullptr || !v->path.count(o.region)) {
+    exit_code = Fail("region '" + o.region + "' holds no copy of " + o.volume, kExitInvalid);
+    return std::nullopt;
+  }
   std::string token = Token(o);
-  if (token.empty()) return Fail("promote needs a token: --token or LIFEBOAT_TOKEN", kExitInvalid);
-  return Post(*r, "/v1/replication/" + o.volume + "/promote", token, "{}");
+  if (token.empty()) {
+    exit_code = Fail(verb + " needs a token: --token or LIFEBOAT_TOKEN", kExitInvalid);
+    return std::nullopt;
+  }
+  Change c{std::move(*plan), nullptr, std::move(token)};
+  c.region = c.plan.FindRegion(o.region);  // points into c.plan, after the move
+  return c;
+}
+
+int Promote(const ReplicateOptions& o) {
+  int exit_code = kExitOk;
+  auto c = PrepareChange(o, "promote", exit_code);
+  if (!c) return exit_code;
+  return Post(*c->region, "/v1/replication/" + o.volume + "/promote", c->token, "{}");
 }
 
 int Reverse(const ReplicateOptions& o) {
-  auto plan = plan::LoadPlanOrError(o.plan_file);
-  if (!plan.ok()) return Fail(plan.error());
-  const plan::Volume* v = plan->FindVolume(o.volume);
-  if (v == nullptr) return Fail("the plan has no volume '" + o.volume + "'", kExitInvalid);
-  const plan::Region* r = plan->FindRegion(o.region);
-  if (r == nullptr || !v->path.count(o.region)) return Fail("region '" + o.region + "' holds no copy of " + o.volume, kExitInvalid);
-  std::string token = Token(o);
-  if (token.empty()) return Fail("reverse needs a token: --token or LIFEBOAT_TOKEN", kExitInvalid);
+  int exit_code = kExitOk;
+  auto c = PrepareChange(o, "reverse", exit_code);
+  if (!c) return exit_code;
   // The new source: the source with the highest epoch other than this region.
   std::string source;
   uint64_t epoch = 0;
-  for (const auto& a : Collect(*plan, o.volume)) {
+  for (const auto& a : Collect(c->plan, o.volume)) {
     if (a.volume.is_null() || a.region == o.region || a.volume["role"] != "source") continue;
     if (a.volume["epoch"].get<uint64_t>() > epoch) {
       epoch = a.volume["epoch"];
@@ -255,7 +278,7 @@ int Reverse(const ReplicateOptions& o) {
     }
   }
   if (source.empty()) return Fail("no other region answered as a source of '" + o.volume + "'; promote one first");
-  return Post(*r, "/v1/replication/" + o.volume + "/reverse", token,
+  return Post(*c->region, "/v1/replication/" + o.volume + "/reverse", c->token,
               Json{{"source", source}, {"epoch", epoch}}.dump());
 }
 

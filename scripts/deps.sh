@@ -9,9 +9,9 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config clang
   # libraries
   libboost-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
-  libfmt-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libxxhash-dev libgtest-dev libgmock-dev
+  libfmt-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libxxhash-dev libzstd-dev libgtest-dev libgmock-dev
   # test peers and tools
-  curl jq prometheus procps iproute2 bind9-dnsutils rsync
+  curl jq prometheus procps iproute2 bind9-dnsutils rsync nodejs
 )
 
 missing=()
@@ -20,6 +20,11 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+
+# npm ships inside some nodejs builds (NodeSource) and separately in Debian's.
+if ! command -v npm >/dev/null 2>&1 && ! printf '%s\n' "${missing[@]}" | grep -qx nodejs; then
+  missing+=(npm)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -34,3 +39,6 @@ echo "deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if ! command -v npm >/dev/null 2>&1; then
+  $sudo apt-get install -y -qq --no-install-recommends npm >/dev/null
+fi

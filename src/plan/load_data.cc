@@ -131,17 +131,20 @@ void LoadBackup(const Map& top, Plan& plan) {
   for (const auto& e : locs.entries()) {
     if (ctx.full()) return;
     if (!CheckName(ctx, e, "location")) continue;
-    Map m(ctx, e.value, locs.Sub(e.key), {"type", "path", "endpoint", "bucket", "prefix", "region", "access"});
+    Map m(ctx, e.value, locs.Sub(e.key), {"type", "path", "endpoint", "bucket", "prefix", "region", "addressing", "access", "password_file"});
     if (!m.is_map()) continue;
     Location l;
     l.name = e.key;
     m.Enum("type", l.type, {{"filesystem", LocationType::kFilesystem}, {"s3", LocationType::kS3}}, true);
     m.Enum("access", l.access, {{"ReadWrite", Access::kReadWrite}, {"ReadOnly", Access::kReadOnly}});
+    if (m.Str("password_file", l.password_file) && l.password_file.empty()) {
+      ctx.Error(m.Get("password_file").Mark(), m.Sub("password_file") + ": empty");
+    }
     if (l.type == LocationType::kFilesystem) {
       if (m.Str("path", l.path, true) && (l.path.empty() || l.path[0] != '/')) {
         ctx.Error(m.Get("path").Mark(), m.Sub("path") + ": '" + l.path + "' is not an absolute path");
       }
-      for (const char* k : {"endpoint", "bucket", "prefix", "region"}) {
+      for (const char* k : {"endpoint", "bucket", "prefix", "region", "addressing"}) {
         if (m.Has(k)) ctx.Error(m.Get(k).Mark(), m.Sub(k) + ": only s3 locations have '" + std::string(k) + "'");
       }
     } else {
@@ -153,6 +156,8 @@ void LoadBackup(const Map& top, Plan& plan) {
       m.Str("bucket", l.bucket, true);
       m.Str("prefix", l.prefix);
       m.Str("region", l.s3_region);
+      m.Enum("addressing", l.addressing,
+             {{"auto", S3Addressing::kAuto}, {"path", S3Addressing::kPath}, {"virtual", S3Addressing::kVirtual}});
       if (m.Has("path")) ctx.Error(m.Get("path").Mark(), m.Sub("path") + ": s3 locations have a bucket and prefix, not a path");
     }
     plan.backup.locations.push_back(std::move(l));
@@ -163,7 +168,7 @@ void LoadBackup(const Map& top, Plan& plan) {
   for (const auto& e : scheds.entries()) {
     if (ctx.full()) return;
     if (!CheckName(ctx, e, "schedule")) continue;
-    Map m(ctx, e.value, scheds.Sub(e.key), {"cron", "location", "volumes", "ttl"});
+    Map m(ctx, e.value, scheds.Sub(e.key), {"cron", "location", "volumes", "ttl", "keep"});
     if (!m.is_map()) continue;
     Schedule s;
     s.name = e.key;
@@ -188,6 +193,16 @@ void LoadBackup(const Map& top, Plan& plan) {
     if (m.Dur("ttl", s.ttl) && s.ttl < std::chrono::hours(1)) {
       ctx.Error(m.Get("ttl").Mark(), m.Sub("ttl") + ": " + FormatDuration(s.ttl) + " would delete backups almost at once",
                 "keep backups for at least 1h; 720h is 30 days");
+    }
+    if (m.Has("keep")) {
+      Map k(ctx, m.Get("keep"), m.Sub("keep"), {"last", "hourly", "daily", "weekly", "monthly"});
+      if (k.is_map()) {
+        k.Int("last", s.keep.last, 0, 100000);
+        k.Int("hourly", s.keep.hourly, 0, 100000);
+        k.Int("daily", s.keep.daily, 0, 100000);
+        k.Int("weekly", s.keep.weekly, 0, 100000);
+        k.Int("monthly", s.keep.monthly, 0, 100000);
+      }
     }
     plan.backup.schedules.push_back(std::move(s));
   }

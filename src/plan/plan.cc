@@ -39,6 +39,9 @@ const char* Name(RecordPolicy p) {
 }
 const char* Name(LocationType t) { return t == LocationType::kS3 ? "s3" : "filesystem"; }
 const char* Name(Access a) { return a == Access::kReadOnly ? "ReadOnly" : "ReadWrite"; }
+const char* Name(S3Addressing a) {
+  return a == S3Addressing::kPath ? "path" : a == S3Addressing::kVirtual ? "virtual" : "auto";
+}
 const char* Name(FailoverMode m) { return m == FailoverMode::kAutomatic ? "automatic" : "manual"; }
 const char* Name(ReplicationMode m) { return m == ReplicationMode::kOff ? "off" : "continuous"; }
 

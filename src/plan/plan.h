@@ -21,6 +21,7 @@ enum class CheckType { kHttp, kHttps, kTcp, kCalculated };
 enum class RecordPolicy { kSimple, kFailover, kWeighted, kMultivalue };
 enum class LocationType { kFilesystem, kS3 };
 enum class Access { kReadWrite, kReadOnly };
+enum class S3Addressing { kAuto, kPath, kVirtual };
 enum class FailoverMode { kAutomatic, kManual };
 enum class ReplicationMode { kContinuous, kOff };
 
@@ -30,6 +31,7 @@ const char* Name(CheckType t);
 const char* Name(RecordPolicy p);
 const char* Name(LocationType t);
 const char* Name(Access a);
+const char* Name(S3Addressing a);
 const char* Name(FailoverMode m);
 const char* Name(ReplicationMode m);
 
@@ -141,7 +143,17 @@ struct Location {
   std::string path;                          // filesystem
   std::string endpoint, bucket, prefix;      // s3
   std::string s3_region = "us-east-1";       // s3
+  S3Addressing addressing = S3Addressing::kAuto;  // s3: auto is virtual-hosted for amazonaws.com, else path-style
   Access access = Access::kReadWrite;
+  std::string password_file;  // the repository password; LIFEBOAT_REPO_PASSWORD overrides
+};
+
+// Retention by count; 0 leaves a rule out. A backup is kept when any rule
+// selects it (the newest N; the newest of each of the last N hours, days,
+// weeks or months that have a backup).
+struct Keep {
+  int last = 0, hourly = 0, daily = 0, weekly = 0, monthly = 0;
+  bool any() const { return last + hourly + daily + weekly + monthly > 0; }
 };
 
 struct Schedule {
@@ -149,7 +161,8 @@ struct Schedule {
   std::string cron;
   std::string location;
   std::vector<std::string> volumes;
-  Duration ttl = std::chrono::hours(720);
+  Duration ttl = std::chrono::hours(720);  // a backup older than this is deleted
+  Keep keep;  // when set, a backup no rule keeps is deleted too
 };
 
 struct Backup {

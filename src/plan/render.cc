@@ -159,13 +159,23 @@ Json ToJson(const Plan& p) {
       lj["bucket"] = l.bucket;
       lj["prefix"] = l.prefix;
       lj["region"] = l.s3_region;
+      lj["addressing"] = Name(l.addressing);
     }
     lj["access"] = Name(l.access);
+    if (!l.password_file.empty()) lj["password_file"] = l.password_file;
     locs[l.name] = lj;
   }
   Json scheds = Json::object();
   for (const auto& s : p.backup.schedules) {
     scheds[s.name] = {{"cron", s.cron}, {"location", s.location}, {"volumes", s.volumes}, {"ttl", Dur(s.ttl)}};
+    if (s.keep.any()) {
+      Json k = Json::object();
+      for (auto [key, n] : {std::pair{"last", s.keep.last}, {"hourly", s.keep.hourly}, {"daily", s.keep.daily},
+                            {"weekly", s.keep.weekly}, {"monthly", s.keep.monthly}}) {
+        if (n > 0) k[key] = n;
+      }
+      scheds[s.name]["keep"] = k;
+    }
   }
   j["backup"] = {{"locations", locs}, {"schedules", scheds}};
   Json hooks = Json::object();

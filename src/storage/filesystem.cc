@@ -1,0 +1,206 @@
+// The filesystem backend: one file per object below a root directory.
+// Put writes a temporary file next to the final name (".lifeboat~put-..."),
+// fsyncs it, renames it into place and fsyncs the directory, so an object is
+// either absent or complete, also after a crash.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include "core/fd.h"
+#include "core/fs.h"
+#include "storage/storage.h"
+
+namespace lifeboat::storage {
+namespace {
+
+constexpr std::string_view kTempPrefix = ".lifeboat~";
+
+std::string TempSuffix() {
+  static std::atomic<uint64_t> counter{0};
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" + std::to_string(rng() % 1000000);
+}
+
+Status WriteAllFd(int fd, std::string_view data, const std::string& what) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError(errno, "write " + what);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return Ok();
+}
+
+class Filesystem final : public Backend {
+ public:
+  explicit Filesystem(std::string root) : root_(std::move(root)) {
+    while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+  }
+
+  std::string Describe() const override { return "filesystem " + root_; }
+
+  Status Prepare() override { return EnsureWritableDir(root_); }
+
+  Status Put(const std::string& name, std::string_view data) override {
+    std::string path = root_ + "/" + name;
+    std::string dir = path.substr(0, path.rfind('/'));
+    std::string tmp = dir + "/" + std::string(kTempPrefix) + "put-" + TempSuffix();
+    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (!fd.valid() && errno == ENOENT) {
+      std::error_code ec;
+      std::filesystem::create_directories(dir, ec);
+      if (ec) return Error(Code::kFailedPrecondition, "cannot create " + dir + ": " + ec.message());
+      fd = UniqueFd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    }
+    if (!fd.valid()) return ErrnoError(errno, "create " + tmp);
+    Status s = WriteAllFd(fd.get(), data, tmp);
+    if (s.ok() && ::fdatasync(fd.get()) != 0) s = ErrnoError(errno, "fsync " + tmp);
+    fd.Reset();
+    if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = ErrnoError(errno, "rename to " + path);
+    if (!s.ok()) {
+      ::unlink(tmp.c_str());
+      return s;
+    }
+    return SyncDir(dir);
+  }
+
+  Result<std::string> Get(const std::string& name, uint64_t offset, uint64_t length) override {
+    std::string path = root_ + "/" + name;
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) {
+      if (errno == ENOENT) return NotFound(name + " does not exist in " + Describe());
+      return ErrnoError(errno, "open " + path);
+    }
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return ErrnoError(errno, "stat " + path);
+    uint64_t size = static_cast<uint64_t>(st.st_size);
+    if (offset > size || (length > 0 && offset + length > size)) {
+      return Error(Code::kDataLoss, name + " is " + std::to_string(size) + " bytes, shorter than expected (" +
+                                        std::to_string(offset + length) + ")");
+    }
+    uint64_t n = length > 0 ? length : size - offset;
+    std::string out(n, '\0');
+    uint64_t done = 0;
+    while (done < n) {
+      ssize_t r = ::pread(fd.get(), out.data() + done, n - done, static_cast<off_t>(offset + done));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoError(errno, "read " + path);
+      }
+      if (r == 0) return Error(Code::kDataLoss, name + " shrank while being read");
+      done += static_cast<uint64_t>(r);
+    }
+    return out;
+  }
+
+  Result<std::vector<ObjectInfo>> List(const std::string& dir) override {
+    std::vector<ObjectInfo> out;
+    LB_RETURN_IF_ERROR(ListDir(dir, out));
+    return out;
+  }
+
+  Status Delete(const std::string& name) override {
+    std::string path = root_ + "/" + name;
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError(errno, "delete " + path);
+    return SyncDir(path.substr(0, path.rfind('/')));
+  }
+
+ private:
+  Status ListDir(const std::string& rel, std::vector<ObjectInfo>& out) {
+    std::string path = root_ + "/" + rel;
+    DIR* d = ::opendir(path.c_str());
+    if (d == nullptr) {
+      if (errno == ENOENT) return Ok();
+      return ErrnoError(errno, "list " + path);
+    }
+    std::vector<std::string> subdirs;
+    while (dirent* e = ::readdir(d)) {
+      std::string_view n = e->d_name;
+      if (n == "." || n == ".." || n.starts_with(kTempPrefix)) continue;
+      std::string child = rel.empty() ? std::string(n) : rel + "/" + std::string(n);
+      struct stat st;
+      if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // deleted meanwhile
+      if (S_ISDIR(st.st_mode)) {
+        subdirs.push_back(child);
+      } else if (S_ISREG(st.st_mode)) {
+        out.push_back({child, static_cast<uint64_t>(st.st_size)});
+      }
+    }
+    ::closedir(d);
+    for (const auto& s : subdirs) LB_RETURN_IF_ERROR(ListDir(s, out));
+    return Ok();
+  }
+
+  std::string root_;
+};
+
+class ReadOnly final : public Backend {
+ public:
+  ReadOnly(std::unique_ptr<Backend> inner, std::string location)
+      : inner_(std::move(inner)), location_(std::move(location)) {}
+  std::string Describe() const override { return inner_->Describe() + " (ReadOnly)"; }
+  Status Prepare() override { return Refuse("initialize a repository"); }
+  Status Put(const std::string& name, std::string_view) override { return Refuse("write " + name); }
+  Result<std::string> Get(const std::string& name, uint64_t offset, uint64_t length) override {
+    return inner_->Get(name, offset, length);
+  }
+  Result<std::vector<ObjectInfo>> List(const std::string& dir) override { return inner_->List(dir); }
+  Status Delete(const std::string& name) override { return Refuse("delete " + name); }
+  bool read_only() const override { return true; }
+
+ private:
+  Status Refuse(const std::string& what) const {
+    return Error(Code::kPermissionDenied, "location '" + location_ + "' is ReadOnly: refusing to " + what +
+                                              " (it serves list, describe, check and restore only)");
+  }
+  std::unique_ptr<Backend> inner_;
+  std::string location_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> NewFilesystem(std::string root) { return std::make_unique<Filesystem>(std::move(root)); }
+
+std::unique_ptr<Backend> NewReadOnly(std::unique_ptr<Backend> inner, std::string location) {
+  return std::make_unique<ReadOnly>(std::move(inner), std::move(location));
+}
+
+Result<std::unique_ptr<Backend>> Open(const plan::Location& l) {
+  std::unique_ptr<Backend> b;
+  if (l.type == plan::LocationType::kFilesystem) {
+    b = NewFilesystem(l.path);
+  } else {
+    S3Options o;
+    o.endpoint = l.endpoint;
+    o.bucket = l.bucket;
+    o.prefix = l.prefix;
+    o.region = l.s3_region;
+    o.virtual_hosted = l.addressing == plan::S3Addressing::kVirtual ||
+                       (l.addressing == plan::S3Addressing::kAuto && l.endpoint.find(".amazonaws.com") != std::string::npos);
+    const char* ak = std::getenv("AWS_ACCESS_KEY_ID");
+    const char* sk = std::getenv("AWS_SECRET_ACCESS_KEY");
+    const char* st = std::getenv("AWS_SESSION_TOKEN");
+    if (ak == nullptr || sk == nullptr || *ak == '\0' || *sk == '\0') {
+      return FailedPrecondition("location '" + l.name +
+                                "' is on S3 and needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+    }
+    o.access_key = ak;
+    o.secret_key = sk;
+    if (st != nullptr) o.session_token = st;
+    b = NewS3(std::move(o));
+  }
+  if (l.access == plan::Access::kReadOnly) b = NewReadOnly(std::move(b), l.name);
+  return b;
+}
+
+}  // namespace lifeboat::storage

@@ -134,6 +134,8 @@ Result<Entry> StatEntry(int dirfd, const char* base, std::string rel) {
   e.meta = MetaOf(st);
   e.ino = st.st_ino;
   e.nlink = static_cast<uint32_t>(st.st_nlink);
+  e.ctime_sec = st.st_ctim.tv_sec;
+  e.ctime_nsec = static_cast<uint32_t>(st.st_ctim.tv_nsec);
   if (e.type == EntryType::kFile) e.size = static_cast<uint64_t>(st.st_size);
   if (e.type == EntryType::kSymlink) {
     std::string buf(static_cast<size_t>(std::max<off_t>(st.st_size, 0)) + 1, '\0');

@@ -75,6 +75,8 @@ struct Entry {
   uint64_t size = 0;
   uint64_t ino = 0;  // hard links: equal within one tree
   uint32_t nlink = 1;
+  int64_t ctime_sec = 0;  // local only (backups detect changes with it); never on the wire
+  uint32_t ctime_nsec = 0;
   std::string link;  // symlink target
   bool has_hash = false;
   chunk::Digest hash{};  // content digest of a regular file (HashFile), when asked

@@ -1,0 +1,228 @@
+#include "backup/backup.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+namespace lifeboat::backup {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Random(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+void Write(const fs::path& p, const std::string& data) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary) << data;
+}
+
+std::string Read(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+class BackupTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    base_ = fs::temp_directory_path() / ("lifeboat-backup-" + std::to_string(::getpid()) + "-" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(base_);
+    src_ = base_ / "src";
+    fs::create_directories(src_);
+    auto b = storage::NewFilesystem((base_ / "repo").string());
+    ASSERT_TRUE(repo::Repository::Init(*b, true, "pw", chunk::ChunkParams::ForAverage(64 << 10)).ok());
+    repo_ = Reopen();
+  }
+  void TearDown() override { fs::remove_all(base_); }
+  std::unique_ptr<repo::Repository> Reopen() {
+    auto r = repo::Repository::Open(storage::NewFilesystem((base_ / "repo").string()), "pw");
+    EXPECT_TRUE(r.ok());
+    return std::move(*r);
+  }
+  BackupResult Backup() {
+    BackupOptions o;
+    o.path = src_.string();
+    o.source = "path:" + src_.string();
+    auto r = CreateBackup(*repo_, o);
+    EXPECT_TRUE(r.ok()) << r.error().message();
+    return r.ok() ? *r : BackupResult{};
+  }
+  RestoreResult RestoreTo(const std::string& id, const fs::path& to, std::vector<std::string> include = {}) {
+    auto snap = repo_->FindSnapshot(id);
+    EXPECT_TRUE(snap.ok());
+    RestoreOptions o;
+    o.to = to.string();
+    o.include = std::move(include);
+    auto r = Restore(*repo_, *snap, o);
+    EXPECT_TRUE(r.ok()) << r.error().message();
+    return r.ok() ? *r : RestoreResult{};
+  }
+  fs::path base_, src_;
+  std::unique_ptr<repo::Repository> repo_;
+};
+
+TEST_F(BackupTest, RoundTripEveryKind) {
+  Write(src_ / "a/b/file.txt", "hello");
+  Write(src_ / "empty", "");
+  Write(src_ / "big.bin", Random(3 << 20, 1));
+  fs::create_directories(src_ / "emptydir");
+  fs::create_symlink("a/b/file.txt", src_ / "rel-link");
+  fs::create_symlink("/nowhere/at/all", src_ / "dangling");
+  fs::create_hard_link(src_ / "big.bin", src_ / "a/hard");
+  {
+    std::ofstream f(src_ / "sparse", std::ios::binary);
+    f.seekp(32 << 20);
+    f << "end";
+  }
+  ::chmod((src_ / "a/b/file.txt").c_str(), 04751);
+  struct timespec ts[2] = {{0, UTIME_OMIT}, {1000000000, 123456789}};
+  ::utimensat(AT_FDCWD, (src_ / "a/b").c_str(), ts, 0);
+  auto r = Backup();
+  EXPECT_EQ(r.snapshot.stats.files, 5u);
+  EXPECT_TRUE(r.errors.empty());
+  auto res = RestoreTo(r.snapshot.id, base_ / "out");
+  EXPECT_TRUE(res.failed.empty()) << res.failed[0].path << ": " << res.failed[0].reason;
+  EXPECT_EQ(res.hardlinks, 1u);
+  EXPECT_EQ(res.symlinks, 2u);
+  fs::path out = base_ / "out";
+  EXPECT_EQ(Read(out / "a/b/file.txt"), "hello");
+  EXPECT_EQ(Read(out / "big.bin"), Read(src_ / "big.bin"));
+  EXPECT_EQ(Read(out / "sparse"), Read(src_ / "sparse"));
+  EXPECT_TRUE(fs::is_directory(out / "emptydir"));
+  EXPECT_EQ(fs::read_symlink(out / "dangling"), "/nowhere/at/all");
+  struct stat a, b, h, sp, d;
+  ::stat((out / "a/b/file.txt").c_str(), &a);
+  EXPECT_EQ(a.st_mode & 07777, 04751u);
+  ::stat((out / "big.bin").c_str(), &b);
+  ::stat((out / "a/hard").c_str(), &h);
+  EXPECT_EQ(b.st_ino, h.st_ino);
+  ::stat((out / "sparse").c_str(), &sp);
+  EXPECT_LT(sp.st_blocks * 512, 1 << 20) << "holes stay holes";
+  ::stat((out / "a/b").c_str(), &d);
+  EXPECT_EQ(d.st_mtim.tv_sec, 1000000000);
+  EXPECT_EQ(d.st_mtim.tv_nsec, 123456789);
+  for (auto& e : fs::recursive_directory_iterator(out)) {
+    EXPECT_EQ(e.path().filename().string().find(".lifeboat~"), std::string::npos) << e.path();
+  }
+}
+
+TEST_F(BackupTest, DedupUnchangedAndInsertion) {
+  std::string big = Random(8 << 20, 2);
+  Write(src_ / "big", big);
+  for (int i = 0; i < 50; ++i) Write(src_ / ("s/f" + std::to_string(i)), Random(3000, 100 + i));
+  auto first = Backup();
+  EXPECT_GT(first.snapshot.stats.stored_bytes, 8u << 20);
+  repo_ = Reopen();
+  auto second = Backup();
+  EXPECT_EQ(second.snapshot.stats.files_unchanged, 51u);
+  EXPECT_EQ(second.snapshot.stats.new_bytes, 0u);
+  EXPECT_LT(second.snapshot.stats.stored_bytes, 4096u) << "only a tree or two";
+  EXPECT_EQ(second.snapshot.parent, first.snapshot.id);
+  Write(src_ / "big", big.substr(0, 4 << 20) + "inserted bytes" + big.substr(4 << 20));
+  repo_ = Reopen();
+  auto third = Backup();
+  EXPECT_EQ(third.snapshot.stats.files_changed, 1u);
+  EXPECT_LT(third.snapshot.stats.new_bytes, 3u * 512 * 1024) << "about one chunk (64 KiB average, at most 512 KiB)";
+  auto res = RestoreTo(third.snapshot.id, base_ / "out");
+  EXPECT_EQ(Read(base_ / "out/big").size(), big.size() + 14);
+}
+
+TEST_F(BackupTest, DamagedPackAffectsOnlyItsFiles) {
+  for (int i = 0; i < 20; ++i) Write(src_ / ("f" + std::to_string(i)), Random(20000, i));
+  auto first = Backup();
+  // A second backup puts one more file into a pack of its own.
+  Write(src_ / "late", Random(20000, 99));
+  repo_ = Reopen();
+  auto second = Backup();
+  // Damage the second backup's data pack: the only one holding one 20000-byte blob.
+  fs::path newest;
+  for (auto& e : fs::recursive_directory_iterator(base_ / "repo/data")) {
+    if (e.is_regular_file() && e.file_size() > 20000 && e.file_size() < 30000) newest = e.path();
+  }
+  ASSERT_FALSE(newest.empty());
+  {
+    std::fstream f(newest, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('X');
+  }
+  repo_ = Reopen();
+  auto check = repo_->Check(true);
+  ASSERT_TRUE(check.ok());
+  ASSERT_FALSE(check->errors.empty());
+  auto res = RestoreTo(second.snapshot.id, base_ / "out");
+  ASSERT_EQ(res.failed.size(), 1u);
+  EXPECT_EQ(res.failed[0].path, "late");
+  EXPECT_NE(res.failed[0].reason.find("authentication failed"), std::string::npos) << res.failed[0].reason;
+  EXPECT_EQ(res.files, 20u);
+  EXPECT_FALSE(fs::exists(base_ / "out/late"));
+}
+
+TEST_F(BackupTest, IncludeAndRefusesSymlinkInTarget) {
+  Write(src_ / "keep/a.txt", "a");
+  Write(src_ / "keep/b.log", "b");
+  Write(src_ / "other/c.txt", "c");
+  auto r = Backup();
+  auto res = RestoreTo(r.snapshot.id, base_ / "out", {"keep/*.txt"});
+  EXPECT_EQ(res.files, 1u);
+  EXPECT_TRUE(fs::exists(base_ / "out/keep/a.txt"));
+  EXPECT_FALSE(fs::exists(base_ / "out/keep/b.log"));
+  EXPECT_FALSE(fs::exists(base_ / "out/other"));
+  // A symlink planted in the target is never followed.
+  fs::create_directories(base_ / "elsewhere");
+  fs::create_directories(base_ / "out2");
+  fs::create_symlink(base_ / "elsewhere", base_ / "out2/other");
+  auto res2 = RestoreTo(r.snapshot.id, base_ / "out2");
+  ASSERT_EQ(res2.failed.size(), 2u);  // the directory and its file
+  EXPECT_TRUE(fs::is_empty(base_ / "elsewhere"));
+}
+
+TEST(IncludeTest, Globs) {
+  EXPECT_TRUE(IncludeMatches({}, "x"));
+  EXPECT_TRUE(IncludeMatches({"a"}, "a/b/c"));
+  EXPECT_TRUE(IncludeMatches({"/a/"}, "a/b"));
+  EXPECT_TRUE(IncludeMatches({"*/b"}, "a/b/c"));
+  EXPECT_FALSE(IncludeMatches({"*.txt"}, "a/b.txt")) << "* does not cross /";
+  EXPECT_FALSE(IncludeMatches({"b"}, "a/b"));
+}
+
+repo::Snapshot At(const std::string& id, int64_t days_ago, uint64_t errors = 0) {
+  repo::Snapshot s;
+  s.id = id;
+  auto now = std::chrono::system_clock::from_time_t(1700000000);
+  s.time_ns = std::chrono::duration_cast<std::chrono::nanoseconds>((now - std::chrono::hours(24 * days_ago)).time_since_epoch()).count();
+  s.stats.errors = errors;
+  return s;
+}
+
+TEST(RetentionTest, TtlKeepsNewestAndNewestGood) {
+  auto now = std::chrono::system_clock::from_time_t(1700000000);
+  std::vector<repo::Snapshot> s = {At("old", 40), At("good", 35), At("bad", 31, 3)};
+  auto del = SelectForDeletion(s, std::chrono::hours(24 * 30), {}, now);
+  EXPECT_EQ(del, std::vector<std::string>{"old"});  // all expired; "bad" is newest, "good" the newest good one
+  EXPECT_TRUE(SelectForDeletion({At("only", 100)}, std::chrono::hours(1), {}, now).empty());
+}
+
+TEST(RetentionTest, KeepRules) {
+  auto now = std::chrono::system_clock::from_time_t(1700000000);
+  std::vector<repo::Snapshot> s;
+  for (int d = 0; d < 20; ++d) s.push_back(At("d" + std::to_string(d), d));
+  plan::Keep k;
+  k.last = 2;
+  k.weekly = 2;
+  auto del = SelectForDeletion(s, std::chrono::hours(24 * 365), k, now);
+  // kept: d0, d1 (last 2) and the newest of the two newest ISO weeks with a backup.
+  EXPECT_EQ(del.size(), 20u - 3u) << "d0 and d1 are also in the newest week";
+}
+
+}  // namespace
+}  // namespace lifeboat::backup

@@ -50,5 +50,6 @@ void AddDemoCommand(CLI::App& app, int& exit_code);
 void AddDnsCommands(CLI::App& app, int& exit_code);  // dns serve, check run
 void AddTrafficCommands(CLI::App& app, int& exit_code);
 void AddReplicateCommands(CLI::App& app, int& exit_code);
+void AddBackupCommands(CLI::App& app, int& exit_code);  // repo, backup, restore
 
 }  // namespace lifeboat::cli

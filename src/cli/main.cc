@@ -30,6 +30,8 @@ int Main(int argc, char** argv) {
       "  lifeboat dns serve --plan shop.yaml --listen 127.0.0.1:5353\n"
       "  lifeboat traffic off us-east --plan shop.yaml\n"
       "  lifeboat replicate status uploads --plan shop.yaml --wait\n"
+      "  lifeboat backup create --plan shop.yaml --location local --volume uploads\n"
+      "  lifeboat restore 1a2b3c4d --to /srv/restore --plan shop.yaml --location local\n"
       "\n"
       "Run 'lifeboat COMMAND --help' for a command's flags and examples.");
 
@@ -41,6 +43,7 @@ int Main(int argc, char** argv) {
   AddDnsCommands(app, exit_code);
   AddTrafficCommands(app, exit_code);
   AddReplicateCommands(app, exit_code);
+  AddBackupCommands(app, exit_code);
 
   // Logging is set up before any command runs (parse_complete_callback runs
   // after parsing, before the subcommand callbacks).

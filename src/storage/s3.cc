@@ -57,6 +57,22 @@ std::string SigningKey(const std::string& secret, const std::string& date, const
 }
 }  // namespace
 
+std::string Authorization(const Request& r) {
+  std::string canonical_headers, signed_headers;
+  for (const auto& [k, v] : r.headers) {
+    canonical_headers += k + ":" + v + "\n";
+    signed_headers += (signed_headers.empty() ? "" : ";") + k;
+  }
+  std::string canonical = r.method + "\n" + r.path + "\n" + r.query + "\n" + canonical_headers + "\n" +
+                          signed_headers + "\n" + r.payload_hash;
+  std::string date = r.stamp.substr(0, 8);
+  std::string scope = date + "/" + r.region + "/s3/aws4_request";
+  std::string to_sign = "AWS4-HMAC-SHA256\n" + r.stamp + "\n" + scope + "\n" + ShaHex(canonical);
+  std::string sig = Hmac(SigningKey(r.secret_key, date, r.region, "s3"), to_sign);
+  return "AWS4-HMAC-SHA256 Credential=" + r.access_key + "/" + scope + ",SignedHeaders=" + signed_headers +
+         ",Signature=" + chunk::Hex({reinterpret_cast<const uint8_t*>(sig.data()), sig.size()});
+}
+
 std::string SigningKeyHex(const std::string& secret, const std::string& date, const std::string& region,
                           const std::string& service) {
   std::string k = SigningKey(secret, date, region, service);
@@ -327,43 +343,35 @@ class S3 final : public Backend {
                 const std::string& range) {
     thread_local Curl curl;
     Response r;
-    std::time_t now = std::time(nullptr);
-    std::string date = AmzDate(now, true), stamp = AmzDate(now, false);
-    std::string path = "/" + (o_.virtual_hosted ? "" : o_.bucket + (key.empty() ? "" : "/")) +
-                       sigv4::UriEncode(key, true);
-    if (o_.virtual_hosted && key.empty()) path = "/";
-    std::string qs;
+    sigv4::Request sr;
+    sr.method = method;
+    sr.stamp = AmzDate(std::time(nullptr), false);
+    sr.path = "/" + (o_.virtual_hosted ? "" : o_.bucket + (key.empty() ? "" : "/")) + sigv4::UriEncode(key, true);
     for (const auto& [k, v] : query) {
-      qs += (qs.empty() ? "" : "&") + sigv4::UriEncode(k, false) + "=" + sigv4::UriEncode(v, false);
+      sr.query += (sr.query.empty() ? "" : "&") + sigv4::UriEncode(k, false) + "=" + sigv4::UriEncode(v, false);
     }
-    std::string payload_hash = sigv4::ShaHex(body);
-    std::vector<std::pair<std::string, std::string>> headers = {
-        {"host", host_}, {"x-amz-content-sha256", payload_hash}, {"x-amz-date", stamp}};
-    if (!o_.session_token.empty()) headers.push_back({"x-amz-security-token", o_.session_token});
-    std::string canonical_headers, signed_headers;
-    for (const auto& [k, v] : headers) {
-      canonical_headers += k + ":" + v + "\n";
-      signed_headers += (signed_headers.empty() ? "" : ";") + k;
-    }
-    std::string canonical =
-        method + "\n" + path + "\n" + qs + "\n" + canonical_headers + "\n" + signed_headers + "\n" + payload_hash;
-    std::string scope = date + "/" + o_.region + "/s3/aws4_request";
-    std::string to_sign = "AWS4-HMAC-SHA256\n" + stamp + "\n" + scope + "\n" + sigv4::ShaHex(canonical);
-    std::string sig = sigv4::Hmac(sigv4::SigningKey(o_.secret_key, date, o_.region, "s3"), to_sign);
-    std::string auth = "Authorization: AWS4-HMAC-SHA256 Credential=" + o_.access_key + "/" + scope +
-                       ", SignedHeaders=" + signed_headers +
-                       ", Signature=" + chunk::Hex({reinterpret_cast<const uint8_t*>(sig.data()), sig.size()});
+    sr.payload_hash = sigv4::ShaHex(body);
+    sr.headers = {{"host", host_}};
+    if (!range.empty()) sr.headers.push_back({"range", range});
+    sr.headers.push_back({"x-amz-content-sha256", sr.payload_hash});
+    sr.headers.push_back({"x-amz-date", sr.stamp});
+    if (!o_.session_token.empty()) sr.headers.push_back({"x-amz-security-token", o_.session_token});
+    sr.access_key = o_.access_key;
+    sr.secret_key = o_.secret_key;
+    sr.region = o_.region;
+    std::string auth = "Authorization: " + sigv4::Authorization(sr);
+    const std::string& path = sr.path;
+    const std::string& qs = sr.query;
 
     CURL* h = curl.h;
     curl_easy_reset(h);
     curl_slist* hl = nullptr;
-    for (const auto& [k, v] : headers) {
+    for (const auto& [k, v] : sr.headers) {
       if (k != "host") hl = curl_slist_append(hl, (k + ": " + v).c_str());
     }
     hl = curl_slist_append(hl, auth.c_str());
     hl = curl_slist_append(hl, "Expect:");
     hl = curl_slist_append(hl, "Content-Type:");
-    if (!range.empty()) hl = curl_slist_append(hl, ("Range: " + range).c_str());
     std::string url = scheme_ + "://" + host_ + path + (qs.empty() ? "" : "?" + qs);
     char errbuf[CURL_ERROR_SIZE] = {0};
     curl_easy_setopt(h, CURLOPT_URL, url.c_str());

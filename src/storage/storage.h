@@ -66,6 +66,14 @@ Result<std::unique_ptr<Backend>> Open(const plan::Location& location);
 
 // SigV4 pieces, exposed for tests against AWS's published examples.
 namespace sigv4 {
+struct Request {
+  std::string method, path, query;  // path URI-encoded; query canonical (sorted, encoded)
+  std::vector<std::pair<std::string, std::string>> headers;  // lower-case names, sorted; host, x-amz-* included
+  std::string payload_hash;         // hex SHA-256 of the body
+  std::string access_key, secret_key, region, stamp;  // stamp: 20130524T000000Z
+};
+// The value of the Authorization header.
+std::string Authorization(const Request& r);
 std::string UriEncode(std::string_view s, bool keep_slash);
 std::string SigningKeyHex(const std::string& secret, const std::string& date, const std::string& region,
                           const std::string& service);

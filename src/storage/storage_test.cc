@@ -104,6 +104,27 @@ TEST(SigV4Test, SigningKeyMatchesAwsExample) {
             "f4780e2d9f65fa895f9c67b32ce1baf0b0d8a43505a000a1a9e090d414db404d");
 }
 
+// AWS's published example "GET Object" (S3 API reference, Signature
+// Calculations for the Authorization Header: single chunk).
+TEST(SigV4Test, AuthorizationMatchesAwsGetObjectExample) {
+  sigv4::Request r;
+  r.method = "GET";
+  r.path = "/test.txt";
+  r.payload_hash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+  r.headers = {{"host", "examplebucket.s3.amazonaws.com"},
+               {"range", "bytes=0-9"},
+               {"x-amz-content-sha256", r.payload_hash},
+               {"x-amz-date", "20130524T000000Z"}};
+  r.access_key = "AKIAIOSFODNN7EXAMPLE";
+  r.secret_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+  r.region = "us-east-1";
+  r.stamp = "20130524T000000Z";
+  EXPECT_EQ(sigv4::Authorization(r),
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,"
+            "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,"
+            "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41");
+}
+
 TEST(SigV4Test, UriEncoding) {
   EXPECT_EQ(sigv4::UriEncode("a b/c~d_e.f-g", true), "a%20b/c~d_e.f-g");
   EXPECT_EQ(sigv4::UriEncode("a b/c", false), "a%20b%2Fc");

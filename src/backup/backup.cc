@@ -246,7 +246,7 @@ Result<BackupResult> CreateBackup(repo::Repository& repo, const BackupOptions& o
 
   // Read, chunk and name (readers) -> compress, seal and pack (sealers).
   const chunk::ChunkParams params = repo.config().chunker;
-  ChunkQueue queue(64 << 20);
+  ChunkQueue queue(16 << 20);
   std::atomic<size_t> next{0};
   std::atomic<uint64_t> new_blobs{0}, new_bytes{0}, read_bytes{0};
   std::mutex err_mu;

@@ -22,6 +22,9 @@ constexpr std::string_view kAadPackHeader = "lifeboat pack header", kAadIndex = 
 constexpr size_t kIndexPacksPerFile = 4096;
 constexpr size_t kPendingPacksBeforeIndex = 64;
 constexpr uint64_t kMaxObjectSize = 512ull << 20;
+// Room beyond the target size a pack's buffer is reserved with, so that it
+// rarely grows by doubling (a chunk is at most 512 KiB by default).
+constexpr size_t kMaxChunkReserve = 1 << 20;
 
 std::string BlobAad(BlobType type, const Id& id) {
   std::string aad(1, static_cast<char>(type));
@@ -285,6 +288,7 @@ Status Repository::AddBlob(Packer& packer, BlobType type, const Id& id, std::str
   if (data.size() > kMaxBlobSize) return InvalidArgument("blob of " + std::to_string(data.size()) + " bytes is too large");
   std::optional<std::string> z;
   if (type == BlobType::kTree || level > 0) z = Compress(data, type == BlobType::kTree ? 3 : level);
+  if (packer.data.capacity() < kPackTargetSize) packer.data.reserve(kPackTargetSize + kMaxChunkReserve);
   PackEntry e;
   e.type = type;
   e.flags = z ? kFlagZstd : 0;

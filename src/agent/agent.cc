@@ -1,5 +1,6 @@
 #include "agent/agent.h"
 
+#include "agent/backup_service.h"
 #include "agent/replication_service.h"
 #include "agent/traffic_service.h"
 
@@ -48,6 +49,7 @@ Result<std::unique_ptr<Agent>> Agent::Create(plan::Plan plan, AgentOptions optio
     LB_ASSIGN_OR_RETURN(agent->traffic_, TrafficService::Create(*agent));
   }
   LB_ASSIGN_OR_RETURN(agent->replication_, ReplicationService::Create(*agent));
+  LB_ASSIGN_OR_RETURN(agent->backups_, BackupService::Create(*agent));
   return agent;
 }
 
@@ -57,6 +59,7 @@ Agent::Agent(plan::Plan plan, AgentOptions options, FileLock lock)
 }
 
 Agent::~Agent() {
+  if (backups_) backups_->Stop();
   if (replication_) replication_->Stop();
   if (traffic_) traffic_->Stop();
   if (server_) server_->Stop();
@@ -194,6 +197,7 @@ Status Agent::Run() {
   LB_RETURN_IF_ERROR(server_->Listen(region_->agent));
   if (traffic_) LB_RETURN_IF_ERROR(traffic_->Start());
   LB_RETURN_IF_ERROR(replication_->Start());
+  if (backups_) LB_RETURN_IF_ERROR(backups_->Start());
   std::unique_ptr<boost::asio::signal_set> signals;
   if (options_.handle_signals) {
     signals = std::make_unique<boost::asio::signal_set>(io_, SIGINT, SIGTERM);

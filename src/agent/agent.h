@@ -25,6 +25,7 @@ namespace lifeboat::agent {
 
 class TrafficService;
 class ReplicationService;
+class BackupService;
 
 struct AgentOptions {
   std::string region;
@@ -97,6 +98,7 @@ class Agent {
 
   std::vector<std::pair<std::string, Route>> routes_;  // set before Run
   std::unique_ptr<TrafficService> traffic_;             // when the plan has dns
+  std::unique_ptr<BackupService> backups_;              // when the plan has backup schedules
   std::unique_ptr<ReplicationService> replication_;     // when this region holds replicated volumes
 
   std::mutex sections_mu_;

@@ -367,6 +367,11 @@ Result<BackupResult> CreateBackup(repo::Repository& repo, const BackupOptions& o
   snap.schedule = o.schedule;
   snap.tree = repo::HexOf(items[0].subtree);
   snap.parent = parent != nullptr ? parent->id : "";
+  snap.root_mode = items[0].e.meta.mode;
+  snap.root_uid = items[0].e.meta.uid;
+  snap.root_gid = items[0].e.meta.gid;
+  snap.root_mtime_sec = items[0].e.meta.mtime_sec;
+  snap.root_mtime_nsec = items[0].e.meta.mtime_nsec;
   snap.stats = st;
   LB_ASSIGN_OR_RETURN(snap.id, repo.SaveSnapshot(snap));
   res.errors = std::move(errors);
@@ -623,6 +628,12 @@ Result<RestoreResult> Restore(repo::Repository& repo, const repo::Snapshot& snap
     if (!parent.ok()) continue;
     Status m = replicate::ApplyMeta(parent->dir.get(), parent->base.c_str(), EntryType::kDir, MetaOf(it->node));
     if (!m.ok()) failed(it->path + "/", m.error().message());
+  }
+  if (o.include.empty()) {  // the whole tree: the target takes the backed-up directory's own metadata
+    replicate::Meta m{snapshot.root_mode, snapshot.root_uid, snapshot.root_gid, snapshot.root_mtime_sec,
+                      snapshot.root_mtime_nsec};
+    Status s = replicate::ApplyMeta(root.get(), "", EntryType::kDir, m);
+    if (!s.ok()) failed("/", s.error().message());
   }
   ::syncfs(root.get());
   std::sort(res.failed.begin(), res.failed.end(), [](const FileError& a, const FileError& b) { return a.path < b.path; });

@@ -279,6 +279,8 @@ std::string Snapshot::ToJson() const {
             {"schedule", schedule},
             {"tree", tree},
             {"parent", parent},
+            {"root", {{"mode", root_mode}, {"uid", root_uid}, {"gid", root_gid}, {"mtime_sec", root_mtime_sec},
+                      {"mtime_nsec", root_mtime_nsec}}},
             {"stats",
              {{"files", s.files},
               {"dirs", s.dirs},
@@ -307,6 +309,14 @@ Result<Snapshot> Snapshot::FromJson(std::string_view text) {
     s.parent = j.value("parent", "");
     Id tree;
     if (!ParseHex(s.tree, tree)) return Bad("snapshot: bad tree id");
+    if (j.contains("root")) {
+      const Json& r = j.at("root");
+      s.root_mode = r.value("mode", 0755u) & 07777u;
+      s.root_uid = r.value("uid", 0u);
+      s.root_gid = r.value("gid", 0u);
+      s.root_mtime_sec = r.value("mtime_sec", int64_t{0});
+      s.root_mtime_nsec = r.value("mtime_nsec", 0u) % 1000000000u;
+    }
     const Json& st = j.at("stats");
     auto& o = s.stats;
     o.files = st.value("files", uint64_t{0});

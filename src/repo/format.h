@@ -109,6 +109,10 @@ struct Snapshot {
   std::vector<std::string> tags;
   std::string schedule;  // the plan schedule that made it, or ""
   std::string tree, parent;
+  // The backed-up directory's own metadata (its tree holds only its entries).
+  uint32_t root_mode = 0755, root_uid = 0, root_gid = 0;
+  int64_t root_mtime_sec = 0;
+  uint32_t root_mtime_nsec = 0;
   SnapshotStats stats;
   std::string ToJson() const;
   static Result<Snapshot> FromJson(std::string_view text);

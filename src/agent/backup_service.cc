@@ -1,0 +1,308 @@
+#include "agent/backup_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include "agent/agent.h"
+#include "agent/auth.h"
+#include "backup/backup.h"
+
+namespace lifeboat::agent {
+
+using OJson = nlohmann::ordered_json;
+
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string LastKey(const std::string& schedule, const std::string& volume) {
+  return "backup/" + schedule + "/" + volume + "/last";
+}
+
+}  // namespace
+
+BackupService::BackupService(Agent& agent) : agent_(agent) {}
+
+BackupService::~BackupService() { Stop(); }
+
+Result<std::unique_ptr<BackupService>> BackupService::Create(Agent& agent) {
+  if (agent.plan().backup.schedules.empty()) return std::unique_ptr<BackupService>();
+  std::unique_ptr<BackupService> s(new BackupService(agent));
+  LB_ASSIGN_OR_RETURN(s->token_, LoadToken(agent.plan()));
+  for (const auto& ps : agent.plan().backup.schedules) {
+    LB_ASSIGN_OR_RETURN(CronSchedule cron, CronSchedule::Parse(ps.cron));
+    s->schedules_.push_back({&ps, cron, {}});
+    for (const auto& v : ps.volumes) {
+      Run& r = s->RunOf(ps.name, v);
+      // The last success survives restarts (the age metric stays true).
+      auto kv = agent.store().Get(LastKey(ps.name, v));
+      if (kv.ok() && *kv) {
+        auto j = nlohmann::json::parse((*kv)->value, nullptr, false);
+        if (j.is_object()) {
+          r.last_success_ns = j.value("time_ns", int64_t{0});
+          r.last_id = j.value("id", "");
+          r.last_bytes = j.value("bytes", uint64_t{0});
+          r.last_stored = j.value("stored_bytes", uint64_t{0});
+          r.last_duration = j.value("duration_seconds", 0.0);
+        }
+      }
+    }
+  }
+  agent.AddRoute("/v1/backups", [p = s.get()](const net::HttpRequest& r) { return p->Handle(r); });
+  agent.AddStatusSection("backups", [p = s.get()] { return p->Json(); });
+  s->RegisterMetrics();
+  return s;
+}
+
+BackupService::Run& BackupService::RunOf(const std::string& schedule, const std::string& volume) {
+  auto [it, added] = runs_.try_emplace({schedule, volume});
+  if (added) {
+    it->second.schedule = schedule;
+    it->second.volume = volume;
+  }
+  return it->second;
+}
+
+Status BackupService::Start() {
+  auto now = std::chrono::system_clock::now();
+  for (auto& s : schedules_) s.next = s.cron.Next(now).value_or(std::chrono::system_clock::time_point::max());
+  thread_ = std::thread([this] { Loop(); });
+  return Ok();
+}
+
+void BackupService::Stop() {
+  {
+    std::lock_guard l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void BackupService::Loop() {
+  std::unique_lock l(mu_);
+  while (!stop_) {
+    auto wake = std::chrono::system_clock::time_point::max();
+    for (const auto& s : schedules_) wake = std::min(wake, s.next);
+    if (requested_.empty()) {
+      if (wake == std::chrono::system_clock::time_point::max()) {
+        cv_.wait(l, [&] { return stop_ || !requested_.empty(); });
+      } else {
+        cv_.wait_until(l, wake, [&] { return stop_ || !requested_.empty(); });
+      }
+    }
+    if (stop_) break;
+    auto now = std::chrono::system_clock::now();
+    std::vector<const Schedule*> due;
+    for (auto& s : schedules_) {
+      bool asked = std::erase(requested_, s.plan->name) > 0;
+      if (asked || s.next <= now) {
+        due.push_back(&s);
+        if (s.next <= now) s.next = s.cron.Next(now).value_or(std::chrono::system_clock::time_point::max());
+      }
+    }
+    l.unlock();
+    for (const auto* s : due) RunSchedule(*s);
+    l.lock();
+  }
+}
+
+bool BackupService::IsSourceHere(const std::string& volume) {
+  const plan::Volume* v = agent_.plan().FindVolume(volume);
+  if (v == nullptr || !v->path.count(agent_.region().name)) return false;
+  auto kv = agent_.store().Get("replicate/" + volume + "/role");
+  if (kv.ok() && *kv) {
+    auto j = nlohmann::json::parse((*kv)->value, nullptr, false);
+    if (j.is_object()) return j.value("role", "") == "source";
+  }
+  const plan::Region* primary = agent_.plan().Primary();
+  return primary != nullptr && primary->name == agent_.region().name;
+}
+
+void BackupService::RunSchedule(const Schedule& s) {
+  const plan::Schedule& ps = *s.plan;
+  const plan::Location* loc = agent_.plan().FindLocation(ps.location);
+  for (const auto& volume : ps.volumes) {
+    if (!IsSourceHere(volume)) {
+      std::lock_guard l(mu_);
+      RunOf(ps.name, volume).state = "skipped: not the source of this volume here";
+      continue;
+    }
+    {
+      std::lock_guard l(mu_);
+      RunOf(ps.name, volume).state = "running";
+    }
+    auto fail = [&](const Error& e) {
+      spdlog::error("backup {} of {}: {}", ps.name, volume, e.message());
+      std::lock_guard l(mu_);
+      Run& r = RunOf(ps.name, volume);
+      r.state = "idle";
+      r.failures++;
+      r.runs++;
+      r.last_error = e.message();
+    };
+    spdlog::info("backup {}: backing up volume {} to {}", ps.name, volume, ps.location);
+    auto repo = backup::OpenLocation(*loc);
+    if (!repo.ok()) {
+      fail(repo.error());
+      continue;
+    }
+    backup::BackupOptions bo;
+    bo.path = agent_.plan().FindVolume(volume)->path.at(agent_.region().name);
+    bo.source = "volume:" + volume;
+    bo.schedule = ps.name;
+    bo.tags = {"schedule:" + ps.name};
+    auto res = backup::CreateBackup(**repo, bo);
+    if (!res.ok()) {
+      fail(res.error());
+      continue;
+    }
+    const auto& snap = res->snapshot;
+    spdlog::info("backup {} of {}: {} ({} files, {} new, {} in {:.1f}s{})", ps.name, volume, snap.id.substr(0, 8),
+                 snap.stats.files, HumanBytes(snap.stats.new_bytes), HumanBytes(snap.stats.bytes),
+                 snap.stats.duration_seconds,
+                 res->errors.empty() ? "" : ", " + std::to_string(res->errors.size()) + " files unreadable");
+    OJson last = {{"time_ns", snap.time_ns},
+                  {"id", snap.id},
+                  {"bytes", snap.stats.bytes},
+                  {"stored_bytes", snap.stats.stored_bytes},
+                  {"duration_seconds", snap.stats.duration_seconds}};
+    (void)agent_.store().Put(LastKey(ps.name, volume), last.dump());
+    {
+      std::lock_guard l(mu_);
+      Run& r = RunOf(ps.name, volume);
+      r.runs++;
+      r.last_success_ns = snap.time_ns;
+      r.last_id = snap.id;
+      r.last_bytes = snap.stats.bytes;
+      r.last_stored = snap.stats.stored_bytes;
+      r.last_duration = snap.stats.duration_seconds;
+      r.last_error = res->errors.empty() ? "" : std::to_string(res->errors.size()) + " files could not be read";
+      r.state = "retention";
+    }
+    // Retention over this schedule's backups of this volume.
+    auto snaps = (*repo)->ListSnapshots();
+    uint64_t deleted = 0;
+    if (snaps.ok()) {
+      std::vector<repo::Snapshot> mine;
+      for (auto& x : *snaps) {
+        if (x.source == bo.source && x.schedule == ps.name) mine.push_back(x);
+      }
+      for (const auto& id : backup::SelectForDeletion(mine, ps.ttl, ps.keep, std::chrono::system_clock::now())) {
+        Status d = (*repo)->DeleteSnapshot(id);
+        if (d.ok()) {
+          ++deleted;
+          spdlog::info("backup {} of {}: retention deleted {}", ps.name, volume, id.substr(0, 8));
+        } else {
+          spdlog::warn("backup {} of {}: retention could not delete {}: {}", ps.name, volume, id.substr(0, 8),
+                       d.error().message());
+        }
+      }
+    }
+    if (deleted > 0) {
+      auto lock = (*repo)->AcquireLock(true, "prune (retention of " + ps.name + ")");
+      if (!lock.ok()) {
+        spdlog::info("backup {}: prune postponed: {}", ps.name, lock.error().message());
+      } else if (auto p = (*repo)->Prune(); !p.ok()) {
+        spdlog::warn("backup {}: prune failed: {}", ps.name, p.error().message());
+      } else {
+        spdlog::info("backup {}: prune freed {}", ps.name, HumanBytes(p->bytes_freed));
+      }
+    }
+    std::lock_guard l(mu_);
+    Run& r = RunOf(ps.name, volume);
+    r.deleted += deleted;
+    r.state = "idle";
+  }
+}
+
+OJson BackupService::Json() {
+  std::lock_guard l(mu_);
+  OJson out = OJson::array();
+  auto now = NowNs();
+  for (const auto& s : schedules_) {
+    for (const auto& v : s.plan->volumes) {
+      const Run& r = RunOf(s.plan->name, v);
+      OJson j = {{"schedule", r.schedule},
+                 {"volume", r.volume},
+                 {"location", s.plan->location},
+                 {"cron", s.plan->cron},
+                 {"state", r.state},
+                 {"runs", r.runs},
+                 {"failures", r.failures},
+                 {"deleted_by_retention", r.deleted}};
+      if (s.next != std::chrono::system_clock::time_point::max()) {
+        j["next_run"] = repo::TimeText(std::chrono::duration_cast<std::chrono::nanoseconds>(s.next.time_since_epoch()).count());
+      }
+      if (r.last_success_ns > 0) {
+        j["last_success"] = repo::TimeText(r.last_success_ns);
+        j["age_seconds"] = static_cast<double>(now - r.last_success_ns) / 1e9;
+        j["last_backup"] = r.last_id;
+        j["last_bytes"] = r.last_bytes;
+        j["last_stored_bytes"] = r.last_stored;
+        j["last_duration_seconds"] = r.last_duration;
+      }
+      if (!r.last_error.empty()) j["last_error"] = r.last_error;
+      out.push_back(j);
+    }
+  }
+  return out;
+}
+
+net::HttpResponse BackupService::Handle(const net::HttpRequest& req) {
+  if (req.path == "/v1/backups") {
+    if (req.method != "GET") return JsonError(405, "GET only");
+    return net::HttpResponse::Json(200, OJson{{"schedules", Json()}}.dump(2));
+  }
+  std::string rest = req.path.substr(std::string("/v1/backups/").size());
+  auto slash = rest.find('/');
+  if (slash == std::string::npos || rest.substr(slash) != "/run") return JsonError(404, "no such resource");
+  std::string name = rest.substr(0, slash);
+  if (req.method != "POST") return JsonError(405, "POST only");
+  if (auto denied = CheckToken(req, token_, "running a backup schedule")) return *denied;
+  bool known = std::any_of(schedules_.begin(), schedules_.end(), [&](const Schedule& s) { return s.plan->name == name; });
+  if (!known) return JsonError(404, "the plan has no backup schedule '" + name + "'");
+  {
+    std::lock_guard l(mu_);
+    requested_.push_back(name);
+  }
+  cv_.notify_all();
+  return net::HttpResponse::Json(202, OJson{{"schedule", name}, {"state", "queued"}}.dump());
+}
+
+void BackupService::RegisterMetrics() {
+  auto& m = agent_.metrics();
+  using Samples = std::vector<std::pair<metrics::Labels, double>>;
+  auto each = [this](auto field, bool only_succeeded) {
+    return [this, field, only_succeeded] {
+      Samples out;
+      std::lock_guard l(mu_);
+      for (const auto& [key, r] : runs_) {
+        if (only_succeeded && r.last_success_ns == 0) continue;
+        out.push_back({{r.schedule, r.volume}, field(r)});
+      }
+      return out;
+    };
+  };
+  const std::vector<std::string> labels = {"schedule", "volume"};
+  m.AddGaugeCallback("lifeboat_backup_last_success_timestamp_seconds", "When the last successful backup started",
+                     labels, each([](const Run& r) { return static_cast<double>(r.last_success_ns) / 1e9; }, true));
+  m.AddGaugeCallback("lifeboat_backup_age_seconds", "Time since the last successful backup started", labels,
+                     each([](const Run& r) { return static_cast<double>(NowNs() - r.last_success_ns) / 1e9; }, true));
+  m.AddGaugeCallback("lifeboat_backup_last_size_bytes", "Bytes in the tree the last backup saved", labels,
+                     each([](const Run& r) { return static_cast<double>(r.last_bytes); }, true));
+  m.AddGaugeCallback("lifeboat_backup_last_added_bytes", "Bytes the last backup added to the repository", labels,
+                     each([](const Run& r) { return static_cast<double>(r.last_stored); }, true));
+  m.AddGaugeCallback("lifeboat_backup_last_duration_seconds", "How long the last successful backup took", labels,
+                     each([](const Run& r) { return r.last_duration; }, true));
+  m.AddCounterCallback("lifeboat_backup_runs_total", "Backups attempted by the schedules", labels,
+                       each([](const Run& r) { return static_cast<double>(r.runs); }, false));
+  m.AddCounterCallback("lifeboat_backup_failures_total", "Scheduled backups that failed", labels,
+                       each([](const Run& r) { return static_cast<double>(r.failures); }, false));
+  m.AddCounterCallback("lifeboat_backup_retention_deleted_total", "Backups deleted by retention", labels,
+                       each([](const Run& r) { return static_cast<double>(r.deleted); }, false));
+}
+
+}  // namespace lifeboat::agent

@@ -8,6 +8,12 @@ cd "$(dirname "$0")/.."
 start=$SECONDS
 
 scripts/deps.sh
+# Test peers from npm (s3rver), pinned by tests/peers/package-lock.json.
+if ! cmp -s tests/peers/package-lock.json tests/peers/node_modules/.lifeboat-installed 2>/dev/null; then
+  echo "== npm ci (tests/peers)"
+  npm ci --prefix tests/peers --no-audit --no-fund --loglevel=error
+  cp tests/peers/package-lock.json tests/peers/node_modules/.lifeboat-installed
+fi
 echo "== build (build/)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j2

@@ -141,18 +141,24 @@ TEST_F(BackupTest, DamagedPackAffectsOnlyItsFiles) {
   for (int i = 0; i < 20; ++i) Write(src_ / ("f" + std::to_string(i)), Random(20000, i));
   auto first = Backup();
   // A second backup puts one more file into a pack of its own.
-  Write(src_ / "late", Random(20000, 99));
+  Write(src_ / "late", Random(12000, 99));  // below the 16 KiB minimum: one chunk
   repo_ = Reopen();
   auto second = Backup();
-  // Damage the second backup's data pack: the only one holding one 20000-byte blob.
-  fs::path newest;
-  for (auto& e : fs::recursive_directory_iterator(base_ / "repo/data")) {
-    if (e.is_regular_file() && e.file_size() > 20000 && e.file_size() < 30000) newest = e.path();
-  }
-  ASSERT_FALSE(newest.empty());
+  // Damage the pack that holds the first chunk of "late" (found through the index).
+  ASSERT_TRUE(repo_->LoadIndex().ok());
+  repo::Id root;
+  ASSERT_TRUE(repo::ParseHex(second.snapshot.tree, root));
+  auto tree = repo_->LoadTree(root);
+  ASSERT_TRUE(tree.ok());
+  auto late = std::find_if(tree->nodes.begin(), tree->nodes.end(), [](const repo::Node& n) { return n.name == "late"; });
+  ASSERT_NE(late, tree->nodes.end());
+  auto where = repo_->Find(late->content.at(0));
+  ASSERT_TRUE(where.has_value());
+  fs::path newest = base_ / "repo" / repo::PackName(where->pack);
+  for (const auto& c : late->content) ASSERT_EQ(repo_->Find(c)->pack, where->pack) << "all of late is in one pack";
   {
     std::fstream f(newest, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(100);
+    f.seekp(where->entry.offset + 100);
     f.put('X');
   }
   repo_ = Reopen();

@@ -48,11 +48,27 @@ std::vector<RegionStatus> CollectStatus(const plan::Plan& plan, Duration timeout
   return out;
 }
 
+namespace {
+
+// "12m ago": the newest successful scheduled backup this agent made, or "-".
+std::string LastBackup(const RegionStatus& r) {
+  if (!r.up || !r.status.contains("services") || !r.status["services"].contains("backups")) return "-";
+  double newest = -1;
+  for (const auto& b : r.status["services"]["backups"]) {
+    if (!b.contains("age_seconds")) continue;
+    double age = b["age_seconds"].get<double>();
+    if (newest < 0 || age < newest) newest = age;
+  }
+  return newest < 0 ? "-" : ShortDuration(newest) + " ago";
+}
+
+}  // namespace
+
 std::string StatusTable(const std::vector<RegionStatus>& regions) {
-  Table t({"REGION", "ROLE", "AGENT", "STATE", "VERSION", "UPTIME", "DETAIL"});
+  Table t({"REGION", "ROLE", "AGENT", "STATE", "VERSION", "UPTIME", "LAST BACKUP", "DETAIL"});
   for (const auto& r : regions) {
     t.Add({r.region, r.role, r.agent, r.up ? "up" : "down", r.up ? r.version : "-",
-           r.up ? ShortDuration(r.uptime_seconds) : "-", r.error});
+           r.up ? ShortDuration(r.uptime_seconds) : "-", LastBackup(r), r.error});
   }
   return t.Render();
 }

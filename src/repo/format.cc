@@ -3,6 +3,7 @@
 #include <zstd.h>
 
 #include <ctime>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "core/bytes.h"
@@ -186,7 +187,8 @@ Result<Tree> DecodeTree(std::string_view plain) {
 
 std::optional<std::string> Compress(std::string_view data, int level) {
   if (data.size() < 64) return std::nullopt;
-  thread_local ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  thread_local std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> ctx(ZSTD_createCCtx(), &ZSTD_freeCCtx);
+  ZSTD_CCtx* cctx = ctx.get();
   std::string out(ZSTD_compressBound(data.size()), '\0');
   size_t n = ZSTD_compressCCtx(cctx, out.data(), out.size(), data.data(), data.size(), level);
   if (ZSTD_isError(n) || n > data.size() - data.size() / 32) return std::nullopt;
@@ -196,7 +198,8 @@ std::optional<std::string> Compress(std::string_view data, int level) {
 
 Result<std::string> Decompress(std::string_view data, uint32_t raw_length) {
   if (raw_length > kMaxBlobSize) return Bad("blob too large");
-  thread_local ZSTD_DCtx* dctx = ZSTD_createDCtx();
+  thread_local std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(), &ZSTD_freeDCtx);
+  ZSTD_DCtx* dctx = ctx.get();
   std::string out(raw_length, '\0');
   size_t n = ZSTD_decompressDCtx(dctx, out.data(), out.size(), data.data(), data.size());
   if (ZSTD_isError(n)) return Bad(std::string("zstd: ") + ZSTD_getErrorName(n));

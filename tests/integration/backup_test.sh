@@ -142,6 +142,11 @@ NODE_OPTIONS=--openssl-legacy-provider "$S3RVER" -d "$WORK/s3" -a 127.0.0.1 -p "
   --configure-bucket backups --silent >"$WORK/s3rver.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 100); do [ -n "$(ss -Htln "sport = :$S3_PORT")" ] && break; sleep 0.1; done
+expect_exit 1 env AWS_ACCESS_KEY_ID=nobody "$LIFEBOAT" repo init s3 --plan "$WORK/plan.yaml"
+echo "$OUT" | grep -q "S3 refused access.*InvalidAccessKeyId" || fail "403: $OUT"
+sed "s/bucket: backups, prefix: it\/east }/bucket: nosuch }/" "$WORK/plan.yaml" > "$WORK/nobucket.yaml"
+expect_exit 1 "$LIFEBOAT" repo init s3 --plan "$WORK/nobucket.yaml"
+echo "$OUT" | grep -q "bucket 'nosuch' does not exist" || fail "404: $OUT"
 expect_exit 0 lb repo init s3
 expect_json 0 json backup create --location s3 --volume data
 S3ID=$(echo "$OUT" | jq -r .id)
@@ -152,7 +157,7 @@ for cmd in "repo prune s3ro" "backup create --location s3ro --volume data" "back
   set +e; OUT=$(lb $cmd 2>&1); rc=$?; set -e
   [ $rc -ne 0 ] && echo "$OUT" | grep -q ReadOnly || fail "'$cmd' on ReadOnly S3: $OUT"
 done
-pass "S3: init, backup, restore (diff -r, rsync) through a ReadOnly location, check --read-data, refusals"
+pass "S3: a bad access key and a missing bucket are clear errors; init, backup, restore (diff -r, rsync) through a ReadOnly location, check --read-data, refusals"
 
 # Two writers at once.
 mkdir -p "$WORK/other"; for i in $(seq 1 20); do head -c 500000 /dev/urandom > "$WORK/other/g$i"; done

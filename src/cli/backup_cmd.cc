@@ -76,6 +76,19 @@ std::unique_ptr<repo::Repository> OpenRepo(const Target& t, const BackupCliOptio
   return std::move(*r);
 }
 
+// The location's repository, open.
+struct Opened {
+  Target target;
+  std::unique_ptr<repo::Repository> repo;
+};
+std::optional<Opened> OpenTarget(const BackupCliOptions& o, int& exit_code) {
+  auto t = LoadTarget(o, exit_code);
+  if (!t) return std::nullopt;
+  auto repo = OpenRepo(*t, o, exit_code);
+  if (!repo) return std::nullopt;
+  return Opened{std::move(*t), std::move(repo)};
+}
+
 int FailCode(const Error& e) {
   return Fail(e.message(), e.code() == Code::kInvalidArgument || e.code() == Code::kNotFound ? kExitInvalid : kExitFailure);
 }
@@ -196,10 +209,9 @@ int RepoInit(const BackupCliOptions& o) {
 
 int RepoCheck(const BackupCliOptions& o) {
   int code = kExitOk;
-  auto t = LoadTarget(o, code);
-  if (!t) return code;
-  auto repo = OpenRepo(*t, o, code);
-  if (!repo) return code;
+  auto opened = OpenTarget(o, code);
+  if (!opened) return code;
+  auto& repo = opened->repo;
   auto lock = repo->AcquireLock(false, "check");
   if (!lock.ok()) return Fail(lock.error());
   bool tty = ::isatty(2) && o.output == "table";
@@ -231,10 +243,10 @@ int RepoCheck(const BackupCliOptions& o) {
 
 int RepoPrune(const BackupCliOptions& o) {
   int code = kExitOk;
-  auto t = LoadTarget(o, code);
-  if (!t) return code;
-  auto repo = OpenRepo(*t, o, code);
-  if (!repo) return code;
+  auto opened = OpenTarget(o, code);
+  if (!opened) return code;
+  const Target* t = &opened->target;
+  auto& repo = opened->repo;
   if (repo->read_only()) return Fail("location '" + t->location->name + "' is ReadOnly: prune deletes, so it is refused");
   auto lock = repo->AcquireLock(true, "prune");
   if (!lock.ok()) return Fail(lock.error());
@@ -305,10 +317,10 @@ int Create(const BackupCliOptions& o) {
 
 int List(const BackupCliOptions& o) {
   int code = kExitOk;
-  auto t = LoadTarget(o, code);
-  if (!t) return code;
-  auto repo = OpenRepo(*t, o, code);
-  if (!repo) return code;
+  auto opened = OpenTarget(o, code);
+  if (!opened) return code;
+  const Target* t = &opened->target;
+  auto& repo = opened->repo;
   std::vector<std::string> errors;
   auto snaps = repo->ListSnapshots(&errors);
   if (!snaps.ok()) return Fail(snaps.error());
@@ -336,10 +348,9 @@ int List(const BackupCliOptions& o) {
 
 int DescribeCmd(const BackupCliOptions& o) {
   int code = kExitOk;
-  auto t = LoadTarget(o, code);
-  if (!t) return code;
-  auto repo = OpenRepo(*t, o, code);
-  if (!repo) return code;
+  auto opened = OpenTarget(o, code);
+  if (!opened) return code;
+  auto& repo = opened->repo;
   auto s = repo->FindSnapshot(o.id);
   if (!s.ok()) return FailCode(s.error());
   if (o.output == "json") {
@@ -352,10 +363,10 @@ int DescribeCmd(const BackupCliOptions& o) {
 
 int Delete(const BackupCliOptions& o) {
   int code = kExitOk;
-  auto t = LoadTarget(o, code);
-  if (!t) return code;
-  auto repo = OpenRepo(*t, o, code);
-  if (!repo) return code;
+  auto opened = OpenTarget(o, code);
+  if (!opened) return code;
+  const Target* t = &opened->target;
+  auto& repo = opened->repo;
   if (repo->read_only()) return Fail("location '" + t->location->name + "' is ReadOnly: deleting a backup is refused");
   auto s = repo->FindSnapshot(o.id);
   if (!s.ok()) return FailCode(s.error());
@@ -370,10 +381,9 @@ int Delete(const BackupCliOptions& o) {
 
 int RestoreCmd(const BackupCliOptions& o) {
   int code = kExitOk;
-  auto t = LoadTarget(o, code);
-  if (!t) return code;
-  auto repo = OpenRepo(*t, o, code);
-  if (!repo) return code;
+  auto opened = OpenTarget(o, code);
+  if (!opened) return code;
+  auto& repo = opened->repo;
   auto s = repo->FindSnapshot(o.id);
   if (!s.ok()) return FailCode(s.error());
   backup::RestoreOptions ro;

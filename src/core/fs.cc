@@ -17,17 +17,6 @@ std::string DirOf(const std::string& path) {
   return parent.empty() ? "." : parent.string();
 }
 
-Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoError(errno, "write " + path);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return Ok();
-}
 
 }  // namespace
 
@@ -62,6 +51,18 @@ Status SyncDir(const std::string& path) {
   int err = errno;
   ::close(fd);
   if (rc != 0) return ErrnoError(err, "fsync directory " + path);
+  return Ok();
+}
+
+Status WriteAll(int fd, std::string_view data, const std::string& what) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError(errno, "write " + what);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
   return Ok();
 }
 

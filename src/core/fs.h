@@ -12,6 +12,9 @@ namespace lifeboat {
 // Reads a whole file. NotFound, PermissionDenied or InvalidArgument (too big).
 Result<std::string> ReadFile(const std::string& path, size_t max_bytes = 64 << 20);
 // Replaces `path` atomically with `data` (temp file, fsync, rename, fsync dir).
+// Writes all of `data` to fd (retrying short writes and EINTR); `what` names it in errors.
+Status WriteAll(int fd, std::string_view data, const std::string& what);
+
 Status WriteFileAtomic(const std::string& path, std::string_view data, int mode = 0644);
 // Creates `path` and its parents (mode 0700 for new ones) and checks that this
 // process can create files in it; the error says what to do otherwise.

@@ -29,18 +29,6 @@ std::string TempSuffix() {
   return std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" + std::to_string(rng() % 1000000);
 }
 
-Status WriteAllFd(int fd, std::string_view data, const std::string& what) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoError(errno, "write " + what);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return Ok();
-}
-
 class Filesystem final : public Backend {
  public:
   explicit Filesystem(std::string root) : root_(std::move(root)) {
@@ -63,7 +51,7 @@ class Filesystem final : public Backend {
       fd = UniqueFd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     }
     if (!fd.valid()) return ErrnoError(errno, "create " + tmp);
-    Status s = WriteAllFd(fd.get(), data, tmp);
+    Status s = WriteAll(fd.get(), data, tmp);
     if (s.ok() && ::fdatasync(fd.get()) != 0) s = ErrnoError(errno, "fsync " + tmp);
     fd.Reset();
     if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = ErrnoError(errno, "rename to " + path);

@@ -93,6 +93,22 @@ int FailCode(const Error& e) {
   return Fail(e.message(), e.code() == Code::kInvalidArgument || e.code() == Code::kNotFound ? kExitInvalid : kExitFailure);
 }
 
+// The repository and the backup `o.id` names (a unique prefix is enough).
+struct Found {
+  Opened opened;
+  repo::Snapshot snapshot;
+};
+std::optional<Found> FindBackup(const BackupCliOptions& o, int& exit_code) {
+  auto opened = OpenTarget(o, exit_code);
+  if (!opened) return std::nullopt;
+  auto s = opened->repo->FindSnapshot(o.id);
+  if (!s.ok()) {
+    exit_code = FailCode(s.error());
+    return std::nullopt;
+  }
+  return Found{std::move(*opened), std::move(*s)};
+}
+
 // A progress line on stderr while `work` runs, when stderr is a terminal.
 class ProgressLine {
  public:
@@ -348,11 +364,9 @@ int List(const BackupCliOptions& o) {
 
 int DescribeCmd(const BackupCliOptions& o) {
   int code = kExitOk;
-  auto opened = OpenTarget(o, code);
-  if (!opened) return code;
-  auto& repo = opened->repo;
-  auto s = repo->FindSnapshot(o.id);
-  if (!s.ok()) return FailCode(s.error());
+  auto found = FindBackup(o, code);
+  if (!found) return code;
+  auto s = &found->snapshot;
   if (o.output == "json") {
     std::cout << StatsJson(*s).dump(2) << "\n";
   } else {
@@ -363,13 +377,13 @@ int DescribeCmd(const BackupCliOptions& o) {
 
 int Delete(const BackupCliOptions& o) {
   int code = kExitOk;
-  auto opened = OpenTarget(o, code);
-  if (!opened) return code;
-  const Target* t = &opened->target;
-  auto& repo = opened->repo;
-  if (repo->read_only()) return Fail("location '" + t->location->name + "' is ReadOnly: deleting a backup is refused");
-  auto s = repo->FindSnapshot(o.id);
-  if (!s.ok()) return FailCode(s.error());
+  auto found = FindBackup(o, code);
+  if (!found) return code;
+  auto& repo = found->opened.repo;
+  auto s = &found->snapshot;
+  if (repo->read_only()) {
+    return Fail("location '" + found->opened.target.location->name + "' is ReadOnly: deleting a backup is refused");
+  }
   auto lock = repo->AcquireLock(false, "delete " + s->id.substr(0, 8));
   if (!lock.ok()) return Fail(lock.error());
   Status d = repo->DeleteSnapshot(s->id);
@@ -381,11 +395,10 @@ int Delete(const BackupCliOptions& o) {
 
 int RestoreCmd(const BackupCliOptions& o) {
   int code = kExitOk;
-  auto opened = OpenTarget(o, code);
-  if (!opened) return code;
-  auto& repo = opened->repo;
-  auto s = repo->FindSnapshot(o.id);
-  if (!s.ok()) return FailCode(s.error());
+  auto found = FindBackup(o, code);
+  if (!found) return code;
+  auto& repo = found->opened.repo;
+  auto s = &found->snapshot;
   backup::RestoreOptions ro;
   ro.to = o.to;
   ro.include = o.include;

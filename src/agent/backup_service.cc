@@ -5,17 +5,13 @@
 #include "agent/agent.h"
 #include "agent/auth.h"
 #include "backup/backup.h"
+#include "core/clock.h"
 
 namespace lifeboat::agent {
 
 using OJson = nlohmann::ordered_json;
 
 namespace {
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string LastKey(const std::string& schedule, const std::string& volume) {
   return "backup/" + schedule + "/" + volume + "/last";
@@ -221,7 +217,7 @@ void BackupService::RunSchedule(const Schedule& s) {
 OJson BackupService::Json() {
   std::lock_guard l(mu_);
   OJson out = OJson::array();
-  auto now = NowNs();
+  auto now = NowUnixNs();
   for (const auto& s : schedules_) {
     for (const auto& v : s.plan->volumes) {
       const Run& r = RunOf(s.plan->name, v);
@@ -290,7 +286,7 @@ void BackupService::RegisterMetrics() {
   m.AddGaugeCallback("lifeboat_backup_last_success_timestamp_seconds", "When the last successful backup started",
                      labels, each([](const Run& r) { return static_cast<double>(r.last_success_ns) / 1e9; }, true));
   m.AddGaugeCallback("lifeboat_backup_age_seconds", "Time since the last successful backup started", labels,
-                     each([](const Run& r) { return static_cast<double>(NowNs() - r.last_success_ns) / 1e9; }, true));
+                     each([](const Run& r) { return static_cast<double>(NowUnixNs() - r.last_success_ns) / 1e9; }, true));
   m.AddGaugeCallback("lifeboat_backup_last_size_bytes", "Bytes in the tree the last backup saved", labels,
                      each([](const Run& r) { return static_cast<double>(r.last_bytes); }, true));
   m.AddGaugeCallback("lifeboat_backup_last_added_bytes", "Bytes the last backup added to the repository", labels,

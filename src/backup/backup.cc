@@ -19,6 +19,7 @@
 #include <unordered_map>
 
 #include "chunk/fastcdc.h"
+#include "core/clock.h"
 #include "core/fd.h"
 #include "core/fs.h"
 #include "replicate/tree.h"
@@ -31,17 +32,6 @@ using repo::Node;
 using repo::NodeType;
 using repo::Tree;
 using replicate::EntryType;
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string Hostname() {
-  char buf[256] = {0};
-  ::gethostname(buf, sizeof buf - 1);
-  return buf;
-}
 
 std::string BaseOf(const std::string& path) {
   size_t s = path.rfind('/');
@@ -166,7 +156,7 @@ Result<BackupResult> CreateBackup(repo::Repository& repo, const BackupOptions& o
   Progress local;
   Progress& pr = progress != nullptr ? *progress : local;
   auto start = std::chrono::steady_clock::now();
-  int64_t start_ns = NowNs();
+  int64_t start_ns = NowUnixNs();
   if (repo.read_only()) {
     return PermissionDenied("the location is ReadOnly: backups are written to a ReadWrite location");
   }
@@ -183,12 +173,7 @@ Result<BackupResult> CreateBackup(repo::Repository& repo, const BackupOptions& o
   for (const auto& s : snaps) {
     if (s.source == o.source) parent = &s;
   }
-  std::optional<Id> parent_root;
-  if (parent != nullptr) {
-    Id id;
-    if (repo::ParseHex(parent->tree, id)) parent_root = id;
-  }
-  ParentTrees previous(repo, parent_root);
+  ParentTrees previous(repo, parent != nullptr ? std::optional<Id>(parent->TreeId()) : std::nullopt);
 
   // Scan.
   std::vector<Item> items;
@@ -433,8 +418,7 @@ Result<RestoreResult> Restore(repo::Repository& repo, const repo::Snapshot& snap
   };
   LB_ASSIGN_OR_RETURN(auto lock, repo.AcquireLock(false, "restore " + snapshot.id.substr(0, 8)));
   LB_RETURN_IF_ERROR(repo.LoadIndex());
-  Id root_id;
-  if (!repo::ParseHex(snapshot.tree, root_id)) return Error(Code::kDataLoss, "backup " + snapshot.id + ": bad tree id");
+  const Id root_id = snapshot.TreeId();
 
   // The entries to restore, parents first.
   std::vector<RItem> dirs, files, links;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli/common.h"
+#include "core/clock.h"
 #include "net/http.h"
 #include "plan/load.h"
 
@@ -71,10 +72,8 @@ int Switch(const TrafficOptions& o, bool on) {
     if (const char* env = std::getenv("LIFEBOAT_TOKEN")) token = env;
   }
   if (token.empty()) return Fail("changing a routing control needs a token: --token or LIFEBOAT_TOKEN", kExitInvalid);
-  char host[256] = "unknown";
-  ::gethostname(host, sizeof host - 1);
   const char* user = std::getenv("USER");
-  nlohmann::json body = {{"on", on}, {"force", o.force}, {"by", std::string(user ? user : "unknown") + "@" + host}};
+  nlohmann::json body = {{"on", on}, {"force", o.force}, {"by", std::string(user ? user : "unknown") + "@" + Hostname()}};
   int applied = 0, failed = 0;
   for (const auto* r : ControlAgents(*plan)) {
     auto res = net::Fetch("PUT", net::BaseUrl(r->agent) + "/v1/routing-controls/" + o.region, 3s, body.dump(),

@@ -1,5 +1,7 @@
 #include "core/clock.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <ctime>
 
@@ -27,6 +29,16 @@ std::string FormatUtc(Clock::TimePoint t) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                 tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return buf;
+}
+
+int64_t NowUnixNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::Real().Now().time_since_epoch()).count();
+}
+
+std::string Hostname() {
+  char buf[256] = "unknown";
+  ::gethostname(buf, sizeof buf - 1);
   return buf;
 }
 

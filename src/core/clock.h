@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 namespace lifeboat {
@@ -31,5 +32,11 @@ class FakeClock final : public Clock {
 
 // "2026-11-22T03:00:00.123Z".
 std::string FormatUtc(Clock::TimePoint t);
+
+// The real clock's time as nanoseconds since the Unix epoch.
+int64_t NowUnixNs();
+
+// This machine's host name ("unknown" if it has none).
+std::string Hostname();
 
 }  // namespace lifeboat

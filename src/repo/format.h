@@ -114,6 +114,12 @@ struct Snapshot {
   int64_t root_mtime_sec = 0;
   uint32_t root_mtime_nsec = 0;
   SnapshotStats stats;
+  // `tree` as an Id (FromJson refuses a snapshot whose tree is not one).
+  Id TreeId() const {
+    Id id{};
+    ParseHex(tree, id);
+    return id;
+  }
   std::string ToJson() const;
   static Result<Snapshot> FromJson(std::string_view text);
 };

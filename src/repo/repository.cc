@@ -13,6 +13,7 @@
 
 #include "chunk/hash.h"
 #include "core/bytes.h"
+#include "core/clock.h"
 
 namespace lifeboat::repo {
 namespace {
@@ -30,17 +31,6 @@ std::string BlobAad(BlobType type, const Id& id) {
   std::string aad(1, static_cast<char>(type));
   aad.append(reinterpret_cast<const char*>(id.data()), id.size());
   return aad;
-}
-
-std::string Hostname() {
-  char buf[256] = {0};
-  ::gethostname(buf, sizeof buf - 1);
-  return buf;
-}
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 std::string BaseName(const std::string& name) { return name.substr(name.rfind('/') + 1); }
@@ -88,7 +78,7 @@ Status Repository::Init(storage::Backend& backend, bool encrypted, const std::st
     kf.salt_hex = HexOf(salt);
     kf.data_hex = HexOf({reinterpret_cast<const uint8_t*>(sealed.data()), sealed.size()});
     kf.host = Hostname();
-    kf.created = TimeText(NowNs());
+    kf.created = TimeText(NowUnixNs());
     std::string text = kf.ToJson();
     LB_RETURN_IF_ERROR(backend.Put("keys/" + HexOf(Sha(text)), text));
   } else {
@@ -189,6 +179,10 @@ void Repository::AddToIndex(const Id& pack, const std::vector<PackEntry>& entrie
 Status Repository::LoadIndex(std::vector<std::string>* errors) {
   LB_ASSIGN_OR_RETURN(auto files, backend_->List("index"));
   for (const auto& f : files) {
+    {
+      std::shared_lock lock(mu_);
+      if (loaded_index_.count(f.name)) continue;
+    }
     auto plain = LoadObject(f.name, kAadIndex);
     Result<std::vector<IndexPack>> packs = plain.ok() ? DecodeIndex(*plain) : Result<std::vector<IndexPack>>(plain.error());
     if (!packs.ok()) {
@@ -198,6 +192,8 @@ Status Repository::LoadIndex(std::vector<std::string>* errors) {
       continue;
     }
     for (const auto& p : *packs) AddToIndex(p.pack, p.blobs, false);
+    std::unique_lock lock(mu_);
+    loaded_index_.insert(f.name);
   }
   return Ok();
 }
@@ -420,7 +416,7 @@ Status Repository::DeleteSnapshot(const std::string& id) { return backend_->Dele
 Result<std::unique_ptr<Lock>> Repository::AcquireLock(bool exclusive, const std::string& operation, LockOptions options) {
   auto lock = std::make_unique<Lock>();
   if (read_only()) return lock;  // a ReadOnly location is never written, so nobody can prune it under us from here
-  lock->info_ = {exclusive, Hostname(), operation, ::getpid(), NowNs()};
+  lock->info_ = {exclusive, Hostname(), operation, ::getpid(), NowUnixNs()};
   std::array<uint8_t, 16> rnd;
   RandomBytes(rnd);
   std::string name = "locks/" + HexOf(rnd);
@@ -440,7 +436,7 @@ Result<std::unique_ptr<Lock>> Repository::AcquireLock(bool exclusive, const std:
       spdlog::warn("repository: ignoring unreadable lock {}: {}", o.name, info.error().message());
       continue;
     }
-    bool stale = NowNs() - info->time_ns > std::chrono::nanoseconds(options.stale_after).count() ||
+    bool stale = NowUnixNs() - info->time_ns > std::chrono::nanoseconds(options.stale_after).count() ||
                  (info->host == lock->info_.host && info->pid != lock->info_.pid && ::kill(static_cast<pid_t>(info->pid), 0) != 0 &&
                   errno == ESRCH);
     if (stale) {
@@ -463,7 +459,7 @@ Result<std::unique_ptr<Lock>> Repository::AcquireLock(bool exclusive, const std:
   lock->refresher_ = std::thread([l, options] {
     std::unique_lock g(l->mu_);
     while (!l->cv_.wait_for(g, options.refresh_every, [l] { return l->stop_; })) {
-      l->info_.time_ns = NowNs();
+      l->info_.time_ns = NowUnixNs();
       Status s = l->repo_->backend_->Put(l->name_, Seal(l->repo_->keys_, kAadLock, l->info_.ToJson()));
       if (!s.ok()) spdlog::warn("repository: cannot refresh lock {}: {}", l->name_, s.error().message());
     }
@@ -577,10 +573,8 @@ Result<CheckReport> Repository::Check(bool read_data, const std::function<void(c
   rep.snapshots = snaps.size();
   Usage usage;
   for (const auto& s : snaps) {
-    Id root;
-    ParseHex(s.tree, root);
     say("checking backup " + s.id.substr(0, 8));
-    MarkTree(*this, root, s.id, usage);
+    MarkTree(*this, s.TreeId(), s.id, usage);
   }
   rep.trees = usage.trees;
   rep.errors.insert(rep.errors.end(), usage.errors.begin(), usage.errors.end());
@@ -616,9 +610,7 @@ Result<PruneReport> Repository::Prune(double repack_threshold) {
   LB_ASSIGN_OR_RETURN(auto snaps, ListSnapshots());
   Usage usage;
   for (const auto& s : snaps) {
-    Id root;
-    ParseHex(s.tree, root);
-    MarkTree(*this, root, s.id, usage);
+    MarkTree(*this, s.TreeId(), s.id, usage);
   }
   if (!usage.errors.empty()) {
     return Error(Code::kDataLoss, "prune refuses to run on a damaged repository (run `repo check`): " + usage.errors[0]);

@@ -21,6 +21,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "repo/format.h"
@@ -112,8 +113,9 @@ class Repository {
   Result<std::unique_ptr<Lock>> AcquireLock(bool exclusive, const std::string& operation, LockOptions options = {});
 
   // --- index
-  // Loads every index file. Damaged ones are skipped and listed in `errors`
-  // (when given) instead of failing.
+  // Loads every index file not loaded yet (so a second call reads only what
+  // other writers added since). Damaged ones are skipped and listed in
+  // `errors` (when given) instead of failing.
   Status LoadIndex(std::vector<std::string>* errors = nullptr);
   std::optional<BlobLocation> Find(const Id& id) const;
   bool Has(const Id& id) const { return Find(id).has_value(); }
@@ -180,6 +182,7 @@ class Repository {
   std::unordered_map<Id, size_t, IdHash> packs_;  // pack -> blob count, for every indexed pack
   std::unordered_map<Id, bool, IdHash> claimed_;
   std::vector<IndexPack> pending_;  // uploaded, not yet in an index file
+  std::unordered_set<std::string> loaded_index_;  // index files already read into index_
   std::mutex index_write_mu_;
   std::atomic<uint64_t> stored_bytes_{0};
 };

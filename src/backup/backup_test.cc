@@ -9,6 +9,8 @@
 #include <fstream>
 #include <random>
 
+#include "storage/crash_backend.h"
+
 namespace lifeboat::backup {
 namespace {
 
@@ -190,6 +192,94 @@ TEST_F(BackupTest, IncludeAndRefusesSymlinkInTarget) {
   auto res2 = RestoreTo(r.snapshot.id, base_ / "out2");
   ASSERT_EQ(res2.failed.size(), 2u);  // the directory and its file
   EXPECT_TRUE(fs::is_empty(base_ / "elsewhere"));
+}
+
+// The sequence the agent's retention runs: back up, lose half the files, back
+// up again, delete the older backup, prune. Prune repacks the half-used packs;
+// the remaining backup must still restore completely (it restored 0 files once:
+// the repacked blobs stayed indexed at the deleted pack).
+class PruneTest : public BackupTest {
+ protected:
+  // Returns the id of the backup that remains.
+  std::string MakeHalfGarbage() {
+    for (int i = 0; i < 200; ++i) Write(src_ / ("f" + std::to_string(i)), Random(50000, 1000 + i));
+    auto first = Backup();
+    for (int i = 0; i < 200; i += 2) fs::remove(src_ / ("f" + std::to_string(i)));
+    repo_ = Reopen();
+    auto second = Backup();
+    EXPECT_TRUE(repo_->DeleteSnapshot(first.snapshot.id).ok());
+    return second.snapshot.id;
+  }
+  void ExpectCleanAndRestorable(const std::string& id, const std::string& out) {
+    repo_ = Reopen();
+    auto check = repo_->Check(true);
+    ASSERT_TRUE(check.ok()) << check.error().message();
+    EXPECT_TRUE(check->errors.empty()) << check->errors.size() << " errors, first: " << check->errors[0];
+    auto res = RestoreTo(id, base_ / out);
+    EXPECT_TRUE(res.failed.empty()) << res.failed[0].path << ": " << res.failed[0].reason;
+    EXPECT_EQ(res.files, 100u);
+    for (int i = 1; i < 200; i += 2) {
+      std::string name = "f" + std::to_string(i);
+      ASSERT_TRUE(Read(base_ / out / name) == Read(src_ / name)) << name << " differs";
+    }
+  }
+};
+
+TEST_F(PruneTest, RepackKeepsEveryKeptBackupRestorable) {
+  std::string kept = MakeHalfGarbage();
+  repo_ = Reopen();
+  auto pr = repo_->Prune(0.2);
+  ASSERT_TRUE(pr.ok()) << pr.error().message();
+  EXPECT_GT(pr->packs_repacked, 0u) << "the test must exercise repacking";
+  EXPECT_GT(pr->bytes_freed, 0u);
+  // The same process goes on using its view of the index (the agent backs up
+  // again after retention without reopening).
+  auto again = Backup();
+  EXPECT_EQ(again.snapshot.stats.new_bytes, 0u);
+  auto res = RestoreTo(again.snapshot.id, base_ / "same-process");
+  EXPECT_EQ(res.files, 100u);
+  EXPECT_TRUE(res.failed.empty());
+  ExpectCleanAndRestorable(kept, "out");
+  // A second prune finds nothing more to do and breaks nothing.
+  auto pr2 = repo_->Prune(0.2);
+  ASSERT_TRUE(pr2.ok());
+  EXPECT_EQ(pr2->packs_repacked, 0u);
+  ExpectCleanAndRestorable(kept, "out2");
+}
+
+TEST_F(PruneTest, KilledBeforeAnyWriteOfPruneLosesNothing) {
+  std::string kept = MakeHalfGarbage();
+  fs::path pristine = base_ / "pristine";
+  fs::copy(base_ / "repo", pristine, fs::copy_options::recursive);
+  // Count the writes of a whole prune, then die before each of them in turn.
+  int total;
+  {
+    auto crash = std::make_unique<storage::CrashBackend>(storage::NewFilesystem((base_ / "repo").string()), -1);
+    auto* counter = crash.get();
+    auto r = repo::Repository::Open(std::move(crash), "pw");
+    ASSERT_TRUE(r.ok());
+    ASSERT_TRUE((*r)->Prune(0.2).ok());
+    total = counter->writes();
+  }
+  ASSERT_GE(total, 4) << "new pack, new index, old index deleted, old packs deleted";
+  for (int n = 0; n < total; ++n) {
+    SCOPED_TRACE("killed before write " + std::to_string(n));
+    fs::remove_all(base_ / "repo");
+    fs::copy(pristine, base_ / "repo", fs::copy_options::recursive);
+    {
+      auto r = repo::Repository::Open(
+          std::make_unique<storage::CrashBackend>(storage::NewFilesystem((base_ / "repo").string()), n), "pw");
+      ASSERT_TRUE(r.ok());
+      EXPECT_FALSE((*r)->Prune(0.2).ok());
+    }
+    ExpectCleanAndRestorable(kept, "out" + std::to_string(n));
+    // A prune after the crash finishes the job.
+    auto pr = repo_->Prune(0.2);
+    ASSERT_TRUE(pr.ok()) << pr.error().message();
+    ExpectCleanAndRestorable(kept, "after" + std::to_string(n));
+    fs::remove_all(base_ / ("out" + std::to_string(n)));
+    fs::remove_all(base_ / ("after" + std::to_string(n)));
+  }
 }
 
 TEST(IncludeTest, Globs) {

@@ -299,8 +299,7 @@ Status Repository::AddBlob(Packer& packer, BlobType type, const Id& id, std::str
   return Ok();
 }
 
-Status Repository::FlushPacker(Packer& packer) {
-  if (packer.empty()) return Ok();
+Result<Id> Repository::UploadPack(Packer& packer) {
   std::string header = Seal(keys_, kAadPackHeader, EncodePackHeader(packer.entries));
   packer.data += header;
   ByteWriter w;
@@ -309,6 +308,12 @@ Status Repository::FlushPacker(Packer& packer) {
   Id pack = Sha(packer.data);
   LB_RETURN_IF_ERROR(backend_->Put(PackName(pack), packer.data));
   stored_bytes_ += packer.data.size();
+  return pack;
+}
+
+Status Repository::FlushPacker(Packer& packer) {
+  if (packer.empty()) return Ok();
+  LB_ASSIGN_OR_RETURN(Id pack, UploadPack(packer));
   AddToIndex(pack, packer.entries, true);
   packer = Packer{};
   bool flush;
@@ -603,6 +608,11 @@ Result<CheckReport> Repository::Check(bool read_data, const std::function<void(c
 }
 
 Result<PruneReport> Repository::Prune(double repack_threshold) {
+  // Order of writes, each step safe to be killed after (docs/format/repository.md,
+  // "Prune"): new packs for the repacked blobs; index files that list every kept
+  // blob exactly once; then the old index files go; then the packs nothing
+  // lists any more. Until the old index files are gone every blob is reachable
+  // through them; afterwards through the new ones.
   PruneReport rep;
   LB_RETURN_IF_ERROR(LoadIndex());
   LB_ASSIGN_OR_RETURN(auto old_index, backend_->List("index"));
@@ -623,8 +633,16 @@ Result<PruneReport> Repository::Prune(double repack_threshold) {
       if (usage.blobs.count(id)) keep[loc.pack].push_back(loc.entry);
     }
   }
-  Packer packer;
+  std::vector<IndexPack> next;  // the whole index after prune
   std::vector<Id> remove;
+  Packer packer;
+  auto flush = [&]() -> Status {
+    if (packer.empty()) return Ok();
+    LB_ASSIGN_OR_RETURN(Id pack, UploadPack(packer));
+    next.push_back({pack, std::move(packer.entries)});
+    packer = Packer{};
+    return Ok();
+  };
   for (const auto& f : files) {
     Id p;
     if (!ParseHex(BaseName(f.name), p)) continue;
@@ -634,16 +652,20 @@ Result<PruneReport> Repository::Prune(double repack_threshold) {
       rep.bytes_freed += f.size;
       continue;
     }
+    std::vector<PackEntry>& used_entries = k->second;
+    std::sort(used_entries.begin(), used_entries.end(),
+              [](const PackEntry& a, const PackEntry& b) { return a.offset < b.offset; });
     uint64_t used = 4;
-    for (const auto& e : k->second) used += e.length;
+    for (const auto& e : used_entries) used += e.length;
     bool repack = static_cast<double>(f.size - std::min<uint64_t>(used, f.size)) >
                   repack_threshold * static_cast<double>(f.size);
     if (!repack) {
       ++rep.packs_kept;
+      next.push_back({p, std::move(used_entries)});
       continue;
     }
     LB_ASSIGN_OR_RETURN(std::string body, backend_->Get(f.name));
-    for (const auto& e : k->second) {
+    for (const auto& e : used_entries) {
       if (static_cast<uint64_t>(e.offset) + e.length > body.size()) {
         return Error(Code::kDataLoss, "pack " + Short(p) + " is shorter than its index says (run `repo check`)");
       }
@@ -651,33 +673,15 @@ Result<PruneReport> Repository::Prune(double repack_threshold) {
       ne.offset = static_cast<uint32_t>(packer.data.size());
       packer.data.append(body, e.offset, e.length);
       packer.entries.push_back(ne);
-      if (packer.data.size() >= kPackTargetSize) LB_RETURN_IF_ERROR(FlushPacker(packer));
+      if (packer.data.size() >= kPackTargetSize) LB_RETURN_IF_ERROR(flush());
     }
     remove.push_back(p);
     rep.bytes_freed += f.size;
     ++rep.packs_repacked;
   }
-  LB_RETURN_IF_ERROR(FlushPacker(packer));
-  {
-    std::unique_lock lock(mu_);
-    pending_.clear();  // the full index below covers them
-  }
-  // The new index: every kept pack with only its used blobs.
-  std::unordered_set<Id, IdHash> removed(remove.begin(), remove.end());
-  std::unordered_map<Id, std::vector<PackEntry>, IdHash> next;
-  {
-    std::shared_lock lock(mu_);
-    for (const auto& [id, loc] : index_) {
-      if (usage.blobs.count(id) && !removed.count(loc.pack)) next[loc.pack].push_back(loc.entry);
-    }
-  }
-  std::vector<IndexPack> packs;
-  for (auto& [p, entries] : next) {
-    std::sort(entries.begin(), entries.end(), [](const PackEntry& a, const PackEntry& b) { return a.offset < b.offset; });
-    packs.push_back({p, std::move(entries)});
-  }
+  LB_RETURN_IF_ERROR(flush());
   std::vector<std::string> written;
-  LB_RETURN_IF_ERROR(WriteIndexFiles(packs, &written));
+  LB_RETURN_IF_ERROR(WriteIndexFiles(next, &written));
   std::set<std::string> keep_files(written.begin(), written.end());
   for (const auto& f : old_index) {
     if (keep_files.count(f.name)) continue;
@@ -688,12 +692,20 @@ Result<PruneReport> Repository::Prune(double repack_threshold) {
     LB_RETURN_IF_ERROR(backend_->Delete(PackName(p)));
     ++rep.packs_deleted;
   }
+  // This process's view becomes exactly what is stored now.
   uint64_t kept = 0;
-  for (const auto& p : packs) kept += p.blobs.size();
-  {
-    std::unique_lock lock(mu_);
-    rep.blobs_removed = index_.size() - std::min<uint64_t>(index_.size(), kept);
+  for (const auto& p : next) kept += p.blobs.size();
+  std::unique_lock lock(mu_);
+  rep.blobs_removed = index_.size() - std::min<uint64_t>(index_.size(), kept);
+  index_.clear();
+  packs_.clear();
+  claimed_.clear();
+  pending_.clear();
+  for (const auto& p : next) {
+    packs_[p.pack] = p.blobs.size();
+    for (const auto& e : p.blobs) index_.try_emplace(e.id, BlobLocation{p.pack, e});
   }
+  loaded_index_ = std::unordered_set<std::string>(written.begin(), written.end());
   return rep;
 }
 

@@ -171,6 +171,8 @@ class Repository {
   Repository(std::unique_ptr<storage::Backend> backend, Config config, Keys keys)
       : backend_(std::move(backend)), config_(std::move(config)), keys_(keys) {}
   void AddToIndex(const Id& pack, const std::vector<PackEntry>& entries, bool pending);
+  // Seals the packer's header, uploads the pack and returns its name; indexes nothing.
+  Result<Id> UploadPack(Packer& packer);
   Status WriteIndexFiles(const std::vector<IndexPack>& packs, std::vector<std::string>* written = nullptr);
 
   std::unique_ptr<storage::Backend> backend_;

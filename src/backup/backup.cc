@@ -607,7 +607,12 @@ Result<RestoreResult> Restore(repo::Repository& repo, const repo::Snapshot& snap
     }
   }
   // Directory metadata last, deepest first (creating entries changed their mtimes).
+  // A directory that could not be made (a symlink planted in its place, say)
+  // is listed once, and its metadata refused by ApplyMeta, never followed.
+  std::set<std::string> already_failed;
+  for (const auto& f : res.failed) already_failed.insert(f.path);
   for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
+    if (already_failed.count(it->path + "/")) continue;
     auto parent = replicate::OpenParent(root.get(), it->path);
     if (!parent.ok()) continue;
     Status m = replicate::ApplyMeta(parent->dir.get(), parent->base.c_str(), EntryType::kDir, MetaOf(it->node));

@@ -190,7 +190,7 @@ TEST_F(BackupTest, IncludeAndRefusesSymlinkInTarget) {
   fs::create_directories(base_ / "out2");
   fs::create_symlink(base_ / "elsewhere", base_ / "out2/other");
   auto res2 = RestoreTo(r.snapshot.id, base_ / "out2");
-  ASSERT_EQ(res2.failed.size(), 2u);  // the directory and its file
+  ASSERT_EQ(res2.failed.size(), 2u);  // the directory and its file, once each
   EXPECT_TRUE(fs::is_empty(base_ / "elsewhere"));
 }
 
@@ -280,6 +280,33 @@ TEST_F(PruneTest, KilledBeforeAnyWriteOfPruneLosesNothing) {
     fs::remove_all(base_ / ("out" + std::to_string(n)));
     fs::remove_all(base_ / ("after" + std::to_string(n)));
   }
+}
+
+// A symlink planted where the backup has a directory: restore refused to write
+// files through it, but its last pass (directory metadata) chmodded and
+// touched the directory outside the target through the link.
+TEST_F(BackupTest, RestoreNeverChangesADirectoryOutsideTheTarget) {
+  Write(src_ / "etc/passwd", "x");
+  ::chmod((src_ / "etc").c_str(), 0777);
+  struct timespec src_ts[2] = {{0, UTIME_OMIT}, {1000000000, 0}};
+  ::utimensat(AT_FDCWD, (src_ / "etc").c_str(), src_ts, 0);
+  auto r = Backup();
+  fs::path outside = base_ / "outside";
+  fs::create_directories(outside);
+  ::chmod(outside.c_str(), 0700);
+  struct timespec ts[2] = {{0, UTIME_OMIT}, {1500000000, 42}};
+  ::utimensat(AT_FDCWD, outside.c_str(), ts, 0);
+  fs::create_directories(base_ / "out");
+  fs::create_symlink(outside, base_ / "out/etc");
+  auto res = RestoreTo(r.snapshot.id, base_ / "out");
+  EXPECT_FALSE(res.failed.empty());
+  struct stat st;
+  ASSERT_EQ(::stat(outside.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u) << "mode changed through the symlink";
+  EXPECT_EQ(st.st_mtim.tv_sec, 1500000000) << "mtime changed through the symlink";
+  EXPECT_EQ(st.st_mtim.tv_nsec, 42);
+  EXPECT_TRUE(fs::is_empty(outside));
+  EXPECT_TRUE(fs::is_symlink(base_ / "out/etc")) << "the planted link itself is left for the operator";
 }
 
 TEST(IncludeTest, Globs) {

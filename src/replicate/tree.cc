@@ -273,11 +273,27 @@ Status ApplyMeta(int dirfd, const char* base, EntryType type, const Meta& m) {
     if (::futimens(dirfd, ts) != 0) return ErrnoError(errno, "set times");
     return Ok();
   }
-  if (::fchownat(dirfd, base, m.uid, m.gid, AT_SYMLINK_NOFOLLOW) != 0 && errno != EPERM) {
-    return ErrnoError(errno, "chown");
+  if (type == EntryType::kSymlink) {  // the link itself; these calls never follow it
+    if (::fchownat(dirfd, base, m.uid, m.gid, AT_SYMLINK_NOFOLLOW) != 0 && errno != EPERM) {
+      return ErrnoError(errno, "chown");
+    }
+    if (::utimensat(dirfd, base, ts, AT_SYMLINK_NOFOLLOW) != 0) return ErrnoError(errno, "set times");
+    return Ok();
   }
-  if (type != EntryType::kSymlink && ::fchmodat(dirfd, base, m.mode, 0) != 0) return ErrnoError(errno, "chmod");
-  if (::utimensat(dirfd, base, ts, AT_SYMLINK_NOFOLLOW) != 0) return ErrnoError(errno, "set times");
+  // chmod has no "do not follow" form, so pin the inode first: an O_PATH
+  // descriptor of `base` itself (a symlink planted there is refused, never
+  // followed), then act on that inode through /proc/self/fd, which names
+  // exactly it whatever happens to `base` meanwhile.
+  UniqueFd fd(::openat(dirfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError(errno, "open");
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return ErrnoError(errno, "stat");
+  if (S_ISLNK(st.st_mode)) return PermissionDenied("is a symlink where a " + std::string(type == EntryType::kDir ? "directory" : "file") + " belongs; not following it");
+  if (TypeOf(st.st_mode) != type) return FailedPrecondition("changed type while its metadata was applied");
+  if (::fchownat(fd.get(), "", m.uid, m.gid, AT_EMPTY_PATH) != 0 && errno != EPERM) return ErrnoError(errno, "chown");
+  std::string self = "/proc/self/fd/" + std::to_string(fd.get());
+  if (::chmod(self.c_str(), m.mode) != 0) return ErrnoError(errno, "chmod");
+  if (::utimensat(AT_FDCWD, self.c_str(), ts, 0) != 0) return ErrnoError(errno, "set times");
   return Ok();
 }
 

@@ -378,6 +378,15 @@ void ReplicationService::RegisterMetrics() {
                        per_receiver([](R& r) { return r.bytes_copied.load(); }));
   m.AddCounterCallback("lifeboat_replication_commits_total", "Group commits made durable at the target", {"volume"},
                        per_receiver([](R& r) { return r.commits.load(); }));
+  m.AddCounterCallback("lifeboat_replication_connections_refused_total",
+                       "Connections to the replication port closed at once (over the connection limits)", {"volume"},
+                       per_receiver([](R& r) { return r.connections_refused.load(); }));
+  m.AddCounterCallback("lifeboat_replication_handshakes_failed_total",
+                       "Connections to the replication port that did not prove the key in time", {"volume"},
+                       per_receiver([](R& r) { return r.handshakes_failed.load(); }));
+  m.AddCounterCallback("lifeboat_replication_accept_errors_total",
+                       "accept() failures on the replication port (out of descriptors or memory), retried with backoff",
+                       {"volume"}, per_receiver([](R& r) { return r.accept_errors.load(); }));
 }
 
 }  // namespace lifeboat::agent

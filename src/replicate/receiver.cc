@@ -1,12 +1,16 @@
 #include "replicate/receiver.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 #include <vector>
 
 #include "chunk/fastcdc.h"
@@ -522,12 +526,12 @@ Receiver::Receiver(Config config) : config_(std::move(config)) {}
 
 Receiver::~Receiver() {
   Stop();
-  std::vector<std::thread> threads;
+  std::list<std::unique_ptr<Worker>> workers;
   {
     std::lock_guard lock(mu_);
-    threads.swap(threads_);
+    workers.swap(workers_);
   }
-  for (auto& t : threads) t.join();
+  for (auto& w : workers) w->thread.join();
 }
 
 void Receiver::Stop() {
@@ -541,20 +545,129 @@ std::string Receiver::connected_source() const {
   return source_;
 }
 
+size_t Receiver::active_connections() const {
+  std::lock_guard lock(mu_);
+  size_t n = 0;
+  for (const auto& w : workers_) n += w->done.load() ? 0 : 1;
+  return n;
+}
+
+void Receiver::JoinFinished() {
+  std::list<std::unique_ptr<Worker>> finished;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = workers_.begin(); it != workers_.end();) {
+      if ((*it)->done.load()) {
+        finished.push_back(std::move(*it));
+        it = workers_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& w : finished) w->thread.join();
+}
+
+namespace {
+
+std::string PeerAddress(int fd) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (ss.ss_family == AF_INET) {
+    ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, host, sizeof host);
+  } else if (ss.ss_family == AF_INET6) {
+    ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, host, sizeof host);
+  }
+  return host;
+}
+
+}  // namespace
+
 void Receiver::Run(Listener& listener) {
+  auto backoff = std::chrono::milliseconds(10);
+  int64_t last_warning_ms = 0;
   while (!stopping_.load()) {
     auto fd = listener.Accept();
-    if (!fd) break;
+    if (!fd) {
+      // Only Close() ends the loop; any accept error (out of descriptors, of
+      // memory, or anything unexpected) is retried with backoff.
+      if (stopping_.load() || fd.error().code() == Code::kUnavailable) break;
+      stats_.accept_errors.fetch_add(1, std::memory_order_relaxed);
+      if (NowUnixMs() - last_warning_ms > 10000) {
+        spdlog::warn("replication {}: {}; retrying (the volume cannot receive until this clears)", config_.volume,
+                     fd.error().message());
+        last_warning_ms = NowUnixMs();
+      }
+      JoinFinished();  // frees the descriptors and threads of ended sessions
+      if (!listener.Pause(backoff)) break;
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+      continue;
+    }
+    backoff = std::chrono::milliseconds(10);
+    JoinFinished();
+    std::string address = PeerAddress(fd->get());
+    auto refuse = [&](const char* why) {
+      stats_.connections_refused.fetch_add(1, std::memory_order_relaxed);
+      spdlog::debug("replication {}: refused a connection from {}: {}", config_.volume, address, why);
+    };
     std::lock_guard lock(mu_);
     if (stopping_.load()) break;
-    threads_.emplace_back([this, f = std::move(*fd)]() mutable { ServeOne(std::move(f)); });
+    if (workers_.size() >= config_.max_connections) {
+      refuse("too many connections");
+      continue;
+    }
+    size_t& pending = unauthenticated_[address];
+    if (pending >= config_.max_unauthenticated_per_address) {
+      refuse("too many unauthenticated connections from this address");
+      continue;
+    }
+    ++pending;
+    auto w = std::make_unique<Worker>();
+    Worker* wp = w.get();
+    try {
+      w->thread = std::thread([this, wp, address, f = std::move(*fd)]() mutable {
+        ServeOne(std::move(f), address);
+        wp->done.store(true);
+      });
+    } catch (const std::system_error& e) {  // out of threads or memory: the connection is closed
+      if (--unauthenticated_[address] == 0) unauthenticated_.erase(address);
+      refuse(e.what());
+      continue;
+    }
+    workers_.push_back(std::move(w));
   }
 }
 
-void Receiver::ServeOne(UniqueFd fd) {
-  auto conn = Conn::Accept(std::move(fd), config_.key, std::chrono::seconds(10));
+void Receiver::Authenticated(const std::string& address) {
+  std::lock_guard lock(mu_);
+  auto it = unauthenticated_.find(address);
+  if (it == unauthenticated_.end()) return;
+  if (--it->second == 0) unauthenticated_.erase(it);
+}
+
+void Receiver::ServeOne(UniqueFd fd, std::string address) {
+  bool counted = true;  // in unauthenticated_ until HELLO has been read
+  auto done_authenticating = [&] {
+    if (counted) Authenticated(address);
+    counted = false;
+  };
+  struct Guard {
+    const std::function<void()>& fn;
+    ~Guard() { fn(); }
+  };
+  const std::function<void()> authenticated = done_authenticating;
+  Guard guard{authenticated};
+  auto conn = Conn::Accept(std::move(fd), config_.key, config_.handshake_timeout);
   if (!conn) {
-    spdlog::warn("replication {}: refused a connection: {}", config_.volume, conn.error().message());
+    // A flood of these must not flood the log: one warning per 10 s, with a count.
+    uint64_t n = stats_.handshakes_failed.fetch_add(1, std::memory_order_relaxed) + 1;
+    int64_t now = NowUnixMs(), last = last_handshake_warning_ms_.load();
+    if (now - last >= 10000 && last_handshake_warning_ms_.compare_exchange_strong(last, now)) {
+      spdlog::warn("replication {}: refused a connection from {}: {} ({} failed handshakes so far)", config_.volume,
+                   address, conn.error().message(), n);
+    }
     return;
   }
   std::shared_ptr<Conn> c(std::move(*conn));
@@ -563,7 +676,7 @@ void Receiver::ServeOne(UniqueFd fd) {
     if (stopping_.load()) return;
     conns_.push_back(c);
   }
-  Status st = ServeSession(*c);
+  Status st = ServeSession(*c, authenticated);
   if (!st.ok()) {
     if (st.error().code() == Code::kUnavailable) {
       spdlog::info("replication {}: session with {} ended: {}", config_.volume, c->peer(), st.error().message());
@@ -576,9 +689,10 @@ void Receiver::ServeOne(UniqueFd fd) {
   conns_.erase(std::remove(conns_.begin(), conns_.end(), c), conns_.end());
 }
 
-Status Receiver::ServeSession(Conn& conn) {
-  LB_ASSIGN_OR_RETURN(auto first, conn.Recv(std::chrono::seconds(10)));
+Status Receiver::ServeSession(Conn& conn, const std::function<void()>& authenticated) {
+  LB_ASSIGN_OR_RETURN(auto first, conn.Recv(config_.handshake_timeout));
   LB_ASSIGN_OR_RETURN(Hello hello, DecodeHello(first));
+  authenticated();  // the TLS handshake proved the key and HELLO is well-formed
   if (hello.version != kProtocolVersion) {
     return FailedPrecondition("protocol version " + std::to_string(hello.version) + " is not supported (this end speaks " +
                               std::to_string(kProtocolVersion) + ")");

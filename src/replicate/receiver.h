@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -48,6 +49,10 @@ struct ReceiverStats {
   std::atomic<uint64_t> commits{0};
   std::atomic<uint64_t> sessions{0};
   std::atomic<int64_t> last_commit_unix_ms{0};
+  // Connections closed at once: over the limits below, or no thread to serve them.
+  std::atomic<uint64_t> connections_refused{0};
+  std::atomic<uint64_t> accept_errors{0};
+  std::atomic<uint64_t> handshakes_failed{0};  // wrong key, not TLS, or nothing sent in time  // accept(2) failed (EMFILE, ENOBUFS, ...); retried with backoff
 };
 
 // Applies the frames of one session. Replies go through `reply`. Not thread-safe.
@@ -130,7 +135,13 @@ class Session {
 std::string TempName(const std::string& path, const char* suffix);
 
 // Serves connections for one volume: at most one writing session at a time
-// (a second gets "busy"), any number of read-only ones (verify).
+// (a second gets "busy"), a bounded number of read-only ones (verify).
+//
+// Each connection runs on a thread of its own, joined as soon as it ends.
+// Connections are bounded in total (max_connections) and, while they have not
+// yet proved the key (TLS handshake and HELLO within handshake_timeout), per
+// peer address (max_unauthenticated_per_address): a peer without the key can
+// hold a few threads for a few seconds, never all of them. Thread-safe.
 class Receiver {
  public:
   struct Config {
@@ -139,30 +150,44 @@ class Receiver {
     PskKey key;
     // Decides whether a sender may open a session; its error is sent back.
     std::function<Status(const Hello&)> admit;
+    size_t max_connections = 32;
+    size_t max_unauthenticated_per_address = 4;
+    std::chrono::milliseconds handshake_timeout{5000};
   };
   explicit Receiver(Config config);
   ~Receiver();
   // Serves `listener` until Stop(). Runs on the calling thread; each session
-  // runs on a thread of its own.
+  // runs on a thread of its own. Accept errors (out of descriptors, memory)
+  // are counted and retried with backoff; only Stop() ends the loop.
   void Run(Listener& listener);
   void Stop();
 
   ReceiverStats& stats() { return stats_; }
   // The region of the current writing session, or "".
   std::string connected_source() const;
+  // Connections being served now (for tests and status).
+  size_t active_connections() const;
 
  private:
-  void ServeOne(UniqueFd fd);
-  Status ServeSession(Conn& conn);
+  struct Worker {
+    std::thread thread;
+    std::atomic<bool> done{false};
+  };
+  void ServeOne(UniqueFd fd, std::string address);
+  Status ServeSession(Conn& conn, const std::function<void()>& authenticated);
+  void JoinFinished();  // joins workers whose connection ended; needs mu_ not held
+  void Authenticated(const std::string& address);
 
   Config config_;
   ReceiverStats stats_;
   mutable std::mutex mu_;
-  std::vector<std::shared_ptr<Conn>> conns_;  // guarded by mu_
-  std::vector<std::thread> threads_;          // guarded by mu_
-  std::string source_;                        // guarded by mu_
-  bool writer_busy_ = false;                  // guarded by mu_
+  std::vector<std::shared_ptr<Conn>> conns_;        // guarded by mu_
+  std::list<std::unique_ptr<Worker>> workers_;      // guarded by mu_
+  std::map<std::string, size_t> unauthenticated_;  // peer address -> connections not yet past HELLO; guarded by mu_
+  std::string source_;                              // guarded by mu_
+  bool writer_busy_ = false;                        // guarded by mu_
   std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> last_handshake_warning_ms_{0};
 };
 
 }  // namespace lifeboat::replicate

@@ -338,7 +338,7 @@ Result<std::unique_ptr<Listener>> Listener::Listen(const Address& at) {
     if (err == EADDRINUSE) return Unavailable("replication port " + at.ToString() + " is already in use");
     return ErrnoError(err, "bind replication port " + at.ToString());
   }
-  if (::listen(fd.get(), 16) != 0) return ErrnoError(errno, "listen");
+  if (::listen(fd.get(), SOMAXCONN) != 0) return ErrnoError(errno, "listen");
   struct sockaddr_storage ss;
   socklen_t len = sizeof(ss);
   ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len);
@@ -360,9 +360,18 @@ Result<UniqueFd> Listener::Accept() {
     if (p[0].revents == 0) continue;
     int fd = ::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
     if (fd >= 0) return UniqueFd(fd);
-    if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN) continue;
+    if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN || errno == EPROTO) continue;
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+      return ResourceExhausted(std::string("accept: ") + std::strerror(errno));
+    }
     return ErrnoError(errno, "accept");
   }
+}
+
+bool Listener::Pause(std::chrono::milliseconds d) {
+  struct pollfd p = {wake_[0].get(), POLLIN, 0};
+  int n = ::poll(&p, 1, static_cast<int>(d.count()));
+  return !(n > 0 && p.revents != 0);
 }
 
 void Listener::Close() {

@@ -85,8 +85,12 @@ class Conn {
 class Listener {
  public:
   static Result<std::unique_ptr<Listener>> Listen(const Address& at);
-  // Waits for a connection; Unavailable after Close().
+  // Waits for a connection; Unavailable after Close(); ResourceExhausted when
+  // the process or system is out of descriptors or memory (the caller backs
+  // off and tries again: the connection stays queued).
   Result<UniqueFd> Accept();
+  // Sleeps for `d` or until Close(); false when closed.
+  bool Pause(std::chrono::milliseconds d);
   void Close();
   uint16_t port() const { return port_; }
 

@@ -43,13 +43,22 @@ using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
 struct HttpServerOptions {
   size_t max_body_bytes = 1 << 20;
-  Duration idle_timeout = std::chrono::seconds(30);
+  // The whole request (head and body) must arrive within this, counted from
+  // the connection's start or the previous response: a client that trickles
+  // bytes (slowloris) or idles holds a connection for this long at most.
+  Duration request_timeout = std::chrono::seconds(10);
+  Duration write_timeout = std::chrono::seconds(30);
   size_t max_connections = 256;
+  size_t max_connections_per_address = 32;
 };
 
 // Serves one address. The handler runs on the io_context's threads and must
 // be thread-safe if the io_context runs on more than one. Listen and Stop are
 // called from outside the io_context's threads.
+//
+// No client can lock the others out: connections are bounded per client
+// address, every request has a deadline, and when all connections are taken
+// a new one evicts the oldest connection still waiting for its request.
 class HttpServer {
  public:
   HttpServer(boost::asio::io_context& io, HttpHandler handler, HttpServerOptions options = {});
@@ -63,6 +72,8 @@ class HttpServer {
   uint16_t port() const;
   // Stops accepting and closes open connections.
   void Stop();
+  // Connections closed at accept (over the per-address limit) or evicted.
+  uint64_t refused() const;
 
   struct Impl;  // opaque; public so the connection code can name it
 

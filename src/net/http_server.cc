@@ -2,7 +2,10 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <atomic>
+#include <boost/asio/steady_timer.hpp>
 #include <cerrno>
+#include <list>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -52,13 +55,18 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
   void Accept();
 
+  // Admits a new connection from `address`, evicting the oldest one still
+  // waiting for its request when all are taken. False when it must close.
+  bool Admit(const std::string& address, const std::shared_ptr<Session>& s);
+
   asio::io_context& io;
   tcp::acceptor acceptor;
   HttpHandler handler;
   HttpServerOptions options;
   std::mutex mu;
-  std::set<std::weak_ptr<Session>, std::owner_less<std::weak_ptr<Session>>> sessions;  // guarded by mu
-  bool stopped = false;  // guarded by mu
+  std::list<std::weak_ptr<Session>> sessions;  // oldest first; guarded by mu
+  bool stopped = false;                        // guarded by mu
+  std::atomic<uint64_t> refused{0};
 };
 
 namespace {
@@ -67,14 +75,23 @@ namespace {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, std::shared_ptr<HttpServer::Impl> server)
-      : stream_(std::move(socket)), server_(std::move(server)) {}
-
-  void Start() {
+      : stream_(std::move(socket)), server_(std::move(server)) {
     beast::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
-    if (!ec) remote_ = Address{ep.address().to_string(), ep.port()}.ToString();
+    if (!ec) {
+      host_ = ep.address().to_string();
+      remote_ = Address{host_, ep.port()}.ToString();
+    }
+  }
+
+  void Start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
   }
+
+  const std::string& host() const { return host_; }
+  // True while it waits for (the rest of) a request, not while a handler runs
+  // or a response is written: only such connections are evicted.
+  bool waiting() const { return waiting_.load(); }
 
   void Close() {
     asio::post(stream_.get_executor(), [self = shared_from_this()] {
@@ -88,12 +105,15 @@ class Session : public std::enable_shared_from_this<Session> {
   void Read() {
     parser_.emplace();
     parser_->body_limit(server_->options.max_body_bytes);
-    stream_.expires_after(server_->options.idle_timeout);
+    parser_->header_limit(16 << 10);
+    stream_.expires_after(server_->options.request_timeout);
+    waiting_.store(true);
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
+    waiting_.store(false);
     if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted ||
         ec == asio::error::connection_reset) {
       return Shutdown();
@@ -132,6 +152,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res->body() = r.body;
     res->keep_alive(keep_alive);
     res->prepare_payload();
+    stream_.expires_after(server_->options.write_timeout);
     http::async_write(stream_, *res, [self = shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
       if (ec || !keep_alive) return self->Shutdown();
       self->Read();
@@ -147,32 +168,66 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<HttpServer::Impl> server_;
-  std::string remote_;
+  std::string host_, remote_;
+  std::atomic<bool> waiting_{true};
 };
 
 }  // namespace
+
+bool HttpServer::Impl::Admit(const std::string& address, const std::shared_ptr<Session>& s) {
+  // Called with mu held.
+  size_t from_address = 0;
+  std::shared_ptr<Session> evict;
+  for (auto it = sessions.begin(); it != sessions.end();) {
+    auto live = it->lock();
+    if (!live) {
+      it = sessions.erase(it);
+      continue;
+    }
+    if (live->host() == address) ++from_address;
+    if (!evict && live->waiting()) evict = live;  // the oldest waiting one
+    ++it;
+  }
+  if (from_address >= options.max_connections_per_address) return false;
+  if (sessions.size() >= options.max_connections) {
+    if (!evict) return false;  // every connection is being answered: wait for one
+    evict->Close();
+    sessions.remove_if([&](const std::weak_ptr<Session>& w) { return !w.owner_before(evict) && !evict.owner_before(w); });
+    ++refused;
+  }
+  sessions.push_back(s);
+  return true;
+}
 
 void HttpServer::Impl::Accept() {
   acceptor.async_accept(asio::make_strand(io), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
     if (ec == asio::error::operation_aborted) return;
     if (!ec) {
-      std::shared_ptr<Session> session;
+      auto session = std::make_shared<Session>(std::move(s), self);
+      bool admitted;
       {
         std::lock_guard lock(self->mu);
         if (self->stopped) return;
-        for (auto it = self->sessions.begin(); it != self->sessions.end();) {
-          it = it->expired() ? self->sessions.erase(it) : std::next(it);
-        }
-        if (self->sessions.size() < self->options.max_connections) {
-          session = std::make_shared<Session>(std::move(s), self);
-          self->sessions.insert(session);
-        }
+        admitted = self->Admit(session->host(), session);
       }
-      if (session) session->Start();  // else: over the limit, the socket closes here
+      if (admitted) {
+        session->Start();
+      } else {
+        ++self->refused;
+        session->Close();
+      }
+    } else if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
+               ec == asio::error::no_memory) {
+      // Out of descriptors: try again shortly instead of spinning or giving up.
+      auto timer = std::make_shared<asio::steady_timer>(self->acceptor.get_executor(), std::chrono::milliseconds(100));
+      timer->async_wait([self, timer](beast::error_code) { self->Accept(); });
+      return;
     }
     self->Accept();
   });
 }
+
+uint64_t HttpServer::refused() const { return impl_->refused.load(); }
 
 HttpServer::HttpServer(asio::io_context& io, HttpHandler handler, HttpServerOptions options)
     : impl_(std::make_shared<Impl>(io, std::move(handler), options)) {}

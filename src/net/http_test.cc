@@ -1,6 +1,11 @@
 #include "net/http.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <thread>
 
@@ -60,6 +65,64 @@ TEST_F(HttpTest, TakenAddressIsAClearError) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code(), Code::kFailedPrecondition);
   EXPECT_NE(s.error().message().find("already in use"), std::string::npos);
+}
+
+// A connection from `from` (any 127/8 address) that sent a partial request.
+int PartialRequest(const char* from, uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  ::inet_pton(AF_INET, from, &a.sin_addr);
+  sockaddr_in to = a;
+  to.sin_port = htons(port);
+  ::inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  const char head[] = "GET /v1/status HTTP/1.1\r\nHost: x\r\n";  // never finished
+  if (::send(fd, head, sizeof head - 1, MSG_NOSIGNAL) < 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// 256 idle partial requests locked everyone out of /healthz, status, traffic
+// and promote for 30 s at a time.
+TEST_F(HttpTest, IdlePartialRequestsDoNotLockOutOthers) {
+  HttpServerOptions o;
+  o.max_connections = 16;
+  o.max_connections_per_address = 4;
+  Start([](const HttpRequest&) { return HttpResponse::Text(200, "ok"); }, o);
+  std::vector<int> slow;
+  for (int host = 2; host < 12; ++host) {
+    std::string from = "127.0.0." + std::to_string(host);
+    for (int i = 0; i < 8; ++i) {
+      int fd = PartialRequest(from.c_str(), server_->port());
+      if (fd >= 0) slow.push_back(fd);
+    }
+  }
+  ASSERT_EQ(slow.size(), 80u);
+  auto r = Fetch("GET", Url("/healthz"), 2s);
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_GE(server_->refused(), 80u - 16u) << "over the per-address limit, or evicted";
+  for (int fd : slow) ::close(fd);
+}
+
+TEST_F(HttpTest, RequestDeadlineClosesATrickler) {
+  HttpServerOptions o;
+  o.request_timeout = 300ms;
+  Start([](const HttpRequest&) { return HttpResponse::Text(200, "ok"); }, o);
+  int fd = PartialRequest("127.0.0.1", server_->port());
+  ASSERT_GE(fd, 0);
+  struct pollfd p = {fd, POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 5000), 1) << "the server never closed the connection";
+  char buf[64];
+  EXPECT_EQ(::recv(fd, buf, sizeof buf, 0), 0) << "closed, with no answer";
+  ::close(fd);
 }
 
 TEST(HttpClient, NothingListeningIsUnavailable) {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "agent/auth.h"
 #include "plan/load.h"
 
 namespace lifeboat::agent {
@@ -120,6 +121,20 @@ TEST_F(AgentTest, AddressInUseIsReportedByRun) {
   Status s = (*a)->Run();
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message().find("already in use"), std::string::npos);
+}
+
+
+// "bearer" got 401: the scheme is case-insensitive (RFC 9110 §11.1).
+TEST(TokenMatches, SchemeIsCaseInsensitiveAndTheTokenExact) {
+  EXPECT_TRUE(TokenMatches("Bearer s3cret", "s3cret"));
+  EXPECT_TRUE(TokenMatches("bearer s3cret", "s3cret"));
+  EXPECT_TRUE(TokenMatches("BEARER  s3cret ", "s3cret"));
+  EXPECT_FALSE(TokenMatches("Bearer s3cre", "s3cret"));
+  EXPECT_FALSE(TokenMatches("Bearer s3cretX", "s3cret"));
+  EXPECT_FALSE(TokenMatches("Basic s3cret", "s3cret"));
+  EXPECT_FALSE(TokenMatches("Bearers3cret", "s3cret"));
+  EXPECT_FALSE(TokenMatches("", "s3cret"));
+  EXPECT_FALSE(TokenMatches("Bearer ", ""));
 }
 
 }  // namespace

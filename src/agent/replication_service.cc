@@ -214,7 +214,12 @@ net::HttpResponse ReplicationService::Handle(const net::HttpRequest& req) {
   Volume* v = Find(name);
   if (v == nullptr) return JsonError(404, "this agent replicates no volume '" + name + "'");
   if (action.empty() && req.method == "GET") return net::HttpResponse::Json(200, VolumeJson(*v).dump(2) + "\n");
-  if (action == "verify" && (req.method == "GET" || req.method == "POST")) return HandleVerify(*v, req.method == "POST");
+  if (action == "verify" && req.method == "GET") return HandleVerify(*v, false);
+  if (action == "verify" && req.method == "POST") {
+    // Starting one hashes the whole volume in two regions: a change like any other.
+    if (auto denied = CheckToken(req, token_, "starting a verification")) return *denied;
+    return HandleVerify(*v, true);
+  }
   if (req.method != "POST" || (action != "promote" && action != "reverse")) {
     return JsonError(405, "use GET " + prefix + "/VOLUME, GET|POST .../verify, POST .../promote or .../reverse");
   }

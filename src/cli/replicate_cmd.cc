@@ -158,6 +158,12 @@ int Status(const ReplicateOptions& o) {
   }
 }
 
+std::string Token(const ReplicateOptions& o) {
+  if (!o.token.empty()) return o.token;
+  const char* env = std::getenv("LIFEBOAT_TOKEN");
+  return env ? env : "";
+}
+
 int Verify(const ReplicateOptions& o) {
   auto plan = plan::LoadPlanOrError(o.plan_file);
   if (!plan.ok()) return Fail(plan.error());
@@ -167,8 +173,10 @@ int Verify(const ReplicateOptions& o) {
     if (!a.volume.is_null() && a.volume["role"] == "source") source = plan->FindRegion(a.region);
   }
   if (source == nullptr) return Fail("no agent answered as the source of '" + o.volume + "'");
+  std::string token = Token(o);
+  if (token.empty()) return Fail("verify needs a token: --token or LIFEBOAT_TOKEN", kExitInvalid);
   std::string url = net::BaseUrl(source->agent) + "/v1/replication/" + o.volume + "/verify";
-  auto res = net::Fetch("POST", url, 5s);
+  auto res = net::Fetch("POST", url, 5s, "", {"Authorization: Bearer " + token});
   if (!res.ok()) return Fail(res.error());
   if (res->status != 202) return Fail("agent " + source->name + " refused (HTTP " + std::to_string(res->status) + "): " + res->body);
   if (::isatty(2)) std::cerr << "verifying " << o.volume << " from " << source->name << " (hashing both sides)..." << std::flush;
@@ -203,12 +211,6 @@ int Verify(const ReplicateOptions& o) {
     std::cout << target << ": " << d.size() << " difference(s) in " << ShortDuration(t["seconds"].get<double>()) << "\n";
   }
   return failed || total > 0 ? kExitFailure : kExitOk;
-}
-
-std::string Token(const ReplicateOptions& o) {
-  if (!o.token.empty()) return o.token;
-  const char* env = std::getenv("LIFEBOAT_TOKEN");
-  return env ? env : "";
 }
 
 int Post(const plan::Region& r, const std::string& path, const std::string& token, const std::string& body) {
@@ -301,6 +303,7 @@ void AddReplicateCommands(CLI::App& app, int& exit_code) {
   auto* verify = rep->add_subcommand("verify", "Compare source and targets by content; list every difference");
   verify->add_option("VOLUME", o->volume, "The volume")->required();
   verify->add_option("--plan", o->plan_file, "Plan file")->required();
+  verify->add_option("--token", o->token, "Bearer token (default: LIFEBOAT_TOKEN)");
   AddOutputFlag(*verify, o->output, {"table", "json"});
   verify->footer("Runs at the source's agent over a read-only session; hashes every file on both sides.\n"
                  "Kinds: missing, extra, type, content, metadata, link. Exit 1 when there is any difference.\n\n"

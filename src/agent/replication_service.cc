@@ -389,6 +389,9 @@ void ReplicationService::RegisterMetrics() {
   m.AddCounterCallback("lifeboat_replication_handshakes_failed_total",
                        "Connections to the replication port that did not prove the key in time", {"volume"},
                        per_receiver([](R& r) { return r.handshakes_failed.load(); }));
+  m.AddCounterCallback("lifeboat_replication_leftovers_removed_total",
+                       "Temporary files an interrupted session had left, removed when the receiver started",
+                       {"volume"}, per_receiver([](R& r) { return r.leftovers_removed.load(); }));
   m.AddCounterCallback("lifeboat_replication_accept_errors_total",
                        "accept() failures on the replication port (out of descriptors or memory), retried with backoff",
                        {"volume"}, per_receiver([](R& r) { return r.accept_errors.load(); }));

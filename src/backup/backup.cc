@@ -460,6 +460,8 @@ Result<RestoreResult> Restore(repo::Repository& repo, const repo::Snapshot& snap
   std::filesystem::create_directories(o.to, ec);
   UniqueFd root(::open(o.to.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!root.valid()) return ErrnoError(errno, "open the target " + o.to);
+  // A restore killed earlier left its temporary files; they are never anyone's data.
+  LB_ASSIGN_OR_RETURN(res.leftovers_removed, replicate::RemoveTempNames(root.get()));
 
   for (const auto& d : dirs) {
     auto parent = replicate::OpenParent(root.get(), d.path);

@@ -59,6 +59,7 @@ struct RestoreOptions {
 
 struct RestoreResult {
   uint64_t files = 0, dirs = 0, symlinks = 0, hardlinks = 0, bytes = 0;
+  uint64_t leftovers_removed = 0;  // temporary files an interrupted restore had left in the target
   std::vector<FileError> failed;  // exactly the entries that could not be restored, and why
 };
 

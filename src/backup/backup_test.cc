@@ -309,6 +309,28 @@ TEST_F(BackupTest, RestoreNeverChangesADirectoryOutsideTheTarget) {
   EXPECT_TRUE(fs::is_symlink(base_ / "out/etc")) << "the planted link itself is left for the operator";
 }
 
+// Temporary files of killed writers were never cleaned: in the repository
+// (data/xx/.lifeboat~put-*) and in a restore target.
+TEST_F(BackupTest, PruneAndRestoreRemoveWhatKilledWritersLeft) {
+  Write(src_ / "a/f", "data");
+  auto r = Backup();
+  Write(base_ / "repo/data/00/.lifeboat~put-123-1", "half a pack");
+  Write(base_ / "repo/index/.lifeboat~put-123-2", "half an index");
+  auto pr = repo_->Prune(0.2);
+  ASSERT_TRUE(pr.ok()) << pr.error().message();
+  EXPECT_EQ(pr->leftovers_removed, 2u);
+  EXPECT_FALSE(fs::exists(base_ / "repo/data/00/.lifeboat~put-123-1"));
+  Write(base_ / "out/a/.lifeboat~f.restore", "half a file");
+  fs::create_directories(base_ / "elsewhere");
+  Write(base_ / "elsewhere/.lifeboat~keep", "not the target's");
+  fs::create_symlink(base_ / "elsewhere", base_ / "out/link");
+  auto res = RestoreTo(r.snapshot.id, base_ / "out");
+  EXPECT_EQ(res.leftovers_removed, 1u);
+  EXPECT_FALSE(fs::exists(base_ / "out/a/.lifeboat~f.restore"));
+  EXPECT_TRUE(fs::exists(base_ / "elsewhere/.lifeboat~keep")) << "symlinks are never followed";
+  EXPECT_EQ(Read(base_ / "out/a/f"), "data");
+}
+
 TEST(IncludeTest, Globs) {
   EXPECT_TRUE(IncludeMatches({}, "x"));
   EXPECT_TRUE(IncludeMatches({"a"}, "a/b/c"));

@@ -271,13 +271,17 @@ int RepoPrune(const BackupCliOptions& o) {
   if (o.output == "json") {
     std::cout << Json{{"packs_deleted", rep->packs_deleted}, {"packs_repacked", rep->packs_repacked},
                       {"packs_kept", rep->packs_kept},       {"bytes_freed", rep->bytes_freed},
-                      {"blobs_removed", rep->blobs_removed}, {"index_files_replaced", rep->index_files_replaced}}
+                      {"blobs_removed", rep->blobs_removed}, {"index_files_replaced", rep->index_files_replaced},
+                      {"leftovers_removed", rep->leftovers_removed}}
                      .dump(2)
               << "\n";
   } else {
     std::cout << "removed " << rep->blobs_removed << " unused blobs: " << rep->packs_deleted << " packs deleted ("
               << rep->packs_repacked << " of them repacked), " << rep->packs_kept << " kept, "
               << HumanBytes(rep->bytes_freed) << " freed\n";
+    if (rep->leftovers_removed > 0) {
+      std::cout << "removed " << rep->leftovers_removed << " temporary file(s) that interrupted writers left\n";
+    }
   }
   return kExitOk;
 }
@@ -415,7 +419,7 @@ int RestoreCmd(const BackupCliOptions& o) {
     for (const auto& e : res->failed) f.push_back({{"path", e.path}, {"reason", e.reason}});
     std::cout << Json{{"backup", s->id},   {"to", o.to},           {"files", res->files},     {"dirs", res->dirs},
                       {"symlinks", res->symlinks}, {"hardlinks", res->hardlinks}, {"bytes", res->bytes},
-                      {"seconds", secs},   {"failed", f}}
+                      {"seconds", secs},   {"leftovers_removed", res->leftovers_removed}, {"failed", f}}
                      .dump(2)
               << "\n";
   } else {

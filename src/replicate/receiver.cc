@@ -586,6 +586,18 @@ std::string PeerAddress(int fd) {
 }  // namespace
 
 void Receiver::Run(Listener& listener) {
+  // A receiver killed earlier left temporary files: partials of files the
+  // source may since have deleted, previous versions, links. The source
+  // resends whatever is still needed.
+  if (UniqueFd root(::open(config_.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); root.valid()) {
+    auto n = RemoveTempNames(root.get());
+    if (!n.ok()) {
+      spdlog::warn("replication {}: cannot remove leftover temporary files: {}", config_.volume, n.error().message());
+    } else if (*n > 0) {
+      stats_.leftovers_removed.store(*n);
+      spdlog::info("replication {}: removed {} temporary file(s) an interrupted session left", config_.volume, *n);
+    }
+  }
   auto backoff = std::chrono::milliseconds(10);
   int64_t last_warning_ms = 0;
   while (!stopping_.load()) {

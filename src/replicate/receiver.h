@@ -52,7 +52,8 @@ struct ReceiverStats {
   // Connections closed at once: over the limits below, or no thread to serve them.
   std::atomic<uint64_t> connections_refused{0};
   std::atomic<uint64_t> accept_errors{0};
-  std::atomic<uint64_t> handshakes_failed{0};  // wrong key, not TLS, or nothing sent in time  // accept(2) failed (EMFILE, ENOBUFS, ...); retried with backoff
+  std::atomic<uint64_t> handshakes_failed{0};
+  std::atomic<uint64_t> leftovers_removed{0};  // temporary files a killed receiver left, removed at start  // wrong key, not TLS, or nothing sent in time  // accept(2) failed (EMFILE, ENOBUFS, ...); retried with backoff
 };
 
 // Applies the frames of one session. Replies go through `reply`. Not thread-safe.

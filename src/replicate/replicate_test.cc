@@ -325,6 +325,29 @@ TEST_F(ReplicateTest, AcceptSurvivesRunningOutOfDescriptors) {
   ExpectSame();
 }
 
+// A .part of a file deleted at the source while the target was down stayed
+// forever: a receiver removes what a killed one left when it starts.
+TEST(ReceiverStart, RemovesTemporaryFilesAKilledReceiverLeft) {
+  fs::path dir = fs::temp_directory_path() / ("lifeboat-rep-start-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "sub");
+  WriteFile((dir / "sub/.lifeboat~gone.part").string(), "partial");
+  WriteFile((dir / ".lifeboat~x.prev").string(), "previous");
+  WriteFile((dir / "sub/kept").string(), "data");
+  auto l = Listener::Listen({"127.0.0.1", 0});
+  ASSERT_TRUE(l.ok());
+  Receiver r(Receiver::Config{"data", dir.string(), DeriveKey("0123456789abcdef", "data"), nullptr});
+  std::thread t([&] { r.Run(**l); });
+  bool cleaned = WaitFor([&] { return r.stats().leftovers_removed.load() == 2; });
+  (*l)->Close();
+  r.Stop();
+  t.join();
+  EXPECT_TRUE(cleaned);
+  EXPECT_FALSE(fs::exists(dir / "sub/.lifeboat~gone.part"));
+  EXPECT_TRUE(fs::exists(dir / "sub/kept"));
+  fs::remove_all(dir);
+}
+
 // Frames straight into a Session: hostile paths never leave the root.
 TEST(Session, RefusesPathsEscapingTheVolume) {
   auto base = fs::temp_directory_path() / ("lifeboat-session-" + std::to_string(::getpid()));

@@ -265,6 +265,46 @@ Status RemoveTree(int dirfd, const std::string& base) {
   return Ok();
 }
 
+Result<uint64_t> RemoveTempNames(int dirfd) {
+  UniqueFd own(::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!own.valid()) return ErrnoError(errno, "open directory");
+  DIR* d = ::fdopendir(own.get());
+  if (d == nullptr) return ErrnoError(errno, "list directory");
+  own.release();
+  std::vector<std::string> temps, subdirs;
+  while (dirent* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n == "." || n == "..") continue;
+    if (IsTempName(n)) {
+      temps.emplace_back(n);
+    } else if (e->d_type == DT_DIR || e->d_type == DT_UNKNOWN) {
+      subdirs.emplace_back(n);
+    }
+  }
+  uint64_t removed = 0;
+  int fd = ::dirfd(d);
+  for (const auto& t : temps) {
+    Status s = RemoveTree(fd, t);
+    if (!s.ok()) {
+      ::closedir(d);
+      return s.error();
+    }
+    ++removed;
+  }
+  for (const auto& sub : subdirs) {
+    UniqueFd child(::openat(fd, sub.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!child.valid()) continue;  // not a directory, a symlink, or gone
+    auto n = RemoveTempNames(child.get());
+    if (!n.ok()) {
+      ::closedir(d);
+      return n.error();
+    }
+    removed += *n;
+  }
+  ::closedir(d);
+  return removed;
+}
+
 Status ApplyMeta(int dirfd, const char* base, EntryType type, const Meta& m) {
   struct timespec ts[2] = {{0, UTIME_OMIT}, {m.mtime_sec, static_cast<long>(m.mtime_nsec)}};
   if (*base == '\0') {  // dirfd itself (the volume root)

@@ -65,6 +65,11 @@ Result<chunk::Digest> HashFile(int fd, uint64_t size);
 // without following symlinks. Ok when it does not exist.
 Status RemoveTree(int dirfd, const std::string& base);
 
+// Removes every temporary name (IsTempName) below the directory `dirfd`,
+// without following symlinks: what a killed receiver or restore left. Returns
+// how many were removed.
+Result<uint64_t> RemoveTempNames(int dirfd);
+
 // Applies mode (not for symlinks), owner and mtime to `base` in `dirfd`.
 Status ApplyMeta(int dirfd, const char* base, EntryType type, const Meta& meta);
 

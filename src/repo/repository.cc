@@ -692,6 +692,8 @@ Result<PruneReport> Repository::Prune(double repack_threshold) {
     LB_RETURN_IF_ERROR(backend_->Delete(PackName(p)));
     ++rep.packs_deleted;
   }
+  // Under the exclusive lock no writer runs: any temporary file is a killed one's.
+  LB_ASSIGN_OR_RETURN(rep.leftovers_removed, backend_->RemoveLeftovers());
   // This process's view becomes exactly what is stored now.
   uint64_t kept = 0;
   for (const auto& p : next) kept += p.blobs.size();

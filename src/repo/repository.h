@@ -64,6 +64,7 @@ struct CheckReport {
 struct PruneReport {
   uint64_t packs_deleted = 0, packs_repacked = 0, packs_kept = 0;
   uint64_t bytes_freed = 0, blobs_removed = 0, index_files_replaced = 0;
+  uint64_t leftovers_removed = 0;  // temporary files of killed writers
 };
 
 struct LockOptions {

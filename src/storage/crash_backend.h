@@ -39,6 +39,10 @@ class CrashBackend : public Backend {
     LB_RETURN_IF_ERROR(Write());
     return inner_->Delete(name);
   }
+  Result<uint64_t> RemoveLeftovers() override {
+    LB_RETURN_IF_ERROR(Write());
+    return inner_->RemoveLeftovers();
+  }
 
  private:
   static Error Crashed() { return Unavailable("crash-test backend: the process died here"); }

@@ -93,8 +93,18 @@ class Filesystem final : public Backend {
 
   Result<std::vector<ObjectInfo>> List(const std::string& dir) override {
     std::vector<ObjectInfo> out;
-    LB_RETURN_IF_ERROR(ListDir(dir, out));
+    LB_RETURN_IF_ERROR(ListDir(dir, out, nullptr));
     return out;
+  }
+
+  Result<uint64_t> RemoveLeftovers() override {
+    std::vector<ObjectInfo> objects, temps;
+    LB_RETURN_IF_ERROR(ListDir("", objects, &temps));
+    for (const auto& t : temps) {
+      std::string path = root_ + "/" + t.name;
+      if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError(errno, "remove " + path);
+    }
+    return static_cast<uint64_t>(temps.size());
   }
 
   Status Delete(const std::string& name) override {
@@ -104,7 +114,8 @@ class Filesystem final : public Backend {
   }
 
  private:
-  Status ListDir(const std::string& rel, std::vector<ObjectInfo>& out) {
+  // Objects below `rel` into `out`; temporary files into `temps` when given.
+  Status ListDir(const std::string& rel, std::vector<ObjectInfo>& out, std::vector<ObjectInfo>* temps) {
     std::string path = root_ + "/" + rel;
     DIR* d = ::opendir(path.c_str());
     if (d == nullptr) {
@@ -114,8 +125,12 @@ class Filesystem final : public Backend {
     std::vector<std::string> subdirs;
     while (dirent* e = ::readdir(d)) {
       std::string_view n = e->d_name;
-      if (n == "." || n == ".." || n.starts_with(kTempPrefix)) continue;
+      if (n == "." || n == "..") continue;
       std::string child = rel.empty() ? std::string(n) : rel + "/" + std::string(n);
+      if (n.starts_with(kTempPrefix)) {
+        if (temps != nullptr) temps->push_back({child, 0});
+        continue;
+      }
       struct stat st;
       if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // deleted meanwhile
       if (S_ISDIR(st.st_mode)) {
@@ -125,7 +140,7 @@ class Filesystem final : public Backend {
       }
     }
     ::closedir(d);
-    for (const auto& s : subdirs) LB_RETURN_IF_ERROR(ListDir(s, out));
+    for (const auto& s : subdirs) LB_RETURN_IF_ERROR(ListDir(s, out, temps));
     return Ok();
   }
 

@@ -42,6 +42,10 @@ class Backend {
   virtual Result<std::vector<ObjectInfo>> List(const std::string& dir) = 0;
   virtual Status Delete(const std::string& name) = 0;
   virtual bool read_only() const { return false; }
+  // Removes what killed writers left behind that is no object (a filesystem
+  // backend's temporary files). Only safe while no writer runs (the
+  // repository's exclusive lock). Returns how many were removed.
+  virtual Result<uint64_t> RemoveLeftovers() { return uint64_t{0}; }
 };
 
 std::unique_ptr<Backend> NewFilesystem(std::string root);

@@ -331,6 +331,33 @@ TEST_F(BackupTest, PruneAndRestoreRemoveWhatKilledWritersLeft) {
   EXPECT_EQ(Read(base_ / "out/a/f"), "data");
 }
 
+// A lost index made every backup unrestorable, and check advised that prune
+// would delete the packs that held the only copy.
+TEST_F(BackupTest, RepairRebuildsALostIndex) {
+  for (int i = 0; i < 30; ++i) Write(src_ / ("f" + std::to_string(i)), Random(40000, 500 + i));
+  auto r = Backup();
+  for (const auto& e : fs::directory_iterator(base_ / "repo/index")) fs::remove(e.path());
+  repo_ = Reopen();
+  auto check = repo_->Check(false);
+  ASSERT_TRUE(check.ok());
+  ASSERT_FALSE(check->errors.empty());
+  EXPECT_NE(check->errors.back().find("repo repair"), std::string::npos) << check->errors.back();
+  auto pr = repo_->Prune(0.2);
+  ASSERT_FALSE(pr.ok()) << "prune must refuse: it would delete the only copy";
+  auto rep = repo_->Repair();
+  ASSERT_TRUE(rep.ok()) << rep.error().message();
+  EXPECT_GE(rep->packs_indexed, 1u);
+  EXPECT_TRUE(rep->still_missing.empty());
+  EXPECT_TRUE(rep->unreadable_packs.empty());
+  repo_ = Reopen();
+  auto again = repo_->Check(true);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->errors.empty()) << again->errors[0];
+  auto res = RestoreTo(r.snapshot.id, base_ / "out");
+  EXPECT_EQ(res.files, 30u);
+  EXPECT_TRUE(res.failed.empty());
+}
+
 TEST(IncludeTest, Globs) {
   EXPECT_TRUE(IncludeMatches({}, "x"));
   EXPECT_TRUE(IncludeMatches({"a"}, "a/b/c"));

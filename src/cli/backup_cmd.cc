@@ -1,4 +1,4 @@
-// lifeboat repo init | check | prune ; backup create | list | describe | delete ; restore
+// lifeboat repo init | check | prune | repair ; backup create | list | describe | delete ; restore
 #include <unistd.h>
 
 #include <atomic>
@@ -257,6 +257,41 @@ int RepoCheck(const BackupCliOptions& o) {
   return rep->errors.empty() ? kExitOk : kExitFailure;
 }
 
+int RepoRepair(const BackupCliOptions& o) {
+  int code = kExitOk;
+  auto opened = OpenTarget(o, code);
+  if (!opened) return code;
+  auto& repo = opened->repo;
+  if (repo->read_only()) {
+    return Fail("location '" + opened->target.location->name + "' is ReadOnly: repair rewrites the index, so it is refused");
+  }
+  auto lock = repo->AcquireLock(true, "repair");
+  if (!lock.ok()) return Fail(lock.error());
+  bool tty = ::isatty(2) && o.output == "table";
+  auto rep = repo->Repair([&](const std::string& what) {
+    if (tty) std::fprintf(stderr, "\rrepair: %s\033[K", what.c_str());
+  });
+  if (tty) std::fprintf(stderr, "\r\033[K");
+  if (!rep.ok()) return Fail(rep.error());
+  if (o.output == "json") {
+    std::cout << Json{{"packs_indexed", rep->packs_indexed},
+                      {"blobs_indexed", rep->blobs_indexed},
+                      {"index_files_replaced", rep->index_files_replaced},
+                      {"unreadable_packs", rep->unreadable_packs},
+                      {"still_missing", rep->still_missing}}
+                     .dump(2)
+              << "\n";
+  } else {
+    for (const auto& u : rep->unreadable_packs) std::cout << "unreadable, left out of the index: " << u << "\n";
+    for (const auto& m : rep->still_missing) std::cout << "still missing: " << m << "\n";
+    std::cout << "indexed " << rep->blobs_indexed << " blobs in " << rep->packs_indexed << " packs; replaced "
+              << rep->index_files_replaced << " index file(s)"
+              << (rep->still_missing.empty() ? "; every backup's chunks are indexed\n"
+                                             : "; backups still miss chunks (their packs are gone)\n");
+  }
+  return rep->still_missing.empty() ? kExitOk : kExitFailure;
+}
+
 int RepoPrune(const BackupCliOptions& o) {
   int code = kExitOk;
   auto opened = OpenTarget(o, code);
@@ -437,10 +472,10 @@ int RestoreCmd(const BackupCliOptions& o) {
 
 void CommonFlags(CLI::App& cmd, BackupCliOptions& o, bool location_positional) {
   cmd.add_option("--plan", o.plan_file, "Plan file")->required()->envname("LIFEBOAT_PLAN");
+  cmd.add_option("--location,-l", o.location, "Backup location of the plan (default: the only one)");
   if (location_positional) {
-    cmd.add_option("LOCATION", o.location, "Backup location of the plan (default: the only one)");
-  } else {
-    cmd.add_option("--location,-l", o.location, "Backup location of the plan (default: the only one)");
+    // Earlier releases took the repo commands' location positionally; still accepted, no longer shown.
+    cmd.add_option("LOCATION", o.location)->group("");
   }
   cmd.add_option("--password-file", o.password_file,
                  "File holding the repository password (default: LIFEBOAT_REPO_PASSWORD, then the location's "
@@ -452,13 +487,13 @@ void CommonFlags(CLI::App& cmd, BackupCliOptions& o, bool location_positional) {
 void AddBackupCommands(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<BackupCliOptions>();
 
-  auto* repo = app.add_subcommand("repo", "Backup repositories: init, check, prune");
+  auto* repo = app.add_subcommand("repo", "Backup repositories: init, check, prune, repair");
   repo->require_subcommand(1);
   auto* init = repo->add_subcommand("init", "Create a repository at a backup location");
   CommonFlags(*init, *o, true);
   init->add_flag("--no-encryption", o->no_encryption, "Store data unencrypted (still compressed and checked)");
-  init->footer("Examples:\n  LIFEBOAT_REPO_PASSWORD=... lifeboat repo init local --plan shop.yaml\n"
-               "  lifeboat repo init dr-s3 --plan shop.yaml --password-file /etc/lifeboat/repo.pw\n");
+  init->footer("Examples:\n  LIFEBOAT_REPO_PASSWORD=... lifeboat repo init -l local --plan shop.yaml\n"
+               "  lifeboat repo init -l dr-s3 --plan shop.yaml --password-file /etc/lifeboat/repo.pw\n");
   init->callback([&exit_code, o] { exit_code = RepoInit(*o); });
 
   auto* check = repo->add_subcommand("check", "Verify a repository: index, packs, every backup's directories");
@@ -466,15 +501,24 @@ void AddBackupCommands(CLI::App& app, int& exit_code) {
   check->add_flag("--read-data", o->read_data, "Also read every pack and verify every blob (reads everything)");
   AddOutputFlag(*check, o->output, {"table", "json"});
   check->footer("Exit 1 when anything is damaged; each error names the pack, index file or backup and file.\n\n"
-                "Examples:\n  lifeboat repo check local --plan shop.yaml\n"
-                "  lifeboat repo check dr-s3 --plan shop.yaml --read-data -o json\n");
+                "Examples:\n  lifeboat repo check -l local --plan shop.yaml\n"
+                "  lifeboat repo check -l dr-s3 --plan shop.yaml --read-data -o json\n");
   check->callback([&exit_code, o] { exit_code = RepoCheck(*o); });
 
   auto* prune = repo->add_subcommand("prune", "Delete data no backup uses any more (exclusive lock)");
   CommonFlags(*prune, *o, true);
   AddOutputFlag(*prune, o->output, {"table", "json"});
-  prune->footer("Example:\n  lifeboat backup delete 1a2b3c4d --plan shop.yaml && lifeboat repo prune local --plan shop.yaml\n");
+  prune->footer("Example:\n  lifeboat backup delete 1a2b3c4d --plan shop.yaml && lifeboat repo prune -l local --plan shop.yaml\n");
   prune->callback([&exit_code, o] { exit_code = RepoPrune(*o); });
+
+  auto* repair = repo->add_subcommand("repair", "Rebuild a lost or damaged index from the packs' own headers");
+  CommonFlags(*repair, *o, true);
+  AddOutputFlag(*repair, o->output, {"table", "json"});
+  repair->footer("Run it when `repo check` says backups use chunks no index lists. It reads every pack's header\n"
+                 "(not the data), writes a new index, then removes the old index files; it deletes no pack.\n"
+                 "Exit 1 when backups still miss chunks afterwards (the packs holding them are gone).\n\n"
+                 "Example:\n  lifeboat repo repair -l local --plan shop.yaml && lifeboat repo check -l local --plan shop.yaml\n");
+  repair->callback([&exit_code, o] { exit_code = RepoRepair(*o); });
 
   auto* bk = app.add_subcommand("backup", "Deduplicated, encrypted backups: create, list, describe, delete");
   bk->require_subcommand(1);

@@ -493,6 +493,7 @@ struct Usage {
   std::unordered_set<Id, IdHash> blobs;
   std::vector<std::string> errors;
   uint64_t trees = 0;
+  uint64_t unindexed = 0;  // blobs (chunks or directories) no index lists
 };
 
 void MarkTree(Repository& repo, const Id& root, const std::string& snapshot, Usage& u) {
@@ -504,6 +505,7 @@ void MarkTree(Repository& repo, const Id& root, const std::string& snapshot, Usa
     ++u.trees;
     auto tree = repo.LoadTree(id);
     if (!tree.ok()) {
+      if (!repo.Has(id)) ++u.unindexed;
       u.errors.push_back("backup " + snapshot.substr(0, 8) + ": directory " + path + ": " + tree.error().message());
       continue;
     }
@@ -514,6 +516,7 @@ void MarkTree(Repository& repo, const Id& root, const std::string& snapshot, Usa
       } else if (n.type == NodeType::kFile) {
         for (const auto& c : n.content) {
           if (u.blobs.insert(c).second && !repo.Has(c)) {
+            ++u.unindexed;
             u.errors.push_back("backup " + snapshot.substr(0, 8) + ": file " + child + ": chunk " + Short(c) +
                                " is in no index");
           }
@@ -567,10 +570,12 @@ Result<CheckReport> Repository::Check(bool read_data, const std::function<void(c
       }
     }
   }
+  size_t unindexed = 0;
   for (const auto& [p, size] : present) {
     if (by_pack.count(p) == 0) {
       rep.warnings.push_back("pack " + Short(p) +
-                             " is in no index (left by an interrupted backup: the next backup reuses it, prune removes it)");
+                             " is in no index (left by an interrupted backup, or its index file was lost)");
+      ++unindexed;
     }
   }
   say("reading snapshots");
@@ -583,6 +588,13 @@ Result<CheckReport> Repository::Check(bool read_data, const std::function<void(c
   }
   rep.trees = usage.trees;
   rep.errors.insert(rep.errors.end(), usage.errors.begin(), usage.errors.end());
+  if (usage.unindexed > 0) {
+    rep.errors.push_back(
+        "backups use " + std::to_string(usage.unindexed) + " blob(s) that no index lists: the index is damaged or lost" +
+        std::string(unindexed > 0 ? " (" + std::to_string(unindexed) + " pack(s) are in no index and may hold them)" : "") +
+        ". Run `lifeboat repo repair` to rebuild the index from the packs; prune refuses to run until then, so "
+        "nothing is deleted");
+  }
   if (read_data) {
     size_t done = 0;
     for (const auto& [p, size] : present) {
@@ -708,6 +720,54 @@ Result<PruneReport> Repository::Prune(double repack_threshold) {
     for (const auto& e : p.blobs) index_.try_emplace(e.id, BlobLocation{p.pack, e});
   }
   loaded_index_ = std::unordered_set<std::string>(written.begin(), written.end());
+  return rep;
+}
+
+Result<RepairReport> Repository::Repair(const std::function<void(const std::string&)>& progress) {
+  RepairReport rep;
+  auto say = [&](const std::string& what) {
+    if (progress) progress(what);
+  };
+  LB_ASSIGN_OR_RETURN(auto old_index, backend_->List("index"));
+  LB_ASSIGN_OR_RETURN(auto files, backend_->List("data"));
+  std::vector<IndexPack> packs;
+  size_t done = 0;
+  for (const auto& f : files) {
+    say("reading pack headers " + std::to_string(++done) + "/" + std::to_string(files.size()));
+    Id p;
+    if (!ParseHex(BaseName(f.name), p) || PackName(p) != f.name) continue;
+    auto entries = ReadPackHeader(f.name, f.size);
+    if (!entries.ok()) {
+      rep.unreadable_packs.push_back(entries.error().message());
+      continue;
+    }
+    rep.blobs_indexed += entries->size();
+    packs.push_back({p, std::move(*entries)});
+  }
+  rep.packs_indexed = packs.size();
+  say("writing the index");
+  std::vector<std::string> written;
+  LB_RETURN_IF_ERROR(WriteIndexFiles(packs, &written));
+  std::set<std::string> keep(written.begin(), written.end());
+  for (const auto& f : old_index) {
+    if (keep.count(f.name)) continue;
+    LB_RETURN_IF_ERROR(backend_->Delete(f.name));
+    ++rep.index_files_replaced;
+  }
+  {
+    std::unique_lock lock(mu_);
+    index_.clear();
+    packs_.clear();
+    claimed_.clear();
+    pending_.clear();
+    loaded_index_.clear();
+  }
+  LB_RETURN_IF_ERROR(LoadIndex());
+  say("checking every backup against the new index");
+  LB_ASSIGN_OR_RETURN(auto snaps, ListSnapshots());
+  Usage usage;
+  for (const auto& s : snaps) MarkTree(*this, s.TreeId(), s.id, usage);
+  rep.still_missing = std::move(usage.errors);
   return rep;
 }
 

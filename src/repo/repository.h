@@ -67,6 +67,12 @@ struct PruneReport {
   uint64_t leftovers_removed = 0;  // temporary files of killed writers
 };
 
+struct RepairReport {
+  uint64_t packs_indexed = 0, blobs_indexed = 0, index_files_replaced = 0;
+  std::vector<std::string> unreadable_packs;  // left in place, listed in no index
+  std::vector<std::string> still_missing;     // chunks backups use that no pack holds
+};
+
 struct LockOptions {
   std::chrono::seconds stale_after{1800};
   std::chrono::seconds refresh_every{300};
@@ -159,6 +165,11 @@ class Repository {
   // Removes blobs no snapshot uses: deletes packs with no used blob and
   // repacks packs where unused bytes exceed `repack_threshold` of the pack.
   Result<PruneReport> Prune(double repack_threshold = 0.2);
+
+  // Rebuilds the index from the packs' own headers, for a lost or damaged
+  // index: writes index files for every readable pack, then removes the old
+  // ones. Needs the exclusive lock. Unreadable packs are listed, not deleted.
+  Result<RepairReport> Repair(const std::function<void(const std::string&)>& progress = {});
 
   // Sealed small objects (index, snapshots, locks) named by SHA-256.
   Result<std::string> SaveObject(const std::string& dir, std::string_view aad, std::string_view plain);

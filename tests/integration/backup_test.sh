@@ -66,8 +66,8 @@ touch -d '2001-02-03 04:05:06.123456789' "$SRC/a/b"
 start_agent east; EAST=$LAST_PID
 wait_http "http://127.0.0.1:$PORT_EAST/healthz"
 
-expect_exit 0 lb repo init local
-expect_exit 1 lb repo init local
+expect_exit 0 lb repo init -l local
+expect_exit 1 lb repo init -l local
 echo "$OUT" | grep -q "already holds a repository" || fail "init twice: $OUT"
 expect_json 0 json backup create --location local --volume data --tag first
 FIRST=$(echo "$OUT" | jq -r .id)
@@ -103,10 +103,10 @@ pass "dedup: unchanged adds nothing; a 22-byte insertion in 3 MB adds $NEW bytes
 
 # --- Corruption -----------------------------------------------------------------
 cp -a "$WORK/repo" "$WORK/repo-broken"
-expect_exit 0 lb repo check broken --read-data
+expect_exit 0 lb repo check -l broken --read-data
 PACK=$(find "$WORK/repo-broken/data" -type f -size +4M | head -1)
 printf 'X' | dd of="$PACK" bs=1 seek=100000 conv=notrunc status=none
-expect_exit 1 lb repo check broken --read-data
+expect_exit 1 lb repo check -l broken --read-data
 echo "$OUT" | grep -q "pack $(basename "$PACK" | cut -c1-12)" || fail "check did not name the flipped pack: $OUT"
 expect_json 1 json restore "${FIRST:0:8}" --location broken --to "$WORK/out2"
 FAILED=$(echo "$OUT" | jq '.failed | length'); RESTORED=$(echo "$OUT" | jq .files)
@@ -116,22 +116,22 @@ for f in $(echo "$OUT" | jq -r '.failed[].path'); do [ ! -e "$WORK/out2/$f" ] ||
 for f in $(cd "$WORK/out2" && find . -type f -name 'f*'); do cmp -s "$WORK/out2/$f" "$WORK/out1/$f" || fail "$f differs"; done
 pass "a flipped byte: check names the pack; restore names $FAILED files and restores the other $RESTORED"
 rm "$PACK"
-expect_exit 1 lb repo check broken
+expect_exit 1 lb repo check -l broken
 echo "$OUT" | grep -q "is missing" || fail "deleted pack not reported: $OUT"
 IDX=$(find "$WORK/repo-broken/index" -type f | head -1)
 truncate -s 10 "$IDX"
-expect_exit 1 lb repo check broken
+expect_exit 1 lb repo check -l broken
 echo "$OUT" | grep -q "index/$(basename "$IDX")" || fail "truncated index not reported: $OUT"
 pass "a deleted pack and a truncated index are reported"
 
 # --- ReadOnly -------------------------------------------------------------------
-for cmd in "repo init ro" "repo prune ro" "backup create --location ro --volume data" "backup delete ${FIRST:0:8} --location ro"; do
+for cmd in "repo init -l ro" "repo prune -l ro" "backup create --location ro --volume data" "backup delete ${FIRST:0:8} --location ro"; do
   expect_exit_nonzero() { set +e; OUT=$(lb $cmd 2>&1); local rc=$?; set -e; [ $rc -ne 0 ] || fail "'$cmd' on a ReadOnly location succeeded"; }
   expect_exit_nonzero
   echo "$OUT" | grep -q "ReadOnly" || fail "'$cmd': $OUT"
 done
 expect_exit 0 lb backup list --location ro
-expect_exit 0 lb repo check ro
+expect_exit 0 lb repo check -l ro
 expect_exit 0 lb restore "${FIRST:0:8}" --location ro --to "$WORK/out-ro"
 same_tree "$WORK/out1" "$WORK/out-ro"
 pass "ReadOnly refuses init, prune, backup and delete; serves list, check and restore"
@@ -142,18 +142,18 @@ NODE_OPTIONS=--openssl-legacy-provider "$S3RVER" -d "$WORK/s3" -a 127.0.0.1 -p "
   --configure-bucket backups --silent >"$WORK/s3rver.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 100); do [ -n "$(ss -Htln "sport = :$S3_PORT")" ] && break; sleep 0.1; done
-expect_exit 1 env AWS_ACCESS_KEY_ID=nobody "$LIFEBOAT" repo init s3 --plan "$WORK/plan.yaml"
+expect_exit 1 env AWS_ACCESS_KEY_ID=nobody "$LIFEBOAT" repo init -l s3 --plan "$WORK/plan.yaml"
 echo "$OUT" | grep -q "S3 refused access.*InvalidAccessKeyId" || fail "403: $OUT"
 sed "s/bucket: backups, prefix: it\/east }/bucket: nosuch }/" "$WORK/plan.yaml" > "$WORK/nobucket.yaml"
-expect_exit 1 "$LIFEBOAT" repo init s3 --plan "$WORK/nobucket.yaml"
+expect_exit 1 "$LIFEBOAT" repo init -l s3 --plan "$WORK/nobucket.yaml"
 echo "$OUT" | grep -q "bucket 'nosuch' does not exist" || fail "404: $OUT"
-expect_exit 0 lb repo init s3
+expect_exit 0 lb repo init -l s3
 expect_json 0 json backup create --location s3 --volume data
 S3ID=$(echo "$OUT" | jq -r .id)
 expect_exit 0 lb restore "${S3ID:0:8}" --location s3ro --to "$WORK/out-s3"
 same_tree "$SRC" "$WORK/out-s3"
-expect_exit 0 lb repo check s3ro --read-data
-for cmd in "repo prune s3ro" "backup create --location s3ro --volume data" "backup delete ${S3ID:0:8} --location s3ro"; do
+expect_exit 0 lb repo check -l s3ro --read-data
+for cmd in "repo prune -l s3ro" "backup create --location s3ro --volume data" "backup delete ${S3ID:0:8} --location s3ro"; do
   set +e; OUT=$(lb $cmd 2>&1); rc=$?; set -e
   [ $rc -ne 0 ] && echo "$OUT" | grep -q ReadOnly || fail "'$cmd' on ReadOnly S3: $OUT"
 done
@@ -167,7 +167,7 @@ lb backup create --location s3 --path "$SRC" -o json > "$WORK/w2.json" 2>"$WORK/
 W2=$!
 wait $W1 || { cat "$WORK/w1.err" >&2; fail "writer 1"; }
 wait $W2 || { cat "$WORK/w2.err" >&2; fail "writer 2"; }
-expect_exit 0 lb repo check s3 --read-data
+expect_exit 0 lb repo check -l s3 --read-data
 [ "$(json backup list --location s3 | jq length)" -eq 3 ] || fail "expected 3 backups on S3"
 pass "two concurrent writers: both backups listed, check --read-data clean"
 
@@ -182,17 +182,17 @@ for _ in $(seq 1 1000); do [ "$(packs)" -ge $(( BEFORE + 2 )) ] && break; sleep 
 kill -9 $VICTIM; wait $VICTIM 2>/dev/null || true
 [ "$(json backup list --location s3 | jq --arg p "$WORK/large" '[.[] | select(.path == $p)] | length')" -eq 0 ] ||
   fail "the killed backup had already finished: the kill came too late to test anything"
-expect_exit 0 lb repo check s3
+expect_exit 0 lb repo check -l s3
 expect_json 0 json backup create --location s3 --path "$WORK/large"
 STORED=$(echo "$OUT" | jq .stored_bytes); LARGE=$(echo "$OUT" | jq -r .id)
 [ "$STORED" -lt 180000000 ] || fail "the backup after kill -9 stored $STORED bytes of 200 MB: nothing was reused"
-expect_exit 0 lb repo check s3 --read-data
+expect_exit 0 lb repo check -l s3 --read-data
 pass "kill -9 during a backup: check passes; the next backup stored $STORED of 200 MB (the rest was reused)"
 
 expect_exit 0 lb backup delete "${LARGE:0:8}" --location s3
-expect_json 0 json repo prune s3
+expect_json 0 json repo prune -l s3
 [ "$(echo "$OUT" | jq .packs_deleted)" -ge 1 ] || fail "prune deleted nothing: $OUT"
-expect_exit 0 lb repo check s3 --read-data
+expect_exit 0 lb repo check -l s3 --read-data
 expect_exit 0 lb restore "${S3ID:0:8}" --location s3 --to "$WORK/out-s3b"
 same_tree "$WORK/out-s3" "$WORK/out-s3b"
 pass "S3 delete and prune: check clean, the remaining backups restore"
@@ -220,5 +220,5 @@ curl -sf "$URL/metrics" > "$WORK/metrics.txt"
 grep -q '^lifeboat_backup_last_success_timestamp_seconds{schedule="minutely",volume="data"}' "$WORK/metrics.txt" || fail "metrics"
 grep -q '^lifeboat_backup_age_seconds' "$WORK/metrics.txt" || fail "age metric"
 if command -v promtool >/dev/null; then promtool check metrics < "$WORK/metrics.txt" >/dev/null || fail "promtool"; fi
-expect_exit 0 lb repo check local --read-data
+expect_exit 0 lb repo check -l local --read-data
 pass "run-now, retention (keep last 2), metrics; the repository checks clean"

@@ -96,7 +96,7 @@ PY
 mv "$SRC/three-mb.new" "$SRC/three-mb"
 expect_json 0 json backup create --location local --volume data
 NEW=$(echo "$OUT" | jq .new_bytes)
-[ "$NEW" -gt 0 ] && [ "$NEW" -lt 600000 ] || fail "an insertion added $NEW bytes (want about one 64 KiB-average chunk)"
+[ "$NEW" -gt 0 ] && [ "$NEW" -lt 600000 ] || fail "an insertion added $NEW bytes (want about one 64 KiB-average chunk): $OUT"
 expect_exit 0 lb backup describe "$(echo "$OUT" | jq -r .id | cut -c1-8)" --location local
 echo "$OUT" | grep -q '^dedup ' || fail "describe: $OUT"
 pass "dedup: unchanged adds nothing; a 22-byte insertion in 3 MB adds $NEW bytes"
@@ -138,10 +138,20 @@ pass "ReadOnly refuses init, prune, backup and delete; serves list, check and re
 
 # --- S3 (s3rver) ----------------------------------------------------------------
 mkdir -p "$WORK/s3"
-NODE_OPTIONS=--openssl-legacy-provider "$S3RVER" -d "$WORK/s3" -a 127.0.0.1 -p "$S3_PORT" \
-  --configure-bucket backups --silent >"$WORK/s3rver.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 100); do [ -n "$(ss -Htln "sport = :$S3_PORT")" ] && break; sleep 0.1; done
+# The port is picked right before s3rver starts, and its start is checked by
+# its own pid: a port another test took meanwhile is retried with a new one.
+for attempt in 1 2 3 4 5; do
+  port=$(free_port)
+  NODE_OPTIONS=--openssl-legacy-provider "$S3RVER" -d "$WORK/s3" -a 127.0.0.1 -p "$port" \
+    --configure-bucket backups --silent >"$WORK/s3rver.log" 2>&1 &
+  S3_PID=$!
+  PIDS+=($S3_PID)
+  if wait_listening "$S3_PID" "$port" 30; then break; fi
+  kill "$S3_PID" 2>/dev/null || true; wait "$S3_PID" 2>/dev/null || true
+  [ "$attempt" -lt 5 ] || fail "s3rver did not start: $(cat "$WORK/s3rver.log")"
+done
+sed -i "s|127.0.0.1:$S3_PORT|127.0.0.1:$port|g" "$WORK/plan.yaml"
+S3_PORT=$port
 expect_exit 1 env AWS_ACCESS_KEY_ID=nobody "$LIFEBOAT" repo init -l s3 --plan "$WORK/plan.yaml"
 echo "$OUT" | grep -q "S3 refused access.*InvalidAccessKeyId" || fail "403: $OUT"
 sed "s/bucket: backups, prefix: it\/east }/bucket: nosuch }/" "$WORK/plan.yaml" > "$WORK/nobucket.yaml"
@@ -171,17 +181,25 @@ expect_exit 0 lb repo check -l s3 --read-data
 [ "$(json backup list --location s3 | jq length)" -eq 3 ] || fail "expected 3 backups on S3"
 pass "two concurrent writers: both backups listed, check --read-data clean"
 
-# kill -9 during a backup, then check and a further backup.
+# kill -9 during a backup, then check and a further backup. The victim is
+# frozen (SIGSTOP) as soon as two packs of its 200 MB have arrived, and the
+# test checks while it is frozen that no backup of its path exists: a victim
+# that could have finished is never killed, so nothing races the kill.
 mkdir -p "$WORK/large"; for i in $(seq 1 20); do head -c 10000000 /dev/urandom > "$WORK/large/h$i"; done
 packs() { find "$WORK/s3/backups/it/east/data" -type f -name '*._S3rver_object' | wc -l; }
+large_backups() { json backup list --location s3 | jq --arg p "$WORK/large" '[.[] | select(.path == $p)] | length'; }
 BEFORE=$(packs)
-lb backup create --location s3 --path "$WORK/large" >/dev/null 2>&1 &
+# The binary itself, not the lb function: $! of a function is a subshell's
+# pid, which a kill never gets past (the backup went on and finished).
+"$LIFEBOAT" backup create --location s3 --path "$WORK/large" --plan "$WORK/plan.yaml" >/dev/null 2>&1 &
 VICTIM=$!
-for _ in $(seq 1 1000); do [ "$(packs)" -ge $(( BEFORE + 2 )) ] && break; sleep 0.02; done
+for _ in $(seq 1 3000); do [ "$(packs)" -ge $(( BEFORE + 2 )) ] && break; sleep 0.01; done
+kill -STOP $VICTIM
 [ "$(packs)" -ge $(( BEFORE + 2 )) ] || fail "the backup to kill uploaded nothing"
+[ "$(large_backups)" -eq 0 ] || fail "the backup to kill had already finished: nothing to test"
 kill -9 $VICTIM; wait $VICTIM 2>/dev/null || true
-[ "$(json backup list --location s3 | jq --arg p "$WORK/large" '[.[] | select(.path == $p)] | length')" -eq 0 ] ||
-  fail "the killed backup had already finished: the kill came too late to test anything"
+sleep 0.5  # s3rver finishes writing whatever the victim had sent
+[ "$(large_backups)" -eq 0 ] || fail "a killed backup left a backup behind"
 expect_exit 0 lb repo check -l s3
 expect_json 0 json backup create --location s3 --path "$WORK/large"
 STORED=$(echo "$OUT" | jq .stored_bytes); LARGE=$(echo "$OUT" | jq -r .id)
@@ -189,9 +207,12 @@ STORED=$(echo "$OUT" | jq .stored_bytes); LARGE=$(echo "$OUT" | jq -r .id)
 expect_exit 0 lb repo check -l s3 --read-data
 pass "kill -9 during a backup: check passes; the next backup stored $STORED of 200 MB (the rest was reused)"
 
+# Deleting the only backup of the large tree leaves ~200 MB that nothing uses:
+# prune must delete packs, including the killed writer's leftovers.
 expect_exit 0 lb backup delete "${LARGE:0:8}" --location s3
+[ "$(large_backups)" -eq 0 ] || fail "a backup of $WORK/large is still listed"
 expect_json 0 json repo prune -l s3
-[ "$(echo "$OUT" | jq .packs_deleted)" -ge 1 ] || fail "prune deleted nothing: $OUT"
+[ "$(echo "$OUT" | jq .packs_deleted)" -ge 10 ] || fail "prune deleted too little of 200 MB nothing uses: $OUT"
 expect_exit 0 lb repo check -l s3 --read-data
 expect_exit 0 lb restore "${S3ID:0:8}" --location s3 --to "$WORK/out-s3b"
 same_tree "$WORK/out-s3" "$WORK/out-s3b"

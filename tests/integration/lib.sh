@@ -23,14 +23,35 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok: $*"; }
 
-# A TCP port on 127.0.0.1 that nothing listens on now.
+# A TCP port on 127.0.0.1 that nothing listens on now. Picked below the
+# kernel's ephemeral range (32768-60999 by default), so that no outgoing
+# connection of any process can take it before the server binds it; only
+# another test's pick can, which start_checked retries.
 free_port() {
-  local p
+  local p lo
+  lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
   for _ in $(seq 1 200); do
-    p=$(( (RANDOM % 20000) + 30000 ))
+    p=$(( (RANDOM % (lo - 10000)) + 10000 ))
     if [ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ]; then echo "$p"; return; fi
   done
   fail "no free port found"
+}
+
+# listener_pid PORT: the pid of the process listening on 127.0.0.1:PORT, or "".
+listener_pid() {
+  ss -Htlnp "sport = :$1" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1
+}
+
+# wait_listening PID PORT [SECONDS]: until PID itself listens on PORT. Fails
+# at once when PID exits (a port taken meanwhile, say): returns 1.
+wait_listening() {
+  local pid=$1 port=$2 deadline=$(( SECONDS + ${3:-20} ))
+  while [ $SECONDS -lt $deadline ]; do
+    kill -0 "$pid" 2>/dev/null || return 1
+    [ "$(listener_pid "$port")" = "$pid" ] && return 0
+    sleep 0.05
+  done
+  return 1
 }
 
 # Writes a three-region plan on free ports to $WORK/plan.yaml; sets PORT_EAST, PORT_WEST, PORT_WITNESS.

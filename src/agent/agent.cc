@@ -25,15 +25,7 @@ std::string DefaultDataDir(const plan::Plan& plan, const std::string& region) {
 }
 
 Result<std::unique_ptr<Agent>> Agent::Create(plan::Plan plan, AgentOptions options) {
-  if (!plan.FindRegion(options.region)) {
-    std::vector<std::string> names;
-    std::vector<std::string_view> views;
-    for (const auto& r : plan.regions) names.push_back(r.name);
-    for (const auto& n : names) views.push_back(n);
-    std::string close = ClosestMatch(options.region, views);
-    return InvalidArgument("region '" + options.region + "' is not in plan " + plan.source + " (regions: " +
-                           Join(names, ", ") + ")" + (close.empty() ? "" : "; did you mean '" + close + "'?"));
-  }
+  if (auto r = plan.RequireRegion(options.region); !r.ok()) return r.error();
   if (options.data_dir.empty()) options.data_dir = DefaultDataDir(plan, options.region);
   if (auto s = EnsureWritableDir(options.data_dir); !s.ok()) {
     return Error(s.error().code(), "data dir: " + s.error().message() + "; choose another with --data-dir");

@@ -15,6 +15,8 @@ net::HttpResponse JsonError(int status, const std::string& message) {
   return net::HttpResponse::Json(status, nlohmann::ordered_json{{"error", message}}.dump() + "\n");
 }
 
+net::HttpResponse JsonError(const Error& error) { return JsonError(HttpStatus(error.code()), error.message()); }
+
 Result<std::string> LoadToken(const plan::Plan& plan) {
   if (const char* env = std::getenv("LIFEBOAT_TOKEN"); env && *env) return std::string(env);
   if (plan.routing_controls.token_file.empty()) return std::string();

@@ -14,6 +14,8 @@
 namespace lifeboat::agent {
 
 net::HttpResponse JsonError(int status, const std::string& message);
+// The status for the error's code (HttpStatus, core/result.h) and its message.
+net::HttpResponse JsonError(const Error& error);
 
 // The token changing requests need: LIFEBOAT_TOKEN, else the plan's
 // routing_controls.token_file; empty when neither is set.

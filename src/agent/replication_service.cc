@@ -290,9 +290,9 @@ net::HttpResponse ReplicationService::HandlePromote(Volume& v) {
   if (auto s = SaveRole(v); !s.ok()) {
     v.role = old;
     (void)StartRole(v);
-    return JsonError(500, s.error().message());
+    return JsonError(s.error());
   }
-  if (auto s = StartRole(v); !s.ok()) return JsonError(500, s.error().message());
+  if (auto s = StartRole(v); !s.ok()) return JsonError(s.error());
   spdlog::warn("replication {}: promoted: this region is now the source (epoch {}); it no longer follows {}",
                v.plan->name, v.role.epoch, old.from);
   return net::HttpResponse::Json(200, Json{{"role", "source"}, {"epoch", v.role.epoch}}.dump() + "\n");
@@ -319,9 +319,9 @@ net::HttpResponse ReplicationService::HandleReverse(Volume& v, const net::HttpRe
   if (auto s = SaveRole(v); !s.ok()) {
     v.role = old;
     (void)StartRole(v);
-    return JsonError(500, s.error().message());
+    return JsonError(s.error());
   }
-  if (auto s = StartRole(v); !s.ok()) return JsonError(500, s.error().message());
+  if (auto s = StartRole(v); !s.ok()) return JsonError(s.error());
   spdlog::warn("replication {}: reversed: this region now follows {} (epoch {})", v.plan->name, source, epoch);
   return net::HttpResponse::Json(200, Json{{"role", "target"}, {"source", source}, {"epoch", epoch}}.dump() + "\n");
 }

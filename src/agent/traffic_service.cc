@@ -101,10 +101,7 @@ net::HttpResponse TrafficService::HandleControls(const net::HttpRequest& req) {
   std::string who = body.value("by", std::string()) + " from " + req.remote;
   auto r = controls_->Set(region, body["on"].get<bool>(), force, who);
   if (!r.ok()) {
-    int status = r.error().code() == Code::kFailedPrecondition ? 409
-                 : r.error().code() == Code::kInvalidArgument  ? 404
-                                                               : 500;
-    return JsonError(status, r.error().message());
+    return JsonError(r.error());
   }
   return net::HttpResponse::Json(200, Json{{"region", region}, {"on", r->on}, {"by", r->by}, {"at", r->at}}.dump() + "\n");
 }

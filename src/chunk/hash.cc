@@ -1,5 +1,7 @@
 #include "chunk/hash.h"
 
+#include "core/check.h"
+
 #include <openssl/evp.h>
 #include <xxhash.h>
 
@@ -41,9 +43,8 @@ std::string Hex(std::span<const uint8_t> bytes) {
 
 Hasher::Hasher() : ctx_(std::make_unique<Ctx>()) {
   ctx_->md = EVP_MD_CTX_new();
-  if (ctx_->md == nullptr || EVP_DigestInit_ex(ctx_->md, EVP_sha256(), nullptr) != 1) {
-    throw std::bad_alloc();
-  }
+  LB_CHECK(ctx_->md != nullptr && EVP_DigestInit_ex(ctx_->md, EVP_sha256(), nullptr) == 1,
+           "OpenSSL could not start a SHA-256 digest");
 }
 Hasher::~Hasher() = default;
 Hasher::Hasher(Hasher&&) noexcept = default;

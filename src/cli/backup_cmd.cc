@@ -89,10 +89,6 @@ std::optional<Opened> OpenTarget(const BackupCliOptions& o, int& exit_code) {
   return Opened{std::move(*t), std::move(repo)};
 }
 
-int FailCode(const Error& e) {
-  return Fail(e.message(), e.code() == Code::kInvalidArgument || e.code() == Code::kNotFound ? kExitInvalid : kExitFailure);
-}
-
 // The repository and the backup `o.id` names (a unique prefix is enough).
 struct Found {
   Opened opened;
@@ -103,7 +99,7 @@ std::optional<Found> FindBackup(const BackupCliOptions& o, int& exit_code) {
   if (!opened) return std::nullopt;
   auto s = opened->repo->FindSnapshot(o.id);
   if (!s.ok()) {
-    exit_code = FailCode(s.error());
+    exit_code = Fail(s.error());
     return std::nullopt;
   }
   return Found{std::move(*opened), std::move(*s)};

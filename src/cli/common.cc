@@ -6,7 +6,7 @@
 namespace lifeboat::cli {
 
 int Fail(const Error& error) {
-  return Fail(error.message(), error.code() == Code::kInvalidArgument ? kExitInvalid : kExitFailure);
+  return Fail(error.message(), ExitCode(error.code()));
 }
 
 int Fail(const std::string& message, int code) {

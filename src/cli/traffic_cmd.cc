@@ -67,6 +67,11 @@ int Show(const TrafficOptions& o) {
 int Switch(const TrafficOptions& o, bool on) {
   auto plan = plan::LoadPlanOrError(o.plan_file);
   if (!plan.ok()) return Fail(plan.error());
+  auto region = plan->RequireRegion(o.region);
+  if (!region.ok()) return Fail(region.error());
+  if ((*region)->role == plan::Role::kWitness) {
+    return Fail("region '" + o.region + "' is a witness; it serves no traffic to switch", kExitInvalid);
+  }
   std::string token = o.token;
   if (token.empty()) {
     if (const char* env = std::getenv("LIFEBOAT_TOKEN")) token = env;
@@ -90,7 +95,7 @@ int Switch(const TrafficOptions& o, bool on) {
     } else {
       ++failed;
       std::cerr << r->name << ": refused (HTTP " << res->status << "): " << msg << "\n";
-      if (res->status == 409 || res->status == 404) break;  // the same answer will come from every agent
+      if (res->status == 409 || res->status == 404 || res->status == 400) break;  // every agent answers alike
     }
   }
   if (failed > 0) return kExitFailure;

@@ -16,11 +16,43 @@ std::string_view CodeName(Code code) {
     case Code::kUnavailable: return "Unavailable";
     case Code::kDeadlineExceeded: return "DeadlineExceeded";
     case Code::kPermissionDenied: return "PermissionDenied";
+    case Code::kUnauthenticated: return "Unauthenticated";
+    case Code::kCancelled: return "Cancelled";
     case Code::kResourceExhausted: return "ResourceExhausted";
     case Code::kDataLoss: return "DataLoss";
     case Code::kInternal: return "Internal";
   }
   return "Unknown";
+}
+
+int ExitCode(Code code) {
+  switch (code) {
+    case Code::kOk: return 0;
+    case Code::kInvalidArgument:
+    case Code::kNotFound: return 2;
+    case Code::kCancelled: return 130;
+    default: return 1;
+  }
+}
+
+int HttpStatus(Code code) {
+  switch (code) {
+    case Code::kOk: return 200;
+    case Code::kInvalidArgument: return 400;
+    case Code::kUnauthenticated: return 401;
+    case Code::kPermissionDenied: return 403;
+    case Code::kNotFound: return 404;
+    case Code::kAlreadyExists:
+    case Code::kFailedPrecondition:
+    case Code::kAborted: return 409;
+    case Code::kResourceExhausted: return 429;
+    case Code::kCancelled: return 499;
+    case Code::kUnavailable: return 503;
+    case Code::kDeadlineExceeded: return 504;
+    case Code::kDataLoss:
+    case Code::kInternal: return 500;
+  }
+  return 500;
 }
 
 std::string Error::ToString() const {

@@ -21,13 +21,23 @@ enum class Code {
   kAborted,             // a conflict (compare-and-swap lost): retry the whole operation
   kUnavailable,         // transient: retry this call, with backoff
   kDeadlineExceeded,    // took too long; may or may not have happened
-  kPermissionDenied,    // not allowed (file modes, read-only location, token)
+  kPermissionDenied,    // not allowed (file modes, read-only location)
+  kUnauthenticated,     // no valid credentials (a missing or wrong token): supply them, then retry
+  kCancelled,           // stopped on request (Ctrl-C, Stop()): nothing to fix
   kResourceExhausted,   // out of space, descriptors, quota
   kDataLoss,            // stored bytes are damaged
   kInternal,            // a bug in lifeboat
 };
 
 std::string_view CodeName(Code code);
+
+// The edges, written once: what a command exits with and what the admin API
+// answers for an error of each code (docs/operations.md, "Exit codes").
+//   exit 2 (bad input: fix the command): InvalidArgument, NotFound
+//   exit 1 (the operation failed):       every other code
+//   exit 130:                             Cancelled (as a shell reports Ctrl-C)
+int ExitCode(Code code);
+int HttpStatus(Code code);
 
 class Error {
  public:
@@ -102,6 +112,8 @@ inline Error Aborted(std::string m) { return {Code::kAborted, std::move(m)}; }
 inline Error Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
 inline Error DeadlineExceeded(std::string m) { return {Code::kDeadlineExceeded, std::move(m)}; }
 inline Error PermissionDenied(std::string m) { return {Code::kPermissionDenied, std::move(m)}; }
+inline Error Unauthenticated(std::string m) { return {Code::kUnauthenticated, std::move(m)}; }
+inline Error Cancelled(std::string m) { return {Code::kCancelled, std::move(m)}; }
 inline Error ResourceExhausted(std::string m) { return {Code::kResourceExhausted, std::move(m)}; }
 inline Error DataLoss(std::string m) { return {Code::kDataLoss, std::move(m)}; }
 inline Error Internal(std::string m) { return {Code::kInternal, std::move(m)}; }

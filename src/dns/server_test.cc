@@ -59,7 +59,8 @@ class ServerTest : public ::testing::Test {
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     return a;
   }
-  std::optional<testing::Response> Udp(const std::vector<uint8_t>& q) {
+  // nullopt when no answer came within 2 s (`timed_out` set) or it did not parse.
+  std::optional<testing::Response> Udp(const std::vector<uint8_t>& q, bool* timed_out = nullptr) {
     int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
     sockaddr_in a = Addr();
     ::sendto(fd, q.data(), q.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
@@ -70,6 +71,8 @@ class ServerTest : public ::testing::Test {
       ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
       buf.resize(static_cast<size_t>(std::max<ssize_t>(n, 0)));
       r = ParseResponse(buf);
+    } else if (timed_out != nullptr) {
+      *timed_out = true;
     }
     ::close(fd);
     return r;
@@ -144,8 +147,19 @@ TEST_F(ServerTest, PublishingWhileAnsweringIsSafe) {
   std::thread flipper([&] {
     for (int i = 0; !done; ++i) Publish(i % 2 == 0);
   });
+  // Retried like a resolver would: the flipper spins on one of the two cores,
+  // and on a loaded machine a datagram may wait past one timeout. What the
+  // test guards is that every answer parses, whatever snapshot it came from.
   int answered = 0;
-  for (int i = 0; i < 300; ++i) answered += Udp(MakeQuery("shop.example.com", type::kA)).has_value();
+  for (int i = 0; i < 300; ++i) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      bool timed_out = false;
+      auto r = Udp(MakeQuery("shop.example.com", type::kA), &timed_out);
+      if (timed_out) continue;  // lost to load, not to a bad answer: ask again
+      answered += r.has_value();
+      break;
+    }
+  }
   done = true;
   flipper.join();
   EXPECT_EQ(answered, 300);

@@ -1,5 +1,7 @@
 #include "plan/plan.h"
 
+#include "core/strings.h"
+
 namespace lifeboat::plan {
 
 const char* Name(Pattern p) {
@@ -58,6 +60,17 @@ const T* FindByName(const std::vector<T>& items, const std::string& name) {
 const Region* Plan::FindRegion(const std::string& n) const { return FindByName(regions, n); }
 const Check* Plan::FindCheck(const std::string& n) const { return FindByName(checks, n); }
 const Endpoint* Plan::FindEndpoint(const std::string& n) const { return FindByName(endpoints, n); }
+Result<const Region*> Plan::RequireRegion(const std::string& n) const {
+  if (const Region* r = FindRegion(n)) return r;
+  std::vector<std::string> names;
+  std::vector<std::string_view> views;
+  for (const auto& r : regions) names.push_back(r.name);
+  for (const auto& name : names) views.push_back(name);
+  std::string close = ClosestMatch(n, views);
+  return InvalidArgument("region '" + n + "' is not in plan " + source + " (regions: " + Join(names, ", ") + ")" +
+                         (close.empty() ? "" : "; did you mean '" + close + "'?"));
+}
+
 const Volume* Plan::FindVolume(const std::string& n) const { return FindByName(volumes, n); }
 const Location* Plan::FindLocation(const std::string& n) const { return FindByName(backup.locations, n); }
 const Region* Plan::Primary() const {

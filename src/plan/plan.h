@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/result.h"
 #include "core/address.h"
 #include "core/units.h"
 
@@ -199,6 +200,9 @@ struct Plan {
   Failover failover;
 
   const Region* FindRegion(const std::string& name) const;
+  // The region, or InvalidArgument listing the plan's regions and the
+  // closest name ("did you mean 'us-east'?").
+  Result<const Region*> RequireRegion(const std::string& name) const;
   const Check* FindCheck(const std::string& name) const;
   const Endpoint* FindEndpoint(const std::string& name) const;
   const Volume* FindVolume(const std::string& name) const;

@@ -1,5 +1,7 @@
 #include "repo/crypto.h"
 
+#include "core/check.h"
+
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/kdf.h>
@@ -23,7 +25,7 @@ struct CipherCtx {
 }  // namespace
 
 void RandomBytes(std::span<uint8_t> out) {
-  if (RAND_bytes(out.data(), static_cast<int>(out.size())) != 1) throw std::runtime_error("RAND_bytes failed");
+  LB_CHECK(RAND_bytes(out.data(), static_cast<int>(out.size())) == 1, "the system's random generator failed");
 }
 
 KeyBytes RandomKey() {
@@ -65,7 +67,7 @@ void Seal(const Keys& keys, std::string_view aad, std::string_view plain, std::s
                               static_cast<int>(plain.size())) == 1 &&
             EVP_EncryptFinal_ex(ctx.c, p + kNonceSize + len, &len) == 1 &&
             EVP_CIPHER_CTX_ctrl(ctx.c, EVP_CTRL_GCM_GET_TAG, kTagSize, p + kNonceSize + plain.size()) == 1;
-  if (!ok) throw std::runtime_error("AES-256-GCM encryption failed");
+  LB_CHECK(ok, "AES-256-GCM encryption failed");
 }
 
 Result<std::string> Open(const Keys& keys, std::string_view aad, std::string_view sealed) {

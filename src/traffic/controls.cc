@@ -49,8 +49,8 @@ Result<Control> RoutingControls::Set(const std::string& region, bool on, bool fo
     if (it == controls_.end()) {
       const plan::Region* r = plan_.FindRegion(region);
       changes_c_->With({region, "invalid"}).Inc();
-      return InvalidArgument(r ? "region '" + region + "' is a witness; it serves no traffic to switch"
-                               : "no region '" + region + "' in plan " + plan_.name);
+      if (r == nullptr) return NotFound("no region '" + region + "' in plan " + plan_.name);
+      return InvalidArgument("region '" + region + "' is a witness; it serves no traffic to switch");
     }
     int on_after = 0;
     for (const auto& [name, c] : controls_) on_after += (name == region ? on : c.on);

@@ -71,7 +71,7 @@ TEST_F(ControlsTest, SafetyRuleRefusesUnlessForced) {
 }
 
 TEST_F(ControlsTest, UnknownAndWitnessRegionsAreInvalid) {
-  EXPECT_EQ(controls_->Set("south", false, false, "x").error().code(), Code::kInvalidArgument);
+  EXPECT_EQ(controls_->Set("south", false, false, "x").error().code(), Code::kNotFound);
   EXPECT_EQ(controls_->Set("witness", false, false, "x").error().code(), Code::kInvalidArgument);
 }
 

@@ -126,6 +126,9 @@ pass "failover to the standby and back"
 expect_exit 2 env -u LIFEBOAT_TOKEN "$LIFEBOAT" traffic off east --plan "$WORK/plan.yaml"
 expect_exit 1 "$LIFEBOAT" traffic off east --plan "$WORK/plan.yaml" --token wrong
 grep -q "401" <<<"$OUT" || fail "wrong token: $OUT"
+# Bad input exits 2 (it exited 1), before any agent is asked, with the closest name.
+expect_exit 2 "$LIFEBOAT" traffic off eats --plan "$WORK/plan.yaml"
+echo "$OUT" | grep -q "did you mean 'east'" || fail "no suggestion for a misspelt region: $OUT"
 expect_exit 0 "$LIFEBOAT" traffic off east --plan "$WORK/plan.yaml"
 [ "$(q shop.example.com +short)" = 127.0.0.2 ] || fail "east off: want the secondary"
 [ "$(dig @127.0.0.1 -p "$DNS_WEST" shop.example.com +short)" = 127.0.0.2 ] || fail "west agent did not get the change"

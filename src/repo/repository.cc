@@ -262,6 +262,21 @@ Status Repository::WriteIndexFiles(const std::vector<IndexPack>& packs, std::vec
   return Ok();
 }
 
+Result<uint64_t> Repository::ReplaceIndex(const std::vector<IndexPack>& packs,
+                                          const std::vector<storage::ObjectInfo>& old_index,
+                                          std::vector<std::string>& written) {
+  // New files first: until the old ones are gone, both list every blob.
+  LB_RETURN_IF_ERROR(WriteIndexFiles(packs, &written));
+  std::set<std::string> keep(written.begin(), written.end());
+  uint64_t replaced = 0;
+  for (const auto& f : old_index) {
+    if (keep.count(f.name)) continue;
+    LB_RETURN_IF_ERROR(backend_->Delete(f.name));
+    ++replaced;
+  }
+  return replaced;
+}
+
 Status Repository::FlushIndex() {
   std::lock_guard write_lock(index_write_mu_);
   std::vector<IndexPack> packs;
@@ -693,13 +708,7 @@ Result<PruneReport> Repository::Prune(double repack_threshold) {
   }
   LB_RETURN_IF_ERROR(flush());
   std::vector<std::string> written;
-  LB_RETURN_IF_ERROR(WriteIndexFiles(next, &written));
-  std::set<std::string> keep_files(written.begin(), written.end());
-  for (const auto& f : old_index) {
-    if (keep_files.count(f.name)) continue;
-    LB_RETURN_IF_ERROR(backend_->Delete(f.name));
-    ++rep.index_files_replaced;
-  }
+  LB_ASSIGN_OR_RETURN(rep.index_files_replaced, ReplaceIndex(next, old_index, written));
   for (const auto& p : remove) {
     LB_RETURN_IF_ERROR(backend_->Delete(PackName(p)));
     ++rep.packs_deleted;
@@ -747,13 +756,7 @@ Result<RepairReport> Repository::Repair(const std::function<void(const std::stri
   rep.packs_indexed = packs.size();
   say("writing the index");
   std::vector<std::string> written;
-  LB_RETURN_IF_ERROR(WriteIndexFiles(packs, &written));
-  std::set<std::string> keep(written.begin(), written.end());
-  for (const auto& f : old_index) {
-    if (keep.count(f.name)) continue;
-    LB_RETURN_IF_ERROR(backend_->Delete(f.name));
-    ++rep.index_files_replaced;
-  }
+  LB_ASSIGN_OR_RETURN(rep.index_files_replaced, ReplaceIndex(packs, old_index, written));
   {
     std::unique_lock lock(mu_);
     index_.clear();

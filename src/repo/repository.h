@@ -186,6 +186,10 @@ class Repository {
   // Seals the packer's header, uploads the pack and returns its name; indexes nothing.
   Result<Id> UploadPack(Packer& packer);
   Status WriteIndexFiles(const std::vector<IndexPack>& packs, std::vector<std::string>* written = nullptr);
+  // Writes index files for `packs` (their names into `written`), then deletes
+  // the files of `old_index` that are not among them. Returns how many.
+  Result<uint64_t> ReplaceIndex(const std::vector<IndexPack>& packs, const std::vector<storage::ObjectInfo>& old_index,
+                                std::vector<std::string>& written);
 
   std::unique_ptr<storage::Backend> backend_;
   Config config_;

@@ -357,15 +357,27 @@ Status DnsServer::Start() {
     Stop();
     return e;
   };
-  for (Address addr : options_.listen) {
+  for (const Address& wanted : options_.listen) {
     // The first UDP socket picks the port when 0; every other socket uses it.
-    for (int w = 0; w < options_.workers; ++w) {
-      auto fd = BindSocket(addr, SOCK_DGRAM, true);
-      if (!fd.ok()) return fail(fd.error());
-      udp_fds_[static_cast<size_t>(w)].push_back(*fd);
-      if (addr.port == 0) addr.port = BoundPort(*fd);
+    // The kernel picks a port free for UDP only: when its TCP twin is taken
+    // (an outgoing connection holds it), pick again.
+    Address addr = wanted;
+    Result<int> tfd = Internal("not bound");
+    for (int attempt = 0;; ++attempt) {
+      addr = wanted;
+      for (int w = 0; w < options_.workers; ++w) {
+        auto fd = BindSocket(addr, SOCK_DGRAM, true);
+        if (!fd.ok()) return fail(fd.error());
+        udp_fds_[static_cast<size_t>(w)].push_back(*fd);
+        if (addr.port == 0) addr.port = BoundPort(*fd);
+      }
+      tfd = BindSocket(addr, SOCK_STREAM, false);
+      if (tfd.ok() || wanted.port != 0 || attempt == 20 || tfd.error().code() != Code::kFailedPrecondition) break;
+      for (auto& fds : udp_fds_) {
+        ::close(fds.back());
+        fds.pop_back();
+      }
     }
-    auto tfd = BindSocket(addr, SOCK_STREAM, false);
     if (!tfd.ok()) return fail(tfd.error());
     tcp_fds_.push_back(*tfd);
     if (auto s = tcp_->Adopt(*tfd); !s.ok()) return fail(s.error());

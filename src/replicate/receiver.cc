@@ -552,6 +552,11 @@ size_t Receiver::active_connections() const {
   return n;
 }
 
+size_t Receiver::unjoined_threads() const {
+  std::lock_guard lock(mu_);
+  return workers_.size();
+}
+
 void Receiver::JoinFinished() {
   std::list<std::unique_ptr<Worker>> finished;
   {

@@ -168,6 +168,9 @@ class Receiver {
   std::string connected_source() const;
   // Connections being served now (for tests and status).
   size_t active_connections() const;
+  // Threads not joined yet: the active ones and at most those that ended since
+  // the last accept. Each holds a stack until joined.
+  size_t unjoined_threads() const;
 
  private:
   struct Worker {

@@ -1,9 +1,6 @@
 #include "replicate/receiver.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "chunk/fastcdc.h"
@@ -573,22 +571,6 @@ void Receiver::JoinFinished() {
   for (auto& w : finished) w->thread.join();
 }
 
-namespace {
-
-std::string PeerAddress(int fd) {
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
-  char host[INET6_ADDRSTRLEN] = "?";
-  if (ss.ss_family == AF_INET) {
-    ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, host, sizeof host);
-  } else if (ss.ss_family == AF_INET6) {
-    ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, host, sizeof host);
-  }
-  return host;
-}
-
-}  // namespace
 
 void Receiver::Run(Listener& listener) {
   // A receiver killed earlier left temporary files: partials of files the
@@ -624,7 +606,7 @@ void Receiver::Run(Listener& listener) {
     }
     backoff = std::chrono::milliseconds(10);
     JoinFinished();
-    std::string address = PeerAddress(fd->get());
+    std::string address = PeerOf(fd->get()).host;
     auto refuse = [&](const char* why) {
       stats_.connections_refused.fetch_add(1, std::memory_order_relaxed);
       spdlog::debug("replication {}: refused a connection from {}: {}", config_.volume, address, why);
@@ -649,7 +631,7 @@ void Receiver::Run(Listener& listener) {
         wp->done.store(true);
       });
     } catch (const std::system_error& e) {  // out of threads or memory: the connection is closed
-      if (--unauthenticated_[address] == 0) unauthenticated_.erase(address);
+      ReleaseSlotLocked(address);
       refuse(e.what());
       continue;
     }
@@ -657,25 +639,26 @@ void Receiver::Run(Listener& listener) {
   }
 }
 
-void Receiver::Authenticated(const std::string& address) {
-  std::lock_guard lock(mu_);
+void Receiver::ReleaseSlotLocked(const std::string& address) {
   auto it = unauthenticated_.find(address);
-  if (it == unauthenticated_.end()) return;
-  if (--it->second == 0) unauthenticated_.erase(it);
+  if (it != unauthenticated_.end() && --it->second == 0) unauthenticated_.erase(it);
 }
 
 void Receiver::ServeOne(UniqueFd fd, std::string address) {
-  bool counted = true;  // in unauthenticated_ until HELLO has been read
-  auto done_authenticating = [&] {
-    if (counted) Authenticated(address);
-    counted = false;
-  };
-  struct Guard {
-    const std::function<void()>& fn;
-    ~Guard() { fn(); }
-  };
-  const std::function<void()> authenticated = done_authenticating;
-  Guard guard{authenticated};
+  // The connection holds one of its address's unauthenticated slots until it
+  // has proved the key (ServeSession calls `authenticated`) or ends.
+  struct Slot {
+    Receiver* r;
+    const std::string& address;
+    bool held = true;
+    void Release() {
+      if (!std::exchange(held, false)) return;
+      std::lock_guard lock(r->mu_);
+      r->ReleaseSlotLocked(address);
+    }
+    ~Slot() { Release(); }
+  } slot{this, address};
+  const std::function<void()> authenticated = [&slot] { slot.Release(); };
   auto conn = Conn::Accept(std::move(fd), config_.key, config_.handshake_timeout);
   if (!conn) {
     // A flood of these must not flood the log: one warning per 10 s, with a count.

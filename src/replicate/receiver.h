@@ -180,7 +180,8 @@ class Receiver {
   void ServeOne(UniqueFd fd, std::string address);
   Status ServeSession(Conn& conn, const std::function<void()>& authenticated);
   void JoinFinished();  // joins workers whose connection ended; needs mu_ not held
-  void Authenticated(const std::string& address);
+  // Gives back one of `address`'s unauthenticated slots; needs mu_ held.
+  void ReleaseSlotLocked(const std::string& address);
 
   Config config_;
   ReceiverStats stats_;

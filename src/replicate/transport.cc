@@ -190,16 +190,23 @@ Result<std::unique_ptr<Conn>> Conn::Connect(const Address& to, const PskKey& key
   return c;
 }
 
-Result<std::unique_ptr<Conn>> Conn::Accept(UniqueFd fd, const PskKey& key, std::chrono::milliseconds timeout) {
+PeerName PeerOf(int fd) {
+  PeerName out;
   struct sockaddr_storage ss;
   socklen_t len = sizeof(ss);
-  std::string peer = "peer";
   char host[NI_MAXHOST], serv[NI_MAXSERV];
-  if (::getpeername(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0 &&
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0 &&
       ::getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host, sizeof(host), serv, sizeof(serv),
                     NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
-    peer = std::string(host) + ":" + serv;
+    out.host = host;
+    out.port = serv;
   }
+  return out;
+}
+
+Result<std::unique_ptr<Conn>> Conn::Accept(UniqueFd fd, const PskKey& key, std::chrono::milliseconds timeout) {
+  PeerName name = PeerOf(fd.get());
+  std::string peer = name.port.empty() ? name.host : name.host + ":" + name.port;
   TuneSocket(fd.get());
   auto tls = std::make_unique<Tls>();
   tls->key = key;

@@ -34,6 +34,13 @@ struct PskKey {
 Result<PskKey> LoadKey(const std::string& key_file, const std::string& volume);
 PskKey DeriveKey(std::string_view secret, const std::string& volume);
 
+// The numeric host and port of a connected socket's peer ("peer" and "" when
+// the socket cannot tell).
+struct PeerName {
+  std::string host = "peer", port;
+};
+PeerName PeerOf(int fd);
+
 class Conn {
  public:
   ~Conn();

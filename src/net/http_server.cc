@@ -177,7 +177,7 @@ class Session : public std::enable_shared_from_this<Session> {
 bool HttpServer::Impl::Admit(const std::string& address, const std::shared_ptr<Session>& s) {
   // Called with mu held.
   size_t from_address = 0;
-  std::shared_ptr<Session> evict;
+  auto evict = sessions.end();  // the oldest connection still waiting for its request
   for (auto it = sessions.begin(); it != sessions.end();) {
     auto live = it->lock();
     if (!live) {
@@ -185,14 +185,14 @@ bool HttpServer::Impl::Admit(const std::string& address, const std::shared_ptr<S
       continue;
     }
     if (live->host() == address) ++from_address;
-    if (!evict && live->waiting()) evict = live;  // the oldest waiting one
+    if (evict == sessions.end() && live->waiting()) evict = it;
     ++it;
   }
   if (from_address >= options.max_connections_per_address) return false;
   if (sessions.size() >= options.max_connections) {
-    if (!evict) return false;  // every connection is being answered: wait for one
-    evict->Close();
-    sessions.remove_if([&](const std::weak_ptr<Session>& w) { return !w.owner_before(evict) && !evict.owner_before(w); });
+    if (evict == sessions.end()) return false;  // every connection is being answered: wait for one
+    if (auto victim = evict->lock()) victim->Close();
+    sessions.erase(evict);
     ++refused;
   }
   sessions.push_back(s);

@@ -1,19 +1,16 @@
 #include "agent/agent.h"
 
-#include "agent/backup_service.h"
-#include "agent/replication_service.h"
-#include "agent/traffic_service.h"
-
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <boost/asio/signal_set.hpp>
-#include <charconv>
 #include <csignal>
 #include <thread>
 
+#include "agent/auth.h"
 #include "core/strings.h"
 #include "core/version.h"
+#include "state/keys.h"
 #include "state/sqlite_store.h"
 
 namespace lifeboat::agent {
@@ -24,7 +21,8 @@ std::string DefaultDataDir(const plan::Plan& plan, const std::string& region) {
   return "/var/lib/lifeboat/" + plan.name + "/" + region;
 }
 
-Result<std::unique_ptr<Agent>> Agent::Create(plan::Plan plan, AgentOptions options) {
+Result<std::unique_ptr<Agent>> Agent::Create(plan::Plan plan, AgentOptions options,
+                                             std::vector<ServiceFactory> services) {
   if (auto r = plan.RequireRegion(options.region); !r.ok()) return r.error();
   if (options.data_dir.empty()) options.data_dir = DefaultDataDir(plan, options.region);
   if (auto s = EnsureWritableDir(options.data_dir); !s.ok()) {
@@ -37,11 +35,13 @@ Result<std::unique_ptr<Agent>> Agent::Create(plan::Plan plan, AgentOptions optio
   }
   std::unique_ptr<Agent> agent(new Agent(std::move(plan), std::move(options), std::move(*lock)));
   LB_RETURN_IF_ERROR(agent->Init());
-  if (agent->plan_.dns && agent->region_->serves()) {  // a witness serves nothing
-    LB_ASSIGN_OR_RETURN(agent->traffic_, TrafficService::Create(*agent));
+  Agent& a = *agent;
+  a.context_.reset(new ServiceContext{a.plan_, *a.region_, a.io_, *a.store_, a.metrics_, Clock::Real(), a.router_,
+                                      a.caps_, a.token_, a.options_.dns_listen});
+  for (auto& make : services) {
+    LB_ASSIGN_OR_RETURN(auto s, make(*a.context_));
+    if (s) a.services_.push_back(std::move(s));
   }
-  LB_ASSIGN_OR_RETURN(agent->replication_, ReplicationService::Create(*agent));
-  LB_ASSIGN_OR_RETURN(agent->backups_, BackupService::Create(*agent));
   return agent;
 }
 
@@ -51,40 +51,30 @@ Agent::Agent(plan::Plan plan, AgentOptions options, FileLock lock)
 }
 
 Agent::~Agent() {
-  if (backups_) backups_->Stop();
-  if (replication_) replication_->Stop();
-  if (traffic_) traffic_->Stop();
+  for (auto it = services_.rbegin(); it != services_.rend(); ++it) (*it)->Stop();
   if (server_) server_->Stop();
 }
-
-void Agent::AddRoute(const std::string& prefix, Route handler) { routes_.emplace_back(prefix, std::move(handler)); }
 
 Status Agent::Init() {
   started_at_ = Clock::Real().Now();
   started_steady_ = std::chrono::steady_clock::now();
+  LB_ASSIGN_OR_RETURN(token_, LoadToken(plan_));
   std::string db = options_.data_dir + "/state.db";
   LB_ASSIGN_OR_RETURN(auto store, state::SqliteStore::Open(db));
   store_ = std::move(store);
 
   // How often this data dir has started an agent: survives restarts, so an
   // operator can tell a crash loop from a long run.
-  LB_ASSIGN_OR_RETURN(auto starts, store_->Get("agent/starts"));
-  starts_ = 1;
-  if (starts) {
-    int64_t n = 0;
-    auto [p, ec] = std::from_chars(starts->value.data(), starts->value.data() + starts->value.size(), n);
-    if (ec != std::errc() || p != starts->value.data() + starts->value.size()) {
-      return DataLoss("state store " + db + ": agent/starts holds '" + starts->value + "', not a number");
-    }
-    starts_ = n + 1;
-  }
-  LB_RETURN_IF_ERROR(store_->Put("agent/starts", std::to_string(starts_)));
-  LB_ASSIGN_OR_RETURN(auto first, store_->Get("agent/first_started_at"));
+  LB_ASSIGN_OR_RETURN(auto starts, state::keys::AgentStarts().Get(*store_));
+  starts_ = starts.value_or(0) + 1;
+  LB_RETURN_IF_ERROR(state::keys::AgentStarts().Put(*store_, starts_));
+  auto first_key = state::keys::AgentFirstStartedAt();
+  LB_ASSIGN_OR_RETURN(auto first, first_key.Get(*store_));
   if (first) {
-    first_started_at_ = first->value;
+    first_started_at_ = *first;
   } else {
     first_started_at_ = FormatUtc(started_at_);
-    LB_RETURN_IF_ERROR(store_->Put("agent/first_started_at", first_started_at_, state::Expect::Absent()));
+    LB_RETURN_IF_ERROR(first_key.Put(*store_, first_started_at_, state::Expect::Absent()));
   }
 
   metrics_.AddGauge("lifeboat_build_info", "Version and commit of the running lifeboat; always 1.",
@@ -111,11 +101,6 @@ Status Agent::Init() {
   return Ok();
 }
 
-void Agent::AddStatusSection(const std::string& name, StatusSection fn) {
-  std::lock_guard lock(sections_mu_);
-  sections_.emplace_back(name, std::move(fn));
-}
-
 nlohmann::ordered_json Agent::StatusJson() {
   Json j;
   j["plan"] = plan_.name;
@@ -138,10 +123,7 @@ nlohmann::ordered_json Agent::StatusJson() {
   }
   j["regions"] = regions;
   Json services = Json::object();
-  {
-    std::lock_guard lock(sections_mu_);
-    for (const auto& [name, fn] : sections_) services[name] = fn();
-  }
+  for (auto& s : services_) services[std::string(s->name())] = s->StatusJson();
   j["services"] = services;
   return j;
 }
@@ -171,12 +153,9 @@ net::HttpResponse Agent::Handle(const net::HttpRequest& req) {
   } else {
     label = "other";
     res = error(404, "no such endpoint: " + req.path + " (try /healthz, /v1/status, /metrics)");
-    for (const auto& [prefix, handler] : routes_) {
-      if (req.path == prefix || req.path.rfind(prefix + "/", 0) == 0) {
-        label = prefix;
-        res = handler(req);
-        break;
-      }
+    if (const auto* route = router_.Find(req.path)) {
+      label = route->first;
+      res = route->second(req);
     }
   }
   if (res.status == 405) res.headers.emplace_back("Allow", "GET, HEAD");
@@ -187,9 +166,9 @@ net::HttpResponse Agent::Handle(const net::HttpRequest& req) {
 Status Agent::Run() {
   server_ = std::make_unique<net::HttpServer>(io_, [this](const net::HttpRequest& r) { return Handle(r); });
   LB_RETURN_IF_ERROR(server_->Listen(region_->agent));
-  if (traffic_) LB_RETURN_IF_ERROR(traffic_->Start());
-  LB_RETURN_IF_ERROR(replication_->Start());
-  if (backups_) LB_RETURN_IF_ERROR(backups_->Start());
+  for (auto& service : services_) {
+    if (auto s = service->Start(); !s.ok()) return s.error().Wrap(std::string(service->name()));
+  }
   std::unique_ptr<boost::asio::signal_set> signals;
   if (options_.handle_signals) {
     signals = std::make_unique<boost::asio::signal_set>(io_, SIGINT, SIGTERM);
@@ -213,6 +192,6 @@ Status Agent::Run() {
 void Agent::Stop() {
   if (server_) server_->Stop();
   io_.stop();
-}  // the DNS threads stop with the agent's destruction (~TrafficService)
+}  // the services stop with the agent's destruction, in reverse order
 
 }  // namespace lifeboat::agent

@@ -1,18 +1,18 @@
-// The agent: runs one region's part of the plan. Today it owns the admin HTTP
-// API (/healthz, /v1/status, /metrics), the state store and the metrics
-// registry; the services of later capabilities (health checks, DNS,
-// replication, backups, failover) are created by it and register a status
-// section and their metrics here. See docs/ARCHITECTURE.md.
+// The agent: runs one region's part of the plan. It owns the event loop, the
+// admin HTTP API (/healthz, /v1/status, /metrics and the services' routes),
+// the state store and the metrics registry, and hosts the services of
+// DefaultServices() (agent/services.cc) through the seam of agent/service.h.
+// See docs/ARCHITECTURE.md.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "agent/service.h"
 #include "core/clock.h"
 #include "core/fs.h"
 #include "core/result.h"
@@ -22,10 +22,6 @@
 #include "state/store.h"
 
 namespace lifeboat::agent {
-
-class TrafficService;
-class ReplicationService;
-class BackupService;
 
 struct AgentOptions {
   std::string region;
@@ -42,15 +38,20 @@ struct AgentOptions {
 // The default data dir for a region: /var/lib/lifeboat/<plan>/<region>.
 std::string DefaultDataDir(const plan::Plan& plan, const std::string& region);
 
+// The services every agent runs (each decides from the plan and region
+// whether it has work here), in start order: agent/services.cc.
+std::vector<ServiceFactory> DefaultServices();
+
 // One region's agent. Create, then Run on one thread; Stop may be called from
-// any thread. Service registration (AddStatusSection, metrics()) happens
-// before Run.
+// any thread.
 class Agent {
  public:
   // InvalidArgument for a region not in the plan; PermissionDenied or
   // FailedPrecondition for a data dir that cannot be used (not writable, or
-  // locked by another agent); errors of the state store as they come.
-  static Result<std::unique_ptr<Agent>> Create(plan::Plan plan, AgentOptions options);
+  // locked by another agent); errors of the state store and of the services'
+  // creation as they come.
+  static Result<std::unique_ptr<Agent>> Create(plan::Plan plan, AgentOptions options,
+                                               std::vector<ServiceFactory> services = DefaultServices());
   ~Agent();
 
   // Binds the admin API and serves until Stop() or a signal. Returns the
@@ -58,21 +59,14 @@ class Agent {
   Status Run();
   void Stop();
 
-  using Route = std::function<net::HttpResponse(const net::HttpRequest&)>;
-  // Serves `prefix` and everything below it ("/v1/routing-controls",
-  // "/v1/routing-controls/east") with `handler`, on the event loop.
-  void AddRoute(const std::string& prefix, Route handler);
-
-  using StatusSection = std::function<nlohmann::ordered_json()>;
-  // Adds "services": { name: fn() } to /v1/status. fn runs on the event loop.
-  void AddStatusSection(const std::string& name, StatusSection fn);
-
   const plan::Plan& plan() const { return plan_; }
   const AgentOptions& options() const { return options_; }
   const plan::Region& region() const { return *region_; }
   metrics::Registry& metrics() { return metrics_; }
   state::Store& store() { return *store_; }
   boost::asio::io_context& io() { return io_; }
+  // What the services provide each other (and the failover engine).
+  const Capabilities& capabilities() const { return caps_; }
 
   // The document served at /v1/status.
   nlohmann::ordered_json StatusJson();
@@ -95,14 +89,12 @@ class Agent {
   std::chrono::steady_clock::time_point started_steady_;
   int64_t starts_ = 0;
   std::string first_started_at_;
+  std::string token_;
 
-  std::vector<std::pair<std::string, Route>> routes_;  // set before Run
-  std::unique_ptr<TrafficService> traffic_;             // when the plan has dns
-  std::unique_ptr<BackupService> backups_;              // when the plan has backup schedules
-  std::unique_ptr<ReplicationService> replication_;     // when this region holds replicated volumes
-
-  std::mutex sections_mu_;
-  std::vector<std::pair<std::string, StatusSection>> sections_;  // guarded by sections_mu_
+  Router router_;
+  Capabilities caps_;
+  std::unique_ptr<ServiceContext> context_;
+  std::vector<std::unique_ptr<Service>> services_;  // in start order; stopped in reverse by ~Agent
 };
 
 }  // namespace lifeboat::agent

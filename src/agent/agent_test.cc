@@ -66,12 +66,36 @@ TEST_F(AgentTest, TwoAgentsCannotShareADataDir) {
   EXPECT_NE(b.error().message().find("in use"), std::string::npos);
 }
 
+// A service that records its calls, to check the seam itself.
+class ExampleService final : public Service {
+ public:
+  ExampleService(std::vector<std::string>& log, std::string name) : log_(log), name_(std::move(name)) {}
+  std::string_view name() const override { return name_; }
+  Status Start() override {
+    log_.push_back("start " + name_);
+    return Ok();
+  }
+  void Stop() override { log_.push_back("stop " + name_); }
+  nlohmann::ordered_json StatusJson() override { return {{"ok", true}}; }
+
+ private:
+  std::vector<std::string>& log_;
+  std::string name_;
+};
+
 TEST_F(AgentTest, ServesHealthStatusAndMetricsThenStops) {
   auto plan = TestPlan();
-  auto a = Agent::Create(plan, Options("east"));
+  std::vector<std::string> calls;
+  auto example = [&calls](const std::string& name) -> ServiceFactory {
+    return [&calls, name](ServiceContext& ctx) -> Result<std::unique_ptr<Service>> {
+      ctx.router.Add("/v1/" + name, [name](const net::HttpRequest&) { return net::HttpResponse::Text(200, name); });
+      return std::unique_ptr<Service>(new ExampleService(calls, name));
+    };
+  };
+  auto none = [](ServiceContext&) -> Result<std::unique_ptr<Service>> { return std::unique_ptr<Service>(); };
+  auto a = Agent::Create(plan, Options("east"), {example("example"), none, example("second")});
   ASSERT_TRUE(a.ok()) << a.error().ToString();
   Agent& agent = **a;
-  agent.AddStatusSection("example", [] { return nlohmann::ordered_json{{"ok", true}}; });
   Status run_status;
   std::thread t([&] { run_status = agent.Run(); });
   std::string base = net::BaseUrl(agent.region().agent);
@@ -88,6 +112,10 @@ TEST_F(AgentTest, ServesHealthStatusAndMetricsThenStops) {
   EXPECT_EQ(j["role"], "primary");
   EXPECT_EQ(j["starts"], 1);
   EXPECT_EQ(j["services"]["example"]["ok"], true);
+  EXPECT_EQ(j["services"]["second"]["ok"], true);
+  auto routed = net::Fetch("GET", base + "/v1/second/x", 1s);
+  ASSERT_TRUE(routed.ok());
+  EXPECT_EQ(routed->body, "second");
   auto metrics = net::Fetch("GET", base + "/metrics", 1s);
   ASSERT_TRUE(metrics.ok());
   EXPECT_NE(metrics->body.find("lifeboat_build_info{version="), std::string::npos);
@@ -100,6 +128,8 @@ TEST_F(AgentTest, ServesHealthStatusAndMetricsThenStops) {
   agent.Stop();
   t.join();
   EXPECT_TRUE(run_status.ok());
+  a->reset();
+  EXPECT_EQ(calls, (std::vector<std::string>{"start example", "start second", "stop second", "stop example"}));
 }
 
 TEST_F(AgentTest, StartCountSurvivesARestart) {

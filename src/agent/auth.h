@@ -21,13 +21,13 @@ net::HttpResponse JsonError(const Error& error);
 // routing_controls.token_file; empty when neither is set.
 Result<std::string> LoadToken(const plan::Plan& plan);
 
-// nullopt when `req` carries "Authorization: Bearer <token>"; otherwise the
-// 403 (this agent has no token) or 401 to send back. `what` names the change
-// ("routing-control changes").
 // True when an Authorization header value carries `token` with the Bearer
 // scheme (any case). Takes the same time whatever `authorization` holds.
 bool TokenMatches(std::string_view authorization, const std::string& token);
 
+// nullopt when `req` carries "Authorization: Bearer <token>"; otherwise the
+// 403 (this agent has no token) or 401 to send back. `what` names the change
+// ("routing-control changes").
 std::optional<net::HttpResponse> CheckToken(const net::HttpRequest& req, const std::string& token,
                                             const std::string& what);
 

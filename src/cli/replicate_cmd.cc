@@ -213,17 +213,55 @@ int Verify(const ReplicateOptions& o) {
   return failed || total > 0 ? kExitFailure : kExitOk;
 }
 
-int Post(const plan::Region& r, const std::string& path, const std::string& token, const std::string& body) {
-  auto res = net::Fetch("POST", net::BaseUrl(r.agent) + path, 10s, body,
+// Asks the region's agent for a role change (promote, reverse), then follows
+// it to its end: the agent runs it on a worker and reports its step in the
+// volume's "change". Prints each step on stderr and the outcome on stdout.
+int RunChange(const plan::Region& r, const ReplicateOptions& o, const std::string& action, const std::string& token,
+              const std::string& body) {
+  auto timeout = ParseDuration(o.timeout);
+  if (!timeout.ok()) return Fail(timeout.error().Wrap("--timeout").message(), kExitInvalid);
+  std::string base = net::BaseUrl(r.agent) + "/v1/replication/" + o.volume;
+  auto res = net::Fetch("POST", base + "/" + action, 10s, body,
                         {"Authorization: Bearer " + token, "Content-Type: application/json"});
   if (!res.ok()) return Fail(res.error().Wrap("agent " + r.name));
-  auto j = Json::parse(res->body, nullptr, false);
-  if (res->status != 200) {
+  if (res->status != 202) {
+    auto j = Json::parse(res->body, nullptr, false);
     std::string msg = j.is_object() && j.contains("error") ? j["error"].get<std::string>() : res->body;
     return Fail(r.name + " refused (HTTP " + std::to_string(res->status) + "): " + msg);
   }
-  std::cout << r.name << ": " << j.dump() << "\n";
-  return kExitOk;
+  auto deadline = std::chrono::steady_clock::now() + *timeout;
+  std::string last_step;
+  for (;;) {
+    auto got = net::Fetch("GET", base, 5s);
+    Json v = got.ok() && got->status == 200 ? Json::parse(got->body, nullptr, false) : Json();
+    if (v.is_object() && v["change"].is_object() && v["change"]["action"] == action) {
+      const Json& c = v["change"];
+      std::string step = c["step"];
+      if (step != last_step && c["state"] == "running") std::cerr << r.name << ": " << action << " " << o.volume << ": " << step << "\n";
+      last_step = step;
+      if (c["state"] == "failed") {
+        return Fail(r.name + ": " + action + " of " + o.volume + " failed while " + step + ": " +
+                    c["error"].get<std::string>());
+      }
+      if (c["state"] == "done") {
+        if (o.output == "json") {
+          std::cout << v.dump(2) << "\n";
+        } else if (v["role"] == "source") {
+          std::cout << r.name << ": now the source of " << o.volume << " (epoch " << v["epoch"] << ")\n";
+        } else {
+          std::cout << r.name << ": now follows " << v["source"].get<std::string>() << " for " << o.volume
+                    << " (epoch " << v["epoch"] << ")\n";
+        }
+        return kExitOk;
+      }
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Fail(r.name + ": the " + action + " of " + o.volume + " did not finish within " + o.timeout +
+                  " (last step: " + (last_step.empty() ? "none reported" : last_step) +
+                  "); see lifeboat replicate status");
+    }
+    std::this_thread::sleep_for(100ms);
+  }
 }
 
 // What promote and reverse share: the plan, the region holding a copy of the
@@ -262,7 +300,7 @@ int Promote(const ReplicateOptions& o) {
   int exit_code = kExitOk;
   auto c = PrepareChange(o, "promote", exit_code);
   if (!c) return exit_code;
-  return Post(*c->region, "/v1/replication/" + o.volume + "/promote", c->token, "{}");
+  return RunChange(*c->region, o, "promote", c->token, "{}");
 }
 
 int Reverse(const ReplicateOptions& o) {
@@ -280,8 +318,7 @@ int Reverse(const ReplicateOptions& o) {
     }
   }
   if (source.empty()) return Fail("no other region answered as a source of '" + o.volume + "'; promote one first");
-  return Post(*c->region, "/v1/replication/" + o.volume + "/reverse", c->token,
-              Json{{"source", source}, {"epoch", epoch}}.dump());
+  return RunChange(*c->region, o, "reverse", c->token, Json{{"source", source}, {"epoch", epoch}}.dump());
 }
 
 }  // namespace
@@ -315,7 +352,10 @@ void AddReplicateCommands(CLI::App& app, int& exit_code) {
   promote->add_option("--region", o->region, "The region to promote")->required();
   promote->add_option("--plan", o->plan_file, "Plan file")->required();
   promote->add_option("--token", o->token, "Bearer token (default: LIFEBOAT_TOKEN)");
-  promote->footer("The region stops receiving and starts sending to the others, under a new epoch.\n\n"
+  promote->add_option("--timeout", o->timeout, "Give up waiting for the agent after this long (default 1h)");
+  AddOutputFlag(*promote, o->output, {"table", "json"});
+  promote->footer("The region stops receiving and starts sending to the others, under a new epoch. The agent\n"
+                  "does it in the background; this command shows its steps and waits for the outcome.\n\n"
                   "Example:\n  LIFEBOAT_TOKEN=... lifeboat replicate promote uploads --region us-west --plan shop.yaml\n");
   promote->callback([&exit_code, o] { exit_code = Promote(*o); });
 
@@ -324,6 +364,8 @@ void AddReplicateCommands(CLI::App& app, int& exit_code) {
   reverse->add_option("--region", o->region, "The former source, which becomes a target")->required();
   reverse->add_option("--plan", o->plan_file, "Plan file")->required();
   reverse->add_option("--token", o->token, "Bearer token (default: LIFEBOAT_TOKEN)");
+  reverse->add_option("--timeout", o->timeout, "Give up waiting for the agent after this long (default 1h)");
+  AddOutputFlag(*reverse, o->output, {"table", "json"});
   reverse->footer("The region is resynced from the current source, sending only differing chunks; its own\n"
                   "changes since the promotion are replaced by the source's.\n\n"
                   "Example:\n  LIFEBOAT_TOKEN=... lifeboat replicate reverse uploads --region us-east --plan shop.yaml\n");

@@ -21,15 +21,9 @@ RoutingControls::RoutingControls(state::Store& store, const plan::Plan& plan, me
 Status RoutingControls::Load() {
   std::lock_guard lock(mu_);
   for (auto& [region, control] : controls_) {
-    LB_ASSIGN_OR_RETURN(auto kv, store_.Get(Key(region)));
-    if (!kv) continue;
-    auto j = nlohmann::json::parse(kv->value, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("on") || !j["on"].is_boolean()) {
-      return DataLoss("state store: " + Key(region) + " holds '" + kv->value + "', not a routing control");
-    }
-    control.on = j["on"].get<bool>();
-    control.by = j.value("by", "");
-    control.at = j.value("at", "");
+    LB_ASSIGN_OR_RETURN(auto saved, state::keys::RoutingControlOf(region).Get(store_));
+    if (!saved) continue;
+    control = *saved;
     on_g_->With({region}).Set(control.on ? 1 : 0);
   }
   return Ok();
@@ -62,8 +56,7 @@ Result<Control> RoutingControls::Set(const std::string& region, bool on, bool fo
                                 std::to_string(min_on) + ". Use --force to do it anyway");
     }
     Control next{on, who.empty() ? "unknown" : who, FormatUtc(Clock::Real().Now())};
-    nlohmann::json j = {{"on", next.on}, {"by", next.by}, {"at", next.at}};
-    LB_RETURN_IF_ERROR(store_.Put(Key(region), j.dump()));
+    LB_RETURN_IF_ERROR(state::keys::RoutingControlOf(region).Put(store_, next));
     it->second = next;
     on_g_->With({region}).Set(on ? 1 : 0);
     changes_c_->With({region, force && on_after < min_on ? "forced" : "applied"}).Inc();

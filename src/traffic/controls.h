@@ -13,15 +13,12 @@
 #include "core/result.h"
 #include "metrics/registry.h"
 #include "plan/plan.h"
+#include "state/keys.h"
 #include "state/store.h"
 
 namespace lifeboat::traffic {
 
-struct Control {
-  bool on = true;
-  std::string by = "default";  // who set it
-  std::string at;              // when (UTC), empty for the default
-};
+using Control = state::RoutingControl;  // saved under state::keys::RoutingControlOf(region)
 
 // Thread-safe. `store`, `plan` and `metrics` must outlive it.
 class RoutingControls {
@@ -40,8 +37,6 @@ class RoutingControls {
 
   // `fn` runs after every change, on the caller's thread.
   void OnChange(std::function<void()> fn) { on_change_ = std::move(fn); }
-
-  static std::string Key(const std::string& region) { return "routing/controls/" + region; }
 
  private:
   state::Store& store_;

@@ -153,5 +153,5 @@ promtool check metrics < "$WORK/metrics.txt" || fail "promtool rejected /metrics
 grep -q '^lifeboat_dns_queries_total{transport="udp",type="A",rcode="NOERROR"}' "$WORK/metrics.txt" || fail "dns metrics"
 grep -q '^lifeboat_health_healthy{endpoint="web-east",check="web"} 1' "$WORK/metrics.txt" || fail "health metrics"
 grep -q '^lifeboat_routing_control_on{region="east"} 1' "$WORK/metrics.txt" || fail "routing metrics"
-curl -sf "http://127.0.0.1:$PORT_EAST/v1/status" | jq -e '.services.health["web-east"].healthy and .services.dns.policy_records' >/dev/null || fail "status sections"
+curl -sf "http://127.0.0.1:$PORT_EAST/v1/status" | jq -e '.services.traffic.health["web-east"].healthy and .services.traffic.dns.policy_records' >/dev/null || fail "status sections"
 pass "metrics and status"

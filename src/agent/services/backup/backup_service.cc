@@ -1,55 +1,90 @@
-#include "agent/backup_service.h"
+#include "agent/services/backup/backup_service.h"
 
 #include <spdlog/spdlog.h>
 
-#include "agent/agent.h"
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+
 #include "agent/auth.h"
+#include "agent/capabilities.h"
 #include "backup/backup.h"
 #include "core/clock.h"
+#include "core/cron.h"
+#include "state/keys.h"
 
 namespace lifeboat::agent {
+namespace {
 
 using OJson = nlohmann::ordered_json;
 
-namespace {
+class BackupService final : public Service {
+ public:
+  explicit BackupService(ServiceContext& ctx) : ctx_(ctx) {}
+  ~BackupService() override { Stop(); }
+  Status Init();
 
-std::string LastKey(const std::string& schedule, const std::string& volume) {
-  return "backup/" + schedule + "/" + volume + "/last";
-}
+  std::string_view name() const override { return "backups"; }
+  Status Start() override;
+  void Stop() override;
+  nlohmann::ordered_json StatusJson() override { return Json(); }
 
-}  // namespace
+ private:
+  struct Run {  // one volume of one schedule
+    std::string schedule, volume;
+    int64_t last_success_ns = 0;
+    double last_duration = 0;
+    uint64_t last_bytes = 0, last_stored = 0, runs = 0, failures = 0, deleted = 0;
+    std::string last_id, last_error, state = "idle";  // idle, running, skipped (not the source here)
+  };
+  struct Schedule {
+    const plan::Schedule* plan = nullptr;
+    CronSchedule cron;
+    std::chrono::system_clock::time_point next;
+  };
 
-BackupService::BackupService(Agent& agent) : agent_(agent) {}
+  void Loop();
+  void RunSchedule(const Schedule& s);
+  bool IsSourceHere(const std::string& volume);
+  Run& RunOf(const std::string& schedule, const std::string& volume);  // mu_ held
+  nlohmann::ordered_json Json();
+  net::HttpResponse Handle(const net::HttpRequest& req);
+  void RegisterMetrics();
 
-BackupService::~BackupService() { Stop(); }
+  ServiceContext& ctx_;
+  std::vector<Schedule> schedules_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::vector<std::string> requested_;  // schedules asked to run now
+  std::map<std::pair<std::string, std::string>, Run> runs_;
+  std::thread thread_;
+};
 
-Result<std::unique_ptr<BackupService>> BackupService::Create(Agent& agent) {
-  if (agent.plan().backup.schedules.empty()) return std::unique_ptr<BackupService>();
-  std::unique_ptr<BackupService> s(new BackupService(agent));
-  LB_ASSIGN_OR_RETURN(s->token_, LoadToken(agent.plan()));
-  for (const auto& ps : agent.plan().backup.schedules) {
+
+Status BackupService::Init() {
+  for (const auto& ps : ctx_.plan.backup.schedules) {
     LB_ASSIGN_OR_RETURN(CronSchedule cron, CronSchedule::Parse(ps.cron));
-    s->schedules_.push_back({&ps, cron, {}});
+    schedules_.push_back({&ps, cron, {}});
     for (const auto& v : ps.volumes) {
-      Run& r = s->RunOf(ps.name, v);
+      Run& r = RunOf(ps.name, v);
       // The last success survives restarts (the age metric stays true).
-      auto kv = agent.store().Get(LastKey(ps.name, v));
-      if (kv.ok() && *kv) {
-        auto j = nlohmann::json::parse((*kv)->value, nullptr, false);
-        if (j.is_object()) {
-          r.last_success_ns = j.value("time_ns", int64_t{0});
-          r.last_id = j.value("id", "");
-          r.last_bytes = j.value("bytes", uint64_t{0});
-          r.last_stored = j.value("stored_bytes", uint64_t{0});
-          r.last_duration = j.value("duration_seconds", 0.0);
-        }
+      auto last = state::keys::LastBackupOf(ps.name, v).Get(ctx_.store);
+      if (!last.ok()) {
+        spdlog::warn("backup {} of {}: {}; the last success is forgotten", ps.name, v, last.error().message());
+      } else if (*last) {
+        r.last_success_ns = (*last)->time_ns;
+        r.last_id = (*last)->id;
+        r.last_bytes = (*last)->bytes;
+        r.last_stored = (*last)->stored_bytes;
+        r.last_duration = (*last)->duration_seconds;
       }
     }
   }
-  agent.AddRoute("/v1/backups", [p = s.get()](const net::HttpRequest& r) { return p->Handle(r); });
-  agent.AddStatusSection("backups", [p = s.get()] { return p->Json(); });
-  s->RegisterMetrics();
-  return s;
+  ctx_.router.Add("/v1/backups", [this](const net::HttpRequest& r) { return Handle(r); });
+  RegisterMetrics();
+  return Ok();
 }
 
 BackupService::Run& BackupService::RunOf(const std::string& schedule, const std::string& volume) {
@@ -106,20 +141,14 @@ void BackupService::Loop() {
 }
 
 bool BackupService::IsSourceHere(const std::string& volume) {
-  const plan::Volume* v = agent_.plan().FindVolume(volume);
-  if (v == nullptr || !v->path.count(agent_.region().name)) return false;
-  auto kv = agent_.store().Get("replicate/" + volume + "/role");
-  if (kv.ok() && *kv) {
-    auto j = nlohmann::json::parse((*kv)->value, nullptr, false);
-    if (j.is_object()) return j.value("role", "") == "source";
-  }
-  const plan::Region* primary = agent_.plan().Primary();
-  return primary != nullptr && primary->name == agent_.region().name;
+  const plan::Volume* v = ctx_.plan.FindVolume(volume);
+  if (v == nullptr || !v->path.count(ctx_.region.name)) return false;
+  return SourceOf(ctx_.plan, ctx_.region, ctx_.caps.Get<VolumeRoles>(), volume) == ctx_.region.name;
 }
 
 void BackupService::RunSchedule(const Schedule& s) {
   const plan::Schedule& ps = *s.plan;
-  const plan::Location* loc = agent_.plan().FindLocation(ps.location);
+  const plan::Location* loc = ctx_.plan.FindLocation(ps.location);
   for (const auto& volume : ps.volumes) {
     if (!IsSourceHere(volume)) {
       std::lock_guard l(mu_);
@@ -146,7 +175,7 @@ void BackupService::RunSchedule(const Schedule& s) {
       continue;
     }
     backup::BackupOptions bo;
-    bo.path = agent_.plan().FindVolume(volume)->path.at(agent_.region().name);
+    bo.path = ctx_.plan.FindVolume(volume)->path.at(ctx_.region.name);
     bo.source = "volume:" + volume;
     bo.schedule = ps.name;
     bo.tags = {"schedule:" + ps.name};
@@ -160,12 +189,12 @@ void BackupService::RunSchedule(const Schedule& s) {
                  snap.stats.files, HumanBytes(snap.stats.new_bytes), HumanBytes(snap.stats.bytes),
                  snap.stats.duration_seconds,
                  res->errors.empty() ? "" : ", " + std::to_string(res->errors.size()) + " files unreadable");
-    OJson last = {{"time_ns", snap.time_ns},
-                  {"id", snap.id},
-                  {"bytes", snap.stats.bytes},
-                  {"stored_bytes", snap.stats.stored_bytes},
-                  {"duration_seconds", snap.stats.duration_seconds}};
-    (void)agent_.store().Put(LastKey(ps.name, volume), last.dump());
+    state::LastBackup last{snap.time_ns, snap.id, snap.stats.bytes, snap.stats.stored_bytes,
+                           snap.stats.duration_seconds};
+    if (auto saved = state::keys::LastBackupOf(ps.name, volume).Put(ctx_.store, last); !saved) {
+      spdlog::warn("backup {} of {}: cannot record the success in the state store: {}", ps.name, volume,
+                   saved.error().message());
+    }
     {
       std::lock_guard l(mu_);
       Run& r = RunOf(ps.name, volume);
@@ -257,7 +286,7 @@ net::HttpResponse BackupService::Handle(const net::HttpRequest& req) {
   if (slash == std::string::npos || rest.substr(slash) != "/run") return JsonError(404, "no such resource");
   std::string name = rest.substr(0, slash);
   if (req.method != "POST") return JsonError(405, "POST only");
-  if (auto denied = CheckToken(req, token_, "running a backup schedule")) return *denied;
+  if (auto denied = CheckToken(req, ctx_.token, "running a backup schedule")) return *denied;
   bool known = std::any_of(schedules_.begin(), schedules_.end(), [&](const Schedule& s) { return s.plan->name == name; });
   if (!known) return JsonError(404, "the plan has no backup schedule '" + name + "'");
   {
@@ -269,7 +298,7 @@ net::HttpResponse BackupService::Handle(const net::HttpRequest& req) {
 }
 
 void BackupService::RegisterMetrics() {
-  auto& m = agent_.metrics();
+  auto& m = ctx_.metrics;
   using Samples = std::vector<std::pair<metrics::Labels, double>>;
   auto each = [this](auto field, bool only_succeeded) {
     return [this, field, only_succeeded] {
@@ -299,6 +328,15 @@ void BackupService::RegisterMetrics() {
                        each([](const Run& r) { return static_cast<double>(r.failures); }, false));
   m.AddCounterCallback("lifeboat_backup_retention_deleted_total", "Backups deleted by retention", labels,
                        each([](const Run& r) { return static_cast<double>(r.deleted); }, false));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Service>> MakeBackupService(ServiceContext& ctx) {
+  if (ctx.plan.backup.schedules.empty()) return std::unique_ptr<Service>();
+  auto s = std::make_unique<BackupService>(ctx);
+  LB_RETURN_IF_ERROR(s->Init());
+  return std::unique_ptr<Service>(std::move(s));
 }
 
 }  // namespace lifeboat::agent

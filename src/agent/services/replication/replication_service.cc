@@ -1,32 +1,131 @@
-#include "agent/replication_service.h"
+#include "agent/services/replication/replication_service.h"
 
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
+#include <thread>
 
-#include "agent/agent.h"
 #include "agent/auth.h"
+#include "agent/capabilities.h"
+#include "core/worker.h"
+#include "replicate/stream.h"
+#include "state/keys.h"
 
 namespace lifeboat::agent {
+namespace {
 
 using Json = nlohmann::ordered_json;
 
-namespace {
+// What runs for one role: the streams of a source, or the receiver of a
+// target. Built and halted without the volume's lock held (both can take
+// seconds, and the receiver's admission check takes that lock).
+struct Running {
+  std::vector<std::unique_ptr<replicate::Stream>> streams;
+  std::unique_ptr<replicate::Listener> listener;
+  std::unique_ptr<replicate::Receiver> receiver;
+  std::thread accept;
 
-std::string RoleKey(const std::string& volume) { return "replicate/" + volume + "/role"; }
+  void Halt() {
+    for (auto& s : streams) s->Stop();
+    streams.clear();
+    if (listener) listener->Close();
+    if (receiver) receiver->Stop();
+    if (accept.joinable()) accept.join();
+    receiver.reset();
+    listener.reset();
+  }
+};
+
+struct Volume {
+  const plan::Volume* plan = nullptr;
+  std::string path;
+  std::optional<replicate::PskKey> key;
+  std::string problem;  // why it does not replicate, when it does not
+
+  mutable std::mutex mu;
+  state::VolumeRole role;          // guarded by mu
+  Running run;                     // guarded by mu; swapped whole
+  std::optional<RoleChange> change;  // guarded by mu: the last promote or reverse
+  // The last verification asked through the API, guarded by mu.
+  std::string verify_state = "never";  // never, running, done, failed
+  Json verify_result;
+  std::thread verify;
+};
 
 }  // namespace
 
-ReplicationService::ReplicationService(Agent& agent) : agent_(agent) {}
+namespace {
 
-ReplicationService::~ReplicationService() { Stop(); }
+class ReplicationService final : public Service, public VolumeRoles {
+ public:
+  explicit ReplicationService(ServiceContext& ctx) : ctx_(ctx) {}
+  ~ReplicationService() override { Stop(); }
 
-Result<std::unique_ptr<ReplicationService>> ReplicationService::Create(Agent& agent) {
-  std::unique_ptr<ReplicationService> s(new ReplicationService(agent));
-  LB_ASSIGN_OR_RETURN(s->token_, LoadToken(agent.plan()));
-  const auto& region = agent.region().name;
-  for (const auto& pv : agent.plan().volumes) {
+  // nullptr-free: the caller drops a service with no volume.
+  Status Init();
+  bool empty() const { return volumes_.empty(); }
+
+  std::string_view name() const override { return "replication"; }
+  Status Start() override;
+  void Stop() override;
+  Json StatusJson() override {
+    Json out = Json::array();
+    for (auto& v : volumes_) out.push_back(VolumeJson(*v));
+    return out;
+  }
+
+  // VolumeRoles
+  std::vector<std::string> Volumes() const override {
+    std::vector<std::string> out;
+    for (const auto& v : volumes_) out.push_back(v->plan->name);
+    return out;
+  }
+  std::optional<state::VolumeRole> RoleOf(std::string_view volume) const override {
+    const Volume* v = Find(volume);
+    if (v == nullptr) return std::nullopt;
+    std::lock_guard lock(v->mu);
+    return v->role;
+  }
+  std::optional<RoleChange> LastChange(std::string_view volume) const override {
+    const Volume* v = Find(volume);
+    if (v == nullptr) return std::nullopt;
+    std::lock_guard lock(v->mu);
+    return v->change;
+  }
+  Status Promote(std::string_view volume, Done done) override;
+  Status Reverse(std::string_view volume, const std::string& source, uint64_t epoch, Done done) override;
+
+ private:
+  Volume* Find(std::string_view name) const {
+    for (const auto& v : volumes_) {
+      if (v->plan->name == name) return v.get();
+    }
+    return nullptr;
+  }
+  Result<Running> Launch(Volume& v, const state::VolumeRole& role);
+  // Checks and records a change of `v` to run on the worker; v.mu held.
+  Status Admit(Volume& v, const std::string& action);
+  // On the worker: halts what runs, saves the role `next` computes from the
+  // current one, and launches the new role.
+  Status Change(Volume& v, const std::function<state::VolumeRole(const state::VolumeRole&)>& next);
+  void Finish(Volume& v, const Status& s, const Done& done);
+  void Step(Volume& v, std::string step);  // v.mu held
+  Json VolumeJson(Volume& v);
+  net::HttpResponse Handle(const net::HttpRequest& req);
+  net::HttpResponse HandleVerify(Volume& v, bool start);
+  net::HttpResponse HandleReverse(Volume& v, const net::HttpRequest& req);
+  void RegisterMetrics();
+
+  ServiceContext& ctx_;
+  std::vector<std::unique_ptr<Volume>> volumes_;
+  std::unique_ptr<Worker> worker_;  // promote, reverse and the sources' start
+};
+
+Status ReplicationService::Init() {
+  const auto& region = ctx_.region.name;
+  for (const auto& pv : ctx_.plan.volumes) {
     auto it = pv.path.find(region);
     if (it == pv.path.end() || pv.replication.mode != plan::ReplicationMode::kContinuous) continue;
     auto v = std::make_unique<Volume>();
@@ -42,69 +141,85 @@ Result<std::unique_ptr<ReplicationService>> ReplicationService::Create(Agent& ag
     } else {
       v->problem = key.error().message();
     }
-    LB_RETURN_IF_ERROR(s->LoadRole(*v));
-    s->volumes_.push_back(std::move(v));
+    auto role_key = state::keys::VolumeRoleOf(pv.name);
+    LB_ASSIGN_OR_RETURN(auto saved, role_key.Get(ctx_.store));
+    if (saved) {
+      v->role = *saved;
+    } else {  // first start: the plan's primary sends
+      const plan::Region* primary = ctx_.plan.Primary();
+      v->role.source = primary != nullptr && primary->name == region;
+      v->role.source_region = v->role.source || primary == nullptr ? "" : primary->name;
+      v->role.epoch = 1;
+      LB_RETURN_IF_ERROR(role_key.Put(ctx_.store, v->role));
+    }
+    volumes_.push_back(std::move(v));
   }
-  if (s->volumes_.empty()) return s;
-  agent.AddRoute("/v1/replication", [p = s.get()](const net::HttpRequest& r) { return p->Handle(r); });
-  agent.AddStatusSection("replication", [p = s.get()] {
-    Json out = Json::array();
-    for (auto& v : p->volumes_) out.push_back(p->VolumeJson(*v));
-    return out;
-  });
-  s->RegisterMetrics();
-  return s;
-}
-
-Status ReplicationService::LoadRole(Volume& v) {
-  LB_ASSIGN_OR_RETURN(auto kv, agent_.store().Get(RoleKey(v.plan->name)));
-  const plan::Region* primary = agent_.plan().Primary();
-  if (!kv) {  // first start: the plan's primary sends
-    v.role.source = primary != nullptr && primary->name == agent_.region().name;
-    v.role.from = v.role.source || primary == nullptr ? "" : primary->name;
-    v.role.epoch = 1;
-    return SaveRole(v);
-  }
-  auto j = nlohmann::json::parse(kv->value, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return DataLoss("state key " + RoleKey(v.plan->name) + " is not JSON");
-  v.role.source = j.value("role", "") == "source";
-  v.role.from = j.value("source", "");
-  v.role.epoch = j.value("epoch", uint64_t{1});
-  return Ok();
-}
-
-Status ReplicationService::SaveRole(const Volume& v) {
-  Json j = {{"role", v.role.source ? "source" : "target"}, {"source", v.role.from}, {"epoch", v.role.epoch}};
-  auto r = agent_.store().Put(RoleKey(v.plan->name), j.dump());
-  if (!r) return r.error();
+  if (volumes_.empty()) return Ok();
+  worker_ = std::make_unique<Worker>();
+  ctx_.router.Add("/v1/replication", [this](const net::HttpRequest& r) { return Handle(r); });
+  ctx_.caps.Provide<VolumeRoles>(this);
+  RegisterMetrics();
   return Ok();
 }
 
 Status ReplicationService::Start() {
-  for (auto& v : volumes_) {
-    if (!v->problem.empty()) {
-      spdlog::error("replication {}: not replicating: {}", v->plan->name, v->problem);
+  for (auto& vp : volumes_) {
+    Volume& v = *vp;
+    if (!v.problem.empty()) {
+      spdlog::error("replication {}: not replicating: {}", v.plan->name, v.problem);
       continue;
     }
-    std::lock_guard lock(v->mu);
-    LB_RETURN_IF_ERROR(StartRole(*v));
+    state::VolumeRole role = RoleOf(v.plan->name).value();
+    if (!role.source) {  // binds the port now, so a taken port stops the start
+      LB_ASSIGN_OR_RETURN(Running run, Launch(v, role));
+      std::lock_guard lock(v.mu);
+      v.run = std::move(run);
+      continue;
+    }
+    // A source watches its whole volume first: seconds for a large one.
+    worker_->Post([this, &v, role] {
+      auto run = Launch(v, role);
+      if (!run) {
+        spdlog::error("replication {}: cannot start sending: {}", v.plan->name, run.error().message());
+        std::lock_guard lock(v.mu);
+        v.change = RoleChange{"start", "failed", "watching the volume", run.error().message(),
+                              FormatUtc(ctx_.clock.Now()), FormatUtc(ctx_.clock.Now())};
+        return;
+      }
+      std::lock_guard lock(v.mu);
+      v.run = std::move(*run);
+    });
   }
   return Ok();
 }
 
-Status ReplicationService::StartRole(Volume& v) {
-  const auto& plan = agent_.plan();
-  const auto& here = agent_.region();
+void ReplicationService::Stop() {
+  worker_.reset();  // finishes what was posted
+  for (auto& v : volumes_) {
+    Running run;
+    {
+      std::lock_guard lock(v->mu);
+      run = std::move(v->run);
+      v->run = Running{};
+    }
+    run.Halt();
+    if (v->verify.joinable()) v->verify.join();
+  }
+}
+
+Result<Running> ReplicationService::Launch(Volume& v, const state::VolumeRole& role) {
+  const auto& here = ctx_.region;
   const auto& rep = v.plan->replication;
-  if (v.role.source) {
+  Running run;
+  if (role.source) {
     for (const auto& [region, path] : v.plan->path) {
       if (region == here.name) continue;
-      const plan::Region* r = plan.FindRegion(region);
+      const plan::Region* r = ctx_.plan.FindRegion(region);
       replicate::StreamConfig c;
       c.link.volume = v.plan->name;
       c.link.root = v.path;
       c.link.region = here.name;
-      c.link.epoch = v.role.epoch;
+      c.link.epoch = role.epoch;
       c.link.target = Address{r->agent.host, rep.port};
       c.link.key = *v.key;
       c.link.bandwidth = rep.bandwidth;
@@ -112,25 +227,28 @@ Status ReplicationService::StartRole(Volume& v) {
       c.coalesce = std::chrono::duration_cast<std::chrono::milliseconds>(rep.coalesce);
       c.verify_every = std::chrono::duration_cast<std::chrono::milliseconds>(rep.verify_every);
       auto s = replicate::Stream::Create(std::move(c));
-      if (!s) return s.error().Wrap("replication " + v.plan->name + ": watching " + v.path);
+      if (!s) {
+        run.Halt();
+        return s.error().Wrap("replication " + v.plan->name + ": watching " + v.path);
+      }
       (*s)->Start();
-      v.streams.push_back(std::move(*s));
+      run.streams.push_back(std::move(*s));
     }
-    spdlog::info("replication {}: source (epoch {}), sending {} to {} region(s)", v.plan->name, v.role.epoch, v.path,
-                 v.streams.size());
-    return Ok();
+    spdlog::info("replication {}: source (epoch {}), sending {} to {} region(s)", v.plan->name, role.epoch, v.path,
+                 run.streams.size());
+    return run;
   }
   std::error_code ec;
   std::filesystem::create_directories(v.path, ec);
   if (ec) return InvalidArgument("replication " + v.plan->name + ": cannot create " + v.path + ": " + ec.message());
-  LB_ASSIGN_OR_RETURN(v.listener, replicate::Listener::Listen(Address{here.agent.host, rep.port}));
+  LB_ASSIGN_OR_RETURN(run.listener, replicate::Listener::Listen(Address{here.agent.host, rep.port}));
   Volume* vp = &v;
-  v.receiver = std::make_unique<replicate::Receiver>(replicate::Receiver::Config{
+  run.receiver = std::make_unique<replicate::Receiver>(replicate::Receiver::Config{
       v.plan->name, v.path, *v.key, [vp](const replicate::Hello& h) -> Status {
         std::lock_guard lock(vp->mu);
         if (vp->role.source) return FailedPrecondition("this region is a source of the volume; it receives nothing");
-        if (h.region != vp->role.from) {
-          return PermissionDenied("this target follows region '" + vp->role.from + "', not '" + h.region + "'");
+        if (h.region != vp->role.source_region) {
+          return PermissionDenied("this target follows region '" + vp->role.source_region + "', not '" + h.region + "'");
         }
         if (h.epoch < vp->role.epoch) {
           return FailedPrecondition("epoch " + std::to_string(h.epoch) + " is older than this target's " +
@@ -138,37 +256,119 @@ Status ReplicationService::StartRole(Volume& v) {
         }
         return Ok();
       }});
-  v.accept = std::thread([r = v.receiver.get(), l = v.listener.get()] { r->Run(*l); });
-  spdlog::info("replication {}: target of {} (epoch {}), receiving into {} on port {}", v.plan->name, v.role.from,
-               v.role.epoch, v.path, rep.port);
+  run.accept = std::thread([r = run.receiver.get(), l = run.listener.get()] { r->Run(*l); });
+  spdlog::info("replication {}: target of {} (epoch {}), receiving into {} on port {}", v.plan->name,
+               role.source_region, role.epoch, v.path, rep.port);
+  return run;
+}
+
+Status ReplicationService::Admit(Volume& v, const std::string& action) {
+  if (!v.problem.empty()) return FailedPrecondition(v.problem);
+  if (v.change && v.change->state == "running") {
+    return Aborted("a " + v.change->action + " of " + v.plan->name + " is running since " + v.change->started_at +
+                   " (" + v.change->step + "); wait for it");
+  }
+  v.change = RoleChange{action, "running", "queued", "", FormatUtc(ctx_.clock.Now()), std::nullopt};
   return Ok();
 }
 
-void ReplicationService::StopRole(Volume& v) {
-  for (auto& s : v.streams) s->Stop();
-  v.streams.clear();
-  if (v.listener) v.listener->Close();
-  if (v.receiver) v.receiver->Stop();
-  if (v.accept.joinable()) v.accept.join();
-  v.receiver.reset();
-  v.listener.reset();
+void ReplicationService::Step(Volume& v, std::string step) {
+  if (v.change) v.change->step = std::move(step);
 }
 
-void ReplicationService::Stop() {
-  for (auto& v : volumes_) {
-    {
-      std::lock_guard lock(v->mu);
-      StopRole(*v);
+Status ReplicationService::Promote(std::string_view volume, Done done) {
+  Volume* v = Find(volume);
+  if (v == nullptr) return NotFound("this agent replicates no volume '" + std::string(volume) + "'");
+  {
+    std::lock_guard lock(v->mu);
+    if (v->role.source && !(v->change && v->change->state == "running")) {
+      return FailedPrecondition("region " + ctx_.region.name + " is already the source of " + v->plan->name);
     }
-    if (v->verify.joinable()) v->verify.join();
+    LB_RETURN_IF_ERROR(Admit(*v, "promote"));
   }
+  worker_->Post([this, v, done] {
+    Status s = Change(*v, [](const state::VolumeRole& old) { return state::VolumeRole{true, "", old.epoch + 1}; });
+    if (s.ok()) {
+      spdlog::warn("replication {}: promoted: this region is now the source (epoch {})", v->plan->name,
+                   RoleOf(v->plan->name)->epoch);
+    }
+    Finish(*v, s, done);
+  });
+  return Ok();
 }
 
-ReplicationService::Volume* ReplicationService::Find(const std::string& name) {
-  for (auto& v : volumes_) {
-    if (v->plan->name == name) return v.get();
+Status ReplicationService::Reverse(std::string_view volume, const std::string& source, uint64_t epoch, Done done) {
+  Volume* v = Find(volume);
+  if (v == nullptr) return NotFound("this agent replicates no volume '" + std::string(volume) + "'");
+  if (source == ctx_.region.name) return InvalidArgument("a region cannot follow itself");
+  if (!v->plan->path.count(source)) {
+    return NotFound("region '" + source + "' holds no copy of " + v->plan->name);
   }
-  return nullptr;
+  {
+    std::lock_guard lock(v->mu);
+    if (epoch < v->role.epoch) {
+      return FailedPrecondition("epoch " + std::to_string(epoch) + " is older than this region's " +
+                                std::to_string(v->role.epoch) + "; promote the new source first");
+    }
+    LB_RETURN_IF_ERROR(Admit(*v, "reverse"));
+  }
+  worker_->Post([this, v, source, epoch, done] {
+    Status s = Change(*v, [&](const state::VolumeRole&) { return state::VolumeRole{false, source, epoch}; });
+    if (s.ok()) spdlog::warn("replication {}: reversed: this region now follows {} (epoch {})", v->plan->name, source, epoch);
+    Finish(*v, s, done);
+  });
+  return Ok();
+}
+
+Status ReplicationService::Change(Volume& v, const std::function<state::VolumeRole(const state::VolumeRole&)>& next) {
+  Running old_run;
+  state::VolumeRole old_role, new_role;
+  {
+    std::lock_guard lock(v.mu);
+    old_role = v.role;
+    new_role = next(old_role);
+    Step(v, old_role.source ? "stopping the streams to the targets" : "stopping the receiver");
+    old_run = std::move(v.run);
+    v.run = Running{};
+  }
+  old_run.Halt();
+  auto role_key = state::keys::VolumeRoleOf(v.plan->name);
+  if (auto saved = role_key.Put(ctx_.store, new_role); !saved) {
+    auto back = Launch(v, old_role);  // the old role goes on, as if nothing was asked
+    std::lock_guard lock(v.mu);
+    if (back) v.run = std::move(*back);
+    return saved.error().Wrap("saving the new role of " + v.plan->name);
+  }
+  {
+    std::lock_guard lock(v.mu);
+    v.role = new_role;
+    Step(v, new_role.source ? "watching the volume and connecting to the targets" : "listening for the new source");
+  }
+  LB_ASSIGN_OR_RETURN(Running run, Launch(v, new_role));
+  std::lock_guard lock(v.mu);
+  v.run = std::move(run);
+  return Ok();
+}
+
+void ReplicationService::Finish(Volume& v, const Status& s, const Done& done) {
+  {
+    std::lock_guard lock(v.mu);
+    v.change->state = s.ok() ? "done" : "failed";
+    if (!s.ok()) {
+      v.change->error = s.error().message();
+      spdlog::error("replication {}: {} failed while {}: {}", v.plan->name, v.change->action, v.change->step,
+                    s.error().message());
+    }
+    v.change->finished_at = FormatUtc(ctx_.clock.Now());
+  }
+  if (done) done(s);
+}
+
+Json ChangeJson(const RoleChange& c) {
+  Json j = {{"action", c.action}, {"state", c.state}, {"step", c.step}, {"started_at", c.started_at}};
+  j["finished_at"] = c.finished_at ? Json(*c.finished_at) : Json(nullptr);
+  j["error"] = c.error.empty() ? Json(nullptr) : Json(c.error);
+  return j;
 }
 
 Json ReplicationService::VolumeJson(Volume& v) {
@@ -177,16 +377,16 @@ Json ReplicationService::VolumeJson(Volume& v) {
             {"path", v.path},
             {"role", v.role.source ? "source" : "target"},
             {"epoch", v.role.epoch}};
-  if (!v.role.source) j["source"] = v.role.from;
+  if (!v.role.source) j["source"] = v.role.source_region;
   if (!v.problem.empty()) j["problem"] = v.problem;
   if (v.role.source) {
     Json targets = Json::array();
-    for (auto& s : v.streams) targets.push_back(s->GetStatus().ToJson());
+    for (auto& s : v.run.streams) targets.push_back(s->GetStatus().ToJson());
     j["targets"] = targets;
-  } else if (v.receiver) {
-    auto& st = v.receiver->stats();
-    std::string from = v.receiver->connected_source();
-    j["receiver"] = {{"port", v.listener ? v.listener->port() : 0},
+  } else if (v.run.receiver) {
+    auto& st = v.run.receiver->stats();
+    std::string from = v.run.receiver->connected_source();
+    j["receiver"] = {{"port", v.run.listener ? v.run.listener->port() : 0},
                      {"connected", !from.empty()},
                      {"files", st.files.load()},
                      {"bytes_written", st.bytes_written.load()},
@@ -194,6 +394,7 @@ Json ReplicationService::VolumeJson(Volume& v) {
                      {"commits", st.commits.load()},
                      {"last_commit_unix_ms", st.last_commit_unix_ms.load()}};
   }
+  j["change"] = v.change ? ChangeJson(*v.change) : Json(nullptr);
   j["verify"] = {{"state", v.verify_state}};
   if (!v.verify_result.is_null()) j["verify"]["result"] = v.verify_result;
   return j;
@@ -203,8 +404,7 @@ net::HttpResponse ReplicationService::Handle(const net::HttpRequest& req) {
   const std::string prefix = "/v1/replication";
   if (req.path == prefix || req.path == prefix + "/") {
     if (req.method != "GET") return JsonError(405, "use GET " + prefix);
-    Json out = {{"region", agent_.region().name}, {"volumes", Json::array()}};
-    for (auto& v : volumes_) out["volumes"].push_back(VolumeJson(*v));
+    Json out = {{"region", ctx_.region.name}, {"volumes", StatusJson()}};
     return net::HttpResponse::Json(200, out.dump(2) + "\n");
   }
   std::string rest = req.path.substr(prefix.size() + 1);
@@ -217,22 +417,36 @@ net::HttpResponse ReplicationService::Handle(const net::HttpRequest& req) {
   if (action == "verify" && req.method == "GET") return HandleVerify(*v, false);
   if (action == "verify" && req.method == "POST") {
     // Starting one hashes the whole volume in two regions: a change like any other.
-    if (auto denied = CheckToken(req, token_, "starting a verification")) return *denied;
+    if (auto denied = CheckToken(req, ctx_.token, "starting a verification")) return *denied;
     return HandleVerify(*v, true);
   }
   if (req.method != "POST" || (action != "promote" && action != "reverse")) {
     return JsonError(405, "use GET " + prefix + "/VOLUME, GET|POST .../verify, POST .../promote or .../reverse");
   }
-  if (auto denied = CheckToken(req, token_, "replication changes")) return *denied;
-  if (!v->problem.empty()) return JsonError(409, v->problem);
-  return action == "promote" ? HandlePromote(*v) : HandleReverse(*v, req);
+  if (auto denied = CheckToken(req, ctx_.token, "replication changes")) return *denied;
+  if (action == "reverse") return HandleReverse(*v, req);
+  if (auto s = Promote(name, {}); !s.ok()) return JsonError(s.error());
+  return net::HttpResponse::Json(202, Json{{"volume", name}, {"action", "promote"}, {"state", "running"}}.dump() + "\n");
+}
+
+net::HttpResponse ReplicationService::HandleReverse(Volume& v, const net::HttpRequest& req) {
+  auto body = nlohmann::json::parse(req.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object() || !body.contains("source") || !body["source"].is_string() ||
+      !body.contains("epoch") || !body["epoch"].is_number_unsigned()) {
+    return JsonError(400, "send a JSON body such as {\"source\": \"us-west\", \"epoch\": 2}");
+  }
+  if (auto s = Reverse(v.plan->name, body["source"].get<std::string>(), body["epoch"].get<uint64_t>(), {}); !s.ok()) {
+    return JsonError(s.error());
+  }
+  return net::HttpResponse::Json(
+      202, Json{{"volume", v.plan->name}, {"action", "reverse"}, {"state", "running"}}.dump() + "\n");
 }
 
 net::HttpResponse ReplicationService::HandleVerify(Volume& v, bool start) {
   std::unique_lock lock(v.mu);
   if (start) {
     if (!v.role.source) return JsonError(409, "verify runs at the volume's source; this region is a target");
-    if (v.streams.empty()) return JsonError(409, "the volume has no target to verify");
+    if (v.run.streams.empty()) return JsonError(409, "the volume has no target to verify");
     if (v.verify_state != "running") {
       if (v.verify.joinable()) {
         lock.unlock();
@@ -242,7 +456,7 @@ net::HttpResponse ReplicationService::HandleVerify(Volume& v, bool start) {
       v.verify_state = "running";
       v.verify_result = nullptr;
       std::vector<replicate::StreamConfig> targets;
-      for (auto& s : v.streams) targets.push_back(s->config());
+      for (auto& s : v.run.streams) targets.push_back(s->config());
       v.verify = std::thread([&v, targets] {
         Json result = Json::array();
         bool failed = false;
@@ -281,60 +495,15 @@ net::HttpResponse ReplicationService::HandleVerify(Volume& v, bool start) {
   return net::HttpResponse::Json(200, j.dump(2) + "\n");
 }
 
-net::HttpResponse ReplicationService::HandlePromote(Volume& v) {
-  std::lock_guard lock(v.mu);
-  if (v.role.source) return JsonError(409, "region " + agent_.region().name + " is already the source of " + v.plan->name);
-  StopRole(v);
-  Role old = v.role;
-  v.role = {true, "", old.epoch + 1};
-  if (auto s = SaveRole(v); !s.ok()) {
-    v.role = old;
-    (void)StartRole(v);
-    return JsonError(s.error());
-  }
-  if (auto s = StartRole(v); !s.ok()) return JsonError(s.error());
-  spdlog::warn("replication {}: promoted: this region is now the source (epoch {}); it no longer follows {}",
-               v.plan->name, v.role.epoch, old.from);
-  return net::HttpResponse::Json(200, Json{{"role", "source"}, {"epoch", v.role.epoch}}.dump() + "\n");
-}
-
-net::HttpResponse ReplicationService::HandleReverse(Volume& v, const net::HttpRequest& req) {
-  auto body = nlohmann::json::parse(req.body, nullptr, false);
-  if (body.is_discarded() || !body.is_object() || !body.contains("source") || !body["source"].is_string() ||
-      !body.contains("epoch") || !body["epoch"].is_number_unsigned()) {
-    return JsonError(400, "send a JSON body such as {\"source\": \"us-west\", \"epoch\": 2}");
-  }
-  std::string source = body["source"];
-  uint64_t epoch = body["epoch"];
-  if (source == agent_.region().name) return JsonError(409, "a region cannot follow itself");
-  if (!v.plan->path.count(source)) return JsonError(404, "region '" + source + "' holds no copy of " + v.plan->name);
-  std::lock_guard lock(v.mu);
-  if (epoch < v.role.epoch) {
-    return JsonError(409, "epoch " + std::to_string(epoch) + " is older than this region's " +
-                              std::to_string(v.role.epoch) + "; promote the new source first");
-  }
-  StopRole(v);
-  Role old = v.role;
-  v.role = {false, source, epoch};
-  if (auto s = SaveRole(v); !s.ok()) {
-    v.role = old;
-    (void)StartRole(v);
-    return JsonError(s.error());
-  }
-  if (auto s = StartRole(v); !s.ok()) return JsonError(s.error());
-  spdlog::warn("replication {}: reversed: this region now follows {} (epoch {})", v.plan->name, source, epoch);
-  return net::HttpResponse::Json(200, Json{{"role", "target"}, {"source", source}, {"epoch", epoch}}.dump() + "\n");
-}
-
 void ReplicationService::RegisterMetrics() {
-  auto& m = agent_.metrics();
+  auto& m = ctx_.metrics;
   using Samples = std::vector<std::pair<metrics::Labels, double>>;
   auto per_stream = [this](auto field) {
     return [this, field] {
       Samples out;
       for (auto& v : volumes_) {
         std::lock_guard lock(v->mu);
-        for (auto& s : v->streams) {
+        for (auto& s : v->run.streams) {
           auto st = s->GetStatus();
           out.push_back({{v->plan->name, st.target_region}, field(st)});
         }
@@ -343,6 +512,18 @@ void ReplicationService::RegisterMetrics() {
     };
   };
   using S = replicate::StreamStatus;
+  // Every volume, also one that cannot replicate (no key): an alert on it can fire.
+  m.AddGaugeCallback("lifeboat_replication_replicating",
+                     "1 when this region's copy of the volume sends or receives; 0 when it cannot (see status)",
+                     {"volume", "role"}, [this] {
+                       Samples out;
+                       for (auto& v : volumes_) {
+                         std::lock_guard lock(v->mu);
+                         bool running = !v->run.streams.empty() || v->run.receiver != nullptr;
+                         out.push_back({{v->plan->name, v->role.source ? "source" : "target"}, running ? 1.0 : 0.0});
+                       }
+                       return out;
+                     });
   m.AddGaugeCallback("lifeboat_replication_rpo_seconds",
                      "Age of the oldest change at the source not yet durable at the target (0: in sync)",
                      {"volume", "target"}, per_stream([](const S& s) { return s.rpo_seconds; }));
@@ -370,7 +551,7 @@ void ReplicationService::RegisterMetrics() {
       Samples out;
       for (auto& v : volumes_) {
         std::lock_guard lock(v->mu);
-        if (v->receiver) out.push_back({{v->plan->name}, static_cast<double>(field(v->receiver->stats()))});
+        if (v->run.receiver) out.push_back({{v->plan->name}, static_cast<double>(field(v->run.receiver->stats()))});
       }
       return out;
     };
@@ -395,6 +576,15 @@ void ReplicationService::RegisterMetrics() {
   m.AddCounterCallback("lifeboat_replication_accept_errors_total",
                        "accept() failures on the replication port (out of descriptors or memory), retried with backoff",
                        {"volume"}, per_receiver([](R& r) { return r.accept_errors.load(); }));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Service>> MakeReplicationService(ServiceContext& ctx) {
+  auto s = std::make_unique<ReplicationService>(ctx);
+  LB_RETURN_IF_ERROR(s->Init());
+  if (s->empty()) return std::unique_ptr<Service>();
+  return std::unique_ptr<Service>(std::move(s));
 }
 
 }  // namespace lifeboat::agent

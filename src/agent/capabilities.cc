@@ -1,0 +1,16 @@
+#include "agent/capabilities.h"
+
+namespace lifeboat::agent {
+
+std::optional<std::string> SourceOf(const plan::Plan& plan, const plan::Region& here, const VolumeRoles* roles,
+                                    std::string_view volume) {
+  if (plan.FindVolume(std::string(volume)) == nullptr) return std::nullopt;
+  if (roles != nullptr) {
+    if (auto role = roles->RoleOf(volume)) return role->source ? here.name : role->source_region;
+  }
+  const plan::Region* primary = plan.Primary();
+  if (primary == nullptr) return std::nullopt;
+  return primary->name;
+}
+
+}  // namespace lifeboat::agent

@@ -1,0 +1,76 @@
+// The typed interfaces services publish for each other and for the failover
+// engine (through Capabilities, agent/service.h). Callers use these, never a
+// service's class, its admin API or its keys in the state store.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+#include "plan/plan.h"
+#include "state/keys.h"
+
+namespace lifeboat::agent {
+
+// A change of a volume's role that runs on a worker (promote, reverse).
+struct RoleChange {
+  std::string action;      // "promote" or "reverse"
+  std::string state;       // "running", "done" or "failed"
+  std::string step;        // what it is doing now, or did last
+  std::string error;       // when failed
+  std::string started_at;  // RFC 3339 UTC
+  std::optional<std::string> finished_at;
+};
+
+// Published by the replication service: the roles of this region's copies of
+// replicated volumes, and the two changes of a failover and a failback.
+class VolumeRoles {
+ public:
+  virtual ~VolumeRoles() = default;
+  // The volumes this region holds a continuously replicated copy of.
+  virtual std::vector<std::string> Volumes() const = 0;
+  // This region's role for `volume`; nullopt when it does not replicate it.
+  virtual std::optional<state::VolumeRole> RoleOf(std::string_view volume) const = 0;
+  // The last role change asked for `volume`, if any.
+  virtual std::optional<RoleChange> LastChange(std::string_view volume) const = 0;
+
+  using Done = std::function<void(const Status&)>;
+  // Makes this region the volume's source under the next epoch. Returns at
+  // once: NotFound (not replicated here), FailedPrecondition (already the
+  // source; cannot replicate: no key), Aborted (another change is running).
+  // The work (stopping the receiver, watching the whole volume, connecting
+  // to the targets) runs on the service's worker, which calls `done`.
+  virtual Status Promote(std::string_view volume, Done done = {}) = 0;
+  // Makes this region a target following `source` from `epoch` on (a
+  // failback's first step); FailedPrecondition for an epoch older than this
+  // region's. Runs like Promote.
+  virtual Status Reverse(std::string_view volume, const std::string& source, uint64_t epoch, Done done = {}) = 0;
+};
+
+// The one answer to "which region is the source of volume V", as seen from
+// this region: a replicated volume's role (this region is the source, or the
+// region it follows is), else the plan's primary. nullopt when the plan has
+// no such volume or nobody can tell (no primary).
+std::optional<std::string> SourceOf(const plan::Plan& plan, const plan::Region& here, const VolumeRoles* roles,
+                                    std::string_view volume);
+
+// Published by the traffic service: the routing switches and what health
+// checks see.
+class TrafficSwitch {
+ public:
+  virtual ~TrafficSwitch() = default;
+  // Switches a serving region's routing control (who: for the record).
+  // NotFound for an unknown region, InvalidArgument for a witness,
+  // FailedPrecondition when the plan's safety rule refuses and !force.
+  virtual Result<state::RoutingControl> Switch(const std::string& region, bool on, bool force,
+                                               const std::string& who) = 0;
+  virtual bool IsOn(const std::string& region) const = 0;
+  // Whether the endpoint passed its last health checks.
+  virtual bool Healthy(const std::string& endpoint) const = 0;
+};
+
+}  // namespace lifeboat::agent

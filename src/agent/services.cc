@@ -1,0 +1,18 @@
+// The one list of the agent's services, in start order (stopped in reverse).
+// A service later in the list may use what an earlier one provides.
+#include "agent/agent.h"
+#include "agent/services/backup/backup_service.h"
+#include "agent/services/replication/replication_service.h"
+#include "agent/services/traffic/traffic_service.h"
+
+namespace lifeboat::agent {
+
+std::vector<ServiceFactory> DefaultServices() {
+  return {
+      MakeTrafficService,      // health checks, routing controls, DNS; provides TrafficSwitch
+      MakeReplicationService,  // volume roles, streams and receivers; provides VolumeRoles
+      MakeBackupService,       // scheduled backups at each volume's source; uses VolumeRoles
+  };
+}
+
+}  // namespace lifeboat::agent

@@ -1,0 +1,101 @@
+#include "state/keys.h"
+
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+namespace lifeboat::state {
+
+using Json = nlohmann::ordered_json;
+
+namespace keys {
+
+Key<int64_t> AgentStarts() { return Key<int64_t>("agent/starts"); }
+Key<std::string> AgentFirstStartedAt() { return Key<std::string>("agent/first_started_at"); }
+Key<VolumeRole> VolumeRoleOf(std::string_view volume) {
+  return Key<VolumeRole>("replicate/" + std::string(volume) + "/role");
+}
+Key<RoutingControl> RoutingControlOf(std::string_view region) {
+  return Key<RoutingControl>("routing/controls/" + std::string(region));
+}
+Key<LastBackup> LastBackupOf(std::string_view schedule, std::string_view volume) {
+  return Key<LastBackup>("backup/" + std::string(schedule) + "/" + std::string(volume) + "/last");
+}
+
+}  // namespace keys
+
+namespace {
+
+// The object in `text`, or a discarded value.
+Json Object(std::string_view text) {
+  auto j = Json::parse(text, nullptr, false);
+  return j.is_object() ? j : Json(Json::value_t::discarded);
+}
+
+}  // namespace
+
+std::string Encode(int64_t v) { return std::to_string(v); }
+std::string Encode(const std::string& v) { return v; }
+std::string Encode(const VolumeRole& v) {
+  return Json{{"role", v.source ? "source" : "target"}, {"source", v.source_region}, {"epoch", v.epoch}}.dump();
+}
+std::string Encode(const RoutingControl& v) { return Json{{"on", v.on}, {"by", v.by}, {"at", v.at}}.dump(); }
+std::string Encode(const LastBackup& v) {
+  return Json{{"time_ns", v.time_ns},
+              {"id", v.id},
+              {"bytes", v.bytes},
+              {"stored_bytes", v.stored_bytes},
+              {"duration_seconds", v.duration_seconds}}
+      .dump();
+}
+
+bool Decode(std::string_view text, int64_t& out) {
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && p == text.data() + text.size();
+}
+
+bool Decode(std::string_view text, std::string& out) {
+  out = std::string(text);
+  return true;
+}
+
+bool Decode(std::string_view text, VolumeRole& out) {
+  Json j = Object(text);
+  if (j.is_discarded() || !j.contains("role") || !j["role"].is_string() || !j.contains("epoch") ||
+      !j["epoch"].is_number_unsigned()) {
+    return false;
+  }
+  std::string role = j["role"];
+  if (role != "source" && role != "target") return false;
+  out.source = role == "source";
+  out.source_region = j.contains("source") && j["source"].is_string() ? j["source"].get<std::string>() : "";
+  out.epoch = j["epoch"];
+  return true;
+}
+
+bool Decode(std::string_view text, RoutingControl& out) {
+  Json j = Object(text);
+  if (j.is_discarded() || !j.contains("on") || !j["on"].is_boolean()) return false;
+  out.on = j["on"];
+  out.by = j.contains("by") && j["by"].is_string() ? j["by"].get<std::string>() : "";
+  out.at = j.contains("at") && j["at"].is_string() ? j["at"].get<std::string>() : "";
+  return true;
+}
+
+bool Decode(std::string_view text, LastBackup& out) {
+  Json j = Object(text);
+  if (j.is_discarded() || !j.contains("time_ns") || !j["time_ns"].is_number_integer() || !j.contains("id") ||
+      !j["id"].is_string()) {
+    return false;
+  }
+  out.time_ns = j["time_ns"];
+  out.id = j["id"];
+  auto number = [&](const char* name, auto fallback) {
+    return j.contains(name) && j[name].is_number() ? j[name].get<decltype(fallback)>() : fallback;
+  };
+  out.bytes = number("bytes", uint64_t{0});
+  out.stored_bytes = number("stored_bytes", uint64_t{0});
+  out.duration_seconds = number("duration_seconds", 0.0);
+  return true;
+}
+
+}  // namespace lifeboat::state

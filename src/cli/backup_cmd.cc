@@ -10,6 +10,7 @@
 
 #include "backup/backup.h"
 #include "cli/common.h"
+#include "cli/status.h"
 #include "core/units.h"
 #include "plan/load.h"
 
@@ -319,6 +320,21 @@ int RepoPrune(const BackupCliOptions& o) {
 
 // ---------------------------------------------------------------- backup
 
+// The region whose copy of `v` a backup reads when --region is not given: its
+// source. A replicated volume's source is what the agents report (after a
+// promote it is no longer the plan's primary); otherwise the plan's primary.
+std::string SourceForBackup(const plan::Plan& plan, const plan::Volume& v) {
+  const plan::Region* p = plan.Primary();
+  std::string primary = p != nullptr && v.path.count(p->name) ? p->name : v.path.begin()->first;
+  if (v.replication.mode != plan::ReplicationMode::kContinuous) return primary;
+  if (auto reported = ReportedSource(CollectStatus(plan, std::chrono::seconds(3)), v.name)) {
+    if (v.path.count(*reported)) return *reported;
+  }
+  std::cerr << "lifeboat: warning: no agent reports the source of " << v.name << "; reading the plan's primary's copy ("
+            << primary << "). Give --region to choose\n";
+  return primary;
+}
+
 int Create(const BackupCliOptions& o) {
   int code = kExitOk;
   if (o.volume.empty() == o.path.empty()) return Fail("give exactly one of --volume and --path", kExitInvalid);
@@ -329,10 +345,7 @@ int Create(const BackupCliOptions& o) {
     const plan::Volume* v = t->plan.FindVolume(o.volume);
     if (v == nullptr) return Fail("the plan has no volume '" + o.volume + "'", kExitInvalid);
     std::string region = o.region;
-    if (region.empty()) {
-      const plan::Region* p = t->plan.Primary();
-      region = p != nullptr && v->path.count(p->name) ? p->name : v->path.begin()->first;
-    }
+    if (region.empty()) region = SourceForBackup(t->plan, *v);
     auto it = v->path.find(region);
     if (it == v->path.end()) return Fail("volume '" + o.volume + "' has no path in region '" + region + "'", kExitInvalid);
     bo.path = it->second;
@@ -521,7 +534,7 @@ void AddBackupCommands(CLI::App& app, int& exit_code) {
   auto* create = bk->add_subcommand("create", "Back up a volume or a directory now");
   CommonFlags(*create, *o, false);
   create->add_option("--volume", o->volume, "A volume of the plan");
-  create->add_option("--region", o->region, "With --volume: the region whose copy to read (default: the primary)");
+  create->add_option("--region", o->region, "With --volume: the region whose copy to read (default: the volume's source, as its agents report it)");
   create->add_option("--path", o->path, "Any directory (absolute)");
   create->add_option("--tag", o->tags, "A tag for the backup (repeatable)");
   AddOutputFlag(*create, o->output, {"table", "json"});

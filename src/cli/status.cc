@@ -64,6 +64,23 @@ std::string LastBackup(const RegionStatus& r) {
 
 }  // namespace
 
+std::optional<std::string> ReportedSource(const std::vector<RegionStatus>& regions, const std::string& volume) {
+  std::optional<std::string> source;
+  uint64_t best = 0;
+  for (const auto& r : regions) {
+    if (!r.up || !r.status.contains("services") || !r.status["services"].contains("replication")) continue;
+    for (const auto& v : r.status["services"]["replication"]) {
+      if (v.value("volume", "") != volume || v.value("role", "") != "source") continue;
+      uint64_t epoch = v.value("epoch", uint64_t{0});
+      if (!source || epoch > best) {
+        source = r.region;
+        best = epoch;
+      }
+    }
+  }
+  return source;
+}
+
 std::string StatusTable(const std::vector<RegionStatus>& regions) {
   Table t({"REGION", "ROLE", "AGENT", "STATE", "VERSION", "UPTIME", "LAST BACKUP", "DETAIL"});
   for (const auto& r : regions) {

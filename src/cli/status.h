@@ -2,6 +2,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,5 +27,11 @@ struct RegionStatus {
 std::vector<RegionStatus> CollectStatus(const plan::Plan& plan, Duration timeout);
 std::string StatusTable(const std::vector<RegionStatus>& regions);
 nlohmann::ordered_json StatusJson(const plan::Plan& plan, const std::vector<RegionStatus>& regions);
+
+// The source of a replicated volume by what the agents report: the region
+// that reports itself its source under the highest epoch (after a promote
+// two may, until the old one is reversed). nullopt when no agent that
+// answered reports a role for it.
+std::optional<std::string> ReportedSource(const std::vector<RegionStatus>& regions, const std::string& volume);
 
 }  // namespace lifeboat::cli

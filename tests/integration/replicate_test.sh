@@ -212,8 +212,18 @@ expect_exit 0 "$LIFEBOAT" replicate reverse data --region east --plan "$WORK/pla
 converge "$DST" "$SRC" 30
 [ "$(cat "$SRC/west-change")" = "written in west after the failover" ] || fail "the standby's change was not kept"
 expect_exit 0 "$LIFEBOAT" replicate verify data --plan "$WORK/plan.yaml"
+# A backup of the volume reads its source's copy: west now, not the plan's primary.
+cat >> "$WORK/plan.yaml" <<PLAN
+backup:
+  locations:
+    local: { type: filesystem, path: $WORK/repo }
+PLAN
+export LIFEBOAT_REPO_PASSWORD=correct-horse
+expect_exit 0 "$LIFEBOAT" repo init -l local --plan "$WORK/plan.yaml"
+expect_exit 0 "$LIFEBOAT" backup create --location local --volume data --plan "$WORK/plan.yaml" -o json
+[ "$(echo "$OUT" | jq -r .path)" = "$DST" ] || fail "a backup after the failover read $(echo "$OUT" | jq -r .path), not the new source's $DST"
 expect_exit 2 "$LIFEBOAT" replicate promote nope --region west --plan "$WORK/plan.yaml"
 LIFEBOAT_TOKEN= expect_exit 2 "$LIFEBOAT" replicate promote data --region east --plan "$WORK/plan.yaml"
 expect_exit 1 "$LIFEBOAT" replicate promote data --region east --plan "$WORK/plan.yaml" --token wrong
 echo "$OUT" | grep -q "401" || fail "a wrong token should get 401: $OUT"
-pass "promote makes the standby the source; reverse resyncs the old primary from it, keeping the standby's changes"
+pass "promote makes the standby the source; reverse resyncs the old primary from it, keeping the standby's changes; a backup then reads the new source"

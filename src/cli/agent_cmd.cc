@@ -12,7 +12,7 @@ void AddAgentCommand(CLI::App& app, int& exit_code) {
     std::vector<std::string> dns_listen;
   };
   auto o = std::make_shared<Options>();
-  cmd->add_option("--plan", o->plan_file, "Plan file")->required();
+  AddPlanFlag(*cmd, o->plan_file);
   cmd->add_option("--region", o->region, "The region this agent runs (a key of the plan's regions)")->required();
   cmd->add_option("--data-dir", o->data_dir, "State store and locks (default /var/lib/lifeboat/PLAN/REGION)");
   cmd->add_option("--dns-listen", o->dns_listen, "DNS address(es) for this agent instead of the plan's dns.listen");

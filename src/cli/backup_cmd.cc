@@ -480,7 +480,7 @@ int RestoreCmd(const BackupCliOptions& o) {
 }
 
 void CommonFlags(CLI::App& cmd, BackupCliOptions& o, bool location_positional) {
-  cmd.add_option("--plan", o.plan_file, "Plan file")->required()->envname("LIFEBOAT_PLAN");
+  AddPlanFlag(cmd, o.plan_file);
   cmd.add_option("--location,-l", o.location, "Backup location of the plan (default: the only one)");
   if (location_positional) {
     // Earlier releases took the repo commands' location positionally; still accepted, no longer shown.

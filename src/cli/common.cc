@@ -22,6 +22,10 @@ CLI::Option* AddOutputFlag(CLI::App& cmd, std::string& value, const std::vector<
       ->capture_default_str();
 }
 
+CLI::Option* AddPlanFlag(CLI::App& cmd, std::string& file) {
+  return cmd.add_option("--plan", file, "Plan file (default: $LIFEBOAT_PLAN)")->required()->envname("LIFEBOAT_PLAN");
+}
+
 Result<std::vector<Address>> ParseAddresses(const std::vector<std::string>& texts, const std::string& flag) {
   std::vector<Address> out;
   for (const auto& t : texts) {

@@ -28,6 +28,9 @@ CLI::Option* AddOutputFlag(CLI::App& cmd, std::string& value, const std::vector<
 // Parses every "host:port" of a repeatable flag; InvalidArgument naming the flag.
 Result<std::vector<Address>> ParseAddresses(const std::vector<std::string>& texts, const std::string& flag);
 
+// --plan, required, defaulting to $LIFEBOAT_PLAN: every command that reads a plan.
+CLI::Option* AddPlanFlag(CLI::App& cmd, std::string& file);
+
 // A left-aligned text table.
 class Table {
  public:

@@ -93,7 +93,7 @@ void AddDnsCommands(CLI::App& app, int& exit_code) {
     int workers = 0;
   };
   auto so = std::make_shared<ServeOptions>();
-  serve->add_option("--plan", so->plan_file, "Plan file")->required();
+  AddPlanFlag(*serve, so->plan_file);
   serve->add_option("--listen", so->listen, "Address(es) instead of the plan's dns.listen");
   serve->add_option("--workers", so->workers, "UDP worker threads (default: one per core)");
   serve->footer(
@@ -112,7 +112,7 @@ void AddDnsCommands(CLI::App& app, int& exit_code) {
   };
   auto ro = std::make_shared<RunOptions>();
   run->add_option("NAME", ro->name, "An endpoint, or a check (probes each endpoint using it)")->required();
-  run->add_option("--plan", ro->plan_file, "Plan file")->required();
+  AddPlanFlag(*run, ro->plan_file);
   run->footer(
       "Exit code: 0 when every probe passed, 1 when one failed, 2 for bad input.\n\n"
       "Examples:\n"

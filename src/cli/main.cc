@@ -7,6 +7,7 @@
 
 #include "cli/common.h"
 #include "core/log.h"
+#include "core/strings.h"
 #include "core/version.h"
 
 namespace lifeboat::cli {
@@ -21,6 +22,36 @@ int Main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "text", "json"}))
       ->capture_default_str();
   app.set_version_flag("--version", std::string("lifeboat ") + kVersion + " (" + kCommit + ")");
+
+  int exit_code = kExitOk;
+  AddPlanCommands(app, exit_code);
+  AddAgentCommand(app, exit_code);
+  AddStatusCommand(app, exit_code);
+  AddDemoCommand(app, exit_code);
+  AddDnsCommands(app, exit_code);
+  AddTrafficCommands(app, exit_code);
+  AddReplicateCommands(app, exit_code);
+  AddBackupCommands(app, exit_code);
+  auto* version = app.add_subcommand("version", "Print the version and the commit it was built from");
+  version->callback([] { std::cout << "lifeboat " << kVersion << " (" << kCommit << ")\n"; });
+  // A command group's --help shows its own commands' examples (subcommands
+  // took the top level's footer when it was set first).
+  for (auto* group : app.get_subcommands([](const CLI::App*) { return true; })) {
+    std::string examples;
+    for (const auto* sub : group->get_subcommands([](const CLI::App*) { return true; })) {
+      std::string text = sub->get_footer();
+      size_t at = text.find("Example");  // "Example:" or "Examples:", then indented lines
+      while (at != std::string::npos && (at = text.find('\n', at)) != std::string::npos) {
+        size_t end = text.find('\n', ++at);
+        std::string line = text.substr(at, end == std::string::npos ? std::string::npos : end - at);
+        if (line.starts_with("  ") && line.find("lifeboat ") != std::string::npos) examples += line + "\n";
+        at = end;
+      }
+    }
+    if (!examples.empty() && group->get_footer().empty()) {
+      group->footer("Examples:\n" + examples + "\nRun 'lifeboat " + group->get_name() + " COMMAND --help' for each command's flags.");
+    }
+  }
   app.footer(
       "Examples:\n"
       "  lifeboat demo                                   # two regions and a witness on this machine\n"
@@ -35,16 +66,6 @@ int Main(int argc, char** argv) {
       "\n"
       "Run 'lifeboat COMMAND --help' for a command's flags and examples.");
 
-  int exit_code = kExitOk;
-  AddPlanCommands(app, exit_code);
-  AddAgentCommand(app, exit_code);
-  AddStatusCommand(app, exit_code);
-  AddDemoCommand(app, exit_code);
-  AddDnsCommands(app, exit_code);
-  AddTrafficCommands(app, exit_code);
-  AddReplicateCommands(app, exit_code);
-  AddBackupCommands(app, exit_code);
-
   // Logging is set up before any command runs (parse_complete_callback runs
   // after parsing, before the subcommand callbacks).
   app.parse_complete_callback([&] {
@@ -56,6 +77,25 @@ int Main(int argc, char** argv) {
 
   if (argc == 1) {
     std::cerr << app.help();
+    return kExitInvalid;
+  }
+  // An unknown command got CLI11's "A subcommand is required": name it, and
+  // suggest the nearest.
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--log-level" || arg == "--log-format") {
+      ++i;
+      continue;
+    }
+    if (arg.starts_with("-")) continue;
+    std::vector<std::string_view> names;
+    std::vector<std::string> owned;
+    for (const auto* sub : app.get_subcommands([](const CLI::App*) { return true; })) owned.push_back(sub->get_name());
+    for (const auto& n : owned) names.push_back(n);
+    if (std::find(names.begin(), names.end(), arg) != names.end()) break;
+    std::string near = ClosestMatch(arg, names);
+    std::cerr << "lifeboat: unknown command '" << arg << "'"
+              << (near.empty() ? "" : "; did you mean '" + near + "'?") << "\nRun 'lifeboat --help' for the commands.\n";
     return kExitInvalid;
   }
   try {

@@ -329,7 +329,7 @@ void AddReplicateCommands(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<ReplicateOptions>();
   auto* status = rep->add_subcommand("status", "Each volume's role, lag (RPO), pending changes and progress");
   status->add_option("VOLUME", o->volume, "Only this volume");
-  status->add_option("--plan", o->plan_file, "Plan file")->required();
+  AddPlanFlag(*status, o->plan_file);
   status->add_flag("--wait", o->wait, "Wait until every target is in sync, showing progress on a terminal");
   status->add_option("--timeout", o->timeout, "With --wait: give up after this long (default 1h)");
   AddOutputFlag(*status, o->output, {"table", "json"});
@@ -339,7 +339,7 @@ void AddReplicateCommands(CLI::App& app, int& exit_code) {
 
   auto* verify = rep->add_subcommand("verify", "Compare source and targets by content; list every difference");
   verify->add_option("VOLUME", o->volume, "The volume")->required();
-  verify->add_option("--plan", o->plan_file, "Plan file")->required();
+  AddPlanFlag(*verify, o->plan_file);
   verify->add_option("--token", o->token, "Bearer token (default: LIFEBOAT_TOKEN)");
   AddOutputFlag(*verify, o->output, {"table", "json"});
   verify->footer("Runs at the source's agent over a read-only session; hashes every file on both sides.\n"
@@ -350,7 +350,7 @@ void AddReplicateCommands(CLI::App& app, int& exit_code) {
   auto* promote = rep->add_subcommand("promote", "Make a target region the volume's source (failover)");
   promote->add_option("VOLUME", o->volume, "The volume")->required();
   promote->add_option("--region", o->region, "The region to promote")->required();
-  promote->add_option("--plan", o->plan_file, "Plan file")->required();
+  AddPlanFlag(*promote, o->plan_file);
   promote->add_option("--token", o->token, "Bearer token (default: LIFEBOAT_TOKEN)");
   promote->add_option("--timeout", o->timeout, "Give up waiting for the agent after this long (default 1h)");
   AddOutputFlag(*promote, o->output, {"table", "json"});
@@ -362,7 +362,7 @@ void AddReplicateCommands(CLI::App& app, int& exit_code) {
   auto* reverse = rep->add_subcommand("reverse", "Make a former source follow the new one (failback)");
   reverse->add_option("VOLUME", o->volume, "The volume")->required();
   reverse->add_option("--region", o->region, "The former source, which becomes a target")->required();
-  reverse->add_option("--plan", o->plan_file, "Plan file")->required();
+  AddPlanFlag(*reverse, o->plan_file);
   reverse->add_option("--token", o->token, "Bearer token (default: LIFEBOAT_TOKEN)");
   reverse->add_option("--timeout", o->timeout, "Give up waiting for the agent after this long (default 1h)");
   AddOutputFlag(*reverse, o->output, {"table", "json"});

@@ -13,7 +13,7 @@ void AddStatusCommand(CLI::App& app, int& exit_code) {
     std::string plan_file, output = "table", timeout = "2s";
   };
   auto o = std::make_shared<Options>();
-  cmd->add_option("--plan", o->plan_file, "Plan file")->required();
+  AddPlanFlag(*cmd, o->plan_file);
   cmd->add_option("--timeout", o->timeout, "How long to wait for each agent")->capture_default_str();
   AddOutputFlag(*cmd, o->output, {"table", "json"});
   cmd->footer(

@@ -110,14 +110,14 @@ void AddTrafficCommands(CLI::App& app, int& exit_code) {
   traffic->require_subcommand(1);
   auto o = std::make_shared<TrafficOptions>();
   auto* show = traffic->add_subcommand("show", "Each region's routing control");
-  show->add_option("--plan", o->plan_file, "Plan file")->required();
+  AddPlanFlag(*show, o->plan_file);
   AddOutputFlag(*show, o->output, {"table", "json"});
   show->footer("Example:\n  lifeboat traffic show --plan examples/shop.yaml");
   show->callback([&exit_code, o] { exit_code = Show(*o); });
   for (bool on : {true, false}) {
     auto* cmd = traffic->add_subcommand(on ? "on" : "off", on ? "Send traffic to a region again" : "Take traffic away from a region");
     cmd->add_option("REGION", o->region, "The region")->required();
-    cmd->add_option("--plan", o->plan_file, "Plan file")->required();
+    AddPlanFlag(*cmd, o->plan_file);
     cmd->add_option("--token", o->token, "Bearer token (default: LIFEBOAT_TOKEN)");
     if (!on) cmd->add_flag("--force", o->force, "Switch off even if the safety rule (routing_controls.safety.min_on) refuses");
     cmd->footer(std::string("Applied through every reachable primary and standby agent (/v1/routing-controls).\n\n") +

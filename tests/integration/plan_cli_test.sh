@@ -41,6 +41,18 @@ pass "random bytes, a binary and a missing file are clean errors"
 
 expect_exit 2 "$LIFEBOAT" plan
 expect_exit 2 "$LIFEBOAT" no-such-command
+grep -q "unknown command 'no-such-command'" <<<"$OUT" || fail "an unknown command is not named: $OUT"
+expect_exit 2 "$LIFEBOAT" --log-level warn stauts --plan x.yaml
+grep -q "did you mean 'status'" <<<"$OUT" || fail "no suggestion for a typo: $OUT"
 expect_exit 0 "$LIFEBOAT" plan validate --help
 grep -q "Examples:" <<<"$OUT" || fail "help without examples"
-pass "usage errors exit 2; --help has examples"
+# A group's help shows its own commands' examples, not the top level's.
+expect_exit 0 "$LIFEBOAT" replicate --help
+grep -q "lifeboat replicate promote" <<<"$OUT" || fail "replicate --help lacks its examples: $OUT"
+! grep -q "lifeboat demo" <<<"$OUT" || fail "replicate --help shows the top level's examples"
+expect_exit 0 "$LIFEBOAT" version
+grep -Eq '^lifeboat [0-9]+\.[0-9]+\.[0-9]+ \(' <<<"$OUT" || fail "version: $OUT"
+# LIFEBOAT_PLAN stands in for --plan.
+LIFEBOAT_PLAN=/nonexistent/plan.yaml expect_exit 2 "$LIFEBOAT" status
+grep -q "/nonexistent/plan.yaml" <<<"$OUT" || fail "LIFEBOAT_PLAN was not used: $OUT"
+pass "usage errors exit 2 and name an unknown command with a suggestion; group --help has its examples; version; LIFEBOAT_PLAN"

@@ -1,6 +1,7 @@
 // lifeboat traffic show | on REGION | off REGION
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <unistd.h>
@@ -43,8 +44,17 @@ int Show(const TrafficOptions& o) {
     }
     auto j = nlohmann::ordered_json::parse(res->body, nullptr, false);
     if (j.is_discarded()) continue;
+    // Agents agree when every region is on in both or off in both; "by" and
+    // "at" differ after every change (each agent records its own write).
+    auto states = [](const nlohmann::ordered_json& view) {
+      std::map<std::string, bool> on;
+      if (view.contains("regions") && view["regions"].is_object()) {
+        for (const auto& [name, c] : view["regions"].items()) on[name] = c.value("on", true);
+      }
+      return on;
+    };
     if (!first) first = j;
-    else if (j["regions"] != (*first)["regions"]) disagree = true;
+    else if (states(j) != states(*first)) disagree = true;
     all[r->name] = j;
   }
   if (o.output == "json") {

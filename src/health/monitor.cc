@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 
 #include "core/clock.h"
+#include "core/log.h"
 
 namespace lifeboat::health {
 
@@ -127,7 +128,9 @@ void Monitor::Transition(State& s, bool healthy, const std::string& reason) {
   }
   healthy_g_->With({s.endpoint->name, s.endpoint->check}).Set(healthy ? 1 : 0);
   transitions_c_->With({s.endpoint->name, healthy ? "healthy" : "unhealthy"}).Inc();
-  spdlog::info("endpoint {} is {}: {}", s.endpoint->name, healthy ? "healthy" : "unhealthy", reason);
+  Log(healthy ? spdlog::level::info : spdlog::level::warn,
+      {{"endpoint", s.endpoint->name}, {"region", s.endpoint->region}, {"check", s.endpoint->check}, {"reason", reason}},
+      "endpoint {} is {}: {}", s.endpoint->name, healthy ? "healthy" : "unhealthy", reason);
 }
 
 void Monitor::SetHealthy(State& s, bool healthy, const std::string& reason) {

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/log.h"
+
 namespace lifeboat::replicate {
 namespace {
 
@@ -87,8 +89,10 @@ void Stream::Loop() {
       // A session that got work done starts the backoff over.
       backoff = passes_ > passes_before ? kFirst : std::min(backoff * 2, kMax);
     }
-    spdlog::warn("replication {} -> {}: {}; retrying in {} ms", config_.link.volume, config_.target_region,
-                 st.ok() ? "session ended" : st.error().message(), backoff.count());
+    std::string why = st.ok() ? "session ended" : st.error().message();
+    LogWarn({{"volume", config_.link.volume}, {"target", config_.target_region}, {"error", why}},
+            "replication {} -> {}: {}; retrying in {} ms", config_.link.volume, config_.target_region, why,
+            backoff.count());
     Sleep(backoff);
   }
 }
@@ -117,8 +121,9 @@ lifeboat::Status Stream::RunSession() {
       s->link_ = nullptr;
     }
   } detach{this, link.get()};
-  spdlog::info("replication {} -> {}: connected to {}", config_.link.volume, config_.target_region,
-               config_.link.target.ToString());
+  LogInfo({{"volume", config_.link.volume}, {"target", config_.target_region}},
+          "replication {} -> {}: connected to {}", config_.link.volume, config_.target_region,
+          config_.link.target.ToString());
   bool full = true;  // every session starts by comparing everything
   auto last_verify = SteadyClock::now();
   while (!stop_.load()) {
@@ -175,9 +180,10 @@ lifeboat::Status Stream::RunSession() {
       last_verify_ms_ = NowMs();
       last_verify_diffs_ = static_cast<int64_t>(diffs->size());
       if (!diffs->empty()) {
-        spdlog::warn("replication {} -> {}: verify found and repaired {} difference(s), first: {} {}",
-                     config_.link.volume, config_.target_region, diffs->size(), (*diffs)[0].kind,
-                     Printable((*diffs)[0].path));
+        LogWarn({{"volume", config_.link.volume}, {"target", config_.target_region}},
+                "replication {} -> {}: verify found and repaired {} difference(s), first: {} {}",
+                config_.link.volume, config_.target_region, diffs->size(), (*diffs)[0].kind,
+                Printable((*diffs)[0].path));
       }
     } else {
       unsynced_since_.reset();

@@ -120,6 +120,9 @@ until [ "$(q shop.example.com +short)" = 127.0.0.1 ]; do
   sleep 0.02
 done
 grep -q '"endpoint web-east is unhealthy' "$WORK/east.log" || fail "transition not logged"
+# A log system filters on fields: the endpoint, at the level --log-level names.
+grep '"endpoint web-east is unhealthy' "$WORK/east.log" | head -1 | jq -e '.level == "warn" and .endpoint == "web-east" and .region == "east"' >/dev/null ||
+  fail "the unhealthy line lacks its fields or is not a warning: $(grep -m1 'web-east is unhealthy' "$WORK/east.log")"
 pass "failover to the standby and back"
 
 # Routing controls.
@@ -136,6 +139,8 @@ expect_exit 1 "$LIFEBOAT" traffic off west --plan "$WORK/plan.yaml"
 grep -q "safety rule" <<<"$OUT" || fail "safety rule message: $OUT"
 "$LIFEBOAT" traffic show --plan "$WORK/plan.yaml" > "$WORK/show.txt"
 grep -qE '^east +off ' "$WORK/show.txt" || { cat "$WORK/show.txt"; fail "traffic show"; }
+# Both agents applied the change; each records its own time: that is agreement.
+! grep -q "disagree" "$WORK/show.txt" || { cat "$WORK/show.txt"; fail "traffic show warns of a disagreement after a change both agents applied"; }
 pass "routing controls: token, switch, safety rule"
 
 # A restart keeps the routing controls.

@@ -12,6 +12,7 @@
 #include "backup/backup.h"
 #include "core/clock.h"
 #include "core/cron.h"
+#include "core/log.h"
 #include "state/keys.h"
 
 namespace lifeboat::agent {
@@ -160,7 +161,8 @@ void BackupService::RunSchedule(const Schedule& s) {
       RunOf(ps.name, volume).state = "running";
     }
     auto fail = [&](const Error& e) {
-      spdlog::error("backup {} of {}: {}", ps.name, volume, e.message());
+      LogError({{"schedule", ps.name}, {"volume", volume}, {"error", e.message()}}, "backup {} of {}: {}", ps.name,
+               volume, e.message());
       std::lock_guard l(mu_);
       Run& r = RunOf(ps.name, volume);
       r.state = "idle";
@@ -185,7 +187,7 @@ void BackupService::RunSchedule(const Schedule& s) {
       continue;
     }
     const auto& snap = res->snapshot;
-    spdlog::info("backup {} of {}: {} ({} files, {} new, {} in {:.1f}s{})", ps.name, volume, snap.id.substr(0, 8),
+    LogInfo({{"schedule", ps.name}, {"volume", volume}, {"backup", snap.id}}, "backup {} of {}: {} ({} files, {} new, {} in {:.1f}s{})", ps.name, volume, snap.id.substr(0, 8),
                  snap.stats.files, HumanBytes(snap.stats.new_bytes), HumanBytes(snap.stats.bytes),
                  snap.stats.duration_seconds,
                  res->errors.empty() ? "" : ", " + std::to_string(res->errors.size()) + " files unreadable");

@@ -9,6 +9,7 @@
 
 #include "agent/auth.h"
 #include "agent/capabilities.h"
+#include "core/log.h"
 #include "core/worker.h"
 #include "replicate/stream.h"
 #include "state/keys.h"
@@ -166,7 +167,8 @@ Status ReplicationService::Start() {
   for (auto& vp : volumes_) {
     Volume& v = *vp;
     if (!v.problem.empty()) {
-      spdlog::error("replication {}: not replicating: {}", v.plan->name, v.problem);
+      LogError({{"volume", v.plan->name}, {"error", v.problem}}, "replication {}: not replicating: {}", v.plan->name,
+               v.problem);
       continue;
     }
     state::VolumeRole role = RoleOf(v.plan->name).value();
@@ -180,7 +182,8 @@ Status ReplicationService::Start() {
     worker_->Post([this, &v, role] {
       auto run = Launch(v, role);
       if (!run) {
-        spdlog::error("replication {}: cannot start sending: {}", v.plan->name, run.error().message());
+        LogError({{"volume", v.plan->name}, {"error", run.error().message()}}, "replication {}: cannot start sending: {}",
+                 v.plan->name, run.error().message());
         std::lock_guard lock(v.mu);
         v.change = RoleChange{"start", "failed", "watching the volume", run.error().message(),
                               FormatUtc(ctx_.clock.Now()), FormatUtc(ctx_.clock.Now())};
@@ -289,8 +292,9 @@ Status ReplicationService::Promote(std::string_view volume, Done done) {
   worker_->Post([this, v, done] {
     Status s = Change(*v, [](const state::VolumeRole& old) { return state::VolumeRole{true, "", old.epoch + 1}; });
     if (s.ok()) {
-      spdlog::warn("replication {}: promoted: this region is now the source (epoch {})", v->plan->name,
-                   RoleOf(v->plan->name)->epoch);
+      LogWarn({{"volume", v->plan->name}, {"region", ctx_.region.name}},
+              "replication {}: promoted: this region is now the source (epoch {})", v->plan->name,
+              RoleOf(v->plan->name)->epoch);
     }
     Finish(*v, s, done);
   });
@@ -314,7 +318,10 @@ Status ReplicationService::Reverse(std::string_view volume, const std::string& s
   }
   worker_->Post([this, v, source, epoch, done] {
     Status s = Change(*v, [&](const state::VolumeRole&) { return state::VolumeRole{false, source, epoch}; });
-    if (s.ok()) spdlog::warn("replication {}: reversed: this region now follows {} (epoch {})", v->plan->name, source, epoch);
+    if (s.ok()) {
+      LogWarn({{"volume", v->plan->name}, {"region", ctx_.region.name}, {"source", source}},
+              "replication {}: reversed: this region now follows {} (epoch {})", v->plan->name, source, epoch);
+    }
     Finish(*v, s, done);
   });
   return Ok();
@@ -356,7 +363,8 @@ void ReplicationService::Finish(Volume& v, const Status& s, const Done& done) {
     v.change->state = s.ok() ? "done" : "failed";
     if (!s.ok()) {
       v.change->error = s.error().message();
-      spdlog::error("replication {}: {} failed while {}: {}", v.plan->name, v.change->action, v.change->step,
+      LogError({{"volume", v.plan->name}, {"error", s.error().message()}}, "replication {}: {} failed while {}: {}",
+               v.plan->name, v.change->action, v.change->step,
                     s.error().message());
     }
     v.change->finished_at = FormatUtc(ctx_.clock.Now());

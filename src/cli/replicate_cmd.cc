@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -54,6 +55,29 @@ std::vector<AgentView> Collect(const plan::Plan& plan, const std::string& volume
 }
 
 std::string Bytes(uint64_t n) { return HumanBytes(n); }
+
+// Two regions that both call themselves the source of a volume (after a
+// promote, until the old source is reversed) is the moment an operator needs
+// a warning: the targets follow the newer epoch, the older source's changes
+// go nowhere.
+void WarnOfSplitSources(const std::vector<AgentView>& views) {
+  std::map<std::string, std::vector<std::pair<uint64_t, std::string>>> sources;  // volume -> (epoch, region)
+  for (const auto& a : views) {
+    if (a.volume.is_null() || a.volume["role"] != "source") continue;
+    sources[a.volume["volume"].get<std::string>()].emplace_back(a.volume["epoch"].get<uint64_t>(), a.region);
+  }
+  for (auto& [volume, list] : sources) {
+    if (list.size() < 2) continue;
+    std::sort(list.begin(), list.end());
+    std::string names;
+    for (const auto& [epoch, region] : list) {
+      names += (names.empty() ? "" : ", ") + region + " (epoch " + std::to_string(epoch) + ")";
+    }
+    std::cerr << "warning: volume " << volume << " has " << list.size() << " sources: " << names << "; "
+              << list.back().second << " is the current one. Make the others follow it: lifeboat replicate reverse "
+              << volume << " --region " << list.front().second << " --plan ...\n";
+  }
+}
 
 std::string ProgressLine(const Json& t) {
   const auto& p = t["progress"];
@@ -113,6 +137,7 @@ int Status(const ReplicateOptions& o) {
       continue;
     }
     if (o.wait && tty) std::cerr << "\r\033[K";
+    WarnOfSplitSources(views);
     if (o.output == "json") {
       Json out = Json::array();
       for (const auto& a : views) {

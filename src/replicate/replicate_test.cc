@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -178,6 +179,37 @@ TEST_F(ReplicateTest, DeltaSendsOnlyChangedChunks) {
   EXPECT_LT(p.bytes_literal.load(), 200u * 1024) << "only the chunks around two edits";
   EXPECT_LT((*link)->bytes_sent(), 300u * 1024);
   ExpectSame();
+}
+
+// The --wait progress showed more bytes done than the total (a file grew
+// between the scan and the send) and never reached it for sparse files.
+TEST_F(ReplicateTest, ProgressEndsAtItsTotal) {
+  {
+    std::ofstream sparse(src_ / "sparse", std::ios::binary);
+    sparse.seekp(64 << 20);
+    sparse << "end";
+  }
+  WriteFile(src_ / "growing", Random(1 << 20, 5));
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    std::ofstream grow(src_ / "growing", std::ios::binary | std::ios::app);
+    std::string block(64 << 10, 'g');
+    while (!stop.load()) {
+      grow << block;
+      grow.flush();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  auto link = Link::Open(Config(), kModeSync);
+  ASSERT_TRUE(link.ok());
+  Progress p;
+  auto d = (*link)->Sync({}, {{"", true}}, {true, false, &p, nullptr});
+  stop = true;
+  writer.join();
+  ASSERT_TRUE(d.ok()) << d.error().ToString();
+  EXPECT_EQ(p.files_done.load(), p.files_total.load());
+  EXPECT_EQ(p.bytes_done.load(), p.bytes_total.load());
+  EXPECT_GE(p.bytes_total.load(), (64u << 20) + (1u << 20));
 }
 
 TEST_F(ReplicateTest, RenamesAreAppliedAtTheTarget) {
@@ -350,6 +382,13 @@ TEST(ReceiverStart, RemovesTemporaryFilesAKilledReceiverLeft) {
   EXPECT_FALSE(fs::exists(dir / "sub/.lifeboat~gone.part"));
   EXPECT_TRUE(fs::exists(dir / "sub/kept"));
   fs::remove_all(dir);
+}
+
+// verify printed an empty path for a difference at the volume's root.
+TEST(Printable, NamesTheRootAndEscapesBytes) {
+  EXPECT_EQ(Printable(""), ".");
+  EXPECT_EQ(Printable("a/b"), "a/b");
+  EXPECT_EQ(Printable("a\nb\\"), "a\\x0ab\\x5c");
 }
 
 // Frames straight into a Session: hostile paths never leave the root.

@@ -240,6 +240,11 @@ Status Link::SendFile(const Entry& s, const std::unordered_map<ChunkId, uint32_t
   Queue(Writer(Type::kFileBegin).Str(s.path).Put(MetaOf(st)).U64(size).Finish());
   LB_ASSIGN_OR_RETURN(auto extents, DataExtents(fd.get(), size));
   Progress* progress = options.progress;
+  // The file counts max(scanned, current) bytes in both the total and the
+  // done of the progress: a file that grew since the scan pushed done past
+  // the total, holes and a shrunk file left it short.
+  uint64_t counted = 0, counts_for = std::max(size, s.size);
+  if (progress && size > s.size) progress->bytes_total += size - s.size;
   std::string literal;
   uint64_t literal_at = 0;
   auto flush_literal = [&] {
@@ -254,6 +259,7 @@ Status Link::SendFile(const Entry& s, const std::unordered_map<ChunkId, uint32_t
     literal.append(reinterpret_cast<const char*>(b.data()), b.size());
     if (literal.size() >= kDataFrame) flush_literal();
     if (progress) progress->bytes_done += b.size();
+    counted += b.size();
     return Ok();
   };
   for (auto [off, len] : extents) {
@@ -266,6 +272,7 @@ Status Link::SendFile(const Entry& s, const std::unordered_map<ChunkId, uint32_t
         flush_literal();
         Queue(Writer(Type::kCopy).U64(o).Raw(id).U32(static_cast<uint32_t>(b.size())).Finish());
         if (progress) progress->bytes_done += b.size();
+        counted += b.size();
         return Status(Ok());
       }));
     } else {
@@ -286,7 +293,10 @@ Status Link::SendFile(const Entry& s, const std::unordered_map<ChunkId, uint32_t
   }
   flush_literal();
   Queue(Writer(Type::kFileEnd).Finish());
-  if (progress) progress->files_done += 1;
+  if (progress) {
+    if (counted < counts_for) progress->bytes_done += counts_for - counted;
+    progress->files_done += 1;
+  }
   return Ok();
 }
 

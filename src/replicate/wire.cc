@@ -196,6 +196,7 @@ Status ValidatePath(std::string_view path, bool allow_root) {
 }
 
 std::string Printable(std::string_view path) {
+  if (path.empty()) return ".";  // the volume's root (verify printed an empty path for it)
   std::string out;
   for (unsigned char c : path) {
     if (c >= 0x20 && c < 0x7f && c != '\\') {

@@ -138,7 +138,7 @@ Result<uint32_t> FrameLength(std::span<const uint8_t, 4> header);
 // receiver's temporary files).
 Status ValidatePath(std::string_view path, bool allow_root = false);
 
-// Paths for messages: bytes outside printable ASCII as \xNN.
+// Paths for messages: bytes outside printable ASCII as \xNN; the root ("") as ".".
 std::string Printable(std::string_view path);
 
 }  // namespace lifeboat::replicate

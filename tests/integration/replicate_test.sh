@@ -199,6 +199,7 @@ fi
 # --- Promote (failover) and reverse (failback) --------------------------------------
 kill -9 "$EAST"; wait "$EAST" 2>/dev/null || true
 expect_exit 0 "$LIFEBOAT" replicate promote data --region west --plan "$WORK/plan.yaml"
+grep -q "west: now the source of data (epoch 2)" <<<"$OUT" || fail "promote's outcome: $OUT"
 echo "written in west after the failover" > "$DST/west-change"
 rm -f "$DST/empty"
 start_agent east; EAST=$LAST_PID
@@ -208,7 +209,10 @@ sleep 1
 # east still thinks it is the source: it does not listen, west's stream waits.
 status_json | jq -e '.[] | select(.region == "west") | .volume.targets[0] | .in_sync == false and (.last_error | length > 0)' >/dev/null ||
   fail "west's stream should not reach east, still a source: $(status_json)"
+expect_exit 0 "$LIFEBOAT" replicate status --plan "$WORK/plan.yaml"
+grep -q "volume data has 2 sources: east (epoch 1), west (epoch 2)" <<<"$OUT" || fail "no warning of two sources: $OUT"
 expect_exit 0 "$LIFEBOAT" replicate reverse data --region east --plan "$WORK/plan.yaml"
+grep -q "east: now follows west for data (epoch 2)" <<<"$OUT" || fail "reverse's outcome: $OUT"
 converge "$DST" "$SRC" 30
 [ "$(cat "$SRC/west-change")" = "written in west after the failover" ] || fail "the standby's change was not kept"
 expect_exit 0 "$LIFEBOAT" replicate verify data --plan "$WORK/plan.yaml"

@@ -170,7 +170,17 @@ lifeboat::Status Stream::RunSession() {
     std::lock_guard lock(mu_);
     busy_ = false;
     double secs = std::chrono::duration<double>(SteadyClock::now() - pass_started_).count();
-    if (!diffs) return diffs.error();
+    if (!diffs) {
+      // What this pass did not send stays pending while disconnected (status
+      // showed 0); the next session's full comparison sends it.
+      uint64_t total = progress_.files_total.load(), done = progress_.files_done.load();
+      unsent_files_ = std::max<uint64_t>(unsent_files_, std::max<uint64_t>(total - std::min(done, total),
+                                                                             verify ? 0 : changes.roots.size()));
+      unsent_bytes_ = std::max<uint64_t>(unsent_bytes_, progress_.bytes_total.load() -
+                                                            std::min(progress_.bytes_done.load(), progress_.bytes_total.load()));
+      return diffs.error();
+    }
+    unsent_files_ = unsent_bytes_ = 0;
     if (secs > 0.5) last_rate_ = static_cast<double>(progress_.bytes_done.load()) / secs;
     files_sent_ += progress_.files_done.load();
     ++passes_;
@@ -219,8 +229,8 @@ StreamStatus Stream::GetStatus() const {
   s.files_done = progress_.files_done.load();
   s.bytes_total = progress_.bytes_total.load();
   s.bytes_done = progress_.bytes_done.load();
-  s.pending_files = (busy_ ? s.files_total - std::min(s.files_done, s.files_total) : 0) + watcher_pending;
-  s.pending_bytes = busy_ ? s.bytes_total - std::min(s.bytes_done, s.bytes_total) : 0;
+  s.pending_files = (busy_ ? s.files_total - std::min(s.files_done, s.files_total) : unsent_files_) + watcher_pending;
+  s.pending_bytes = busy_ ? s.bytes_total - std::min(s.bytes_done, s.bytes_total) : unsent_bytes_;
   s.bytes_sent = bytes_sent_before_ + (link_ != nullptr ? link_->bytes_sent() : 0);
   s.bytes_received = bytes_received_before_ + (link_ != nullptr ? link_->bytes_received() : 0);
   s.files_sent = files_sent_ + (busy_ ? s.files_done : 0);

@@ -76,6 +76,7 @@ class Stream {
   std::string last_error_;               // guarded by mu_
   bool synced_once_ = false;             // guarded by mu_
   bool busy_ = false;                    // guarded by mu_: a pass is running
+  uint64_t unsent_files_ = 0, unsent_bytes_ = 0;  // guarded by mu_: left by a failed pass, until one succeeds
   std::optional<std::chrono::steady_clock::time_point> unsynced_since_;  // guarded by mu_
   std::chrono::steady_clock::time_point pass_started_{};                // guarded by mu_
   double last_rate_ = 0;                 // guarded by mu_

@@ -182,6 +182,12 @@ if mkdir -p "$WORK/small" && mount -t tmpfs -o size=4m tmpfs "$WORK/small" 2>/de
     [ $SECONDS -lt $deadline ] || { umount "$WORK/small"; fail "status does not say the target disk is full: $(status_json)"; }
     sleep 0.2
   done
+  # Between retries the unsent file stays pending (status showed 0 while disconnected).
+  for _ in 1 2 3 4 5 6; do
+    status_json | jq -e '.[] | select(.region == "east") | .volume.targets[0].pending_files >= 1' >/dev/null ||
+      { umount "$WORK/small"; fail "nothing pending while the target cannot take a file: $(status_json)"; }
+    sleep 0.25
+  done
   [ "$(sha256sum < "$SRC/too-big")" = "$sum" ] || fail "the source changed"
   [ ! -e "$WORK/small/vol/too-big" ] || fail "a partial file appeared under its final name"
   rm "$SRC/too-big"
@@ -191,7 +197,7 @@ if mkdir -p "$WORK/small" && mount -t tmpfs -o size=4m tmpfs "$WORK/small" 2>/de
   sed -i "s|west: $WORK/small/vol|west: $DST|" "$WORK/plan.yaml"
   start_pair
   converge "$SRC" "$DST" 30
-  pass "a full target disk: 'disk is full' in status, source untouched, converges once there is room"
+  pass "a full target disk: 'disk is full' in status, the file stays pending, source untouched, converges once there is room"
 else
   echo "note: cannot mount a tmpfs here (not root?); the full-disk case was not run" >&2
 fi

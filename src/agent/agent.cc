@@ -10,6 +10,7 @@
 #include "agent/auth.h"
 #include "core/strings.h"
 #include "core/version.h"
+#include "metrics/process.h"
 #include "state/keys.h"
 #include "state/sqlite_store.h"
 
@@ -77,6 +78,7 @@ Status Agent::Init() {
     LB_RETURN_IF_ERROR(first_key.Put(*store_, first_started_at_, state::Expect::Absent()));
   }
 
+  metrics::AddProcessMetrics(metrics_);
   metrics_.AddGauge("lifeboat_build_info", "Version and commit of the running lifeboat; always 1.",
                     {"version", "commit"})
       .With({kVersion, kCommit})

@@ -30,6 +30,8 @@ Monitor::Monitor(asio::io_context& io, const plan::Plan& plan, metrics::Registry
   successes_g_ = &metrics.AddGauge("lifeboat_health_consecutive_successes", "Consecutive passing probes.", {"endpoint"});
   failures_g_ = &metrics.AddGauge("lifeboat_health_consecutive_failures", "Consecutive failing probes.", {"endpoint"});
   latency_g_ = &metrics.AddGauge("lifeboat_health_probe_latency_seconds", "Duration of the last probe.", {"endpoint"});
+  latency_h_ = &metrics.AddHistogram("lifeboat_health_probe_duration_seconds", "Probe durations.", {"endpoint"},
+                                     {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
   probes_c_ = &metrics.AddCounter("lifeboat_health_probes_total", "Probes by endpoint and result.", {"endpoint", "result"});
   transitions_c_ = &metrics.AddCounter("lifeboat_health_transitions_total", "Health changes by endpoint and new state.",
                                        {"endpoint", "to"});
@@ -96,6 +98,7 @@ void Monitor::OnResult(State& s, const ProbeResult& r) {
   probes_c_->With({name, ReasonName(r.reason)}).Inc();
   s.latency_seconds = std::chrono::duration<double>(r.latency).count();
   latency_g_->With({name}).Set(s.latency_seconds);
+  latency_h_->With({name}).Observe(s.latency_seconds);
   if (pass) {
     ++s.successes;
     s.failures = 0;

@@ -62,6 +62,7 @@ class Monitor {
   metrics::Family<metrics::Gauge>* successes_g_;
   metrics::Family<metrics::Gauge>* failures_g_;
   metrics::Family<metrics::Gauge>* latency_g_;
+  metrics::Family<metrics::Histogram>* latency_h_;
   metrics::Family<metrics::Counter>* probes_c_;
   metrics::Family<metrics::Counter>* transitions_c_;
 };

@@ -4,6 +4,8 @@
 
 #include <thread>
 
+#include "metrics/process.h"
+
 namespace lifeboat::metrics {
 namespace {
 
@@ -28,6 +30,39 @@ TEST(Registry, RendersHelpTypeAndSeriesInOrder) {
             "# HELP lifeboat_uptime_seconds Seconds since start.\n"
             "# TYPE lifeboat_uptime_seconds gauge\n"
             "lifeboat_uptime_seconds 1.5\n");
+}
+
+TEST(Registry, HistogramsAreCumulativeWithSumAndCount) {
+  Registry r;
+  auto& h = r.AddHistogram("lifeboat_probe_duration_seconds", "Probe latency.", {"endpoint"}, {0.1, 1});
+  h.With({"web"}).Observe(0.05);
+  h.With({"web"}).Observe(0.1);  // on a bound: counts in that bucket (le)
+  h.With({"web"}).Observe(3);
+  EXPECT_EQ(r.Render(),
+            "# HELP lifeboat_probe_duration_seconds Probe latency.\n"
+            "# TYPE lifeboat_probe_duration_seconds histogram\n"
+            "lifeboat_probe_duration_seconds_bucket{endpoint=\"web\",le=\"0.10000000000000001\"} 2\n"
+            "lifeboat_probe_duration_seconds_bucket{endpoint=\"web\",le=\"1\"} 2\n"
+            "lifeboat_probe_duration_seconds_bucket{endpoint=\"web\",le=\"+Inf\"} 3\n"
+            "lifeboat_probe_duration_seconds_sum{endpoint=\"web\"} 3.1499999999999999\n"
+            "lifeboat_probe_duration_seconds_count{endpoint=\"web\"} 3\n");
+  Registry bare;
+  bare.AddHistogram("lifeboat_x_seconds", "x", {}, {1}).Get().Observe(2);
+  EXPECT_NE(bare.Render().find("lifeboat_x_seconds_bucket{le=\"+Inf\"} 1\nlifeboat_x_seconds_sum 2\n"), std::string::npos)
+      << bare.Render();
+}
+
+TEST(ProcessMetrics, ReadThisProcess) {
+  Registry r;
+  AddProcessMetrics(r);
+  std::string text = r.Render();
+  for (const char* name : {"process_cpu_seconds_total ", "process_resident_memory_bytes ", "process_open_fds ",
+                           "process_max_fds ", "process_start_time_seconds ", "process_virtual_memory_bytes "}) {
+    auto at = text.find(std::string("\n") + name);
+    ASSERT_NE(at, std::string::npos) << name;
+    double v = std::stod(text.substr(at + 1 + std::string(name).size()));
+    EXPECT_GT(v, 0) << name;
+  }
 }
 
 TEST(Registry, EscapesLabelValues) {

@@ -181,6 +181,7 @@ lifeboat::Status Stream::RunSession() {
       return diffs.error();
     }
     unsent_files_ = unsent_bytes_ = 0;
+    if (config_.on_pass) config_.on_pass(verify ? "verify" : full ? "full" : "changes", secs);
     if (secs > 0.5) last_rate_ = static_cast<double>(progress_.bytes_done.load()) / secs;
     files_sent_ += progress_.files_done.load();
     ++passes_;

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,6 +28,9 @@ struct StreamConfig {
   std::string target_region;
   std::chrono::milliseconds coalesce{200};
   std::chrono::milliseconds verify_every{0};  // zero: never
+  // Called on the stream's thread after each pass that succeeded: its kind
+  // ("full", "changes" or "verify") and duration (for a histogram).
+  std::function<void(std::string_view kind, double seconds)> on_pass;
 };
 
 struct StreamStatus {

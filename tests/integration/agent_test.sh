@@ -24,7 +24,10 @@ curl -sf "http://127.0.0.1:$PORT_EAST/metrics" > "$WORK/metrics.txt"
 promtool check metrics < "$WORK/metrics.txt" || fail "promtool rejected /metrics"
 grep -q '^lifeboat_build_info{version="' "$WORK/metrics.txt" || fail "no build info"
 grep -q '^lifeboat_agent_uptime_seconds ' "$WORK/metrics.txt" || fail "no uptime"
-pass "/metrics passes promtool check metrics"
+for m in process_cpu_seconds_total process_resident_memory_bytes process_open_fds process_max_fds process_start_time_seconds; do
+  grep -Eq "^$m [0-9.e+]+$" "$WORK/metrics.txt" || fail "no $m"
+done
+pass "/metrics passes promtool check metrics, with the process_* family"
 
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT_EAST/nope")
 [ "$code" = 404 ] || fail "unknown path gave $code"

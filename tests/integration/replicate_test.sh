@@ -114,6 +114,8 @@ grep -q '^lifeboat_replication_rpo_seconds{volume="data",target="west"} 0$' "$WO
   fail "no zero RPO gauge: $(grep rpo "$WORK/east.prom")"
 curl -sf "http://127.0.0.1:$PORT_WEST/metrics" > "$WORK/west.prom"
 grep -q '^lifeboat_replication_commits_total{volume="data"} [1-9]' "$WORK/west.prom" || fail "no commits counted"
+grep -q '^lifeboat_replication_pass_duration_seconds_count{volume="data",target="west",kind="full"} [1-9]' "$WORK/east.prom" ||
+  fail "no pass durations: $(grep pass_duration "$WORK/east.prom")"
 if command -v promtool >/dev/null; then
   promtool check metrics < "$WORK/east.prom" || fail "promtool rejects the source's metrics"
   promtool check metrics < "$WORK/west.prom" || fail "promtool rejects the target's metrics"

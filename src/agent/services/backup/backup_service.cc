@@ -61,6 +61,7 @@ class BackupService final : public Service {
   std::vector<std::string> requested_;  // schedules asked to run now
   std::map<std::pair<std::string, std::string>, Run> runs_;
   std::thread thread_;
+  metrics::Family<metrics::Histogram>* duration_h_ = nullptr;
 };
 
 
@@ -191,6 +192,7 @@ void BackupService::RunSchedule(const Schedule& s) {
                  snap.stats.files, HumanBytes(snap.stats.new_bytes), HumanBytes(snap.stats.bytes),
                  snap.stats.duration_seconds,
                  res->errors.empty() ? "" : ", " + std::to_string(res->errors.size()) + " files unreadable");
+    duration_h_->With({ps.name, volume}).Observe(snap.stats.duration_seconds);
     state::LastBackup last{snap.time_ns, snap.id, snap.stats.bytes, snap.stats.stored_bytes,
                            snap.stats.duration_seconds};
     if (auto saved = state::keys::LastBackupOf(ps.name, volume).Put(ctx_.store, last); !saved) {
@@ -314,6 +316,8 @@ void BackupService::RegisterMetrics() {
     };
   };
   const std::vector<std::string> labels = {"schedule", "volume"};
+  duration_h_ = &m.AddHistogram("lifeboat_backup_duration_seconds", "Durations of successful scheduled backups",
+                                labels, metrics::DurationBuckets());
   m.AddGaugeCallback("lifeboat_backup_last_success_timestamp_seconds", "When the last successful backup started",
                      labels, each([](const Run& r) { return static_cast<double>(r.last_success_ns) / 1e9; }, true));
   m.AddGaugeCallback("lifeboat_backup_age_seconds", "Time since the last successful backup started", labels,

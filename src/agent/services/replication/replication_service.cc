@@ -122,6 +122,7 @@ class ReplicationService final : public Service, public VolumeRoles {
   ServiceContext& ctx_;
   std::vector<std::unique_ptr<Volume>> volumes_;
   std::unique_ptr<Worker> worker_;  // promote, reverse and the sources' start
+  metrics::Family<metrics::Histogram>* pass_seconds_ = nullptr;
 };
 
 Status ReplicationService::Init() {
@@ -229,6 +230,9 @@ Result<Running> ReplicationService::Launch(Volume& v, const state::VolumeRole& r
       c.target_region = region;
       c.coalesce = std::chrono::duration_cast<std::chrono::milliseconds>(rep.coalesce);
       c.verify_every = std::chrono::duration_cast<std::chrono::milliseconds>(rep.verify_every);
+      c.on_pass = [h = pass_seconds_, volume = v.plan->name, region](std::string_view kind, double seconds) {
+        h->With({volume, region, std::string(kind)}).Observe(seconds);
+      };
       auto s = replicate::Stream::Create(std::move(c));
       if (!s) {
         run.Halt();
@@ -520,6 +524,10 @@ void ReplicationService::RegisterMetrics() {
     };
   };
   using S = replicate::StreamStatus;
+  pass_seconds_ = &m.AddHistogram("lifeboat_replication_pass_duration_seconds",
+                                  "Durations of replication passes by kind: full (a session's first comparison), "
+                                  "changes (a batch of watched changes), verify",
+                                  {"volume", "target", "kind"}, metrics::DurationBuckets());
   // Every volume, also one that cannot replicate (no key): an alert on it can fire.
   m.AddGaugeCallback("lifeboat_replication_replicating",
                      "1 when this region's copy of the volume sends or receives; 0 when it cannot (see status)",

@@ -233,8 +233,8 @@ int RepoCheck(const BackupCliOptions& o) {
   });
   if (tty) std::fprintf(stderr, "\r\033[K");
   if (!rep.ok()) return Fail(rep.error());
-  if (o.output == "json") {
-    std::cout << Json{{"ok", rep->errors.empty()},
+  if (Structured(o.output)) {
+    PrintDocument(Json{{"ok", rep->errors.empty()},
                       {"errors", rep->errors},
                       {"warnings", rep->warnings},
                       {"snapshots", rep->snapshots},
@@ -242,8 +242,7 @@ int RepoCheck(const BackupCliOptions& o) {
                       {"blobs", rep->blobs},
                       {"trees", rep->trees},
                       {"bytes_read", rep->bytes_read}}
-                     .dump(2)
-              << "\n";
+                     , o.output);
   } else {
     for (const auto& w : rep->warnings) std::cout << "warning: " << w << "\n";
     for (const auto& e : rep->errors) std::cout << "error: " << e << "\n";
@@ -270,14 +269,13 @@ int RepoRepair(const BackupCliOptions& o) {
   });
   if (tty) std::fprintf(stderr, "\r\033[K");
   if (!rep.ok()) return Fail(rep.error());
-  if (o.output == "json") {
-    std::cout << Json{{"packs_indexed", rep->packs_indexed},
+  if (Structured(o.output)) {
+    PrintDocument(Json{{"packs_indexed", rep->packs_indexed},
                       {"blobs_indexed", rep->blobs_indexed},
                       {"index_files_replaced", rep->index_files_replaced},
                       {"unreadable_packs", rep->unreadable_packs},
                       {"still_missing", rep->still_missing}}
-                     .dump(2)
-              << "\n";
+                     , o.output);
   } else {
     for (const auto& u : rep->unreadable_packs) std::cout << "unreadable, left out of the index: " << u << "\n";
     for (const auto& m : rep->still_missing) std::cout << "still missing: " << m << "\n";
@@ -300,13 +298,12 @@ int RepoPrune(const BackupCliOptions& o) {
   if (!lock.ok()) return Fail(lock.error());
   auto rep = repo->Prune();
   if (!rep.ok()) return Fail(rep.error());
-  if (o.output == "json") {
-    std::cout << Json{{"packs_deleted", rep->packs_deleted}, {"packs_repacked", rep->packs_repacked},
+  if (Structured(o.output)) {
+    PrintDocument(Json{{"packs_deleted", rep->packs_deleted}, {"packs_repacked", rep->packs_repacked},
                       {"packs_kept", rep->packs_kept},       {"bytes_freed", rep->bytes_freed},
                       {"blobs_removed", rep->blobs_removed}, {"index_files_replaced", rep->index_files_replaced},
                       {"leftovers_removed", rep->leftovers_removed}}
-                     .dump(2)
-              << "\n";
+                     , o.output);
   } else {
     std::cout << "removed " << rep->blobs_removed << " unused blobs: " << rep->packs_deleted << " packs deleted ("
               << rep->packs_repacked << " of them repacked), " << rep->packs_kept << " kept, "
@@ -368,11 +365,11 @@ int Create(const BackupCliOptions& o) {
   }();
   if (!res.ok()) return Fail(res.error().Wrap("backup of " + bo.path));
   for (const auto& e : res->errors) std::cerr << "lifeboat: warning: not backed up: " << e.path << ": " << e.reason << "\n";
-  if (o.output == "json") {
+  if (Structured(o.output)) {
     Json j = StatsJson(res->snapshot);
     j["not_backed_up"] = Json::array();
     for (const auto& e : res->errors) j["not_backed_up"].push_back({{"path", e.path}, {"reason", e.reason}});
-    std::cout << j.dump(2) << "\n";
+    PrintDocument(j, o.output);
   } else {
     std::cout << Describe(res->snapshot);
   }
@@ -389,10 +386,10 @@ int List(const BackupCliOptions& o) {
   auto snaps = repo->ListSnapshots(&errors);
   if (!snaps.ok()) return Fail(snaps.error());
   for (const auto& e : errors) std::cerr << "lifeboat: warning: unreadable backup: " << e << "\n";
-  if (o.output == "json") {
+  if (Structured(o.output)) {
     Json a = Json::array();
     for (const auto& s : *snaps) a.push_back(StatsJson(s));
-    std::cout << a.dump(2) << "\n";
+    PrintDocument(a, o.output);
     return kExitOk;
   }
   Table table({"ID", "TIME", "SOURCE", "FILES", "SIZE", "NEW", "DURATION", "TAGS"});
@@ -415,8 +412,8 @@ int DescribeCmd(const BackupCliOptions& o) {
   auto found = FindBackup(o, code);
   if (!found) return code;
   auto s = &found->snapshot;
-  if (o.output == "json") {
-    std::cout << StatsJson(*s).dump(2) << "\n";
+  if (Structured(o.output)) {
+    PrintDocument(StatsJson(*s), o.output);
   } else {
     std::cout << Describe(*s);
   }
@@ -458,14 +455,13 @@ int RestoreCmd(const BackupCliOptions& o) {
   }();
   if (!res.ok()) return Fail(res.error().Wrap("restore of " + s->id.substr(0, 8)));
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (o.output == "json") {
+  if (Structured(o.output)) {
     Json f = Json::array();
     for (const auto& e : res->failed) f.push_back({{"path", e.path}, {"reason", e.reason}});
-    std::cout << Json{{"backup", s->id},   {"to", o.to},           {"files", res->files},     {"dirs", res->dirs},
+    PrintDocument(Json{{"backup", s->id},   {"to", o.to},           {"files", res->files},     {"dirs", res->dirs},
                       {"symlinks", res->symlinks}, {"hardlinks", res->hardlinks}, {"bytes", res->bytes},
                       {"seconds", secs},   {"leftovers_removed", res->leftovers_removed}, {"failed", f}}
-                     .dump(2)
-              << "\n";
+                     , o.output);
   } else {
     for (const auto& e : res->failed) std::cout << "not restored: " << e.path << ": " << e.reason << "\n";
     char dur[32];
@@ -508,7 +504,7 @@ void AddBackupCommands(CLI::App& app, int& exit_code) {
   auto* check = repo->add_subcommand("check", "Verify a repository: index, packs, every backup's directories");
   CommonFlags(*check, *o, true);
   check->add_flag("--read-data", o->read_data, "Also read every pack and verify every blob (reads everything)");
-  AddOutputFlag(*check, o->output, {"table", "json"});
+  AddOutputFlag(*check, o->output);
   check->footer("Exit 1 when anything is damaged; each error names the pack, index file or backup and file.\n\n"
                 "Examples:\n  lifeboat repo check -l local --plan shop.yaml\n"
                 "  lifeboat repo check -l dr-s3 --plan shop.yaml --read-data -o json\n");
@@ -516,13 +512,13 @@ void AddBackupCommands(CLI::App& app, int& exit_code) {
 
   auto* prune = repo->add_subcommand("prune", "Delete data no backup uses any more (exclusive lock)");
   CommonFlags(*prune, *o, true);
-  AddOutputFlag(*prune, o->output, {"table", "json"});
+  AddOutputFlag(*prune, o->output);
   prune->footer("Example:\n  lifeboat backup delete 1a2b3c4d --plan shop.yaml && lifeboat repo prune -l local --plan shop.yaml\n");
   prune->callback([&exit_code, o] { exit_code = RepoPrune(*o); });
 
   auto* repair = repo->add_subcommand("repair", "Rebuild a lost or damaged index from the packs' own headers");
   CommonFlags(*repair, *o, true);
-  AddOutputFlag(*repair, o->output, {"table", "json"});
+  AddOutputFlag(*repair, o->output);
   repair->footer("Run it when `repo check` says backups use chunks no index lists. It reads every pack's header\n"
                  "(not the data), writes a new index, then removes the old index files; it deletes no pack.\n"
                  "Exit 1 when backups still miss chunks afterwards (the packs holding them are gone).\n\n"
@@ -537,7 +533,7 @@ void AddBackupCommands(CLI::App& app, int& exit_code) {
   create->add_option("--region", o->region, "With --volume: the region whose copy to read (default: the volume's source, as its agents report it)");
   create->add_option("--path", o->path, "Any directory (absolute)");
   create->add_option("--tag", o->tags, "A tag for the backup (repeatable)");
-  AddOutputFlag(*create, o->output, {"table", "json"});
+  AddOutputFlag(*create, o->output);
   create->footer("Files unchanged since the last backup of the same volume or path are not read again.\n"
                  "Exit 1 when some files could not be read (they are listed; the backup is still written).\n\n"
                  "Examples:\n  lifeboat backup create --plan shop.yaml --location local --volume uploads\n"
@@ -546,14 +542,14 @@ void AddBackupCommands(CLI::App& app, int& exit_code) {
 
   auto* list = bk->add_subcommand("list", "The backups at a location, oldest first");
   CommonFlags(*list, *o, false);
-  AddOutputFlag(*list, o->output, {"table", "json"});
+  AddOutputFlag(*list, o->output);
   list->footer("Example:\n  lifeboat backup list --plan shop.yaml --location dr-s3\n");
   list->callback([&exit_code, o] { exit_code = List(*o); });
 
   auto* describe = bk->add_subcommand("describe", "One backup: files, bytes, new bytes, dedup ratio, duration");
   describe->add_option("ID", o->id, "Backup id (or a unique prefix of at least 4 digits)")->required();
   CommonFlags(*describe, *o, false);
-  AddOutputFlag(*describe, o->output, {"table", "json"});
+  AddOutputFlag(*describe, o->output);
   describe->footer("Example:\n  lifeboat backup describe 1a2b3c4d --plan shop.yaml -l local\n");
   describe->callback([&exit_code, o] { exit_code = DescribeCmd(*o); });
 
@@ -568,7 +564,7 @@ void AddBackupCommands(CLI::App& app, int& exit_code) {
   restore->add_option("--to", o->to, "Target directory (created if missing)")->required();
   restore->add_option("--include", o->include, "Only paths matching this glob, or below a match (repeatable)");
   CommonFlags(*restore, *o, false);
-  AddOutputFlag(*restore, o->output, {"table", "json"});
+  AddOutputFlag(*restore, o->output);
   restore->footer("Files are written under a temporary name and renamed when complete. Entries that cannot be\n"
                   "restored (a damaged or missing pack, a conflicting path) are listed with the reason; the rest\n"
                   "is restored, and the exit code is 1.\n\n"

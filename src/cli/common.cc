@@ -1,5 +1,9 @@
 #include "cli/common.h"
 
+#include <yaml-cpp/yaml.h>
+
+#include <iostream>
+
 #include <cstdio>
 #include <iostream>
 
@@ -24,6 +28,49 @@ CLI::Option* AddOutputFlag(CLI::App& cmd, std::string& value, const std::vector<
 
 CLI::Option* AddPlanFlag(CLI::App& cmd, std::string& file) {
   return cmd.add_option("--plan", file, "Plan file (default: $LIFEBOAT_PLAN)")->required()->envname("LIFEBOAT_PLAN");
+}
+
+namespace {
+
+void EmitYaml(YAML::Emitter& out, const nlohmann::ordered_json& j) {
+  switch (j.type()) {
+    case nlohmann::ordered_json::value_t::object:
+      out << YAML::BeginMap;
+      for (const auto& [k, v] : j.items()) {
+        out << YAML::Key << k << YAML::Value;
+        EmitYaml(out, v);
+      }
+      out << YAML::EndMap;
+      break;
+    case nlohmann::ordered_json::value_t::array:
+      out << YAML::BeginSeq;
+      for (const auto& v : j) EmitYaml(out, v);
+      out << YAML::EndSeq;
+      break;
+    case nlohmann::ordered_json::value_t::string:
+      out << YAML::DoubleQuoted << j.get<std::string>();
+      break;
+    case nlohmann::ordered_json::value_t::boolean:
+      out << j.get<bool>();
+      break;
+    case nlohmann::ordered_json::value_t::null:
+      out << YAML::Null;
+      break;
+    default:  // numbers, as JSON writes them
+      out << j.dump();
+  }
+}
+
+}  // namespace
+
+void PrintDocument(const nlohmann::ordered_json& doc, const std::string& output) {
+  if (output == "yaml") {
+    YAML::Emitter out;
+    EmitYaml(out, doc);
+    std::cout << out.c_str() << "\n";
+  } else {
+    std::cout << doc.dump(2) << "\n";
+  }
 }
 
 Result<std::vector<Address>> ParseAddresses(const std::vector<std::string>& texts, const std::string& flag) {

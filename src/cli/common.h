@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -20,10 +21,16 @@ inline constexpr int kExitInvalid = 2;  // bad input: an invalid plan, unknown r
 int Fail(const Error& error);
 int Fail(const std::string& message, int code = kExitFailure);
 
-enum class Output { kTable, kJson, kYaml };
+// Adds "-o, --output" accepting the given formats; every command that
+// prints state takes table (the default), json and yaml, with the same
+// document in json and yaml.
+CLI::Option* AddOutputFlag(CLI::App& cmd, std::string& value,
+                           const std::vector<std::string>& allowed = {"table", "json", "yaml"});
 
-// Adds "-o, --output" accepting the given formats.
-CLI::Option* AddOutputFlag(CLI::App& cmd, std::string& value, const std::vector<std::string>& allowed);
+// True for the machine-readable formats (json, yaml).
+inline bool Structured(const std::string& output) { return output == "json" || output == "yaml"; }
+// Prints `doc` on stdout as JSON (2-space indent) or block YAML, by `output`.
+void PrintDocument(const nlohmann::ordered_json& doc, const std::string& output);
 
 // Parses every "host:port" of a repeatable flag; InvalidArgument naming the flag.
 Result<std::vector<Address>> ParseAddresses(const std::vector<std::string>& texts, const std::string& flag);

@@ -50,7 +50,7 @@ int ServeDns(const std::string& plan_file, const std::vector<std::string>& liste
   return kExitOk;
 }
 
-int RunCheck(const std::string& plan_file, const std::string& name) {
+int RunCheck(const std::string& plan_file, const std::string& name, const std::string& output) {
   auto plan = plan::LoadPlanOrError(plan_file);
   if (!plan.ok()) return Fail(plan.error());
   std::vector<const plan::Endpoint*> targets;
@@ -65,18 +65,33 @@ int RunCheck(const std::string& plan_file, const std::string& name) {
     return Fail("'" + name + "' is neither an endpoint nor a check of plan " + plan_file, kExitInvalid);
   }
   bool all_ok = true;
+  nlohmann::ordered_json doc = nlohmann::ordered_json::array();
+  Table table({"ENDPOINT", "ADDRESS", "CHECK", "RESULT", "REASON", "LATENCY"});
   for (const auto* ep : targets) {
     const plan::Check* c = plan->FindCheck(ep->check);
+    std::string check = ep->check.empty() ? "none" : ep->check;
     if (c && c->type == plan::CheckType::kCalculated) {
-      std::cout << ep->name << ": calculated check '" << c->name << "' is derived from other endpoints; probe those\n";
+      doc.push_back({{"endpoint", ep->name}, {"address", ep->address.ToString()}, {"check", check},
+                     {"healthy", nullptr}, {"reason", "calculated"}, {"detail", "derived from other endpoints; probe those"},
+                     {"latency_seconds", nullptr}});
+      table.Add({ep->name, ep->address.ToString(), check, "-", "calculated: probe the endpoints it derives from", "-"});
       continue;
     }
     health::ProbeResult r = health::ProbeOnce(*plan, *ep);
     all_ok = all_ok && r.ok();
-    std::cout << ep->name << " (" << ep->address.ToString() << ", check " << (ep->check.empty() ? "none" : ep->check)
-              << "): " << (r.ok() ? "healthy" : "unhealthy") << ", " << health::ReasonName(r.reason)
-              << (r.detail.empty() ? "" : ": " + r.detail) << ", "
-              << std::chrono::duration_cast<std::chrono::milliseconds>(r.latency).count() << " ms\n";
+    double seconds = std::chrono::duration<double>(r.latency).count();
+    std::string reason = health::ReasonName(r.reason);
+    doc.push_back({{"endpoint", ep->name}, {"address", ep->address.ToString()}, {"check", check}, {"healthy", r.ok()},
+                   {"reason", reason}, {"detail", r.detail.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(r.detail)},
+                   {"latency_seconds", seconds}});
+    table.Add({ep->name, ep->address.ToString(), check, r.ok() ? "healthy" : "unhealthy",
+               reason + (r.detail.empty() ? "" : ": " + r.detail),
+               std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(r.latency).count()) + " ms"});
+  }
+  if (Structured(output)) {
+    PrintDocument(doc, output);
+  } else {
+    std::cout << table.Render();
   }
   return all_ok ? kExitOk : kExitFailure;
 }
@@ -108,17 +123,18 @@ void AddDnsCommands(CLI::App& app, int& exit_code) {
   check->require_subcommand(1);
   auto* run = check->add_subcommand("run", "Probe an endpoint (or every endpoint of a check) once, now");
   struct RunOptions {
-    std::string plan_file, name;
+    std::string plan_file, name, output = "table";
   };
   auto ro = std::make_shared<RunOptions>();
+  AddOutputFlag(*run, ro->output);
   run->add_option("NAME", ro->name, "An endpoint, or a check (probes each endpoint using it)")->required();
   AddPlanFlag(*run, ro->plan_file);
   run->footer(
       "Exit code: 0 when every probe passed, 1 when one failed, 2 for bad input.\n\n"
       "Examples:\n"
       "  lifeboat check run web-east --plan examples/shop.yaml\n"
-      "  lifeboat check run web --plan examples/shop.yaml");
-  run->callback([&exit_code, ro] { exit_code = RunCheck(ro->plan_file, ro->name); });
+      "  lifeboat check run web --plan examples/shop.yaml -o json");
+  run->callback([&exit_code, ro] { exit_code = RunCheck(ro->plan_file, ro->name, ro->output); });
 }
 
 }  // namespace lifeboat::cli

@@ -138,13 +138,13 @@ int Status(const ReplicateOptions& o) {
     }
     if (o.wait && tty) std::cerr << "\r\033[K";
     WarnOfSplitSources(views);
-    if (o.output == "json") {
+    if (Structured(o.output)) {
       Json out = Json::array();
       for (const auto& a : views) {
         out.push_back(a.error.empty() ? Json{{"region", a.region}, {"volume", a.volume}}
                                       : Json{{"region", a.region}, {"error", a.error}});
       }
-      std::cout << out.dump(2) << "\n";
+      PrintDocument(out, o.output);
       return kExitOk;
     }
     Table t({"VOLUME", "REGION", "ROLE", "EPOCH", "PEER", "STATE", "RPO", "PENDING", "SENT/RECEIVED", "VERIFIED"});
@@ -216,8 +216,8 @@ int Verify(const ReplicateOptions& o) {
   if (::isatty(2)) std::cerr << "\r\033[K";
   size_t total = 0;
   bool failed = j.is_discarded() || j["state"] != "done";
-  if (o.output == "json") {
-    std::cout << j.dump(2) << "\n";
+  if (Structured(o.output)) {
+    PrintDocument(j, o.output);
     for (const auto& t : j["result"]) total += t.contains("differences") ? t["differences"].size() : 0;
     return failed || total > 0 ? kExitFailure : kExitOk;
   }
@@ -269,8 +269,8 @@ int RunChange(const plan::Region& r, const ReplicateOptions& o, const std::strin
                     c["error"].get<std::string>());
       }
       if (c["state"] == "done") {
-        if (o.output == "json") {
-          std::cout << v.dump(2) << "\n";
+        if (Structured(o.output)) {
+          PrintDocument(v, o.output);
         } else if (v["role"] == "source") {
           std::cout << r.name << ": now the source of " << o.volume << " (epoch " << v["epoch"] << ")\n";
         } else {
@@ -357,7 +357,7 @@ void AddReplicateCommands(CLI::App& app, int& exit_code) {
   AddPlanFlag(*status, o->plan_file);
   status->add_flag("--wait", o->wait, "Wait until every target is in sync, showing progress on a terminal");
   status->add_option("--timeout", o->timeout, "With --wait: give up after this long (default 1h)");
-  AddOutputFlag(*status, o->output, {"table", "json"});
+  AddOutputFlag(*status, o->output);
   status->footer("Examples:\n  lifeboat replicate status --plan shop.yaml\n"
                  "  lifeboat replicate status uploads --plan shop.yaml --wait   # initial sync progress, then the table\n");
   status->callback([&exit_code, o] { exit_code = Status(*o); });
@@ -366,7 +366,7 @@ void AddReplicateCommands(CLI::App& app, int& exit_code) {
   verify->add_option("VOLUME", o->volume, "The volume")->required();
   AddPlanFlag(*verify, o->plan_file);
   verify->add_option("--token", o->token, "Bearer token (default: LIFEBOAT_TOKEN)");
-  AddOutputFlag(*verify, o->output, {"table", "json"});
+  AddOutputFlag(*verify, o->output);
   verify->footer("Runs at the source's agent over a read-only session; hashes every file on both sides.\n"
                  "Kinds: missing, extra, type, content, metadata, link. Exit 1 when there is any difference.\n\n"
                  "Example:\n  lifeboat replicate verify uploads --plan shop.yaml\n");
@@ -378,7 +378,7 @@ void AddReplicateCommands(CLI::App& app, int& exit_code) {
   AddPlanFlag(*promote, o->plan_file);
   promote->add_option("--token", o->token, "Bearer token (default: LIFEBOAT_TOKEN)");
   promote->add_option("--timeout", o->timeout, "Give up waiting for the agent after this long (default 1h)");
-  AddOutputFlag(*promote, o->output, {"table", "json"});
+  AddOutputFlag(*promote, o->output);
   promote->footer("The region stops receiving and starts sending to the others, under a new epoch. The agent\n"
                   "does it in the background; this command shows its steps and waits for the outcome.\n\n"
                   "Example:\n  LIFEBOAT_TOKEN=... lifeboat replicate promote uploads --region us-west --plan shop.yaml\n");
@@ -390,7 +390,7 @@ void AddReplicateCommands(CLI::App& app, int& exit_code) {
   AddPlanFlag(*reverse, o->plan_file);
   reverse->add_option("--token", o->token, "Bearer token (default: LIFEBOAT_TOKEN)");
   reverse->add_option("--timeout", o->timeout, "Give up waiting for the agent after this long (default 1h)");
-  AddOutputFlag(*reverse, o->output, {"table", "json"});
+  AddOutputFlag(*reverse, o->output);
   reverse->footer("The region is resynced from the current source, sending only differing chunks; its own\n"
                   "changes since the promotion are replaced by the source's.\n\n"
                   "Example:\n  LIFEBOAT_TOKEN=... lifeboat replicate reverse uploads --region us-east --plan shop.yaml\n");

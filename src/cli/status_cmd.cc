@@ -15,7 +15,7 @@ void AddStatusCommand(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<Options>();
   AddPlanFlag(*cmd, o->plan_file);
   cmd->add_option("--timeout", o->timeout, "How long to wait for each agent")->capture_default_str();
-  AddOutputFlag(*cmd, o->output, {"table", "json"});
+  AddOutputFlag(*cmd, o->output);
   cmd->footer(
       "An agent that does not answer is shown as down with the reason; that is not an error of the command.\n\n"
       "Examples:\n"
@@ -33,8 +33,8 @@ void AddStatusCommand(CLI::App& app, int& exit_code) {
       return;
     }
     auto regions = CollectStatus(*plan, *timeout);
-    if (o->output == "json") {
-      std::cout << StatusJson(*plan, regions).dump(2) << "\n";
+    if (Structured(o->output)) {
+      PrintDocument(StatusJson(*plan, regions), o->output);
     } else {
       std::cout << StatusTable(regions);
     }

@@ -57,8 +57,8 @@ int Show(const TrafficOptions& o) {
     else if (states(j) != states(*first)) disagree = true;
     all[r->name] = j;
   }
-  if (o.output == "json") {
-    std::cout << nlohmann::ordered_json{{"agents", all}, {"agree", !disagree}}.dump(2) << "\n";
+  if (Structured(o.output)) {
+    PrintDocument(nlohmann::ordered_json{{"agents", all}, {"agree", !disagree}}, o.output);
     return first ? kExitOk : kExitFailure;
   }
   if (!first) return Fail("no agent answered; is the plan's DNS running (lifeboat status --plan ...)?");
@@ -121,7 +121,7 @@ void AddTrafficCommands(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<TrafficOptions>();
   auto* show = traffic->add_subcommand("show", "Each region's routing control");
   AddPlanFlag(*show, o->plan_file);
-  AddOutputFlag(*show, o->output, {"table", "json"});
+  AddOutputFlag(*show, o->output);
   show->footer("Example:\n  lifeboat traffic show --plan examples/shop.yaml");
   show->callback([&exit_code, o] { exit_code = Show(*o); });
   for (bool on : {true, false}) {

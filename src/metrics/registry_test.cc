@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <ctime>
 #include <thread>
 
 #include "metrics/process.h"
@@ -53,6 +54,9 @@ TEST(Registry, HistogramsAreCumulativeWithSumAndCount) {
 }
 
 TEST(ProcessMetrics, ReadThisProcess) {
+  // Spend a few clock ticks of CPU first: a new process may have used none.
+  volatile uint64_t spin = 0;
+  for (auto start = std::clock(); std::clock() - start < CLOCKS_PER_SEC / 20;) spin = spin + 1;
   Registry r;
   AddProcessMetrics(r);
   std::string text = r.Render();

@@ -43,6 +43,16 @@ kill -9 "$WEST"; wait "$WEST" 2>/dev/null || true
 expect_exit 0 "$LIFEBOAT" status --plan "$WORK/plan.yaml"
 grep -E '^west +standby .* down ' <<<"$OUT" >/dev/null || { echo "$OUT"; fail "west should be down"; }
 "$LIFEBOAT" status --plan "$WORK/plan.yaml" -o json > "$WORK/status.json"
+# The same document as YAML (status -o yaml was refused).
+"$LIFEBOAT" status --plan "$WORK/plan.yaml" -o yaml > "$WORK/status.yaml"
+python3 -c '
+import json, sys, yaml
+def strip(x):  # uptimes move between the two calls
+    if isinstance(x, dict): return {k: strip(v) for k, v in x.items() if k != "uptime_seconds"}
+    if isinstance(x, list): return [strip(v) for v in x]
+    return x
+sys.exit(0 if strip(yaml.safe_load(open(sys.argv[1]))) == strip(json.load(open(sys.argv[2]))) else 1)' \
+  "$WORK/status.yaml" "$WORK/status.json" || fail "status -o yaml is not the JSON document: $(cat "$WORK/status.yaml")"
 [ "$(jq -r '.regions[] | select(.region=="west") | .state' "$WORK/status.json")" = down ] || fail "json: west not down"
 [ "$(jq -r '.regions[] | select(.region=="east") | .state' "$WORK/status.json")" = up ] || fail "json: east not up"
 pass "status shows a killed agent as down, exit 0"

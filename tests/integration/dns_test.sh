@@ -113,7 +113,10 @@ until [ "$(q shop.example.com +short)" = 127.0.0.2 ]; do
 done
 echo "failover observed after $(( ($(date +%s%N) - start) / 1000000 )) ms (interval 100ms x fall 3)"
 expect_exit 1 "$LIFEBOAT" check run web-east --plan "$WORK/plan.yaml"
-grep -q "unhealthy, refused" <<<"$OUT" || fail "check run reason: $OUT"
+grep -Eq "web-east .* unhealthy +refused" <<<"$OUT" || fail "check run reason: $OUT"
+expect_exit 1 "$LIFEBOAT" check run web-east --plan "$WORK/plan.yaml" -o json
+jq -e '.[0].healthy == false and .[0].reason == "refused" and (.[0].latency_seconds | type) == "number"' <<<"$OUT" >/dev/null ||
+  fail "check run -o json: $OUT"
 web_endpoint web-a 127.0.0.1 "$WEB_A_PORT"
 until [ "$(q shop.example.com +short)" = 127.0.0.1 ]; do
   [ $(( ($(date +%s%N) - start) / 1000000 )) -lt 10000 ] || fail "primary did not come back"

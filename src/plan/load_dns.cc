@@ -213,7 +213,8 @@ void LoadDns(const Map& top, Plan& plan) {
   auto endpoints = NamesOf(plan.endpoints);
   EndpointIndex endpoint_index;
   for (const auto& ep : plan.endpoints) endpoint_index.emplace(ep.name, &ep);
-  std::unordered_map<std::string, std::vector<std::string>> types_at;  // name -> record types there
+  // name -> the record types there, each with the line of its first record
+  std::unordered_map<std::string, std::vector<std::pair<std::string, int>>> types_at;
   YAML::Node records = m.Get("records");
   if (records.IsDefined() && !records.IsSequence()) {
     ctx.Error(records.Mark(), "dns.records: expected a list of records, got " + KindOf(records),
@@ -342,22 +343,31 @@ void LoadDns(const Map& top, Plan& plan) {
       }
       if (rec.name.empty() || rec.type.empty()) continue;
       // One record per name and type; CNAME alone at its name and never at the apex.
-      std::vector<std::string>& types_here = types_at[rec.name];
-      for (const auto& prev_type : types_here) {
+      // One error per offending record (ten TXT records of one name gave 45).
+      auto& types_here = types_at[rec.name];
+      bool seen_type = false;
+      for (const auto& [prev_type, line] : types_here) {
         if (prev_type == rec.type) {
-          ctx.Error(r.Get("name").Mark(), r.Sub("name") + ": a second " + rec.type + " record for " + rec.name,
+          ctx.Error(r.Get("name").Mark(),
+                    r.Sub("name") + ": a second " + rec.type + " record for " + rec.name + " (the first is on line " +
+                        std::to_string(line) + ")",
                     "list every value in one record's 'value' (or 'targets')");
-        } else if (prev_type == "CNAME" || rec.type == "CNAME") {
+          seen_type = true;
+          break;
+        }
+        if (prev_type == "CNAME" || rec.type == "CNAME") {
           ctx.Error(r.Get("name").Mark(), r.Sub("name") + ": " + rec.name + " has a CNAME and a " +
-                                              (rec.type == "CNAME" ? prev_type : rec.type) + " record",
+                                              (rec.type == "CNAME" ? prev_type : rec.type) + " record (line " +
+                                              std::to_string(line) + ")",
                     "a name with a CNAME can have no other record (RFC 1034 3.6.2)");
+          break;
         }
       }
       if (rec.type == "CNAME" && rec.name == dns.zone) {
         ctx.Error(r.Get("name").Mark(), r.Sub("name") + ": a CNAME cannot be at the zone apex",
                   "the apex has SOA and NS records; use an A record with a policy instead");
       }
-      types_here.push_back(rec.type);
+      if (!seen_type) types_here.emplace_back(rec.type, r.Get("name").Mark().line + 1);
       dns.records.push_back(std::move(rec));
     }
   }

@@ -43,22 +43,24 @@ std::vector<uint8_t> MakeQuery(const std::string& name, uint16_t qtype, QueryOpt
   std::vector<uint8_t> q;
   Put16(q, o.id);
   Put16(q, o.flags);
-  Put16(q, 1);
+  Put16(q, o.qdcount);
   Put16(q, 0);
   Put16(q, 0);
   Put16(q, o.edns_payload ? 1 : 0);
   WireName n;
   EncodeName(name, n);
-  q.insert(q.end(), n.bytes, n.bytes + n.size);
-  Put16(q, qtype);
-  Put16(q, kClassIN);
+  for (int i = 0; i < o.qdcount; ++i) {
+    q.insert(q.end(), n.bytes, n.bytes + n.size);
+    Put16(q, qtype);
+    Put16(q, kClassIN);
+  }
   if (o.edns_payload) {
     q.push_back(0);
     Put16(q, type::kOPT);
     Put16(q, *o.edns_payload);
     q.push_back(0);
     q.push_back(o.edns_version);
-    Put16(q, 0);
+    Put16(q, o.dnssec_ok ? 0x8000 : 0);
     Put16(q, 0);
   }
   return q;
@@ -93,6 +95,7 @@ std::optional<Response> ParseResponse(const std::vector<uint8_t>& p) {
       if (rr.type == type::kOPT) {
         r.has_opt = true;
         r.opt_payload = klass;
+        r.opt_do = rr.ttl & 0x8000;
         r.rcode = static_cast<uint16_t>(r.rcode | ((rr.ttl >> 24) << 4));
         continue;
       }

@@ -16,6 +16,8 @@ struct QueryOptions {
   uint16_t flags = 0x0100;  // RD
   std::optional<uint16_t> edns_payload;  // adds an OPT record
   uint8_t edns_version = 0;
+  bool dnssec_ok = false;   // the DO bit of the OPT record
+  uint16_t qdcount = 1;     // other counts send that many copies of the question (0: none)
 };
 
 std::vector<uint8_t> MakeQuery(const std::string& name, uint16_t qtype, QueryOptions o = {});
@@ -35,6 +37,7 @@ struct Response {
   std::vector<Rr> answer, authority, additional;
   bool has_opt = false;
   uint16_t opt_payload = 0;
+  bool opt_do = false;
   bool aa() const { return flags & 0x0400; }
   bool tc() const { return flags & 0x0200; }
 };

@@ -157,9 +157,18 @@ ParseOutcome ParseQuery(std::span<const uint8_t> p, Query& q) {
     q.qclass = Get16(p, next + 2);
     off = next + 4;
   }
-  // Other opcodes are refused after the sections are read, so that the
-  // NOTIMP answer can echo the query's OPT (RFC 6891 section 7).
-  if (q.qdcount != 1 && q.opcode == 0) return ParseOutcome::kFormErr;
+  // A query without exactly one question is FORMERR, and other opcodes
+  // NOTIMP, both decided after the sections are read, so that the answer can
+  // echo the query's OPT (RFC 6891 sections 6.1.1 and 7).
+  bool bad_question_count = q.qdcount != 1 && q.opcode == 0;
+  if (q.qdcount != 1) {
+    for (int i = 0; i < q.qdcount; ++i) {
+      WireName scratch;
+      size_t next = 0;
+      if (!ReadName(p, off, scratch, next) || next + 4 > p.size()) return ParseOutcome::kFormErr;
+      off = next + 4;
+    }
+  }
   for (int i = 0; i < an + ns; ++i) {
     if (!SkipRecord(p, off)) return ParseOutcome::kFormErr;
   }
@@ -186,7 +195,7 @@ ParseOutcome ParseQuery(std::span<const uint8_t> p, Query& q) {
     }
     q.edns = e;
   }
-  if (off != p.size()) return ParseOutcome::kFormErr;  // bytes beyond what the counts describe
+  if (off != p.size() || bad_question_count) return ParseOutcome::kFormErr;  // or bytes beyond the counts
   if (q.opcode != 0) return ParseOutcome::kNotImp;
   return ParseOutcome::kOk;
 }

@@ -342,7 +342,8 @@ size_t Answer(const Snapshot& snap, std::span<const uint8_t> packet, std::span<u
     uint16_t ext = rc >> 4;
     w.Header(q.id, Flags(q, rc & 0xF, false), has_question ? 1 : 0, 0, 0, q.edns ? 1 : 0);
     if (has_question) w.Question(q.qname, q.qtype, q.qclass);
-    if (q.edns) w.Opt(kMaxUdpPayload, static_cast<uint8_t>(ext), 0, false);
+    // The DO bit is copied into every response (RFC 3225 section 3).
+    if (q.edns) w.Opt(kMaxUdpPayload, static_cast<uint8_t>(ext), 0, q.edns->dnssec_ok);
     return w.overflow() ? 0 : w.size();
   };
   switch (parsed) {
@@ -363,31 +364,33 @@ size_t Answer(const Snapshot& snap, std::span<const uint8_t> packet, std::span<u
   LowerName(lower);
   if (!InZone(lower.view(), snap.apex())) return finish_error(rcode::kRefused);  // no recursion, ever
 
-  // Collect the answer: follow CNAMEs inside the zone.
   const Node* node = snap.Find(lower.view());
-  struct Rr {
+  // Collect the answer: follow CNAMEs inside the zone. Whole RRsets, never
+  // a part of one (RFC 2181 section 5: it was cut at 64 records).
+  struct Part {
     std::span<const uint8_t> owner;
-    std::span<const uint8_t> fixed;
+    const RRSet* set = nullptr;
+    int pick = -1;  // a weighted set answers with one record
   };
-  Rr answers[64];
-  size_t nans = 0;
+  Part parts[kMaxCnameChain + 1];
+  size_t nparts = 0;
+  bool data = false;  // the chain ended at the type asked for
   uint16_t rc = rcode::kNoError;
   auto owner_of = [&](const Node* n, size_t hop) {
     return hop == 0 ? q.qname.span()
                     : std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(n->owner.data()), n->owner.size());
   };
   auto push_set = [&](const RRSet& s, std::span<const uint8_t> owner) {
+    if (s.records.empty()) return;
+    Part part{owner, &s, -1};
     if (!s.cumulative.empty()) {
       uint32_t pick = random % s.cumulative.back();
-      size_t i = static_cast<size_t>(std::upper_bound(s.cumulative.begin(), s.cumulative.end(), pick) -
-                                     s.cumulative.begin());
-      answers[nans++] = {owner, s.records[i]};
-      return;
+      part.pick = static_cast<int>(std::upper_bound(s.cumulative.begin(), s.cumulative.end(), pick) -
+                                   s.cumulative.begin());
     }
-    for (const auto& r : s.records) {
-      if (nans < std::size(answers)) answers[nans++] = {owner, r};
-    }
+    parts[nparts++] = part;
   };
+  bool chain_left_zone = false;
   for (size_t hop = 0;; ++hop) {
     if (!node) {
       rc = rcode::kNxDomain;
@@ -398,7 +401,10 @@ size_t Answer(const Snapshot& snap, std::span<const uint8_t> packet, std::span<u
     if (cname && q.qtype != type::kCNAME) {
       push_set(*cname, owner);
       std::string_view target = node->cname;
-      if (hop + 1 >= kMaxCnameChain || !InZone(target, snap.apex())) break;
+      if (hop + 1 >= kMaxCnameChain || !InZone(target, snap.apex())) {
+        chain_left_zone = true;  // the resolver follows it from here
+        break;
+      }
       node = snap.Find(target);
       continue;
     }
@@ -415,19 +421,34 @@ size_t Answer(const Snapshot& snap, std::span<const uint8_t> packet, std::span<u
       set = node->Find(q.qtype);
     }
     if (set) {
-      info.outcome = set->outcome;
+      info.outcome = set->outcome;  // a policy with every target down has an empty set: NODATA
       push_set(*set, owner);
+      data = !set->records.empty();
     }
     break;
   }
-  bool negative = nans == 0 || rc == rcode::kNxDomain;
+  // NXDOMAIN and NODATA carry the SOA, also at the end of a CNAME chain
+  // (RFC 2308 section 2.2); a chain leaving the zone is not negative here.
+  bool negative = rc == rcode::kNxDomain || (!data && !chain_left_zone);
   info.rcode = rc;
 
   w.Header(q.id, Flags(q, rc, true), 1, 0, 0, 0);
   w.Question(q.qname, q.qtype, q.qclass);
   size_t after_question = w.size();
   uint16_t an = 0, ns = 0;
-  for (size_t i = 0; i < nans && !w.overflow(); ++i, ++an) w.Record(answers[i].owner, answers[i].fixed);
+  for (size_t i = 0; i < nparts && !w.overflow(); ++i) {
+    const Part& part = parts[i];
+    if (part.pick >= 0) {
+      w.Record(part.owner, part.set->records[static_cast<size_t>(part.pick)]);
+      ++an;
+      continue;
+    }
+    for (const auto& r : part.set->records) {
+      if (w.overflow()) break;
+      w.Record(part.owner, r);
+      ++an;
+    }
+  }
   if (negative && !w.overflow()) {
     std::string_view apex = snap.apex();
     w.Record(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(apex.data()), apex.size()), snap.negative_soa());
@@ -440,7 +461,7 @@ size_t Answer(const Snapshot& snap, std::span<const uint8_t> packet, std::span<u
     an = ns = 0;
     info.truncated = true;
   }
-  if (q.edns) w.Opt(kMaxUdpPayload, 0, 0, false);
+  if (q.edns) w.Opt(kMaxUdpPayload, 0, 0, q.edns->dnssec_ok);
   w.SetCounts(an, ns, q.edns ? 1 : 0);
   return w.overflow() ? 0 : w.size();
 }

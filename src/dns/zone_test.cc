@@ -119,6 +119,68 @@ TEST_F(ZoneTest, FailClosedAnswersNoData) {
   EXPECT_EQ(info_.outcome, Outcome::kNoData);
 }
 
+// RFC 2181 section 5: an RRset is never split. It was cut to 64 records,
+// without TC, over UDP and TCP.
+TEST_F(ZoneTest, ALargeRRsetIsWholeOrTruncated) {
+  std::string values, small_values;
+  for (int i = 0; i < 80; ++i) values += std::string(i ? ", " : "") + "\"value-" + std::to_string(100 + i) + "-abcdefgh\"";
+  for (int i = 0; i < 70; ++i) small_values += std::string(i ? ", " : "") + "\"" + std::to_string(10 + i) + "\"";
+  auto r = plan::LoadPlanText(std::string(kPlan) + "    - { name: big, type: TXT, value: [" + values + "] }\n" +
+                                  "    - { name: many, type: TXT, value: [" + small_values + "] }\n",
+                              "t.yaml");
+  ASSERT_TRUE(r.plan) << plan::FormatDiagnostics(r.diagnostics);
+  plan_ = *r.plan;
+  Rebuild();
+  Response tcp = Ask(MakeQuery("big.example.com", type::kTXT), Transport::kTcp);
+  EXPECT_FALSE(tcp.tc());
+  EXPECT_EQ(tcp.answer.size(), 80u);
+  Response udp = Ask("many.example.com", type::kTXT, QueryOptions{.edns_payload = 1232});
+  EXPECT_FALSE(udp.tc());
+  EXPECT_EQ(udp.answer.size(), 70u);
+  Response over = Ask("big.example.com", type::kTXT, QueryOptions{.edns_payload = 1232});
+  EXPECT_TRUE(over.tc());
+  EXPECT_TRUE(over.answer.empty()) << "never a part of the RRset";
+  Response small = Ask("big.example.com", type::kTXT);  // 512 bytes without EDNS
+  EXPECT_TRUE(small.tc());
+  EXPECT_TRUE(small.answer.empty()) << "never a part of the RRset";
+}
+
+// RFC 3225 section 3: the DO bit of the query is copied into the response.
+TEST_F(ZoneTest, TheDoBitIsCopied) {
+  Response r = Ask("shop.example.com", type::kA, QueryOptions{.edns_payload = 1232, .dnssec_ok = true});
+  ASSERT_TRUE(r.has_opt);
+  EXPECT_TRUE(r.opt_do);
+  r = Ask("shop.example.com", type::kA, QueryOptions{.edns_payload = 1232});
+  ASSERT_TRUE(r.has_opt);
+  EXPECT_FALSE(r.opt_do);
+  r = Ask("example.net", type::kA, QueryOptions{.edns_payload = 1232, .dnssec_ok = true});  // REFUSED
+  EXPECT_EQ(r.rcode, rcode::kRefused);
+  EXPECT_TRUE(r.opt_do);
+}
+
+// RFC 2308 section 2.2: NODATA at the end of a CNAME chain carries the SOA.
+TEST_F(ZoneTest, NoDataThroughACnameHasTheSoa) {
+  Response r = Ask("www.example.com", type::kMX);  // www CNAME shop; shop has no MX
+  EXPECT_EQ(r.rcode, rcode::kNoError);
+  ASSERT_EQ(r.answer.size(), 1u);
+  EXPECT_EQ(r.answer[0].type, type::kCNAME);
+  ASSERT_EQ(r.authority.size(), 1u);
+  EXPECT_EQ(r.authority[0].type, type::kSOA);
+  // A chain that leaves the zone is not negative here.
+  r = Ask("ext.example.com", type::kA);
+  EXPECT_EQ(r.answer.size(), 1u);
+  EXPECT_TRUE(r.authority.empty());
+}
+
+// RFC 6891 section 6.1.1: a FORMERR to a query with a valid OPT carries an OPT.
+TEST_F(ZoneTest, FormErrKeepsAValidOpt) {
+  for (uint16_t qd : {0, 2}) {
+    Response r = Ask("shop.example.com", type::kA, QueryOptions{.edns_payload = 1232, .qdcount = qd});
+    EXPECT_EQ(r.rcode, rcode::kFormErr) << qd;
+    EXPECT_TRUE(r.has_opt) << qd;
+  }
+}
+
 TEST_F(ZoneTest, WeightedFollowsTheWeightsAmongHealthyTargets) {
   int first = 0;
   for (uint32_t i = 0; i < 1000; ++i) {

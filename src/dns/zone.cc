@@ -6,6 +6,8 @@
 #include <cstring>
 #include <sstream>
 
+#include "rdata/rdata.h"
+
 namespace lifeboat::dns {
 namespace {
 
@@ -43,77 +45,10 @@ std::vector<uint8_t> Fixed(uint16_t t, uint32_t ttl, const std::vector<uint8_t>&
   return v;
 }
 
-// RDATA of a value in presentation form (already checked by the plan loader).
+// RDATA of a value the plan loader normalized, through the one codec below
+// both (rdata/rdata.h).
 Result<std::vector<uint8_t>> Rdata(uint16_t t, const std::string& value) {
-  std::vector<uint8_t> r;
-  std::istringstream in(value);
-  switch (t) {
-    case type::kA: {
-      in_addr a;
-      if (inet_pton(AF_INET, value.c_str(), &a) != 1) return InvalidArgument("bad IPv4 address " + value);
-      auto* b = reinterpret_cast<uint8_t*>(&a);
-      r.assign(b, b + 4);
-      return r;
-    }
-    case type::kAAAA: {
-      in6_addr a;
-      if (inet_pton(AF_INET6, value.c_str(), &a) != 1) return InvalidArgument("bad IPv6 address " + value);
-      auto* b = reinterpret_cast<uint8_t*>(&a);
-      r.assign(b, b + 16);
-      return r;
-    }
-    case type::kCNAME:
-    case type::kNS: {
-      LB_ASSIGN_OR_RETURN(std::string n, Wire(value));
-      AppendName(r, n);
-      return r;
-    }
-    case type::kTXT: {
-      // Character-strings of at most 255 bytes each.
-      for (size_t i = 0; i < value.size() || i == 0; i += 255) {
-        size_t n = std::min<size_t>(255, value.size() - std::min(i, value.size()));
-        r.push_back(static_cast<uint8_t>(n));
-        r.insert(r.end(), value.begin() + static_cast<long>(i), value.begin() + static_cast<long>(i + n));
-        if (value.empty()) break;
-      }
-      return r;
-    }
-    case type::kMX: {
-      unsigned pref;
-      std::string host;
-      in >> pref >> host;
-      Put16(r, static_cast<uint16_t>(pref));
-      LB_ASSIGN_OR_RETURN(std::string n, Wire(host));
-      AppendName(r, n);
-      return r;
-    }
-    case type::kSRV: {
-      unsigned prio, weight, port;
-      std::string host;
-      in >> prio >> weight >> port >> host;
-      Put16(r, static_cast<uint16_t>(prio));
-      Put16(r, static_cast<uint16_t>(weight));
-      Put16(r, static_cast<uint16_t>(port));
-      LB_ASSIGN_OR_RETURN(std::string n, Wire(host));
-      AppendName(r, n);
-      return r;
-    }
-    case type::kCAA: {
-      unsigned flags;
-      std::string tag, rest;
-      in >> flags >> tag;
-      std::getline(in, rest);
-      size_t a = rest.find_first_not_of(' ');
-      rest = a == std::string::npos ? "" : rest.substr(a);
-      if (rest.size() >= 2 && rest.front() == '"' && rest.back() == '"') rest = rest.substr(1, rest.size() - 2);
-      r.push_back(static_cast<uint8_t>(flags));
-      r.push_back(static_cast<uint8_t>(tag.size()));
-      r.insert(r.end(), tag.begin(), tag.end());
-      r.insert(r.end(), rest.begin(), rest.end());
-      return r;
-    }
-  }
-  return InvalidArgument("unsupported record type " + TypeName(t));
+  return rdata::Encode(TypeName(t), value);
 }
 
 Result<std::vector<uint8_t>> EndpointRecord(const plan::Plan& plan, const std::string& endpoint, uint16_t t,

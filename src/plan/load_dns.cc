@@ -9,40 +9,16 @@
 #include "core/strings.h"
 #include "plan/load.h"
 #include "plan/load_internal.h"
+#include "rdata/rdata.h"
 
 namespace lifeboat::plan {
 namespace {
 
 using namespace std::chrono_literals;
 
-// Makes `name` absolute and lower case: "@" is the zone, a name without a
-// trailing dot is relative to the zone. Checks label and name lengths
-// (RFC 1035: labels of 1-63 bytes, 255 bytes on the wire).
-Result<std::string> Absolute(std::string_view name, const std::string& zone) {
-  std::string n = ToLower(name);
-  if (n == "@") return zone;
-  if (n.empty()) return InvalidArgument("empty name");
-  if (n.back() != '.') n += "." + zone;
-  if (n == ".") return n;
-  size_t wire = 1, label = 0;
-  for (size_t i = 0; i < n.size(); ++i) {
-    char c = n[i];
-    if (c == '.') {
-      if (label == 0) return InvalidArgument("'" + std::string(name) + "' has an empty label");
-      wire += label + 1;
-      label = 0;
-      continue;
-    }
-    bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-    if (!ok) {
-      return InvalidArgument("'" + std::string(name) + "' has the character " + Quote(std::string(1, c)) +
-                             "; names use letters, digits, '-' and '_'");
-    }
-    if (++label > 63) return InvalidArgument("'" + std::string(name) + "' has a label longer than 63 bytes");
-  }
-  if (wire > 255) return InvalidArgument("'" + std::string(name) + "' is longer than 255 bytes");
-  return n;
-}
+// Names and values go through the one rdata codec (rdata/rdata.h), which the
+// DNS server encodes with too.
+Result<std::string> Absolute(std::string_view name, const std::string& zone) { return rdata::AbsoluteName(name, zone); }
 
 bool InZone(const std::string& name, const std::string& zone) {
   if (zone == ".") return true;
@@ -50,65 +26,8 @@ bool InZone(const std::string& name, const std::string& zone) {
                           name[name.size() - zone.size() - 1] == '.');
 }
 
-bool ParseUint(std::string_view s, unsigned max, unsigned& out) {
-  unsigned v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc() || p != s.data() + s.size() || v > max) return false;
-  out = v;
-  return true;
-}
-
-std::vector<std::string> Fields(const std::string& s) {
-  std::istringstream in(s);
-  std::vector<std::string> out;
-  for (std::string f; in >> f;) out.push_back(f);
-  return out;
-}
-
-// Checks one rdata value of a simple record; returns the normalized form or an error.
 Result<std::string> CheckValue(const std::string& type, const std::string& v, const std::string& zone) {
-  if (type == "A") {
-    in_addr a;
-    if (inet_pton(AF_INET, v.c_str(), &a) != 1) return InvalidArgument("'" + v + "' is not an IPv4 address");
-    return v;
-  }
-  if (type == "AAAA") {
-    in6_addr a;
-    if (inet_pton(AF_INET6, v.c_str(), &a) != 1) return InvalidArgument("'" + v + "' is not an IPv6 address");
-    return v;
-  }
-  if (type == "CNAME") return Absolute(v, zone);
-  if (type == "TXT") {
-    if (v.size() > 4000) return InvalidArgument("the text is longer than 4000 bytes");
-    return v;
-  }
-  auto f = Fields(v);
-  unsigned n;
-  if (type == "MX") {
-    if (f.size() != 2 || !ParseUint(f[0], 65535, n)) {
-      return InvalidArgument("'" + v + "' is not 'preference exchange', e.g. '10 mail.example.com.'");
-    }
-    LB_ASSIGN_OR_RETURN(std::string host, Absolute(f[1], zone));
-    return f[0] + " " + host;
-  }
-  if (type == "SRV") {
-    unsigned a, b, c;
-    if (f.size() != 4 || !ParseUint(f[0], 65535, a) || !ParseUint(f[1], 65535, b) || !ParseUint(f[2], 65535, c)) {
-      return InvalidArgument("'" + v + "' is not 'priority weight port target', e.g. '10 5 443 web.example.com.'");
-    }
-    LB_ASSIGN_OR_RETURN(std::string host, Absolute(f[3], zone));
-    return f[0] + " " + f[1] + " " + f[2] + " " + host;
-  }
-  if (type == "CAA") {
-    if (f.size() < 3 || !ParseUint(f[0], 255, n)) {
-      return InvalidArgument("'" + v + "' is not 'flags tag value', e.g. '0 issue \"letsencrypt.org\"'");
-    }
-    for (char c : f[1]) {
-      if (!std::isalnum(static_cast<unsigned char>(c))) return InvalidArgument("CAA tag '" + f[1] + "' is not alphanumeric");
-    }
-    return v;
-  }
-  return InvalidArgument("unsupported type " + type);
+  return rdata::Normalize(type, v, zone);
 }
 
 using EndpointIndex = std::unordered_map<std::string, const Endpoint*>;

@@ -1,6 +1,7 @@
-// lifeboat dns serve | lifeboat check run
+// lifeboat dns serve | dns zone | lifeboat check run
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/signal_set.hpp>
 #include <iostream>
 #include <thread>
@@ -47,6 +48,20 @@ int ServeDns(const std::string& plan_file, const std::vector<std::string>& liste
   });
   io.run();
   server.Stop();
+  return kExitOk;
+}
+
+int PrintZone(const std::string& plan_file, const std::vector<std::string>& down) {
+  auto plan = plan::LoadPlanOrError(plan_file);
+  if (!plan.ok()) return Fail(plan.error());
+  if (!plan->dns) return Fail("plan " + plan_file + " has no dns section", kExitInvalid);
+  for (const auto& d : down) {
+    if (plan->FindEndpoint(d) == nullptr) return Fail("--down: the plan has no endpoint '" + d + "'", kExitInvalid);
+  }
+  auto up = [&](const std::string& ep) { return std::find(down.begin(), down.end(), ep) == down.end(); };
+  auto snap = dns::Snapshot::Build(*plan->dns, *plan, up, 1);
+  if (!snap.ok()) return Fail(snap.error());
+  std::cout << (*snap)->MasterFile();
   return kExitOk;
 }
 
@@ -118,6 +133,23 @@ void AddDnsCommands(CLI::App& app, int& exit_code) {
       "  lifeboat dns serve --plan examples/shop.yaml\n"
       "  lifeboat dns serve --plan shop.yaml --listen 127.0.0.1:5353 && dig @127.0.0.1 -p 5353 shop.example.com");
   serve->callback([&exit_code, so] { exit_code = ServeDns(so->plan_file, so->listen, so->workers); });
+
+  auto* zone = dns->add_subcommand("zone", "Print the zone as a master file, as the server answers it");
+  struct ZoneOptions {
+    std::string plan_file;
+    std::vector<std::string> down;
+  };
+  auto zo = std::make_shared<ZoneOptions>();
+  AddPlanFlag(*zone, zo->plan_file);
+  zone->add_option("--down", zo->down, "Answer as if these endpoints were unhealthy (repeatable)");
+  zone->footer(
+      "Every endpoint counts as healthy unless named with --down. Policy records are resolved as the\n"
+      "server would; a weighted record lists every record it picks from. Load it into another server\n"
+      "(a secondary, an audit) or check it with nsd-checkzone or named-checkzone.\n\n"
+      "Examples:\n"
+      "  lifeboat dns zone --plan examples/shop.yaml > shop.zone\n"
+      "  lifeboat dns zone --plan shop.yaml --down web-east | grep shop\n");
+  zone->callback([&exit_code, zo] { exit_code = PrintZone(zo->plan_file, zo->down); });
 
   auto* check = app.add_subcommand("check", "Health checks");
   check->require_subcommand(1);

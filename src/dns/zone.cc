@@ -239,6 +239,49 @@ Result<std::shared_ptr<const Snapshot>> Snapshot::Build(const plan::Dns& dns, co
   return std::shared_ptr<const Snapshot>(std::move(snap));
 }
 
+std::string Snapshot::MasterFile() const {
+  auto presentation = [](std::string_view wire) {
+    std::string out;
+    for (size_t i = 0; i < wire.size() && wire[i] != 0; i += 1 + static_cast<uint8_t>(wire[i])) {
+      out.append(wire.substr(i + 1, static_cast<uint8_t>(wire[i])));
+      out += '.';
+    }
+    return out.empty() ? std::string(".") : out;
+  };
+  // Canonical order: by labels from the root (the apex first).
+  auto key = [&](const std::string& wire) {
+    std::vector<std::string> labels;
+    for (size_t i = 0; i < wire.size() && wire[i] != 0; i += 1 + static_cast<uint8_t>(wire[i])) {
+      labels.push_back(wire.substr(i + 1, static_cast<uint8_t>(wire[i])));
+    }
+    return std::vector<std::string>(labels.rbegin(), labels.rend());
+  };
+  std::vector<const Node*> nodes;
+  for (const auto& [name, node] : nodes_) nodes.push_back(&node);
+  std::sort(nodes.begin(), nodes.end(), [&](const Node* a, const Node* b) { return key(a->owner) < key(b->owner); });
+  std::string out = "; zone " + presentation(apex_) + " as lifeboat answers it (snapshot " + std::to_string(generation_) +
+                    ")\n$ORIGIN " + presentation(apex_) + "\n";
+  for (const Node* node : nodes) {
+    std::vector<const RRSet*> sets;
+    for (const auto& set : node->rrsets) sets.push_back(&set);
+    std::stable_sort(sets.begin(), sets.end(), [](const RRSet* a, const RRSet* b) {
+      return (a->type == type::kSOA) > (b->type == type::kSOA);  // SOA first
+    });
+    for (const RRSet* set : sets) {
+      if (!set->cumulative.empty()) out += "; weighted: one of these is answered per query\n";
+      for (const auto& fixed : set->records) {
+        uint32_t ttl = static_cast<uint32_t>(fixed[4]) << 24 | static_cast<uint32_t>(fixed[5]) << 16 |
+                       static_cast<uint32_t>(fixed[6]) << 8 | fixed[7];
+        std::string type_name = TypeName(set->type);
+        auto value = rdata::Decode(type_name, std::span<const uint8_t>(fixed).subspan(10));
+        out += presentation(node->owner) + " " + std::to_string(ttl) + " IN " + type_name + " " +
+               (value.ok() ? *value : "; " + value.error().message()) + "\n";
+      }
+    }
+  }
+  return out;
+}
+
 namespace {
 
 bool InZone(std::string_view name, std::string_view apex) {

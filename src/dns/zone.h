@@ -58,6 +58,11 @@ class Snapshot {
   const std::string& apex() const { return apex_; }
   std::span<const uint8_t> negative_soa() const { return negative_soa_; }
   uint64_t generation() const { return generation_; }
+  // The zone as an RFC 1035 master file: every RRset as this snapshot answers
+  // it (policy records resolved; a weighted set lists every record it picks
+  // from, with a comment). For `lifeboat dns zone` and the differential test
+  // against NSD.
+  std::string MasterFile() const;
   // Outcomes of the policy records, by record name, for status pages.
   const std::vector<std::pair<std::string, Outcome>>& policy_outcomes() const { return policy_outcomes_; }
 

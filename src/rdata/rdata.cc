@@ -227,4 +227,86 @@ std::string MasterFile(std::string_view type, std::string_view v) {
   return out;
 }
 
+namespace {
+
+// An uncompressed name at `at`; advances it.
+bool ReadName(std::span<const uint8_t> r, size_t& at, std::string& out) {
+  out.clear();
+  for (;;) {
+    if (at >= r.size()) return false;
+    uint8_t len = r[at++];
+    if (len == 0) break;
+    if (len > 63 || at + len > r.size()) return false;
+    out.append(reinterpret_cast<const char*>(r.data() + at), len);
+    out += '.';
+    at += len;
+  }
+  if (out.empty()) out = ".";
+  return true;
+}
+
+bool Read16(std::span<const uint8_t> r, size_t& at, unsigned& out) {
+  if (at + 2 > r.size()) return false;
+  out = static_cast<unsigned>(r[at] << 8 | r[at + 1]);
+  at += 2;
+  return true;
+}
+
+}  // namespace
+
+Result<std::string> Decode(std::string_view type, std::span<const uint8_t> r) {
+  auto bad = [&] { return InvalidArgument("malformed " + std::string(type) + " RDATA"); };
+  size_t at = 0;
+  if (type == "A" || type == "AAAA") {
+    char buf[INET6_ADDRSTRLEN];
+    int family = type == "A" ? AF_INET : AF_INET6;
+    if (r.size() != (type == "A" ? 4u : 16u) || !inet_ntop(family, r.data(), buf, sizeof buf)) return bad();
+    return std::string(buf);
+  }
+  if (type == "CNAME" || type == "NS") {
+    std::string n;
+    if (!ReadName(r, at, n) || at != r.size()) return bad();
+    return n;
+  }
+  if (type == "MX" || type == "SRV") {
+    std::string out;
+    for (int i = 0; i < (type == "MX" ? 1 : 3); ++i) {
+      unsigned x;
+      if (!Read16(r, at, x)) return bad();
+      out += std::to_string(x) + " ";
+    }
+    std::string n;
+    if (!ReadName(r, at, n) || at != r.size()) return bad();
+    return out + n;
+  }
+  if (type == "TXT") {
+    std::string text;
+    while (at < r.size()) {
+      size_t n = r[at++];
+      if (at + n > r.size()) return bad();
+      text.append(reinterpret_cast<const char*>(r.data() + at), n);
+      at += n;
+    }
+    return MasterFile("TXT", text);
+  }
+  if (type == "CAA") {
+    if (r.size() < 2 || 2u + r[1] > r.size()) return bad();
+    std::string tag(reinterpret_cast<const char*>(r.data() + 2), r[1]);
+    std::string value(reinterpret_cast<const char*>(r.data() + 2 + r[1]), r.size() - 2 - r[1]);
+    return std::to_string(r[0]) + " " + tag + " \"" + value + "\"";
+  }
+  if (type == "SOA") {
+    std::string mname, rname;
+    if (!ReadName(r, at, mname) || !ReadName(r, at, rname) || at + 20 != r.size()) return bad();
+    std::string out = mname + " " + rname;
+    for (int i = 0; i < 5; ++i, at += 4) {
+      uint32_t x = static_cast<uint32_t>(r[at]) << 24 | static_cast<uint32_t>(r[at + 1]) << 16 |
+                   static_cast<uint32_t>(r[at + 2]) << 8 | r[at + 3];
+      out += " " + std::to_string(x);
+    }
+    return out;
+  }
+  return InvalidArgument("unsupported record type " + std::string(type));
+}
+
 }  // namespace lifeboat::rdata

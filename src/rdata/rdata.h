@@ -49,4 +49,8 @@ Result<std::vector<uint8_t>> Encode(std::string_view type, std::string_view norm
 // other types as normalized.
 std::string MasterFile(std::string_view type, std::string_view normalized);
 
+// Wire RDATA (names uncompressed) back to master-file form, for the types
+// above and SOA. InvalidArgument for RDATA that does not parse.
+Result<std::string> Decode(std::string_view type, std::span<const uint8_t> rdata);
+
 }  // namespace lifeboat::rdata

@@ -76,5 +76,31 @@ TEST(Rdata, MasterFileQuotesAndEscapesText) {
   EXPECT_EQ(MasterFile("MX", "10 mail.example.com."), "10 mail.example.com.");
 }
 
+TEST(Rdata, DecodeIsEncodeBackToTheMasterFile) {
+  struct Case {
+    const char* type;
+    const char* value;
+    const char* master;
+  } cases[] = {
+      {"A", "192.0.2.1", "192.0.2.1"},
+      {"AAAA", "2001:db8::1", "2001:db8::1"},
+      {"CNAME", "shop.example.com.", "shop.example.com."},
+      {"MX", "10 mail.example.com.", "10 mail.example.com."},
+      {"SRV", "10 5 443 web.example.com.", "10 5 443 web.example.com."},
+      {"TXT", "say \"hi\"", "\"say \\\"hi\\\"\""},
+      {"CAA", "0 issue \"letsencrypt.org\"", "0 issue \"letsencrypt.org\""},
+  };
+  for (const auto& c : cases) {
+    auto wire = Encode(c.type, c.value);
+    ASSERT_TRUE(wire.ok()) << c.type;
+    auto back = Decode(c.type, *wire);
+    ASSERT_TRUE(back.ok()) << c.type;
+    EXPECT_EQ(*back, c.master) << c.type;
+  }
+  EXPECT_FALSE(Decode("A", Bytes("abc")).ok());
+  EXPECT_FALSE(Decode("MX", Bytes(std::string("\x00\x0a\x05mail", 7))).ok());
+  EXPECT_FALSE(Decode("TXT", Bytes(std::string("\x05" "ab", 3))).ok());
+}
+
 }  // namespace
 }  // namespace lifeboat::rdata

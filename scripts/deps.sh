@@ -11,7 +11,7 @@ packages=(
   libboost-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
   libfmt-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libxxhash-dev libzstd-dev libgtest-dev libgmock-dev
   # test peers and tools
-  curl jq prometheus procps iproute2 bind9-dnsutils rsync nodejs python3 python3-yaml
+  curl jq prometheus procps iproute2 bind9-dnsutils rsync nodejs python3 python3-yaml python3-dnspython nsd dnsviz
 )
 
 missing=()

@@ -146,6 +146,7 @@ ParseOutcome ParseQuery(std::span<const uint8_t> p, Query& q) {
   uint16_t an = Get16(p, 6), ns = Get16(p, 8), ar = Get16(p, 10);
   q.qname.size = 0;
   q.edns.reset();
+  q.tsig.reset();
   size_t off = kHeaderSize;
   if (q.qdcount == 1) {
     size_t next = 0;
@@ -179,6 +180,24 @@ ParseOutcome ParseQuery(std::span<const uint8_t> p, Query& q) {
     WireName owner;
     size_t next = 0;
     ReadName(p, rr, owner, next);
+    if (Get16(p, next) == type::kTSIG) {
+      // Last in the message (RFC 8945 section 5.1); RDATA: algorithm name
+      // (uncompressed), time signed, fudge, MAC, original ID, error, other.
+      if (i != ar - 1 || q.tsig) return ParseOutcome::kFormErr;
+      size_t rd = next + 10, end = off;
+      size_t alg_end = rd;
+      while (alg_end < end && p[alg_end] != 0) {
+        if (p[alg_end] > 63) return ParseOutcome::kFormErr;
+        alg_end += 1 + p[alg_end];
+      }
+      if (alg_end >= end || alg_end + 1 + 8 > end) return ParseOutcome::kFormErr;
+      Tsig t;
+      t.key = owner;
+      t.algorithm = p.subspan(rd, alg_end + 1 - rd);
+      t.time_and_fudge = p.subspan(alg_end + 1, 8);
+      q.tsig = t;
+      continue;
+    }
     if (Get16(p, next) != type::kOPT) continue;
     if (q.edns || owner.size != 1) return ParseOutcome::kBadEdns;  // a second OPT, or not at the root
     Edns e;

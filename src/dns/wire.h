@@ -15,13 +15,13 @@ namespace lifeboat::dns {
 
 namespace type {
 inline constexpr uint16_t kA = 1, kNS = 2, kCNAME = 5, kSOA = 6, kPTR = 12, kMX = 15, kTXT = 16, kAAAA = 28,
-                          kSRV = 33, kOPT = 41, kIXFR = 251, kAXFR = 252, kANY = 255, kCAA = 257;
+                          kSRV = 33, kOPT = 41, kTSIG = 250, kIXFR = 251, kAXFR = 252, kANY = 255, kCAA = 257;
 }
 inline constexpr uint16_t kClassIN = 1;
 
 namespace rcode {
 inline constexpr uint16_t kNoError = 0, kFormErr = 1, kServFail = 2, kNxDomain = 3, kNotImp = 4, kRefused = 5,
-                          kBadVers = 16;
+                          kNotAuth = 9, kBadVers = 16, kBadKey = 17;
 }
 
 // "A", "AAAA", ... or "TYPE123".
@@ -58,6 +58,14 @@ struct Edns {
   bool dnssec_ok = false;
 };
 
+// A query's TSIG record (RFC 8945), kept to answer BADKEY: this server
+// knows no key. Spans point into the query packet.
+struct Tsig {
+  WireName key;                        // owner name, decompressed
+  std::span<const uint8_t> algorithm;  // uncompressed wire name, as sent
+  std::span<const uint8_t> time_and_fudge;  // Time Signed (48 bits) and Fudge (16)
+};
+
 // What a query asks, parsed from its bytes.
 struct Query {
   uint16_t id = 0;
@@ -68,6 +76,7 @@ struct Query {
   uint16_t qtype = 0;
   uint16_t qclass = 0;
   std::optional<Edns> edns;
+  std::optional<Tsig> tsig;
   bool rd() const { return flags & 0x0100; }
 };
 
@@ -105,6 +114,8 @@ class MessageWriter {
   bool overflow() const { return overflow_; }
   // Rewinds to an earlier size (to drop records that did not fit).
   void Truncate(size_t size);
+  // Appends bytes as they are (a record whose names must not be compressed).
+  void Raw(std::span<const uint8_t> bytes) { Put(bytes.data(), bytes.size()); }
 
  private:
   bool Put(const void* p, size_t n);

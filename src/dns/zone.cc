@@ -330,9 +330,47 @@ size_t Answer(const Snapshot& snap, std::span<const uint8_t> packet, std::span<u
       if (parsed == ParseOutcome::kBadEdns) q.edns.reset();  // do not echo a malformed OPT
       return finish_error(rcode::kFormErr);
     case ParseOutcome::kNotImp:
+      has_question = false;  // the sections of another opcode mean something else
       return finish_error(rcode::kNotImp);
     default:
       break;
+  }
+  if (q.tsig) {
+    // This server knows no TSIG key: NOTAUTH with an unsigned TSIG record
+    // saying BADKEY (RFC 8945 section 5.2.2), never an unsigned answer to a
+    // client that expects a signed one.
+    info.rcode = rcode::kNotAuth;
+    w.Header(q.id, Flags(q, rcode::kNotAuth, false), has_question ? 1 : 0, 0, 0, (q.edns ? 1 : 0) + 1);
+    if (has_question) w.Question(q.qname, q.qtype, q.qclass);
+    if (q.edns) w.Opt(kMaxUdpPayload, 0, 0, q.edns->dnssec_ok);
+    uint8_t tsig[kMaxName * 2 + 32];
+    size_t n = 0;
+    auto put = [&](std::span<const uint8_t> b) {
+      std::memcpy(tsig + n, b.data(), b.size());
+      n += b.size();
+    };
+    auto put16 = [&](uint16_t v) {
+      tsig[n++] = static_cast<uint8_t>(v >> 8);
+      tsig[n++] = static_cast<uint8_t>(v);
+    };
+    put(q.tsig->key.span());
+    put16(type::kTSIG);
+    put16(type::kANY);  // class ANY
+    put16(0);           // TTL 0
+    put16(0);
+    size_t rdlength_at = n;
+    put16(0);
+    put(q.tsig->algorithm);
+    put(q.tsig->time_and_fudge);
+    put16(0);     // MAC size: no MAC
+    put16(q.id);  // original ID
+    put16(rcode::kBadKey);
+    put16(0);  // other len
+    uint16_t rdlength = static_cast<uint16_t>(n - rdlength_at - 2);
+    tsig[rdlength_at] = static_cast<uint8_t>(rdlength >> 8);
+    tsig[rdlength_at + 1] = static_cast<uint8_t>(rdlength);
+    w.Raw({tsig, n});
+    return w.overflow() ? 0 : w.size();
   }
   if (q.edns && q.edns->version > 0) return finish_error(rcode::kBadVers);
   if (q.qclass != kClassIN || q.qtype == type::kAXFR || q.qtype == type::kIXFR || q.qtype == type::kOPT) {
@@ -376,7 +414,7 @@ size_t Answer(const Snapshot& snap, std::span<const uint8_t> packet, std::span<u
     }
     std::span<const uint8_t> owner = owner_of(node, hop);
     const RRSet* cname = node->Find(type::kCNAME);
-    if (cname && q.qtype != type::kCNAME) {
+    if (cname && q.qtype != type::kCNAME && q.qtype != type::kANY) {  // ANY gets the CNAME, unfollowed
       push_set(*cname, owner);
       std::string_view target = node->cname;
       if (hop + 1 >= kMaxCnameChain || !InZone(target, snap.apex())) {
@@ -432,15 +470,38 @@ size_t Answer(const Snapshot& snap, std::span<const uint8_t> packet, std::span<u
     w.Record(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(apex.data()), apex.size()), snap.negative_soa());
     ns = 1;
   }
+  // The addresses of in-zone name servers in an NS answer (RFC 1034 section
+  // 4.3.2): dropped, without TC, when they do not fit (RFC 2181 section 9).
+  uint16_t ar = 0;
+  if (data && nparts > 0 && parts[nparts - 1].set->type == type::kNS && !w.overflow()) {
+    size_t before = w.size();
+    for (const auto& fixed : parts[nparts - 1].set->records) {
+      std::string_view target(reinterpret_cast<const char*>(fixed.data() + 10), fixed.size() - 10);
+      const Node* host = snap.Find(target);
+      if (host == nullptr) continue;
+      for (uint16_t t : {type::kA, type::kAAAA}) {
+        const RRSet* addresses = host->Find(t);
+        if (addresses == nullptr) continue;
+        for (const auto& r : addresses->records) {
+          w.Record(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(host->owner.data()), host->owner.size()), r);
+          ++ar;
+        }
+      }
+    }
+    if (w.overflow() || (q.edns && w.size() + 11 > std::min(limit, out.size()))) {
+      w.Truncate(before);
+      ar = 0;
+    }
+  }
   // Room for the OPT record is reserved: it must never be what overflows.
   if (w.overflow() || (q.edns && w.size() + 11 > std::min(limit, out.size()))) {
     w.Truncate(after_question);
     w.SetFlags(static_cast<uint16_t>(Flags(q, rc, true) | 0x0200));  // TC
-    an = ns = 0;
+    an = ns = ar = 0;
     info.truncated = true;
   }
   if (q.edns) w.Opt(kMaxUdpPayload, 0, 0, q.edns->dnssec_ok);
-  w.SetCounts(an, ns, q.edns ? 1 : 0);
+  w.SetCounts(an, ns, static_cast<uint16_t>(ar + (q.edns ? 1 : 0)));
   return w.overflow() ? 0 : w.size();
 }
 

@@ -45,7 +45,7 @@ grep -E '^west +standby .* down ' <<<"$OUT" >/dev/null || { echo "$OUT"; fail "w
 "$LIFEBOAT" status --plan "$WORK/plan.yaml" -o json > "$WORK/status.json"
 # The same document as YAML (status -o yaml was refused).
 "$LIFEBOAT" status --plan "$WORK/plan.yaml" -o yaml > "$WORK/status.yaml"
-python3 -c '
+/usr/bin/python3 -c '
 import json, sys, yaml
 def strip(x):  # uptimes move between the two calls
     if isinstance(x, dict): return {k: strip(v) for k, v in x.items() if k != "uptime_seconds"}

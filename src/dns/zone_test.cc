@@ -181,6 +181,18 @@ TEST_F(ZoneTest, FormErrKeepsAValidOpt) {
   }
 }
 
+// Found by the differential test against NSD.
+TEST_F(ZoneTest, AnyAtACnameIsTheCnameAndNsAnswersCarryGlue) {
+  Response any = Ask("www.example.com", type::kANY);
+  ASSERT_EQ(any.answer.size(), 1u);
+  EXPECT_EQ(any.answer[0].type, type::kCNAME) << "ANY does not follow the CNAME";
+  Response ns = Ask("example.com", type::kNS);
+  ASSERT_EQ(ns.answer.size(), 1u);
+  ASSERT_EQ(ns.additional.size(), 1u);
+  EXPECT_EQ(ns.additional[0].owner, "ns1.example.com.");
+  EXPECT_EQ(A(ns.additional[0]), "10.0.0.53");
+}
+
 TEST_F(ZoneTest, WeightedFollowsTheWeightsAmongHealthyTargets) {
   int first = 0;
   for (uint32_t i = 0; i < 1000; ++i) {

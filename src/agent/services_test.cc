@@ -313,8 +313,8 @@ TEST(BackupService, RunNowNeedsTheTokenAndAKnownSchedule) {
   EXPECT_EQ(h.Call("GET", "/v1/backups/nightly/run").status, 405);
   // The last success was read back from the store.
   auto status = (*s)->StatusJson();
-  ASSERT_EQ(status.size(), 1u);
-  EXPECT_EQ(status[0]["last_backup"], "abc");
+  ASSERT_EQ(status["schedules"].size(), 1u);
+  EXPECT_EQ(status["schedules"][0]["last_backup"], "abc");
 }
 
 }  // namespace

@@ -1,9 +1,11 @@
 // lifeboat repo init | check | prune | repair ; backup create | list | describe | delete ; restore
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -12,6 +14,7 @@
 #include "cli/common.h"
 #include "cli/status.h"
 #include "core/units.h"
+#include "net/http.h"
 #include "plan/load.h"
 
 namespace lifeboat::cli {
@@ -317,6 +320,21 @@ int RepoPrune(const BackupCliOptions& o) {
 
 // ---------------------------------------------------------------- backup
 
+// Asks the region's agent to list its locations again, so that its status
+// shows this backup now rather than at the next refresh (at most 5 minutes).
+// Best effort: without a token or an agent it stays silent.
+void AskForCatalogRefresh(const plan::Plan& plan, const std::string& region) {
+  const char* token = std::getenv("LIFEBOAT_TOKEN");
+  const plan::Region* r = plan.FindRegion(region);
+  if (token == nullptr || *token == 0 || r == nullptr) return;
+  auto res = net::Fetch("POST", net::BaseUrl(r->agent) + "/v1/backups/refresh", std::chrono::seconds(2), "",
+                        {std::string("Authorization: Bearer ") + token});
+  if (!res.ok() || res->status != 202) {
+    spdlog::debug("could not ask agent {} to refresh its backup catalog: {}", region,
+                  res.ok() ? "HTTP " + std::to_string(res->status) : res.error().message());
+  }
+}
+
 // The region whose copy of `v` a backup reads when --region is not given: its
 // source. A replicated volume's source is what the agents report (after a
 // promote it is no longer the plan's primary); otherwise the plan's primary.
@@ -338,6 +356,7 @@ int Create(const BackupCliOptions& o) {
   auto t = LoadTarget(o, code);
   if (!t) return code;
   backup::BackupOptions bo;
+  std::string region_read;  // with --volume: whose copy was read
   if (!o.volume.empty()) {
     const plan::Volume* v = t->plan.FindVolume(o.volume);
     if (v == nullptr) return Fail("the plan has no volume '" + o.volume + "'", kExitInvalid);
@@ -347,6 +366,7 @@ int Create(const BackupCliOptions& o) {
     if (it == v->path.end()) return Fail("volume '" + o.volume + "' has no path in region '" + region + "'", kExitInvalid);
     bo.path = it->second;
     bo.source = "volume:" + o.volume;
+    region_read = region;
   } else {
     if (o.path.empty() || o.path[0] != '/') return Fail("--path must be absolute", kExitInvalid);
     bo.path = o.path;
@@ -373,6 +393,7 @@ int Create(const BackupCliOptions& o) {
   } else {
     std::cout << Describe(res->snapshot);
   }
+  if (!region_read.empty()) AskForCatalogRefresh(t->plan, region_read);
   return res->errors.empty() ? kExitOk : kExitFailure;
 }
 

@@ -50,14 +50,25 @@ std::vector<RegionStatus> CollectStatus(const plan::Plan& plan, Duration timeout
 
 namespace {
 
-// "12m ago": the newest successful scheduled backup this agent made, or "-".
+// "12m ago": the newest backup of a volume whose source this region is,
+// scheduled or made by hand (the agent's catalog), or "-".
 std::string LastBackup(const RegionStatus& r) {
   if (!r.up || !r.status.contains("services") || !r.status["services"].contains("backups")) return "-";
+  const auto& b = r.status["services"]["backups"];
   double newest = -1;
-  for (const auto& b : r.status["services"]["backups"]) {
-    if (!b.contains("age_seconds")) continue;
-    double age = b["age_seconds"].get<double>();
-    if (newest < 0 || age < newest) newest = age;
+  auto consider = [&](const nlohmann::ordered_json& list) {
+    if (!list.is_array()) return;
+    for (const auto& e : list) {
+      if (!e.is_object() || !e.contains("age_seconds") || !e["age_seconds"].is_number()) continue;
+      double age = e["age_seconds"].get<double>();
+      if (newest < 0 || age < newest) newest = age;
+    }
+  };
+  if (b.is_object()) {
+    consider(b.value("schedules", nlohmann::ordered_json()));
+    consider(b.value("latest", nlohmann::ordered_json()));
+  } else {
+    consider(b);  // an agent from before the catalog: its schedules only
   }
   return newest < 0 ? "-" : ShortDuration(newest) + " ago";
 }

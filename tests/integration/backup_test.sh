@@ -72,6 +72,16 @@ echo "$OUT" | grep -q "already holds a repository" || fail "init twice: $OUT"
 expect_json 0 json backup create --location local --volume data --tag first
 FIRST=$(echo "$OUT" | jq -r .id)
 [ "$(echo "$OUT" | jq .files)" -eq 47 ] || fail "files: $OUT"
+# The agent's status shows a backup made by hand (it showed none): backup
+# create asks the agent to list its locations again.
+deadline=$(( SECONDS + 20 ))
+until curl -sf "http://127.0.0.1:$PORT_EAST/v1/backups" |
+      jq -e --arg id "$FIRST" '.latest[] | select(.volume == "data") | .backup == $id and .schedule == null' >/dev/null; do
+  [ $SECONDS -lt $deadline ] || fail "the agent does not know the manual backup: $(curl -s "http://127.0.0.1:$PORT_EAST/v1/backups")"
+  sleep 0.2
+done
+lb status > "$WORK/status.txt"
+grep -E '^east .* [0-9]+s ago' "$WORK/status.txt" || fail "status shows no last backup: $(cat "$WORK/status.txt")"
 expect_exit 0 lb restore "${FIRST:0:8}" --location local --to "$WORK/out1"
 same_tree "$SRC" "$WORK/out1"
 [ "$(stat -c %i "$WORK/out1/three-mb")" = "$(stat -c %i "$WORK/out1/a/b/hard2")" ] || fail "hard links not restored"

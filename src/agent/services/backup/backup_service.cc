@@ -44,9 +44,19 @@ class BackupService final : public Service {
     CronSchedule cron;
     std::chrono::system_clock::time_point next;
   };
+  // The newest backup of a volume in any location, manual or scheduled, as
+  // the last catalog refresh found it.
+  struct Latest {
+    std::string location, id, schedule;  // schedule empty: made by hand
+    int64_t time_ns = 0;
+  };
+  static constexpr auto kCatalogEvery = std::chrono::minutes(5);
 
   void Loop();
   void RunSchedule(const Schedule& s);
+  // Lists every location's backups (of the volumes whose source is here);
+  // on the scheduler thread, after runs and every kCatalogEvery.
+  void RefreshCatalog();
   bool IsSourceHere(const std::string& volume);
   Run& RunOf(const std::string& schedule, const std::string& volume);  // mu_ held
   nlohmann::ordered_json Json();
@@ -59,6 +69,11 @@ class BackupService final : public Service {
   std::condition_variable cv_;
   bool stop_ = false;
   std::vector<std::string> requested_;  // schedules asked to run now
+  bool refresh_requested_ = false;
+  std::map<std::string, Latest> latest_;                    // volume -> newest backup; guarded by mu_
+  std::map<std::string, std::string> catalog_errors_;       // location -> why it could not be listed
+  int64_t catalog_refreshed_ns_ = 0;                         // guarded by mu_
+  std::chrono::system_clock::time_point next_catalog_{};    // guarded by mu_
   std::map<std::pair<std::string, std::string>, Run> runs_;
   std::thread thread_;
   metrics::Family<metrics::Histogram>* duration_h_ = nullptr;
@@ -117,14 +132,10 @@ void BackupService::Stop() {
 void BackupService::Loop() {
   std::unique_lock l(mu_);
   while (!stop_) {
-    auto wake = std::chrono::system_clock::time_point::max();
+    auto wake = next_catalog_;
     for (const auto& s : schedules_) wake = std::min(wake, s.next);
-    if (requested_.empty()) {
-      if (wake == std::chrono::system_clock::time_point::max()) {
-        cv_.wait(l, [&] { return stop_ || !requested_.empty(); });
-      } else {
-        cv_.wait_until(l, wake, [&] { return stop_ || !requested_.empty(); });
-      }
+    if (requested_.empty() && !refresh_requested_) {
+      cv_.wait_until(l, wake, [&] { return stop_ || !requested_.empty() || refresh_requested_; });
     }
     if (stop_) break;
     auto now = std::chrono::system_clock::now();
@@ -136,10 +147,44 @@ void BackupService::Loop() {
         if (s.next <= now) s.next = s.cron.Next(now).value_or(std::chrono::system_clock::time_point::max());
       }
     }
+    bool refresh = !due.empty() || refresh_requested_ || now >= next_catalog_;
+    refresh_requested_ = false;
+    if (refresh) next_catalog_ = now + kCatalogEvery;
     l.unlock();
     for (const auto* s : due) RunSchedule(*s);
+    if (refresh) RefreshCatalog();
     l.lock();
   }
+}
+
+void BackupService::RefreshCatalog() {
+  std::map<std::string, Latest> latest;
+  std::map<std::string, std::string> errors;
+  std::map<std::string, bool> here;  // volume -> its source is this region
+  for (const auto& v : ctx_.plan.volumes) here[v.name] = IsSourceHere(v.name);
+  for (const auto& loc : ctx_.plan.backup.locations) {
+    auto repo = backup::OpenLocation(loc);
+    if (!repo.ok()) {
+      errors[loc.name] = repo.error().message();
+      continue;
+    }
+    auto snaps = (*repo)->ListSnapshots();
+    if (!snaps.ok()) {
+      errors[loc.name] = snaps.error().message();
+      continue;
+    }
+    for (const auto& snap : *snaps) {
+      if (snap.source.rfind("volume:", 0) != 0) continue;
+      std::string volume = snap.source.substr(7);
+      if (!here[volume]) continue;
+      auto& l = latest[volume];
+      if (snap.time_ns > l.time_ns) l = Latest{loc.name, snap.id, snap.schedule, snap.time_ns};
+    }
+  }
+  std::lock_guard l(mu_);
+  latest_ = std::move(latest);
+  catalog_errors_ = std::move(errors);
+  catalog_refreshed_ns_ = NowUnixNs();
 }
 
 bool BackupService::IsSourceHere(const std::string& volume) {
@@ -251,6 +296,17 @@ OJson BackupService::Json() {
   std::lock_guard l(mu_);
   OJson out = OJson::array();
   auto now = NowUnixNs();
+  OJson latest = OJson::array();
+  for (const auto& [volume, l] : latest_) {
+    latest.push_back({{"volume", volume},
+                      {"location", l.location},
+                      {"backup", l.id},
+                      {"schedule", l.schedule.empty() ? OJson() : OJson(l.schedule)},
+                      {"time", repo::TimeText(l.time_ns)},
+                      {"age_seconds", static_cast<double>(now - l.time_ns) / 1e9}});
+  }
+  OJson catalog = {{"refreshed_at", catalog_refreshed_ns_ ? OJson(repo::TimeText(catalog_refreshed_ns_)) : OJson()},
+                   {"errors", catalog_errors_}};
   for (const auto& s : schedules_) {
     for (const auto& v : s.plan->volumes) {
       const Run& r = RunOf(s.plan->name, v);
@@ -277,15 +333,25 @@ OJson BackupService::Json() {
       out.push_back(j);
     }
   }
-  return out;
+  return OJson{{"schedules", out}, {"latest", latest}, {"catalog", catalog}};
 }
 
 net::HttpResponse BackupService::Handle(const net::HttpRequest& req) {
   if (req.path == "/v1/backups") {
     if (req.method != "GET") return JsonError(405, "GET only");
-    return net::HttpResponse::Json(200, OJson{{"schedules", Json()}}.dump(2));
+    return net::HttpResponse::Json(200, Json().dump(2) + "\n");
   }
   std::string rest = req.path.substr(std::string("/v1/backups/").size());
+  if (rest == "refresh") {  // re-lists the locations now (after a backup made by hand)
+    if (req.method != "POST") return JsonError(405, "POST only");
+    if (auto denied = CheckToken(req, ctx_.token, "refreshing the backup catalog")) return *denied;
+    {
+      std::lock_guard l(mu_);
+      refresh_requested_ = true;
+    }
+    cv_.notify_all();
+    return net::HttpResponse::Json(202, OJson{{"catalog", "refreshing"}}.dump() + "\n");
+  }
   auto slash = rest.find('/');
   if (slash == std::string::npos || rest.substr(slash) != "/run") return JsonError(404, "no such resource");
   std::string name = rest.substr(0, slash);
@@ -339,7 +405,7 @@ void BackupService::RegisterMetrics() {
 }  // namespace
 
 Result<std::unique_ptr<Service>> MakeBackupService(ServiceContext& ctx) {
-  if (ctx.plan.backup.schedules.empty()) return std::unique_ptr<Service>();
+  if (ctx.plan.backup.schedules.empty() && ctx.plan.backup.locations.empty()) return std::unique_ptr<Service>();
   auto s = std::make_unique<BackupService>(ctx);
   LB_RETURN_IF_ERROR(s->Init());
   return std::unique_ptr<Service>(std::move(s));

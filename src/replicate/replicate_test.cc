@@ -334,9 +334,11 @@ TEST_F(ReplicateTest, AcceptSurvivesRunningOutOfDescriptors) {
   }
   // UBSan checks a virtual call's type the first time it sees it, and reads
   // the vtable through a pipe; with no descriptor free that check fails and
-  // reports a bad vptr. Log once (same logger, sinks and formatter as the
-  // receiver's warning) while descriptors are still free, so it is cached.
-  spdlog::warn("test: the receiver is about to run out of descriptors");
+  // reports a bad vptr. Log the receiver's warning once (same logger, sinks,
+  // formatter and argument types) while descriptors are still free, so that
+  // every type on that path is in UBSan's cache.
+  spdlog::warn("replication {}: {}; retrying (the volume cannot receive until this clears)", std::string("test"),
+               std::string("the receiver is about to run out of descriptors"));
   struct rlimit old;
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
   int highest = 0;

@@ -118,7 +118,7 @@ nlohmann::ordered_json Agent::StatusJson() {
   j["first_started_at"] = first_started_at_;
   j["data_dir"] = options_.data_dir;
   auto rev = store_->Revision();
-  j["state"] = {{"backend", "sqlite"}, {"revision", rev.ok() ? *rev : -1}};
+  j["state"] = {{"backend", "sqlite"}, {"revision", rev.ok() ? Json(*rev) : Json()}};
   Json regions = Json::array();
   for (const auto& r : plan_.regions) {
     regions.push_back({{"name", r.name}, {"role", plan::Name(r.role)}, {"agent", r.agent.ToString()}});

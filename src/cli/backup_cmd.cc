@@ -481,7 +481,7 @@ int RestoreCmd(const BackupCliOptions& o) {
     for (const auto& e : res->failed) f.push_back({{"path", e.path}, {"reason", e.reason}});
     PrintDocument(Json{{"backup", s->id},   {"to", o.to},           {"files", res->files},     {"dirs", res->dirs},
                       {"symlinks", res->symlinks}, {"hardlinks", res->hardlinks}, {"bytes", res->bytes},
-                      {"seconds", secs},   {"leftovers_removed", res->leftovers_removed}, {"failed", f}}
+                      {"duration_seconds", secs},   {"leftovers_removed", res->leftovers_removed}, {"not_restored", f}}
                      , o.output);
   } else {
     for (const auto& e : res->failed) std::cout << "not restored: " << e.path << ": " << e.reason << "\n";

@@ -82,7 +82,7 @@ void WarnOfSplitSources(const std::vector<AgentView>& views) {
 std::string ProgressLine(const Json& t) {
   const auto& p = t["progress"];
   uint64_t fd = p["files_done"], ft = p["files_total"], bd = p["bytes_done"], bt = p["bytes_total"];
-  double rate = t["rate_bytes_per_second"], eta = p["eta_seconds"];
+  double rate = t["rate_bytes_per_second"], eta = p["eta_seconds"].is_number() ? p["eta_seconds"].get<double>() : -1;
   std::string line = t["target"].get<std::string>() + ": " + t["state"].get<std::string>() + "  files " +
                      std::to_string(fd) + "/" + std::to_string(ft) + "  " + Bytes(bd) + "/" + Bytes(bt) + "  " +
                      Bytes(static_cast<uint64_t>(rate)) + "/s";
@@ -162,13 +162,13 @@ int Status(const ReplicateOptions& o) {
       if (role == "source") {
         for (const auto& s : v["targets"]) {
           std::string state = s["state"];
-          if (s.contains("last_error")) state += " (" + s["last_error"].get<std::string>() + ")";
-          int64_t diffs = s["last_verify_differences"];
+          if (s["last_error"].is_string()) state += " (" + s["last_error"].get<std::string>() + ")";
+          const auto& diffs = s["last_verify_differences"];
           t.Add({name, a.region, role, epoch, "-> " + s["target"].get<std::string>(), state,
                  ShortDuration(s["rpo_seconds"].get<double>()),
                  std::to_string(s["pending_files"].get<uint64_t>()) + " files",
                  Bytes(s["bytes_sent"].get<uint64_t>()),
-                 diffs < 0 ? "never" : std::to_string(diffs) + " repaired"});
+                 diffs.is_number() ? std::to_string(diffs.get<int64_t>()) + " repaired" : "never"});
         }
       } else {
         const auto& r = v["receiver"];
@@ -233,7 +233,7 @@ int Verify(const ReplicateOptions& o) {
       std::cout << target << "  " << x["kind"].get<std::string>() << "  " << x["path"].get<std::string>() << "  ("
                 << x["detail"].get<std::string>() << ")\n";
     }
-    std::cout << target << ": " << d.size() << " difference(s) in " << ShortDuration(t["seconds"].get<double>()) << "\n";
+    std::cout << target << ": " << d.size() << " difference(s) in " << ShortDuration(t["duration_seconds"].get<double>()) << "\n";
   }
   return failed || total > 0 ? kExitFailure : kExitOk;
 }

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 
 namespace lifeboat::replicate {
@@ -17,27 +18,32 @@ int64_t NowMs() {
 }  // namespace
 
 nlohmann::ordered_json StreamStatus::ToJson() const {
-  nlohmann::ordered_json j = {{"target", target_region},
-                              {"state", state},
-                              {"in_sync", in_sync},
-                              {"rpo_seconds", rpo_seconds},
-                              {"pending_files", pending_files},
-                              {"pending_bytes", pending_bytes},
-                              {"bytes_sent", bytes_sent},
-                              {"bytes_received", bytes_received},
-                              {"files_sent", files_sent},
-                              {"passes", passes},
-                              {"rate_bytes_per_second", rate_bytes_per_second},
-                              {"progress",
-                               {{"files_done", files_done},
-                                {"files_total", files_total},
-                                {"bytes_done", bytes_done},
-                                {"bytes_total", bytes_total},
-                                {"eta_seconds", eta_seconds}}},
-                              {"last_sync_unix_ms", last_sync_unix_ms},
-                              {"last_verify_unix_ms", last_verify_unix_ms},
-                              {"last_verify_differences", last_verify_differences}};
-  if (!last_error.empty()) j["last_error"] = last_error;
+  using Json = nlohmann::ordered_json;
+  // Times as RFC 3339 UTC, and null (not -1, 0 or "") for "not yet" or "none".
+  auto time = [](int64_t unix_ms) {
+    return unix_ms > 0 ? Json(FormatUtc(Clock::TimePoint(std::chrono::milliseconds(unix_ms)))) : Json();
+  };
+  Json j = {{"target", target_region},
+            {"state", state},
+            {"in_sync", in_sync},
+            {"rpo_seconds", rpo_seconds},
+            {"pending_files", pending_files},
+            {"pending_bytes", pending_bytes},
+            {"bytes_sent", bytes_sent},
+            {"bytes_received", bytes_received},
+            {"files_sent", files_sent},
+            {"passes", passes},
+            {"rate_bytes_per_second", rate_bytes_per_second},
+            {"progress",
+             {{"files_done", files_done},
+              {"files_total", files_total},
+              {"bytes_done", bytes_done},
+              {"bytes_total", bytes_total},
+              {"eta_seconds", eta_seconds >= 0 ? Json(eta_seconds) : Json()}}},
+            {"last_sync", time(last_sync_unix_ms)},
+            {"last_verify", time(last_verify_unix_ms)},
+            {"last_verify_differences", last_verify_differences >= 0 ? Json(last_verify_differences) : Json()},
+            {"last_error", last_error.empty() ? Json() : Json(last_error)}};
   return j;
 }
 

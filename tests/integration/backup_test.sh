@@ -119,10 +119,10 @@ printf 'X' | dd of="$PACK" bs=1 seek=100000 conv=notrunc status=none
 expect_exit 1 lb repo check -l broken --read-data
 echo "$OUT" | grep -q "pack $(basename "$PACK" | cut -c1-12)" || fail "check did not name the flipped pack: $OUT"
 expect_json 1 json restore "${FIRST:0:8}" --location broken --to "$WORK/out2"
-FAILED=$(echo "$OUT" | jq '.failed | length'); RESTORED=$(echo "$OUT" | jq .files)
+FAILED=$(echo "$OUT" | jq '.not_restored | length'); RESTORED=$(echo "$OUT" | jq .files)
 [ "$FAILED" -ge 1 ] && [ "$RESTORED" -ge 30 ] || fail "restore after a flipped byte: $FAILED failed, $RESTORED restored"
-echo "$OUT" | jq -r '.failed[].reason' | grep -q "authentication failed" || fail "reason: $OUT"
-for f in $(echo "$OUT" | jq -r '.failed[].path'); do [ ! -e "$WORK/out2/$f" ] || fail "$f restored although damaged"; done
+echo "$OUT" | jq -r '.not_restored[].reason' | grep -q "authentication failed" || fail "reason: $OUT"
+for f in $(echo "$OUT" | jq -r '.not_restored[].path'); do [ ! -e "$WORK/out2/$f" ] || fail "$f restored although damaged"; done
 for f in $(cd "$WORK/out2" && find . -type f -name 'f*'); do cmp -s "$WORK/out2/$f" "$WORK/out1/$f" || fail "$f differs"; done
 pass "a flipped byte: check names the pack; restore names $FAILED files and restores the other $RESTORED"
 rm "$PACK"

@@ -404,7 +404,9 @@ Json ReplicationService::VolumeJson(Volume& v) {
                      {"bytes_written", st.bytes_written.load()},
                      {"bytes_reused", st.bytes_copied.load()},
                      {"commits", st.commits.load()},
-                     {"last_commit_unix_ms", st.last_commit_unix_ms.load()}};
+                     {"last_commit", st.last_commit_unix_ms.load() > 0
+                                         ? Json(FormatUtc(Clock::TimePoint(std::chrono::milliseconds(st.last_commit_unix_ms.load()))))
+                                         : Json()}};
   }
   j["change"] = v.change ? ChangeJson(*v.change) : Json(nullptr);
   j["verify"] = {{"state", v.verify_state}};
@@ -492,7 +494,7 @@ net::HttpResponse ReplicationService::HandleVerify(Volume& v, bool start) {
               t["differences"] = list;
             }
           }
-          t["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+          t["duration_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
           result.push_back(t);
         }
         std::lock_guard lock(v.mu);

@@ -682,27 +682,6 @@ std::vector<std::string> SelectForDeletion(const std::vector<repo::Snapshot>& sn
   return out;
 }
 
-// ---------------------------------------------------------------- locations
-
-Result<std::string> RepoPassword(const plan::Location& l, const std::string& password_file) {
-  if (const char* env = std::getenv("LIFEBOAT_REPO_PASSWORD"); env != nullptr && *env != '\0') return std::string(env);
-  std::string file = !password_file.empty() ? password_file : l.password_file;
-  if (file.empty()) return std::string();
-  auto text = ReadFile(file, 4096);
-  if (!text.ok()) return text.error().Wrap("password file of location '" + l.name + "'");
-  std::string pw = text->substr(0, text->find('\n'));
-  if (pw.empty()) return InvalidArgument("password file " + file + " is empty");
-  return pw;
-}
-
-Result<std::unique_ptr<repo::Repository>> OpenLocation(const plan::Location& l, const std::string& password_file) {
-  LB_ASSIGN_OR_RETURN(auto backend, storage::Open(l));
-  LB_ASSIGN_OR_RETURN(std::string pw, RepoPassword(l, password_file));
-  auto r = repo::Repository::Open(std::move(backend), pw);
-  if (!r.ok()) return r.error().Wrap("location '" + l.name + "'");
-  return r;
-}
-
 chunk::ChunkParams DefaultChunker() { return chunk::ChunkParams::ForAverage(64 << 10); }
 
 }  // namespace lifeboat::backup

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "backup/location.h"
 #include "plan/plan.h"
 #include "repo/repository.h"
 
@@ -79,15 +80,6 @@ bool IncludeMatches(const std::vector<std::string>& globs, const std::string& pa
 // had no errors.
 std::vector<std::string> SelectForDeletion(const std::vector<repo::Snapshot>& snapshots, Duration ttl,
                                            const plan::Keep& keep, std::chrono::system_clock::time_point now);
-
-// The repository password of a location: LIFEBOAT_REPO_PASSWORD if set,
-// else the first line of `password_file` (a flag's) or of the location's
-// password_file. Empty when none is configured.
-Result<std::string> RepoPassword(const plan::Location& location, const std::string& password_file = "");
-
-// Opens the repository at a plan location (its access mode applied).
-Result<std::unique_ptr<repo::Repository>> OpenLocation(const plan::Location& location,
-                                                       const std::string& password_file = "");
 
 // The default chunker of new repositories: 64 KiB average (16 KiB to
 // 512 KiB), small enough that an edit re-uploads little.

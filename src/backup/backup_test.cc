@@ -396,5 +396,18 @@ TEST(RetentionTest, KeepRules) {
   EXPECT_EQ(del.size(), 20u - 3u) << "d0 and d1 are also in the newest week";
 }
 
+TEST(LocationTest, S3NeedsCredentials) {
+  plan::Location l;
+  l.name = "dr";
+  l.type = plan::LocationType::kS3;
+  l.endpoint = "http://127.0.0.1:1";
+  l.bucket = "b";
+  ::unsetenv("AWS_ACCESS_KEY_ID");
+  auto b = OpenBackend(l);
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.error().code(), Code::kFailedPrecondition);
+  EXPECT_NE(b.error().message().find("AWS_ACCESS_KEY_ID"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace lifeboat::backup

@@ -206,7 +206,7 @@ int RepoInit(const BackupCliOptions& o) {
   int code = kExitOk;
   auto t = LoadTarget(o, code);
   if (!t) return code;
-  auto backend = storage::Open(*t->location);
+  auto backend = backup::OpenBackend(*t->location);
   if (!backend.ok()) return Fail(backend.error());
   auto pw = backup::RepoPassword(*t->location, o.password_file);
   if (!pw.ok()) return Fail(pw.error());

@@ -178,32 +178,4 @@ std::unique_ptr<Backend> NewReadOnly(std::unique_ptr<Backend> inner, std::string
   return std::make_unique<ReadOnly>(std::move(inner), std::move(location));
 }
 
-Result<std::unique_ptr<Backend>> Open(const plan::Location& l) {
-  std::unique_ptr<Backend> b;
-  if (l.type == plan::LocationType::kFilesystem) {
-    b = NewFilesystem(l.path);
-  } else {
-    S3Options o;
-    o.endpoint = l.endpoint;
-    o.bucket = l.bucket;
-    o.prefix = l.prefix;
-    o.region = l.s3_region;
-    o.virtual_hosted = l.addressing == plan::S3Addressing::kVirtual ||
-                       (l.addressing == plan::S3Addressing::kAuto && l.endpoint.find(".amazonaws.com") != std::string::npos);
-    const char* ak = std::getenv("AWS_ACCESS_KEY_ID");
-    const char* sk = std::getenv("AWS_SECRET_ACCESS_KEY");
-    const char* st = std::getenv("AWS_SESSION_TOKEN");
-    if (ak == nullptr || sk == nullptr || *ak == '\0' || *sk == '\0') {
-      return FailedPrecondition("location '" + l.name +
-                                "' is on S3 and needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
-    }
-    o.access_key = ak;
-    o.secret_key = sk;
-    if (st != nullptr) o.session_token = st;
-    b = NewS3(std::move(o));
-  }
-  if (l.access == plan::Access::kReadOnly) b = NewReadOnly(std::move(b), l.name);
-  return b;
-}
-
 }  // namespace lifeboat::storage

@@ -19,7 +19,6 @@
 #include <vector>
 
 #include "core/result.h"
-#include "plan/plan.h"
 
 namespace lifeboat::storage {
 
@@ -63,10 +62,6 @@ std::unique_ptr<Backend> NewS3(S3Options options);
 // Refuses Put and Delete with PermissionDenied naming the location.
 std::unique_ptr<Backend> NewReadOnly(std::unique_ptr<Backend> inner, std::string location);
 
-// The backend a plan location names, with its access mode applied. S3
-// credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
-// AWS_SESSION_TOKEN; FailedPrecondition when they are missing.
-Result<std::unique_ptr<Backend>> Open(const plan::Location& location);
 
 // SigV4 pieces, exposed for tests against AWS's published examples.
 namespace sigv4 {

@@ -71,18 +71,6 @@ TEST_F(FilesystemTest, ReadOnlyRefusesWritesAndServesReads) {
   EXPECT_FALSE(fs::exists(root_ / "x"));
 }
 
-TEST(S3Test, OpenNeedsCredentials) {
-  plan::Location l;
-  l.name = "dr";
-  l.type = plan::LocationType::kS3;
-  l.endpoint = "http://127.0.0.1:1";
-  l.bucket = "b";
-  ::unsetenv("AWS_ACCESS_KEY_ID");
-  auto b = Open(l);
-  ASSERT_FALSE(b.ok());
-  EXPECT_NE(b.error().message().find("AWS_ACCESS_KEY_ID"), std::string::npos);
-}
-
 TEST(S3Test, UnreachableEndpointIsUnavailableAfterRetries) {
   S3Options o;
   o.endpoint = "http://127.0.0.1:1";

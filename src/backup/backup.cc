@@ -22,7 +22,7 @@
 #include "core/clock.h"
 #include "core/fd.h"
 #include "core/fs.h"
-#include "replicate/tree.h"
+#include "fstree/tree.h"
 
 namespace lifeboat::backup {
 namespace {
@@ -31,7 +31,7 @@ using repo::Id;
 using repo::Node;
 using repo::NodeType;
 using repo::Tree;
-using replicate::EntryType;
+using fstree::EntryType;
 
 std::string BaseOf(const std::string& path) {
   size_t s = path.rfind('/');
@@ -81,7 +81,7 @@ class ChunkQueue {
 
 // One entry of the tree being backed up.
 struct Item {
-  replicate::Entry e;
+  fstree::Entry e;
   int parent = -1;
   std::vector<int> children;
   std::vector<Id> content;
@@ -114,7 +114,7 @@ class ParentTrees {
  public:
   ParentTrees(repo::Repository& repo, std::optional<Id> root) : repo_(repo), root_(root) {}
   const Node* Find(const std::string& path) {
-    const Tree* t = TreeOf(replicate::ParentOf(path));
+    const Tree* t = TreeOf(fstree::ParentOf(path));
     if (t == nullptr) return nullptr;
     std::string name = BaseOf(path);
     auto it = std::lower_bound(t->nodes.begin(), t->nodes.end(), name,
@@ -180,13 +180,13 @@ Result<BackupResult> CreateBackup(repo::Repository& repo, const BackupOptions& o
   std::unordered_map<std::string, int> dirs;
   std::vector<FileError> errors;
   uint64_t skipped_special = 0;
-  Status walked = replicate::Walk(root.get(), "", true, false, [&](replicate::Entry& e) -> Status {
+  Status walked = fstree::Walk(root.get(), "", true, false, [&](fstree::Entry& e) -> Status {
     if (e.type == EntryType::kOther) {
       ++skipped_special;
       return Ok();
     }
     Item it;
-    it.parent = e.path.empty() ? -1 : dirs.at(replicate::ParentOf(e.path));
+    it.parent = e.path.empty() ? -1 : dirs.at(fstree::ParentOf(e.path));
     it.e = std::move(e);
     int idx = static_cast<int>(items.size());
     if (it.parent >= 0) items[static_cast<size_t>(it.parent)].children.push_back(idx);
@@ -268,7 +268,7 @@ Result<BackupResult> CreateBackup(repo::Repository& repo, const BackupOptions& o
           errors.push_back({it.e.path, why});
           it.failed = true;
         };
-        auto parent_dir = replicate::OpenParent(root.get(), it.e.path);
+        auto parent_dir = fstree::OpenParent(root.get(), it.e.path);
         if (!parent_dir.ok()) {
           file_error(parent_dir.error().message());
           continue;
@@ -284,7 +284,7 @@ Result<BackupResult> CreateBackup(repo::Repository& repo, const BackupOptions& o
           continue;
         }
         ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-        it.e.meta = replicate::MetaOf(sb);
+        it.e.meta = fstree::MetaOf(sb);
         it.e.ctime_sec = sb.st_ctim.tv_sec;
         it.e.ctime_nsec = static_cast<uint32_t>(sb.st_ctim.tv_nsec);
         uint64_t got = 0;
@@ -370,7 +370,7 @@ bool IncludeMatches(const std::vector<std::string>& globs, const std::string& pa
   for (std::string g : globs) {
     while (g.starts_with("/")) g.erase(0, 1);
     while (g.size() > 1 && g.ends_with("/")) g.pop_back();
-    for (std::string p = path; !p.empty(); p = replicate::ParentOf(p)) {
+    for (std::string p = path; !p.empty(); p = fstree::ParentOf(p)) {
       if (::fnmatch(g.c_str(), p.c_str(), FNM_PATHNAME) == 0) return true;
     }
   }
@@ -388,8 +388,8 @@ bool AllZero(const std::string& s) {
   return s.find_first_not_of('\0') == std::string::npos;
 }
 
-replicate::Meta MetaOf(const Node& n) {
-  replicate::Meta m;
+fstree::Meta MetaOf(const Node& n) {
+  fstree::Meta m;
   m.mode = n.mode;
   m.uid = n.uid;
   m.gid = n.gid;
@@ -400,7 +400,7 @@ replicate::Meta MetaOf(const Node& n) {
 
 std::string TempName(const std::string& base) {
   static std::atomic<uint64_t> counter{0};
-  return std::string(replicate::kTempPrefix) + "restore-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) +
+  return std::string(fstree::kTempPrefix) + "restore-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) +
          "-" + base.substr(0, 64);
 }
 
@@ -434,7 +434,7 @@ Result<RestoreResult> Restore(repo::Repository& repo, const repo::Snapshot& snap
         continue;
       }
       for (auto& n : tree->nodes) {
-        std::string p = replicate::JoinPath(path, n.name);
+        std::string p = fstree::JoinPath(path, n.name);
         if (n.type == NodeType::kDir) {
           queue.push_back({p, n.subtree});
           dirs.push_back({p, std::move(n)});
@@ -448,7 +448,7 @@ Result<RestoreResult> Restore(repo::Repository& repo, const repo::Snapshot& snap
   std::set<std::string> needed;
   for (const auto* list : {&files, &links}) {
     for (const auto& f : *list) {
-      for (std::string p = replicate::ParentOf(f.path); !p.empty(); p = replicate::ParentOf(p)) {
+      for (std::string p = fstree::ParentOf(f.path); !p.empty(); p = fstree::ParentOf(p)) {
         if (!needed.insert(p).second) break;
       }
     }
@@ -461,10 +461,10 @@ Result<RestoreResult> Restore(repo::Repository& repo, const repo::Snapshot& snap
   UniqueFd root(::open(o.to.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!root.valid()) return ErrnoError(errno, "open the target " + o.to);
   // A restore killed earlier left its temporary files; they are never anyone's data.
-  LB_ASSIGN_OR_RETURN(res.leftovers_removed, replicate::RemoveTempNames(root.get()));
+  LB_ASSIGN_OR_RETURN(res.leftovers_removed, fstree::RemoveTempNames(root.get()));
 
   for (const auto& d : dirs) {
-    auto parent = replicate::OpenParent(root.get(), d.path);
+    auto parent = fstree::OpenParent(root.get(), d.path);
     if (!parent.ok()) {
       failed(d.path + "/", parent.error().message());
       continue;
@@ -500,7 +500,7 @@ Result<RestoreResult> Restore(repo::Repository& repo, const repo::Snapshot& snap
   std::set<std::string> failed_sources;
   std::atomic<size_t> next{0};
   auto restore_file = [&](const RItem& f, std::vector<std::tuple<UniqueFd, std::string, std::string, std::string>>& batch) {
-    auto parent = replicate::OpenParent(root.get(), f.path);
+    auto parent = fstree::OpenParent(root.get(), f.path);
     if (!parent.ok()) return failed(f.path, parent.error().message());
     std::string tmp = TempName(parent->base);
     UniqueFd fd(::openat(parent->dir.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
@@ -532,7 +532,7 @@ Result<RestoreResult> Restore(repo::Repository& repo, const repo::Snapshot& snap
       pr.bytes_done += data->size();
     }
     if (off != f.node.size) return abandon("its chunks are shorter than its size");
-    Status m = replicate::ApplyMeta(parent->dir.get(), tmp.c_str(), EntryType::kFile, MetaOf(f.node));
+    Status m = fstree::ApplyMeta(parent->dir.get(), tmp.c_str(), EntryType::kFile, MetaOf(f.node));
     if (!m.ok()) return abandon(m.error().message());
     fd.Reset();
     batch.emplace_back(std::move(parent->dir), tmp, parent->base, f.path);
@@ -576,11 +576,11 @@ Result<RestoreResult> Restore(repo::Repository& repo, const repo::Snapshot& snap
   for (auto& t : workers) t.join();
 
   auto place = [&](const RItem& item, const std::function<int(int dirfd, const char* tmp)>& make) {
-    auto parent = replicate::OpenParent(root.get(), item.path);
+    auto parent = fstree::OpenParent(root.get(), item.path);
     if (!parent.ok()) return failed(item.path, parent.error().message()), false;
     std::string tmp = TempName(parent->base);
     if (make(parent->dir.get(), tmp.c_str()) != 0) return failed(item.path, std::strerror(errno)), false;
-    Status m = replicate::ApplyMeta(parent->dir.get(), tmp.c_str(),
+    Status m = fstree::ApplyMeta(parent->dir.get(), tmp.c_str(),
                                     item.node.type == NodeType::kSymlink ? EntryType::kSymlink : EntryType::kFile,
                                     MetaOf(item.node));
     if (!m.ok() || ::renameat(parent->dir.get(), tmp.c_str(), parent->dir.get(), parent->base.c_str()) != 0) {
@@ -599,7 +599,7 @@ Result<RestoreResult> Restore(repo::Repository& repo, const repo::Snapshot& snap
       failed(f.path, "hard link to " + src + ", which could not be restored");
       continue;
     }
-    auto sp = replicate::OpenParent(root.get(), src);
+    auto sp = fstree::OpenParent(root.get(), src);
     if (!sp.ok()) {
       failed(f.path, sp.error().message());
       continue;
@@ -615,15 +615,15 @@ Result<RestoreResult> Restore(repo::Repository& repo, const repo::Snapshot& snap
   for (const auto& f : res.failed) already_failed.insert(f.path);
   for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
     if (already_failed.count(it->path + "/")) continue;
-    auto parent = replicate::OpenParent(root.get(), it->path);
+    auto parent = fstree::OpenParent(root.get(), it->path);
     if (!parent.ok()) continue;
-    Status m = replicate::ApplyMeta(parent->dir.get(), parent->base.c_str(), EntryType::kDir, MetaOf(it->node));
+    Status m = fstree::ApplyMeta(parent->dir.get(), parent->base.c_str(), EntryType::kDir, MetaOf(it->node));
     if (!m.ok()) failed(it->path + "/", m.error().message());
   }
   if (o.include.empty()) {  // the whole tree: the target takes the backed-up directory's own metadata
-    replicate::Meta m{snapshot.root_mode, snapshot.root_uid, snapshot.root_gid, snapshot.root_mtime_sec,
+    fstree::Meta m{snapshot.root_mode, snapshot.root_uid, snapshot.root_gid, snapshot.root_mtime_sec,
                       snapshot.root_mtime_nsec};
-    Status s = replicate::ApplyMeta(root.get(), "", EntryType::kDir, m);
+    Status s = fstree::ApplyMeta(root.get(), "", EntryType::kDir, m);
     if (!s.ok()) failed("/", s.error().message());
   }
   ::syncfs(root.get());

@@ -25,7 +25,7 @@
 #include "core/fd.h"
 #include "core/result.h"
 #include "replicate/transport.h"
-#include "replicate/tree.h"
+#include "fstree/tree.h"
 #include "replicate/wire.h"
 
 namespace lifeboat::replicate {

@@ -17,7 +17,7 @@
 
 #include "replicate/receiver.h"
 #include "replicate/sender.h"
-#include "replicate/tree.h"
+#include "fstree/tree.h"
 #include "replicate/watcher.h"
 
 namespace lifeboat::replicate {

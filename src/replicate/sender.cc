@@ -11,7 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "chunk/fastcdc.h"
-#include "replicate/tree.h"
+#include "fstree/tree.h"
 
 namespace lifeboat::replicate {
 namespace {

@@ -9,7 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "replicate/tree.h"
+#include "fstree/tree.h"
 
 namespace lifeboat::replicate {
 namespace {

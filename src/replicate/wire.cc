@@ -31,16 +31,6 @@ const char* TypeName(uint8_t type) {
   return "unknown";
 }
 
-const char* Name(EntryType t) {
-  switch (t) {
-    case EntryType::kFile: return "file";
-    case EntryType::kDir: return "directory";
-    case EntryType::kSymlink: return "symlink";
-    case EntryType::kOther: return "other";
-  }
-  return "other";
-}
-
 Writer::Writer(Type type) {
   buf_.reserve(64);
   buf_.append(4, '\0');
@@ -193,22 +183,6 @@ Status ValidatePath(std::string_view path, bool allow_root) {
     if (slash == std::string_view::npos) return Ok();
     start = slash + 1;
   }
-}
-
-std::string Printable(std::string_view path) {
-  if (path.empty()) return ".";  // the volume's root (verify printed an empty path for it)
-  std::string out;
-  for (unsigned char c : path) {
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
 }
 
 }  // namespace lifeboat::replicate

@@ -13,6 +13,7 @@
 
 #include "chunk/hash.h"
 #include "core/result.h"
+#include "fstree/tree.h"
 
 namespace lifeboat::replicate {
 
@@ -57,30 +58,31 @@ inline constexpr uint8_t kListHashes = 2;
 using ChunkId = chunk::Digest128;
 inline ChunkId IdOf(std::span<const uint8_t> chunk) { return chunk::Xxh128(chunk); }
 
-enum class EntryType : uint8_t { kFile = 1, kDir = 2, kSymlink = 3, kOther = 4 };
-const char* Name(EntryType t);
-
-struct Meta {
-  uint32_t mode = 0;  // permission bits, setuid/setgid/sticky
-  uint32_t uid = 0, gid = 0;
-  int64_t mtime_sec = 0;
-  uint32_t mtime_nsec = 0;
-  friend bool operator==(const Meta&, const Meta&) = default;
-};
-
-struct Entry {
-  std::string path;  // relative to the volume root, "" for the root
-  EntryType type = EntryType::kOther;
-  Meta meta;
-  uint64_t size = 0;
-  uint64_t ino = 0;  // hard links: equal within one tree
-  uint32_t nlink = 1;
-  int64_t ctime_sec = 0;  // local only (backups detect changes with it); never on the wire
-  uint32_t ctime_nsec = 0;
-  std::string link;  // symlink target
-  bool has_hash = false;
-  chunk::Digest hash{};  // content digest of a regular file (HashFile), when asked
-};
+// The tree's entries and safe file access are fstree's (fstree/tree.h),
+// below replication and backups; the wire carries the entries.
+using fstree::ApplyMeta;
+using fstree::DataExtents;
+using fstree::Entry;
+using fstree::EntryFn;
+using fstree::EntryType;
+using fstree::HashFile;
+using fstree::IsTempName;
+using fstree::IsWithin;
+using fstree::JoinPath;
+using fstree::kTempPrefix;
+using fstree::Meta;
+using fstree::MetaOf;
+using fstree::Name;
+using fstree::OpenDirBeneath;
+using fstree::OpenParent;
+using fstree::ParentOf;
+using fstree::ParentRef;
+using fstree::Printable;
+using fstree::RemoveTempNames;
+using fstree::RemoveTree;
+using fstree::StatEntry;
+using fstree::TypeOf;
+using fstree::Walk;
 
 class Writer {
  public:
@@ -138,7 +140,5 @@ Result<uint32_t> FrameLength(std::span<const uint8_t, 4> header);
 // receiver's temporary files).
 Status ValidatePath(std::string_view path, bool allow_root = false);
 
-// Paths for messages: bytes outside printable ASCII as \xNN; the root ("") as ".".
-std::string Printable(std::string_view path);
 
 }  // namespace lifeboat::replicate

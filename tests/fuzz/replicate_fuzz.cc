@@ -12,7 +12,7 @@
 #include <string>
 
 #include "replicate/receiver.h"
-#include "replicate/tree.h"
+#include "fstree/tree.h"
 
 namespace fs = std::filesystem;
 using namespace lifeboat::replicate;

@@ -1,4 +1,4 @@
-#include "replicate/tree.h"
+#include "fstree/tree.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -9,7 +9,7 @@
 #include <cstring>
 #include <vector>
 
-namespace lifeboat::replicate {
+namespace lifeboat::fstree {
 namespace {
 
 Error OpenError(int err, std::string_view rel) {
@@ -355,4 +355,30 @@ bool IsWithin(std::string_view path, std::string_view dir) {
   return path.starts_with(dir) && (path.size() == dir.size() || path[dir.size()] == '/');
 }
 
-}  // namespace lifeboat::replicate
+const char* Name(EntryType t) {
+  switch (t) {
+    case EntryType::kFile: return "file";
+    case EntryType::kDir: return "directory";
+    case EntryType::kSymlink: return "symlink";
+    case EntryType::kOther: return "other";
+  }
+  return "other";
+}
+
+std::string Printable(std::string_view path) {
+  if (path.empty()) return ".";  // the root (verify printed an empty path for it)
+  std::string out;
+  for (unsigned char c : path) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+}  // namespace lifeboat::fstree

@@ -1,7 +1,8 @@
-// The file-system side of replication: reading a tree into wire Entries and
-// opening paths beneath a volume root without ever following a symlink, so
-// that no path from the wire (or a symlink planted in the target) can reach
-// outside the volume.
+// Safe access to a directory tree, below both replication and backups:
+// reading a tree into Entries and opening paths beneath a root without ever
+// following a symlink, so that no path from the wire, from a backup or from a
+// symlink planted in a target can reach outside it. Temporary names, hashing
+// with holes, metadata, removal.
 #pragma once
 
 #include <sys/stat.h>
@@ -12,15 +13,43 @@
 #include <utility>
 #include <vector>
 
+#include "chunk/hash.h"
 #include "core/fd.h"
 #include "core/result.h"
-#include "replicate/wire.h"
 
-namespace lifeboat::replicate {
+namespace lifeboat::fstree {
 
-// Names starting with this are the receiver's temporary files (a file being
-// received sits next to its final name until it is committed). Never listed,
-// never replicated.
+enum class EntryType : uint8_t { kFile = 1, kDir = 2, kSymlink = 3, kOther = 4 };
+const char* Name(EntryType t);
+
+struct Meta {
+  uint32_t mode = 0;  // permission bits, setuid/setgid/sticky
+  uint32_t uid = 0, gid = 0;
+  int64_t mtime_sec = 0;
+  uint32_t mtime_nsec = 0;
+  friend bool operator==(const Meta&, const Meta&) = default;
+};
+
+struct Entry {
+  std::string path;  // relative to the root, "" for the root
+  EntryType type = EntryType::kOther;
+  Meta meta;
+  uint64_t size = 0;
+  uint64_t ino = 0;  // hard links: equal within one tree
+  uint32_t nlink = 1;
+  int64_t ctime_sec = 0;  // local only (backups detect changes with it); never on the wire
+  uint32_t ctime_nsec = 0;
+  std::string link;  // symlink target
+  bool has_hash = false;
+  chunk::Digest hash{};  // content digest of a regular file (HashFile), when asked
+};
+
+// Paths for messages: bytes outside printable ASCII as \xNN; the root ("") as ".".
+std::string Printable(std::string_view path);
+
+// Names starting with this are lifeboat's temporary files (a file being
+// received or restored sits next to its final name until it is committed).
+// Never listed, never replicated, never backed up.
 inline constexpr std::string_view kTempPrefix = ".lifeboat~";
 inline bool IsTempName(std::string_view name) { return name.starts_with(kTempPrefix); }
 
@@ -80,4 +109,4 @@ std::string JoinPath(std::string_view dir, std::string_view name);
 // True when `path` is `dir` or below it ("" contains everything).
 bool IsWithin(std::string_view path, std::string_view dir);
 
-}  // namespace lifeboat::replicate
+}  // namespace lifeboat::fstree

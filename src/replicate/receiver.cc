@@ -54,40 +54,6 @@ Status MkdirParents(int root_fd, const std::string& dir) {
 
 }  // namespace
 
-std::string EncodeHello(const Hello& h) {
-  return Writer(Type::kHello).U32(h.version).Str(h.volume).Str(h.region).U64(h.epoch).U8(h.mode).Finish();
-}
-
-Result<Hello> DecodeHello(const Frame& f) {
-  if (f.type != static_cast<uint8_t>(Type::kHello)) {
-    return InvalidArgument(std::string("expected HELLO, got ") + TypeName(f.type));
-  }
-  Reader r(f.payload);
-  Hello h;
-  h.version = r.U32();
-  h.volume = r.Str(256);
-  h.region = r.Str(256);
-  h.epoch = r.U64();
-  h.mode = r.U8();
-  LB_RETURN_IF_ERROR(r.Finish(f.type));
-  if (h.mode > kModeReadOnly) return InvalidArgument("unknown session mode " + std::to_string(h.mode));
-  return h;
-}
-
-std::string EncodeError(const Error& e) {
-  return Writer(Type::kError).U32(static_cast<uint32_t>(e.code())).Str(e.message()).Finish();
-}
-
-Error DecodeError(const Frame& f) {
-  Reader r(f.payload);
-  uint32_t code = r.U32();
-  std::string msg = r.Str(64 * 1024);
-  if (!r.ok() || code == 0 || code > static_cast<uint32_t>(Code::kInternal)) {
-    return InvalidArgument("malformed ERROR frame");
-  }
-  return Error(static_cast<Code>(code), msg);
-}
-
 std::string TempName(const std::string& path, const char* suffix) {
   auto d = chunk::Sha256({reinterpret_cast<const uint8_t*>(path.data()), path.size()});
   return std::string(kTempPrefix) + chunk::Hex(std::span(d).first(12)) + suffix;

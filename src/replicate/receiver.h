@@ -30,18 +30,6 @@
 
 namespace lifeboat::replicate {
 
-struct Hello {
-  uint32_t version = 0;
-  std::string volume;
-  std::string region;  // the sender's
-  uint64_t epoch = 0;
-  uint8_t mode = kModeSync;
-};
-std::string EncodeHello(const Hello& h);
-Result<Hello> DecodeHello(const Frame& f);
-std::string EncodeError(const Error& e);
-Error DecodeError(const Frame& f);
-
 struct ReceiverStats {
   std::atomic<uint64_t> files{0};         // files and symlinks committed
   std::atomic<uint64_t> bytes_written{0};  // received as DATA

@@ -387,6 +387,33 @@ TEST(ReceiverStart, RemovesTemporaryFilesAKilledReceiverLeft) {
   fs::remove_all(dir);
 }
 
+// Two codes inserted into the enum shifted the numbers ERROR frames carried:
+// an older target's "disk is full" (9, ResourceExhausted) read as
+// Unauthenticated. The numbers are the protocol's, fixed.
+TEST(Wire, ErrorCodesKeepTheirProtocolNumbers) {
+  EXPECT_EQ(WireCode(Code::kInvalidArgument), 1u);
+  EXPECT_EQ(WireCode(Code::kPermissionDenied), 8u);
+  EXPECT_EQ(WireCode(Code::kResourceExhausted), 9u);
+  EXPECT_EQ(WireCode(Code::kDataLoss), 10u);
+  EXPECT_EQ(WireCode(Code::kInternal), 11u);
+  EXPECT_EQ(WireCode(Code::kUnauthenticated), 12u);
+  EXPECT_EQ(WireCode(Code::kCancelled), 13u);
+  auto frame = [](uint32_t code) {
+    std::string bytes = Writer(Type::kError).U32(code).Str("disk is full").Finish();
+    return Frame{static_cast<uint8_t>(Type::kError), bytes.substr(5)};
+  };
+  Error e = DecodeError(frame(9));
+  EXPECT_EQ(e.code(), Code::kResourceExhausted);
+  EXPECT_EQ(e.message(), "disk is full");
+  EXPECT_EQ(DecodeError(frame(13)).code(), Code::kCancelled);
+  EXPECT_EQ(DecodeError(frame(14)).code(), Code::kInvalidArgument);  // malformed
+  EXPECT_EQ(DecodeError(frame(0)).code(), Code::kInvalidArgument);
+  for (Code c : {Code::kNotFound, Code::kAborted, Code::kUnauthenticated}) {
+    std::string bytes = EncodeError(Error(c, "x"));
+    EXPECT_EQ(DecodeError(Frame{static_cast<uint8_t>(Type::kError), bytes.substr(5)}).code(), c);
+  }
+}
+
 // verify printed an empty path for a difference at the volume's root.
 TEST(Printable, NamesTheRootAndEscapesBytes) {
   EXPECT_EQ(Printable(""), ".");

@@ -185,4 +185,56 @@ Status ValidatePath(std::string_view path, bool allow_root) {
   }
 }
 
+std::string EncodeHello(const Hello& h) {
+  return Writer(Type::kHello).U32(h.version).Str(h.volume).Str(h.region).U64(h.epoch).U8(h.mode).Finish();
+}
+
+Result<Hello> DecodeHello(const Frame& f) {
+  if (f.type != static_cast<uint8_t>(Type::kHello)) {
+    return InvalidArgument(std::string("expected HELLO, got ") + TypeName(f.type));
+  }
+  Reader r(f.payload);
+  Hello h;
+  h.version = r.U32();
+  h.volume = r.Str(256);
+  h.region = r.Str(256);
+  h.epoch = r.U64();
+  h.mode = r.U8();
+  LB_RETURN_IF_ERROR(r.Finish(f.type));
+  if (h.mode > kModeReadOnly) return InvalidArgument("unknown session mode " + std::to_string(h.mode));
+  return h;
+}
+
+namespace {
+
+// The protocol's numbers for the codes, in the order of version 1 (1 to 11),
+// then the codes added later. Never renumbered.
+constexpr Code kWireCodes[] = {
+    Code::kOk,           Code::kInvalidArgument,  Code::kNotFound,         Code::kAlreadyExists,
+    Code::kFailedPrecondition, Code::kAborted,    Code::kUnavailable,      Code::kDeadlineExceeded,
+    Code::kPermissionDenied,   Code::kResourceExhausted, Code::kDataLoss,  Code::kInternal,
+    Code::kUnauthenticated,    Code::kCancelled,
+};
+
+}  // namespace
+
+uint32_t WireCode(Code code) {
+  for (uint32_t i = 0; i < std::size(kWireCodes); ++i) {
+    if (kWireCodes[i] == code) return i;
+  }
+  return 11;  // Internal; every code is in the table
+}
+
+std::string EncodeError(const Error& e) {
+  return Writer(Type::kError).U32(WireCode(e.code())).Str(e.message()).Finish();
+}
+
+Error DecodeError(const Frame& f) {
+  Reader r(f.payload);
+  uint32_t code = r.U32();
+  std::string msg = r.Str(64 * 1024);
+  if (!r.ok() || code == 0 || code >= std::size(kWireCodes)) return InvalidArgument("malformed ERROR frame");
+  return Error(kWireCodes[code], msg);
+}
+
 }  // namespace lifeboat::replicate

@@ -131,6 +131,25 @@ class Reader {
   bool ok_ = true;
 };
 
+// The first frame of a session (sender to receiver).
+struct Hello {
+  uint32_t version = 0;
+  std::string volume;
+  std::string region;  // the sender's
+  uint64_t epoch = 0;
+  uint8_t mode = kModeSync;
+};
+std::string EncodeHello(const Hello& h);
+Result<Hello> DecodeHello(const Frame& f);
+
+// ERROR frames carry an error's code as a number fixed by the protocol
+// (docs/format/replication.md), not as the enum's value: codes added to
+// the enum must not change what a peer of another version reads.
+uint32_t WireCode(Code code);
+std::string EncodeError(const Error& e);
+// InvalidArgument ("malformed ERROR frame") for a code the protocol lacks.
+Error DecodeError(const Frame& f);
+
 // Parses the 5-byte header; InvalidArgument for a length of 0 or above kMaxFrame.
 Result<uint32_t> FrameLength(std::span<const uint8_t, 4> header);
 

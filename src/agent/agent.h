@@ -65,8 +65,6 @@ class Agent {
   metrics::Registry& metrics() { return metrics_; }
   state::Store& store() { return *store_; }
   boost::asio::io_context& io() { return io_; }
-  // What the services provide each other (and the failover engine).
-  const Capabilities& capabilities() const { return caps_; }
 
   // The document served at /v1/status.
   nlohmann::ordered_json StatusJson();

@@ -35,12 +35,6 @@ class Worker {
     cv_.notify_one();
   }
 
-  // True while a task runs or waits (tests).
-  bool busy() const {
-    std::lock_guard lock(mu_);
-    return running_ || !tasks_.empty();
-  }
-
  private:
   void Loop() {
     std::unique_lock lock(mu_);
@@ -49,18 +43,15 @@ class Worker {
       if (tasks_.empty()) return;  // stopping, and everything posted has run
       auto task = std::move(tasks_.front());
       tasks_.pop_front();
-      running_ = true;
       lock.unlock();
       task();
       lock.lock();
-      running_ = false;
     }
   }
 
-  mutable std::mutex mu_;
+  std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> tasks_;
-  bool running_ = false;
   bool stopping_ = false;
   std::thread thread_;  // last: starts after the members it uses
 };

@@ -240,12 +240,7 @@ Result<std::shared_ptr<const Snapshot>> Snapshot::Build(const plan::Dns& dns, co
 
 std::string Snapshot::MasterFile() const {
   auto presentation = [](std::string_view wire) {
-    std::string out;
-    for (size_t i = 0; i < wire.size() && wire[i] != 0; i += 1 + static_cast<uint8_t>(wire[i])) {
-      out.append(wire.substr(i + 1, static_cast<uint8_t>(wire[i])));
-      out += '.';
-    }
-    return out.empty() ? std::string(".") : out;
+    return DecodeName(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(wire.data()), wire.size()));
   };
   // Canonical order: by labels from the root (the apex first).
   auto key = [&](const std::string& wire) {

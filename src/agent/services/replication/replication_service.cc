@@ -55,6 +55,9 @@ struct Volume {
   std::thread verify;
 };
 
+// A promote or reverse is queued or running; v.mu held.
+bool Changing(const Volume& v) { return v.change && v.change->state == "running"; }
+
 }  // namespace
 
 namespace {
@@ -271,7 +274,7 @@ Result<Running> ReplicationService::Launch(Volume& v, const state::VolumeRole& r
 
 Status ReplicationService::Admit(Volume& v, const std::string& action) {
   if (!v.problem.empty()) return FailedPrecondition(v.problem);
-  if (v.change && v.change->state == "running") {
+  if (Changing(v)) {
     return Aborted("a " + v.change->action + " of " + v.plan->name + " is running since " + v.change->started_at +
                    " (" + v.change->step + "); wait for it");
   }
@@ -288,7 +291,7 @@ Status ReplicationService::Promote(std::string_view volume, Done done) {
   if (v == nullptr) return NotFound("this agent replicates no volume '" + std::string(volume) + "'");
   {
     std::lock_guard lock(v->mu);
-    if (v->role.source && !(v->change && v->change->state == "running")) {
+    if (v->role.source && !Changing(*v)) {  // a running change answers Aborted below
       return FailedPrecondition("region " + ctx_.region.name + " is already the source of " + v->plan->name);
     }
     LB_RETURN_IF_ERROR(Admit(*v, "promote"));

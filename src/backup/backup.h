@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "backup/location.h"
+#include "core/env.h"
 #include "plan/plan.h"
 #include "repo/repository.h"
 
@@ -56,6 +57,7 @@ struct RestoreOptions {
   std::string to;                    // target directory (created if missing)
   std::vector<std::string> include;  // globs on paths relative to the backup root; empty: everything
   int workers = 2;
+  Env* env = &Env::Default();  // every change to the target goes through it (tests inject faults)
 };
 
 struct RestoreResult {

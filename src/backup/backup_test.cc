@@ -9,7 +9,8 @@
 #include <fstream>
 #include <random>
 
-#include "storage/crash_backend.h"
+#include "core/fault_env.h"
+#include "fstree/tree.h"
 
 namespace lifeboat::backup {
 namespace {
@@ -42,7 +43,9 @@ class BackupTest : public ::testing::Test {
     src_ = base_ / "src";
     fs::create_directories(src_);
     auto b = storage::NewFilesystem((base_ / "repo").string());
-    ASSERT_TRUE(repo::Repository::Init(*b, true, "pw", chunk::ChunkParams::ForAverage(64 << 10)).ok());
+    // The cheapest key derivation: the tests open the repository hundreds of times.
+    repo::ScryptParams cheap{1 << 10, 1, 1};
+    ASSERT_TRUE(repo::Repository::Init(*b, true, "pw", chunk::ChunkParams::ForAverage(64 << 10), cheap).ok());
     repo_ = Reopen();
   }
   void TearDown() override { fs::remove_all(base_); }
@@ -201,10 +204,11 @@ TEST_F(BackupTest, IncludeAndRefusesSymlinkInTarget) {
 class PruneTest : public BackupTest {
  protected:
   // Returns the id of the backup that remains.
-  std::string MakeHalfGarbage() {
-    for (int i = 0; i < 200; ++i) Write(src_ / ("f" + std::to_string(i)), Random(50000, 1000 + i));
+  std::string MakeHalfGarbage(int files = 200, size_t file_size = 50000) {
+    files_ = files;
+    for (int i = 0; i < files; ++i) Write(src_ / ("f" + std::to_string(i)), Random(file_size, 1000 + i));
     auto first = Backup();
-    for (int i = 0; i < 200; i += 2) fs::remove(src_ / ("f" + std::to_string(i)));
+    for (int i = 0; i < files; i += 2) fs::remove(src_ / ("f" + std::to_string(i)));
     repo_ = Reopen();
     auto second = Backup();
     EXPECT_TRUE(repo_->DeleteSnapshot(first.snapshot.id).ok());
@@ -217,12 +221,13 @@ class PruneTest : public BackupTest {
     EXPECT_TRUE(check->errors.empty()) << check->errors.size() << " errors, first: " << check->errors[0];
     auto res = RestoreTo(id, base_ / out);
     EXPECT_TRUE(res.failed.empty()) << res.failed[0].path << ": " << res.failed[0].reason;
-    EXPECT_EQ(res.files, 100u);
-    for (int i = 1; i < 200; i += 2) {
+    EXPECT_EQ(res.files, static_cast<uint64_t>(files_ / 2));
+    for (int i = 1; i < files_; i += 2) {
       std::string name = "f" + std::to_string(i);
       ASSERT_TRUE(Read(base_ / out / name) == Read(src_ / name)) << name << " differs";
     }
   }
+  int files_ = 0;
 };
 
 TEST_F(PruneTest, RepackKeepsEveryKeptBackupRestorable) {
@@ -247,38 +252,139 @@ TEST_F(PruneTest, RepackKeepsEveryKeptBackupRestorable) {
   ExpectCleanAndRestorable(kept, "out2");
 }
 
-TEST_F(PruneTest, KilledBeforeAnyWriteOfPruneLosesNothing) {
-  std::string kept = MakeHalfGarbage();
+TEST_F(PruneTest, KilledAtAnyFileCallOfPruneLosesNothing) {
+  std::string kept = MakeHalfGarbage(60, 4000);  // small: the loop checks and restores twice per call
   fs::path pristine = base_ / "pristine";
   fs::copy(base_ / "repo", pristine, fs::copy_options::recursive);
-  // Count the writes of a whole prune, then die before each of them in turn.
-  int total;
+  FaultEnv env;
+  auto open = [&] {
+    auto r = repo::Repository::Open(storage::NewFilesystem((base_ / "repo").string(), env), "pw");
+    EXPECT_TRUE(r.ok());
+    return std::move(*r);
+  };
+  // Count the file calls of a whole prune, then die at each of them in turn.
   {
-    auto crash = std::make_unique<storage::CrashBackend>(storage::NewFilesystem((base_ / "repo").string()), -1);
-    auto* counter = crash.get();
-    auto r = repo::Repository::Open(std::move(crash), "pw");
-    ASSERT_TRUE(r.ok());
-    ASSERT_TRUE((*r)->Prune(0.2).ok());
-    total = counter->writes();
+    auto r = open();
+    env.Arm(FaultEnv::Fault::kNone, 0);
+    ASSERT_TRUE(r->Prune(0.2).ok());
   }
-  ASSERT_GE(total, 4) << "new pack, new index, old index deleted, old packs deleted";
-  for (int n = 0; n < total; ++n) {
-    SCOPED_TRACE("killed before write " + std::to_string(n));
+  uint64_t total = env.calls();
+  ASSERT_GE(total, 20u) << "new pack, new index, old index and old packs deleted, each with its syncs";
+  for (uint64_t n = 1; n <= total; ++n) {
     fs::remove_all(base_ / "repo");
     fs::copy(pristine, base_ / "repo", fs::copy_options::recursive);
     {
-      auto r = repo::Repository::Open(
-          std::make_unique<storage::CrashBackend>(storage::NewFilesystem((base_ / "repo").string()), n), "pw");
-      ASSERT_TRUE(r.ok());
-      EXPECT_FALSE((*r)->Prune(0.2).ok());
+      auto r = open();
+      env.Arm(FaultEnv::Fault::kCrash, n);
+      EXPECT_FALSE(r->Prune(0.2).ok()) << "a prune that died at " << env.fired_at() << " said it succeeded";
     }
-    ExpectCleanAndRestorable(kept, "out" + std::to_string(n));
+    SCOPED_TRACE("killed at " + env.fired_at());
+    env.Disarm();
+    ExpectCleanAndRestorable(kept, "out");
     // A prune after the crash finishes the job.
     auto pr = repo_->Prune(0.2);
     ASSERT_TRUE(pr.ok()) << pr.error().message();
-    ExpectCleanAndRestorable(kept, "after" + std::to_string(n));
-    fs::remove_all(base_ / ("out" + std::to_string(n)));
-    fs::remove_all(base_ / ("after" + std::to_string(n)));
+    ExpectCleanAndRestorable(kept, "after");
+    fs::remove_all(base_ / "out");
+    fs::remove_all(base_ / "after");
+  }
+}
+
+// A disk that fills up at any moment of a backup: the backup fails with
+// "disk full" and leaves the repository as clean as before, every earlier
+// backup restorable; with room again, the next backup completes.
+TEST_F(BackupTest, AFullDiskAtAnyFileCallOfABackupBreaksNothing) {
+  for (int i = 0; i < 6; ++i) Write(src_ / ("d/f" + std::to_string(i)), Random(40000, 10 + i));
+  auto first = Backup();
+  for (int i = 0; i < 6; i += 2) Write(src_ / ("d/f" + std::to_string(i)), Random(40000, 20 + i));
+  Write(src_ / "new", Random(100000, 30));
+  fs::path pristine = base_ / "pristine";
+  fs::copy(base_ / "repo", pristine, fs::copy_options::recursive);
+  FaultEnv env;
+  BackupOptions o;
+  o.path = src_.string();
+  o.source = "path:" + src_.string();
+  auto backup_with = [&](uint64_t full_at) {
+    auto r = repo::Repository::Open(storage::NewFilesystem((base_ / "repo").string(), env), "pw");
+    EXPECT_TRUE(r.ok());
+    env.Arm(full_at == 0 ? FaultEnv::Fault::kNone : FaultEnv::Fault::kDiskFull, full_at);
+    return CreateBackup(**r, o);
+  };
+  ASSERT_TRUE(backup_with(0).ok());
+  uint64_t total = env.calls();
+  ASSERT_GE(total, 10u);
+  for (uint64_t n = 1; n <= total; ++n) {
+    fs::remove_all(base_ / "repo");
+    fs::copy(pristine, base_ / "repo", fs::copy_options::recursive);
+    auto r = backup_with(n);
+    SCOPED_TRACE("disk full from call " + std::to_string(n) + ", first refused: " + env.fired_at());
+    if (env.fired()) {
+      ASSERT_FALSE(r.ok()) << "a backup that could not write said it succeeded";
+      EXPECT_EQ(r.error().code(), Code::kResourceExhausted) << r.error().message();
+    } else {
+      EXPECT_TRUE(r.ok()) << "nothing after call " << n << " needed room: " << r.error().message();
+    }
+    env.Disarm();
+    repo_ = Reopen();
+    auto check = repo_->Check(true);
+    ASSERT_TRUE(check.ok()) << check.error().message();
+    EXPECT_TRUE(check->errors.empty()) << check->errors[0];
+    auto res = RestoreTo(first.snapshot.id, base_ / "out");
+    EXPECT_TRUE(res.failed.empty());
+    EXPECT_EQ(res.files, 6u);
+    fs::remove_all(base_ / "out");
+    auto again = Backup();
+    auto res2 = RestoreTo(again.snapshot.id, base_ / "out");
+    EXPECT_EQ(res2.files, 7u);
+    EXPECT_EQ(Read(base_ / "out/new"), Read(src_ / "new"));
+    fs::remove_all(base_ / "out");
+  }
+}
+
+// A restore killed at any file call: no final name ever shows a partial
+// file, and the next restore removes the temporary files and completes.
+TEST_F(BackupTest, RestoreKilledAtAnyFileCallLeavesNoPartialFileAndResumes) {
+  Write(src_ / "a/small", "hello");
+  Write(src_ / "a/b/big", Random(1 << 20, 3));
+  Write(src_ / "c", Random(70000, 4));
+  fs::create_symlink("a/small", src_ / "link");
+  fs::create_hard_link(src_ / "c", src_ / "a/hard");
+  auto r = Backup();
+  auto snap = repo_->FindSnapshot(r.snapshot.id);
+  ASSERT_TRUE(snap.ok());
+  FaultEnv env;
+  RestoreOptions o;
+  o.workers = 1;  // one thread: the nth call is the same call in every run
+  o.env = &env;
+  o.to = (base_ / "count").string();
+  ASSERT_TRUE(Restore(*repo_, *snap, o).ok());
+  uint64_t total = env.calls();
+  ASSERT_GE(total, 20u);
+  fs::path out = base_ / "out";
+  o.to = out.string();
+  for (uint64_t n = 1; n <= total; ++n) {
+    fs::remove_all(out);
+    env.Arm(FaultEnv::Fault::kCrash, n);
+    auto crashed = Restore(*repo_, *snap, o);
+    SCOPED_TRACE("killed at " + env.fired_at());
+    EXPECT_TRUE(!crashed.ok() || !crashed->failed.empty()) << "a restore that died reported success";
+    uint64_t temps = 0;
+    for (auto& e : fs::recursive_directory_iterator(out)) {
+      std::string name = e.path().filename().string();
+      if (fstree::IsTempName(name)) {
+        ++temps;
+      } else if (fs::is_regular_file(fs::symlink_status(e.path()))) {
+        std::string rel = fs::relative(e.path(), out).string();
+        EXPECT_EQ(Read(e.path()), Read(src_ / rel)) << rel << " is at its final name but incomplete";
+      }
+    }
+    env.Disarm();
+    auto res = Restore(*repo_, *snap, o);
+    ASSERT_TRUE(res.ok()) << res.error().message();
+    EXPECT_TRUE(res->failed.empty()) << res->failed[0].path << ": " << res->failed[0].reason;
+    EXPECT_EQ(res->leftovers_removed, temps);
+    for (const char* p : {"a/small", "a/b/big", "c", "a/hard"}) EXPECT_EQ(Read(out / p), Read(src_ / p)) << p;
+    EXPECT_EQ(fs::read_symlink(out / "link"), "a/small");
   }
 }
 

@@ -17,7 +17,6 @@ std::string DirOf(const std::string& path) {
   return parent.empty() ? "." : parent.string();
 }
 
-
 }  // namespace
 
 Result<std::string> ReadFile(const std::string& path, size_t max_bytes) {
@@ -44,19 +43,19 @@ Result<std::string> ReadFile(const std::string& path, size_t max_bytes) {
   return out;
 }
 
-Status SyncDir(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+Status SyncDir(Env& env, const std::string& path) {
+  int fd = env.Open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return ErrnoError(errno, "open directory " + path);
-  int rc = ::fsync(fd);
+  int rc = env.Fsync(fd);
   int err = errno;
   ::close(fd);
   if (rc != 0) return ErrnoError(err, "fsync directory " + path);
   return Ok();
 }
 
-Status WriteAll(int fd, std::string_view data, const std::string& what) {
+Status WriteAll(Env& env, int fd, std::string_view data, const std::string& what) {
   while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
+    ssize_t n = env.Write(fd, data.data(), data.size());
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoError(errno, "write " + what);
@@ -67,18 +66,19 @@ Status WriteAll(int fd, std::string_view data, const std::string& what) {
 }
 
 Status WriteFileAtomic(const std::string& path, std::string_view data, int mode) {
+  Env& env = Env::Default();
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  int fd = env.Open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, static_cast<mode_t>(mode));
   if (fd < 0) return ErrnoError(errno, "create " + tmp);
-  Status s = WriteAll(fd, data, tmp);
-  if (s.ok() && ::fsync(fd) != 0) s = ErrnoError(errno, "fsync " + tmp);
+  Status s = WriteAll(env, fd, data, tmp);
+  if (s.ok() && env.Fsync(fd) != 0) s = ErrnoError(errno, "fsync " + tmp);
   if (::close(fd) != 0 && s.ok()) s = ErrnoError(errno, "close " + tmp);
-  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = ErrnoError(errno, "rename " + tmp + " to " + path);
+  if (s.ok() && env.Rename(tmp.c_str(), path.c_str()) != 0) s = ErrnoError(errno, "rename " + tmp + " to " + path);
   if (!s.ok()) {
-    ::unlink(tmp.c_str());
+    env.Unlink(tmp.c_str());
     return s;
   }
-  return SyncDir(DirOf(path));
+  return SyncDir(env, DirOf(path));
 }
 
 Status EnsureWritableDir(const std::string& path) {

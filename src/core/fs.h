@@ -5,22 +5,22 @@
 #include <string>
 #include <string_view>
 
+#include "core/env.h"
 #include "core/result.h"
 
 namespace lifeboat {
 
 // Reads a whole file. NotFound, PermissionDenied or InvalidArgument (too big).
 Result<std::string> ReadFile(const std::string& path, size_t max_bytes = 64 << 20);
-// Replaces `path` atomically with `data` (temp file, fsync, rename, fsync dir).
 // Writes all of `data` to fd (retrying short writes and EINTR); `what` names it in errors.
-Status WriteAll(int fd, std::string_view data, const std::string& what);
-
+Status WriteAll(Env& env, int fd, std::string_view data, const std::string& what);
+// Replaces `path` atomically with `data` (temp file, fsync, rename, fsync dir).
 Status WriteFileAtomic(const std::string& path, std::string_view data, int mode = 0644);
 // Creates `path` and its parents (mode 0700 for new ones) and checks that this
 // process can create files in it; the error says what to do otherwise.
 Status EnsureWritableDir(const std::string& path);
 // fsync on a directory, so a rename or a create inside it is durable.
-Status SyncDir(const std::string& path);
+Status SyncDir(Env& env, const std::string& path);
 
 // An exclusive lock on a file (flock), held until destroyed; the file holds
 // the owner's pid for the error message of the next one who tries.

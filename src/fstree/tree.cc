@@ -254,18 +254,18 @@ Result<chunk::Digest> HashFile(int fd, uint64_t size) {
   return outer.Finish();
 }
 
-Status RemoveTree(int dirfd, const std::string& base) {
-  if (::unlinkat(dirfd, base.c_str(), 0) == 0 || errno == ENOENT) return Ok();
+Status RemoveTree(Env& env, int dirfd, const std::string& base) {
+  if (env.UnlinkAt(dirfd, base.c_str(), 0) == 0 || errno == ENOENT) return Ok();
   if (errno != EISDIR && errno != EPERM) return ErrnoError(errno, "unlink");
   UniqueFd sub(::openat(dirfd, base.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!sub.valid()) return ErrnoError(errno, "open directory to remove");
   LB_ASSIGN_OR_RETURN(auto names, ListNames(sub.get()));
-  for (const auto& n : names) LB_RETURN_IF_ERROR(RemoveTree(sub.get(), n));
-  if (::unlinkat(dirfd, base.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) return ErrnoError(errno, "rmdir");
+  for (const auto& n : names) LB_RETURN_IF_ERROR(RemoveTree(env, sub.get(), n));
+  if (env.UnlinkAt(dirfd, base.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) return ErrnoError(errno, "rmdir");
   return Ok();
 }
 
-Result<uint64_t> RemoveTempNames(int dirfd) {
+Result<uint64_t> RemoveTempNames(Env& env, int dirfd) {
   UniqueFd own(::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!own.valid()) return ErrnoError(errno, "open directory");
   DIR* d = ::fdopendir(own.get());
@@ -284,7 +284,7 @@ Result<uint64_t> RemoveTempNames(int dirfd) {
   uint64_t removed = 0;
   int fd = ::dirfd(d);
   for (const auto& t : temps) {
-    Status s = RemoveTree(fd, t);
+    Status s = RemoveTree(env, fd, t);
     if (!s.ok()) {
       ::closedir(d);
       return s.error();
@@ -294,7 +294,7 @@ Result<uint64_t> RemoveTempNames(int dirfd) {
   for (const auto& sub : subdirs) {
     UniqueFd child(::openat(fd, sub.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!child.valid()) continue;  // not a directory, a symlink, or gone
-    auto n = RemoveTempNames(child.get());
+    auto n = RemoveTempNames(env, child.get());
     if (!n.ok()) {
       ::closedir(d);
       return n.error();
@@ -305,19 +305,19 @@ Result<uint64_t> RemoveTempNames(int dirfd) {
   return removed;
 }
 
-Status ApplyMeta(int dirfd, const char* base, EntryType type, const Meta& m) {
+Status ApplyMeta(Env& env, int dirfd, const char* base, EntryType type, const Meta& m) {
   struct timespec ts[2] = {{0, UTIME_OMIT}, {m.mtime_sec, static_cast<long>(m.mtime_nsec)}};
   if (*base == '\0') {  // dirfd itself (the volume root)
-    if (::fchown(dirfd, m.uid, m.gid) != 0 && errno != EPERM) return ErrnoError(errno, "chown");
-    if (::fchmod(dirfd, m.mode) != 0) return ErrnoError(errno, "chmod");
-    if (::futimens(dirfd, ts) != 0) return ErrnoError(errno, "set times");
+    if (env.Fchown(dirfd, m.uid, m.gid) != 0 && errno != EPERM) return ErrnoError(errno, "chown");
+    if (env.Fchmod(dirfd, m.mode) != 0) return ErrnoError(errno, "chmod");
+    if (env.Futimens(dirfd, ts) != 0) return ErrnoError(errno, "set times");
     return Ok();
   }
   if (type == EntryType::kSymlink) {  // the link itself; these calls never follow it
-    if (::fchownat(dirfd, base, m.uid, m.gid, AT_SYMLINK_NOFOLLOW) != 0 && errno != EPERM) {
+    if (env.FchownAt(dirfd, base, m.uid, m.gid, AT_SYMLINK_NOFOLLOW) != 0 && errno != EPERM) {
       return ErrnoError(errno, "chown");
     }
-    if (::utimensat(dirfd, base, ts, AT_SYMLINK_NOFOLLOW) != 0) return ErrnoError(errno, "set times");
+    if (env.UtimensAt(dirfd, base, ts, AT_SYMLINK_NOFOLLOW) != 0) return ErrnoError(errno, "set times");
     return Ok();
   }
   // chmod has no "do not follow" form, so pin the inode first: an O_PATH
@@ -330,10 +330,10 @@ Status ApplyMeta(int dirfd, const char* base, EntryType type, const Meta& m) {
   if (::fstat(fd.get(), &st) != 0) return ErrnoError(errno, "stat");
   if (S_ISLNK(st.st_mode)) return PermissionDenied("is a symlink where a " + std::string(type == EntryType::kDir ? "directory" : "file") + " belongs; not following it");
   if (TypeOf(st.st_mode) != type) return FailedPrecondition("changed type while its metadata was applied");
-  if (::fchownat(fd.get(), "", m.uid, m.gid, AT_EMPTY_PATH) != 0 && errno != EPERM) return ErrnoError(errno, "chown");
+  if (env.FchownAt(fd.get(), "", m.uid, m.gid, AT_EMPTY_PATH) != 0 && errno != EPERM) return ErrnoError(errno, "chown");
   std::string self = "/proc/self/fd/" + std::to_string(fd.get());
-  if (::chmod(self.c_str(), m.mode) != 0) return ErrnoError(errno, "chmod");
-  if (::utimensat(AT_FDCWD, self.c_str(), ts, 0) != 0) return ErrnoError(errno, "set times");
+  if (env.FchmodAt(AT_FDCWD, self.c_str(), m.mode, 0) != 0) return ErrnoError(errno, "chmod");
+  if (env.UtimensAt(AT_FDCWD, self.c_str(), ts, 0) != 0) return ErrnoError(errno, "set times");
   return Ok();
 }
 

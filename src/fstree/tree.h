@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "chunk/hash.h"
+#include "core/env.h"
 #include "core/fd.h"
 #include "core/result.h"
 
@@ -90,17 +91,19 @@ Result<std::vector<std::pair<uint64_t, uint64_t>>> DataExtents(int fd, uint64_t 
 // written zeros) entered as their length, so holes cost nothing to hash.
 Result<chunk::Digest> HashFile(int fd, uint64_t size);
 
+// The functions that change the tree make their changes through `env`.
+
 // Removes `base` in `dirfd` and, for a directory, everything below it,
 // without following symlinks. Ok when it does not exist.
-Status RemoveTree(int dirfd, const std::string& base);
+Status RemoveTree(Env& env, int dirfd, const std::string& base);
 
 // Removes every temporary name (IsTempName) below the directory `dirfd`,
 // without following symlinks: what a killed receiver or restore left. Returns
 // how many were removed.
-Result<uint64_t> RemoveTempNames(int dirfd);
+Result<uint64_t> RemoveTempNames(Env& env, int dirfd);
 
 // Applies mode (not for symlinks), owner and mtime to `base` in `dirfd`.
-Status ApplyMeta(int dirfd, const char* base, EntryType type, const Meta& meta);
+Status ApplyMeta(Env& env, int dirfd, const char* base, EntryType type, const Meta& meta);
 
 // "a/b/c" -> "a/b"; "c" -> "".
 std::string ParentOf(std::string_view rel);

@@ -39,14 +39,14 @@ Error IoError(int err, const std::string& what) {
   return ErrnoError(err, what);
 }
 
-Status MkdirParents(int root_fd, const std::string& dir) {
+Status MkdirParents(Env& env, int root_fd, const std::string& dir) {
   if (dir.empty()) return Ok();
   auto fd = OpenDirBeneath(root_fd, dir);
   if (fd) return Ok();
   if (fd.error().code() != Code::kNotFound) return fd.error();
-  LB_RETURN_IF_ERROR(MkdirParents(root_fd, ParentOf(dir)));
+  LB_RETURN_IF_ERROR(MkdirParents(env, root_fd, ParentOf(dir)));
   LB_ASSIGN_OR_RETURN(auto parent, OpenParent(root_fd, dir));
-  if (::mkdirat(parent.dir.get(), parent.base.c_str(), 0755) != 0 && errno != EEXIST) {
+  if (env.MkdirAt(parent.dir.get(), parent.base.c_str(), 0755) != 0 && errno != EEXIST) {
     return IoError(errno, "mkdir '" + Printable(dir) + "'");
   }
   return Ok();
@@ -65,16 +65,16 @@ size_t Session::IdHash::operator()(const ChunkId& id) const {
   return h;
 }
 
-Session::Session(UniqueFd root, ReplyFn reply, ReceiverStats* stats, bool read_only)
-    : root_(std::move(root)), reply_(std::move(reply)), stats_(stats), read_only_(read_only) {}
+Session::Session(UniqueFd root, ReplyFn reply, ReceiverStats* stats, bool read_only, Env& env)
+    : root_(std::move(root)), reply_(std::move(reply)), stats_(stats), read_only_(read_only), env_(env) {}
 
 Session::~Session() = default;
 
 Result<std::unique_ptr<Session>> Session::Open(const std::string& root, ReplyFn reply, ReceiverStats* stats,
-                                               bool read_only) {
+                                               bool read_only, Env& env) {
   UniqueFd r(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!r.valid()) return ErrnoError(errno, "open volume " + root);
-  return std::unique_ptr<Session>(new Session(std::move(r), std::move(reply), stats, read_only));
+  return std::unique_ptr<Session>(new Session(std::move(r), std::move(reply), stats, read_only, env));
 }
 
 Status Session::Handle(const Frame& f) {
@@ -157,7 +157,7 @@ Status Session::HandleDeltaReq(Reader& r) {
     if (fd.valid() && ::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode)) src->fds.push_back(std::move(fd));
     std::string part = TempName(path, ".part");
     std::string prev = TempName(path, ".prev");
-    ::renameat(dir, part.c_str(), dir, prev.c_str());
+    env_.RenameAt(dir, part.c_str(), dir, prev.c_str());
     if (UniqueFd p(::openat(dir, prev.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)); p.valid()) {
       src->prev = prev;
       src->fds.push_back(std::move(p));
@@ -209,7 +209,7 @@ Status Session::HandleFileBegin(Reader& r) {
   LB_ASSIGN_OR_RETURN(auto parent, Parent(f->path));
   f->dir = std::move(parent.dir);
   f->temp = TempName(f->path, ".part");
-  f->fd.Reset(::openat(f->dir.get(), f->temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+  f->fd.Reset(env_.OpenAt(f->dir.get(), f->temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!f->fd.valid()) return IoError(errno, "create a temporary file for '" + Printable(f->path) + "'");
   file_ = std::move(f);
   return Ok();
@@ -220,7 +220,7 @@ Status Session::WriteAt(const uint8_t* p, size_t n, uint64_t offset) {
     return InvalidArgument("write beyond the announced size of '" + Printable(file_->path) + "'");
   }
   while (n > 0) {
-    ssize_t w = ::pwrite(file_->fd.get(), p, n, static_cast<off_t>(offset));
+    ssize_t w = env_.PWrite(file_->fd.get(), p, n, static_cast<off_t>(offset));
     if (w < 0) {
       if (errno == EINTR) continue;
       return IoError(errno, "write '" + Printable(file_->path) + "'");
@@ -272,16 +272,16 @@ Status Session::HandleCopy(Reader& r) {
 Status Session::HandleFileEnd() {
   auto f = std::move(file_);
   int fd = f->fd.get();
-  if (::ftruncate(fd, static_cast<off_t>(f->size)) != 0) return IoError(errno, "truncate '" + Printable(f->path) + "'");
-  if (::fchown(fd, f->meta.uid, f->meta.gid) != 0 && errno != EPERM) return ErrnoError(errno, "chown");
-  if (::fchmod(fd, f->meta.mode) != 0) return ErrnoError(errno, "chmod");
+  if (env_.Ftruncate(fd, static_cast<off_t>(f->size)) != 0) return IoError(errno, "truncate '" + Printable(f->path) + "'");
+  if (env_.Fchown(fd, f->meta.uid, f->meta.gid) != 0 && errno != EPERM) return ErrnoError(errno, "chown");
+  if (env_.Fchmod(fd, f->meta.mode) != 0) return ErrnoError(errno, "chmod");
   struct timespec ts[2] = {{0, UTIME_OMIT}, {f->meta.mtime_sec, static_cast<long>(f->meta.mtime_nsec)}};
-  if (::futimens(fd, ts) != 0) return ErrnoError(errno, "set times");
+  if (env_.Futimens(fd, ts) != 0) return ErrnoError(errno, "set times");
   // Start writing back now, so that the group commit's flush finds the work
   // mostly done while more files arrive.
   ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   f->fd.Reset();
-  if (f->delta && !f->delta->prev.empty()) ::unlinkat(f->dir.get(), f->delta->prev.c_str(), 0);
+  if (f->delta && !f->delta->prev.empty()) env_.UnlinkAt(f->dir.get(), f->delta->prev.c_str(), 0);
   pending_.push_back({f->temp, f->path, false});
   pending_paths_.insert(f->path);
   if (pending_.size() >= kMaxPendingFiles || pending_bytes_ >= kMaxPendingBytes) return Commit();
@@ -289,11 +289,11 @@ Status Session::HandleFileEnd() {
 }
 
 void Session::DropPartials() {
-  if (file_) ::unlinkat(file_->dir.get(), file_->temp.c_str(), 0);
+  if (file_) env_.UnlinkAt(file_->dir.get(), file_->temp.c_str(), 0);
   file_.reset();
   for (const auto& [path, d] : deltas_) {
     if (d->prev.empty()) continue;
-    if (auto parent = OpenParent(root_.get(), path); parent) ::unlinkat(parent->dir.get(), d->prev.c_str(), 0);
+    if (auto parent = OpenParent(root_.get(), path); parent) env_.UnlinkAt(parent->dir.get(), d->prev.c_str(), 0);
   }
   deltas_.clear();
 }
@@ -305,7 +305,7 @@ Status Session::CommitIfPending(const std::string& path) {
 Result<ParentRef> Session::Parent(const std::string& path) {
   auto p = OpenParent(root_.get(), path);
   if (p || p.error().code() != Code::kNotFound) return p;
-  LB_RETURN_IF_ERROR(MkdirParents(root_.get(), ParentOf(path)));
+  LB_RETURN_IF_ERROR(MkdirParents(env_, root_.get(), ParentOf(path)));
   return OpenParent(root_.get(), path);
 }
 
@@ -319,11 +319,11 @@ Status Session::HandleSymlink(Reader& r) {
   LB_RETURN_IF_ERROR(CommitIfPending(path));
   LB_ASSIGN_OR_RETURN(auto parent, Parent(path));
   std::string name = TempName(path, ".link");
-  ::unlinkat(parent.dir.get(), name.c_str(), 0);
-  if (::symlinkat(target.c_str(), parent.dir.get(), name.c_str()) != 0) {
+  env_.UnlinkAt(parent.dir.get(), name.c_str(), 0);
+  if (env_.SymlinkAt(target.c_str(), parent.dir.get(), name.c_str()) != 0) {
     return IoError(errno, "create symlink '" + Printable(path) + "'");
   }
-  LB_RETURN_IF_ERROR(ApplyMeta(parent.dir.get(), name.c_str(), EntryType::kSymlink, meta));
+  LB_RETURN_IF_ERROR(ApplyMeta(env_, parent.dir.get(), name.c_str(), EntryType::kSymlink, meta));
   pending_.push_back({name, path, true});
   pending_paths_.insert(path);
   return Ok();
@@ -336,16 +336,16 @@ Status Session::HandleMkdir(Reader& r) {
   LB_RETURN_IF_ERROR(ValidatePath(path));
   LB_RETURN_IF_ERROR(CommitIfPending(path));
   LB_ASSIGN_OR_RETURN(auto parent, Parent(path));
-  if (::mkdirat(parent.dir.get(), parent.base.c_str(), 0700) != 0) {
+  if (env_.MkdirAt(parent.dir.get(), parent.base.c_str(), 0700) != 0) {
     if (errno != EEXIST) return IoError(errno, "mkdir '" + Printable(path) + "'");
     struct stat st;
     if (::fstatat(parent.dir.get(), parent.base.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode)) {
-      LB_RETURN_IF_ERROR(RemoveTree(parent.dir.get(), parent.base));
-      if (::mkdirat(parent.dir.get(), parent.base.c_str(), 0700) != 0) return IoError(errno, "mkdir");
+      LB_RETURN_IF_ERROR(RemoveTree(env_, parent.dir.get(), parent.base));
+      if (env_.MkdirAt(parent.dir.get(), parent.base.c_str(), 0700) != 0) return IoError(errno, "mkdir");
     }
   }
   dirty_dirs_.insert(ParentOf(path));
-  return ApplyMeta(parent.dir.get(), parent.base.c_str(), EntryType::kDir, meta);
+  return ApplyMeta(env_, parent.dir.get(), parent.base.c_str(), EntryType::kDir, meta);
 }
 
 Status Session::HandleHardlink(Reader& r) {
@@ -358,21 +358,21 @@ Status Session::HandleHardlink(Reader& r) {
   LB_ASSIGN_OR_RETURN(auto from, OpenParent(root_.get(), existing));
   LB_ASSIGN_OR_RETURN(auto to, Parent(path));
   std::string tmp = TempName(path, ".hl");
-  ::unlinkat(to.dir.get(), tmp.c_str(), 0);
-  if (::linkat(from.dir.get(), from.base.c_str(), to.dir.get(), tmp.c_str(), 0) != 0) {
+  env_.UnlinkAt(to.dir.get(), tmp.c_str(), 0);
+  if (env_.LinkAt(from.dir.get(), from.base.c_str(), to.dir.get(), tmp.c_str(), 0) != 0) {
     return IoError(errno, "link '" + Printable(path) + "' to '" + Printable(existing) + "'");
   }
-  if (::renameat(to.dir.get(), tmp.c_str(), to.dir.get(), to.base.c_str()) != 0) {
+  if (env_.RenameAt(to.dir.get(), tmp.c_str(), to.dir.get(), to.base.c_str()) != 0) {
     int err = errno;
-    ::unlinkat(to.dir.get(), tmp.c_str(), 0);
+    env_.UnlinkAt(to.dir.get(), tmp.c_str(), 0);
     if (err != EISDIR && err != ENOTEMPTY && err != EEXIST) return IoError(err, "rename '" + Printable(path) + "'");
-    LB_RETURN_IF_ERROR(RemoveTree(to.dir.get(), to.base));
-    if (::linkat(from.dir.get(), from.base.c_str(), to.dir.get(), to.base.c_str(), 0) != 0) {
+    LB_RETURN_IF_ERROR(RemoveTree(env_, to.dir.get(), to.base));
+    if (env_.LinkAt(from.dir.get(), from.base.c_str(), to.dir.get(), to.base.c_str(), 0) != 0) {
       return IoError(errno, "link '" + Printable(path) + "'");
     }
   }
   // rename() between two links of one inode does nothing: drop the spare.
-  ::unlinkat(to.dir.get(), tmp.c_str(), 0);
+  env_.UnlinkAt(to.dir.get(), tmp.c_str(), 0);
   dirty_dirs_.insert(ParentOf(path));
   return Ok();
 }
@@ -384,8 +384,8 @@ Status Session::HandleDelete(Reader& r) {
   LB_RETURN_IF_ERROR(Commit());
   auto parent = OpenParent(root_.get(), path);
   if (!parent) return parent.error().code() == Code::kNotFound ? Ok() : parent.error();
-  LB_RETURN_IF_ERROR(RemoveTree(parent->dir.get(), parent->base));
-  ::unlinkat(parent->dir.get(), TempName(path, ".part").c_str(), 0);  // a crashed transfer's partial
+  LB_RETURN_IF_ERROR(RemoveTree(env_, parent->dir.get(), parent->base));
+  env_.UnlinkAt(parent->dir.get(), TempName(path, ".part").c_str(), 0);  // a crashed transfer's partial
   dirty_dirs_.insert(ParentOf(path));
   return Ok();
 }
@@ -401,12 +401,12 @@ Status Session::HandleRename(Reader& r) {
   auto a = OpenParent(root_.get(), from);
   if (!a) return a.error().code() == Code::kNotFound ? Ok() : a.error();
   LB_ASSIGN_OR_RETURN(auto b, Parent(to));
-  if (::renameat(a->dir.get(), a->base.c_str(), b.dir.get(), b.base.c_str()) != 0) {
+  if (env_.RenameAt(a->dir.get(), a->base.c_str(), b.dir.get(), b.base.c_str()) != 0) {
     int err = errno;
     if (err == ENOENT) return Ok();  // already gone: the sync that follows settles it
     if (err != EISDIR && err != ENOTEMPTY && err != EEXIST && err != ENOTDIR) return IoError(err, "rename");
-    LB_RETURN_IF_ERROR(RemoveTree(b.dir.get(), b.base));
-    if (::renameat(a->dir.get(), a->base.c_str(), b.dir.get(), b.base.c_str()) != 0) return IoError(errno, "rename");
+    LB_RETURN_IF_ERROR(RemoveTree(env_, b.dir.get(), b.base));
+    if (env_.RenameAt(a->dir.get(), a->base.c_str(), b.dir.get(), b.base.c_str()) != 0) return IoError(errno, "rename");
   }
   dirty_dirs_.insert(ParentOf(from));
   dirty_dirs_.insert(ParentOf(to));
@@ -420,13 +420,13 @@ Status Session::HandleSetMeta(Reader& r) {
   LB_RETURN_IF_ERROR(ValidatePath(path, true));
   // Renames into a directory move its mtime: commit them first.
   LB_RETURN_IF_ERROR(Commit());
-  if (path.empty()) return ApplyMeta(root_.get(), "", EntryType::kDir, meta);
+  if (path.empty()) return ApplyMeta(env_, root_.get(), "", EntryType::kDir, meta);
   auto parent = OpenParent(root_.get(), path);
   if (!parent) return parent.error().code() == Code::kNotFound ? Ok() : parent.error();
   auto e = StatEntry(parent->dir.get(), parent->base.c_str(), path);
   if (!e) return e.error().code() == Code::kNotFound ? Ok() : e.error();
   dirty_dirs_.insert(ParentOf(path));
-  return ApplyMeta(parent->dir.get(), parent->base.c_str(), e->type, meta);
+  return ApplyMeta(env_, parent->dir.get(), parent->base.c_str(), e->type, meta);
 }
 
 Status Session::Commit() {
@@ -445,21 +445,21 @@ Status Session::Commit() {
     for (const auto& p : pending_) {
       if (p.symlink) continue;
       LB_ASSIGN_OR_RETURN(int dir, dir_of(p.path));
-      UniqueFd fd(::openat(dir, p.temp.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-      if (!fd.valid() || ::fsync(fd.get()) != 0) return IoError(errno, "fsync '" + Printable(p.path) + "'");
+      UniqueFd fd(env_.OpenAt(dir, p.temp.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+      if (!fd.valid() || env_.Fsync(fd.get()) != 0) return IoError(errno, "fsync '" + Printable(p.path) + "'");
     }
-  } else if (::syncfs(root_.get()) != 0) {
+  } else if (env_.Syncfs(root_.get()) != 0) {
     return IoError(errno, "syncfs");
   }
   // 2. They take their final names.
   for (const auto& p : pending_) {
     LB_ASSIGN_OR_RETURN(int dir, dir_of(p.path));
     std::string base = p.path.substr(p.path.rfind('/') == std::string::npos ? 0 : p.path.rfind('/') + 1);
-    if (::renameat(dir, p.temp.c_str(), dir, base.c_str()) != 0) {
+    if (env_.RenameAt(dir, p.temp.c_str(), dir, base.c_str()) != 0) {
       int err = errno;
       if (err != EISDIR && err != ENOTEMPTY && err != EEXIST) return IoError(err, "rename '" + Printable(p.path) + "'");
-      LB_RETURN_IF_ERROR(RemoveTree(dir, base));
-      if (::renameat(dir, p.temp.c_str(), dir, base.c_str()) != 0) {
+      LB_RETURN_IF_ERROR(RemoveTree(env_, dir, base));
+      if (env_.RenameAt(dir, p.temp.c_str(), dir, base.c_str()) != 0) {
         return IoError(errno, "rename '" + Printable(p.path) + "'");
       }
     }
@@ -469,9 +469,9 @@ Status Session::Commit() {
   if (dirty_dirs_.size() <= kFsyncEach) {
     for (const auto& d : dirty_dirs_) {
       auto fd = OpenDirBeneath(root_.get(), d);
-      if (fd && ::fsync(fd->get()) != 0) return IoError(errno, "fsync directory '" + Printable(d) + "'");
+      if (fd && env_.Fsync(fd->get()) != 0) return IoError(errno, "fsync directory '" + Printable(d) + "'");
     }
-  } else if (::syncfs(root_.get()) != 0) {
+  } else if (env_.Syncfs(root_.get()) != 0) {
     return IoError(errno, "syncfs");
   }
   if (stats_) {
@@ -543,7 +543,7 @@ void Receiver::Run(Listener& listener) {
   // source may since have deleted, previous versions, links. The source
   // resends whatever is still needed.
   if (UniqueFd root(::open(config_.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); root.valid()) {
-    auto n = RemoveTempNames(root.get());
+    auto n = RemoveTempNames(*config_.env, root.get());
     if (!n.ok()) {
       spdlog::warn("replication {}: cannot remove leftover temporary files: {}", config_.volume, n.error().message());
     } else if (*n > 0) {
@@ -684,7 +684,7 @@ Status Receiver::ServeSession(Conn& conn, const std::function<void()>& authentic
       r->source_.clear();
     }
   } release{this, writer};
-  auto session = Session::Open(config_.root, [&](std::string f) { return conn.Send(f); }, &stats_, !writer);
+  auto session = Session::Open(config_.root, [&](std::string f) { return conn.Send(f); }, &stats_, !writer, *config_.env);
   if (!session) return session.error();
   stats_.sessions.fetch_add(1, std::memory_order_relaxed);
   LB_RETURN_IF_ERROR(conn.Send(Writer(Type::kWelcome).Finish()));

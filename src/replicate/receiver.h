@@ -22,6 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/env.h"
 #include "core/fd.h"
 #include "core/result.h"
 #include "replicate/transport.h"
@@ -39,17 +40,18 @@ struct ReceiverStats {
   std::atomic<int64_t> last_commit_unix_ms{0};
   // Connections closed at once: over the limits below, or no thread to serve them.
   std::atomic<uint64_t> connections_refused{0};
-  std::atomic<uint64_t> accept_errors{0};
-  std::atomic<uint64_t> handshakes_failed{0};
-  std::atomic<uint64_t> leftovers_removed{0};  // temporary files a killed receiver left, removed at start  // wrong key, not TLS, or nothing sent in time  // accept(2) failed (EMFILE, ENOBUFS, ...); retried with backoff
+  std::atomic<uint64_t> accept_errors{0};      // accept(2) failed (EMFILE, ENOBUFS, ...); retried with backoff
+  std::atomic<uint64_t> handshakes_failed{0};  // wrong key, not TLS, or nothing sent in time
+  std::atomic<uint64_t> leftovers_removed{0};  // temporary files a killed receiver left, removed at start
 };
 
-// Applies the frames of one session. Replies go through `reply`. Not thread-safe.
+// Applies the frames of one session. Replies go through `reply`; every change
+// to the volume goes through `env`. Not thread-safe.
 class Session {
  public:
   using ReplyFn = std::function<Status(std::string frame)>;
   static Result<std::unique_ptr<Session>> Open(const std::string& root, ReplyFn reply, ReceiverStats* stats,
-                                               bool read_only);
+                                               bool read_only, Env& env);
   ~Session();
   // Applies one frame. Errors end the session: InvalidArgument for a
   // malformed or out-of-order frame or a bad path, PermissionDenied for a
@@ -89,7 +91,7 @@ class Session {
     std::unique_ptr<DeltaSource> delta;
   };
 
-  Session(UniqueFd root, ReplyFn reply, ReceiverStats* stats, bool read_only);
+  Session(UniqueFd root, ReplyFn reply, ReceiverStats* stats, bool read_only, Env& env);
   Status HandleList(Reader& r);
   Status HandleDeltaReq(Reader& r);
   Status HandleFileBegin(Reader& r);
@@ -111,6 +113,7 @@ class Session {
   ReplyFn reply_;
   ReceiverStats* stats_;
   bool read_only_;
+  Env& env_;
   std::unique_ptr<OpenFile> file_;
   std::map<std::string, std::unique_ptr<DeltaSource>> deltas_;  // by path, from DELTA_REQ to FILE_END
   std::vector<Pending> pending_;
@@ -142,6 +145,8 @@ class Receiver {
     size_t max_connections = 32;
     size_t max_unauthenticated_per_address = 4;
     std::chrono::milliseconds handshake_timeout{5000};
+    // Every change to the volume goes through it (tests inject faults).
+    Env* env = &Env::Default();
   };
   explicit Receiver(Config config);
   ~Receiver();

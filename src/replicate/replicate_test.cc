@@ -19,6 +19,7 @@
 #include "replicate/sender.h"
 #include "fstree/tree.h"
 #include "replicate/watcher.h"
+#include "core/fault_env.h"
 
 namespace lifeboat::replicate {
 namespace {
@@ -47,23 +48,31 @@ class ReplicateTest : public ::testing::Test {
     fs::create_directories(src_);
     fs::create_directories(dst_);
     key_ = DeriveKey("0123456789abcdef0123456789abcdef", "data");
+    StartReceiver(Env::Default());
+  }
+  void TearDown() override {
+    StopReceiver();
+    fs::remove_all(base_);
+  }
+  // A receiver for dst_ on a new port; it makes its changes through `env`.
+  void StartReceiver(Env& env) {
     auto l = Listener::Listen({"127.0.0.1", 0});
     ASSERT_TRUE(l.ok()) << l.error().ToString();
     listener_ = std::move(*l);
-    receiver_ = std::make_unique<Receiver>(Receiver::Config{"data", dst_.string(), key_, [this](const Hello& h) -> Status {
-                                                              if (h.region != allowed_) {
-                                                                return PermissionDenied("not my source: " + h.region);
-                                                              }
-                                                              return Ok();
-                                                            }});
+    Receiver::Config config{"data", dst_.string(), key_, [this](const Hello& h) -> Status {
+                              if (h.region != allowed_) return PermissionDenied("not my source: " + h.region);
+                              return Ok();
+                            }};
+    config.env = &env;
+    receiver_ = std::make_unique<Receiver>(std::move(config));
     thread_ = std::thread([this] { receiver_->Run(*listener_); });
   }
-  void TearDown() override {
+  void StopReceiver() {
+    if (!receiver_) return;
     listener_->Close();
     receiver_->Stop();
     thread_.join();
     receiver_.reset();
-    fs::remove_all(base_);
   }
   LinkConfig Config() {
     LinkConfig c;
@@ -209,6 +218,108 @@ TEST_F(ReplicateTest, ProgressEndsAtItsTotal) {
   EXPECT_EQ(p.files_done.load(), p.files_total.load());
   EXPECT_EQ(p.bytes_done.load(), p.bytes_total.load());
   EXPECT_GE(p.bytes_total.load(), (64u << 20) + (1u << 20));
+}
+
+// What a tree holds, path by path: "f:" and the content of a file, "l:" and
+// the target of a symlink, "d" for a directory. Temporary names left out.
+std::map<std::string, std::string> Contents(const fs::path& root) {
+  std::map<std::string, std::string> out;
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
+    std::string rel = fs::relative(it->path(), root).string();
+    if (IsTempName(it->path().filename().string())) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    auto st = fs::symlink_status(it->path());
+    if (fs::is_symlink(st)) {
+      out[rel] = "l:" + fs::read_symlink(it->path()).string();
+    } else if (fs::is_directory(st)) {
+      out[rel] = "d";
+    } else {
+      std::ifstream in(it->path(), std::ios::binary);
+      out[rel] = "f:" + std::string(std::istreambuf_iterator<char>(in), {});
+    }
+  }
+  return out;
+}
+
+// The receiver killed at each of its file calls in turn, in a sync that
+// changes, creates, deletes, delta-updates and links: every path at the
+// target is either as it was or as the source has it (never a partial file),
+// and the next session finishes the job and leaves no temporary file.
+TEST_F(ReplicateTest, KilledAtAnyFileCallEveryFileIsOldOrNew) {
+  WriteFile((src_ / "same").string(), "unchanged");
+  WriteFile((src_ / "change").string(), "old content");
+  WriteFile((src_ / "gone").string(), "deleted at the source");
+  std::string big = Random(256 << 10, 1);
+  WriteFile((src_ / "big").string(), big);
+  fs::create_directories(src_ / "dir");
+  WriteFile((src_ / "dir/x").string(), "x1");
+  fs::create_symlink("same", src_ / "link");
+  SyncAll();
+  auto before = Contents(dst_);
+  fs::path pristine = base_ / "pristine";
+  fs::copy(dst_, pristine, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+
+  WriteFile((src_ / "change").string(), "new content, longer than before");
+  fs::remove(src_ / "gone");
+  for (size_t off : {size_t{100}, size_t{100} << 10, (size_t{256} << 10) - 10}) big.replace(off, 5, "EDIT!");
+  WriteFile((src_ / "big").string(), big);
+  WriteFile((src_ / "dir/y").string(), "y new");
+  fs::create_directories(src_ / "newdir");
+  WriteFile((src_ / "newdir/z").string(), "z new");
+  fs::remove(src_ / "link");
+  fs::create_symlink("change", src_ / "link");
+  fs::create_hard_link(src_ / "same", src_ / "hard");
+  auto after = Contents(src_);
+
+  FaultEnv env;
+  auto reset_target = [&] {
+    StopReceiver();
+    fs::remove_all(dst_);
+    fs::copy(pristine, dst_, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+    StartReceiver(env);
+  };
+  reset_target();
+  env.Disarm();
+  SyncAll();
+  uint64_t total = env.calls();
+  ASSERT_GE(total, 20u);
+  ASSERT_GT(receiver_->stats().bytes_copied.load(), 0u) << "the big file must go by delta (COPY of local chunks)";
+  for (uint64_t n = 1; n <= total; ++n) {
+    reset_target();
+    env.Arm(FaultEnv::Fault::kCrash, n);
+    {
+      auto link = Link::Open(Config(), kModeSync);
+      ASSERT_TRUE(link.ok()) << link.error().ToString();
+      auto d = (*link)->Sync({}, {{"", true}}, {true, false, nullptr, &links_});
+      EXPECT_FALSE(d.ok()) << "a session whose receiver died at " << env.fired_at() << " succeeded";
+    }
+    StopReceiver();
+    SCOPED_TRACE("killed at " + env.fired_at());
+    auto now = Contents(dst_);
+    std::set<std::string> paths;
+    for (const auto* m : {&before, &after, &now}) {
+      for (const auto& [p, _] : *m) paths.insert(p);
+    }
+    for (const auto& p : paths) {
+      auto state = [&](const std::map<std::string, std::string>& m) {
+        auto it = m.find(p);
+        return it == m.end() ? std::string("absent") : it->second;
+      };
+      std::string s = state(now);
+      EXPECT_TRUE(s == state(before) || s == state(after))
+          << p << " is neither as it was (" << state(before).substr(0, 40) << ") nor as sent ("
+          << state(after).substr(0, 40) << "): " << s.substr(0, 40) << " (" << s.size() << " bytes)";
+    }
+    env.Disarm();
+    StartReceiver(env);
+    SyncAll();
+    ExpectSame();
+    for (auto& e : fs::recursive_directory_iterator(dst_)) {
+      EXPECT_FALSE(IsTempName(e.path().filename().string())) << e.path() << " left behind";
+    }
+  }
 }
 
 TEST_F(ReplicateTest, RenamesAreAppliedAtTheTarget) {
@@ -428,7 +539,8 @@ TEST(Session, RefusesPathsEscapingTheVolume) {
   fs::create_directories(base / "root");
   fs::create_directories(base / "outside");
   symlink((base / "outside").c_str(), (base / "root/escape").c_str());
-  auto s = Session::Open((base / "root").string(), [](std::string) { return Ok(); }, nullptr, false);
+  auto s = Session::Open((base / "root").string(), [](std::string) { return Ok(); }, nullptr, false,
+                          Env::Default());
   ASSERT_TRUE(s.ok());
   auto frame = [](std::string f) { return Frame{static_cast<uint8_t>(f[4]), f.substr(5)}; };
   Meta m{0644, 0, 0, 0, 0};

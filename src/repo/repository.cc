@@ -30,7 +30,7 @@ std::string PackName(const Id& pack) {
 // ---------------------------------------------------------------- open/init
 
 Status Repository::Init(storage::Backend& backend, bool encrypted, const std::string& password,
-                        chunk::ChunkParams chunker) {
+                        chunk::ChunkParams chunker, const ScryptParams& kdf) {
   if (encrypted && password.empty()) {
     return InvalidArgument("an encrypted repository needs a password (LIFEBOAT_REPO_PASSWORD or password_file)");
   }
@@ -48,6 +48,7 @@ Status Repository::Init(storage::Backend& backend, bool encrypted, const std::st
   config.chunker = chunker;
   if (encrypted) {
     KeyFile kf;
+    kf.kdf = kdf;
     std::array<uint8_t, 16> salt;
     RandomBytes(salt);
     LB_ASSIGN_OR_RETURN(KeyBytes kek, DeriveKey(password, salt, kf.kdf));

@@ -103,9 +103,10 @@ class Repository {
  public:
   // Creates a repository: a key sealed under the password (or none when
   // `password` is empty and `encrypted` is false), then the config.
-  // FailedPrecondition when a repository is already there.
+  // FailedPrecondition when a repository is already there. `kdf` sets the
+  // cost of deriving the key from the password (tests lower it).
   static Status Init(storage::Backend& backend, bool encrypted, const std::string& password,
-                     chunk::ChunkParams chunker);
+                     chunk::ChunkParams chunker, const ScryptParams& kdf = {});
 
   // Opens it: reads the config and finds the key the password opens.
   static Result<std::unique_ptr<Repository>> Open(std::unique_ptr<storage::Backend> backend,

@@ -11,7 +11,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <random>
 
 #include "core/fd.h"
@@ -31,7 +30,7 @@ std::string TempSuffix() {
 
 class Filesystem final : public Backend {
  public:
-  explicit Filesystem(std::string root) : root_(std::move(root)) {
+  Filesystem(std::string root, Env& env) : root_(std::move(root)), env_(env) {
     while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
   }
 
@@ -43,23 +42,22 @@ class Filesystem final : public Backend {
     std::string path = root_ + "/" + name;
     std::string dir = path.substr(0, path.rfind('/'));
     std::string tmp = dir + "/" + std::string(kTempPrefix) + "put-" + TempSuffix();
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    constexpr int kFlags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
+    UniqueFd fd(env_.Open(tmp.c_str(), kFlags, 0644));
     if (!fd.valid() && errno == ENOENT) {
-      std::error_code ec;
-      std::filesystem::create_directories(dir, ec);
-      if (ec) return Error(Code::kFailedPrecondition, "cannot create " + dir + ": " + ec.message());
-      fd = UniqueFd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+      LB_RETURN_IF_ERROR(MakeDirs(name.substr(0, name.rfind('/') == std::string::npos ? 0 : name.rfind('/'))));
+      fd = UniqueFd(env_.Open(tmp.c_str(), kFlags, 0644));
     }
     if (!fd.valid()) return ErrnoError(errno, "create " + tmp);
-    Status s = WriteAll(fd.get(), data, tmp);
-    if (s.ok() && ::fdatasync(fd.get()) != 0) s = ErrnoError(errno, "fsync " + tmp);
+    Status s = WriteAll(env_, fd.get(), data, tmp);
+    if (s.ok() && env_.Fdatasync(fd.get()) != 0) s = ErrnoError(errno, "fsync " + tmp);
     fd.Reset();
-    if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = ErrnoError(errno, "rename to " + path);
+    if (s.ok() && env_.Rename(tmp.c_str(), path.c_str()) != 0) s = ErrnoError(errno, "rename to " + path);
     if (!s.ok()) {
-      ::unlink(tmp.c_str());
+      env_.Unlink(tmp.c_str());
       return s;
     }
-    return SyncDir(dir);
+    return SyncDir(env_, dir);
   }
 
   Result<std::string> Get(const std::string& name, uint64_t offset, uint64_t length) override {
@@ -102,18 +100,33 @@ class Filesystem final : public Backend {
     LB_RETURN_IF_ERROR(ListDir("", objects, &temps));
     for (const auto& t : temps) {
       std::string path = root_ + "/" + t.name;
-      if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError(errno, "remove " + path);
+      if (env_.Unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError(errno, "remove " + path);
     }
     return static_cast<uint64_t>(temps.size());
   }
 
   Status Delete(const std::string& name) override {
     std::string path = root_ + "/" + name;
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError(errno, "delete " + path);
-    return SyncDir(path.substr(0, path.rfind('/')));
+    if (env_.Unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError(errno, "delete " + path);
+    return SyncDir(env_, path.substr(0, path.rfind('/')));
   }
 
  private:
+  // Creates the directory `rel` below the root and its missing parents.
+  Status MakeDirs(const std::string& rel) {
+    std::string path = root_;
+    for (size_t start = 0; start < rel.size();) {
+      size_t slash = rel.find('/', start);
+      if (slash == std::string::npos) slash = rel.size();
+      path += "/" + rel.substr(start, slash - start);
+      start = slash + 1;
+      if (env_.MkdirAt(AT_FDCWD, path.c_str(), 0777) != 0 && errno != EEXIST) {
+        return ErrnoError(errno, "create directory " + path);
+      }
+    }
+    return Ok();
+  }
+
   // Objects below `rel` into `out`; temporary files into `temps` when given.
   Status ListDir(const std::string& rel, std::vector<ObjectInfo>& out, std::vector<ObjectInfo>* temps) {
     std::string path = root_ + "/" + rel;
@@ -145,6 +158,7 @@ class Filesystem final : public Backend {
   }
 
   std::string root_;
+  Env& env_;
 };
 
 class ReadOnly final : public Backend {
@@ -172,7 +186,9 @@ class ReadOnly final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> NewFilesystem(std::string root) { return std::make_unique<Filesystem>(std::move(root)); }
+std::unique_ptr<Backend> NewFilesystem(std::string root, Env& env) {
+  return std::make_unique<Filesystem>(std::move(root), env);
+}
 
 std::unique_ptr<Backend> NewReadOnly(std::unique_ptr<Backend> inner, std::string location) {
   return std::make_unique<ReadOnly>(std::move(inner), std::move(location));

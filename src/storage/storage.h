@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/env.h"
 #include "core/result.h"
 
 namespace lifeboat::storage {
@@ -47,7 +48,8 @@ class Backend {
   virtual Result<uint64_t> RemoveLeftovers() { return uint64_t{0}; }
 };
 
-std::unique_ptr<Backend> NewFilesystem(std::string root);
+// Objects as files below `root`; every change goes through `env`.
+std::unique_ptr<Backend> NewFilesystem(std::string root, Env& env = Env::Default());
 
 struct S3Options {
   std::string endpoint;  // "https://s3.eu-west-1.amazonaws.com", "http://127.0.0.1:4568"

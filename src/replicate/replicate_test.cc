@@ -243,11 +243,12 @@ std::map<std::string, std::string> Contents(const fs::path& root) {
   return out;
 }
 
-// The receiver killed at each of its file calls in turn, in a sync that
-// changes, creates, deletes, delta-updates and links: every path at the
-// target is either as it was or as the source has it (never a partial file),
-// and the next session finishes the job and leaves no temporary file.
-TEST_F(ReplicateTest, KilledAtAnyFileCallEveryFileIsOldOrNew) {
+// The receiver killed (or its disk full) at each of its file calls in turn,
+// in a sync that changes, creates, deletes, delta-updates and links: every
+// path at the target is either as it was or as the source has it (never a
+// partial file), a full disk reaches the source as "disk is full", and the
+// next session finishes the job and leaves no temporary file.
+TEST_F(ReplicateTest, KilledOrDiskFullAtAnyFileCallEveryFileIsOldOrNew) {
   WriteFile((src_ / "same").string(), "unchanged");
   WriteFile((src_ / "change").string(), "old content");
   WriteFile((src_ / "gone").string(), "deleted at the source");
@@ -286,17 +287,26 @@ TEST_F(ReplicateTest, KilledAtAnyFileCallEveryFileIsOldOrNew) {
   uint64_t total = env.calls();
   ASSERT_GE(total, 20u);
   ASSERT_GT(receiver_->stats().bytes_copied.load(), 0u) << "the big file must go by delta (COPY of local chunks)";
+  // Each call in turn: the receiver killed there, or its disk full from there on.
+  for (auto [fault, what] : {std::pair{FaultEnv::Fault::kCrash, "killed at "},
+                             std::pair{FaultEnv::Fault::kDiskFull, "disk full from "}})
   for (uint64_t n = 1; n <= total; ++n) {
     reset_target();
-    env.Arm(FaultEnv::Fault::kCrash, n);
+    env.Arm(fault, n);
     {
       auto link = Link::Open(Config(), kModeSync);
       ASSERT_TRUE(link.ok()) << link.error().ToString();
       auto d = (*link)->Sync({}, {{"", true}}, {true, false, nullptr, &links_});
-      EXPECT_FALSE(d.ok()) << "a session whose receiver died at " << env.fired_at() << " succeeded";
+      if (fault == FaultEnv::Fault::kCrash) {
+        EXPECT_FALSE(d.ok()) << "a session whose receiver died at " << env.fired_at() << " succeeded";
+      } else if (env.fired()) {
+        ASSERT_FALSE(d.ok()) << "a session that could not write at " << env.fired_at() << " succeeded";
+        EXPECT_EQ(d.error().code(), Code::kResourceExhausted) << d.error().ToString();
+        EXPECT_NE(d.error().message().find("disk is full"), std::string::npos) << d.error().ToString();
+      }
     }
     StopReceiver();
-    SCOPED_TRACE("killed at " + env.fired_at());
+    SCOPED_TRACE(what + env.fired_at());
     auto now = Contents(dst_);
     std::set<std::string> paths;
     for (const auto* m : {&before, &after, &now}) {

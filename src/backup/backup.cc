@@ -1,7 +1,6 @@
 #include "backup/backup.h"
 
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -150,217 +149,262 @@ class ParentTrees {
   std::unordered_map<std::string, std::optional<Tree>> cache_;
 };
 
+// A backup in named stages, run in this order by Run(): Begin (lock, index,
+// the previous backup of this source), Scan (the tree into items), Compare
+// (files unchanged since the previous backup keep its chunks), ReadAndStore
+// (readers chunk the other files; sealers compress, encrypt and pack the new
+// chunks), WriteTrees (directories, children first) and SaveSnapshot.
+class BackupRun {
+ public:
+  BackupRun(repo::Repository& repo, const BackupOptions& o, Progress& progress)
+      : repo_(repo), o_(o), pr_(progress), start_(std::chrono::steady_clock::now()), start_ns_(NowUnixNs()) {}
+
+  Result<BackupResult> Run() {
+    if (repo_.read_only()) {
+      return PermissionDenied("the location is ReadOnly: backups are written to a ReadWrite location");
+    }
+    root_.Reset(::open(o_.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!root_.valid()) return ErrnoError(errno, "open " + o_.path);
+    LB_ASSIGN_OR_RETURN(auto lock, repo_.AcquireLock(false, "backup " + o_.source));
+    LB_RETURN_IF_ERROR(Begin());
+    LB_RETURN_IF_ERROR(Scan());
+    Compare();
+    LB_RETURN_IF_ERROR(ReadAndStore());
+    LB_RETURN_IF_ERROR(WriteTrees());
+    return SaveSnapshot();
+  }
+
+ private:
+  Status Begin() {
+    LB_RETURN_IF_ERROR(repo_.LoadIndex());
+    LB_ASSIGN_OR_RETURN(size_t adopted, repo_.AdoptUnindexedPacks());
+    if (adopted > 0) spdlog::info("backup: reusing {} packs an interrupted backup uploaded", adopted);
+    LB_ASSIGN_OR_RETURN(snapshots_, repo_.ListSnapshots());
+    for (const auto& s : snapshots_) {
+      if (s.source == o_.source) parent_ = &s;
+    }
+    return Ok();
+  }
+
+  // The whole tree into items_, parents first; devices, FIFOs and sockets skipped.
+  Status Scan() {
+    std::unordered_map<std::string, int> dirs;
+    uint64_t skipped_special = 0;
+    Status walked = fstree::Walk(root_.get(), "", true, false, [&](fstree::Entry& e) -> Status {
+      if (e.type == EntryType::kOther) {
+        ++skipped_special;
+        return Ok();
+      }
+      Item it;
+      it.parent = e.path.empty() ? -1 : dirs.at(fstree::ParentOf(e.path));
+      it.e = std::move(e);
+      int idx = static_cast<int>(items_.size());
+      if (it.parent >= 0) items_[static_cast<size_t>(it.parent)].children.push_back(idx);
+      if (it.e.type == EntryType::kDir) dirs[it.e.path] = idx;
+      if (it.e.type == EntryType::kFile) {
+        pr_.files_total++;
+        pr_.bytes_total += it.e.size;
+      }
+      items_.push_back(std::move(it));
+      return Ok();
+    });
+    if (!walked.ok()) return walked.error().Wrap("scan " + o_.path);
+    if (skipped_special > 0) spdlog::info("backup: skipped {} devices, FIFOs and sockets", skipped_special);
+    if (items_.empty() || items_[0].e.type != EntryType::kDir) return FailedPrecondition(o_.path + " is not a directory");
+    return Ok();
+  }
+
+  // A file whose size, mtime, ctime and inode match the previous backup's,
+  // and whose chunks are all still stored, keeps them unread; the others go
+  // to to_read_.
+  void Compare() {
+    ParentTrees previous(repo_, parent_ != nullptr ? std::optional<Id>(parent_->TreeId()) : std::nullopt);
+    for (size_t i = 0; i < items_.size(); ++i) {
+      Item& it = items_[i];
+      if (it.e.type == EntryType::kDir) {
+        ++st_.dirs;
+        continue;
+      }
+      if (it.e.type != EntryType::kFile) continue;
+      ++st_.files;
+      const Node* prev = previous.Find(it.e.path);
+      bool same = prev != nullptr && prev->type == NodeType::kFile && prev->size == it.e.size &&
+                  prev->mtime_sec == it.e.meta.mtime_sec && prev->mtime_nsec == it.e.meta.mtime_nsec &&
+                  prev->ctime_sec == it.e.ctime_sec && prev->ctime_nsec == it.e.ctime_nsec &&
+                  prev->inode == it.e.ino &&
+                  std::all_of(prev->content.begin(), prev->content.end(), [&](const Id& c) { return repo_.Has(c); });
+      if (same) {
+        it.content = prev->content;
+        ++st_.files_unchanged;
+        st_.bytes += it.e.size;
+        pr_.files_done++;
+        pr_.bytes_done += it.e.size;
+      } else {
+        (prev != nullptr ? st_.files_changed : st_.files_new)++;
+        to_read_.push_back(static_cast<int>(i));
+      }
+    }
+    pr_.scanning = false;
+  }
+
+  // o.readers threads read, chunk and name the files of to_read_; the chunks
+  // the repository does not hold yet go through a bounded queue to
+  // o.sealers threads that compress, seal and pack them. A file that cannot
+  // be read is recorded in errors_; a repository that cannot be written
+  // stops everything.
+  Status ReadAndStore() {
+    ChunkQueue queue(16 << 20);
+    std::vector<std::thread> sealers;
+    for (int s = 0; s < std::max(1, o_.sealers); ++s) sealers.emplace_back([&] { Seal(queue); });
+    std::vector<std::thread> readers;
+    for (int r = 0; r < std::max(1, o_.readers); ++r) readers.emplace_back([&] { Read(queue); });
+    for (auto& t : readers) t.join();
+    queue.Close();
+    for (auto& t : sealers) t.join();
+    if (fatal_) return *fatal_;
+    return Ok();
+  }
+
+  void Seal(ChunkQueue& queue) {
+    repo::Packer packer;
+    SealJob job;
+    while (queue.Pop(job)) {
+      if (abort_) continue;
+      Status added = repo_.AddBlob(packer, repo::BlobType::kData, job.id, job.data, o_.compression_level);
+      if (!added.ok()) Fail(added.error());
+    }
+    if (!abort_) {
+      Status flushed = repo_.FlushPacker(packer);
+      if (!flushed.ok()) Fail(flushed.error());
+    }
+  }
+
+  void Read(ChunkQueue& queue) {
+    for (size_t k; !abort_ && (k = next_++) < to_read_.size();) {
+      Item& it = items_[static_cast<size_t>(to_read_[k])];
+      Status s = ChunkFile(it, queue);
+      if (!s.ok() && !abort_) {
+        std::lock_guard l(mu_);
+        errors_.push_back({it.e.path, s.error().message()});
+        it.failed = true;
+      }
+    }
+  }
+
+  // Chunks one file (opened beneath the root, never through a symlink) and
+  // queues its new chunks. The metadata is taken from the open file.
+  Status ChunkFile(Item& it, ChunkQueue& queue) {
+    LB_ASSIGN_OR_RETURN(auto parent_dir, fstree::OpenParent(root_.get(), it.e.path));
+    UniqueFd fd(::openat(parent_dir.dir.get(), parent_dir.base.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid()) return Error(Code::kNotFound, errno == ENOENT ? "deleted during the backup" : std::strerror(errno));
+    struct stat sb;
+    if (::fstat(fd.get(), &sb) != 0 || !S_ISREG(sb.st_mode)) return FailedPrecondition("no longer a regular file");
+    ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+    it.e.meta = fstree::MetaOf(sb);
+    it.e.ctime_sec = sb.st_ctim.tv_sec;
+    it.e.ctime_nsec = static_cast<uint32_t>(sb.st_ctim.tv_nsec);
+    uint64_t got = 0;
+    LB_RETURN_IF_ERROR(chunk::ChunkRange(
+        fd.get(), 0, static_cast<uint64_t>(sb.st_size), repo_.config().chunker,
+        [&](uint64_t, std::span<const uint8_t> bytes) -> Status {
+          if (abort_) return Aborted("backup stopped");
+          Id id = repo::BlobId(repo_.keys(), bytes);
+          it.content.push_back(id);
+          got += bytes.size();
+          pr_.bytes_done += bytes.size();
+          if (repo_.Claim(id)) {
+            new_blobs_++;
+            new_bytes_ += bytes.size();
+            queue.Push({id, std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size())});
+          }
+          return Ok();
+        }));
+    it.e.size = got;
+    read_bytes_ += got;
+    pr_.files_done++;
+    return Ok();
+  }
+
+  void Fail(Error e) {
+    std::lock_guard l(mu_);
+    if (!fatal_) fatal_ = std::move(e);
+    abort_ = true;
+  }
+
+  // Directory trees, children before parents (the scan put parents first);
+  // a file that failed is left out of its directory.
+  Status WriteTrees() {
+    repo::Packer packer;
+    for (size_t i = items_.size(); i-- > 0;) {
+      Item& it = items_[i];
+      if (it.e.type != EntryType::kDir) continue;
+      Tree tree;
+      for (int c : it.children) {
+        const Item& child = items_[static_cast<size_t>(c)];
+        if (!child.failed) tree.nodes.push_back(ToNode(child));
+      }
+      std::sort(tree.nodes.begin(), tree.nodes.end(), [](const Node& a, const Node& b) { return a.name < b.name; });
+      LB_ASSIGN_OR_RETURN(it.subtree, repo_.SaveTree(packer, tree));
+    }
+    LB_RETURN_IF_ERROR(repo_.FlushPacker(packer));
+    return repo_.FlushIndex();
+  }
+
+  Result<BackupResult> SaveSnapshot() {
+    st_.bytes += read_bytes_;
+    st_.new_blobs = new_blobs_;
+    st_.new_bytes = new_bytes_;
+    st_.stored_bytes = repo_.stored_bytes();
+    st_.errors = errors_.size();
+    st_.files -= std::count_if(items_.begin(), items_.end(), [](const Item& i) { return i.failed; });
+    st_.duration_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    BackupResult res;
+    auto& snap = res.snapshot;
+    const Item& root = items_[0];
+    snap.time_ns = start_ns_;
+    snap.host = Hostname();
+    snap.source = o_.source;
+    snap.path = o_.path;
+    snap.tags = o_.tags;
+    snap.schedule = o_.schedule;
+    snap.tree = repo::HexOf(root.subtree);
+    snap.parent = parent_ != nullptr ? parent_->id : "";
+    snap.root_mode = root.e.meta.mode;
+    snap.root_uid = root.e.meta.uid;
+    snap.root_gid = root.e.meta.gid;
+    snap.root_mtime_sec = root.e.meta.mtime_sec;
+    snap.root_mtime_nsec = root.e.meta.mtime_nsec;
+    snap.stats = st_;
+    LB_ASSIGN_OR_RETURN(snap.id, repo_.SaveSnapshot(snap));
+    res.errors = std::move(errors_);
+    return res;
+  }
+
+  repo::Repository& repo_;
+  const BackupOptions& o_;
+  Progress& pr_;
+  const std::chrono::steady_clock::time_point start_;
+  const int64_t start_ns_;
+  UniqueFd root_;
+  std::vector<repo::Snapshot> snapshots_;
+  const repo::Snapshot* parent_ = nullptr;  // the previous backup of this source, in snapshots_
+  std::vector<Item> items_;
+  std::vector<int> to_read_;  // indexes into items_ of the files to read
+  repo::SnapshotStats st_;
+  // While ReadAndStore runs:
+  std::atomic<size_t> next_{0};
+  std::atomic<uint64_t> new_blobs_{0}, new_bytes_{0}, read_bytes_{0};
+  std::atomic<bool> abort_{false};
+  std::mutex mu_;  // guards errors_, fatal_ and the failed flags
+  std::vector<FileError> errors_;
+  std::optional<Error> fatal_;
+};
+
 }  // namespace
 
 Result<BackupResult> CreateBackup(repo::Repository& repo, const BackupOptions& o, Progress* progress) {
   Progress local;
-  Progress& pr = progress != nullptr ? *progress : local;
-  auto start = std::chrono::steady_clock::now();
-  int64_t start_ns = NowUnixNs();
-  if (repo.read_only()) {
-    return PermissionDenied("the location is ReadOnly: backups are written to a ReadWrite location");
-  }
-  UniqueFd root(::open(o.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!root.valid()) return ErrnoError(errno, "open " + o.path);
-  LB_ASSIGN_OR_RETURN(auto lock, repo.AcquireLock(false, "backup " + o.source));
-  LB_RETURN_IF_ERROR(repo.LoadIndex());
-  LB_ASSIGN_OR_RETURN(size_t adopted, repo.AdoptUnindexedPacks());
-  if (adopted > 0) spdlog::info("backup: reusing {} packs an interrupted backup uploaded", adopted);
-
-  // The previous backup of this source, if any.
-  LB_ASSIGN_OR_RETURN(auto snaps, repo.ListSnapshots());
-  const repo::Snapshot* parent = nullptr;
-  for (const auto& s : snaps) {
-    if (s.source == o.source) parent = &s;
-  }
-  ParentTrees previous(repo, parent != nullptr ? std::optional<Id>(parent->TreeId()) : std::nullopt);
-
-  // Scan.
-  std::vector<Item> items;
-  std::unordered_map<std::string, int> dirs;
-  std::vector<FileError> errors;
-  uint64_t skipped_special = 0;
-  Status walked = fstree::Walk(root.get(), "", true, false, [&](fstree::Entry& e) -> Status {
-    if (e.type == EntryType::kOther) {
-      ++skipped_special;
-      return Ok();
-    }
-    Item it;
-    it.parent = e.path.empty() ? -1 : dirs.at(fstree::ParentOf(e.path));
-    it.e = std::move(e);
-    int idx = static_cast<int>(items.size());
-    if (it.parent >= 0) items[static_cast<size_t>(it.parent)].children.push_back(idx);
-    if (it.e.type == EntryType::kDir) dirs[it.e.path] = idx;
-    if (it.e.type == EntryType::kFile) {
-      pr.files_total++;
-      pr.bytes_total += it.e.size;
-    }
-    items.push_back(std::move(it));
-    return Ok();
-  });
-  if (!walked.ok()) return walked.error().Wrap("scan " + o.path);
-  if (skipped_special > 0) spdlog::info("backup: skipped {} devices, FIFOs and sockets", skipped_special);
-
-  repo::SnapshotStats st;
-  std::vector<int> to_read;
-  for (size_t i = 0; i < items.size(); ++i) {
-    Item& it = items[i];
-    if (it.e.type == EntryType::kDir) {
-      ++st.dirs;
-      continue;
-    }
-    if (it.e.type != EntryType::kFile) continue;
-    ++st.files;
-    const Node* prev = previous.Find(it.e.path);
-    bool same = prev != nullptr && prev->type == NodeType::kFile && prev->size == it.e.size &&
-                prev->mtime_sec == it.e.meta.mtime_sec && prev->mtime_nsec == it.e.meta.mtime_nsec &&
-                prev->ctime_sec == it.e.ctime_sec && prev->ctime_nsec == it.e.ctime_nsec && prev->inode == it.e.ino &&
-                std::all_of(prev->content.begin(), prev->content.end(), [&](const Id& c) { return repo.Has(c); });
-    if (same) {
-      it.content = prev->content;
-      ++st.files_unchanged;
-      st.bytes += it.e.size;
-      pr.files_done++;
-      pr.bytes_done += it.e.size;
-    } else {
-      (prev != nullptr ? st.files_changed : st.files_new)++;
-      to_read.push_back(static_cast<int>(i));
-    }
-  }
-  pr.scanning = false;
-
-  // Read, chunk and name (readers) -> compress, seal and pack (sealers).
-  const chunk::ChunkParams params = repo.config().chunker;
-  ChunkQueue queue(16 << 20);
-  std::atomic<size_t> next{0};
-  std::atomic<uint64_t> new_blobs{0}, new_bytes{0}, read_bytes{0};
-  std::mutex err_mu;
-  std::optional<Error> fatal;
-  std::atomic<bool> abort{false};
-  auto fail = [&](Error e) {
-    std::lock_guard l(err_mu);
-    if (!fatal) fatal = std::move(e);
-    abort = true;
-  };
-  std::vector<std::thread> sealers;
-  for (int s = 0; s < std::max(1, o.sealers); ++s) {
-    sealers.emplace_back([&] {
-      repo::Packer packer;
-      SealJob job;
-      while (queue.Pop(job)) {
-        if (abort) continue;
-        Status added = repo.AddBlob(packer, repo::BlobType::kData, job.id, job.data, o.compression_level);
-        if (!added.ok()) fail(added.error());
-      }
-      if (!abort) {
-        Status flushed = repo.FlushPacker(packer);
-        if (!flushed.ok()) fail(flushed.error());
-      }
-    });
-  }
-  std::vector<std::thread> readers;
-  for (int r = 0; r < std::max(1, o.readers); ++r) {
-    readers.emplace_back([&] {
-      for (size_t k; !abort && (k = next++) < to_read.size();) {
-        Item& it = items[static_cast<size_t>(to_read[k])];
-        auto file_error = [&](const std::string& why) {
-          std::lock_guard l(err_mu);
-          errors.push_back({it.e.path, why});
-          it.failed = true;
-        };
-        auto parent_dir = fstree::OpenParent(root.get(), it.e.path);
-        if (!parent_dir.ok()) {
-          file_error(parent_dir.error().message());
-          continue;
-        }
-        UniqueFd fd(::openat(parent_dir->dir.get(), parent_dir->base.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-        if (!fd.valid()) {
-          file_error(errno == ENOENT ? "deleted during the backup" : std::strerror(errno));
-          continue;
-        }
-        struct stat sb;
-        if (::fstat(fd.get(), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-          file_error("no longer a regular file");
-          continue;
-        }
-        ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-        it.e.meta = fstree::MetaOf(sb);
-        it.e.ctime_sec = sb.st_ctim.tv_sec;
-        it.e.ctime_nsec = static_cast<uint32_t>(sb.st_ctim.tv_nsec);
-        uint64_t got = 0;
-        Status s = chunk::ChunkRange(fd.get(), 0, static_cast<uint64_t>(sb.st_size), params,
-                                     [&](uint64_t, std::span<const uint8_t> bytes) -> Status {
-                                       if (abort) return Aborted("backup stopped");
-                                       Id id = repo::BlobId(repo.keys(), bytes);
-                                       it.content.push_back(id);
-                                       got += bytes.size();
-                                       pr.bytes_done += bytes.size();
-                                       if (repo.Claim(id)) {
-                                         new_blobs++;
-                                         new_bytes += bytes.size();
-                                         queue.Push({id, std::string(reinterpret_cast<const char*>(bytes.data()),
-                                                                     bytes.size())});
-                                       }
-                                       return Ok();
-                                     });
-        if (!s.ok()) {
-          if (!abort) file_error(s.error().message());
-          continue;
-        }
-        it.e.size = got;
-        read_bytes += got;
-        pr.files_done++;
-      }
-    });
-  }
-  for (auto& t : readers) t.join();
-  queue.Close();
-  for (auto& t : sealers) t.join();
-  if (fatal) return *fatal;
-
-  // Trees, children before parents (the walk put parents first).
-  repo::Packer packer;
-  for (size_t i = items.size(); i-- > 0;) {
-    Item& it = items[i];
-    if (it.e.type != EntryType::kDir) continue;
-    Tree tree;
-    for (int c : it.children) {
-      const Item& child = items[static_cast<size_t>(c)];
-      if (!child.failed) tree.nodes.push_back(ToNode(child));
-    }
-    std::sort(tree.nodes.begin(), tree.nodes.end(), [](const Node& a, const Node& b) { return a.name < b.name; });
-    LB_ASSIGN_OR_RETURN(it.subtree, repo.SaveTree(packer, tree));
-  }
-  LB_RETURN_IF_ERROR(repo.FlushPacker(packer));
-  LB_RETURN_IF_ERROR(repo.FlushIndex());
-  if (items.empty() || items[0].e.type != EntryType::kDir) return FailedPrecondition(o.path + " is not a directory");
-
-  st.bytes += read_bytes;
-  st.new_blobs = new_blobs;
-  st.new_bytes = new_bytes;
-  st.stored_bytes = repo.stored_bytes();
-  st.errors = errors.size();
-  st.files -= std::count_if(items.begin(), items.end(), [](const Item& i) { return i.failed; });
-  st.duration_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  BackupResult res;
-  auto& snap = res.snapshot;
-  snap.time_ns = start_ns;
-  snap.host = Hostname();
-  snap.source = o.source;
-  snap.path = o.path;
-  snap.tags = o.tags;
-  snap.schedule = o.schedule;
-  snap.tree = repo::HexOf(items[0].subtree);
-  snap.parent = parent != nullptr ? parent->id : "";
-  snap.root_mode = items[0].e.meta.mode;
-  snap.root_uid = items[0].e.meta.uid;
-  snap.root_gid = items[0].e.meta.gid;
-  snap.root_mtime_sec = items[0].e.meta.mtime_sec;
-  snap.root_mtime_nsec = items[0].e.meta.mtime_nsec;
-  snap.stats = st;
-  LB_ASSIGN_OR_RETURN(snap.id, repo.SaveSnapshot(snap));
-  res.errors = std::move(errors);
-  return res;
+  return BackupRun(repo, o, progress != nullptr ? *progress : local).Run();
 }
 
 chunk::ChunkParams DefaultChunker() { return chunk::ChunkParams::ForAverage(64 << 10); }

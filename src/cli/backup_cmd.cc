@@ -20,7 +20,7 @@
 namespace lifeboat::cli {
 namespace {
 
-using Json = nlohmann::json;
+using Json = nlohmann::ordered_json;  // keys print in the order written
 using namespace std::chrono_literals;
 
 struct BackupCliOptions {
@@ -240,7 +240,7 @@ int RepoCheck(const BackupCliOptions& o) {
     PrintDocument(Json{{"ok", rep->errors.empty()},
                       {"errors", rep->errors},
                       {"warnings", rep->warnings},
-                      {"snapshots", rep->snapshots},
+                      {"backups", rep->snapshots},
                       {"packs", rep->packs},
                       {"blobs", rep->blobs},
                       {"trees", rep->trees},

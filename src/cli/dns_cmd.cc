@@ -127,7 +127,7 @@ void AddDnsCommands(CLI::App& app, int& exit_code) {
   serve->add_option("--listen", so->listen, "Address(es) instead of the plan's dns.listen");
   serve->add_option("--workers", so->workers, "UDP worker threads (default: one per core)");
   serve->footer(
-      "Answers over UDP and TCP from snapshots rebuilt on every health change. Routing controls\n"
+      "Answers over UDP and TCP from a table of answers rebuilt on every health change. Routing controls\n"
       "live in the agent's state store; this command treats every region as switched on.\n\n"
       "Examples:\n"
       "  lifeboat dns serve --plan examples/shop.yaml\n"

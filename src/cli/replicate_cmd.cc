@@ -18,7 +18,7 @@ namespace lifeboat::cli {
 namespace {
 
 using namespace std::chrono_literals;
-using Json = nlohmann::json;
+using Json = nlohmann::ordered_json;  // keys print in the order written
 
 struct ReplicateOptions {
   std::string plan_file, volume, region, output = "table", token;

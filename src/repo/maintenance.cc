@@ -113,7 +113,7 @@ Result<CheckReport> Repository::Check(bool read_data, const std::function<void(c
       ++unindexed;
     }
   }
-  say("reading snapshots");
+  say("reading the backups");
   LB_ASSIGN_OR_RETURN(auto snaps, ListSnapshots(&rep.errors));
   rep.snapshots = snaps.size();
   Usage usage;

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace lifeboat::state {
 namespace {
@@ -31,6 +32,10 @@ class Stmt {
   bool ok() const { return rc_ == SQLITE_OK; }
   Stmt& Bind(int i, std::string_view v) {
     sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& BindText(int i, std::string_view v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
   }
   Stmt& Bind(int i, int64_t v) {
@@ -88,14 +93,28 @@ CREATE TABLE IF NOT EXISTS kv(
   mod_rev INTEGER NOT NULL, version INTEGER NOT NULL, lease INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS kv_lease ON kv(lease) WHERE lease != 0;
 CREATE TABLE IF NOT EXISTS leases(id INTEGER PRIMARY KEY, ttl_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events(
+  rev INTEGER PRIMARY KEY, type INTEGER NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL,
+  create_rev INTEGER NOT NULL, version INTEGER NOT NULL, lease INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta(name, value) SELECT 'compact_rev', value FROM meta WHERE name = 'revision';
 )sql";
+
+bool Holds(const std::optional<KeyValue>& cur, Expect expect) {
+  switch (expect.kind) {
+    case Expect::Kind::kAny: return true;
+    case Expect::Kind::kAbsent: return !cur.has_value();
+    case Expect::Kind::kRevision: return cur.has_value() && cur->mod_revision == expect.mod_revision;
+  }
+  return false;
+}
 
 }  // namespace
 
 // BEGIN IMMEDIATE ... COMMIT, rolled back unless committed.
+// A read transaction (`write` false) sees one snapshot of the file.
 class SqliteStore::Tx {
  public:
-  explicit Tx(sqlite3* db) : db_(db) { status_ = Exec(db, "BEGIN IMMEDIATE"); }
+  explicit Tx(sqlite3* db, bool write = true) : db_(db) { status_ = Exec(db, write ? "BEGIN IMMEDIATE" : "BEGIN"); }
   ~Tx() {
     // A failed rollback leaves nothing to do: SQLite rolls back on close.
     if (status_.ok() && !done_) static_cast<void>(Exec(db_, "ROLLBACK"));
@@ -117,6 +136,7 @@ class SqliteStore::Tx {
 struct SqliteStore::Watcher {
   std::string prefix;
   std::function<void(const Event&)> fn;
+  int64_t next = 0;  // the next revision to deliver; only the watch thread touches it
   std::mutex mu;
   bool alive = true;  // guarded by mu
 };
@@ -136,9 +156,17 @@ class Handle final : public WatchHandle {
 SqliteStore::SqliteStore(sqlite3* db, Clock& clock, std::string path)
     : db_(db), clock_(clock), path_(std::move(path)) {}
 
-SqliteStore::~SqliteStore() { sqlite3_close_v2(db_); }
+SqliteStore::~SqliteStore() {
+  {
+    std::lock_guard lock(watch_mu_);
+    stopping_ = true;
+  }
+  watch_cv_.notify_all();
+  if (watch_thread_.joinable()) watch_thread_.join();
+  sqlite3_close_v2(db_);
+}
 
-Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, Clock& clock) {
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, Clock& clock, StoreOptions options) {
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                            nullptr);
@@ -148,7 +176,8 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, 
     return e;
   }
   std::unique_ptr<SqliteStore> store(new SqliteStore(db, clock, path));
-  sqlite3_busy_timeout(db, 5000);
+  // Writers of other processes are waited for up to the deadline of a call.
+  sqlite3_busy_timeout(db, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(options.timeout).count()));
   // Checked before anything writes, so a damaged or foreign file is reported, not changed.
   {
     Stmt check(db, "PRAGMA quick_check");
@@ -170,8 +199,13 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, 
   LB_RETURN_IF_ERROR(Exec(db, "PRAGMA journal_mode=WAL"));
   LB_RETURN_IF_ERROR(Exec(db, "PRAGMA synchronous=FULL"));
   LB_RETURN_IF_ERROR(Exec(db, "PRAGMA foreign_keys=ON"));
-  LB_RETURN_IF_ERROR(Exec(db, kSchema));
-  LB_RETURN_IF_ERROR(Exec(db, ("PRAGMA user_version=" + std::to_string(kFormatVersion)).c_str()));
+  {  // Schema and version in one transaction: two processes may open a new file at once.
+    Tx tx(db);
+    LB_RETURN_IF_ERROR(tx.status());
+    LB_RETURN_IF_ERROR(Exec(db, kSchema));
+    LB_RETURN_IF_ERROR(Exec(db, ("PRAGMA user_version=" + std::to_string(kFormatVersion)).c_str()));
+    LB_RETURN_IF_ERROR(tx.Commit());
+  }
   return store;
 }
 
@@ -188,6 +222,16 @@ Result<std::optional<KeyValue>> SqliteStore::GetLocked(std::string_view key) {
   if (rc != SQLITE_DONE) return SqlError(db_, "get");
   return std::optional<KeyValue>();
 }
+
+Result<int64_t> SqliteStore::MetaLocked(const char* name) {
+  Stmt s(db_, "SELECT value FROM meta WHERE name = ?");
+  if (!s.ok()) return SqlError(db_, name);
+  s.BindText(1, name);
+  if (s.Step() != SQLITE_ROW) return SqlError(db_, name);
+  return s.Int(0);
+}
+
+Result<int64_t> SqliteStore::RevisionLocked() { return MetaLocked("revision"); }
 
 Result<int64_t> SqliteStore::BumpRevisionLocked() {
   Stmt s(db_, "UPDATE meta SET value = value + 1 WHERE name = 'revision' RETURNING value");
@@ -224,6 +268,50 @@ Status SqliteStore::DeleteKeyLocked(std::string_view key, std::vector<Event>& ev
   return Ok();
 }
 
+Status SqliteStore::PutLocked(const std::string& key, const std::string& value, LeaseId lease,
+                              std::vector<Event>& events) {
+  if (key.empty()) return InvalidArgument("state store: empty key");
+  if (lease != 0) {
+    Stmt l(db_, "SELECT 1 FROM leases WHERE id = ? LIMIT 1");
+    l.Bind(1, lease);
+    if (l.Step() != SQLITE_ROW) return NotFound("state store: lease " + std::to_string(lease) + " has expired");
+  }
+  LB_ASSIGN_OR_RETURN(auto cur, GetLocked(key));
+  LB_ASSIGN_OR_RETURN(int64_t rev, BumpRevisionLocked());
+  KeyValue kv;
+  kv.key = key;
+  kv.value = value;
+  kv.create_revision = cur ? cur->create_revision : rev;
+  kv.mod_revision = rev;
+  kv.version = cur ? cur->version + 1 : 1;
+  kv.lease = lease;
+  Stmt s(db_, "INSERT OR REPLACE INTO kv(key, value, create_rev, mod_rev, version, lease) VALUES (?,?,?,?,?,?)");
+  s.Bind(1, kv.key).Bind(2, kv.value).Bind(3, kv.create_revision).Bind(4, kv.mod_revision).Bind(5, kv.version);
+  s.Bind(6, kv.lease);
+  LB_RETURN_IF_ERROR(s.Run("put"));
+  events.push_back({Event::Type::kPut, std::move(kv)});
+  return Ok();
+}
+
+Status SqliteStore::RecordLocked(const std::vector<Event>& events) {
+  for (const auto& e : events) {
+    Stmt s(db_, "INSERT INTO events(rev, type, key, value, create_rev, version, lease) VALUES (?,?,?,?,?,?,?)");
+    s.Bind(1, e.kv.mod_revision).Bind(2, static_cast<int64_t>(e.type)).Bind(3, e.kv.key).Bind(4, e.kv.value);
+    s.Bind(5, e.kv.create_revision).Bind(6, e.kv.version).Bind(7, e.kv.lease);
+    LB_RETURN_IF_ERROR(s.Run("record history"));
+  }
+  if (events.empty()) return Ok();
+  // The history keeps the last kHistory changes; older ones are compacted.
+  int64_t last = events.back().kv.mod_revision;
+  if (last % 1000 != 0 || last <= kHistory) return Ok();
+  Stmt d(db_, "DELETE FROM events WHERE rev <= ?");
+  d.Bind(1, last - kHistory);
+  LB_RETURN_IF_ERROR(d.Run("compact history"));
+  Stmt m(db_, "UPDATE meta SET value = max(value, ?) WHERE name = 'compact_rev'");
+  m.Bind(1, last - kHistory);
+  return m.Run("compact history");
+}
+
 Status SqliteStore::ExpireLocked(std::vector<Event>& events) {
   std::vector<LeaseId> expired;
   {
@@ -238,29 +326,12 @@ Status SqliteStore::ExpireLocked(std::vector<Event>& events) {
   return Ok();
 }
 
-bool SqliteStore::CheckExpect(const std::optional<KeyValue>& cur, Expect expect) const {
-  switch (expect.kind) {
-    case Expect::Kind::kAny: return true;
-    case Expect::Kind::kAbsent: return !cur.has_value();
-    case Expect::Kind::kRevision: return cur.has_value() && cur->mod_revision == expect.mod_revision;
-  }
-  return false;
-}
-
-void SqliteStore::Notify(const std::vector<Event>& events) {
-  if (events.empty()) return;
-  std::vector<std::shared_ptr<Watcher>> watchers;
+void SqliteStore::Wake() {
   {
     std::lock_guard lock(watch_mu_);
-    watchers = watchers_;
+    woken_ = true;
   }
-  for (const auto& e : events) {
-    for (const auto& w : watchers) {
-      if (std::string_view(e.kv.key).substr(0, w->prefix.size()) != w->prefix) continue;
-      std::lock_guard wl(w->mu);
-      if (w->alive) w->fn(e);
-    }
-  }
+  watch_cv_.notify_all();
 }
 
 Status SqliteStore::ExpireLeases() {
@@ -278,9 +349,10 @@ Status SqliteStore::ExpireLeases() {
     Tx tx(db_);
     LB_RETURN_IF_ERROR(tx.status());
     LB_RETURN_IF_ERROR(ExpireLocked(events));
+    LB_RETURN_IF_ERROR(RecordLocked(events));
     LB_RETURN_IF_ERROR(tx.Commit());
   }
-  Notify(events);
+  if (!events.empty()) Wake();
   return Ok();
 }
 
@@ -290,23 +362,26 @@ Result<std::optional<KeyValue>> SqliteStore::Get(std::string_view key) {
   return GetLocked(key);
 }
 
-Result<std::vector<KeyValue>> SqliteStore::List(std::string_view prefix) {
+Result<Range> SqliteStore::List(std::string_view prefix) {
   LB_RETURN_IF_ERROR(ExpireLeases());
   std::lock_guard lock(mu_);
+  Tx tx(db_, false);  // one snapshot for the keys and the revision
+  LB_RETURN_IF_ERROR(tx.status());
+  Range out;
+  LB_ASSIGN_OR_RETURN(out.revision, RevisionLocked());
   Stmt s(db_,
          "SELECT key, value, create_rev, mod_rev, version, lease FROM kv "
          "WHERE substr(key, 1, ?) = ? ORDER BY key");
   if (!s.ok()) return SqlError(db_, "list");
   s.Bind(1, static_cast<int64_t>(prefix.size())).Bind(2, prefix);
-  std::vector<KeyValue> out;
   int rc;
-  while ((rc = s.Step()) == SQLITE_ROW) out.push_back(ReadKv(s));
+  while ((rc = s.Step()) == SQLITE_ROW) out.kvs.push_back(ReadKv(s));
   if (rc != SQLITE_DONE) return SqlError(db_, "list");
   return out;
 }
 
 template <typename T, typename Apply>
-Result<T> SqliteStore::Mutate(std::string_view key, Expect expect, Apply apply) {
+Result<T> SqliteStore::Mutate(const std::vector<Compare>& compares, Apply apply) {
   std::vector<Event> events;
   std::optional<Result<T>> result;
   {
@@ -314,49 +389,53 @@ Result<T> SqliteStore::Mutate(std::string_view key, Expect expect, Apply apply) 
     Tx tx(db_);
     LB_RETURN_IF_ERROR(tx.status());
     LB_RETURN_IF_ERROR(ExpireLocked(events));
-    LB_ASSIGN_OR_RETURN(auto cur, GetLocked(key));
-    if (!CheckExpect(cur, expect)) {
-      return Aborted("state store: key '" + std::string(key) + "' changed since it was read (now at revision " +
-                     std::to_string(cur ? cur->mod_revision : 0) + ")");
+    for (const auto& c : compares) {
+      LB_ASSIGN_OR_RETURN(auto cur, GetLocked(c.key));
+      if (!Holds(cur, c.expect)) {
+        // Expired leases' deletions still happen.
+        if (!events.empty() && RecordLocked(events).ok() && tx.Commit().ok()) Wake();
+        return Aborted("state store: key '" + c.key + "' changed since it was read (now at revision " +
+                       std::to_string(cur ? cur->mod_revision : 0) + ")");
+      }
     }
-    result.emplace(apply(cur, events));
+    result.emplace(apply(events));
     if (!result->ok()) return *std::move(result);
+    LB_RETURN_IF_ERROR(RecordLocked(events));
     LB_RETURN_IF_ERROR(tx.Commit());
   }
-  Notify(events);
+  Wake();
   return *std::move(result);
 }
 
 Result<int64_t> SqliteStore::Put(std::string_view key, std::string_view value, Expect expect, LeaseId lease) {
-  if (key.empty()) return InvalidArgument("state store: empty key");
-  return Mutate<int64_t>(key, expect, [&](const std::optional<KeyValue>& cur, std::vector<Event>& events) -> Result<int64_t> {
-    if (lease != 0) {
-      Stmt l(db_, "SELECT 1 FROM leases WHERE id = ? LIMIT 1");
-      l.Bind(1, lease);
-      if (l.Step() != SQLITE_ROW) return NotFound("state store: lease " + std::to_string(lease) + " has expired");
-    }
-    LB_ASSIGN_OR_RETURN(int64_t rev, BumpRevisionLocked());
-    KeyValue kv;
-    kv.key = std::string(key);
-    kv.value = std::string(value);
-    kv.create_revision = cur ? cur->create_revision : rev;
-    kv.mod_revision = rev;
-    kv.version = cur ? cur->version + 1 : 1;
-    kv.lease = lease;
-    Stmt s(db_, "INSERT OR REPLACE INTO kv(key, value, create_rev, mod_rev, version, lease) VALUES (?,?,?,?,?,?)");
-    s.Bind(1, kv.key).Bind(2, kv.value).Bind(3, kv.create_revision).Bind(4, kv.mod_revision).Bind(5, kv.version);
-    s.Bind(6, kv.lease);
-    LB_RETURN_IF_ERROR(s.Run("put"));
-    events.push_back({Event::Type::kPut, std::move(kv)});
-    return rev;
+  std::string k(key);
+  return Mutate<int64_t>({{k, expect}}, [&](std::vector<Event>& events) -> Result<int64_t> {
+    LB_RETURN_IF_ERROR(PutLocked(k, std::string(value), lease, events));
+    return events.back().kv.mod_revision;
   });
 }
 
 Result<bool> SqliteStore::Delete(std::string_view key, Expect expect) {
-  return Mutate<bool>(key, expect, [&](const std::optional<KeyValue>& cur, std::vector<Event>& events) -> Result<bool> {
+  std::string k(key);
+  return Mutate<bool>({{k, expect}}, [&](std::vector<Event>& events) -> Result<bool> {
+    LB_ASSIGN_OR_RETURN(auto cur, GetLocked(k));
     if (!cur) return false;
-    LB_RETURN_IF_ERROR(DeleteKeyLocked(key, events));
+    LB_RETURN_IF_ERROR(DeleteKeyLocked(k, events));
     return true;
+  });
+}
+
+Result<int64_t> SqliteStore::Txn(const std::vector<Compare>& compares, const std::vector<Op>& ops) {
+  return Mutate<int64_t>(compares, [&](std::vector<Event>& events) -> Result<int64_t> {
+    for (const auto& op : ops) {
+      if (op.kind == Op::Kind::kPut) {
+        LB_RETURN_IF_ERROR(PutLocked(op.key, op.value, op.lease, events));
+      } else {
+        LB_ASSIGN_OR_RETURN(auto cur, GetLocked(op.key));
+        if (cur) LB_RETURN_IF_ERROR(DeleteKeyLocked(op.key, events));
+      }
+    }
+    return RevisionLocked();
   });
 }
 
@@ -396,20 +475,32 @@ Status SqliteStore::Revoke(LeaseId lease) {
     Tx tx(db_);
     LB_RETURN_IF_ERROR(tx.status());
     LB_RETURN_IF_ERROR(DeleteKeysOfLeaseLocked(lease, events));
+    LB_RETURN_IF_ERROR(RecordLocked(events));
     LB_RETURN_IF_ERROR(tx.Commit());
   }
-  Notify(events);
+  Wake();
   return Ok();
 }
 
-std::unique_ptr<WatchHandle> SqliteStore::Watch(std::string_view prefix, std::function<void(const Event&)> fn) {
+std::unique_ptr<WatchHandle> SqliteStore::Watch(std::string_view prefix, int64_t from_revision,
+                                                std::function<void(const Event&)> fn) {
   auto w = std::make_shared<Watcher>();
   w->prefix = std::string(prefix);
   w->fn = std::move(fn);
+  w->next = from_revision;
+  if (from_revision <= 0) {
+    auto rev = Revision();
+    // Unreadable now: the watch starts at the oldest history kept and the
+    // caller gets kCompacted, which makes it re-read.
+    w->next = rev.ok() ? *rev + 1 : 1;
+  }
   {
     std::lock_guard lock(watch_mu_);
     watchers_.push_back(w);
+    woken_ = true;
+    if (!watch_thread_.joinable()) watch_thread_ = std::thread([this] { WatchLoop(); });
   }
+  watch_cv_.notify_all();
   return std::make_unique<Handle>([this, w] {
     {
       std::lock_guard lock(watch_mu_);
@@ -420,11 +511,99 @@ std::unique_ptr<WatchHandle> SqliteStore::Watch(std::string_view prefix, std::fu
   });
 }
 
+void SqliteStore::WatchLoop() {
+  for (;;) {
+    std::vector<std::shared_ptr<Watcher>> watchers;
+    {
+      std::unique_lock lock(watch_mu_);
+      watch_cv_.wait_for(lock, kPoll, [&] { return woken_ || stopping_; });
+      if (stopping_) return;
+      woken_ = false;
+      watchers = watchers_;
+    }
+    (void)ExpireLeases();  // leases run out also when nobody calls
+    for (const auto& w : watchers) Deliver(*w);
+  }
+}
+
+void SqliteStore::Deliver(Watcher& w) {
+  constexpr int64_t kBatch = 500;
+  for (;;) {
+    std::vector<Event> batch;
+    int64_t revision = 0, compacted = 0;
+    {
+      std::lock_guard lock(mu_);
+      Tx tx(db_, false);
+      if (!tx.status().ok()) return;  // busy: the next poll tries again
+      auto rev = RevisionLocked();
+      auto cr = MetaLocked("compact_rev");
+      if (!rev.ok() || !cr.ok()) return;
+      revision = *rev;
+      compacted = *cr;
+      if (w.next <= compacted) {
+        Event e;
+        e.type = Event::Type::kCompacted;
+        e.kv.mod_revision = compacted + 1;
+        batch.push_back(std::move(e));
+      } else {
+        Stmt s(db_,
+               "SELECT rev, type, key, value, create_rev, version, lease FROM events "
+               "WHERE rev >= ? AND substr(key, 1, ?) = ? ORDER BY rev LIMIT ?");
+        if (!s.ok()) return;
+        s.Bind(1, w.next).Bind(2, static_cast<int64_t>(w.prefix.size())).Bind(3, w.prefix).Bind(4, kBatch);
+        int rc;
+        while ((rc = s.Step()) == SQLITE_ROW) {
+          Event e;
+          e.kv.mod_revision = s.Int(0);
+          e.type = s.Int(1) == static_cast<int64_t>(Event::Type::kDelete) ? Event::Type::kDelete : Event::Type::kPut;
+          e.kv.key = s.Blob(2);
+          e.kv.value = s.Blob(3);
+          e.kv.create_revision = s.Int(4);
+          e.kv.version = s.Int(5);
+          e.kv.lease = s.Int(6);
+          batch.push_back(std::move(e));
+        }
+        if (rc != SQLITE_DONE) return;
+      }
+    }
+    std::lock_guard wl(w.mu);
+    if (!w.alive) return;
+    for (const auto& e : batch) {
+      w.fn(e);
+      if (e.type == Event::Type::kCompacted) {
+        w.alive = false;  // nothing follows a kCompacted
+        return;
+      }
+      w.next = e.kv.mod_revision + 1;
+    }
+    if (static_cast<int64_t>(batch.size()) < kBatch) {
+      w.next = std::max(w.next, revision + 1);
+      return;
+    }
+  }
+}
+
 Result<int64_t> SqliteStore::Revision() {
   std::lock_guard lock(mu_);
-  Stmt s(db_, "SELECT value FROM meta WHERE name = 'revision'");
-  if (!s.ok() || s.Step() != SQLITE_ROW) return SqlError(db_, "revision");
-  return s.Int(0);
+  return RevisionLocked();
+}
+
+Status SqliteStore::Compact(int64_t revision) {
+  std::lock_guard lock(mu_);
+  Tx tx(db_);
+  LB_RETURN_IF_ERROR(tx.status());
+  LB_ASSIGN_OR_RETURN(int64_t current, RevisionLocked());
+  if (revision > current) {
+    return InvalidArgument("state store: cannot compact at revision " + std::to_string(revision) +
+                           ", beyond the current " + std::to_string(current));
+  }
+  Stmt d(db_, "DELETE FROM events WHERE rev < ?");
+  d.Bind(1, revision);
+  LB_RETURN_IF_ERROR(d.Run("compact history"));
+  Stmt m(db_, "UPDATE meta SET value = max(value, ?) WHERE name = 'compact_rev'");
+  m.Bind(1, revision - 1);
+  LB_RETURN_IF_ERROR(m.Run("compact history"));
+  return tx.Commit();
 }
 
 }  // namespace lifeboat::state

@@ -1,11 +1,15 @@
 #include "state/sqlite_store.h"
 
+#include <sqlite3.h>
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <thread>
+
+#include "state/store_testing.h"
 
 namespace lifeboat::state {
 namespace {
@@ -31,67 +35,7 @@ class SqliteStoreTest : public ::testing::Test {
   FakeClock clock_;
 };
 
-TEST_F(SqliteStoreTest, PutGetListDeleteWithRevisions) {
-  auto s = OpenStore();
-  auto r1 = s->Put("controls/us-east", "on");
-  ASSERT_TRUE(r1.ok());
-  auto r2 = s->Put("controls/us-west", "on");
-  auto r3 = s->Put("controls/us-east", "off");
-  ASSERT_TRUE(r3.ok());
-  EXPECT_LT(*r1, *r2);
-  EXPECT_LT(*r2, *r3);
-  auto kv = s->Get("controls/us-east");
-  ASSERT_TRUE(kv.ok() && kv->has_value());
-  EXPECT_EQ((*kv)->value, "off");
-  EXPECT_EQ((*kv)->version, 2);
-  EXPECT_EQ((*kv)->create_revision, *r1);
-  EXPECT_EQ((*kv)->mod_revision, *r3);
-  auto list = s->List("controls/");
-  ASSERT_TRUE(list.ok());
-  ASSERT_EQ(list->size(), 2u);
-  EXPECT_EQ((*list)[0].key, "controls/us-east");
-  EXPECT_EQ(*s->Delete("controls/us-east"), true);
-  EXPECT_EQ(*s->Delete("controls/us-east"), false);
-  EXPECT_FALSE(s->Get("controls/us-east")->has_value());
-  EXPECT_EQ(*s->Revision(), *r3 + 1);
-}
-
-TEST_F(SqliteStoreTest, CompareAndSwapRefusesAStaleWriter) {
-  auto s = OpenStore();
-  ASSERT_TRUE(s->Put("epoch", "1", Expect::Absent()).ok());
-  auto again = s->Put("epoch", "1", Expect::Absent());
-  ASSERT_FALSE(again.ok());
-  EXPECT_EQ(again.error().code(), Code::kAborted);
-  int64_t rev = (*s->Get("epoch"))->mod_revision;
-  ASSERT_TRUE(s->Put("epoch", "2", Expect::Revision(rev)).ok());
-  auto stale = s->Put("epoch", "3", Expect::Revision(rev));  // a second writer that read the old revision
-  ASSERT_FALSE(stale.ok());
-  EXPECT_EQ(stale.error().code(), Code::kAborted);
-  EXPECT_EQ((*s->Get("epoch"))->value, "2");
-}
-
-TEST_F(SqliteStoreTest, ConcurrentIncrementsLoseNothing) {
-  auto s = OpenStore();
-  ASSERT_TRUE(s->Put("n", "0").ok());
-  auto worker = [&] {
-    for (int i = 0; i < 50; ++i) {
-      for (;;) {
-        auto got = s->Get("n");
-        ASSERT_TRUE(got.ok() && got->has_value());
-        const KeyValue& kv = **got;
-        int v = std::stoi(kv.value);
-        auto r = s->Put("n", std::to_string(v + 1), Expect::Revision(kv.mod_revision));
-        if (r.ok()) break;
-        ASSERT_EQ(r.error().code(), Code::kAborted);
-      }
-    }
-  };
-  std::thread a(worker), b(worker);
-  a.join();
-  b.join();
-  EXPECT_EQ((*s->Get("n"))->value, "100");
-}
-
+// Lease expiry on the store's clock (the contract suite uses real time).
 TEST_F(SqliteStoreTest, LeasedKeysVanishWhenTheLeaseExpires) {
   auto s = OpenStore();
   auto lease = s->Grant(10s);
@@ -105,30 +49,6 @@ TEST_F(SqliteStoreTest, LeasedKeysVanishWhenTheLeaseExpires) {
   EXPECT_FALSE(s->Get("leader")->has_value());
   EXPECT_EQ(s->KeepAlive(*lease).error().code(), Code::kNotFound);
   EXPECT_EQ(s->Put("x", "y", Expect::Any(), *lease).error().code(), Code::kNotFound);
-}
-
-TEST_F(SqliteStoreTest, RevokeDeletesTheLeasesKeys) {
-  auto s = OpenStore();
-  auto lease = *s->Grant(1h);
-  ASSERT_TRUE(s->Put("a", "1", Expect::Any(), lease).ok());
-  ASSERT_TRUE(s->Put("b", "2").ok());
-  ASSERT_TRUE(s->Revoke(lease).ok());
-  EXPECT_FALSE(s->Get("a")->has_value());
-  EXPECT_TRUE(s->Get("b")->has_value());
-}
-
-TEST_F(SqliteStoreTest, WatchSeesChangesUnderItsPrefixUntilReleased) {
-  auto s = OpenStore();
-  std::vector<std::string> seen;
-  auto handle = s->Watch("controls/", [&](const Event& e) {
-    seen.push_back((e.type == Event::Type::kPut ? "put " : "delete ") + e.kv.key);
-  });
-  ASSERT_TRUE(s->Put("controls/a", "on").ok());
-  ASSERT_TRUE(s->Put("other", "x").ok());
-  ASSERT_TRUE(s->Delete("controls/a").ok());
-  handle.reset();
-  ASSERT_TRUE(s->Put("controls/b", "on").ok());
-  EXPECT_EQ(seen, (std::vector<std::string>{"put controls/a", "delete controls/a"}));
 }
 
 TEST_F(SqliteStoreTest, DataSurvivesReopen) {
@@ -151,6 +71,65 @@ TEST_F(SqliteStoreTest, AFileThatIsNotAStoreIsDataLoss) {
   auto s = SqliteStore::Open((dir_ / "state.db").string(), clock_);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code(), Code::kDataLoss) << s.error().ToString();
+}
+
+// Two agents on one machine share one file: each sees the other's writes,
+// and a watch in one sees the other's changes (through the history table,
+// which its watch thread polls).
+TEST_F(SqliteStoreTest, TwoStoresOnOneFileSeeEachOthersChanges) {
+  auto a = OpenStore();
+  auto opened = SqliteStore::Open((dir_ / "state.db").string(), Clock::Real());
+  ASSERT_TRUE(opened.ok());
+  std::unique_ptr<Store> b = std::move(*opened);
+  std::mutex mu;
+  std::vector<std::string> seen;
+  auto handle = a->Watch("controls/", 0, [&](const Event& e) {
+    std::lock_guard l(mu);
+    seen.push_back(e.kv.key + "=" + e.kv.value);
+  });
+  ASSERT_TRUE(b->Put("controls/us-east", "off").ok());
+  EXPECT_EQ((*a->Get("controls/us-east"))->value, "off");
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        std::lock_guard l(mu);
+        return !seen.empty();
+      },
+      std::chrono::seconds(5)));
+  std::lock_guard l(mu);
+  EXPECT_EQ(seen, (std::vector<std::string>{"controls/us-east=off"}));
+  // Compare-and-swap holds across them.
+  int64_t rev = (*a->Get("controls/us-east"))->mod_revision;
+  ASSERT_TRUE(a->Put("controls/us-east", "on", Expect::Revision(rev)).ok());
+  EXPECT_EQ(b->Put("controls/us-east", "off", Expect::Revision(rev)).error().code(), Code::kAborted);
+}
+
+// A file of format 1 (no history) opens, keeps its keys and revision, and
+// reports the history before it as compacted.
+TEST_F(SqliteStoreTest, AFormatOneFileIsUpgraded) {
+  std::string path = (dir_ / "state.db").string();
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    const char* v1 =
+        "CREATE TABLE meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "INSERT INTO meta VALUES ('revision', 7), ('next_lease', 1);"
+        "CREATE TABLE kv(key BLOB PRIMARY KEY, value BLOB NOT NULL, create_rev INTEGER NOT NULL,"
+        " mod_rev INTEGER NOT NULL, version INTEGER NOT NULL, lease INTEGER NOT NULL DEFAULT 0);"
+        "CREATE TABLE leases(id INTEGER PRIMARY KEY, ttl_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL);"
+        "INSERT INTO kv VALUES (CAST('agent/starts' AS BLOB), CAST('3' AS BLOB), 1, 7, 3, 0);"
+        "PRAGMA user_version=1;";
+    ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto s = OpenStore();
+  EXPECT_EQ((*s->Get("agent/starts"))->value, "3");
+  EXPECT_EQ(*s->Revision(), 7);
+  std::atomic<int> compacted{0};
+  auto h = s->Watch("", 1, [&](const Event& e) {
+    if (e.type == Event::Type::kCompacted) compacted = 1;
+  });
+  EXPECT_TRUE(WaitUntil([&] { return compacted == 1; }, std::chrono::seconds(5)));
+  EXPECT_EQ(*s->Put("k", "v"), 8);
 }
 
 }  // namespace

@@ -94,3 +94,47 @@ expect_exit() {
   set -e
   [ "$got" -eq "$want" ] || { echo "$OUT" >&2; fail "'$*' exited $got, want $want"; }
 }
+
+# start_etcd_cluster: three etcd members on loopback (Debian's etcd-server),
+# data in $WORK/etcd-N; sets ETCD_ENDPOINTS (comma-separated client URLs) and
+# ETCD_PIDS (the members' pids, in endpoint order). Short heartbeat and
+# election timeouts, so that losing a member costs well under a second.
+start_etcd_cluster() {
+  local attempt i cluster token="it-$$-$RANDOM"
+  for attempt in 1 2 3; do
+    local cports=() pports=() pids=()
+    cluster=""
+    for i in 1 2 3; do
+      cports+=("$(free_port)"); pports+=("$(free_port)")
+      cluster+="${cluster:+,}m$i=http://127.0.0.1:${pports[$((i-1))]}"
+    done
+    for i in 1 2 3; do
+      rm -rf "$WORK/etcd-$i"
+      etcd --name "m$i" --data-dir "$WORK/etcd-$i" \
+        --listen-client-urls "http://127.0.0.1:${cports[$((i-1))]}" \
+        --advertise-client-urls "http://127.0.0.1:${cports[$((i-1))]}" \
+        --listen-peer-urls "http://127.0.0.1:${pports[$((i-1))]}" \
+        --initial-advertise-peer-urls "http://127.0.0.1:${pports[$((i-1))]}" \
+        --initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token "$token-$attempt" \
+        --heartbeat-interval 50 --election-timeout 500 --logger zap --log-level warn \
+        > "$WORK/etcd-$i.log" 2>&1 &
+      pids+=("$!"); PIDS+=("$!")
+    done
+    ETCD_ENDPOINTS="http://127.0.0.1:${cports[0]},http://127.0.0.1:${cports[1]},http://127.0.0.1:${cports[2]}"
+    ETCD_PIDS=("${pids[@]}")
+    local ok=1
+    for i in 1 2 3; do wait_listening "${pids[$((i-1))]}" "${cports[$((i-1))]}" 20 || ok=0; done
+    if [ $ok = 1 ]; then
+      local deadline=$(( SECONDS + 20 ))
+      until ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" endpoint health >/dev/null 2>&1; do
+        [ $SECONDS -lt $deadline ] || { ok=0; break; }
+        sleep 0.1
+      done
+    fi
+    [ $ok = 1 ] && return 0
+    echo "etcd cluster did not come up (attempt $attempt); retrying on other ports" >&2
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  done
+  tail -n 20 "$WORK"/etcd-*.log >&2
+  fail "could not start a three-member etcd cluster"
+}

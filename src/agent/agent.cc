@@ -5,6 +5,7 @@
 
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
+#include <filesystem>
 #include <thread>
 
 #include "agent/auth.h"
@@ -12,6 +13,8 @@
 #include "core/version.h"
 #include "metrics/process.h"
 #include "state/keys.h"
+#include "core/log.h"
+#include "state/open.h"
 #include "state/sqlite_store.h"
 
 namespace lifeboat::agent {
@@ -56,20 +59,40 @@ Agent::~Agent() {
   if (server_) server_->Stop();
 }
 
+// An agent of an earlier version kept its state in DATA_DIR/state.db, its
+// own: its keys move into the shared store once, under this region, and the
+// old file is renamed so that it is never read again.
+Status Agent::MigrateOwnStore() {
+  std::string old = options_.data_dir + "/state.db";
+  std::error_code ec;
+  if (!std::filesystem::exists(old, ec)) return Ok();
+  {
+    LB_ASSIGN_OR_RETURN(auto from, state::SqliteStore::Open(old));
+    auto n = state::MigrateUnsharedKeys(*from, *store_, options_.region);
+    if (!n.ok()) return n.error().Wrap("move the keys of " + old + " into " + store_->Describe());
+    std::string to = store_->Describe();
+    LogInfo({{"from", old}, {"to", to}}, "moved {} key(s) of the agent's own state into the shared store", *n);
+  }
+  std::filesystem::rename(old, old + ".migrated", ec);
+  if (ec) return ErrnoError(ec.value(), "rename " + old + " after moving its keys");
+  for (const char* side : {"-wal", "-shm"}) std::filesystem::remove(old + side, ec);
+  return Ok();
+}
+
 Status Agent::Init() {
   started_at_ = Clock::Real().Now();
   started_steady_ = std::chrono::steady_clock::now();
   LB_ASSIGN_OR_RETURN(token_, LoadToken(plan_));
-  std::string db = options_.data_dir + "/state.db";
-  LB_ASSIGN_OR_RETURN(auto store, state::SqliteStore::Open(db));
-  store_ = std::move(store);
+  LB_ASSIGN_OR_RETURN(store_, state::OpenPlanStore(plan_, options_.data_dir));
+  LB_RETURN_IF_ERROR(MigrateOwnStore());
+  const std::string& region = options_.region;
 
-  // How often this data dir has started an agent: survives restarts, so an
+  // How often this region's agent has started: survives restarts, so an
   // operator can tell a crash loop from a long run.
-  LB_ASSIGN_OR_RETURN(auto starts, state::keys::AgentStarts().Get(*store_));
+  LB_ASSIGN_OR_RETURN(auto starts, state::keys::AgentStarts(region).Get(*store_));
   starts_ = starts.value_or(0) + 1;
-  LB_RETURN_IF_ERROR(state::keys::AgentStarts().Put(*store_, starts_));
-  auto first_key = state::keys::AgentFirstStartedAt();
+  LB_RETURN_IF_ERROR(state::keys::AgentStarts(region).Put(*store_, starts_));
+  auto first_key = state::keys::AgentFirstStartedAt(region);
   LB_ASSIGN_OR_RETURN(auto first, first_key.Get(*store_));
   if (first) {
     first_started_at_ = *first;

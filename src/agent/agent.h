@@ -72,6 +72,7 @@ class Agent {
  private:
   Agent(plan::Plan plan, AgentOptions options, FileLock lock);
   Status Init();
+  Status MigrateOwnStore();
   net::HttpResponse Handle(const net::HttpRequest& req);
 
   plan::Plan plan_;

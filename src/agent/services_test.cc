@@ -123,7 +123,7 @@ TEST_F(ReplicationServiceTest, ATargetFollowsThePrimaryAndProvidesVolumeRoles) {
   EXPECT_EQ(role->epoch, 1u);
   EXPECT_FALSE(roles->RoleOf("nope"));
   // The first start saved the role where the next start reads it.
-  auto saved = state::keys::VolumeRoleOf("data").Get(h.store());
+  auto saved = state::keys::VolumeRoleOf("west", "data").Get(h.store());
   ASSERT_TRUE(saved.ok() && saved->has_value());
   EXPECT_EQ((*saved)->source_region, "east");
   EXPECT_EQ(SourceOf(h.ctx().plan, h.ctx().region, roles, "data"), "east");
@@ -149,7 +149,7 @@ TEST_F(ReplicationServiceTest, PromoteRunsOnTheWorkerAndSavesTheNewEpoch) {
   auto role = roles->RoleOf("data");
   EXPECT_TRUE(role->source);
   EXPECT_EQ(role->epoch, 2u);
-  auto saved = state::keys::VolumeRoleOf("data").Get(h.store());
+  auto saved = state::keys::VolumeRoleOf("west", "data").Get(h.store());
   EXPECT_TRUE((*saved)->source);
   EXPECT_EQ((*saved)->epoch, 2u);
   EXPECT_EQ(SourceOf(h.ctx().plan, h.ctx().region, roles, "data"), "west");
@@ -304,7 +304,7 @@ TEST(BackupService, RunNowNeedsTheTokenAndAKnownSchedule) {
             "backup:\n  locations:\n    here: { type: filesystem, path: " + dir.string() + " }\n"
             "  schedules:\n    nightly: { cron: '0 3 * * *', volumes: [data], location: here }\n",
             "east");
-  ASSERT_TRUE(state::keys::LastBackupOf("nightly", "data").Put(h.store(), state::LastBackup{5'000'000'000, "abc", 1, 1, 1}).ok());
+  ASSERT_TRUE(state::keys::LastBackupOf("east", "nightly", "data").Put(h.store(), state::LastBackup{5'000'000'000, "abc", 1, 1, 1}).ok());
   auto s = MakeBackupService(h.ctx());
   ASSERT_TRUE(s.ok()) << s.error().ToString();
   ASSERT_NE(*s, nullptr);

@@ -284,6 +284,62 @@ void LoadEndpoints(const Map& top, Plan& plan) {
   }
 }
 
+void LoadState(const Map& top, Plan& plan) {
+  Context& ctx = top.ctx();
+  Map m(ctx, top.Get("state"), "state", {"store", "path", "endpoints", "prefix", "tls", "timeout"});
+  StateConfig& st = plan.state;
+  m.Enum("store", st.store, {{"embedded", StoreKind::kEmbedded}, {"etcd", StoreKind::kEtcd}});
+  bool etcd = st.store == StoreKind::kEtcd;
+  auto only = [&](const char* key, bool allowed, const char* store) {
+    if (m.Has(key) && !allowed) {
+      ctx.Error(m.Get(key).Mark(), std::string("state.") + key + ": only for store: " + store,
+                std::string("remove it, or set store: ") + store);
+    }
+  };
+  only("path", !etcd, "embedded");
+  only("endpoints", etcd, "etcd");
+  only("prefix", etcd, "etcd");
+  only("tls", etcd, "etcd");
+  if (m.Str("path", st.path) && (st.path.empty() || st.path[0] != '/')) {
+    ctx.Error(m.Get("path").Mark(), "state.path: '" + st.path + "' is not an absolute path");
+  }
+  if (m.Dur("timeout", st.timeout) && st.timeout <= Duration::zero()) {
+    ctx.Error(m.Get("timeout").Mark(), "state.timeout: must be above zero");
+  }
+  if (!etcd) return;
+  if (m.StrList("endpoints", st.endpoints, true)) {
+    if (st.endpoints.empty()) ctx.Error(m.Get("endpoints").Mark(), "state.endpoints: at least one etcd endpoint");
+    YAML::Node eps = m.Get("endpoints");
+    for (size_t i = 0; i < st.endpoints.size(); ++i) {
+      const std::string& e = st.endpoints[i];
+      if (!e.starts_with("http://") && !e.starts_with("https://")) {
+        ctx.Error(eps.IsSequence() ? eps[i].Mark() : eps.Mark(),
+                  "state.endpoints: '" + e + "' is not an http:// or https:// URL", "write https://10.0.0.1:2379");
+      }
+    }
+  }
+  st.prefix = "/lifeboat/" + plan.name + "/";
+  if (m.Str("prefix", st.prefix) && (st.prefix.empty() || st.prefix.back() != '/')) {
+    ctx.Error(m.Get("prefix").Mark(), "state.prefix: '" + st.prefix + "' must end with '/'");
+  }
+  Map tls(ctx, m.Get("tls"), "state.tls", {"ca_file", "cert_file", "key_file"});
+  for (auto [key, out] : {std::pair{"ca_file", &st.ca_file}, {"cert_file", &st.cert_file}, {"key_file", &st.key_file}}) {
+    if (tls.Str(key, *out) && (out->empty() || (*out)[0] != '/')) {
+      ctx.Error(tls.Get(key).Mark(), "state.tls." + std::string(key) + ": '" + *out + "' is not an absolute path");
+    }
+  }
+  if (st.cert_file.empty() != st.key_file.empty()) {
+    ctx.Error(m.Get("tls").Mark(), "state.tls: cert_file and key_file go together", "give both, or neither");
+  }
+  bool has_tls = !st.ca_file.empty() || !st.cert_file.empty();
+  for (const auto& e : st.endpoints) {
+    if (has_tls && e.starts_with("http://")) {
+      ctx.Error(m.Get("endpoints").Mark(), "state.endpoints: '" + e + "' is plain http while state.tls is set",
+                "use https:// endpoints");
+    }
+  }
+}
+
 void LoadFailover(const Map& top, Plan& plan) {
   Context& ctx = top.ctx();
   Map m(ctx, top.Get("failover"), "failover", {"mode", "quorum", "steps", "hooks"});
@@ -443,7 +499,7 @@ LoadResult LoadPlanText(std::string_view text, const std::string& source) {
   try {
     Map top(ctx, root, "",
             {"name", "pattern", "objectives", "regions", "checks", "endpoints", "dns", "routing_controls",
-             "volumes", "databases", "backup", "failover"});
+             "volumes", "databases", "backup", "failover", "state"});
     if (top.is_map()) {
       if (top.Str("name", plan.name, true) && !ValidNameChars(plan.name)) {
         ctx.Error(top.Get("name").Mark(), "name: " + Quote(plan.name) + " is not a valid name",
@@ -474,6 +530,7 @@ LoadResult LoadPlanText(std::string_view text, const std::string& source) {
       LoadDatabases(top, plan);
       LoadBackup(top, plan);
       LoadFailover(top, plan);
+      LoadState(top, plan);
       CheckPattern(top, plan);
     }
   } catch (const std::exception& e) {

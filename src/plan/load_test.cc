@@ -96,6 +96,24 @@ TEST(PlanLoad, FillsDefaults) {
   EXPECT_EQ(p.dns->records[0].name, "shop.example.com.");
   EXPECT_EQ(p.dns->listen[0].ToString(), "0.0.0.0:53");
   EXPECT_EQ(p.Primary()->name, "a");
+  EXPECT_EQ(p.state.store, StoreKind::kEmbedded);
+  EXPECT_EQ(p.state.path, "");
+  EXPECT_EQ(p.state.timeout, 5s);
+}
+
+TEST(PlanLoad, AnEtcdStateStoreGetsThePlansPrefix) {
+  std::string text = std::string(kMinimal) + R"(
+state:
+  store: etcd
+  endpoints: [https://10.0.0.1:2379, https://10.0.0.2:2379]
+  tls: { ca_file: /etc/lifeboat/ca.pem, cert_file: /etc/lifeboat/me.pem, key_file: /etc/lifeboat/me.key }
+)";
+  LoadResult r = LoadPlanText(text, "tiny.yaml");
+  ASSERT_TRUE(r.plan) << FormatDiagnostics(r.diagnostics);
+  EXPECT_EQ(r.plan->state.store, StoreKind::kEtcd);
+  EXPECT_EQ(r.plan->state.prefix, "/lifeboat/tiny/");
+  EXPECT_EQ(r.plan->state.endpoints.size(), 2u);
+  EXPECT_EQ(r.plan->state.key_file, "/etc/lifeboat/me.key");
 }
 
 TEST(PlanLoad, ReportsEveryErrorNotJustTheFirst) {

@@ -4,6 +4,8 @@
 
 namespace lifeboat::plan {
 
+const char* Name(StoreKind k) { return k == StoreKind::kEtcd ? "etcd" : "embedded"; }
+
 const char* Name(Pattern p) {
   switch (p) {
     case Pattern::kBackupRestore: return "backup-restore";

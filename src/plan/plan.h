@@ -184,6 +184,22 @@ struct Failover {
   std::vector<Hook> hooks;
 };
 
+enum class StoreKind { kEmbedded, kEtcd };
+const char* Name(StoreKind k);
+
+// Where the agents keep and share their state (plan section `state`).
+struct StateConfig {
+  StoreKind store = StoreKind::kEmbedded;
+  // embedded: the SQLite file every agent on the machine shares; empty: the
+  // parent of the agent's data dir, so that regions' agents started with
+  // sibling data dirs (the demo, the tests) share one.
+  std::string path;
+  std::vector<std::string> endpoints;  // etcd: "https://10.0.0.1:2379", ...
+  std::string prefix;                  // etcd: every key below it; filled: "/lifeboat/<plan name>/"
+  std::string ca_file, cert_file, key_file;  // etcd TLS
+  Duration timeout = std::chrono::seconds(5);  // deadline of every store call
+};
+
 struct Plan {
   std::string source;  // file it was loaded from, for messages
   std::string name;
@@ -198,6 +214,7 @@ struct Plan {
   std::vector<Database> databases;
   Backup backup;
   Failover failover;
+  StateConfig state;
 
   const Region* FindRegion(const std::string& name) const;
   // The region, or InvalidArgument listing the plan's regions and the

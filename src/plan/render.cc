@@ -184,6 +184,21 @@ Json ToJson(const Plan& p) {
                    {"quorum", p.failover.quorum},
                    {"steps", p.failover.steps},
                    {"hooks", hooks}};
+  const StateConfig& st = p.state;
+  Json state = {{"store", Name(st.store)}};
+  if (st.store == StoreKind::kEmbedded) {
+    if (!st.path.empty()) state["path"] = st.path;  // empty: next to the data dirs, known only to the agent
+  } else {
+    state["endpoints"] = st.endpoints;
+    state["prefix"] = st.prefix;
+    Json tls = Json::object();
+    if (!st.ca_file.empty()) tls["ca_file"] = st.ca_file;
+    if (!st.cert_file.empty()) tls["cert_file"] = st.cert_file;
+    if (!st.key_file.empty()) tls["key_file"] = st.key_file;
+    if (!tls.empty()) state["tls"] = tls;
+  }
+  state["timeout"] = Dur(st.timeout);
+  j["state"] = state;
   return j;
 }
 

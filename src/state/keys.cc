@@ -9,19 +9,49 @@ using Json = nlohmann::ordered_json;
 
 namespace keys {
 
-Key<int64_t> AgentStarts() { return Key<int64_t>("agent/starts"); }
-Key<std::string> AgentFirstStartedAt() { return Key<std::string>("agent/first_started_at"); }
-Key<VolumeRole> VolumeRoleOf(std::string_view volume) {
-  return Key<VolumeRole>("replicate/" + std::string(volume) + "/role");
+namespace {
+std::string Own(std::string_view region, std::string_view rest) {
+  return "regions/" + std::string(region) + "/" + std::string(rest);
+}
+}  // namespace
+
+Key<int64_t> AgentStarts(std::string_view region) { return Key<int64_t>(Own(region, "agent/starts")); }
+Key<std::string> AgentFirstStartedAt(std::string_view region) {
+  return Key<std::string>(Own(region, "agent/first_started_at"));
+}
+Key<VolumeRole> VolumeRoleOf(std::string_view region, std::string_view volume) {
+  return Key<VolumeRole>(Own(region, "replicate/" + std::string(volume) + "/role"));
+}
+Key<LastBackup> LastBackupOf(std::string_view region, std::string_view schedule, std::string_view volume) {
+  return Key<LastBackup>(Own(region, "backup/" + std::string(schedule) + "/" + std::string(volume) + "/last"));
 }
 Key<RoutingControl> RoutingControlOf(std::string_view region) {
-  return Key<RoutingControl>("routing/controls/" + std::string(region));
-}
-Key<LastBackup> LastBackupOf(std::string_view schedule, std::string_view volume) {
-  return Key<LastBackup>("backup/" + std::string(schedule) + "/" + std::string(volume) + "/last");
+  return Key<RoutingControl>(std::string(kRoutingControlsPrefix) + std::string(region));
 }
 
 }  // namespace keys
+
+Result<int> MigrateUnsharedKeys(Store& from, Store& to, std::string_view region) {
+  LB_ASSIGN_OR_RETURN(auto old, from.List(""));
+  int copied = 0;
+  for (const auto& kv : old.kvs) {
+    std::string_view k = kv.key;
+    bool own = k == "agent/starts" || k == "agent/first_started_at" ||
+               (k.starts_with("replicate/") && k.ends_with("/role")) ||
+               (k.starts_with("backup/") && k.ends_with("/last"));
+    std::string target = own ? "regions/" + std::string(region) + "/" + std::string(k)
+                         : k.starts_with(keys::kRoutingControlsPrefix) ? std::string(k)
+                                                                       : std::string();
+    if (target.empty()) continue;
+    auto put = to.Put(target, kv.value, Expect::Absent());
+    if (put.ok()) {
+      ++copied;
+    } else if (put.error().code() != Code::kAborted) {  // Aborted: the shared store has it already
+      return put.error();
+    }
+  }
+  return copied;
+}
 
 namespace {
 

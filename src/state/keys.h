@@ -57,20 +57,33 @@ class Key {
 
 namespace keys {
 
-// How many times an agent started on this data dir (decimal).
-Key<int64_t> AgentStarts();
-// When an agent first started on this data dir (RFC 3339 UTC).
-Key<std::string> AgentFirstStartedAt();
-Key<VolumeRole> VolumeRoleOf(std::string_view volume);
+// A region's own keys live below regions/{region}/ (several regions' agents
+// share one store); the others are shared by every region.
+
+// How many times the region's agent started (decimal).
+Key<int64_t> AgentStarts(std::string_view region);
+// When the region's agent first started (RFC 3339 UTC).
+Key<std::string> AgentFirstStartedAt(std::string_view region);
+// The role of the region's copy of a volume.
+Key<VolumeRole> VolumeRoleOf(std::string_view region, std::string_view volume);
+Key<LastBackup> LastBackupOf(std::string_view region, std::string_view schedule, std::string_view volume);
+// Shared: one switch per serving region, seen by every region's DNS server.
 Key<RoutingControl> RoutingControlOf(std::string_view region);
-Key<LastBackup> LastBackupOf(std::string_view schedule, std::string_view volume);
+inline constexpr std::string_view kRoutingControlsPrefix = "routing/controls/";
 
 // Every key's pattern, as docs/format/state.md writes it.
 inline constexpr std::array<std::string_view, 5> kPatterns = {
-    "agent/starts", "agent/first_started_at", "replicate/{volume}/role", "routing/controls/{region}",
-    "backup/{schedule}/{volume}/last"};
+    "regions/{region}/agent/starts", "regions/{region}/agent/first_started_at",
+    "regions/{region}/replicate/{volume}/role", "regions/{region}/backup/{schedule}/{volume}/last",
+    "routing/controls/{region}"};
 
 }  // namespace keys
+
+// Copies what an agent kept in its own store before stores were shared
+// (format 1 keys without the regions/{region}/ part: agent/starts,
+// replicate/V/role, backup/S/V/last, routing/controls/R) into `to`, for
+// `region`, where `to` has nothing yet. Returns how many keys it copied.
+Result<int> MigrateUnsharedKeys(Store& from, Store& to, std::string_view region);
 
 // The codecs, one pair per value type (defined in keys.cc).
 std::string Encode(int64_t v);

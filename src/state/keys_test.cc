@@ -28,16 +28,16 @@ TEST(StateKeys, TheFormatDocListsEveryKey) {
         << pattern << " is not in the key table of docs/format/state.md";
   }
   // And every name the code builds matches its documented pattern.
-  EXPECT_EQ(keys::VolumeRoleOf("data").name(), "replicate/data/role");
+  EXPECT_EQ(keys::VolumeRoleOf("east", "data").name(), "regions/east/replicate/data/role");
   EXPECT_EQ(keys::RoutingControlOf("east").name(), "routing/controls/east");
-  EXPECT_EQ(keys::LastBackupOf("nightly", "data").name(), "backup/nightly/data/last");
-  EXPECT_EQ(keys::AgentStarts().name(), "agent/starts");
-  EXPECT_EQ(keys::AgentFirstStartedAt().name(), "agent/first_started_at");
+  EXPECT_EQ(keys::LastBackupOf("east", "nightly", "data").name(), "regions/east/backup/nightly/data/last");
+  EXPECT_EQ(keys::AgentStarts("east").name(), "regions/east/agent/starts");
+  EXPECT_EQ(keys::AgentFirstStartedAt("east").name(), "regions/east/agent/first_started_at");
 }
 
 TEST(StateKeys, ValuesRoundTrip) {
   auto store = MemoryStore();
-  auto role = keys::VolumeRoleOf("data");
+  auto role = keys::VolumeRoleOf("east", "data");
   auto absent = role.Get(*store);
   ASSERT_TRUE(absent.ok());
   EXPECT_FALSE(absent->has_value());
@@ -55,7 +55,7 @@ TEST(StateKeys, ValuesRoundTrip) {
   EXPECT_FALSE((*c)->on);
   EXPECT_EQ((*c)->by, "alice");
 
-  auto last = keys::LastBackupOf("nightly", "data");
+  auto last = keys::LastBackupOf("east", "nightly", "data");
   ASSERT_TRUE(last.Put(*store, LastBackup{123, "abc", 10, 5, 1.5}).ok());
   auto l = last.Get(*store);
   ASSERT_TRUE(l.ok() && l->has_value());
@@ -63,15 +63,15 @@ TEST(StateKeys, ValuesRoundTrip) {
   EXPECT_EQ((*l)->stored_bytes, 5u);
   EXPECT_DOUBLE_EQ((*l)->duration_seconds, 1.5);
 
-  ASSERT_TRUE(keys::AgentStarts().Put(*store, 41).ok());
-  EXPECT_EQ(**keys::AgentStarts().Get(*store), 41);
+  ASSERT_TRUE(keys::AgentStarts("east").Put(*store, 41).ok());
+  EXPECT_EQ(**keys::AgentStarts("east").Get(*store), 41);
 }
 
 // Values written by earlier versions (the same JSON, by hand) still decode.
 TEST(StateKeys, ReadsWhatEarlierVersionsWrote) {
   auto store = MemoryStore();
-  ASSERT_TRUE(store->Put("replicate/data/role", R"({"role":"source","source":"","epoch":3})").ok());
-  auto r = keys::VolumeRoleOf("data").Get(*store);
+  ASSERT_TRUE(store->Put("regions/east/replicate/data/role", R"({"role":"source","source":"","epoch":3})").ok());
+  auto r = keys::VolumeRoleOf("east", "data").Get(*store);
   ASSERT_TRUE(r.ok() && r->has_value());
   EXPECT_TRUE((*r)->source);
   EXPECT_EQ((*r)->epoch, 3u);
@@ -84,16 +84,35 @@ TEST(StateKeys, ReadsWhatEarlierVersionsWrote) {
 TEST(StateKeys, ADamagedValueIsDataLossNamingTheKey) {
   auto store = MemoryStore();
   for (const char* bad : {"", "{", "[]", R"({"role":"boss","epoch":1})", R"({"role":"source","epoch":-1})"}) {
-    ASSERT_TRUE(store->Put("replicate/data/role", bad).ok());
-    auto r = keys::VolumeRoleOf("data").Get(*store);
+    ASSERT_TRUE(store->Put("regions/east/replicate/data/role", bad).ok());
+    auto r = keys::VolumeRoleOf("east", "data").Get(*store);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().code(), Code::kDataLoss);
-    EXPECT_NE(r.error().message().find("replicate/data/role"), std::string::npos);
+    EXPECT_NE(r.error().message().find("regions/east/replicate/data/role"), std::string::npos);
   }
-  ASSERT_TRUE(store->Put("agent/starts", "12x").ok());
-  EXPECT_FALSE(keys::AgentStarts().Get(*store).ok());
+  ASSERT_TRUE(store->Put("regions/east/agent/starts", "12x").ok());
+  EXPECT_FALSE(keys::AgentStarts("east").Get(*store).ok());
   ASSERT_TRUE(store->Put("routing/controls/east", R"({"on":"yes"})").ok());
   EXPECT_FALSE(keys::RoutingControlOf("east").Get(*store).ok());
+}
+
+// Before stores were shared, each agent kept its keys in its own file without
+// the region: an upgraded agent copies them into the shared store once.
+TEST(StateKeys, AnAgentsOwnOlderKeysMoveIntoTheSharedStoreUnderItsRegion) {
+  auto old = MemoryStore();
+  auto shared = MemoryStore();
+  ASSERT_TRUE(old->Put("agent/starts", "7").ok());
+  ASSERT_TRUE(old->Put("replicate/data/role", R"({"role":"target","source":"east","epoch":3})").ok());
+  ASSERT_TRUE(old->Put("routing/controls/west", R"({"on":false,"by":"ops","at":"2026-11-01T00:00:00Z"})").ok());
+  ASSERT_TRUE(old->Put("something/else", "x").ok());
+  ASSERT_TRUE(shared->Put("routing/controls/west", R"({"on":true,"by":"other","at":"2026-11-02T00:00:00Z"})").ok());
+  auto n = MigrateUnsharedKeys(*old, *shared, "west");
+  ASSERT_TRUE(n.ok()) << n.error().ToString();
+  EXPECT_EQ(*n, 2);
+  EXPECT_EQ(*(*keys::AgentStarts("west").Get(*shared)), 7);
+  EXPECT_EQ((*keys::VolumeRoleOf("west", "data").Get(*shared))->epoch, 3u);
+  EXPECT_TRUE((*keys::RoutingControlOf("west").Get(*shared))->on) << "the shared store's newer switch wins";
+  EXPECT_FALSE(shared->Get("something/else")->has_value());
 }
 
 }  // namespace

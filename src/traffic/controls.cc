@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "core/clock.h"
 
 namespace lifeboat::traffic {
@@ -18,15 +20,68 @@ RoutingControls::RoutingControls(state::Store& store, const plan::Plan& plan, me
   }
 }
 
-Status RoutingControls::Load() {
-  std::lock_guard lock(mu_);
-  for (auto& [region, control] : controls_) {
-    LB_ASSIGN_OR_RETURN(auto saved, state::keys::RoutingControlOf(region).Get(store_));
-    if (!saved) continue;
-    control = *saved;
-    on_g_->With({region}).Set(control.on ? 1 : 0);
+RoutingControls::~RoutingControls() { StopWatching(); }
+
+Status RoutingControls::Load() { return Follow(); }
+
+Status RoutingControls::Follow() {
+  LB_ASSIGN_OR_RETURN(auto range, store_.List(state::keys::kRoutingControlsPrefix));
+  bool changed = false;
+  std::vector<std::string> regions;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [region, c] : controls_) regions.push_back(region);
   }
+  for (const auto& region : regions) {
+    LB_ASSIGN_OR_RETURN(auto saved, state::keys::RoutingControlOf(region).Get(store_));
+    changed |= Apply(region, saved.value_or(Control{}));
+  }
+  auto watch = store_.Watch(state::keys::kRoutingControlsPrefix, range.revision + 1,
+                            [this](const state::Event& e) { OnEvent(e); });
+  {
+    std::lock_guard lock(mu_);
+    watches_.push_back(std::move(watch));
+  }
+  if (changed && on_change_) on_change_();
   return Ok();
+}
+
+void RoutingControls::StopWatching() {
+  std::vector<std::unique_ptr<state::WatchHandle>> watches;
+  {
+    std::lock_guard lock(mu_);
+    watches.swap(watches_);
+  }
+  watches.clear();  // waits for a callback in progress, which takes mu_
+}
+
+bool RoutingControls::Apply(const std::string& region, const Control& c) {
+  std::lock_guard lock(mu_);
+  auto it = controls_.find(region);
+  if (it == controls_.end() || (it->second.on == c.on && it->second.by == c.by && it->second.at == c.at)) return false;
+  it->second = c;
+  on_g_->With({region}).Set(c.on ? 1 : 0);
+  return true;
+}
+
+void RoutingControls::OnEvent(const state::Event& e) {
+  if (e.type == state::Event::Type::kCompacted) {
+    // Changes were missed: read them all again and follow from there.
+    if (auto s = Follow(); !s.ok()) {
+      spdlog::error("routing controls: cannot re-read the switches after a compacted history: {}", s.error().message());
+    }
+    return;
+  }
+  std::lock_guard changing(change_mu_);  // a Set of this process notifies its own change
+  std::string region = e.kv.key.substr(state::keys::kRoutingControlsPrefix.size());
+  Control c;  // deleted: on, as a switch never set
+  if (e.type == state::Event::Type::kPut && !state::Decode(e.kv.value, c)) {
+    spdlog::error("routing controls: state key {} holds a value that is not a routing control; ignored", e.kv.key);
+    return;
+  }
+  if (!Apply(region, c)) return;
+  spdlog::info("routing control of {} is now {} (set by {})", region, c.on ? "on" : "off", c.by);
+  if (on_change_) on_change_();
 }
 
 bool RoutingControls::IsOn(const std::string& region) const {
@@ -36,36 +91,52 @@ bool RoutingControls::IsOn(const std::string& region) const {
 }
 
 Result<Control> RoutingControls::Set(const std::string& region, bool on, bool force, const std::string& who) {
-  Control result;
+  std::vector<std::string> regions;
   {
     std::lock_guard lock(mu_);
-    auto it = controls_.find(region);
-    if (it == controls_.end()) {
-      const plan::Region* r = plan_.FindRegion(region);
-      changes_c_->With({region, "invalid"}).Inc();
-      if (r == nullptr) return NotFound("no region '" + region + "' in plan " + plan_.name);
-      return InvalidArgument("region '" + region + "' is a witness; it serves no traffic to switch");
-    }
-    int on_after = 0;
-    for (const auto& [name, c] : controls_) on_after += (name == region ? on : c.on);
-    int min_on = plan_.routing_controls.min_on;
-    if (!on && on_after < min_on && !force) {
-      changes_c_->With({region, "refused"}).Inc();
-      return FailedPrecondition("switching " + region + " off would leave " + std::to_string(on_after) +
-                                " region(s) on; the safety rule (routing_controls.safety.min_on) needs at least " +
-                                std::to_string(min_on) + ". Use --force to do it anyway");
-    }
-    Control next{on, who.empty() ? "unknown" : who, FormatUtc(Clock::Real().Now())};
-    LB_RETURN_IF_ERROR(state::keys::RoutingControlOf(region).Put(store_, next));
-    it->second = next;
-    on_g_->With({region}).Set(on ? 1 : 0);
-    changes_c_->With({region, force && on_after < min_on ? "forced" : "applied"}).Inc();
-    spdlog::info("routing control of {} switched {} by {}{}", region, on ? "on" : "off", next.by,
-                 force && on_after < min_on ? " (forced past the safety rule)" : "");
-    result = next;
+    for (const auto& [name, c] : controls_) regions.push_back(name);
   }
-  if (on_change_) on_change_();
-  return result;
+  if (std::find(regions.begin(), regions.end(), region) == regions.end()) {
+    const plan::Region* r = plan_.FindRegion(region);
+    changes_c_->With({region, "invalid"}).Inc();
+    if (r == nullptr) return NotFound("no region '" + region + "' in plan " + plan_.name);
+    return InvalidArgument("region '" + region + "' is a witness; it serves no traffic to switch");
+  }
+  std::lock_guard changing(change_mu_);
+  // Every switch as the store has it now (another agent may have changed
+  // one), and the condition that none changes before this write lands.
+  std::vector<state::Compare> unchanged;
+  int on_after = 0;
+  for (const auto& name : regions) {
+    std::string key = state::keys::RoutingControlOf(name).name();
+    LB_ASSIGN_OR_RETURN(auto kv, store_.Get(key));
+    Control c;
+    if (kv && !state::Decode(kv->value, c)) return DataLoss("state key " + key + " is not a routing control");
+    unchanged.push_back({key, kv ? state::Expect::Revision(kv->mod_revision) : state::Expect::Absent()});
+    on_after += name == region ? on : c.on;
+  }
+  int min_on = plan_.routing_controls.min_on;
+  if (!on && on_after < min_on && !force) {
+    changes_c_->With({region, "refused"}).Inc();
+    return FailedPrecondition("switching " + region + " off would leave " + std::to_string(on_after) +
+                              " region(s) on; the safety rule (routing_controls.safety.min_on) needs at least " +
+                              std::to_string(min_on) + ". Use --force to do it anyway");
+  }
+  Control next{on, who.empty() ? "unknown" : who, FormatUtc(Clock::Real().Now())};
+  auto written = store_.Txn(unchanged, {state::Op::Put(state::keys::RoutingControlOf(region).name(), state::Encode(next))});
+  if (!written.ok()) {
+    changes_c_->With({region, "conflict"}).Inc();
+    if (written.error().code() == Code::kAborted) {
+      return Aborted("another routing control changed at the same moment; look again and retry");
+    }
+    return written.error();
+  }
+  bool changed = Apply(region, next);
+  changes_c_->With({region, force && on_after < min_on ? "forced" : "applied"}).Inc();
+  spdlog::info("routing control of {} switched {} by {}{}", region, on ? "on" : "off", next.by,
+               force && on_after < min_on ? " (forced past the safety rule)" : "");
+  if (changed && on_change_) on_change_();
+  return next;
 }
 
 std::map<std::string, Control> RoutingControls::All() const {

@@ -1,7 +1,12 @@
 // Routing controls: one on/off switch per serving region, kept in the state
 // store so they survive restarts. A region switched off counts as unhealthy
 // for every policy record. The plan's safety rule (routing_controls.safety.
-// min_on) refuses a change that would leave fewer regions on, unless forced.
+// min_on) refuses a change that would leave fewer regions on, unless forced;
+// it is checked against the store, not this process's copy, and the write is
+// a transaction on every switch's revision, so two agents changing switches
+// at once cannot together break it. The switches are shared by every agent
+// on the store: a change any of them makes is followed here (a watch) and
+// reaches this region's DNS answers within a second.
 #pragma once
 
 #include <functional>
@@ -25,8 +30,11 @@ class RoutingControls {
  public:
   RoutingControls(state::Store& store, const plan::Plan& plan, metrics::Registry& metrics);
 
-  // Reads the saved switches (a region never set is on).
+  // Reads the saved switches (a region never set is on), then follows the
+  // store's changes until StopWatching() or destruction.
   Status Load();
+  void StopWatching();
+  ~RoutingControls();
   bool IsOn(const std::string& region) const;
   // Sets a region's switch. InvalidArgument for an unknown or witness region;
   // FailedPrecondition when the safety rule refuses and !force; Aborted if
@@ -35,14 +43,26 @@ class RoutingControls {
   std::map<std::string, Control> All() const;
   nlohmann::ordered_json Json() const;
 
-  // `fn` runs after every change, on the caller's thread.
+  // `fn` runs after every change: on the caller's thread for Set, on the
+  // store's watch thread for a change made elsewhere. Set it before Load.
   void OnChange(std::function<void()> fn) { on_change_ = std::move(fn); }
 
  private:
+  // Takes the switch of `region` as the store now has it; true when it changed.
+  bool Apply(const std::string& region, const Control& c);
+  void OnEvent(const state::Event& e);
+  // Re-reads every switch and watches from the revision after the read.
+  Status Follow();
+
   state::Store& store_;
   const plan::Plan& plan_;
   mutable std::mutex mu_;
+  // Held by Set across its write and by the watch's callback, so that a change
+  // made here is applied and notified once, by Set, on the caller's thread.
+  std::mutex change_mu_;
   std::map<std::string, Control> controls_;  // guarded by mu_
+  // The watch and any a compacted history replaced (a callback cannot end its own); guarded by mu_.
+  std::vector<std::unique_ptr<state::WatchHandle>> watches_;
   std::function<void()> on_change_;
   metrics::Family<metrics::Gauge>* on_g_;
   metrics::Family<metrics::Counter>* changes_c_;

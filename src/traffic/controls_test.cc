@@ -3,10 +3,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
+#include <thread>
 
 #include "plan/load.h"
 #include "state/sqlite_store.h"
+#include "state/store_testing.h"
 
 namespace lifeboat::traffic {
 namespace {
@@ -88,6 +91,46 @@ TEST_F(ControlsTest, ChangesNotifyListeners) {
   ASSERT_TRUE(controls_->Set("north", false, false, "x").ok());
   EXPECT_FALSE(controls_->Set("witness", false, false, "x").ok());
   EXPECT_EQ(calls, 1);
+}
+
+// Two agents on one store (two regions' agents on one machine, or etcd): a
+// switch one of them sets reaches the other without a call to it.
+TEST_F(ControlsTest, ASwitchSetByAnotherAgentOnTheStoreAppliesHere) {
+  metrics::Registry other_metrics;
+  auto other_store = state::SqliteStore::Open((dir_ / "state.db").string());
+  ASSERT_TRUE(other_store.ok());
+  RoutingControls other(**other_store, plan_, other_metrics);
+  ASSERT_TRUE(other.Load().ok());
+  std::atomic<int> calls{0};
+  controls_->OnChange([&] { ++calls; });
+  ASSERT_TRUE(other.Set("north", false, false, "ops").ok());
+  ASSERT_TRUE(state::WaitUntil([&] { return !controls_->IsOn("north"); }, std::chrono::seconds(5)));
+  EXPECT_EQ(controls_->All()["north"].by, "ops");
+  EXPECT_TRUE(state::WaitUntil([&] { return calls == 1; }, std::chrono::seconds(5)));
+}
+
+// The safety rule holds across agents: each reads the store, and the write is
+// conditional on every switch being as read. East and west off at once from
+// two agents, with min_on 2 of 3: only one of them may land.
+TEST_F(ControlsTest, TwoAgentsCannotTogetherBreakTheSafetyRule) {
+  metrics::Registry other_metrics;
+  auto other_store = state::SqliteStore::Open((dir_ / "state.db").string());
+  ASSERT_TRUE(other_store.ok());
+  RoutingControls other(**other_store, plan_, other_metrics);
+  ASSERT_TRUE(other.Load().ok());
+  for (int round = 0; round < 20; ++round) {
+    ASSERT_TRUE(controls_->Set("east", true, true, "reset").ok());
+    ASSERT_TRUE(controls_->Set("west", true, true, "reset").ok());
+    Result<Control> a = Internal("not run"), b = Internal("not run");
+    std::thread ta([&] { a = controls_->Set("east", false, false, "a"); });
+    std::thread tb([&] { b = other.Set("west", false, false, "b"); });
+    ta.join();
+    tb.join();
+    EXPECT_FALSE(a.ok() && b.ok()) << "both switched off: only one region left on";
+    int on = 0;
+    for (const char* r : {"east", "west", "north"}) on += (*state::keys::RoutingControlOf(r).Get(*store_)).value_or(Control{}).on;
+    EXPECT_GE(on, 2);
+  }
 }
 
 }  // namespace

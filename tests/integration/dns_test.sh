@@ -156,6 +156,22 @@ expect_exit 0 "$LIFEBOAT" traffic on east --plan "$WORK/plan.yaml"
 [ "$(q shop.example.com +short)" = 127.0.0.1 ] || fail "east on: want the primary"
 pass "routing controls survive a restart"
 
+# The agents share one state store (the plan's embedded default, next to their
+# data dirs): a switch set through the west agent alone reaches east's DNS
+# answers through the store's watch, with no call to east.
+[ -f "$WORK/data/dnstest-state.db" ] || fail "the agents did not share $WORK/data/dnstest-state.db"
+start=$(date +%s%N)
+curl -sf -X PUT -H "Authorization: Bearer $LIFEBOAT_TOKEN" -d '{"on": false}' \
+  "http://127.0.0.1:$PORT_WEST/v1/routing-controls/east" >/dev/null || fail "PUT to west"
+until [ "$(q shop.example.com +short)" = 127.0.0.2 ]; do
+  [ $(( ($(date +%s%N) - start) / 1000000 )) -lt 5000 ] || fail "east's DNS never saw the switch set through west"
+  sleep 0.02
+done
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+curl -sf "http://127.0.0.1:$PORT_EAST/v1/routing-controls" | jq -e '.regions.east.on == false' >/dev/null || fail "east's status"
+expect_exit 0 "$LIFEBOAT" traffic on east --plan "$WORK/plan.yaml"
+pass "a switch set through one agent reached the other's DNS answers in ${ms} ms (shared store)"
+
 curl -sf "http://127.0.0.1:$PORT_EAST/metrics" > "$WORK/metrics.txt"
 promtool check metrics < "$WORK/metrics.txt" || fail "promtool rejected /metrics"
 grep -q '^lifeboat_dns_queries_total{transport="udp",type="A",rcode="NOERROR"}' "$WORK/metrics.txt" || fail "dns metrics"

@@ -87,7 +87,7 @@ Status BackupService::Init() {
     for (const auto& v : ps.volumes) {
       Run& r = RunOf(ps.name, v);
       // The last success survives restarts (the age metric stays true).
-      auto last = state::keys::LastBackupOf(ps.name, v).Get(ctx_.store);
+      auto last = state::keys::LastBackupOf(ctx_.region.name, ps.name, v).Get(ctx_.store);
       if (!last.ok()) {
         spdlog::warn("backup {} of {}: {}; the last success is forgotten", ps.name, v, last.error().message());
       } else if (*last) {
@@ -240,7 +240,7 @@ void BackupService::RunSchedule(const Schedule& s) {
     duration_h_->With({ps.name, volume}).Observe(snap.stats.duration_seconds);
     state::LastBackup last{snap.time_ns, snap.id, snap.stats.bytes, snap.stats.stored_bytes,
                            snap.stats.duration_seconds};
-    if (auto saved = state::keys::LastBackupOf(ps.name, volume).Put(ctx_.store, last); !saved) {
+    if (auto saved = state::keys::LastBackupOf(ctx_.region.name, ps.name, volume).Put(ctx_.store, last); !saved) {
       spdlog::warn("backup {} of {}: cannot record the success in the state store: {}", ps.name, volume,
                    saved.error().message());
     }

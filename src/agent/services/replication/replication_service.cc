@@ -146,7 +146,7 @@ Status ReplicationService::Init() {
     } else {
       v->problem = key.error().message();
     }
-    auto role_key = state::keys::VolumeRoleOf(pv.name);
+    auto role_key = state::keys::VolumeRoleOf(ctx_.region.name, pv.name);
     LB_ASSIGN_OR_RETURN(auto saved, role_key.Get(ctx_.store));
     if (saved) {
       v->role = *saved;
@@ -346,7 +346,7 @@ Status ReplicationService::Change(Volume& v, const std::function<state::VolumeRo
     v.run = Running{};
   }
   old_run.Halt();
-  auto role_key = state::keys::VolumeRoleOf(v.plan->name);
+  auto role_key = state::keys::VolumeRoleOf(ctx_.region.name, v.plan->name);
   if (auto saved = role_key.Put(ctx_.store, new_role); !saved) {
     auto back = Launch(v, old_role);  // the old role goes on, as if nothing was asked
     std::lock_guard lock(v.mu);

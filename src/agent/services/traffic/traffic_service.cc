@@ -8,6 +8,8 @@
 #include "health/monitor.h"
 #include "traffic/controls.h"
 
+#include <boost/asio/post.hpp>
+
 namespace lifeboat::agent {
 namespace {
 
@@ -20,15 +22,20 @@ class TrafficService final : public Service, public TrafficSwitch {
 
   Status Init() {
     controls_ = std::make_unique<traffic::RoutingControls>(ctx_.store, ctx_.plan, ctx_.metrics);
-    LB_RETURN_IF_ERROR(controls_->Load());
     health_ = std::make_unique<health::Monitor>(ctx_.io, ctx_.plan, ctx_.metrics);
     dns::DnsServerOptions o;
     o.listen = ctx_.dns_listen.empty() ? ctx_.plan.dns->listen : ctx_.dns_listen;
     dns_ = std::make_unique<dns::DnsServer>(o, ctx_.metrics);
     // Health changes arrive on the event loop; control changes on the admin
-    // API's handler (the event loop too) or the failover engine's strand.
+    // API's handler (the event loop too) or, when another agent made them,
+    // on the store's watch thread: the rebuild always runs on the loop.
     health_->OnChange([this] { Rebuild(); });
-    controls_->OnChange([this] { Rebuild(); });
+    controls_->OnChange([this, alive = std::weak_ptr<int>(alive_)] {
+      boost::asio::post(ctx_.io, [this, alive] {
+        if (alive.lock()) Rebuild();
+      });
+    });
+    LB_RETURN_IF_ERROR(controls_->Load());
     Rebuild();
     ctx_.router.Add("/v1/routing-controls", [this](const net::HttpRequest& r) { return HandleControls(r); });
     ctx_.caps.Provide<TrafficSwitch>(this);
@@ -50,6 +57,7 @@ class TrafficService final : public Service, public TrafficSwitch {
   }
 
   void Stop() override {
+    if (controls_) controls_->StopWatching();
     if (health_) health_->Stop();
     if (dns_) dns_->Stop();
   }
@@ -114,6 +122,7 @@ class TrafficService final : public Service, public TrafficSwitch {
   ServiceContext& ctx_;
   std::unique_ptr<health::Monitor> health_;
   std::unique_ptr<traffic::RoutingControls> controls_;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // rebuilds queued on the loop check it first
   std::unique_ptr<dns::DnsServer> dns_;
 };
 

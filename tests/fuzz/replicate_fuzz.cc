@@ -38,7 +38,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ::symlink((Base() / "outside").c_str(), (root / "escape").c_str());
   ::symlink("../outside", (root / "dir/up").c_str());
 
-  auto session = Session::Open(root.string(), [](std::string) { return lifeboat::Ok(); }, nullptr, false);
+  auto session = Session::Open(root.string(), [](std::string) { return lifeboat::Ok(); }, nullptr, false,
+                               lifeboat::Env::Default());
   if (!session.ok()) std::abort();
   size_t pos = 0;
   while (pos + 5 <= size) {

@@ -233,8 +233,8 @@ Result<Running> ReplicationService::Launch(Volume& v, const state::VolumeRole& r
       c.target_region = region;
       c.coalesce = std::chrono::duration_cast<std::chrono::milliseconds>(rep.coalesce);
       c.verify_every = std::chrono::duration_cast<std::chrono::milliseconds>(rep.verify_every);
-      c.on_pass = [h = pass_seconds_, volume = v.plan->name, region](std::string_view kind, double seconds) {
-        h->With({volume, region, std::string(kind)}).Observe(seconds);
+      c.on_pass = [h = pass_seconds_, volume = v.plan->name, to = region](std::string_view kind, double seconds) {
+        h->With({volume, to, std::string(kind)}).Observe(seconds);
       };
       auto s = replicate::Stream::Create(std::move(c));
       if (!s) {

@@ -29,6 +29,9 @@ Key<RoutingControl> RoutingControlOf(std::string_view region) {
   return Key<RoutingControl>(std::string(kRoutingControlsPrefix) + std::string(region));
 }
 
+Key<PrimaryRecord> Primary() { return Key<PrimaryRecord>("failover/primary"); }
+Key<FailoverRun> CurrentFailover() { return Key<FailoverRun>("failover/run"); }
+
 }  // namespace keys
 
 Result<int> MigrateUnsharedKeys(Store& from, Store& to, std::string_view region) {
@@ -75,6 +78,27 @@ std::string Encode(const LastBackup& v) {
               {"bytes", v.bytes},
               {"stored_bytes", v.stored_bytes},
               {"duration_seconds", v.duration_seconds}}
+      .dump();
+}
+
+std::string Encode(const PrimaryRecord& v) {
+  return Json{{"region", v.region}, {"epoch", v.epoch}, {"since", v.since}, {"by", v.by}}.dump();
+}
+
+std::string Encode(const FailoverRun& v) {
+  Json steps = Json::array();
+  for (const auto& s : v.steps) {
+    steps.push_back({{"name", s.name},
+                     {"state", s.state},
+                     {"attempts", s.attempts},
+                     {"started_at", s.started_at},
+                     {"ended_at", s.ended_at},
+                     {"output", s.output}});
+  }
+  return Json{{"id", v.id},       {"from", v.from},       {"to", v.to},
+              {"epoch", v.epoch}, {"planned", v.planned}, {"state", v.state},
+              {"started_at", v.started_at}, {"ended_at", v.ended_at}, {"owner", v.owner},
+              {"steps", steps}}
       .dump();
 }
 
@@ -126,6 +150,57 @@ bool Decode(std::string_view text, LastBackup& out) {
   out.stored_bytes = number("stored_bytes", uint64_t{0});
   out.duration_seconds = number("duration_seconds", 0.0);
   return true;
+}
+
+namespace {
+std::string Text(const Json& j, const char* name) {
+  auto it = j.find(name);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+}  // namespace
+
+bool Decode(std::string_view text, PrimaryRecord& out) {
+  Json j = Object(text);
+  if (j.is_discarded() || !j.contains("region") || !j["region"].is_string() || !j.contains("epoch") ||
+      !j["epoch"].is_number_unsigned()) {
+    return false;
+  }
+  out.region = j["region"];
+  out.epoch = j["epoch"];
+  out.since = Text(j, "since");
+  out.by = Text(j, "by");
+  return !out.region.empty() && out.epoch >= 1;
+}
+
+bool Decode(std::string_view text, FailoverRun& out) {
+  Json j = Object(text);
+  if (j.is_discarded() || !j.contains("steps") || !j["steps"].is_array() || !j.contains("epoch") ||
+      !j["epoch"].is_number_unsigned()) {
+    return false;
+  }
+  out.id = Text(j, "id");
+  out.from = Text(j, "from");
+  out.to = Text(j, "to");
+  out.epoch = j["epoch"];
+  out.planned = j.value("planned", false);
+  out.state = Text(j, "state");
+  out.started_at = Text(j, "started_at");
+  out.ended_at = Text(j, "ended_at");
+  out.owner = Text(j, "owner");
+  out.steps.clear();
+  for (const auto& sj : j["steps"]) {
+    if (!sj.is_object() || !sj.contains("name") || !sj["name"].is_string()) return false;
+    StepRecord s;
+    s.name = sj["name"];
+    s.state = Text(sj, "state");
+    s.attempts = sj.value("attempts", 0);
+    s.started_at = Text(sj, "started_at");
+    s.ended_at = Text(sj, "ended_at");
+    s.output = Text(sj, "output");
+    if (s.state != "pending" && s.state != "running" && s.state != "done" && s.state != "failed") return false;
+    out.steps.push_back(std::move(s));
+  }
+  return out.state == "running" || out.state == "done" || out.state == "failed";
 }
 
 }  // namespace lifeboat::state

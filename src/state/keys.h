@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/result.h"
 #include "state/store.h"
@@ -37,6 +38,36 @@ struct LastBackup {
   uint64_t bytes = 0;
   uint64_t stored_bytes = 0;
   double duration_seconds = 0;
+};
+
+// Who is primary, and the failover epoch: the fencing token every action
+// that matters carries (failover/primary). Changed only by compare-and-swap.
+struct PrimaryRecord {
+  std::string region;
+  uint64_t epoch = 1;  // raised by every failover
+  std::string since;   // RFC 3339 UTC; empty for the plan's initial primary
+  std::string by;      // who moved it
+};
+
+// One step of a failover run, as the runbook records it before and after.
+struct StepRecord {
+  std::string name;
+  std::string state = "pending";  // pending, running, done, failed
+  int attempts = 0;
+  std::string started_at, ended_at;  // RFC 3339 UTC of the last attempt
+  std::string output;                // the step's report, or its last error
+};
+
+// The current or last failover run (failover/run).
+struct FailoverRun {
+  std::string id;
+  std::string from, to;
+  uint64_t epoch = 0;  // the epoch the run moves to
+  bool planned = false;
+  std::string state = "running";  // running, done, failed
+  std::string started_at, ended_at;
+  std::string owner;  // the agent that drives it now, or drove it last
+  std::vector<StepRecord> steps;
 };
 
 // A key and the type of its value. Get and Put encode and decode.
@@ -70,12 +101,18 @@ Key<LastBackup> LastBackupOf(std::string_view region, std::string_view schedule,
 // Shared: one switch per serving region, seen by every region's DNS server.
 Key<RoutingControl> RoutingControlOf(std::string_view region);
 inline constexpr std::string_view kRoutingControlsPrefix = "routing/controls/";
+// Shared: who is primary at which epoch.
+Key<PrimaryRecord> Primary();
+// Shared: the failover run, and the leased lock of the agent driving it
+// (its value: that agent's name).
+Key<FailoverRun> CurrentFailover();
+inline constexpr std::string_view kFailoverLock = "failover/lock";
 
 // Every key's pattern, as docs/format/state.md writes it.
-inline constexpr std::array<std::string_view, 5> kPatterns = {
+inline constexpr std::array<std::string_view, 8> kPatterns = {
     "regions/{region}/agent/starts", "regions/{region}/agent/first_started_at",
     "regions/{region}/replicate/{volume}/role", "regions/{region}/backup/{schedule}/{volume}/last",
-    "routing/controls/{region}"};
+    "routing/controls/{region}", "failover/primary", "failover/run", "failover/lock"};
 
 }  // namespace keys
 
@@ -91,12 +128,16 @@ std::string Encode(const std::string& v);
 std::string Encode(const VolumeRole& v);
 std::string Encode(const RoutingControl& v);
 std::string Encode(const LastBackup& v);
+std::string Encode(const PrimaryRecord& v);
+std::string Encode(const FailoverRun& v);
 // Each returns false when `text` is not a value of its type.
 bool Decode(std::string_view text, int64_t& out);
 bool Decode(std::string_view text, std::string& out);
 bool Decode(std::string_view text, VolumeRole& out);
 bool Decode(std::string_view text, RoutingControl& out);
 bool Decode(std::string_view text, LastBackup& out);
+bool Decode(std::string_view text, PrimaryRecord& out);
+bool Decode(std::string_view text, FailoverRun& out);
 
 template <class V>
 Result<std::optional<V>> Key<V>::Get(Store& store) const {

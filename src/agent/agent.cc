@@ -14,6 +14,7 @@
 #include "metrics/process.h"
 #include "state/keys.h"
 #include "core/log.h"
+#include "orchestrate/primary.h"
 #include "state/open.h"
 #include "state/sqlite_store.h"
 
@@ -86,6 +87,13 @@ Status Agent::Init() {
   LB_ASSIGN_OR_RETURN(store_, state::OpenPlanStore(plan_, options_.data_dir));
   LB_RETURN_IF_ERROR(MigrateOwnStore());
   const std::string& region = options_.region;
+  // The first agent of the plan writes the plan's primary at epoch 1; from
+  // then on the store, not the plan, says who is primary.
+  LB_ASSIGN_OR_RETURN(auto primary, orchestrate::CurrentPrimary(*store_, plan_));
+  if (primary.record.region != plan_.Primary()->name) {
+    LogWarn({{"primary", primary.record.region}}, "the primary is {} at epoch {} (the plan says {}: a failover moved it)",
+            primary.record.region, primary.record.epoch, plan_.Primary()->name);
+  }
 
   // How often this region's agent has started: survives restarts, so an
   // operator can tell a crash loop from a long run.
@@ -126,6 +134,34 @@ Status Agent::Init() {
   return Ok();
 }
 
+// Who is primary at which epoch, and the current or last failover run, as
+// the store has them (null members when the store cannot be read).
+nlohmann::ordered_json Agent::FailoverJson() {
+  Json f;
+  auto primary = orchestrate::CurrentPrimary(*store_, plan_);
+  f["primary"] = primary.ok() ? Json(primary->record.region) : Json();
+  f["epoch"] = primary.ok() ? Json(primary->record.epoch) : Json();
+  f["since"] = primary.ok() && !primary->record.since.empty() ? Json(primary->record.since) : Json();
+  f["by"] = primary.ok() ? Json(primary->record.by) : Json();
+  if (!primary.ok()) f["error"] = primary.error().message();
+  auto run = state::keys::CurrentFailover().Get(*store_);
+  if (run.ok() && *run) {
+    const state::FailoverRun& r = **run;
+    Json steps = Json::array();
+    for (const auto& st : r.steps) {
+      steps.push_back({{"name", st.name}, {"state", st.state}, {"attempts", st.attempts},
+                       {"started_at", st.started_at.empty() ? Json() : Json(st.started_at)},
+                       {"ended_at", st.ended_at.empty() ? Json() : Json(st.ended_at)}, {"output", st.output}});
+    }
+    f["run"] = {{"id", r.id},       {"from", r.from},   {"to", r.to},       {"epoch", r.epoch},
+                {"planned", r.planned}, {"state", r.state}, {"owner", r.owner}, {"started_at", r.started_at},
+                {"ended_at", r.ended_at.empty() ? Json() : Json(r.ended_at)}, {"steps", steps}};
+  } else {
+    f["run"] = Json();
+  }
+  return f;
+}
+
 nlohmann::ordered_json Agent::StatusJson() {
   Json j;
   j["plan"] = plan_.name;
@@ -141,7 +177,8 @@ nlohmann::ordered_json Agent::StatusJson() {
   j["first_started_at"] = first_started_at_;
   j["data_dir"] = options_.data_dir;
   auto rev = store_->Revision();
-  j["state"] = {{"backend", "sqlite"}, {"revision", rev.ok() ? Json(*rev) : Json()}};
+  j["state"] = {{"store", store_->Describe()}, {"revision", rev.ok() ? Json(*rev) : Json()}};
+  j["failover"] = FailoverJson();
   Json regions = Json::array();
   for (const auto& r : plan_.regions) {
     regions.push_back({{"name", r.name}, {"role", plan::Name(r.role)}, {"agent", r.agent.ToString()}});

@@ -73,6 +73,7 @@ class Agent {
   Agent(plan::Plan plan, AgentOptions options, FileLock lock);
   Status Init();
   Status MigrateOwnStore();
+  nlohmann::ordered_json FailoverJson();
   net::HttpResponse Handle(const net::HttpRequest& req);
 
   plan::Plan plan_;

@@ -92,6 +92,29 @@ std::optional<std::string> ReportedSource(const std::vector<RegionStatus>& regio
   return source;
 }
 
+std::string PrimaryLine(const std::vector<RegionStatus>& regions) {
+  for (const auto& r : regions) {
+    if (!r.up || !r.status.contains("failover")) continue;
+    const auto& f = r.status["failover"];
+    if (!f.value("primary", nlohmann::ordered_json()).is_string()) continue;
+    std::string line = "primary: " + f["primary"].get<std::string>() + " (epoch " + f["epoch"].dump() + ")";
+    const auto& run = f.value("run", nlohmann::ordered_json());
+    if (run.is_object() && run.value("state", "") == "running") {
+      std::string step = "?";
+      for (const auto& st : run["steps"]) {
+        if (st.value("state", "") != "done") {
+          step = st.value("name", "?");
+          break;
+        }
+      }
+      line += "; failover to " + run.value("to", "?") + " running, step " + step + ", driven by " +
+              run.value("owner", "?");
+    }
+    return line + "\n";
+  }
+  return "";
+}
+
 std::string StatusTable(const std::vector<RegionStatus>& regions) {
   Table t({"REGION", "ROLE", "AGENT", "STATE", "VERSION", "UPTIME", "LAST BACKUP", "DETAIL"});
   for (const auto& r : regions) {

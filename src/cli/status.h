@@ -26,6 +26,9 @@ struct RegionStatus {
 // `timeout` is reported down, with the reason.
 std::vector<RegionStatus> CollectStatus(const plan::Plan& plan, Duration timeout);
 std::string StatusTable(const std::vector<RegionStatus>& regions);
+// "primary: east (epoch 1)", and a running failover's step, from the first
+// agent that answered; "" when none did.
+std::string PrimaryLine(const std::vector<RegionStatus>& regions);
 nlohmann::ordered_json StatusJson(const plan::Plan& plan, const std::vector<RegionStatus>& regions);
 
 // The source of a replicated volume by what the agents report: the region

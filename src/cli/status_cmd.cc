@@ -36,7 +36,7 @@ void AddStatusCommand(CLI::App& app, int& exit_code) {
     if (Structured(o->output)) {
       PrintDocument(StatusJson(*plan, regions), o->output);
     } else {
-      std::cout << StatusTable(regions);
+      std::cout << PrimaryLine(regions) << StatusTable(regions);
     }
   });
 }

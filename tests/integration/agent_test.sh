@@ -18,6 +18,10 @@ status=$(curl -sf "http://127.0.0.1:$PORT_WEST/v1/status")
 [ "$(jq -r .role <<<"$status")" = standby ] || fail "status role: $status"
 [ "$(jq -r .plan <<<"$status")" = it ] || fail "status plan: $status"
 jq -e '.version and .uptime_seconds >= 0 and .services' <<<"$status" >/dev/null || fail "status fields: $status"
+# Who is primary comes from the shared store: the plan's primary at epoch 1
+# until a failover moves it.
+jq -e '.failover.primary == "east" and .failover.epoch == 1 and .failover.run == null and (.state.store | startswith("embedded "))' \
+  <<<"$status" >/dev/null || fail "status failover/state: $(jq -c '{failover, state}' <<<"$status")"
 pass "/v1/status"
 
 curl -sf "http://127.0.0.1:$PORT_EAST/metrics" > "$WORK/metrics.txt"
@@ -37,6 +41,7 @@ pass "404 and 405"
 
 "$LIFEBOAT" status --plan "$WORK/plan.yaml" > "$WORK/status.txt"
 [ "$(grep -c ' up ' "$WORK/status.txt")" -eq 3 ] || { cat "$WORK/status.txt"; fail "want 3 up"; }
+head -1 "$WORK/status.txt" | grep -qx 'primary: east (epoch 1)' || { cat "$WORK/status.txt"; fail "status names no primary"; }
 pass "status: all up"
 
 kill -9 "$WEST"; wait "$WEST" 2>/dev/null || true

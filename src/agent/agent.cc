@@ -67,6 +67,12 @@ Status Agent::MigrateOwnStore() {
   std::string old = options_.data_dir + "/state.db";
   std::error_code ec;
   if (!std::filesystem::exists(old, ec)) return Ok();
+  // The plan may name that very file as the shared store: nothing to move.
+  if (plan_.state.store == plan::StoreKind::kEmbedded &&
+      std::filesystem::weakly_canonical(old, ec) ==
+          std::filesystem::weakly_canonical(state::EmbeddedStorePath(plan_, options_.data_dir), ec)) {
+    return Ok();
+  }
   {
     LB_ASSIGN_OR_RETURN(auto from, state::SqliteStore::Open(old));
     auto n = state::MigrateUnsharedKeys(*from, *store_, options_.region);

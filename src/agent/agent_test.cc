@@ -8,6 +8,8 @@
 
 #include "agent/auth.h"
 #include "plan/load.h"
+#include "state/keys.h"
+#include "state/sqlite_store.h"
 
 namespace lifeboat::agent {
 namespace {
@@ -139,6 +141,48 @@ TEST_F(AgentTest, StartCountSurvivesARestart) {
     ASSERT_TRUE(a.ok()) << a.error().ToString();
     EXPECT_EQ((*a)->StatusJson()["starts"], i);
   }
+}
+
+// An agent of an earlier version kept its own DATA_DIR/state.db: its keys
+// move into the shared store under the region, once, and the old file is
+// renamed; a plan naming that very file as the store keeps it as it is.
+TEST_F(AgentTest, AnOlderAgentsOwnStoreMovesIntoTheSharedOne) {
+  auto plan = TestPlan();
+  fs::create_directories(dir_ / "west");
+  {
+    auto old = state::SqliteStore::Open((dir_ / "west/state.db").string());
+    ASSERT_TRUE(old.ok());
+    ASSERT_TRUE((*old)->Put("agent/starts", "4", state::Expect::Any(), 0).ok());
+    ASSERT_TRUE((*old)->Put("routing/controls/east", R"({"on":false,"by":"ops","at":"2026-11-01T00:00:00Z"})",
+                            state::Expect::Any(), 0)
+                    .ok());
+  }
+  {
+    auto a = Agent::Create(plan, Options("west"));
+    ASSERT_TRUE(a.ok()) << a.error().ToString();
+    EXPECT_EQ((*a)->StatusJson()["starts"], 5) << "the old count went on";
+    auto control = state::keys::RoutingControlOf("east").Get((*a)->store());
+    ASSERT_TRUE(control.ok() && control->has_value());
+    EXPECT_FALSE((*control)->on);
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "west/state.db"));
+  EXPECT_TRUE(fs::exists(dir_ / "west/state.db.migrated"));
+  EXPECT_TRUE(fs::exists(dir_ / "t-state.db")) << "the shared store sits next to the data dirs";
+  auto again = Agent::Create(plan, Options("west"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->StatusJson()["starts"], 6) << "copied once, not again";
+
+  plan.state.path = (dir_ / "east/state.db").string();
+  fs::create_directories(dir_ / "east");
+  {
+    auto same = state::SqliteStore::Open(plan.state.path);
+    ASSERT_TRUE(same.ok());
+    ASSERT_TRUE((*same)->Put("regions/east/agent/starts", "2", state::Expect::Any(), 0).ok());
+  }
+  auto east = Agent::Create(plan, Options("east"));
+  ASSERT_TRUE(east.ok()) << east.error().ToString();
+  EXPECT_EQ((*east)->StatusJson()["starts"], 3);
+  EXPECT_TRUE(fs::exists(plan.state.path)) << "the store itself was renamed away";
 }
 
 TEST_F(AgentTest, AddressInUseIsReportedByRun) {

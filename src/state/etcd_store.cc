@@ -41,6 +41,7 @@ Result<std::string> Unb64(std::string_view in) {
 
 // The gateway writes int64 as strings; accept numbers too. 0 when absent.
 int64_t I64(const Json& j, const char* name) {
+  if (!j.is_object()) return 0;
   auto it = j.find(name);
   if (it == j.end() || it->is_null()) return 0;
   if (it->is_string()) {
@@ -50,6 +51,27 @@ int64_t I64(const Json& j, const char* name) {
     return end != s.c_str() ? v : 0;
   }
   return it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+
+// Members of an answer, read without trusting their types (nlohmann's
+// value() throws on a mismatch): the wrong type reads as absent.
+bool Bool(const Json& j, const char* name) {
+  auto it = j.find(name);
+  return it != j.end() && it->is_boolean() && it->get<bool>();
+}
+std::string Str(const Json& j, const char* name, std::string fallback = "") {
+  auto it = j.find(name);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+const Json& Obj(const Json& j, const char* name) {
+  static const Json empty = Json::object();
+  auto it = j.find(name);
+  return it != j.end() && it->is_object() ? *it : empty;
+}
+const Json& Arr(const Json& j, const char* name) {
+  static const Json empty = Json::array();
+  auto it = j.find(name);
+  return it != j.end() && it->is_array() ? *it : empty;
 }
 
 // The end of the range of keys starting with `prefix` (etcd's range_end).
@@ -85,10 +107,10 @@ Error FromGrpc(int code, const std::string& message) {
 
 Result<KeyValue> ParseKv(const Json& j, std::string_view prefix) {
   KeyValue kv;
-  LB_ASSIGN_OR_RETURN(std::string key, Unb64(j.value("key", "")));
+  LB_ASSIGN_OR_RETURN(std::string key, Unb64(Str(j, "key")));
   if (key.compare(0, prefix.size(), prefix) != 0) return DataLoss("etcd: a key outside the store's prefix");
   kv.key = key.substr(prefix.size());
-  LB_ASSIGN_OR_RETURN(kv.value, Unb64(j.value("value", "")));
+  LB_ASSIGN_OR_RETURN(kv.value, Unb64(Str(j, "value")));
   kv.create_revision = I64(j, "create_revision");
   kv.mod_revision = I64(j, "mod_revision");
   kv.version = I64(j, "version");
@@ -336,7 +358,7 @@ Result<std::string> EtcdStore::Call(const std::string& path, const std::string& 
     }
     auto j = Json::parse(out, nullptr, false);
     int code = j.is_object() ? static_cast<int>(I64(j, "code")) : 0;
-    std::string message = j.is_object() ? j.value("message", j.value("error", out)) : out;
+    std::string message = j.is_object() ? Str(j, "message", Str(j, "error", out)) : out;
     Error e = code != 0 ? FromGrpc(code, message) : Unavailable(what + "HTTP " + std::to_string(status) + ": " + out);
     // Only a refusal that surely did nothing (14: no leader, say) goes to the
     // next member; any other answer, a cancelled call included, is the caller's.
@@ -360,7 +382,7 @@ Result<Range> EtcdStore::List(std::string_view prefix) {
   LB_ASSIGN_OR_RETURN(auto body, Call("/v3/kv/range", Json{{"key", B64(full)}, {"range_end", B64(PrefixEnd(full))}}.dump()));
   LB_ASSIGN_OR_RETURN(auto j, ParseJson(body));
   Range out;
-  out.revision = I64(j.value("header", Json::object()), "revision");
+  out.revision = I64(Obj(j, "header"), "revision");
   if (auto kvs = j.find("kvs"); kvs != j.end() && kvs->is_array()) {
     for (const auto& k : *kvs) {
       LB_ASSIGN_OR_RETURN(auto kv, ParseKv(k, options_.prefix));
@@ -391,16 +413,16 @@ Result<int64_t> EtcdStore::Txn(const std::vector<Compare>& compares, const std::
   }
   LB_ASSIGN_OR_RETURN(auto body, Call("/v3/kv/txn", req.dump()));
   LB_ASSIGN_OR_RETURN(auto j, ParseJson(body));
-  int64_t revision = I64(j.value("header", Json::object()), "revision");
-  if (j.value("succeeded", false)) return revision;
+  int64_t revision = I64(Obj(j, "header"), "revision");
+  if (Bool(j, "succeeded")) return revision;
   // Name the first compare that failed, from the values the failure branch read.
-  auto responses = j.value("responses", Json::array());
+  const Json& responses = Arr(j, "responses");
   size_t i = 0;
   for (const auto& c : compares) {
     if (c.expect.kind == Expect::Kind::kAny) continue;
     std::optional<KeyValue> cur;
     if (i < responses.size()) {
-      auto kvs = responses[i].value("response_range", Json::object()).value("kvs", Json::array());
+      const Json& kvs = Arr(Obj(responses[i], "response_range"), "kvs");
       if (!kvs.empty()) {
         auto kv = ParseKv(kvs[0], options_.prefix);
         if (kv.ok()) cur = std::move(*kv);
@@ -429,12 +451,12 @@ Result<bool> EtcdStore::Delete(std::string_view key, Expect expect) {
   if (expect.kind != Expect::Kind::kAny) req["compare"].push_back(CompareJson(full, expect));
   LB_ASSIGN_OR_RETURN(auto body, Call("/v3/kv/txn", req.dump()));
   LB_ASSIGN_OR_RETURN(auto j, ParseJson(body));
-  if (!j.value("succeeded", false)) {
+  if (!Bool(j, "succeeded")) {
     return Aborted("state store: key '" + std::string(key) + "' changed since it was read");
   }
-  auto responses = j.value("responses", Json::array());
+  const Json& responses = Arr(j, "responses");
   if (responses.empty()) return false;
-  return I64(responses[0].value("response_delete_range", Json::object()), "deleted") > 0;
+  return I64(Obj(responses[0], "response_delete_range"), "deleted") > 0;
 }
 
 Result<LeaseId> EtcdStore::Grant(Duration ttl) {
@@ -443,7 +465,7 @@ Result<LeaseId> EtcdStore::Grant(Duration ttl) {
   int64_t seconds = (ms + 999) / 1000;
   LB_ASSIGN_OR_RETURN(auto body, Call("/v3/lease/grant", Json{{"TTL", std::to_string(seconds)}}.dump()));
   LB_ASSIGN_OR_RETURN(auto j, ParseJson(body));
-  if (j.contains("error") && !j["error"].get<std::string>().empty()) return Unavailable("etcd: " + j["error"].get<std::string>());
+  if (!Str(j, "error").empty()) return Unavailable("etcd: " + Str(j, "error"));
   LeaseId id = I64(j, "ID");
   if (id == 0) return DataLoss("etcd: a lease grant without an ID");
   return id;
@@ -456,10 +478,11 @@ Status EtcdStore::KeepAlive(LeaseId lease) {
   auto line = std::string_view(body).substr(0, body.find('\n'));
   LB_ASSIGN_OR_RETURN(auto j, ParseJson(line));
   if (j.contains("error")) {
-    const Json& e = j["error"];
-    return FromGrpc(static_cast<int>(I64(e, "grpc_code") != 0 ? I64(e, "grpc_code") : I64(e, "code")), e.value("message", "keep-alive failed"));
+    const Json& e = Obj(j, "error");
+    return FromGrpc(static_cast<int>(I64(e, "grpc_code") != 0 ? I64(e, "grpc_code") : I64(e, "code")),
+                    Str(e, "message", "keep-alive failed"));
   }
-  if (I64(j.value("result", Json::object()), "TTL") <= 0) {
+  if (I64(Obj(j, "result"), "TTL") <= 0) {
     return NotFound("state store: lease " + std::to_string(lease) + " has expired");
   }
   return Ok();
@@ -485,7 +508,7 @@ Result<int64_t> EtcdStore::Revision() {
   LB_ASSIGN_OR_RETURN(auto body,
                       Call("/v3/kv/range", Json{{"key", B64(options_.prefix)}, {"count_only", true}}.dump()));
   LB_ASSIGN_OR_RETURN(auto j, ParseJson(body));
-  return I64(j.value("header", Json::object()), "revision");
+  return I64(Obj(j, "header"), "revision");
 }
 
 Status EtcdStore::Compact(int64_t revision) {
@@ -503,20 +526,20 @@ Result<EtcdStore::WatchMessage> EtcdStore::ParseWatchLine(std::string_view line,
   if (j.is_discarded() || !j.is_object()) return DataLoss("etcd watch: a line that is not a JSON object");
   if (j.contains("error")) {
     const Json& e = j["error"];
-    return Unavailable("etcd watch: " + (e.is_object() ? e.value("message", std::string("error")) : e.dump()));
+    return Unavailable("etcd watch: " + (e.is_object() ? Str(e, "message", "error") : std::string("error")));
   }
   auto r = j.find("result");
   if (r == j.end() || !r->is_object()) return DataLoss("etcd watch: no result");
   WatchMessage m;
-  m.created = r->value("created", false);
-  m.canceled = r->value("canceled", false);
+  m.created = Bool(*r, "created");
+  m.canceled = Bool(*r, "canceled");
   m.compact_revision = I64(*r, "compact_revision");
   if (auto evs = r->find("events"); evs != r->end() && evs->is_array()) {
     for (const auto& ev : *evs) {
       if (!ev.is_object()) return DataLoss("etcd watch: an event that is not an object");
       Event e;
-      e.type = ev.value("type", std::string("PUT")) == "DELETE" ? Event::Type::kDelete : Event::Type::kPut;
-      LB_ASSIGN_OR_RETURN(e.kv, ParseKv(ev.value("kv", Json::object()), prefix));
+      e.type = Str(ev, "type", "PUT") == "DELETE" ? Event::Type::kDelete : Event::Type::kPut;
+      LB_ASSIGN_OR_RETURN(e.kv, ParseKv(Obj(ev, "kv"), prefix));
       m.events.push_back(std::move(e));
     }
   }

@@ -182,7 +182,7 @@ bool Decode(std::string_view text, FailoverRun& out) {
   out.from = Text(j, "from");
   out.to = Text(j, "to");
   out.epoch = j["epoch"];
-  out.planned = j.value("planned", false);
+  out.planned = j.contains("planned") && j["planned"].is_boolean() && j["planned"].get<bool>();
   out.state = Text(j, "state");
   out.started_at = Text(j, "started_at");
   out.ended_at = Text(j, "ended_at");
@@ -193,7 +193,7 @@ bool Decode(std::string_view text, FailoverRun& out) {
     StepRecord s;
     s.name = sj["name"];
     s.state = Text(sj, "state");
-    s.attempts = sj.value("attempts", 0);
+    s.attempts = sj.contains("attempts") && sj["attempts"].is_number_integer() ? sj["attempts"].get<int>() : 0;
     s.started_at = Text(sj, "started_at");
     s.ended_at = Text(sj, "ended_at");
     s.output = Text(sj, "output");

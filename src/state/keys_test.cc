@@ -94,6 +94,14 @@ TEST(StateKeys, ADamagedValueIsDataLossNamingTheKey) {
   EXPECT_FALSE(keys::AgentStarts("east").Get(*store).ok());
   ASSERT_TRUE(store->Put("routing/controls/east", R"({"on":"yes"})").ok());
   EXPECT_FALSE(keys::RoutingControlOf("east").Get(*store).ok());
+  // Members of the wrong type are refused or read as absent, never thrown.
+  ASSERT_TRUE(store->Put("failover/primary", R"({"region":"east","epoch":"2"})").ok());
+  EXPECT_EQ(keys::Primary().Get(*store).error().code(), Code::kDataLoss);
+  ASSERT_TRUE(store->Put("failover/run", R"({"epoch":2,"state":"running","planned":"yes","steps":[{"name":"fence","state":"done","attempts":"x"}]})").ok());
+  auto run = keys::CurrentFailover().Get(*store);
+  ASSERT_TRUE(run.ok() && run->has_value()) << (run.ok() ? "" : run.error().ToString());
+  EXPECT_FALSE((*run)->planned);
+  EXPECT_EQ((*run)->steps[0].attempts, 0);
 }
 
 // Before stores were shared, each agent kept its keys in its own file without

@@ -2,8 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
-
 #include "core/clock.h"
 
 namespace lifeboat::traffic {
@@ -24,19 +22,29 @@ RoutingControls::~RoutingControls() { StopWatching(); }
 
 Status RoutingControls::Load() { return Follow(); }
 
-Status RoutingControls::Follow() {
+Result<RoutingControls::Switches> RoutingControls::Read() {
   LB_ASSIGN_OR_RETURN(auto range, store_.List(state::keys::kRoutingControlsPrefix));
-  bool changed = false;
-  std::vector<std::string> regions;
+  Switches out;
+  out.revision = range.revision;
   {
     std::lock_guard lock(mu_);
-    for (const auto& [region, c] : controls_) regions.push_back(region);
+    for (const auto& [region, c] : controls_) out.regions[region];  // a switch never set: on, absent
   }
-  for (const auto& region : regions) {
-    LB_ASSIGN_OR_RETURN(auto saved, state::keys::RoutingControlOf(region).Get(store_));
-    changed |= Apply(region, saved.value_or(Control{}));
+  for (const auto& kv : range.kvs) {
+    auto it = out.regions.find(kv.key.substr(state::keys::kRoutingControlsPrefix.size()));
+    if (it == out.regions.end()) continue;  // not a serving region of this plan
+    Control c;
+    if (!state::Decode(kv.value, c)) return DataLoss("state key " + kv.key + " is not a routing control");
+    it->second = {c, kv.mod_revision};
   }
-  auto watch = store_.Watch(state::keys::kRoutingControlsPrefix, range.revision + 1,
+  return out;
+}
+
+Status RoutingControls::Follow() {
+  LB_ASSIGN_OR_RETURN(auto read, Read());
+  bool changed = false;
+  for (const auto& [region, saved] : read.regions) changed |= Apply(region, saved.control);
+  auto watch = store_.Watch(state::keys::kRoutingControlsPrefix, read.revision + 1,
                             [this](const state::Event& e) { OnEvent(e); });
   {
     std::lock_guard lock(mu_);
@@ -91,12 +99,12 @@ bool RoutingControls::IsOn(const std::string& region) const {
 }
 
 Result<Control> RoutingControls::Set(const std::string& region, bool on, bool force, const std::string& who) {
-  std::vector<std::string> regions;
+  bool known;
   {
     std::lock_guard lock(mu_);
-    for (const auto& [name, c] : controls_) regions.push_back(name);
+    known = controls_.count(region) > 0;
   }
-  if (std::find(regions.begin(), regions.end(), region) == regions.end()) {
+  if (!known) {
     const plan::Region* r = plan_.FindRegion(region);
     changes_c_->With({region, "invalid"}).Inc();
     if (r == nullptr) return NotFound("no region '" + region + "' in plan " + plan_.name);
@@ -105,15 +113,13 @@ Result<Control> RoutingControls::Set(const std::string& region, bool on, bool fo
   std::lock_guard changing(change_mu_);
   // Every switch as the store has it now (another agent may have changed
   // one), and the condition that none changes before this write lands.
+  LB_ASSIGN_OR_RETURN(auto read, Read());
   std::vector<state::Compare> unchanged;
   int on_after = 0;
-  for (const auto& name : regions) {
-    std::string key = state::keys::RoutingControlOf(name).name();
-    LB_ASSIGN_OR_RETURN(auto kv, store_.Get(key));
-    Control c;
-    if (kv && !state::Decode(kv->value, c)) return DataLoss("state key " + key + " is not a routing control");
-    unchanged.push_back({key, kv ? state::Expect::Revision(kv->mod_revision) : state::Expect::Absent()});
-    on_after += name == region ? on : c.on;
+  for (const auto& [name, saved] : read.regions) {
+    unchanged.push_back({state::keys::RoutingControlOf(name).name(),
+                         saved.revision ? state::Expect::Revision(saved.revision) : state::Expect::Absent()});
+    on_after += name == region ? on : saved.control.on;
   }
   int min_on = plan_.routing_controls.min_on;
   if (!on && on_after < min_on && !force) {

@@ -51,6 +51,16 @@ class RoutingControls {
   // Takes the switch of `region` as the store now has it; true when it changed.
   bool Apply(const std::string& region, const Control& c);
   void OnEvent(const state::Event& e);
+  // Every serving region's switch as the store has it, in one read.
+  struct Saved {
+    Control control;
+    int64_t revision = 0;  // of its key; 0 when never set
+  };
+  struct Switches {
+    std::map<std::string, Saved> regions;
+    int64_t revision = 0;  // of the read
+  };
+  Result<Switches> Read();
   // Re-reads every switch and watches from the revision after the read.
   Status Follow();
 

@@ -649,7 +649,9 @@ void Receiver::ServeOne(UniqueFd fd, std::string address) {
     } else {
       spdlog::warn("replication {}: session with {} ended: {}", config_.volume, c->peer(), st.error().message());
     }
-    (void)c->Send(EncodeError(st.error()));  // fails quietly when the connection is gone
+    // Fails quietly when the connection is gone. The source may still be
+    // sending: read on briefly so that it reads the ERROR before the end.
+    if (c->Send(EncodeError(st.error())).ok()) c->Linger(std::chrono::seconds(2));
   }
   std::lock_guard lock(mu_);
   conns_.erase(std::remove(conns_.begin(), conns_.end(), c), conns_.end());

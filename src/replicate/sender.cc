@@ -135,10 +135,16 @@ Status Link::Flush() {
   if (out_.empty()) return Ok();
   std::string out = std::move(out_);
   out_.clear();
+  {
+    std::lock_guard lock(mu_);
+    if (failed_) return *failed_;  // the target has ended the session: sending more is waste
+  }
   Status st = conn_->Send(out);
   if (!st.ok()) {
-    std::lock_guard lock(mu_);
-    if (failed_) return *failed_;  // the target's own error explains it better
+    // The target's ERROR, read by ReadLoop, explains the end better than a
+    // send error; it may be a moment behind.
+    std::unique_lock lock(mu_);
+    if (cv_.wait_for(lock, std::chrono::seconds(1), [&] { return failed_.has_value(); })) return *failed_;
   }
   return st;
 }

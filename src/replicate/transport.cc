@@ -323,6 +323,22 @@ void Conn::Shutdown() {
   ::shutdown(fd_.get(), SHUT_RDWR);
 }
 
+void Conn::Linger(std::chrono::milliseconds limit) {
+  {
+    std::lock_guard lock(mu_);
+    if (tls_->ssl != nullptr) SSL_shutdown(tls_->ssl);  // close_notify: the peer sees a clean end after the frame
+  }
+  ::shutdown(fd_.get(), SHUT_WR);
+  auto deadline = Clock::now() + limit;
+  std::vector<uint8_t> sink(64 * 1024);
+  while (Clock::now() < deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) break;
+    auto r = Io([&](SSL* s) { return SSL_read(s, sink.data(), static_cast<int>(sink.size())); }, left, "drain");
+    if (!r) break;
+  }
+}
+
 void Conn::SetRateLimit(std::optional<Rate> rate) { rate_ = rate; }
 
 Result<std::unique_ptr<Listener>> Listener::Listen(const Address& at) {

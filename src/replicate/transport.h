@@ -57,6 +57,11 @@ class Conn {
   Result<Frame> Recv(std::chrono::milliseconds idle = std::chrono::milliseconds(0));
   // Makes blocked Send/Recv return Unavailable; safe from any thread.
   void Shutdown();
+  // Ends this side's sending and reads (discarding) until the peer closes or
+  // `limit` passes. Called after a last frame (an ERROR) so that the peer
+  // reads it: closing with unread input would reset the connection, and a
+  // reset may discard the frame before the peer reads it.
+  void Linger(std::chrono::milliseconds limit);
 
   // Sending is paced to this rate (token bucket with a 256 KiB burst).
   void SetRateLimit(std::optional<Rate> rate);

@@ -103,6 +103,13 @@ using Status = Result<void>;
 
 inline Status Ok() { return {}; }
 
+// The outcome of a call whose value the caller does not need.
+template <class T>
+Status StatusOf(const Result<T>& r) {
+  if (r.ok()) return Ok();
+  return r.error();
+}
+
 // Shorthands for the common codes.
 inline Error InvalidArgument(std::string m) { return {Code::kInvalidArgument, std::move(m)}; }
 inline Error NotFound(std::string m) { return {Code::kNotFound, std::move(m)}; }

@@ -342,7 +342,7 @@ void LoadState(const Map& top, Plan& plan) {
 
 void LoadFailover(const Map& top, Plan& plan) {
   Context& ctx = top.ctx();
-  Map m(ctx, top.Get("failover"), "failover", {"mode", "quorum", "steps", "hooks"});
+  Map m(ctx, top.Get("failover"), "failover", {"mode", "quorum", "grace", "lease", "self_fence", "steps", "hooks"});
   Failover& f = plan.failover;
   m.Enum("mode", f.mode, {{"automatic", FailoverMode::kAutomatic}, {"manual", FailoverMode::kManual}});
   int voters = static_cast<int>(plan.regions.size());
@@ -357,6 +357,11 @@ void LoadFailover(const Map& top, Plan& plan) {
                 "failover.quorum: " + std::to_string(f.quorum) + " of " + std::to_string(voters) +
                     " regions is not a majority; a network split could let both sides act",
                 "use " + std::to_string(voters / 2 + 1));
+  }
+  m.Dur("grace", f.grace);  // a negative duration is refused by Dur
+  if (m.Dur("lease", f.lease) && f.lease < std::chrono::seconds(1)) {
+    ctx.Error(m.Get("lease").Mark(), "failover.lease: " + FormatDuration(f.lease) + " is too short",
+              "use at least 1s: a lease shorter than a store round trip under load expires while its agent lives");
   }
   Map hooks = Map::Named(ctx, m.Get("hooks"), "failover.hooks");
   for (const auto& e : hooks.entries()) {
@@ -375,6 +380,10 @@ void LoadFailover(const Map& top, Plan& plan) {
       }
     }
     f.hooks.push_back(std::move(hook));
+  }
+  if (m.Str("self_fence", f.self_fence) && !f.self_fence.empty()) {
+    NameSet hooks_known = NamesOf(f.hooks);
+    CheckRef(ctx, m.Get("self_fence").Mark(), "failover.self_fence", f.self_fence, hooks_known, "hook");
   }
   if (m.StrList("steps", f.steps)) {
     NameSet known = NamesOf(f.hooks);

@@ -180,6 +180,14 @@ struct Hook {
 struct Failover {
   FailoverMode mode = FailoverMode::kManual;
   int quorum = 0;  // filled: a majority of the regions
+  // How long a quorum must see the primary down, without a break, before an
+  // automatic failover starts.
+  Duration grace = std::chrono::seconds(2);
+  // The lease of each agent's view and heartbeat: a dead agent's view
+  // vanishes after it, and a primary that cannot renew it for this long
+  // fences itself.
+  Duration lease = std::chrono::seconds(3);
+  std::string self_fence;  // a hook the primary runs when it fences itself; empty: none
   std::vector<std::string> steps;
   std::vector<Hook> hooks;
 };

@@ -182,6 +182,9 @@ Json ToJson(const Plan& p) {
   for (const auto& h : p.failover.hooks) hooks[h.name] = {{"run", h.run}, {"timeout", Dur(h.timeout)}};
   j["failover"] = {{"mode", Name(p.failover.mode)},
                    {"quorum", p.failover.quorum},
+                   {"grace", Dur(p.failover.grace)},
+                   {"lease", Dur(p.failover.lease)},
+                   {"self_fence", p.failover.self_fence},
                    {"steps", p.failover.steps},
                    {"hooks", hooks}};
   const StateConfig& st = p.state;

@@ -31,6 +31,9 @@ Key<RoutingControl> RoutingControlOf(std::string_view region) {
 
 Key<PrimaryRecord> Primary() { return Key<PrimaryRecord>("failover/primary"); }
 Key<FailoverRun> CurrentFailover() { return Key<FailoverRun>("failover/run"); }
+Key<ObserverView> ViewOf(std::string_view region) {
+  return Key<ObserverView>(std::string(kViewsPrefix) + std::string(region));
+}
 
 }  // namespace keys
 
@@ -69,7 +72,9 @@ Json Object(std::string_view text) {
 std::string Encode(int64_t v) { return std::to_string(v); }
 std::string Encode(const std::string& v) { return v; }
 std::string Encode(const VolumeRole& v) {
-  return Json{{"role", v.source ? "source" : "target"}, {"source", v.source_region}, {"epoch", v.epoch}}.dump();
+  Json j = {{"role", v.source ? "source" : "target"}, {"source", v.source_region}, {"epoch", v.epoch}};
+  if (v.fenced) j["fenced"] = true;  // absent when false: older readers see the same object
+  return j.dump();
 }
 std::string Encode(const RoutingControl& v) { return Json{{"on", v.on}, {"by", v.by}, {"at", v.at}}.dump(); }
 std::string Encode(const LastBackup& v) {
@@ -123,6 +128,7 @@ bool Decode(std::string_view text, VolumeRole& out) {
   out.source = role == "source";
   out.source_region = j.contains("source") && j["source"].is_string() ? j["source"].get<std::string>() : "";
   out.epoch = j["epoch"];
+  out.fenced = j.contains("fenced") && j["fenced"].is_boolean() && j["fenced"].get<bool>();
   return true;
 }
 
@@ -201,6 +207,56 @@ bool Decode(std::string_view text, FailoverRun& out) {
     out.steps.push_back(std::move(s));
   }
   return out.state == "running" || out.state == "done" || out.state == "failed";
+}
+
+std::string Encode(const ObserverView& v) {
+  Json sending = Json::array();
+  for (const auto& s : v.sending) sending.push_back({{"volume", s.volume}, {"target", s.target}, {"in_sync", s.in_sync}});
+  Json endpoints = Json::object();
+  for (const auto& [name, healthy] : v.endpoints) endpoints[name] = healthy;
+  return Json{{"observer", v.observer}, {"agent", v.agent},          {"primary", v.primary},
+              {"epoch", v.epoch},       {"primary_down", v.primary_down}, {"down_for_ms", v.down_for_ms},
+              {"reason", v.reason},     {"endpoints", endpoints},      {"fenced", v.fenced},
+              {"sending", sending},     {"at", v.at}}
+      .dump();
+}
+
+bool Decode(std::string_view text, ObserverView& out) {
+  Json j = Object(text);
+  if (j.is_discarded() || !j.contains("observer") || !j["observer"].is_string() || !j.contains("epoch") ||
+      !j["epoch"].is_number_unsigned() || !j.contains("primary_down") || !j["primary_down"].is_boolean()) {
+    return false;
+  }
+  out.observer = j["observer"];
+  out.agent = Text(j, "agent");
+  out.primary = Text(j, "primary");
+  out.epoch = j["epoch"];
+  out.primary_down = j["primary_down"];
+  out.down_for_ms = j.contains("down_for_ms") && j["down_for_ms"].is_number_integer() ? j["down_for_ms"].get<int64_t>() : 0;
+  out.reason = Text(j, "reason");
+  out.at = Text(j, "at");
+  out.fenced.clear();
+  if (j.contains("fenced") && j["fenced"].is_array()) {
+    for (const auto& f : j["fenced"]) {
+      if (f.is_string()) out.fenced.push_back(f.get<std::string>());
+    }
+  }
+  out.sending.clear();
+  if (j.contains("sending") && j["sending"].is_array()) {
+    for (const auto& s : j["sending"]) {
+      if (!s.is_object()) continue;
+      ObserverView::Sending one{Text(s, "volume"), Text(s, "target"),
+                                s.contains("in_sync") && s["in_sync"].is_boolean() && s["in_sync"].get<bool>()};
+      if (!one.volume.empty()) out.sending.push_back(std::move(one));
+    }
+  }
+  out.endpoints.clear();
+  if (j.contains("endpoints") && j["endpoints"].is_object()) {
+    for (const auto& [name, healthy] : j["endpoints"].items()) {
+      if (healthy.is_boolean()) out.endpoints.emplace_back(name, healthy.get<bool>());
+    }
+  }
+  return !out.observer.empty();
 }
 
 }  // namespace lifeboat::state

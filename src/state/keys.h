@@ -21,7 +21,10 @@ namespace lifeboat::state {
 struct VolumeRole {
   bool source = false;
   std::string source_region;  // for a target: the region it follows
-  uint64_t epoch = 1;         // raised by every promote; a target refuses older senders
+  uint64_t epoch = 1;         // the failover epoch it took this role in; a target refuses older senders
+  // A source whose epoch a failover superseded: it sends nothing and
+  // receives nothing until a failback reverses it (or a failover promotes it).
+  bool fenced = false;
 };
 
 // One region's routing control (routing/controls/R).
@@ -70,6 +73,34 @@ struct FailoverRun {
   std::vector<StepRecord> steps;
 };
 
+// What one region's agent sees of the primary region (views/R), published
+// under that agent's lease so that a dead observer's view vanishes.
+struct ObserverView {
+  std::string observer;  // the region
+  std::string agent;     // REGION@HOST:PID
+  std::string primary;   // the primary it observed, and its epoch
+  uint64_t epoch = 0;
+  // The primary seen down here without a break for at least failover.grace.
+  bool primary_down = false;
+  int64_t down_for_ms = 0;  // how long it has been seen down (0: up)
+  std::string reason;       // why down, or why up
+  // Every endpoint with a health check, as probed from this region.
+  std::vector<std::pair<std::string, bool>> endpoints;
+  // This region's copies of volumes that are fenced (stale since a failover
+  // moved the primary away): the region cannot become primary before a
+  // failback resynchronizes them.
+  std::vector<std::string> fenced;
+  // The volumes this region sends, with each target's state: what a planned
+  // failover waits on (every target of the new primary in sync).
+  struct Sending {
+    std::string volume, target;
+    bool in_sync = false;
+    bool operator==(const Sending&) const = default;
+  };
+  std::vector<Sending> sending;
+  std::string at;  // when this view was written, RFC 3339 UTC
+};
+
 // A key and the type of its value. Get and Put encode and decode.
 template <class V>
 class Key {
@@ -107,12 +138,15 @@ Key<PrimaryRecord> Primary();
 // (its value: that agent's name).
 Key<FailoverRun> CurrentFailover();
 inline constexpr std::string_view kFailoverLock = "failover/lock";
+// Shared: each region's view of the primary, under its agent's lease.
+Key<ObserverView> ViewOf(std::string_view region);
+inline constexpr std::string_view kViewsPrefix = "views/";
 
 // Every key's pattern, as docs/format/state.md writes it.
-inline constexpr std::array<std::string_view, 8> kPatterns = {
+inline constexpr std::array<std::string_view, 9> kPatterns = {
     "regions/{region}/agent/starts", "regions/{region}/agent/first_started_at",
     "regions/{region}/replicate/{volume}/role", "regions/{region}/backup/{schedule}/{volume}/last",
-    "routing/controls/{region}", "failover/primary", "failover/run", "failover/lock"};
+    "routing/controls/{region}", "failover/primary", "failover/run", "failover/lock", "views/{region}"};
 
 }  // namespace keys
 
@@ -130,6 +164,7 @@ std::string Encode(const RoutingControl& v);
 std::string Encode(const LastBackup& v);
 std::string Encode(const PrimaryRecord& v);
 std::string Encode(const FailoverRun& v);
+std::string Encode(const ObserverView& v);
 // Each returns false when `text` is not a value of its type.
 bool Decode(std::string_view text, int64_t& out);
 bool Decode(std::string_view text, std::string& out);
@@ -138,6 +173,7 @@ bool Decode(std::string_view text, RoutingControl& out);
 bool Decode(std::string_view text, LastBackup& out);
 bool Decode(std::string_view text, PrimaryRecord& out);
 bool Decode(std::string_view text, FailoverRun& out);
+bool Decode(std::string_view text, ObserverView& out);
 
 template <class V>
 Result<std::optional<V>> Key<V>::Get(Store& store) const {

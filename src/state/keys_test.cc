@@ -65,6 +65,30 @@ TEST(StateKeys, ValuesRoundTrip) {
 
   ASSERT_TRUE(keys::AgentStarts("east").Put(*store, 41).ok());
   EXPECT_EQ(**keys::AgentStarts("east").Get(*store), 41);
+
+  VolumeRole fenced{true, "", 3, true};
+  ASSERT_TRUE(role.Put(*store, fenced).ok());
+  EXPECT_TRUE((**role.Get(*store)).fenced);
+
+  ObserverView view;
+  view.observer = "witness";
+  view.agent = "witness@h:1";
+  view.primary = "east";
+  view.epoch = 2;
+  view.primary_down = true;
+  view.down_for_ms = 2500;
+  view.reason = "every endpoint of east fails its check";
+  view.endpoints = {{"web-east", false}, {"web-west", true}};
+  ASSERT_TRUE(keys::ViewOf("witness").Put(*store, view).ok());
+  auto v = keys::ViewOf("witness").Get(*store);
+  ASSERT_TRUE(v.ok() && v->has_value());
+  EXPECT_EQ((*v)->observer, "witness");
+  EXPECT_EQ((*v)->epoch, 2u);
+  EXPECT_TRUE((*v)->primary_down);
+  EXPECT_EQ((*v)->down_for_ms, 2500);
+  EXPECT_EQ((*v)->endpoints, view.endpoints);
+  ASSERT_TRUE(store->Put("views/x", R"({"observer": "x", "epoch": 1, "primary_down": "yes"})").ok());
+  EXPECT_EQ(keys::ViewOf("x").Get(*store).error().code(), Code::kDataLoss);
 }
 
 // Values written by earlier versions (the same JSON, by hand) still decode.

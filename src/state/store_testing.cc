@@ -41,4 +41,53 @@ bool WaitUntil(const std::function<bool()>& cond, Duration timeout) {
   return true;
 }
 
+namespace {
+Error CutError() { return Unavailable("the state store is cut off (test partition)"); }
+}  // namespace
+
+Result<std::optional<KeyValue>> CuttableStore::Get(std::string_view key) {
+  if (cut_) return CutError();
+  return inner_.Get(key);
+}
+Result<Range> CuttableStore::List(std::string_view prefix) {
+  if (cut_) return CutError();
+  return inner_.List(prefix);
+}
+Result<int64_t> CuttableStore::Put(std::string_view key, std::string_view value, Expect expect, LeaseId lease) {
+  if (cut_) return CutError();
+  return inner_.Put(key, value, expect, lease);
+}
+Result<bool> CuttableStore::Delete(std::string_view key, Expect expect) {
+  if (cut_) return CutError();
+  return inner_.Delete(key, expect);
+}
+Result<int64_t> CuttableStore::Txn(const std::vector<Compare>& compares, const std::vector<Op>& ops) {
+  if (cut_) return CutError();
+  return inner_.Txn(compares, ops);
+}
+Result<LeaseId> CuttableStore::Grant(Duration ttl) {
+  if (cut_) return CutError();
+  return inner_.Grant(ttl);
+}
+Status CuttableStore::KeepAlive(LeaseId lease) {
+  if (cut_) return CutError();
+  return inner_.KeepAlive(lease);
+}
+Status CuttableStore::Revoke(LeaseId lease) {
+  if (cut_) return CutError();
+  return inner_.Revoke(lease);
+}
+std::unique_ptr<WatchHandle> CuttableStore::Watch(std::string_view prefix, int64_t from_revision,
+                                                  std::function<void(const Event&)> fn) {
+  return inner_.Watch(prefix, from_revision, std::move(fn));
+}
+Result<int64_t> CuttableStore::Revision() {
+  if (cut_) return CutError();
+  return inner_.Revision();
+}
+Status CuttableStore::Compact(int64_t revision) {
+  if (cut_) return CutError();
+  return inner_.Compact(revision);
+}
+
 }  // namespace lifeboat::state

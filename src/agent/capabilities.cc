@@ -6,7 +6,10 @@ std::optional<std::string> SourceOf(const plan::Plan& plan, const plan::Region& 
                                     std::string_view volume) {
   if (plan.FindVolume(std::string(volume)) == nullptr) return std::nullopt;
   if (roles != nullptr) {
-    if (auto role = roles->RoleOf(volume)) return role->source ? here.name : role->source_region;
+    if (auto role = roles->RoleOf(volume)) {
+      if (role->fenced) return std::nullopt;  // superseded: the source is elsewhere, and this copy follows nobody
+      return role->source ? here.name : role->source_region;
+    }
   }
   const plan::Region* primary = plan.Primary();
   if (primary == nullptr) return std::nullopt;

@@ -26,6 +26,14 @@ struct RoleChange {
   std::optional<std::string> finished_at;
 };
 
+// How far one target of a volume this region sends is behind.
+struct TargetSync {
+  std::string target;  // the region
+  bool in_sync = false;  // connected, nothing pending, a full pass done
+  double rpo_seconds = 0;
+  uint64_t pending_bytes = 0;
+};
+
 // Published by the replication service: the roles of this region's copies of
 // replicated volumes, and the two changes of a failover and a failback.
 class VolumeRoles {
@@ -37,14 +45,27 @@ class VolumeRoles {
   virtual std::optional<state::VolumeRole> RoleOf(std::string_view volume) const = 0;
   // The last role change asked for `volume`, if any.
   virtual std::optional<RoleChange> LastChange(std::string_view volume) const = 0;
+  // Each target's lag, while this region sends `volume`; empty otherwise.
+  virtual std::vector<TargetSync> Sending(std::string_view volume) const = 0;
 
   using Done = std::function<void(const Status&)>;
-  // Makes this region the volume's source under the next epoch. Returns at
-  // once: NotFound (not replicated here), FailedPrecondition (already the
-  // source; cannot replicate: no key), Aborted (another change is running).
-  // The work (stopping the receiver, watching the whole volume, connecting
-  // to the targets) runs on the service's worker, which calls `done`.
-  virtual Status Promote(std::string_view volume, Done done = {}) = 0;
+  // Makes this region the volume's source in failover epoch `epoch` (0: the
+  // volume's own epoch plus one, for a promote by hand). Returns at once:
+  // NotFound (not replicated here), FailedPrecondition (already the source
+  // and not fenced; cannot replicate: no key), Aborted (another change is
+  // running). The work (stopping the receiver, watching the whole volume,
+  // connecting to the targets) runs on the service's worker, which calls
+  // `done`.
+  virtual Status Promote(std::string_view volume, uint64_t epoch, Done done = {}) = 0;
+  // Stops this region sending the volume because failover epoch `epoch` has
+  // made another region primary: the role is kept as a fenced source, which
+  // sends and receives nothing until a Reverse or a Promote. Runs like
+  // Promote; FailedPrecondition when this region is not an unfenced source.
+  virtual Status Fence(std::string_view volume, uint64_t epoch, Done done = {}) = 0;
+  // While held, this region sends no volume (a primary that lost the state
+  // store fences itself): its streams stop, its role stays. Released, the
+  // sources start again. Runs on the service's worker.
+  virtual void HoldSending(bool held) = 0;
   // Makes this region a target following `source` from `epoch` on (a
   // failback's first step); FailedPrecondition for an epoch older than this
   // region's. Runs like Promote.
@@ -54,7 +75,8 @@ class VolumeRoles {
 // The one answer to "which region is the source of volume V", as seen from
 // this region: a replicated volume's role (this region is the source, or the
 // region it follows is), else the plan's primary. nullopt when the plan has
-// no such volume or nobody can tell (no primary).
+// no such volume or nobody can tell (no primary; this region's copy is
+// fenced).
 std::optional<std::string> SourceOf(const plan::Plan& plan, const plan::Region& here, const VolumeRoles* roles,
                                     std::string_view volume);
 

@@ -228,7 +228,10 @@ class FixedRoles final : public VolumeRoles {
     return v == "data" ? std::optional(role_) : std::nullopt;
   }
   std::optional<RoleChange> LastChange(std::string_view) const override { return std::nullopt; }
-  Status Promote(std::string_view, Done) override { return Internal("not here"); }
+  std::vector<TargetSync> Sending(std::string_view) const override { return {}; }
+  Status Promote(std::string_view, uint64_t, Done) override { return Internal("not here"); }
+  Status Fence(std::string_view, uint64_t, Done) override { return Internal("not here"); }
+  void HoldSending(bool) override {}
   Status Reverse(std::string_view, const std::string&, uint64_t, Done) override { return Internal("not here"); }
 
  private:

@@ -61,5 +61,6 @@ void AddDnsCommands(CLI::App& app, int& exit_code);  // dns serve, check run
 void AddTrafficCommands(CLI::App& app, int& exit_code);
 void AddReplicateCommands(CLI::App& app, int& exit_code);
 void AddBackupCommands(CLI::App& app, int& exit_code);  // repo, backup, restore
+void AddFailoverCommand(CLI::App& app, int& exit_code);
 
 }  // namespace lifeboat::cli

@@ -30,6 +30,7 @@ int Main(int argc, char** argv) {
   AddDemoCommand(app, exit_code);
   AddDnsCommands(app, exit_code);
   AddTrafficCommands(app, exit_code);
+  AddFailoverCommand(app, exit_code);
   AddReplicateCommands(app, exit_code);
   AddBackupCommands(app, exit_code);
   auto* version = app.add_subcommand("version", "Print the version and the commit it was built from");

@@ -109,8 +109,26 @@ std::string PrimaryLine(const std::vector<RegionStatus>& regions) {
       }
       line += "; failover to " + run.value("to", "?") + " running, step " + step + ", driven by " +
               run.value("owner", "?");
+    } else if (run.is_object() && run.value("state", "") == "failed") {
+      line += "; the last failover (to " + run.value("to", "?") + ") failed: see `lifeboat status -o json`";
     }
-    return line + "\n";
+    line += "\n";
+    // What each region's agent sees of the primary (the failover service's views).
+    const auto& services = r.status.value("services", nlohmann::ordered_json::object());
+    const auto& fo = services.value("failover", nlohmann::ordered_json());
+    if (fo.is_object() && fo.contains("views") && fo["views"].is_array() && !fo["views"].empty()) {
+      std::string views;
+      for (const auto& v : fo["views"]) {
+        std::string seen = v.value("primary_down", false) ? "DOWN" : v.value("down_for_ms", 0) > 0 ? "failing" : "up";
+        if (v.value("down_for_ms", 0) > 0) seen += " for " + ShortDuration(v.value("down_for_ms", 0) / 1000.0);
+        if (v.contains("fenced") && v["fenced"].is_array() && !v["fenced"].empty()) seen += ", its copy fenced";
+        views += (views.empty() ? "" : "; ") + v.value("observer", "?") + " sees it " + seen;
+      }
+      const auto& verdict = fo.value("verdict", nlohmann::ordered_json::object());
+      line += "views: " + views + " (" + std::to_string(verdict.value("votes", 0)) + " down, quorum " +
+              std::to_string(fo.value("quorum", 0)) + ", mode " + fo.value("mode", "?") + ")\n";
+    }
+    return line;
   }
   return "";
 }

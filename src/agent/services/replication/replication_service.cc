@@ -48,6 +48,7 @@ struct Volume {
   mutable std::mutex mu;
   state::VolumeRole role;          // guarded by mu
   Running run;                     // guarded by mu; swapped whole
+  bool held = false;               // guarded by mu: a source's streams stopped by HoldSending
   std::optional<RoleChange> change;  // guarded by mu: the last promote or reverse
   // The last verification asked through the API, guarded by mu.
   std::string verify_state = "never";  // never, running, done, failed
@@ -98,7 +99,20 @@ class ReplicationService final : public Service, public VolumeRoles {
     std::lock_guard lock(v->mu);
     return v->change;
   }
-  Status Promote(std::string_view volume, Done done) override;
+  std::vector<TargetSync> Sending(std::string_view volume) const override {
+    const Volume* v = Find(volume);
+    if (v == nullptr) return {};
+    std::lock_guard lock(v->mu);
+    std::vector<TargetSync> out;
+    for (const auto& s : v->run.streams) {
+      auto st = s->GetStatus();
+      out.push_back({st.target_region, st.in_sync, st.rpo_seconds, st.pending_bytes});
+    }
+    return out;
+  }
+  Status Promote(std::string_view volume, uint64_t epoch, Done done) override;
+  Status Fence(std::string_view volume, uint64_t epoch, Done done) override;
+  void HoldSending(bool held) override;
   Status Reverse(std::string_view volume, const std::string& source, uint64_t epoch, Done done) override;
 
  private:
@@ -176,6 +190,13 @@ Status ReplicationService::Start() {
       continue;
     }
     state::VolumeRole role = RoleOf(v.plan->name).value();
+    if (role.fenced) {
+      LogWarn({{"volume", v.plan->name}, {"epoch", std::to_string(role.epoch)}},
+              "replication {}: fenced: a failover made another region primary after epoch {}; this region sends "
+              "and receives nothing until a failback reverses it",
+              v.plan->name, role.epoch);
+      continue;
+    }
     if (!role.source) {  // binds the port now, so a taken port stops the start
       LB_ASSIGN_OR_RETURN(Running run, Launch(v, role));
       std::lock_guard lock(v.mu);
@@ -218,6 +239,7 @@ Result<Running> ReplicationService::Launch(Volume& v, const state::VolumeRole& r
   const auto& here = ctx_.region;
   const auto& rep = v.plan->replication;
   Running run;
+  if (role.fenced) return run;  // sends and receives nothing
   if (role.source) {
     for (const auto& [region, path] : v.plan->path) {
       if (region == here.name) continue;
@@ -286,18 +308,24 @@ void ReplicationService::Step(Volume& v, std::string step) {
   if (v.change) v.change->step = std::move(step);
 }
 
-Status ReplicationService::Promote(std::string_view volume, Done done) {
+Status ReplicationService::Promote(std::string_view volume, uint64_t epoch, Done done) {
   Volume* v = Find(volume);
   if (v == nullptr) return NotFound("this agent replicates no volume '" + std::string(volume) + "'");
   {
     std::lock_guard lock(v->mu);
-    if (v->role.source && !Changing(*v)) {  // a running change answers Aborted below
+    if (v->role.source && !v->role.fenced && !Changing(*v)) {  // a running change answers Aborted below
       return FailedPrecondition("region " + ctx_.region.name + " is already the source of " + v->plan->name);
+    }
+    if (epoch != 0 && epoch < v->role.epoch) {
+      return FailedPrecondition("epoch " + std::to_string(epoch) + " is older than this region's " +
+                                std::to_string(v->role.epoch) + " for " + v->plan->name);
     }
     LB_RETURN_IF_ERROR(Admit(*v, "promote"));
   }
-  worker_->Post([this, v, done] {
-    Status s = Change(*v, [](const state::VolumeRole& old) { return state::VolumeRole{true, "", old.epoch + 1}; });
+  worker_->Post([this, v, epoch, done] {
+    Status s = Change(*v, [epoch](const state::VolumeRole& old) {
+      return state::VolumeRole{true, "", epoch != 0 ? epoch : old.epoch + 1, false};
+    });
     if (s.ok()) {
       LogWarn({{"volume", v->plan->name}, {"region", ctx_.region.name}},
               "replication {}: promoted: this region is now the source (epoch {})", v->plan->name,
@@ -306,6 +334,60 @@ Status ReplicationService::Promote(std::string_view volume, Done done) {
     Finish(*v, s, done);
   });
   return Ok();
+}
+
+Status ReplicationService::Fence(std::string_view volume, uint64_t epoch, Done done) {
+  Volume* v = Find(volume);
+  if (v == nullptr) return NotFound("this agent replicates no volume '" + std::string(volume) + "'");
+  {
+    std::lock_guard lock(v->mu);
+    if (!v->role.source || v->role.fenced) {
+      return FailedPrecondition("region " + ctx_.region.name + " is not an active source of " + v->plan->name);
+    }
+    LB_RETURN_IF_ERROR(Admit(*v, "fence"));
+  }
+  worker_->Post([this, v, epoch, done] {
+    Status s = Change(*v, [](const state::VolumeRole& old) { return state::VolumeRole{true, "", old.epoch, true}; });
+    if (s.ok()) {
+      LogWarn({{"volume", v->plan->name}, {"region", ctx_.region.name}, {"epoch", std::to_string(epoch)}},
+              "replication {}: fenced: epoch {} made another region primary; this region stopped sending",
+              v->plan->name, epoch);
+    }
+    Finish(*v, s, done);
+  });
+  return Ok();
+}
+
+void ReplicationService::HoldSending(bool held) {
+  worker_->Post([this, held] {
+    for (auto& vp : volumes_) {
+      Volume& v = *vp;
+      Running old;
+      state::VolumeRole role;
+      {
+        std::lock_guard lock(v.mu);
+        if (v.held == held) continue;
+        v.held = held;
+        if (!v.role.source || v.role.fenced) continue;  // sends nothing either way
+        role = v.role;
+        if (held) old = std::exchange(v.run, Running{});
+      }
+      if (held) {
+        old.Halt();
+        LogWarn({{"volume", v.plan->name}}, "replication {}: holding: this region sends nothing while it is fenced",
+                v.plan->name);
+        continue;
+      }
+      auto run = Launch(v, role);
+      if (!run) {
+        LogError({{"volume", v.plan->name}, {"error", run.error().message()}},
+                 "replication {}: cannot start sending again: {}", v.plan->name, run.error().message());
+        continue;
+      }
+      std::lock_guard lock(v.mu);
+      v.run = std::move(*run);
+    }
+  });
 }
 
 Status ReplicationService::Reverse(std::string_view volume, const std::string& source, uint64_t epoch, Done done) {
@@ -324,7 +406,7 @@ Status ReplicationService::Reverse(std::string_view volume, const std::string& s
     LB_RETURN_IF_ERROR(Admit(*v, "reverse"));
   }
   worker_->Post([this, v, source, epoch, done] {
-    Status s = Change(*v, [&](const state::VolumeRole&) { return state::VolumeRole{false, source, epoch}; });
+    Status s = Change(*v, [&](const state::VolumeRole&) { return state::VolumeRole{false, source, epoch, false}; });
     if (s.ok()) {
       LogWarn({{"volume", v->plan->name}, {"region", ctx_.region.name}, {"source", source}},
               "replication {}: reversed: this region now follows {} (epoch {})", v->plan->name, source, epoch);
@@ -356,7 +438,9 @@ Status ReplicationService::Change(Volume& v, const std::function<state::VolumeRo
   {
     std::lock_guard lock(v.mu);
     v.role = new_role;
-    Step(v, new_role.source ? "watching the volume and connecting to the targets" : "listening for the new source");
+    Step(v, new_role.fenced   ? "fenced"
+            : new_role.source ? "watching the volume and connecting to the targets"
+                              : "listening for the new source");
   }
   LB_ASSIGN_OR_RETURN(Running run, Launch(v, new_role));
   std::lock_guard lock(v.mu);
@@ -390,11 +474,15 @@ Json ReplicationService::VolumeJson(Volume& v) {
   std::lock_guard lock(v.mu);
   Json j = {{"volume", v.plan->name},
             {"path", v.path},
-            {"role", v.role.source ? "source" : "target"},
+            {"role", v.role.fenced ? "fenced" : v.role.source ? "source" : "target"},
             {"epoch", v.role.epoch}};
   if (!v.role.source) j["source"] = v.role.source_region;
+  if (v.held) j["held"] = "this region lost the state store and fenced itself: it sends nothing until the store answers";
   if (!v.problem.empty()) j["problem"] = v.problem;
-  if (v.role.source) {
+  if (v.role.fenced) {
+    j["fenced"] = "a failover made another region primary after epoch " + std::to_string(v.role.epoch) +
+                  "; this region sends and receives nothing until a failback reverses it";
+  } else if (v.role.source) {
     Json targets = Json::array();
     for (auto& s : v.run.streams) targets.push_back(s->GetStatus().ToJson());
     j["targets"] = targets;
@@ -442,7 +530,7 @@ net::HttpResponse ReplicationService::Handle(const net::HttpRequest& req) {
   }
   if (auto denied = CheckToken(req, ctx_.token, "replication changes")) return *denied;
   if (action == "reverse") return HandleReverse(*v, req);
-  if (auto s = Promote(name, {}); !s.ok()) return JsonError(s.error());
+  if (auto s = Promote(name, 0, {}); !s.ok()) return JsonError(s.error());
   return net::HttpResponse::Json(202, Json{{"volume", name}, {"action", "promote"}, {"state", "running"}}.dump() + "\n");
 }
 

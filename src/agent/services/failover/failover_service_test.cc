@@ -1,0 +1,380 @@
+// The failover service of three regions' agents (east primary, west
+// standby, a witness) on one shared store, through the service seam: fake
+// traffic (health set by the test, routing controls kept in the store) and
+// fake volume roles (saved in the store as the replication service saves
+// them). Real time, short grace and lease; waits poll, nothing asserts a
+// duration.
+#include "agent/services/failover/failover_service.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "agent/capabilities.h"
+#include "orchestrate/primary.h"
+#include "orchestrate/runbook.h"
+#include "plan/load.h"
+#include "state/keys.h"
+#include "state/sqlite_store.h"
+#include "state/store_testing.h"
+
+namespace lifeboat::agent {
+namespace {
+
+using namespace std::chrono_literals;
+using Json = nlohmann::json;
+
+const char* kPlan = R"(
+name: t
+pattern: warm-standby
+regions:
+  east: { role: primary, agent: 127.0.0.1:1 }
+  west: { role: standby, agent: 127.0.0.1:2 }
+  witness: { role: witness, agent: 127.0.0.1:3 }
+checks:
+  web: { type: tcp, interval: 100ms, fall: 1 }
+endpoints:
+  web-east: { region: east, address: 127.0.0.1:9, check: web }
+  web-west: { region: west, address: 127.0.0.1:9, check: web }
+volumes:
+  data: { path: { east: /e, west: /w } }
+failover:
+  mode: MODE
+  grace: 300ms
+  lease: 1s
+  self_fence: stop-app
+  steps: [fence, promote, switch-traffic, announce, verify]
+  hooks:
+    stop-app: { run: "echo stopped > SELF_FENCE_FILE" }
+    announce: { run: "echo moved from $LIFEBOAT_OLD_PRIMARY to $LIFEBOAT_NEW_PRIMARY at $LIFEBOAT_EPOCH" }
+)";
+
+// What each observer sees of each endpoint: healthy unless the test says not.
+class World {
+ public:
+  void SetDown(const std::string& observer, const std::string& endpoint, bool down) {
+    std::lock_guard lock(mu_);
+    if (down) {
+      down_.insert({observer, endpoint});
+    } else {
+      down_.erase({observer, endpoint});
+    }
+  }
+  bool Healthy(const std::string& observer, const std::string& endpoint) const {
+    std::lock_guard lock(mu_);
+    return !down_.count({observer, endpoint});
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::set<std::pair<std::string, std::string>> down_;
+};
+
+class FakeTraffic final : public TrafficSwitch {
+ public:
+  FakeTraffic(World& world, std::string region, state::Store& store) : world_(world), region_(std::move(region)), store_(store) {}
+  Result<state::RoutingControl> Switch(const std::string& region, bool on, bool, const std::string& who) override {
+    state::RoutingControl c{on, who, "now"};
+    LB_RETURN_IF_ERROR(StatusOf(state::keys::RoutingControlOf(region).Put(store_, c)));
+    return c;
+  }
+  bool IsOn(const std::string& region) const override {
+    auto c = state::keys::RoutingControlOf(region).Get(store_);
+    return !c.ok() || !*c || (*c)->on;
+  }
+  bool Healthy(const std::string& endpoint) const override { return world_.Healthy(region_, endpoint); }
+
+ private:
+  World& world_;
+  std::string region_;
+  state::Store& store_;
+};
+
+// Roles as the replication service keeps them, changed at once.
+class FakeRoles final : public VolumeRoles {
+ public:
+  FakeRoles(std::string region, state::Store& store) : region_(std::move(region)), store_(store) {
+    role_.source = region_ == "east";
+    role_.source_region = role_.source ? "" : "east";
+    EXPECT_TRUE(Save().ok());
+  }
+  std::vector<std::string> Volumes() const override { return {"data"}; }
+  std::optional<state::VolumeRole> RoleOf(std::string_view) const override {
+    std::lock_guard lock(mu_);
+    return role_;
+  }
+  std::optional<RoleChange> LastChange(std::string_view) const override { return std::nullopt; }
+  // A source's one target, in sync as the test says.
+  std::vector<TargetSync> Sending(std::string_view) const override {
+    std::lock_guard lock(mu_);
+    if (!role_.source || role_.fenced) return {};
+    return {TargetSync{region_ == "east" ? "west" : "east", in_sync_.load(), 0, in_sync_ ? 0u : 4096u}};
+  }
+  void SetInSync(bool in_sync) { in_sync_ = in_sync; }
+  Status Promote(std::string_view, uint64_t epoch, Done) override {
+    std::lock_guard lock(mu_);
+    role_ = {true, "", epoch, false};
+    return Save();
+  }
+  Status Fence(std::string_view, uint64_t, Done) override {
+    std::lock_guard lock(mu_);
+    role_.fenced = true;
+    return Save();
+  }
+  Status Reverse(std::string_view, const std::string& source, uint64_t epoch, Done) override {
+    std::lock_guard lock(mu_);
+    role_ = {false, source, epoch, false};
+    return Save();
+  }
+  void HoldSending(bool held) override { held_ = held; }
+  bool held() const { return held_; }
+
+ private:
+  Status Save() { return StatusOf(state::keys::VolumeRoleOf(region_, "data").Put(store_, role_)); }
+  std::string region_;
+  state::Store& store_;
+  mutable std::mutex mu_;
+  state::VolumeRole role_;
+  std::atomic<bool> held_{false};
+  std::atomic<bool> in_sync_{true};
+};
+
+// One region's agent: its context (its own view of the shared store, which
+// the test can cut), its fakes and its failover service.
+struct Agent {
+  Agent(const plan::Plan& plan, const std::string& region, state::Store& shared, World& world)
+      : store(shared), traffic(world, region, store), roles(region, store) {
+    // Every agent's probes come from the test's world (the witness's agent
+    // would run a health monitor of its own, which the integration tests use).
+    caps.Provide<TrafficSwitch>(&traffic);
+    if (region != "witness") caps.Provide<VolumeRoles>(&roles);
+    ctx.reset(new ServiceContext{plan, *plan.FindRegion(region), io, store, metrics, Clock::Real(), router, caps,
+                                 token, dns_listen});
+    auto s = MakeFailoverService(*ctx);
+    EXPECT_TRUE(s.ok()) << s.error().ToString();
+    service = std::move(*s);
+  }
+  ~Agent() { service->Stop(); }
+  net::HttpResponse Post(const std::string& body, const std::string& with_token = "t0ken") {
+    net::HttpRequest req;
+    req.method = "POST";
+    req.path = "/v1/failover";
+    req.body = body;
+    req.remote = "127.0.0.1";
+    req.headers.emplace_back("Authorization", "Bearer " + with_token);
+    return router.Call(req);
+  }
+  Json Status() { return Json::parse(service->StatusJson().dump()); }
+
+  state::CuttableStore store;
+  FakeTraffic traffic;
+  FakeRoles roles;
+  boost::asio::io_context io;
+  metrics::Registry metrics;
+  Router router;
+  Capabilities caps;
+  std::string token = "t0ken";
+  std::vector<Address> dns_listen;
+  std::unique_ptr<ServiceContext> ctx;
+  std::unique_ptr<Service> service;
+};
+
+class FailoverServiceTest : public ::testing::Test {
+ protected:
+  void Start(const std::string& mode) {
+    self_fence_file_ = ::testing::TempDir() + "self-fence-" + std::to_string(::getpid());
+    std::remove(self_fence_file_.c_str());
+    std::string text = kPlan;
+    text.replace(text.find("MODE"), 4, mode);
+    text.replace(text.find("SELF_FENCE_FILE"), 15, self_fence_file_);
+    auto r = plan::LoadPlanText(text, "t.yaml");
+    ASSERT_TRUE(r.plan) << plan::FormatDiagnostics(r.diagnostics);
+    plan_ = *r.plan;
+    store_ = std::move(*state::SqliteStore::Open(":memory:"));
+    for (const char* region : {"east", "west", "witness"}) {
+      agents_[region] = std::make_unique<Agent>(plan_, region, *store_, world_);
+    }
+    for (auto& [_, a] : agents_) ASSERT_TRUE(a->service->Start().ok());
+  }
+  void TearDown() override {
+    agents_.clear();
+    std::remove(self_fence_file_.c_str());
+  }
+  state::PrimaryRecord Primary() { return orchestrate::CurrentPrimary(*store_, plan_)->record; }
+  std::optional<state::FailoverRun> Run() { return *state::keys::CurrentFailover().Get(*store_); }
+  bool RunEnded() {
+    auto r = Run();
+    return r && r->state != "running";
+  }
+  size_t Views() { return store_->List(state::keys::kViewsPrefix)->kvs.size(); }
+
+  World world_;
+  plan::Plan plan_;
+  std::unique_ptr<state::Store> store_;
+  std::map<std::string, std::unique_ptr<Agent>> agents_;
+  std::string self_fence_file_;
+};
+
+TEST_F(FailoverServiceTest, AQuorumSeeingThePrimaryDownFailsOverOnceAndFencesTheOldSource) {
+  Start("automatic");
+  ASSERT_TRUE(state::WaitUntil([&] { return Views() == 3; }, 10s));
+  // Every region sees east's endpoint fail.
+  for (const char* observer : {"east", "west", "witness"}) world_.SetDown(observer, "web-east", true);
+  ASSERT_TRUE(state::WaitUntil([&] { return RunEnded(); }, 30s)) << agents_["west"]->Status().dump(2);
+  auto run = *Run();
+  EXPECT_EQ(run.state, "done") << state::Encode(run);
+  EXPECT_EQ(run.from, "east");
+  EXPECT_EQ(run.to, "west");
+  EXPECT_EQ(run.epoch, 2u);
+  ASSERT_EQ(run.steps.size(), 5u);  // fence, promote, switch-traffic, announce, verify
+  for (const auto& s : run.steps) EXPECT_EQ(s.state, "done") << s.name << ": " << s.output;
+  EXPECT_EQ(run.steps[3].output, "hook announce: moved from east to west at 2");
+  EXPECT_NE(run.steps[4].output.find("web-west passes its check from"), std::string::npos) << run.steps[4].output;
+
+  auto p = Primary();
+  EXPECT_EQ(p.region, "west");
+  EXPECT_EQ(p.epoch, 2u);
+  // The data moved by the epoch: west's copy is the source, east's is fenced.
+  auto west = agents_["west"]->roles.RoleOf("data");
+  EXPECT_TRUE(west->source);
+  EXPECT_EQ(west->epoch, 2u);
+  ASSERT_TRUE(state::WaitUntil([&] { return agents_["east"]->roles.RoleOf("data")->fenced; }, 10s));
+  EXPECT_FALSE(agents_["east"]->traffic.IsOn("east"));
+  EXPECT_TRUE(agents_["east"]->traffic.IsOn("west"));
+
+  // Still down, but the primary is west now: nothing runs again.
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(Run()->id, run.id);
+  EXPECT_EQ(Primary().epoch, 2u);
+  auto metrics = agents_["west"]->metrics.Render();
+  EXPECT_NE(metrics.find("lifeboat_failover_runs_total{kind=\"automatic\",result=\"done\"} 1"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("lifeboat_failover_epoch 2"), std::string::npos);
+}
+
+// A partition between the witness and the primary: one observer alone.
+TEST_F(FailoverServiceTest, OneObserverSeeingThePrimaryDownNeverFailsOver) {
+  Start("automatic");
+  ASSERT_TRUE(state::WaitUntil([&] { return Views() == 3; }, 10s));
+  world_.SetDown("west", "web-east", true);
+  ASSERT_TRUE(state::WaitUntil(
+      [&] {
+        auto v = state::keys::ViewOf("west").Get(*store_);
+        return v.ok() && *v && (*v)->primary_down;
+      },
+      10s));
+  std::this_thread::sleep_for(1s);  // ticks well past the grace
+  EXPECT_FALSE(Run().has_value());
+  EXPECT_EQ(Primary().region, "east");
+  auto verdict = agents_["west"]->Status()["verdict"];
+  EXPECT_FALSE(verdict["failover"].get<bool>());
+  EXPECT_EQ(verdict["votes"], 1);
+}
+
+TEST_F(FailoverServiceTest, AManualFailoverChecksItsTargetAndRuns) {
+  Start("manual");
+  ASSERT_TRUE(state::WaitUntil([&] { return Views() == 3; }, 10s));
+  auto& east = *agents_["east"];
+  EXPECT_EQ(east.Post(R"({"to": "west"})", "wrong").status, 401);
+  EXPECT_EQ(east.Post("nonsense").status, 400);
+  EXPECT_EQ(east.Post(R"({"to": "mars"})").status, 400);
+  EXPECT_EQ(east.Post(R"({"to": "witness"})").status, 400);
+  EXPECT_EQ(east.Post(R"({"to": "east"})").status, 409);
+  // West's endpoint fails everywhere: refused unless forced.
+  for (const char* observer : {"east", "west", "witness"}) world_.SetDown(observer, "web-west", true);
+  // Until east's agent (which answers) has read every view saying so.
+  auto everyone_sees_west_down = [&] {
+    auto views = east.Status()["views"];
+    if (views.size() != 3) return false;
+    for (const auto& v : views) {
+      if (v["endpoints"]["web-west"].get<bool>()) return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(state::WaitUntil(everyone_sees_west_down, 10s));
+  auto refused = east.Post(R"({"to": "west"})");
+  EXPECT_EQ(refused.status, 409) << refused.body;
+  EXPECT_NE(refused.body.find("west cannot become primary now: no endpoint healthy in a majority"), std::string::npos)
+      << refused.body;
+  for (const char* observer : {"east", "west", "witness"}) world_.SetDown(observer, "web-west", false);
+  ASSERT_TRUE(state::WaitUntil([&] { return east.Post(R"({"to": "west", "by": "alice"})").status == 202; }, 10s));
+  ASSERT_TRUE(state::WaitUntil([&] { return RunEnded(); }, 30s));
+  EXPECT_EQ(Run()->state, "done") << state::Encode(*Run());
+  EXPECT_EQ(Primary().region, "west");
+  EXPECT_NE(Primary().by.find("east@"), std::string::npos) << Primary().by;
+}
+
+// A planned failover switches the old primary off, waits while its volume is
+// behind, moves the epoch once it is in sync, and the old primary follows.
+TEST_F(FailoverServiceTest, APlannedFailoverWaitsForSyncAndTheOldPrimaryFollows) {
+  Start("manual");
+  ASSERT_TRUE(state::WaitUntil([&] { return Views() == 3; }, 10s));
+  auto& east = *agents_["east"];
+  east.roles.SetInSync(false);
+  ASSERT_TRUE(state::WaitUntil(
+      [&] { return east.Post(R"({"to": "west", "planned": true, "by": "alice"})").status == 202; }, 10s));
+  ASSERT_TRUE(state::WaitUntil([&] { return !east.traffic.IsOn("east"); }, 10s));
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_EQ(Primary().region, "east") << "the epoch moved while east's volume was behind";
+  EXPECT_EQ(Run()->state, "running");
+  east.roles.SetInSync(true);
+  ASSERT_TRUE(state::WaitUntil([&] { return RunEnded(); }, 30s));
+  auto run = *Run();
+  EXPECT_EQ(run.state, "done") << state::Encode(run);
+  EXPECT_TRUE(run.planned);
+  EXPECT_NE(run.steps[0].output.find("planned: every volume was in sync at the switch"), std::string::npos)
+      << run.steps[0].output;
+  EXPECT_EQ(Primary().region, "west");
+  ASSERT_TRUE(state::WaitUntil([&] { return !east.roles.RoleOf("data")->source; }, 10s));
+  auto role = east.roles.RoleOf("data");
+  EXPECT_FALSE(role->fenced) << "a source moved away from in sync follows; it is not stale";
+  EXPECT_EQ(role->source_region, "west");
+  EXPECT_EQ(role->epoch, 2u);
+}
+
+// The agent driving a run died after its first step: the lock went with its
+// lease, and a serving agent resumes at the step that was running.
+TEST_F(FailoverServiceTest, ARunWhoseDriverDiedIsResumedAtItsStep) {
+  Start("automatic");
+  struct Nothing : orchestrate::StepRunner {
+    Result<std::string> RunStep(const state::StepRecord&, const state::FailoverRun&) override { return std::string(); }
+  } nothing;
+  orchestrate::Runbook rb(*store_, nothing, {"ghost@gone:1"});
+  auto begun = rb.Begin("east", "west", 2, false, plan_.failover.steps);
+  ASSERT_TRUE(begun.ok()) << begun.error().ToString();
+  ASSERT_TRUE(state::WaitUntil([&] { return RunEnded(); }, 30s));
+  auto run = *Run();
+  EXPECT_EQ(run.state, "done") << state::Encode(run);
+  EXPECT_NE(run.owner, "ghost@gone:1");
+  EXPECT_EQ(Primary().region, "west");
+}
+
+// The primary loses the store for a lease: it stops sending and runs the
+// self-fence hook; when the store answers again it sends again (it is still
+// primary: nobody failed over, the mode is manual).
+TEST_F(FailoverServiceTest, APrimaryThatLosesTheStoreFencesItself) {
+  Start("manual");
+  ASSERT_TRUE(state::WaitUntil([&] { return Views() == 3; }, 10s));
+  auto& east = *agents_["east"];
+  east.store.Cut(true);
+  ASSERT_TRUE(state::WaitUntil([&] { return east.roles.held(); }, 10s));
+  EXPECT_TRUE(east.Status()["self_fenced"].get<bool>());
+  EXPECT_FALSE(east.Status()["store_error"].is_null());
+  ASSERT_TRUE(state::WaitUntil([&] { return std::ifstream(self_fence_file_).good(); }, 10s));
+  EXPECT_NE(east.metrics.Render().find("lifeboat_failover_self_fence_total 1"), std::string::npos);
+  // A standby losing the store does not fence anything.
+  agents_["west"]->store.Cut(true);
+  std::this_thread::sleep_for(1500ms);
+  EXPECT_FALSE(agents_["west"]->roles.held());
+  agents_["west"]->store.Cut(false);
+
+  east.store.Cut(false);
+  ASSERT_TRUE(state::WaitUntil([&] { return !east.roles.held(); }, 10s));
+  EXPECT_FALSE(east.Status()["self_fenced"].get<bool>());
+}
+
+}  // namespace
+}  // namespace lifeboat::agent

@@ -121,7 +121,9 @@ std::string PrimaryLine(const std::vector<RegionStatus>& regions) {
       for (const auto& v : fo["views"]) {
         std::string seen = v.value("primary_down", false) ? "DOWN" : v.value("down_for_ms", 0) > 0 ? "failing" : "up";
         if (v.value("down_for_ms", 0) > 0) seen += " for " + ShortDuration(v.value("down_for_ms", 0) / 1000.0);
-        if (v.contains("fenced") && v["fenced"].is_array() && !v["fenced"].empty()) seen += ", its copy fenced";
+        for (const auto& c : v.value("copies", nlohmann::ordered_json::array())) {
+          if (c.is_object() && c.value("fenced", false)) seen += ", its copy of " + c.value("volume", "?") + " fenced";
+        }
         views += (views.empty() ? "" : "; ") + v.value("observer", "?") + " sees it " + seen;
       }
       const auto& verdict = fo.value("verdict", nlohmann::ordered_json::object());

@@ -122,10 +122,14 @@ std::string Detector::Unfit(const std::string& region, const state::PrimaryRecor
   }
   auto own = std::find_if(current.begin(), current.end(), [&](const auto& v) { return v.observer == region; });
   if (own == current.end()) return "its agent has no view of epoch " + std::to_string(primary.epoch);
-  if (!own->fenced.empty()) {
-    std::string list;
-    for (const auto& f : own->fenced) list += (list.empty() ? "" : ", ") + f;
-    return "its copy of " + list + " is fenced (stale since an earlier failover): fail back first";
+  for (const auto& c : own->copies) {
+    if (c.role.fenced) return "its copy of " + c.volume + " is fenced (stale since an earlier failover): fail back first";
+    if (c.role.source || c.role.source_region != primary.region || c.role.epoch < primary.epoch) {
+      return "its copy of " + c.volume + " does not follow " + primary.region + " at epoch " +
+             std::to_string(primary.epoch) + " (" +
+             (c.role.source ? std::string("it is a source") : "it follows " + c.role.source_region) + " at epoch " +
+             std::to_string(c.role.epoch) + "): fail back first";
+    }
   }
   auto checked = CheckedEndpoints(plan_, region);
   int majority = static_cast<int>(current.size()) / 2 + 1;

@@ -52,9 +52,11 @@ class Detector {
   Verdict Decide(const state::PrimaryRecord& primary, const std::vector<state::ObserverView>& views) const;
 
   // Why `region` cannot become primary now, or "" when it can: its agent
-  // must have a view of this epoch (it takes the data over), hold no fenced
-  // copy (stale data: fail back first), and, when it has checked endpoints,
-  // one of them must be healthy in a majority of the views.
+  // must have a view of this epoch (it takes the data over), each volume
+  // copy in that view must follow the primary at this epoch or later (a
+  // fenced or older copy may lack writes: fail back first), and, when it has
+  // checked endpoints, one of them must be healthy in a majority of the
+  // views.
   std::string Unfit(const std::string& region, const state::PrimaryRecord& primary,
                     const std::vector<state::ObserverView>& views) const;
 

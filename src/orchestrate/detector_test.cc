@@ -154,13 +154,22 @@ TEST(Detector, ARegionWithAFencedCopyIsNoTarget) {
   plan::Plan plan = Plan();
   Detector d(plan, "witness");
   auto west = View("west", true);
-  west.fenced = {"data"};
+  west.copies = {{"data", {true, "", 1, true}}};
   auto v = d.Decide(East(), {View("witness", true), west});
   EXPECT_TRUE(v.failover);
   EXPECT_EQ(v.target, "");
   EXPECT_NE(v.why.find("west: its copy of data is fenced (stale since an earlier failover): fail back first"),
             std::string::npos)
       << v.why;
+  // A copy that is a source, or follows another region or an older epoch,
+  // may lack writes too; one that follows the primary at this epoch is fit.
+  west.copies = {{"data", {false, "north", 1, false}}};
+  EXPECT_EQ(d.Unfit("west", East(), {View("witness", true), west}),
+            "its copy of data does not follow east at epoch 1 (it follows north at epoch 1): fail back first");
+  west.copies = {{"data", {false, "east", 1, false}}};
+  EXPECT_EQ(d.Unfit("west", East(2), {View("witness", true, 2), [&] { auto w = west; w.epoch = 2; return w; }()}),
+            "its copy of data does not follow east at epoch 2 (it follows east at epoch 1): fail back first");
+  EXPECT_EQ(d.Unfit("west", East(), {View("witness", true), west}), "");
   EXPECT_EQ(d.Unfit("west", East(), {View("witness", true), View("west", true)}), "");
 }
 

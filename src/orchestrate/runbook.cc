@@ -79,21 +79,47 @@ Result<state::FailoverRun> Runbook::Begin(const std::string& from, const std::st
   return run;
 }
 
+Result<int64_t> Runbook::Lock(state::LeaseId lease) {
+  auto locked = store_.Put(state::keys::kFailoverLock, o_.owner, state::Expect::Absent(), lease);
+  if (locked.ok()) return *locked;
+  if (locked.error().code() != Code::kAborted) return locked.error();
+  LB_ASSIGN_OR_RETURN(auto holder, store_.Get(state::keys::kFailoverLock));
+  if (holder && holder->value == o_.owner && holder->lease == lease) return holder->mod_revision;  // ours already
+  return FailedPrecondition("the failover is being driven by " + (holder ? holder->value : std::string("another agent")));
+}
+
 Result<state::FailoverRun> Runbook::Drive(const std::atomic<bool>* stop) {
   // The lock: a key under a lease of ours, created only when absent.
   LB_ASSIGN_OR_RETURN(state::LeaseId lease, store_.Grant(o_.lease_ttl));
-  auto locked = store_.Put(state::keys::kFailoverLock, o_.owner, state::Expect::Absent(), lease);
+  auto locked = Lock(lease);
   if (!locked.ok()) {
     (void)store_.Revoke(lease);
-    if (locked.error().code() != Code::kAborted) return locked.error();
-    auto holder = store_.Get(state::keys::kFailoverLock);
-    std::string who = holder.ok() && *holder ? (*holder)->value : "another agent";
-    return FailedPrecondition("the failover is being driven by " + who);
+    return locked.error();
   }
-  int64_t lock_rev = *locked;
   LeaseKeeper keeper(store_, lease, o_.lease_ttl);
-  auto key = state::keys::CurrentFailover();
+  for (;;) {
+    if (stop != nullptr && stop->load()) {
+      LB_ASSIGN_OR_RETURN(auto run, state::keys::CurrentFailover().Get(store_));
+      if (!run) return NotFound("no failover to run");
+      if (run->state != "running") return *run;
+      for (const auto& step : run->steps) {
+        if (step.state != "done") return Cancelled("stopped before step " + step.name + "; another Drive resumes there");
+      }
+    }
+    bool retry = false;
+    LB_ASSIGN_OR_RETURN(auto run, StepLocked(*locked, &retry));
+    if (run.state != "running") return run;
+    if (retry) std::this_thread::sleep_for(o_.retry_backoff);
+  }
+}
 
+Result<state::FailoverRun> Runbook::Step(state::LeaseId lease) {
+  LB_ASSIGN_OR_RETURN(int64_t lock_rev, Lock(lease));
+  return StepLocked(lock_rev, nullptr);
+}
+
+Result<state::FailoverRun> Runbook::StepLocked(int64_t lock_rev, bool* failed_attempt) {
+  auto key = state::keys::CurrentFailover();
   // Writes the record if the lock is still ours and nobody changed the record.
   auto save = [&](const state::FailoverRun& run, int64_t& rev) -> Status {
     auto r = store_.Txn({{key.name(), state::Expect::Revision(rev)},
@@ -110,58 +136,53 @@ Result<state::FailoverRun> Runbook::Drive(const std::atomic<bool>* stop) {
     return Ok();
   };
 
-  for (;;) {
-    LB_ASSIGN_OR_RETURN(auto kv, store_.Get(key.name()));
-    if (!kv) return NotFound("no failover to run");
-    state::FailoverRun run;
-    if (!state::Decode(kv->value, run)) return DataLoss("state key " + key.name() + " is not a failover run");
-    int64_t rev = kv->mod_revision;
-    if (run.state != "running") return run;
+  LB_ASSIGN_OR_RETURN(auto kv, store_.Get(key.name()));
+  if (!kv) return NotFound("no failover to run");
+  state::FailoverRun run;
+  if (!state::Decode(kv->value, run)) return DataLoss("state key " + key.name() + " is not a failover run");
+  int64_t rev = kv->mod_revision;
+  if (run.state != "running") return run;
 
-    size_t i = 0;
-    while (i < run.steps.size() && run.steps[i].state == "done") ++i;
-    if (stop != nullptr && stop->load() && i < run.steps.size()) {
-      return Cancelled("stopped before step " + run.steps[i].name + "; another Drive resumes there");
-    }
-    if (i == run.steps.size()) {
-      run.state = "done";
-      run.ended_at = Now();
-      run.owner = o_.owner;
-      LB_RETURN_IF_ERROR(save(run, rev));
-      LogInfo({{"to", run.to}}, "failover to {} done (epoch {})", run.to, run.epoch);
-      return run;
-    }
-    state::StepRecord& step = run.steps[i];
-    bool resumed = step.state == "running" && run.owner != o_.owner;
-    step.state = "running";
-    step.attempts++;
-    step.started_at = Now();
-    step.ended_at.clear();
+  size_t i = 0;
+  while (i < run.steps.size() && run.steps[i].state == "done") ++i;
+  if (i == run.steps.size()) {
+    run.state = "done";
+    run.ended_at = Now();
     run.owner = o_.owner;
     LB_RETURN_IF_ERROR(save(run, rev));
-    LogInfo({{"step", step.name}, {"to", run.to}}, "failover to {}: step {} ({}attempt {})", run.to, step.name,
-            resumed ? "resumed from a driver that stopped, " : "", step.attempts);
-
-    auto result = runner_.RunStep(step, run);
-    step.ended_at = Now();
-    if (result.ok()) {
-      step.state = "done";
-      step.output = *result;
-    } else {
-      step.output = result.error().message();
-      bool last = step.attempts >= o_.attempts;
-      step.state = last ? "failed" : "pending";
-      LogWarn({{"step", step.name}, {"error", step.output}}, "failover to {}: step {} failed{}", run.to, step.name,
-              last ? "; the run fails" : "; retrying");
-      if (last) {
-        run.state = "failed";
-        run.ended_at = step.ended_at;
-      }
-    }
-    LB_RETURN_IF_ERROR(save(run, rev));
-    if (run.state == "failed") return run;
-    if (!result.ok()) std::this_thread::sleep_for(o_.retry_backoff);
+    LogInfo({{"to", run.to}}, "failover to {} done (epoch {})", run.to, run.epoch);
+    return run;
   }
+  state::StepRecord& step = run.steps[i];
+  bool resumed = step.state == "running" && run.owner != o_.owner;
+  step.state = "running";
+  step.attempts++;
+  step.started_at = Now();
+  step.ended_at.clear();
+  run.owner = o_.owner;
+  LB_RETURN_IF_ERROR(save(run, rev));
+  LogInfo({{"step", step.name}, {"to", run.to}}, "failover to {}: step {} ({}attempt {})", run.to, step.name,
+          resumed ? "resumed from a driver that stopped, " : "", step.attempts);
+
+  auto result = runner_.RunStep(step, run);
+  step.ended_at = Now();
+  if (result.ok()) {
+    step.state = "done";
+    step.output = *result;
+  } else {
+    step.output = result.error().message();
+    bool last = step.attempts >= o_.attempts;
+    step.state = last ? "failed" : "pending";
+    LogWarn({{"step", step.name}, {"error", step.output}}, "failover to {}: step {} failed{}", run.to, step.name,
+            last ? "; the run fails" : "; retrying");
+    if (last) {
+      run.state = "failed";
+      run.ended_at = step.ended_at;
+    }
+    if (failed_attempt != nullptr) *failed_attempt = true;
+  }
+  LB_RETURN_IF_ERROR(save(run, rev));
+  return run;
 }
 
 }  // namespace lifeboat::orchestrate

@@ -55,7 +55,19 @@ class Runbook {
   // when `stop` became true between steps.
   Result<state::FailoverRun> Drive(const std::atomic<bool>* stop = nullptr);
 
+  // One step at a time, for a driver that keeps `lease` alive itself (the
+  // simulation test, on its own clock): takes the lock under `lease` when it
+  // is free (or already this driver's under it), then runs the next step
+  // (or ends the run). Returns the record after it; errors as Drive.
+  Result<state::FailoverRun> Step(state::LeaseId lease);
+
  private:
+  // The lock's revision when it is (or now becomes) ours under `lease`.
+  Result<int64_t> Lock(state::LeaseId lease);
+  // Runs the next step under the lock at `lock_rev`; sets *failed_attempt
+  // when that step failed and will be tried again.
+  Result<state::FailoverRun> StepLocked(int64_t lock_rev, bool* failed_attempt);
+
   state::Store& store_;
   StepRunner& runner_;
   RunbookOptions o_;

@@ -210,13 +210,19 @@ bool Decode(std::string_view text, FailoverRun& out) {
 }
 
 std::string Encode(const ObserverView& v) {
+  Json copies = Json::array();
+  for (const auto& c : v.copies) {
+    Json one = Json::parse(Encode(c.role));
+    one["volume"] = c.volume;
+    copies.push_back(std::move(one));
+  }
   Json sending = Json::array();
   for (const auto& s : v.sending) sending.push_back({{"volume", s.volume}, {"target", s.target}, {"in_sync", s.in_sync}});
   Json endpoints = Json::object();
   for (const auto& [name, healthy] : v.endpoints) endpoints[name] = healthy;
   return Json{{"observer", v.observer}, {"agent", v.agent},          {"primary", v.primary},
               {"epoch", v.epoch},       {"primary_down", v.primary_down}, {"down_for_ms", v.down_for_ms},
-              {"reason", v.reason},     {"endpoints", endpoints},      {"fenced", v.fenced},
+              {"reason", v.reason},     {"endpoints", endpoints},      {"copies", copies},
               {"sending", sending},     {"at", v.at}}
       .dump();
 }
@@ -235,10 +241,13 @@ bool Decode(std::string_view text, ObserverView& out) {
   out.down_for_ms = j.contains("down_for_ms") && j["down_for_ms"].is_number_integer() ? j["down_for_ms"].get<int64_t>() : 0;
   out.reason = Text(j, "reason");
   out.at = Text(j, "at");
-  out.fenced.clear();
-  if (j.contains("fenced") && j["fenced"].is_array()) {
-    for (const auto& f : j["fenced"]) {
-      if (f.is_string()) out.fenced.push_back(f.get<std::string>());
+  out.copies.clear();
+  if (j.contains("copies") && j["copies"].is_array()) {
+    for (const auto& c : j["copies"]) {
+      ObserverView::Copy copy;
+      if (!c.is_object() || Text(c, "volume").empty() || !Decode(c.dump(), copy.role)) return false;
+      copy.volume = Text(c, "volume");
+      out.copies.push_back(std::move(copy));
     }
   }
   out.sending.clear();

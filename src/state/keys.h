@@ -86,10 +86,15 @@ struct ObserverView {
   std::string reason;       // why down, or why up
   // Every endpoint with a health check, as probed from this region.
   std::vector<std::pair<std::string, bool>> endpoints;
-  // This region's copies of volumes that are fenced (stale since a failover
-  // moved the primary away): the region cannot become primary before a
-  // failback resynchronizes them.
-  std::vector<std::string> fenced;
+  // This region's copies of replicated volumes, with their roles: a region
+  // can become primary only while every copy of it follows the primary of
+  // the current epoch (a fenced or older copy may lack what was written
+  // since; a failback resynchronizes it first).
+  struct Copy {
+    std::string volume;
+    VolumeRole role;
+  };
+  std::vector<Copy> copies;
   // The volumes this region sends, with each target's state: what a planned
   // failover waits on (every target of the new primary in sync).
   struct Sending {

@@ -79,6 +79,7 @@ TEST(StateKeys, ValuesRoundTrip) {
   view.down_for_ms = 2500;
   view.reason = "every endpoint of east fails its check";
   view.endpoints = {{"web-east", false}, {"web-west", true}};
+  view.copies = {{"data", {false, "east", 2, false}}};
   ASSERT_TRUE(keys::ViewOf("witness").Put(*store, view).ok());
   auto v = keys::ViewOf("witness").Get(*store);
   ASSERT_TRUE(v.ok() && v->has_value());
@@ -87,6 +88,10 @@ TEST(StateKeys, ValuesRoundTrip) {
   EXPECT_TRUE((*v)->primary_down);
   EXPECT_EQ((*v)->down_for_ms, 2500);
   EXPECT_EQ((*v)->endpoints, view.endpoints);
+  ASSERT_EQ((*v)->copies.size(), 1u);
+  EXPECT_EQ((*v)->copies[0].volume, "data");
+  EXPECT_EQ((*v)->copies[0].role.source_region, "east");
+  EXPECT_EQ((*v)->copies[0].role.epoch, 2u);
   ASSERT_TRUE(store->Put("views/x", R"({"observer": "x", "epoch": 1, "primary_down": "yes"})").ok());
   EXPECT_EQ(keys::ViewOf("x").Get(*store).error().code(), Code::kDataLoss);
 }

@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,6 +49,45 @@ class CuttableStore final : public Store {
  private:
   Store& inner_;
   std::atomic<bool> cut_{false};
+};
+
+// A deterministic in-memory store on a clock of the caller's (the
+// simulation test): leases expire when `now()` passes their deadline, checked
+// at every call. Single revision counter, CAS and transactions as the real
+// stores. No watches: Watch returns a handle that never calls (simulated
+// agents poll).
+class SimStore final : public Store {
+ public:
+  explicit SimStore(std::function<Duration()> now) : now_(std::move(now)) {}
+
+  std::string Describe() const override { return "simulated"; }
+  Result<std::optional<KeyValue>> Get(std::string_view key) override;
+  Result<Range> List(std::string_view prefix) override;
+  Result<int64_t> Put(std::string_view key, std::string_view value, Expect expect, LeaseId lease) override;
+  Result<bool> Delete(std::string_view key, Expect expect) override;
+  Result<int64_t> Txn(const std::vector<Compare>& compares, const std::vector<Op>& ops) override;
+  Result<LeaseId> Grant(Duration ttl) override;
+  Status KeepAlive(LeaseId lease) override;
+  Status Revoke(LeaseId lease) override;
+  std::unique_ptr<WatchHandle> Watch(std::string_view prefix, int64_t from_revision,
+                                     std::function<void(const Event&)> fn) override;
+  Result<int64_t> Revision() override;
+  Status Compact(int64_t revision) override;
+
+ private:
+  struct Lease {
+    Duration ttl, deadline;
+  };
+  void ExpireLocked();
+  bool HoldsLocked(const Compare& c) const;
+  void PutLocked(const std::string& key, std::string_view value, LeaseId lease);
+
+  std::function<Duration()> now_;
+  std::mutex mu_;
+  std::map<std::string, KeyValue, std::less<>> kvs_;
+  std::map<LeaseId, Lease> leases_;
+  int64_t revision_ = 0;
+  LeaseId next_lease_ = 1;
 };
 
 // Polls `cond` every 20 ms until it holds (true) or `timeout` passes (false).

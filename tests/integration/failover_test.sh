@@ -134,7 +134,7 @@ pass "east restarted: it sees epoch 2, stays fenced (sends and receives nothing)
 
 # --- 3. A manual failover back to the stale region is refused --------------------
 deadline=$(( SECONDS + 10 ))
-until failover_json "127.0.0.1:$PORT_EAST" | jq -e '.view.fenced == ["data"]' >/dev/null; do
+until failover_json "127.0.0.1:$PORT_EAST" | jq -e '.view.copies[0].fenced == true' >/dev/null; do
   [ $SECONDS -lt $deadline ] || { failover_json "127.0.0.1:$PORT_EAST" >&2; fail "east's view does not say its copy is fenced"; }
   sleep 0.1
 done

@@ -15,6 +15,7 @@
 #include "core/worker.h"
 #include "health/monitor.h"
 #include "orchestrate/detector.h"
+#include "orchestrate/fencing.h"
 #include "orchestrate/primary.h"
 #include "orchestrate/runbook.h"
 #include "state/keys.h"
@@ -201,7 +202,7 @@ class FailoverService final : public Service, private orchestrate::StepRunner {
     mine.agent = owner_;
     if (roles_ != nullptr) {
       for (const auto& v : roles_->Volumes()) {
-        if (auto role = roles_->RoleOf(v); role && role->fenced) mine.fenced.push_back(v);
+        if (auto role = roles_->RoleOf(v)) mine.copies.push_back({v, *role});
         for (const auto& t : roles_->Sending(v)) mine.sending.push_back({v, t.target, t.in_sync});
       }
     }
@@ -242,8 +243,7 @@ class FailoverService final : public Service, private orchestrate::StepRunner {
   }
 
   // Brings this region's volumes to what the primary record says.
-  // A source superseded by a planned failover (in sync when it moved) follows
-  // the new primary; one superseded otherwise is stale and fenced.
+  // Applies orchestrate::Reconcile to each of this region's volumes.
   void Reconcile(const state::PrimaryRecord& p, const std::optional<state::FailoverRun>& run, Steady now) {
     if (roles_ == nullptr) return;
     const std::string& here = ctx_.region.name;
@@ -253,23 +253,18 @@ class FailoverService final : public Service, private orchestrate::StepRunner {
       if (!role || (change && change->state == "running")) continue;
       auto& last = reconcile_tried_[volume];
       if (now - last < std::chrono::seconds(2)) continue;  // a refused change is tried again, not every tick
+      auto action = orchestrate::Reconcile(*role, p, run, here, ctx_.plan.FindVolume(volume)->path.count(p.region) > 0);
       Status s = Ok();
-      std::string what;
-      if (p.region == here) {
-        if ((!role->source || role->fenced) && role->epoch < p.epoch) {
-          what = "promote";
-          s = roles_->Promote(volume, p.epoch);
-        }
-      } else if (role->source && !role->fenced && role->epoch < p.epoch) {
-        bool planned_away = run && run->planned && run->epoch == p.epoch && run->from == here && run->to == p.region;
-        what = planned_away ? "follow " + p.region : "fence";
-        s = planned_away ? roles_->Reverse(volume, p.region, p.epoch) : roles_->Fence(volume, p.epoch);
-      } else if (!role->source && !role->fenced && role->epoch < p.epoch && role->source_region != p.region &&
-                 ctx_.plan.FindVolume(volume)->path.count(p.region)) {
-        what = "follow " + p.region;
-        s = roles_->Reverse(volume, p.region, p.epoch);
+      std::string what = orchestrate::Name(action);
+      switch (action) {
+        case orchestrate::VolumeAction::kNone: continue;
+        case orchestrate::VolumeAction::kPromote: s = roles_->Promote(volume, p.epoch); break;
+        case orchestrate::VolumeAction::kFence: s = roles_->Fence(volume, p.epoch); break;
+        case orchestrate::VolumeAction::kFollow:
+          what += " " + p.region;
+          s = roles_->Reverse(volume, p.region, p.epoch);
+          break;
       }
-      if (what.empty()) continue;
       last = now;
       if (s.ok()) {
         LogInfo({{"volume", volume}, {"primary", p.region}}, "failover: epoch {} (primary {}): {} {}", p.epoch, p.region,

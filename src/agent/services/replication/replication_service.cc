@@ -11,6 +11,7 @@
 #include "agent/capabilities.h"
 #include "core/log.h"
 #include "core/worker.h"
+#include "orchestrate/fencing.h"
 #include "replicate/stream.h"
 #include "state/keys.h"
 
@@ -278,15 +279,7 @@ Result<Running> ReplicationService::Launch(Volume& v, const state::VolumeRole& r
   run.receiver = std::make_unique<replicate::Receiver>(replicate::Receiver::Config{
       v.plan->name, v.path, *v.key, [vp](const replicate::Hello& h) -> Status {
         std::lock_guard lock(vp->mu);
-        if (vp->role.source) return FailedPrecondition("this region is a source of the volume; it receives nothing");
-        if (h.region != vp->role.source_region) {
-          return PermissionDenied("this target follows region '" + vp->role.source_region + "', not '" + h.region + "'");
-        }
-        if (h.epoch < vp->role.epoch) {
-          return FailedPrecondition("epoch " + std::to_string(h.epoch) + " is older than this target's " +
-                                    std::to_string(vp->role.epoch));
-        }
-        return Ok();
+        return orchestrate::AdmitSender(vp->role, h.region, h.epoch);
       }});
   run.accept = std::thread([r = run.receiver.get(), l = run.listener.get()] { r->Run(*l); });
   spdlog::info("replication {}: target of {} (epoch {}), receiving into {} on port {}", v.plan->name,

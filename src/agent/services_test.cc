@@ -168,6 +168,25 @@ TEST_F(ReplicationServiceTest, PromoteRunsOnTheWorkerAndSavesTheNewEpoch) {
   (*s)->Stop();
 }
 
+// East was the source; a failover made west primary at epoch 2 while east's
+// agent was down. East's copy starts fenced: it never sends, not even once.
+TEST_F(ReplicationServiceTest, ASourceSupersededWhileDownStartsFenced) {
+  Harness h(plan_, "east");
+  ASSERT_TRUE(state::keys::VolumeRoleOf("east", "data").Put(h.store(), state::VolumeRole{true, "", 1, false}).ok());
+  ASSERT_TRUE(state::keys::Primary().Put(h.store(), state::PrimaryRecord{"west", 2, "", "test"}).ok());
+  auto s = MakeReplicationService(h.ctx());
+  ASSERT_TRUE(s.ok()) << s.error().ToString();
+  ASSERT_TRUE((*s)->Start().ok());
+  auto* roles = h.ctx().caps.Get<VolumeRoles>();
+  EXPECT_TRUE(roles->RoleOf("data")->fenced);
+  EXPECT_TRUE(roles->Sending("data").empty());
+  EXPECT_TRUE((**state::keys::VolumeRoleOf("east", "data").Get(h.store())).fenced);
+  auto status = Json::parse(h.Call("GET", "/v1/replication/data").body);
+  EXPECT_EQ(status["role"], "fenced");
+  EXPECT_EQ(SourceOf(h.ctx().plan, h.ctx().region, roles, "data"), std::nullopt);
+  (*s)->Stop();
+}
+
 TEST_F(ReplicationServiceTest, ReverseChecksItsSourceAndEpoch) {
   Harness h(plan_, "east");
   auto s = MakeReplicationService(h.ctx());

@@ -9,7 +9,11 @@
 #   2. east comes back: it sees epoch 2 and stays fenced (sends nothing,
 #      its routing control off);
 #   3. a manual failover back to east (`lifeboat failover`) is refused: its
-#      copy is stale, and promoting it would lose west's writes.
+#      copy is stale, and promoting it would lose west's writes;
+#   4. `lifeboat failback`: east resyncs, then a planned failover back;
+#   5. a manual failover driven by the witness, which is killed mid-run (in a
+#      hook): a serving agent resumes the run at that step.
+# With etcd, one of the three members is stopped before step 1.
 source "$(dirname "$0")/lib.sh" "$1"
 STORE=${2:-embedded}
 command -v dig >/dev/null || fail "dig is missing (scripts/deps.sh installs bind9-dnsutils)"
@@ -54,7 +58,7 @@ failover:
   grace: 500ms
   lease: 2s
   hooks:
-    announce: { run: "echo \$LIFEBOAT_OLD_PRIMARY to \$LIFEBOAT_NEW_PRIMARY at epoch \$LIFEBOAT_EPOCH >> $WORK/hook.log" }
+    announce: { run: "echo \$LIFEBOAT_OLD_PRIMARY to \$LIFEBOAT_NEW_PRIMARY at epoch \$LIFEBOAT_EPOCH >> $WORK/hook.log; if [ -f $WORK/slow ]; then sleep 10; fi" }
 $STATE
 PLAN
 "$LIFEBOAT" plan validate "$WORK/plan.yaml" >/dev/null || fail "the plan does not validate"
@@ -86,6 +90,9 @@ until [ -f "$WORK/west-vol/order-1" ]; do [ $SECONDS -lt $deadline ] || fail "th
 pass "three agents on the $STORE store: three views, DNS answers east, the volume replicates to west"
 
 # --- 1. The primary region dies -------------------------------------------------
+if [ "$STORE" = etcd ]; then  # and one of the three etcd members with it: nothing may change
+  kill "${ETCD_PIDS[0]}"; wait "${ETCD_PIDS[0]}" 2>/dev/null || true
+fi
 start=$(date +%s%N)
 kill -9 "$EAST"; wait "$EAST" 2>/dev/null || true
 until [ "$(q)" = 127.0.0.2 ]; do
@@ -171,3 +178,29 @@ echo "written after the failback" > "$WORK/east-vol/order-3"
 deadline=$(( SECONDS + 15 ))
 until [ -f "$WORK/west-vol/order-3" ]; do [ $SECONDS -lt $deadline ] || fail "east's new write never reached west"; sleep 0.1; done
 pass "failback: east caught up with west's writes, became primary at epoch 3 (planned), west follows it, DNS answers east"
+
+# --- 5. The agent driving a failover dies mid-run; another resumes it -------------
+touch "$WORK/slow"
+lines=$(wc -l < "$WORK/hook.log")
+code=$(curl -s -o "$WORK/post.out" -w '%{http_code}' -X POST -H "Authorization: Bearer $LIFEBOAT_TOKEN" \
+  -d '{"to": "west", "by": "it"}' "http://127.0.0.3:$PORT_WITNESS/v1/failover")
+[ "$code" = 202 ] || { cat "$WORK/post.out" >&2; fail "the witness did not accept a manual failover (HTTP $code)"; }
+deadline=$(( SECONDS + 20 ))
+until [ "$(wc -l < "$WORK/hook.log")" -gt "$lines" ]; do
+  [ $SECONDS -lt $deadline ] || { tail -20 "$WORK/witness.log" >&2; fail "the run never reached its hook"; }
+  sleep 0.05
+done
+kill -9 "$WITNESS"; wait "$WITNESS" 2>/dev/null || true
+rm -f "$WORK/slow"
+deadline=$(( SECONDS + 30 ))
+until curl -sf "http://127.0.0.2:$PORT_WEST/v1/status" | jq -e '.failover.epoch == 4 and .failover.run.state != "running"' >/dev/null; do
+  [ $SECONDS -lt $deadline ] || { curl -s "http://127.0.0.2:$PORT_WEST/v1/status" | jq .failover >&2; fail "the run was not resumed"; }
+  sleep 0.1
+done
+run=$(curl -sf "http://127.0.0.2:$PORT_WEST/v1/status" | jq .failover.run)
+echo "$run" | jq -e '.state == "done"' >/dev/null || { echo "$run" >&2; fail "the resumed run did not finish"; }
+echo "$run" | jq -e '(.owner | startswith("witness@")) | not' >/dev/null || { echo "$run" >&2; fail "the dead witness still owns the run"; }
+echo "$run" | jq -e '.steps[] | select(.name == "announce") | .attempts == 2' >/dev/null ||
+  { echo "$run" >&2; fail "the hook that was running when its driver died did not run again"; }
+pass "the witness driving a failover was killed in a hook: $(echo "$run" | jq -r .owner) resumed at that step; west is primary at epoch 4"
+if [ "$STORE" = etcd ]; then pass "all of it with one of the three etcd members stopped since before step 1"; fi

@@ -14,6 +14,7 @@
 #include "core/process.h"
 #include "core/worker.h"
 #include "health/monitor.h"
+#include "traffic/controls.h"
 #include "orchestrate/detector.h"
 #include "orchestrate/fencing.h"
 #include "orchestrate/primary.h"
@@ -62,7 +63,14 @@ class FailoverService final : public Service, private orchestrate::StepRunner {
     roles_ = ctx_.caps.Get<VolumeRoles>();
     // The witness serves nothing, so no traffic service probes for it: it
     // probes the endpoints itself to have a view.
-    if (traffic_ == nullptr) own_health_ = std::make_unique<health::Monitor>(ctx_.io, ctx_.plan, ctx_.metrics);
+    // Without a traffic service (the witness; a plan without DNS) it keeps
+    // its own routing controls, which live in the shared store all the same:
+    // any agent can drive a run.
+    if (traffic_ == nullptr) {
+      own_health_ = std::make_unique<health::Monitor>(ctx_.io, ctx_.plan, ctx_.metrics);
+      own_controls_ = std::make_unique<traffic::RoutingControls>(ctx_.store, ctx_.plan, ctx_.metrics);
+      LB_RETURN_IF_ERROR(own_controls_->Load());
+    }
     ctx_.router.Add("/v1/failover", [this](const net::HttpRequest& r) { return Handle(r); });
     RegisterMetrics();
     return Ok();
@@ -92,6 +100,7 @@ class FailoverService final : public Service, private orchestrate::StepRunner {
     if (loop_.joinable()) loop_.join();
     driver_.reset();  // a run being driven stops between steps; another agent resumes it
     if (own_health_) own_health_->Stop();
+    if (own_controls_) own_controls_->StopWatching();
     if (lease_) (void)ctx_.store.Revoke(*lease_);  // the view goes at once, not after the lease
   }
 
@@ -372,6 +381,10 @@ class FailoverService final : public Service, private orchestrate::StepRunner {
             p.region, p.epoch);
   }
 
+  Result<state::RoutingControl> SwitchControl(const std::string& region, bool on, bool force, const std::string& who) {
+    return traffic_ != nullptr ? traffic_->Switch(region, on, force, who) : own_controls_->Set(region, on, force, who);
+  }
+
   const plan::Hook* FindHook(const std::string& name) const {
     for (const auto& h : ctx_.plan.failover.hooks) {
       if (h.name == name) return &h;
@@ -418,8 +431,8 @@ class FailoverService final : public Service, private orchestrate::StepRunner {
     std::string out = "epoch " + std::to_string(run.epoch) + ": " + run.to + " is primary" +
                       (run.planned ? " (planned: every volume was in sync at the switch)" : "");
     const plan::Region* from = ctx_.plan.FindRegion(run.from);
-    if (traffic_ != nullptr && from != nullptr && from->serves()) {
-      LB_RETURN_IF_ERROR(StatusOf(traffic_->Switch(run.from, false, true, "failover " + run.id)));
+    if (from != nullptr && from->serves()) {
+      LB_RETURN_IF_ERROR(StatusOf(SwitchControl(run.from, false, true, "failover " + run.id)));
       out += "; routing control of " + run.from + " off";
     }
     return out;
@@ -431,8 +444,8 @@ class FailoverService final : public Service, private orchestrate::StepRunner {
   // epoch move, so nothing acknowledged there is left behind.
   Status DrainBeforeSwitch(const state::FailoverRun& run) {
     const plan::Region* from = ctx_.plan.FindRegion(run.from);
-    if (traffic_ != nullptr && from != nullptr && from->serves()) {
-      LB_RETURN_IF_ERROR(StatusOf(traffic_->Switch(run.from, false, true, "planned failover " + run.id)));
+    if (from != nullptr && from->serves()) {
+      LB_RETURN_IF_ERROR(StatusOf(SwitchControl(run.from, false, true, "planned failover " + run.id)));
     }
     std::vector<std::string> volumes;
     for (const auto& v : ctx_.plan.volumes) {
@@ -507,8 +520,7 @@ class FailoverService final : public Service, private orchestrate::StepRunner {
   }
 
   Result<std::string> SwitchStep(const state::FailoverRun& run) {
-    if (traffic_ == nullptr) return std::string("no DNS here: no routing control to switch");
-    LB_RETURN_IF_ERROR(StatusOf(traffic_->Switch(run.to, true, false, "failover " + run.id)));
+    LB_RETURN_IF_ERROR(StatusOf(SwitchControl(run.to, true, false, "failover " + run.id)));
     return "routing control of " + run.to + " on";
   }
 
@@ -653,6 +665,7 @@ class FailoverService final : public Service, private orchestrate::StepRunner {
   TrafficSwitch* traffic_ = nullptr;
   VolumeRoles* roles_ = nullptr;
   std::unique_ptr<health::Monitor> own_health_;
+  std::unique_ptr<traffic::RoutingControls> own_controls_;
 
   std::thread loop_;
   std::unique_ptr<Worker> driver_;  // begins and drives runs

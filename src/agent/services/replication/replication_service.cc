@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/worker.h"
 #include "orchestrate/fencing.h"
+#include "orchestrate/primary.h"
 #include "replicate/stream.h"
 #include "state/keys.h"
 
@@ -145,6 +146,11 @@ class ReplicationService final : public Service, public VolumeRoles {
 
 Status ReplicationService::Init() {
   const auto& region = ctx_.region.name;
+  // A source that a failover superseded while this agent was down must not
+  // send even once: it starts fenced (the failover service reconciles the
+  // rest: promote, follow).
+  LB_ASSIGN_OR_RETURN(auto primary, orchestrate::CurrentPrimary(ctx_.store, ctx_.plan));
+  LB_ASSIGN_OR_RETURN(auto last_run, state::keys::CurrentFailover().Get(ctx_.store));
   for (const auto& pv : ctx_.plan.volumes) {
     auto it = pv.path.find(region);
     if (it == pv.path.end() || pv.replication.mode != plan::ReplicationMode::kContinuous) continue;
@@ -165,6 +171,13 @@ Status ReplicationService::Init() {
     LB_ASSIGN_OR_RETURN(auto saved, role_key.Get(ctx_.store));
     if (saved) {
       v->role = *saved;
+      if (orchestrate::Reconcile(v->role, primary.record, last_run, region, true) == orchestrate::VolumeAction::kFence) {
+        v->role.fenced = true;
+        LB_RETURN_IF_ERROR(StatusOf(role_key.Put(ctx_.store, v->role)));
+        LogWarn({{"volume", pv.name}, {"primary", primary.record.region}},
+                "replication {}: fenced at start: epoch {} made {} primary while this agent was down", pv.name,
+                primary.record.epoch, primary.record.region);
+      }
     } else {  // first start: the plan's primary sends
       const plan::Region* primary = ctx_.plan.Primary();
       v->role.source = primary != nullptr && primary->name == region;

@@ -82,7 +82,7 @@ PLAN
   until [ "$(curl -sf --max-time 1 "http://127.0.0.3:$pn/v1/failover" | jq '.views | length' 2>/dev/null)" = 3 ] &&
         [ "$(dig @127.0.0.1 -p "$dns_w" +time=1 +tries=1 +short shop.example.com)" = 127.0.0.1 ] &&
         curl -sf --max-time 1 "http://127.0.0.1:$pe/v1/replication/data" | jq -e '.targets[0].in_sync' >/dev/null 2>&1; do
-    [ $SECONDS -lt $deadline ] || { log "agents not ready"; tail -5 "$d"/*.log >&2; exit 1; }
+    [ $SECONDS -lt $deadline ] || { log "agents not ready"; for f in "$d"/*.log; do log "== $f"; tail -n 5 "$f" >&2; done; exit 1; }
     sleep 0.1
   done
 
@@ -105,7 +105,7 @@ PLAN
   t_dns=$(( $(ms_now) - t0 ))
   until curl -sf --max-time 1 "http://127.0.0.2:$pw/v1/status" |
         jq -e '.failover.epoch == 2 and .failover.run.state == "done" and .services.replication[0].role == "source"' >/dev/null 2>&1; do
-    [ $(( $(ms_now) - t0 )) -lt 60000 ] || { log "the failover never finished"; tail -5 "$d/west.log" >&2; exit 1; }
+    [ $(( $(ms_now) - t0 )) -lt 60000 ] || { log "the failover never finished"; tail -n 5 "$d/west.log" >&2; exit 1; }
     sleep 0.02
   done
   t_fo=$(( $(ms_now) - t0 ))

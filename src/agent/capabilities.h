@@ -95,4 +95,21 @@ class TrafficSwitch {
   virtual bool Healthy(const std::string& endpoint) const = 0;
 };
 
+// Published by the failover service: endpoint health as the regions' agents
+// see it together (their views in the store), so that one region's network
+// trouble does not make the regions' DNS servers disagree.
+class EndpointViews {
+ public:
+  virtual ~EndpointViews() = default;
+  // Whether `endpoint` is healthy by the regions' views: at least its
+  // check's vantage_quorum of the views see it healthy (default: a majority
+  // of the regions that have a view). nullopt when this agent cannot tell
+  // (the store does not answer, no view reports the endpoint, or fewer
+  // regions have a view than the quorum needs): the caller uses its own probe.
+  virtual std::optional<bool> Healthy(const std::string& endpoint) const = 0;
+  // `fn` runs on the failover service's thread after any endpoint's combined
+  // health changed. Set before the agent starts the services.
+  virtual void OnChange(std::function<void()> fn) = 0;
+};
+
 }  // namespace lifeboat::agent

@@ -142,7 +142,7 @@ void LoadChecks(const Map& top, Plan& plan) {
     if (!CheckName(ctx, e, "check")) continue;
     Map m(ctx, e.value, checks.Sub(e.key),
           {"type", "path", "host", "expect_status", "expect_body", "tls_verify", "interval", "timeout", "fall",
-           "rise", "invert", "children", "min_healthy"});
+           "rise", "invert", "children", "min_healthy", "vantage_quorum"});
     Check c;
     c.name = e.key;
     m.Enum("type", c.type,
@@ -201,6 +201,15 @@ void LoadChecks(const Map& top, Plan& plan) {
     }
     m.Int("fall", c.fall, 1, 100);
     m.Int("rise", c.rise, 1, 100);
+    if (YAML::Node vq = m.Get("vantage_quorum"); vq.IsDefined() && vq.IsScalar() && vq.Scalar() == "majority") {
+      c.vantage_quorum = 0;
+    } else if (m.Int("vantage_quorum", c.vantage_quorum, 1, 1000) && !plan.regions.empty() &&
+               c.vantage_quorum > static_cast<int>(plan.regions.size())) {
+      ctx.Error(m.Get("vantage_quorum").Mark(),
+                m.Sub("vantage_quorum") + ": " + std::to_string(c.vantage_quorum) + " is more than the " +
+                    std::to_string(plan.regions.size()) + " regions that probe",
+                "use at most " + std::to_string(plan.regions.size()) + ", or leave it out for a majority");
+    }
     m.Bool("invert", c.invert);
     if (c.type == CheckType::kCalculated) {
       m.StrList("children", c.children, true);

@@ -67,6 +67,9 @@ struct Check {
   bool invert = false;
   std::vector<std::string> children;     // calculated: endpoint names
   int min_healthy = 0;                   // calculated: 0 means all children
+  // How many regions' views must see an endpoint healthy for the DNS
+  // servers to count it healthy; 0: a majority of the regions with a view.
+  int vantage_quorum = 0;
 };
 
 struct Endpoint {

@@ -79,6 +79,7 @@ Json ToJson(const Plan& p) {
     cj["fall"] = c.fall;
     cj["rise"] = c.rise;
     cj["invert"] = c.invert;
+    cj["vantage_quorum"] = c.vantage_quorum == 0 ? Json("majority") : Json(c.vantage_quorum);
     checks[c.name] = cj;
   }
   j["checks"] = checks;

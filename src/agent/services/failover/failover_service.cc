@@ -49,7 +49,7 @@ constexpr auto kInSyncSettle = std::chrono::seconds(1);
 // The stored codec's object, as status shows it.
 Json ViewJson(const state::ObserverView& v) { return Json::parse(state::Encode(v)); }
 
-class FailoverService final : public Service, private orchestrate::StepRunner {
+class FailoverService final : public Service, public EndpointViews, private orchestrate::StepRunner {
  public:
   explicit FailoverService(ServiceContext& ctx)
       : ctx_(ctx),
@@ -72,11 +72,20 @@ class FailoverService final : public Service, private orchestrate::StepRunner {
       LB_RETURN_IF_ERROR(own_controls_->Load());
     }
     ctx_.router.Add("/v1/failover", [this](const net::HttpRequest& r) { return Handle(r); });
+    ctx_.caps.Provide<EndpointViews>(this);
     RegisterMetrics();
     return Ok();
   }
 
   std::string_view name() const override { return "failover"; }
+
+  // EndpointViews
+  std::optional<bool> Healthy(const std::string& endpoint) const override {
+    std::lock_guard lock(mu_);
+    auto it = combined_.find(endpoint);
+    return it == combined_.end() ? std::nullopt : it->second;
+  }
+  void OnChange(std::function<void()> fn) override { on_views_change_ = std::move(fn); }
 
   Status Start() override {
     if (own_health_) own_health_->Start();
@@ -104,6 +113,14 @@ class FailoverService final : public Service, private orchestrate::StepRunner {
     if (lease_) (void)ctx_.store.Revoke(*lease_);  // the view goes at once, not after the lease
   }
 
+  // Each checked endpoint's health by the views; null where the agent's
+  // own probe decides. mu_ held.
+  Json CombinedJson() const {
+    Json out = Json::object();
+    for (const auto& [name, healthy] : combined_) out[name] = healthy ? Json(*healthy) : Json();
+    return out;
+  }
+
   Json StatusJson() override {
     std::lock_guard lock(mu_);
     Json views = Json::array();
@@ -118,6 +135,7 @@ class FailoverService final : public Service, private orchestrate::StepRunner {
                            {"views", verdict_.views},
                            {"target", verdict_.target.empty() ? Json() : Json(verdict_.target)},
                            {"why", verdict_.why}}},
+              {"endpoints", CombinedJson()},
               {"driving", driving_.load()},
               {"self_fenced", self_fenced_.load()},
               {"store_error", store_error_.empty() ? Json() : Json(store_error_)},
@@ -136,7 +154,8 @@ class FailoverService final : public Service, private orchestrate::StepRunner {
     }
   }
 
-  bool Healthy(const std::string& endpoint) const {
+  // This region's own probe of the endpoint.
+  bool ProbedHealthy(const std::string& endpoint) const {
     return traffic_ != nullptr ? traffic_->Healthy(endpoint) : own_health_->Healthy(endpoint);
   }
 
@@ -194,6 +213,7 @@ class FailoverService final : public Service, private orchestrate::StepRunner {
     if (ok && views.ok()) run = state::keys::CurrentFailover().Get(ctx_.store);
     if (!ok || !primary.ok() || !views.ok() || !run.ok()) {
       if (ok) NoteStoreError(!primary.ok() ? primary.error() : !views.ok() ? views.error() : run.error());
+      Combine({});  // the views may be stale now: every DNS server goes by its own probes
       MaybeSelfFence(now);
       return;
     }
@@ -207,7 +227,7 @@ class FailoverService final : public Service, private orchestrate::StepRunner {
 
     const state::PrimaryRecord& p = primary->record;
     bool heartbeat = std::any_of(views->begin(), views->end(), [&](const auto& v) { return v.observer == p.region; });
-    state::ObserverView mine = detector_.Observe(p, [this](const std::string& e) { return Healthy(e); }, heartbeat, now);
+    state::ObserverView mine = detector_.Observe(p, [this](const std::string& e) { return ProbedHealthy(e); }, heartbeat, now);
     mine.agent = owner_;
     if (roles_ != nullptr) {
       for (const auto& v : roles_->Volumes()) {
@@ -219,6 +239,7 @@ class FailoverService final : public Service, private orchestrate::StepRunner {
     std::erase_if(*views, [&](const auto& v) { return v.observer == mine.observer; });
     views->push_back(mine);
     std::sort(views->begin(), views->end(), [](const auto& a, const auto& b) { return a.observer < b.observer; });
+    Combine(*views);
     orchestrate::Verdict verdict = detector_.Decide(p, *views);
     epoch_g_->Get().Set(static_cast<double>(p.epoch));
     votes_g_->Get().Set(verdict.votes);
@@ -236,6 +257,33 @@ class FailoverService final : public Service, private orchestrate::StepRunner {
     }
     Reconcile(p, *run, now);
     if (ctx_.plan.failover.mode == plan::FailoverMode::kAutomatic) Act(p, verdict, *run, now);
+  }
+
+  // Each checked endpoint's health by the views (EndpointViews::Healthy);
+  // tells the traffic service when any changed.
+  void Combine(const std::vector<state::ObserverView>& views) {
+    std::map<std::string, std::optional<bool>> next;
+    for (const auto& e : ctx_.plan.endpoints) {
+      if (e.check.empty()) continue;
+      int healthy = 0, reporting = 0;
+      for (const auto& v : views) {
+        for (const auto& [name, up] : v.endpoints) {
+          if (name != e.name) continue;
+          ++reporting;
+          healthy += up ? 1 : 0;
+        }
+      }
+      const plan::Check* check = ctx_.plan.FindCheck(e.check);
+      int quorum = check != nullptr && check->vantage_quorum > 0 ? check->vantage_quorum : reporting / 2 + 1;
+      next[e.name] = reporting == 0 || reporting < quorum ? std::nullopt : std::optional<bool>(healthy >= quorum);
+    }
+    bool changed;
+    {
+      std::lock_guard lock(mu_);
+      changed = next != combined_;
+      combined_ = std::move(next);
+    }
+    if (changed && on_views_change_) on_views_change_();
   }
 
   // Writes this agent's view when what it says changed (or it was lost).
@@ -690,6 +738,8 @@ class FailoverService final : public Service, private orchestrate::StepRunner {
   std::optional<state::PrimaryRecord> primary_;  // guarded by mu_
   std::string store_error_;                     // guarded by mu_
   Json last_request_;                           // guarded by mu_
+  std::map<std::string, std::optional<bool>> combined_;  // guarded by mu_: endpoint -> health by the views
+  std::function<void()> on_views_change_;
 
   metrics::Family<metrics::Gauge>* epoch_g_ = nullptr;
   metrics::Family<metrics::Gauge>* votes_g_ = nullptr;

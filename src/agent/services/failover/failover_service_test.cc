@@ -307,6 +307,37 @@ TEST_F(FailoverServiceTest, AManualFailoverChecksItsTargetAndRuns) {
   EXPECT_NE(Primary().by.find("east@"), std::string::npos) << Primary().by;
 }
 
+// One region's trouble reaching an endpoint does not change what the DNS
+// servers answer: the views of a majority decide; without the store, the
+// region's own probe does.
+TEST_F(FailoverServiceTest, TheRegionsViewsTogetherDecideAnEndpointsHealth) {
+  Start("manual");
+  ASSERT_TRUE(state::WaitUntil([&] { return Views() == 3; }, 10s));
+  auto* west = agents_["west"]->caps.Get<EndpointViews>();
+  ASSERT_NE(west, nullptr);
+  std::atomic<int> changes{0};
+  west->OnChange([&] { ++changes; });
+  ASSERT_TRUE(state::WaitUntil([&] { return west->Healthy("web-east") == std::optional<bool>(true); }, 10s));
+  world_.SetDown("west", "web-east", true);
+  ASSERT_TRUE(state::WaitUntil(
+      [&] {
+        auto v = state::keys::ViewOf("west").Get(*store_);
+        return v.ok() && *v && !(*v)->endpoints[0].second;
+      },
+      10s));
+  std::this_thread::sleep_for(500ms);  // ticks of every agent
+  EXPECT_EQ(west->Healthy("web-east"), std::optional<bool>(true)) << "1 of 3 regions sees it down";
+  world_.SetDown("witness", "web-east", true);
+  ASSERT_TRUE(state::WaitUntil([&] { return west->Healthy("web-east") == std::optional<bool>(false); }, 10s))
+      << "2 of 3 regions see it down";
+  EXPECT_GT(changes.load(), 0);
+  EXPECT_EQ(west->Healthy("no-such-endpoint"), std::nullopt);
+  agents_["west"]->store.Cut(true);
+  ASSERT_TRUE(state::WaitUntil([&] { return west->Healthy("web-east") == std::nullopt; }, 10s))
+      << "without the store the views may be stale: the region's own probe decides";
+  agents_["west"]->store.Cut(false);
+}
+
 // A planned failover switches the old primary off, waits while its volume is
 // behind, moves the epoch once it is in sync, and the old primary follows.
 TEST_F(FailoverServiceTest, APlannedFailoverWaitsForSyncAndTheOldPrimaryFollows) {

@@ -45,6 +45,16 @@ class TrafficService final : public Service, public TrafficSwitch {
   std::string_view name() const override { return "traffic"; }
 
   Status Start() override {
+    // The regions' combined views, when the failover service publishes them
+    // (it is created after this service, before any starts).
+    views_ = ctx_.caps.Get<EndpointViews>();
+    if (views_ != nullptr) {
+      views_->OnChange([this, alive = std::weak_ptr<int>(alive_)] {
+        boost::asio::post(ctx_.io, [this, alive] {
+          if (alive.lock()) Rebuild();
+        });
+      });
+    }
     LB_RETURN_IF_ERROR(dns_->Start());
     std::string where;
     for (const auto& a : dns_->bound()) where += (where.empty() ? "" : ", ") + a.ToString();
@@ -84,12 +94,20 @@ class TrafficService final : public Service, public TrafficSwitch {
   }
   bool IsOn(const std::string& region) const override { return controls_->IsOn(region); }
   bool Healthy(const std::string& endpoint) const override { return health_->Healthy(endpoint); }
+  // What the DNS answers go by: the regions' views where they can tell,
+  // else this region's own probe.
+  bool AnswerHealthy(const std::string& endpoint) const {
+    if (views_ != nullptr) {
+      if (auto combined = views_->Healthy(endpoint)) return *combined;
+    }
+    return health_->Healthy(endpoint);
+  }
 
  private:
   void Rebuild() {
     auto up = [this](const std::string& endpoint) {
       const plan::Endpoint* ep = ctx_.plan.FindEndpoint(endpoint);
-      return ep && health_->Healthy(endpoint) && controls_->IsOn(ep->region);
+      return ep && AnswerHealthy(endpoint) && controls_->IsOn(ep->region);
     };
     // The plan was validated; a failure here is a bug. The old answers stay.
     if (auto s = dns_->Republish(ctx_.plan, up); !s.ok()) {
@@ -124,6 +142,7 @@ class TrafficService final : public Service, public TrafficSwitch {
   std::unique_ptr<traffic::RoutingControls> controls_;
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // rebuilds queued on the loop check it first
   std::unique_ptr<dns::DnsServer> dns_;
+  EndpointViews* views_ = nullptr;  // set at Start; nullptr: own probes only
 };
 
 }  // namespace

@@ -64,7 +64,8 @@ class VolumeRoles {
   virtual Status Fence(std::string_view volume, uint64_t epoch, Done done = {}) = 0;
   // While held, this region sends no volume (a primary that lost the state
   // store fences itself): its streams stop, its role stays. Released, the
-  // sources start again. Runs on the service's worker.
+  // sources start again; a role change (promote, fence, reverse) ends the
+  // hold too. Runs on the service's worker.
   virtual void HoldSending(bool held) = 0;
   // Makes this region a target following `source` from `epoch` on (a
   // failback's first step); FailedPrecondition for an epoch older than this

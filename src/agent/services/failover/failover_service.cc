@@ -256,7 +256,7 @@ class FailoverService final : public Service, public EndpointViews, private orch
       primary_ = p;
     }
     Reconcile(p, *run, now);
-    if (ctx_.plan.failover.mode == plan::FailoverMode::kAutomatic) Act(p, verdict, *run, now);
+    Act(p, verdict, *run, now);
   }
 
   // Each checked endpoint's health by the views (EndpointViews::Healthy);
@@ -299,8 +299,8 @@ class FailoverService final : public Service, public EndpointViews, private orch
     if (put.ok()) published_ = sig;
   }
 
-  // Brings this region's volumes to what the primary record says.
-  // Applies orchestrate::Reconcile to each of this region's volumes.
+  // Brings this region's volumes to what the primary record says
+  // (orchestrate::Reconcile for each).
   void Reconcile(const state::PrimaryRecord& p, const std::optional<state::FailoverRun>& run, Steady now) {
     if (roles_ == nullptr) return;
     const std::string& here = ctx_.region.name;
@@ -333,8 +333,9 @@ class FailoverService final : public Service, public EndpointViews, private orch
     }
   }
 
-  // Automatic mode: begins a run when this region is the chosen target, and
-  // resumes a run nobody drives.
+  // Resumes a run nobody drives (whatever the mode: a manual run's driver
+  // may die too); in automatic mode, begins a run when this region is the
+  // chosen target.
   void Act(const state::PrimaryRecord& p, const orchestrate::Verdict& verdict,
            const std::optional<state::FailoverRun>& run, Steady now) {
     if (driving_ || !ctx_.region.serves()) return;
@@ -343,6 +344,7 @@ class FailoverService final : public Service, public EndpointViews, private orch
       if (lock.ok() && !*lock) StartDrive("resume");
       return;
     }
+    if (ctx_.plan.failover.mode != plan::FailoverMode::kAutomatic) return;
     if (run && run->state == "failed" && run->id != failed_run_) {
       failed_run_ = run->id;
       failed_seen_ = now;
@@ -417,14 +419,19 @@ class FailoverService final : public Service, public EndpointViews, private orch
       state::FailoverRun fenced;  // what the hook's environment tells: this region, at the epoch it last read
       fenced.from = ctx_.region.name;
       fenced.epoch = p->epoch;
-      auto out = RunHook(*hook, fenced);
-      if (!out.ok()) LogError({{"error", out.error().message()}}, "failover: self-fence hook: {}", out.error().message());
+      // On the driver: the tick goes on meanwhile and sees the store come back.
+      driver_->Post([this, hook, fenced] {
+        auto out = RunHook(*hook, fenced);
+        if (!out.ok()) LogError({{"error", out.error().message()}}, "failover: self-fence hook: {}", out.error().message());
+      });
     }
   }
 
+  // Sends again only while still the primary; a source superseded meanwhile
+  // stays held until Reconcile fences it (a role change ends the hold).
   void EndSelfFence(const state::PrimaryRecord& p) {
     self_fenced_ = false;
-    if (roles_ != nullptr) roles_->HoldSending(false);  // a superseded source is fenced by Reconcile instead
+    if (roles_ != nullptr && p.region == ctx_.region.name) roles_->HoldSending(false);
     LogWarn({{"primary", p.region}}, "failover: the state store answers again; the primary is {} at epoch {}",
             p.region, p.epoch);
   }

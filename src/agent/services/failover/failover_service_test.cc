@@ -367,9 +367,10 @@ TEST_F(FailoverServiceTest, APlannedFailoverWaitsForSyncAndTheOldPrimaryFollows)
 }
 
 // The agent driving a run died after its first step: the lock went with its
-// lease, and a serving agent resumes at the step that was running.
+// lease, and a serving agent resumes at the step that was running, in
+// manual mode too (a manual run's driver can die as well).
 TEST_F(FailoverServiceTest, ARunWhoseDriverDiedIsResumedAtItsStep) {
-  Start("automatic");
+  Start("manual");
   struct Nothing : orchestrate::StepRunner {
     Result<std::string> RunStep(const state::StepRecord&, const state::FailoverRun&) override { return std::string(); }
   } nothing;

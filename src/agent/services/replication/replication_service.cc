@@ -444,6 +444,7 @@ Status ReplicationService::Change(Volume& v, const std::function<state::VolumeRo
   {
     std::lock_guard lock(v.mu);
     v.role = new_role;
+    v.held = false;  // a hold (self-fence) applies to the role it stopped; the new one starts as asked
     Step(v, new_role.fenced   ? "fenced"
             : new_role.source ? "watching the volume and connecting to the targets"
                               : "listening for the new source");

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 namespace lifeboat::cli {
@@ -100,6 +101,12 @@ std::string Table::Render() const {
     out += line + "\n";
   }
   return out;
+}
+
+std::string AdminToken(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  const char* env = std::getenv("LIFEBOAT_TOKEN");
+  return env ? env : "";
 }
 
 std::string ShortDuration(double seconds) {

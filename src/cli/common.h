@@ -35,6 +35,10 @@ void PrintDocument(const nlohmann::ordered_json& doc, const std::string& output)
 // Parses every "host:port" of a repeatable flag; InvalidArgument naming the flag.
 Result<std::vector<Address>> ParseAddresses(const std::vector<std::string>& texts, const std::string& flag);
 
+// The admin API's bearer token: `flag` (--token) when given, else
+// $LIFEBOAT_TOKEN; empty when neither is set.
+std::string AdminToken(const std::string& flag);
+
 // --plan, required, defaulting to $LIFEBOAT_PLAN: every command that reads a plan.
 CLI::Option* AddPlanFlag(CLI::App& cmd, std::string& file);
 

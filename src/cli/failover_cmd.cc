@@ -45,10 +45,7 @@ std::string ErrorOf(const net::FetchResult& res) {
 }
 
 Result<std::string> Token(const FailoverOptions& o) {
-  std::string token = o.token;
-  if (token.empty()) {
-    if (const char* env = std::getenv("LIFEBOAT_TOKEN")) token = env;
-  }
+  std::string token = AdminToken(o.token);
   if (token.empty()) return InvalidArgument("this needs the admin token: --token or LIFEBOAT_TOKEN");
   return token;
 }

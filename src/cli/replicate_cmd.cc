@@ -183,12 +183,6 @@ int Status(const ReplicateOptions& o) {
   }
 }
 
-std::string Token(const ReplicateOptions& o) {
-  if (!o.token.empty()) return o.token;
-  const char* env = std::getenv("LIFEBOAT_TOKEN");
-  return env ? env : "";
-}
-
 int Verify(const ReplicateOptions& o) {
   auto plan = plan::LoadPlanOrError(o.plan_file);
   if (!plan.ok()) return Fail(plan.error());
@@ -198,7 +192,7 @@ int Verify(const ReplicateOptions& o) {
     if (!a.volume.is_null() && a.volume["role"] == "source") source = plan->FindRegion(a.region);
   }
   if (source == nullptr) return Fail("no agent answered as the source of '" + o.volume + "'");
-  std::string token = Token(o);
+  std::string token = AdminToken(o.token);
   if (token.empty()) return Fail("verify needs a token: --token or LIFEBOAT_TOKEN", kExitInvalid);
   std::string url = net::BaseUrl(source->agent) + "/v1/replication/" + o.volume + "/verify";
   auto res = net::Fetch("POST", url, 5s, "", {"Authorization: Bearer " + token});
@@ -311,7 +305,7 @@ std::optional<Change> PrepareChange(const ReplicateOptions& o, const std::string
     exit_code = Fail("region '" + o.region + "' holds no copy of " + o.volume, kExitInvalid);
     return std::nullopt;
   }
-  std::string token = Token(o);
+  std::string token = AdminToken(o.token);
   if (token.empty()) {
     exit_code = Fail(verb + " needs a token: --token or LIFEBOAT_TOKEN", kExitInvalid);
     return std::nullopt;

@@ -82,10 +82,7 @@ int Switch(const TrafficOptions& o, bool on) {
   if ((*region)->role == plan::Role::kWitness) {
     return Fail("region '" + o.region + "' is a witness; it serves no traffic to switch", kExitInvalid);
   }
-  std::string token = o.token;
-  if (token.empty()) {
-    if (const char* env = std::getenv("LIFEBOAT_TOKEN")) token = env;
-  }
+  std::string token = AdminToken(o.token);
   if (token.empty()) return Fail("changing a routing control needs a token: --token or LIFEBOAT_TOKEN", kExitInvalid);
   const char* user = std::getenv("USER");
   nlohmann::json body = {{"on", on}, {"force", o.force}, {"by", std::string(user ? user : "unknown") + "@" + Hostname()}};

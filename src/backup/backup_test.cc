@@ -162,9 +162,14 @@ TEST_F(BackupTest, DamagedPackAffectsOnlyItsFiles) {
   fs::path newest = base_ / "repo" / repo::PackName(where->pack);
   for (const auto& c : late->content) ASSERT_EQ(repo_->Find(c)->pack, where->pack) << "all of late is in one pack";
   {
+    // Flip the byte: writing a fixed 'X' changed nothing when the ciphertext
+    // (random each run) already held one there, 1 run in 256.
     std::fstream f(newest, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(where->entry.offset + 100);
+    char byte = 0;
+    f.get(byte);
     f.seekp(where->entry.offset + 100);
-    f.put('X');
+    f.put(static_cast<char>(~byte));
   }
   repo_ = Reopen();
   auto check = repo_->Check(true);

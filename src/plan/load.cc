@@ -404,8 +404,7 @@ void LoadFailover(const Map& top, Plan& plan) {
       CheckRef(ctx, at, "failover.steps", f.steps[i], known, "step (a built-in step or a hook)");
     }
   } else {
-    f.steps.assign(std::begin(kBuiltinSteps), std::end(kBuiltinSteps));
-    for (const auto& h : f.hooks) f.steps.insert(f.steps.end() - 1, h.name);  // hooks run before verify
+    f.steps = DefaultSteps(plan.pattern, f.hooks, f.self_fence);
   }
 }
 

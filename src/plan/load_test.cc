@@ -101,6 +101,34 @@ TEST(PlanLoad, FillsDefaults) {
   EXPECT_EQ(p.state.timeout, 5s);
 }
 
+TEST(PlanLoad, DefaultStepsFollowThePattern) {
+  auto steps_of = [](const std::string& pattern, const std::string& failover) {
+    std::string text = kMinimal;
+    text.replace(text.find("pilot-light"), std::string("pilot-light").size(), pattern);
+    LoadResult r = LoadPlanText(text + failover, "tiny.yaml");
+    EXPECT_TRUE(r.plan) << FormatDiagnostics(r.diagnostics);
+    return r.plan ? r.plan->failover.steps : std::vector<std::string>{};
+  };
+  const std::string hooks = R"(
+failover:
+  self_fence: stop-writes
+  hooks:
+    announce: { run: "true" }
+    scale-up: { run: "true" }
+    stop-writes: { run: "true" }
+)";
+  using V = std::vector<std::string>;
+  // Capacity before traffic; the other hooks after it; the self-fence hook is not a step.
+  EXPECT_EQ(steps_of("pilot-light", hooks), (V{"fence", "promote", "scale-up", "switch-traffic", "announce", "verify"}));
+  EXPECT_EQ(steps_of("warm-standby", hooks), (V{"fence", "promote", "scale-up", "switch-traffic", "announce", "verify"}));
+  // Both regions serve already: fence and shift traffic.
+  EXPECT_EQ(steps_of("active-active", hooks), (V{"fence", "scale-up", "switch-traffic", "announce", "verify"}));
+  EXPECT_EQ(steps_of("active-active", ""), (V{"fence", "switch-traffic", "verify"}));
+  // Steps the plan names are its own, whatever the pattern.
+  EXPECT_EQ(steps_of("active-active", "failover: { steps: [fence, promote, switch-traffic] }"),
+            (V{"fence", "promote", "switch-traffic"}));
+}
+
 TEST(PlanLoad, AnEtcdStateStoreGetsThePlansPrefix) {
   std::string text = std::string(kMinimal) + R"(
 state:

@@ -1,5 +1,7 @@
 #include "plan/plan.h"
 
+#include <algorithm>
+
 #include "core/strings.h"
 
 namespace lifeboat::plan {
@@ -15,6 +17,21 @@ const char* Name(Pattern p) {
   }
   return "?";
 }
+std::vector<std::string> DefaultSteps(Pattern pattern, const std::vector<Hook>& hooks, const std::string& self_fence) {
+  auto has = [&](const std::string& name) {
+    return name != self_fence && std::any_of(hooks.begin(), hooks.end(), [&](const Hook& h) { return h.name == name; });
+  };
+  std::vector<std::string> steps = {"fence"};
+  if (pattern != Pattern::kActiveActive) steps.push_back("promote");
+  if (has(kScaleUpHook)) steps.push_back(kScaleUpHook);
+  steps.push_back("switch-traffic");
+  for (const auto& h : hooks) {
+    if (h.name != kScaleUpHook && h.name != self_fence) steps.push_back(h.name);
+  }
+  steps.push_back("verify");
+  return steps;
+}
+
 const char* Name(Role r) {
   switch (r) {
     case Role::kPrimary: return "primary";

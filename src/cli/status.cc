@@ -3,6 +3,7 @@
 #include <future>
 
 #include "cli/common.h"
+#include "core/json_read.h"
 #include "net/http.h"
 
 namespace lifeboat::cli {
@@ -79,10 +80,10 @@ std::optional<std::string> ReportedSource(const std::vector<RegionStatus>& regio
   std::optional<std::string> source;
   uint64_t best = 0;
   for (const auto& r : regions) {
-    if (!r.up || !r.status.contains("services") || !r.status["services"].contains("replication")) continue;
-    for (const auto& v : r.status["services"]["replication"]) {
-      if (v.value("volume", "") != volume || v.value("role", "") != "source") continue;
-      uint64_t epoch = v.value("epoch", uint64_t{0});
+    if (!r.up) continue;
+    for (const auto& v : json::Arr(json::Obj(r.status, "services"), "replication")) {
+      if (json::Str(v, "volume") != volume || json::Str(v, "role") != "source") continue;
+      uint64_t epoch = json::U64(v, "epoch");
       if (!source || epoch > best) {
         source = r.region;
         best = epoch;
@@ -93,46 +94,111 @@ std::optional<std::string> ReportedSource(const std::vector<RegionStatus>& regio
 }
 
 std::string PrimaryLine(const std::vector<RegionStatus>& regions) {
+  using json::Arr;
+  using json::Obj;
+  using json::Str;
   for (const auto& r : regions) {
-    if (!r.up || !r.status.contains("failover")) continue;
-    const auto& f = r.status["failover"];
-    if (!f.value("primary", nlohmann::ordered_json()).is_string()) continue;
-    std::string line = "primary: " + f["primary"].get<std::string>() + " (epoch " + f["epoch"].dump() + ")";
-    const auto& run = f.value("run", nlohmann::ordered_json());
-    if (run.is_object() && run.value("state", "") == "running") {
+    if (!r.up) continue;
+    const auto& f = Obj(r.status, "failover");
+    if (Str(f, "primary").empty()) continue;
+    std::string line = "primary: " + Str(f, "primary") + " (epoch " + std::to_string(json::U64(f, "epoch")) + ")";
+    const auto& run = Obj(f, "run");
+    if (Str(run, "state") == "running") {
       std::string step = "?";
-      for (const auto& st : run["steps"]) {
-        if (st.value("state", "") != "done") {
-          step = st.value("name", "?");
+      for (const auto& st : Arr(run, "steps")) {
+        if (Str(st, "state") != "done") {
+          step = Str(st, "name", "?");
           break;
         }
       }
-      line += "; failover to " + run.value("to", "?") + " running, step " + step + ", driven by " +
-              run.value("owner", "?");
-    } else if (run.is_object() && run.value("state", "") == "failed") {
-      line += "; the last failover (to " + run.value("to", "?") + ") failed: see `lifeboat status -o json`";
+      line += "; failover to " + Str(run, "to", "?") + " running, step " + step + ", driven by " + Str(run, "owner", "?");
+    } else if (Str(run, "state") == "failed") {
+      line += "; the last failover (to " + Str(run, "to", "?") + ") failed: see `lifeboat status -o json`";
     }
     line += "\n";
     // What each region's agent sees of the primary (the failover service's views).
-    const auto& services = r.status.value("services", nlohmann::ordered_json::object());
-    const auto& fo = services.value("failover", nlohmann::ordered_json());
-    if (fo.is_object() && fo.contains("views") && fo["views"].is_array() && !fo["views"].empty()) {
+    const auto& fo = Obj(Obj(r.status, "services"), "failover");
+    if (!Arr(fo, "views").empty()) {
       std::string views;
-      for (const auto& v : fo["views"]) {
-        std::string seen = v.value("primary_down", false) ? "DOWN" : v.value("down_for_ms", 0) > 0 ? "failing" : "up";
-        if (v.value("down_for_ms", 0) > 0) seen += " for " + ShortDuration(v.value("down_for_ms", 0) / 1000.0);
-        for (const auto& c : v.value("copies", nlohmann::ordered_json::array())) {
-          if (c.is_object() && c.value("fenced", false)) seen += ", its copy of " + c.value("volume", "?") + " fenced";
+      for (const auto& v : Arr(fo, "views")) {
+        int64_t down_ms = json::I64(v, "down_for_ms");
+        std::string seen = json::Bool(v, "primary_down") ? "DOWN" : down_ms > 0 ? "failing" : "up";
+        if (down_ms > 0) seen += " for " + ShortDuration(static_cast<double>(down_ms) / 1000.0);
+        for (const auto& c : Arr(v, "copies")) {
+          if (json::Bool(c, "fenced")) seen += ", its copy of " + Str(c, "volume", "?") + " fenced";
         }
-        views += (views.empty() ? "" : "; ") + v.value("observer", "?") + " sees it " + seen;
+        views += (views.empty() ? "" : "; ") + Str(v, "observer", "?") + " sees it " + seen;
       }
-      const auto& verdict = fo.value("verdict", nlohmann::ordered_json::object());
-      line += "views: " + views + " (" + std::to_string(verdict.value("votes", 0)) + " down, quorum " +
-              std::to_string(fo.value("quorum", 0)) + ", mode " + fo.value("mode", "?") + ")\n";
+      const auto& verdict = Obj(fo, "verdict");
+      line += "views: " + views + " (" + std::to_string(json::I64(verdict, "votes")) + " down, quorum " +
+              std::to_string(json::I64(fo, "quorum")) + ", mode " + Str(fo, "mode", "?") + ")\n";
     }
     return line;
   }
   return "";
+}
+
+std::vector<VolumeLag> VolumeLags(const plan::Plan& plan, const std::vector<RegionStatus>& regions) {
+  using json::Arr;
+  using json::Obj;
+  using json::Str;
+  std::vector<VolumeLag> out;
+  for (const auto& pv : plan.volumes) {
+    if (pv.replication.mode != plan::ReplicationMode::kContinuous || pv.path.size() < 2) continue;
+    bool any_source = false;
+    for (const auto& r : regions) {
+      if (!r.up) continue;
+      for (const auto& v : Arr(Obj(r.status, "services"), "replication")) {
+        if (Str(v, "volume") != pv.name) continue;
+        std::string role = Str(v, "role");
+        VolumeLag row;
+        row.volume = pv.name;
+        row.source = r.region;
+        row.epoch = json::U64(v, "epoch");
+        if (role == "fenced") {
+          row.state = "fenced: sends nothing until a failback";
+          out.push_back(row);
+          continue;
+        }
+        if (role != "source") continue;
+        any_source = true;
+        if (std::string problem = Str(v, "problem"); !problem.empty()) {
+          row.state = "not replicating: " + problem;
+          out.push_back(row);
+          continue;
+        }
+        for (const auto& t : Arr(v, "targets")) {
+          VolumeLag lag = row;
+          lag.target = Str(t, "target", "?");
+          lag.state = Str(t, "state", "?");
+          if (std::string error = Str(t, "last_error"); !error.empty()) lag.state += " (" + error + ")";
+          lag.in_sync = json::Bool(t, "in_sync");
+          lag.rpo_seconds = json::Num(t, "rpo_seconds");
+          lag.pending_files = json::U64(t, "pending_files");
+          lag.pending_bytes = json::U64(t, "pending_bytes");
+          out.push_back(std::move(lag));
+        }
+      }
+    }
+    if (!any_source) {
+      VolumeLag none;
+      none.volume = pv.name;
+      none.state = "no agent that answered is its source: the lag is unknown";
+      out.push_back(std::move(none));
+    }
+  }
+  return out;
+}
+
+std::string VolumeLagTable(const std::vector<VolumeLag>& lags) {
+  Table t({"VOLUME", "SOURCE", "EPOCH", "TARGET", "STATE", "LAG", "PENDING"});
+  for (const auto& l : lags) {
+    std::string lag = !l.rpo_seconds ? "-" : l.in_sync ? "in sync" : ShortDuration(*l.rpo_seconds);
+    std::string pending = l.target.empty() ? "" : std::to_string(l.pending_files) + " files, " + HumanBytes(l.pending_bytes);
+    t.Add({l.volume, l.source.empty() ? "-" : l.source, l.source.empty() ? "" : std::to_string(l.epoch),
+           l.target.empty() ? "-" : l.target, l.state, l.target.empty() ? "-" : lag, pending});
+  }
+  return t.Render();
 }
 
 std::string StatusTable(const std::vector<RegionStatus>& regions) {
@@ -161,6 +227,20 @@ nlohmann::ordered_json StatusJson(const plan::Plan& plan, const std::vector<Regi
     list.push_back(e);
   }
   j["regions"] = list;
+  auto volumes = nlohmann::ordered_json::array();
+  for (const auto& l : VolumeLags(plan, regions)) {
+    nlohmann::ordered_json v = {{"volume", l.volume}};
+    v["source"] = l.source.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(l.source);
+    v["epoch"] = l.source.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(l.epoch);
+    v["target"] = l.target.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(l.target);
+    v["state"] = l.state;
+    v["in_sync"] = l.in_sync;
+    v["lag_seconds"] = l.rpo_seconds ? nlohmann::ordered_json(*l.rpo_seconds) : nlohmann::ordered_json();
+    v["pending_files"] = l.pending_files;
+    v["pending_bytes"] = l.pending_bytes;
+    volumes.push_back(std::move(v));
+  }
+  j["volumes"] = volumes;
   return j;
 }
 

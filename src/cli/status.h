@@ -31,6 +31,24 @@ std::string StatusTable(const std::vector<RegionStatus>& regions);
 std::string PrimaryLine(const std::vector<RegionStatus>& regions);
 nlohmann::ordered_json StatusJson(const plan::Plan& plan, const std::vector<RegionStatus>& regions);
 
+// How far one copy of a replicated volume is behind, as its source reports
+// (lifeboat status shows one per volume and target).
+struct VolumeLag {
+  std::string volume;
+  std::string source;  // the region that reports itself the source; "" when none answered
+  uint64_t epoch = 0;
+  std::string target;  // "" on a row that says no source answers
+  std::string state;   // the stream's state, or why there is no lag to show
+  bool in_sync = false;
+  std::optional<double> rpo_seconds;  // age of the oldest change the target lacks; nullopt: unknown
+  uint64_t pending_files = 0, pending_bytes = 0;
+};
+// One row per (volume, target) of every continuously replicated volume of
+// the plan, from the sources' reports; a volume no source reports gets one
+// row saying so, and a fenced copy one row saying that.
+std::vector<VolumeLag> VolumeLags(const plan::Plan& plan, const std::vector<RegionStatus>& regions);
+std::string VolumeLagTable(const std::vector<VolumeLag>& lags);
+
 // The source of a replicated volume by what the agents report: the region
 // that reports itself its source under the highest epoch (after a promote
 // two may, until the old one is reversed). nullopt when no agent that

@@ -37,6 +37,7 @@ void AddStatusCommand(CLI::App& app, int& exit_code) {
       PrintDocument(StatusJson(*plan, regions), o->output);
     } else {
       std::cout << PrimaryLine(regions) << StatusTable(regions);
+      if (auto lags = VolumeLags(*plan, regions); !lags.empty()) std::cout << "\n" << VolumeLagTable(lags);
     }
   });
 }

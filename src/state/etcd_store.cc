@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/json_read.h"
+
 namespace lifeboat::state {
 namespace {
 
@@ -39,40 +41,13 @@ Result<std::string> Unb64(std::string_view in) {
   return out;
 }
 
-// The gateway writes int64 as strings; accept numbers too. 0 when absent.
-int64_t I64(const Json& j, const char* name) {
-  if (!j.is_object()) return 0;
-  auto it = j.find(name);
-  if (it == j.end() || it->is_null()) return 0;
-  if (it->is_string()) {
-    const std::string& s = it->get_ref<const std::string&>();
-    char* end = nullptr;
-    long long v = std::strtoll(s.c_str(), &end, 10);
-    return end != s.c_str() ? v : 0;
-  }
-  return it->is_number_integer() ? it->get<int64_t>() : 0;
-}
-
-// Members of an answer, read without trusting their types (nlohmann's
-// value() throws on a mismatch): the wrong type reads as absent.
-bool Bool(const Json& j, const char* name) {
-  auto it = j.find(name);
-  return it != j.end() && it->is_boolean() && it->get<bool>();
-}
-std::string Str(const Json& j, const char* name, std::string fallback = "") {
-  auto it = j.find(name);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
-}
-const Json& Obj(const Json& j, const char* name) {
-  static const Json empty = Json::object();
-  auto it = j.find(name);
-  return it != j.end() && it->is_object() ? *it : empty;
-}
-const Json& Arr(const Json& j, const char* name) {
-  static const Json empty = Json::array();
-  auto it = j.find(name);
-  return it != j.end() && it->is_array() ? *it : empty;
-}
+// The gateway writes int64 as strings; json::I64 reads both. Members are
+// read without trusting their types (core/json_read.h).
+using json::Arr;
+using json::Bool;
+using json::I64;
+using json::Obj;
+using json::Str;
 
 // The end of the range of keys starting with `prefix` (etcd's range_end).
 std::string PrefixEnd(std::string prefix) {

@@ -115,6 +115,8 @@ echo "$status" | jq -e '[.failover.run.steps[].name] == ["fence","promote","swit
   { echo "$status" | jq .failover.run.steps >&2; fail "the steps are not the plan's default with the hook before verify"; }
 echo "$status" | jq -e '.services.replication[0].role == "source" and .services.replication[0].epoch == 2' >/dev/null ||
   { echo "$status" | jq .services.replication >&2; fail "west's copy is not the source at epoch 2"; }
+echo "$status" | jq -e '.failover.run.steps[0].output | test("accepted lag: data: last seen in sync [0-9.]+m?s before the fence")' >/dev/null ||
+  { echo "$status" | jq .failover.run.steps[0] >&2; fail "the unplanned fence did not report the lag it accepted"; }
 grep -qx "east to west at epoch 2" "$WORK/hook.log" || fail "the hook did not run with the failover's environment"
 grep -q '"msg":"failover: automatic failover from east to west' "$WORK/west.log" || fail "west did not log the decision"
 curl -sf "http://127.0.0.2:$PORT_WEST/metrics" | grep -q '^lifeboat_failover_runs_total{kind="automatic",result="done"} 1$' ||
@@ -137,7 +139,15 @@ curl -sf "http://127.0.0.1:$PORT_EAST/v1/status" | jq -e '.failover.primary == "
   fail "east does not see west at epoch 2"
 [ ! -e "$WORK/east-vol/order-2" ] || fail "east received west's writes while fenced"
 [ -f "$WORK/west-vol/order-2" ] || fail "west lost its write"
-pass "east restarted: it sees epoch 2, stays fenced (sends and receives nothing), DNS stays on west"
+# lifeboat status: the volume's lag from its new source, and the fenced copy.
+lags=$("$LIFEBOAT" status --plan "$WORK/plan.yaml" -o json | jq -c '.volumes')
+echo "$lags" | jq -e 'map(select(.source == "west" and .epoch == 2)) | length == 1' >/dev/null ||
+  { echo "$lags" >&2; fail "status does not show west as the source of data at epoch 2"; }
+echo "$lags" | jq -e 'map(select(.source == "east" and (.state | startswith("fenced")))) | length == 1' >/dev/null ||
+  { echo "$lags" >&2; fail "status does not show east's copy fenced"; }
+"$LIFEBOAT" status --plan "$WORK/plan.yaml" | grep -E '^data +east +1 +- +fenced' >/dev/null ||
+  { "$LIFEBOAT" status --plan "$WORK/plan.yaml" >&2; fail "the status table has no row for the fenced copy"; }
+pass "east restarted: it sees epoch 2, stays fenced (sends and receives nothing), DNS stays on west; status shows both copies"
 
 # --- 3. A manual failover back to the stale region is refused --------------------
 deadline=$(( SECONDS + 10 ))

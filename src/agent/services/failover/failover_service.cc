@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cmath>
+#include <limits>
 #include <map>
+#include <tuple>
 #include <mutex>
 #include <thread>
 
@@ -254,9 +257,55 @@ class FailoverService final : public Service, public EndpointViews, private orch
       views_ = *views;
       verdict_ = verdict;
       primary_ = p;
+      NoteInSync(p, *views);
     }
     Reconcile(p, *run, now);
     Act(p, verdict, *run, now);
+  }
+
+  // When the primary's own view last said a target of its volumes was in
+  // sync: what an unplanned failover reports as the writes it may lose. A
+  // view is rewritten within a tick of a change, so reading "in sync" means
+  // in sync a tick ago at most; but a dead agent's view stays until its lease
+  // ends, so sightings count only while this region sees the primary up.
+  // mu_ held.
+  void NoteInSync(const state::PrimaryRecord& p, const std::vector<state::ObserverView>& views) {
+    if (view_.primary_down || view_.down_for_ms > 0) return;
+    auto now = ctx_.clock.Now();
+    for (const auto& v : views) {
+      if (v.observer != p.region) continue;
+      for (const auto& s : v.sending) {
+        if (s.in_sync) in_sync_seen_[{p.region, s.volume, s.target}] = now;
+      }
+    }
+  }
+
+  // The lag an unplanned failover from run.from to run.to accepts, volume by
+  // volume: how long before now this agent last saw each target copy in sync.
+  // Changes the old primary made after that may be missing in the new one.
+  std::string AcceptedLag(const state::FailoverRun& run) {
+    std::string out;
+    auto now = ctx_.clock.Now();
+    std::lock_guard lock(mu_);
+    for (const auto& v : ctx_.plan.volumes) {
+      if (v.replication.mode != plan::ReplicationMode::kContinuous || !v.path.count(run.to) ||
+          !v.path.count(run.from)) {
+        continue;
+      }
+      auto it = in_sync_seen_.find({run.from, v.name, run.to});
+      std::string one;
+      if (it == in_sync_seen_.end()) {
+        accepted_lag_g_->With({v.name}).Set(std::numeric_limits<double>::quiet_NaN());
+        one = v.name + ": this agent never saw it in sync, so what " + run.to + " lacks is unknown";
+      } else {
+        double seconds = std::chrono::duration<double>(now - it->second).count();
+        accepted_lag_g_->With({v.name}).Set(seconds);
+        one = v.name + ": last seen in sync " + FormatDuration(std::chrono::milliseconds(std::llround(seconds * 1000))) +
+              " before the fence (changes " + run.from + " made after " + FormatUtc(it->second) + " may be missing)";
+      }
+      out += (out.empty() ? "" : "; ") + one;
+    }
+    return out;
   }
 
   // Each checked endpoint's health by the views (EndpointViews::Healthy);
@@ -472,19 +521,26 @@ class FailoverService final : public Service, public EndpointViews, private orch
   // The epoch moves to the run's target, and the old primary's traffic goes.
   Result<std::string> FenceStep(const state::FailoverRun& run) {
     LB_ASSIGN_OR_RETURN(auto p, orchestrate::CurrentPrimary(ctx_.store, ctx_.plan));
+    std::string accepted;
     if (p.record.epoch < run.epoch) {
       if (p.record.epoch + 1 != run.epoch || p.record.region != run.from) {
         return FailedPrecondition("the primary is " + p.record.region + " at epoch " + std::to_string(p.record.epoch) +
                                   "; this run moves " + run.from + " at epoch " + std::to_string(run.epoch - 1));
       }
       if (run.planned) LB_RETURN_IF_ERROR(DrainBeforeSwitch(run));
+      std::string lag = run.planned ? std::string() : AcceptedLag(run);
       LB_ASSIGN_OR_RETURN(p, orchestrate::AdvanceEpoch(ctx_.store, ctx_.plan, p, run.to, owner_));
+      if (!lag.empty()) {
+        LogWarn({{"from", run.from}, {"to", run.to}}, "failover: epoch {}: unplanned, accepting the lag: {}", run.epoch,
+                lag);
+        accepted = "; accepted lag: " + lag;
+      }
     } else if (p.record.epoch > run.epoch || p.record.region != run.to) {
       return FailedPrecondition("superseded: the primary is " + p.record.region + " at epoch " +
                                 std::to_string(p.record.epoch));
     }
     std::string out = "epoch " + std::to_string(run.epoch) + ": " + run.to + " is primary" +
-                      (run.planned ? " (planned: every volume was in sync at the switch)" : "");
+                      (run.planned ? " (planned: every volume was in sync at the switch)" : accepted);
     const plan::Region* from = ctx_.plan.FindRegion(run.from);
     if (from != nullptr && from->serves()) {
       LB_RETURN_IF_ERROR(StatusOf(SwitchControl(run.from, false, true, "failover " + run.id)));
@@ -709,6 +765,10 @@ class FailoverService final : public Service, public EndpointViews, private orch
                                  "Duration of the last failover run this agent drove to done");
     detect_to_switch_g_ = &m.AddGauge("lifeboat_failover_detection_to_done_seconds",
                                       "From a quorum seeing the primary down to the automatic run done, last time");
+    accepted_lag_g_ = &m.AddGauge("lifeboat_failover_accepted_lag_seconds",
+                                  "At this agent's last unplanned failover: how long before the fence it last saw "
+                                  "the new primary's copy of the volume in sync (NaN: never)",
+                                  {"volume"});
     self_fence_c_ = &m.AddCounter("lifeboat_failover_self_fence_total",
                                   "Times this primary fenced itself after losing the state store for a lease");
   }
@@ -747,6 +807,8 @@ class FailoverService final : public Service, public EndpointViews, private orch
   Json last_request_;                           // guarded by mu_
   std::map<std::string, std::optional<bool>> combined_;  // guarded by mu_: endpoint -> health by the views
   std::function<void()> on_views_change_;
+  // (primary, volume, target) -> when the primary's view last said in sync; guarded by mu_.
+  std::map<std::tuple<std::string, std::string, std::string>, Clock::TimePoint> in_sync_seen_;
 
   metrics::Family<metrics::Gauge>* epoch_g_ = nullptr;
   metrics::Family<metrics::Gauge>* votes_g_ = nullptr;
@@ -755,6 +817,7 @@ class FailoverService final : public Service, public EndpointViews, private orch
   metrics::Family<metrics::Gauge>* run_seconds_g_ = nullptr;
   metrics::Family<metrics::Gauge>* detect_to_switch_g_ = nullptr;
   metrics::Family<metrics::Counter>* self_fence_c_ = nullptr;
+  metrics::Family<metrics::Gauge>* accepted_lag_g_ = nullptr;
 };
 
 }  // namespace

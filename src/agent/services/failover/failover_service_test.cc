@@ -197,6 +197,7 @@ class FailoverServiceTest : public ::testing::Test {
     for (const char* region : {"east", "west", "witness"}) {
       agents_[region] = std::make_unique<Agent>(plan_, region, *store_, world_);
     }
+    agents_["east"]->roles.SetInSync(east_in_sync_);
     for (auto& [_, a] : agents_) ASSERT_TRUE(a->service->Start().ok());
   }
   void TearDown() override {
@@ -216,6 +217,7 @@ class FailoverServiceTest : public ::testing::Test {
   std::unique_ptr<state::Store> store_;
   std::map<std::string, std::unique_ptr<Agent>> agents_;
   std::string self_fence_file_;
+  bool east_in_sync_ = true;  // whether east's volume starts in sync at west
 };
 
 TEST_F(FailoverServiceTest, AQuorumSeeingThePrimaryDownFailsOverOnceAndFencesTheOldSource) {
@@ -232,6 +234,10 @@ TEST_F(FailoverServiceTest, AQuorumSeeingThePrimaryDownFailsOverOnceAndFencesThe
   ASSERT_EQ(run.steps.size(), 5u);  // fence, promote, switch-traffic, announce, verify
   for (const auto& s : run.steps) EXPECT_EQ(s.state, "done") << s.name << ": " << s.output;
   EXPECT_EQ(run.steps[3].output, "hook announce: moved from east to west at 2");
+  // Unplanned: the fence reports what it accepted, from east's view before it went down.
+  EXPECT_NE(run.steps[0].output.find("accepted lag: data: last seen in sync "), std::string::npos)
+      << run.steps[0].output;
+  EXPECT_NE(run.steps[0].output.find("changes east made after 20"), std::string::npos) << run.steps[0].output;
   EXPECT_NE(run.steps[4].output.find("web-west passes its check from"), std::string::npos) << run.steps[4].output;
 
   auto p = Primary();
@@ -253,6 +259,26 @@ TEST_F(FailoverServiceTest, AQuorumSeeingThePrimaryDownFailsOverOnceAndFencesThe
   EXPECT_NE(metrics.find("lifeboat_failover_runs_total{kind=\"automatic\",result=\"done\"} 1"), std::string::npos)
       << metrics;
   EXPECT_NE(metrics.find("lifeboat_failover_epoch 2"), std::string::npos);
+  EXPECT_NE(metrics.find("lifeboat_failover_accepted_lag_seconds{volume=\"data\"} "), std::string::npos) << metrics;
+  EXPECT_EQ(metrics.find("lifeboat_failover_accepted_lag_seconds{volume=\"data\"} NaN"), std::string::npos) << metrics;
+}
+
+// An unplanned failover from a primary whose volume was never seen in sync
+// goes ahead (that is what unplanned means) and says the loss is unknown.
+TEST_F(FailoverServiceTest, AnUnplannedFailoverSaysWhenItCannotTellTheLag) {
+  east_in_sync_ = false;
+  Start("manual");
+  ASSERT_TRUE(state::WaitUntil([&] { return Views() == 3; }, 10s));
+  ASSERT_TRUE(state::WaitUntil([&] { return agents_["west"]->Post(R"({"to": "west"})").status == 202; }, 10s));
+  ASSERT_TRUE(state::WaitUntil([&] { return RunEnded(); }, 30s));
+  auto run = *Run();
+  EXPECT_EQ(run.state, "done") << state::Encode(run);
+  EXPECT_NE(run.steps[0].output.find("accepted lag: data: this agent never saw it in sync, so what west lacks is "
+                                     "unknown"),
+            std::string::npos)
+      << run.steps[0].output;
+  auto metrics = agents_["west"]->metrics.Render();
+  EXPECT_NE(metrics.find("lifeboat_failover_accepted_lag_seconds{volume=\"data\"} NaN"), std::string::npos) << metrics;
 }
 
 // A partition between the witness and the primary: one observer alone.

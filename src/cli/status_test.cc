@@ -1,0 +1,95 @@
+#include "cli/status.h"
+
+#include <gtest/gtest.h>
+
+#include "plan/load.h"
+
+namespace lifeboat::cli {
+namespace {
+
+constexpr const char* kPlan = R"(
+name: lag
+pattern: warm-standby
+regions:
+  east: { role: primary, agent: 127.0.0.1:7001 }
+  west: { role: standby, agent: 127.0.0.1:7002 }
+  south: { role: standby, agent: 127.0.0.1:7003 }
+volumes:
+  data:
+    path: { east: /srv/e, west: /srv/w, south: /srv/s }
+    replication: { key_file: /k }
+  logs:
+    path: { east: /srv/le, west: /srv/lw, south: /srv/ls }
+    replication: { key_file: /k }
+  once:
+    path: { east: /srv/o, west: /srv/o, south: /srv/o }
+    replication: { mode: off }
+)";
+
+RegionStatus Up(const std::string& region, const char* replication) {
+  RegionStatus r;
+  r.region = region;
+  r.up = true;
+  r.status = {{"region", region}, {"services", {{"replication", nlohmann::ordered_json::parse(replication)}}}};
+  return r;
+}
+
+TEST(VolumeLags, OneRowPerTargetFromTheSourceAndSaysWhenNoSourceAnswers) {
+  auto loaded = plan::LoadPlanText(kPlan, "lag.yaml");
+  ASSERT_TRUE(loaded.plan) << plan::FormatDiagnostics(loaded.diagnostics);
+  RegionStatus down;
+  down.region = "south";
+  std::vector<RegionStatus> regions = {
+      Up("east", R"([{"volume": "data", "role": "source", "epoch": 3, "targets": [
+          {"target": "west", "state": "streaming", "in_sync": true, "rpo_seconds": 0, "pending_files": 0,
+           "pending_bytes": 0, "last_error": null},
+          {"target": "south", "state": "disconnected", "in_sync": false, "rpo_seconds": 42.5, "pending_files": 7,
+           "pending_bytes": 2048, "last_error": "connection refused"}]}])"),
+      Up("west", R"([{"volume": "data", "role": "target", "epoch": 3, "source": "east"},
+                     {"volume": "logs", "role": "fenced", "epoch": 2}])"),
+      down};
+  auto lags = VolumeLags(*loaded.plan, regions);
+  ASSERT_EQ(lags.size(), 4u);
+  EXPECT_EQ(lags[0].volume, "data");
+  EXPECT_EQ(lags[0].source, "east");
+  EXPECT_EQ(lags[0].epoch, 3u);
+  EXPECT_EQ(lags[0].target, "west");
+  EXPECT_TRUE(lags[0].in_sync);
+  EXPECT_EQ(lags[1].target, "south");
+  EXPECT_FALSE(lags[1].in_sync);
+  EXPECT_EQ(lags[1].rpo_seconds, 42.5);
+  EXPECT_EQ(lags[1].pending_bytes, 2048u);
+  EXPECT_EQ(lags[1].state, "disconnected (connection refused)");
+  // A fenced copy is shown, and a volume no source reports says the lag is unknown.
+  EXPECT_EQ(lags[2].volume, "logs");
+  EXPECT_EQ(lags[2].source, "west");
+  EXPECT_NE(lags[2].state.find("fenced"), std::string::npos);
+  EXPECT_EQ(lags[3].volume, "logs");
+  EXPECT_EQ(lags[3].source, "");
+  EXPECT_NE(lags[3].state.find("unknown"), std::string::npos);
+
+  std::string table = VolumeLagTable(lags);
+  EXPECT_NE(table.find("in sync"), std::string::npos) << table;
+  EXPECT_NE(table.find("42s"), std::string::npos) << table;
+  EXPECT_NE(table.find("7 files, 2.0 KiB"), std::string::npos) << table;
+
+  auto json = StatusJson(*loaded.plan, regions);
+  ASSERT_EQ(json["volumes"].size(), 4u);
+  EXPECT_EQ(json["volumes"][1]["lag_seconds"], 42.5);
+  EXPECT_TRUE(json["volumes"][3]["source"].is_null());
+  EXPECT_TRUE(json["volumes"][3]["lag_seconds"].is_null());
+}
+
+TEST(VolumeLags, AnAgentsOddAnswerIsSkippedNotThrown) {
+  auto loaded = plan::LoadPlanText(kPlan, "lag.yaml");
+  ASSERT_TRUE(loaded.plan);
+  std::vector<RegionStatus> regions = {
+      Up("east", R"([{"volume": "data", "role": "source", "targets": [1, {"target": 5}]}, "x", 3])"),
+      Up("west", R"({"not": "a list"})")};
+  auto lags = VolumeLags(*loaded.plan, regions);
+  ASSERT_FALSE(lags.empty());
+  EXPECT_EQ(lags[0].volume, "data");
+}
+
+}  // namespace
+}  // namespace lifeboat::cli

@@ -7,6 +7,7 @@ LIFEBOAT=${1:?usage: test.sh PATH_TO_LIFEBOAT}
 LIFEBOAT=$(readlink -f "$LIFEBOAT")
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/lifeboat-it-XXXXXX")
 PIDS=()
+AFTER_CLEANUP=()  # commands a test adds, run once its processes have ended
 
 cleanup() {
   local rc=$?
@@ -15,6 +16,9 @@ cleanup() {
   done
   for pid in "${PIDS[@]:-}"; do
     [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
+  done
+  for c in "${AFTER_CLEANUP[@]:-}"; do
+    [ -n "$c" ] && "$c" || true
   done
   if [ $rc -eq 0 ]; then rm -rf "$WORK"; else echo "test failed; scratch dir kept: $WORK" >&2; fi
 }

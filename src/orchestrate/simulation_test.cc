@@ -4,7 +4,9 @@
 // AdmitSender) against one in-memory store (state::SimStore) on a simulated
 // clock, with seeded random faults: agent crashes and restarts, application
 // outages, partitions between any two regions and between a region and the
-// store, clock jumps (a long pause of every agent). One schedule is one
+// store, clock jumps (a long pause of every agent), and slow answers (a
+// tenth of an agent's ticks get the store's answers 200-800 ms late: it acts
+// on what it read then, while the others go on). One schedule is one
 // seed; a failing seed is printed with the events that led to it and
 // replays alone with LIFEBOAT_SIM_SEED=N (LIFEBOAT_SIM_SCHEDULES=N runs more).
 //
@@ -23,7 +25,9 @@
 //
 // What this simulation leaves out (covered by the agent's own tests and the
 // integration tests): threads, the health monitor's fall/rise (a probe here
-// is the ground truth of reachability), DNS and routing controls.
+// is the ground truth of reachability), DNS and routing controls, and
+// delays of replication frames (a receiver admits a session at its start and
+// ends it on a role change; here every delivery is admitted afresh).
 #include <gtest/gtest.h>
 #include <spdlog/spdlog.h>
 
@@ -89,6 +93,15 @@ struct Agent {
   bool held = false;       // self-fenced: sends nothing
   bool has_copy = true;
   std::string published;  // the view last written, as the service compares it
+  // What the agent read at the start of a tick whose answers are slow to
+  // arrive (a delayed message): it acts on them at `due`, blocked meanwhile.
+  struct Read {
+    state::PrimaryRecord primary;
+    std::vector<state::KeyValue> views;
+    std::optional<state::FailoverRun> run;
+    Duration at{}, due{};  // when it was read, and when the answers arrive
+  };
+  std::optional<Read> slow;
 };
 
 class Simulation {
@@ -200,6 +213,7 @@ class Simulation {
 
   void Restart(Agent& a) {
     a.alive = true;
+    a.slow.reset();
     a.lease = 0;
     a.held = false;
     a.primary_seen.reset();
@@ -242,7 +256,16 @@ class Simulation {
     }
     std::shuffle(order.begin(), order.end(), rng_);
     for (Agent* a : order) {
-      AgentTick(*a);
+      if (a->slow) {  // blocked on a slow answer until it arrives
+        if (now_ < a->slow->due) continue;
+        Agent::Read read = std::move(*a->slow);
+        a->slow.reset();
+        Note(a->name + " gets the answers it asked for " +
+             std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(now_ - read.at).count()) + "ms ago");
+        Act(*a, read);
+      } else {
+        AgentTick(*a);
+      }
       CheckNow();
     }
     Replicate();
@@ -284,16 +307,31 @@ class Simulation {
     if (!range.ok()) return store_trouble();
     auto run = state::keys::CurrentFailover().Get(store);
     if (!run.ok()) return store_trouble();
+    Agent::Read read{primary->record, std::move(range->kvs), std::move(*run), now_, now_};
+    if (Chance(slow_reads_)) {  // the answers arrive late: other agents act meanwhile
+      read.due = now_ + kTick * std::uniform_int_distribution<int>(1, 4)(rng_);
+      a.slow = std::move(read);
+      ++slow_answers_;
+      return;
+    }
+    Act(a, read);
+  }
+
+  // The rest of a tick, on what the agent read (now, or earlier when the
+  // answers were slow): its writes land now.
+  void Act(Agent& a, const Agent::Read& read) {
+    state::Store& store = *a.store;
     a.last_store_ok = now_;
-    a.primary_seen = primary->record;
+    a.primary_seen = read.primary;
     if (a.held) {
       a.held = false;
       Note(a.name + " reaches the store again and stops holding");
     }
-    const state::PrimaryRecord& p = primary->record;
+    const state::PrimaryRecord& p = read.primary;
+    const std::optional<state::FailoverRun>* run = &read.run;
 
     std::vector<state::ObserverView> views;
-    for (const auto& kv : range->kvs) {
+    for (const auto& kv : read.views) {
       // Decoded once per revision of the key (the codec is most of the cost).
       auto& [rev, decoded, ok] = view_cache_[kv.key];
       if (rev != kv.mod_revision) {
@@ -310,7 +348,7 @@ class Simulation {
     state::ObserverView key_fields = mine;
     key_fields.down_for_ms = 0;
     std::string sig = state::Encode(key_fields);
-    if (sig != a.published || !heartbeat_of(a.name, range->kvs)) {
+    if (sig != a.published || !heartbeat_of(a.name, read.views)) {
       if (store.Put(state::keys::ViewOf(a.name).name(), sig, state::Expect::Any(), a.lease).ok()) a.published = sig;
     }
     std::erase_if(views, [&](const auto& v) { return v.observer == a.name; });
@@ -342,12 +380,13 @@ class Simulation {
     auto verdict = a.detector->Decide(p, views);
     if (!verdict.failover || verdict.target != a.name) return;
     if (*run && (*run)->state == "failed" && now_ - failed_at_[(*run)->id] < 10s) return;
-    CheckQuorum(p, verdict);
+    CheckQuorum(p, verdict, read.views);
     auto begun = rb.Begin(p.region, a.name, p.epoch + 1, false, plan_.failover.steps);
     if (!begun.ok()) return;
     Note(a.name + " begins a failover from " + p.region + " (epoch " + std::to_string(p.epoch + 1) + "): " +
          verdict.why);
     ++runs_begun_;
+    if (read.at != now_) ++stale_begins_;
   }
 
   static std::string Summary(const state::FailoverRun& run) {
@@ -441,11 +480,12 @@ class Simulation {
     }
   }
 
-  // 3: a run begins only on a quorum of live views that see the primary down.
-  void CheckQuorum(const state::PrimaryRecord& p, const Verdict& verdict) {
-    auto range = store_->List(state::keys::kViewsPrefix);
+  // 3: a run begins only on a quorum of live views that see the primary down:
+  // views that were in the store, under their leases, when the deciding
+  // agent read them (its answers may have been slow to arrive).
+  void CheckQuorum(const state::PrimaryRecord& p, const Verdict& verdict, const std::vector<state::KeyValue>& read) {
     int down = 0;
-    for (const auto& kv : range->kvs) {
+    for (const auto& kv : read) {
       state::ObserverView v;
       if (state::Decode(kv.value, v) && v.epoch == p.epoch && v.primary == p.region && v.primary_down) ++down;
     }
@@ -476,6 +516,8 @@ class Simulation {
 
  public:
   int runs_begun() const { return runs_begun_; }
+  int slow_answers() const { return slow_answers_; }
+  int stale_begins() const { return stale_begins_; }
   int epochs() const { return static_cast<int>(primary_of_epoch_.size()); }
 
  private:
@@ -491,7 +533,10 @@ class Simulation {
   std::map<std::string, Duration> failed_at_;
   std::vector<std::string> events_;
   int runs_begun_ = 0;
+  int slow_answers_ = 0, stale_begins_ = 0;
   int64_t checked_primary_rev_ = -1;
+  // The share of agent ticks whose store answers arrive 1 to 4 ticks late.
+  double slow_reads_ = 0.1;
   std::optional<std::string> violation_;
   std::map<std::string, std::tuple<int64_t, state::ObserverView, bool>> view_cache_;
 };
@@ -507,7 +552,7 @@ TEST(Simulation, NoSplitBrainNoFailoverWithoutQuorumEveryRunEnds) {
   plan::Plan plan = SimPlan();
   uint64_t only = EnvNumber("LIFEBOAT_SIM_SEED", 0);
   uint64_t schedules = only ? 1 : EnvNumber("LIFEBOAT_SIM_SCHEDULES", 2000);
-  int failovers = 0, epochs = 0;
+  int failovers = 0, epochs = 0, slow = 0, stale_begins = 0;
   for (uint64_t i = 0; i < schedules; ++i) {
     uint64_t seed = only ? only : i + 1;
     Simulation sim(seed, plan);
@@ -521,12 +566,15 @@ TEST(Simulation, NoSplitBrainNoFailoverWithoutQuorumEveryRunEnds) {
              << " --gtest_filter=Simulation.*";
     }
     failovers += sim.runs_begun();
+    slow += sim.slow_answers();
+    stale_begins += sim.stale_begins();
     epochs += sim.epochs() - 1;
   }
   spdlog::set_level(level);
   // The faults must actually cause failovers, or the test proves nothing.
   EXPECT_GT(failovers, static_cast<int>(schedules) / 10) << "too few failovers to mean anything";
-  std::cout << schedules << " schedules: " << failovers << " failovers begun, " << epochs << " epochs moved\n";
+  std::cout << schedules << " schedules: " << failovers << " failovers begun (" << stale_begins
+            << " on answers that came late), " << epochs << " epochs moved, " << slow << " slow answers\n";
 }
 
 }  // namespace

@@ -58,6 +58,10 @@ struct RestoreOptions {
   std::vector<std::string> include;  // globs on paths relative to the backup root; empty: everything
   int workers = 2;
   Env* env = &Env::Default();  // every change to the target goes through it (tests inject faults)
+  // When set, the restore stops at the next file: what is written is made
+  // durable and put in place (whole files only), then Restore returns
+  // Cancelled. Null: never.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct RestoreResult {

@@ -393,6 +393,46 @@ TEST_F(BackupTest, RestoreKilledAtAnyFileCallLeavesNoPartialFileAndResumes) {
   }
 }
 
+// A restore asked to stop (an agent shutting down during a failover's
+// restore) stops at the next file, puts what it wrote in place whole, says
+// Cancelled, and a second restore completes it.
+TEST_F(BackupTest, AStoppedRestoreLeavesWholeFilesAndSaysSo) {
+  for (int i = 0; i < 30; ++i) Write(src_ / ("f" + std::to_string(i)), Random(20000, i));
+  auto r = Backup();
+  auto snap = repo_->FindSnapshot(r.snapshot.id);
+  ASSERT_TRUE(snap.ok());
+  // Asks to stop at the fifth file created.
+  struct StopAfter : Env {
+    std::atomic<bool> cancel{false};
+    int creates = 0;
+    int Before(FileOp op, size_t*) override {
+      if (op == FileOp::kCreate && ++creates == 5) cancel = true;
+      return 0;
+    }
+  } env;
+  RestoreOptions o;
+  o.workers = 1;
+  o.env = &env;
+  o.cancel = &env.cancel;
+  o.to = (base_ / "out").string();
+  auto stopped = Restore(*repo_, *snap, o);
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_EQ(stopped.error().code(), Code::kCancelled) << stopped.error().message();
+  int placed = 0;
+  for (auto& e : fs::directory_iterator(base_ / "out")) {
+    std::string name = e.path().filename().string();
+    EXPECT_FALSE(fstree::IsTempName(name)) << name << " left behind";
+    EXPECT_EQ(Read(e.path()), Read(src_ / name)) << name << " is in place but incomplete";
+    ++placed;
+  }
+  EXPECT_GE(placed, 1);
+  EXPECT_LT(placed, 30) << "the restore did not stop";
+  o.cancel = nullptr;
+  auto done = Restore(*repo_, *snap, o);
+  ASSERT_TRUE(done.ok()) << done.error().message();
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(Read(base_ / "out" / ("f" + std::to_string(i))), Read(src_ / ("f" + std::to_string(i))));
+}
+
 // A symlink planted where the backup has a directory: restore refused to write
 // files through it, but its last pass (directory metadata) chmodded and
 // touched the directory outside the target through the link.

@@ -92,6 +92,11 @@ class Restorer {
     LB_RETURN_IF_ERROR(OpenTarget());
     MakeDirectories();
     WriteFiles();
+    if (Cancelled()) {
+      if (env_.Syncfs(root_.get()) != 0) return ErrnoError(errno, "flush the restored files in " + o_.to + " to disk");
+      return lifeboat::Cancelled("the restore into " + o_.to + " was stopped after " +
+                                 std::to_string(res_.files) + " files");
+    }
     PlaceLinks();
     ApplyDirectoryMeta();
     if (env_.Syncfs(root_.get()) != 0) return ErrnoError(errno, "flush the restored files in " + o_.to + " to disk");
@@ -108,6 +113,8 @@ class Restorer {
     uint64_t size = 0;
   };
   using Batch = std::vector<Written>;
+
+  bool Cancelled() const { return o_.cancel != nullptr && o_.cancel->load(); }
 
   void Failed(const std::string& path, const std::string& why) {
     std::lock_guard l(mu_);
@@ -204,7 +211,7 @@ class Restorer {
       workers.emplace_back([&] {
         Batch batch;
         uint64_t batch_bytes = 0;
-        for (size_t k; (k = next++) < content_.size();) {
+        for (size_t k; !Cancelled() && (k = next++) < content_.size();) {
           WriteFile(content_[k], batch);
           batch_bytes += content_[k].node.size;
           if (batch.size() >= 128 || batch_bytes >= (256u << 20)) {

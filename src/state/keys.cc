@@ -3,6 +3,8 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
+#include "core/json_read.h"
+
 namespace lifeboat::state {
 
 using Json = nlohmann::ordered_json;
@@ -22,6 +24,7 @@ Key<std::string> AgentFirstStartedAt(std::string_view region) {
 Key<VolumeRole> VolumeRoleOf(std::string_view region, std::string_view volume) {
   return Key<VolumeRole>(Own(region, "replicate/" + std::string(volume) + "/role"));
 }
+Key<RestoreRecord> RestoreOf(std::string_view region) { return Key<RestoreRecord>(Own(region, "failover/restore")); }
 Key<LastBackup> LastBackupOf(std::string_view region, std::string_view schedule, std::string_view volume) {
   return Key<LastBackup>(Own(region, "backup/" + std::string(schedule) + "/" + std::string(volume) + "/last"));
 }
@@ -266,6 +269,45 @@ bool Decode(std::string_view text, ObserverView& out) {
     }
   }
   return !out.observer.empty();
+}
+
+std::string Encode(const RestoreRecord& v) {
+  Json volumes = Json::array();
+  for (const auto& x : v.volumes) {
+    volumes.push_back({{"volume", x.volume},
+                       {"location", x.location},
+                       {"backup", x.backup},
+                       {"files", x.files},
+                       {"bytes", x.bytes},
+                       {"not_restored", x.not_restored},
+                       {"error", x.error}});
+  }
+  return Json{{"run", v.run},           {"state", v.state},       {"volumes", volumes},
+              {"started_at", v.started_at}, {"ended_at", v.ended_at}}
+      .dump();
+}
+
+bool Decode(std::string_view text, RestoreRecord& out) {
+  Json j = Object(text);
+  if (j.is_discarded() || json::Str(j, "run").empty() || json::Str(j, "state").empty()) return false;
+  out.run = json::Str(j, "run");
+  out.state = json::Str(j, "state");
+  out.started_at = json::Str(j, "started_at");
+  out.ended_at = json::Str(j, "ended_at");
+  out.volumes.clear();
+  for (const auto& x : json::Arr(j, "volumes")) {
+    RestoreRecord::Volume v;
+    v.volume = json::Str(x, "volume");
+    if (v.volume.empty()) return false;
+    v.location = json::Str(x, "location");
+    v.backup = json::Str(x, "backup");
+    v.files = json::U64(x, "files");
+    v.bytes = json::U64(x, "bytes");
+    v.not_restored = json::U64(x, "not_restored");
+    v.error = json::Str(x, "error");
+    out.volumes.push_back(std::move(v));
+  }
+  return true;
 }
 
 }  // namespace lifeboat::state

@@ -106,6 +106,21 @@ struct ObserverView {
   std::string at;  // when this view was written, RFC 3339 UTC
 };
 
+// A region's restore of the newest backups into its copies, the
+// backup-restore pattern's failover step (regions/R/failover/restore): the
+// region's own agent restores and writes it, the run's driver waits on it.
+struct RestoreRecord {
+  std::string run;    // the failover run and attempt it answers: "ID#N"
+  std::string state;  // running, done, failed
+  struct Volume {
+    std::string volume, location, backup;  // backup: its id; empty when the volume has none
+    uint64_t files = 0, bytes = 0, not_restored = 0;
+    std::string error;
+  };
+  std::vector<Volume> volumes;
+  std::string started_at, ended_at;  // RFC 3339 UTC
+};
+
 // A key and the type of its value. Get and Put encode and decode.
 template <class V>
 class Key {
@@ -143,15 +158,18 @@ Key<PrimaryRecord> Primary();
 // (its value: that agent's name).
 Key<FailoverRun> CurrentFailover();
 inline constexpr std::string_view kFailoverLock = "failover/lock";
+// The region's restore for a failover's `restore` step.
+Key<RestoreRecord> RestoreOf(std::string_view region);
 // Shared: each region's view of the primary, under its agent's lease.
 Key<ObserverView> ViewOf(std::string_view region);
 inline constexpr std::string_view kViewsPrefix = "views/";
 
 // Every key's pattern, as docs/format/state.md writes it.
-inline constexpr std::array<std::string_view, 9> kPatterns = {
+inline constexpr std::array<std::string_view, 10> kPatterns = {
     "regions/{region}/agent/starts", "regions/{region}/agent/first_started_at",
     "regions/{region}/replicate/{volume}/role", "regions/{region}/backup/{schedule}/{volume}/last",
-    "routing/controls/{region}", "failover/primary", "failover/run", "failover/lock", "views/{region}"};
+    "regions/{region}/failover/restore", "routing/controls/{region}", "failover/primary", "failover/run",
+    "failover/lock", "views/{region}"};
 
 }  // namespace keys
 
@@ -170,6 +188,7 @@ std::string Encode(const LastBackup& v);
 std::string Encode(const PrimaryRecord& v);
 std::string Encode(const FailoverRun& v);
 std::string Encode(const ObserverView& v);
+std::string Encode(const RestoreRecord& v);
 // Each returns false when `text` is not a value of its type.
 bool Decode(std::string_view text, int64_t& out);
 bool Decode(std::string_view text, std::string& out);
@@ -179,6 +198,7 @@ bool Decode(std::string_view text, LastBackup& out);
 bool Decode(std::string_view text, PrimaryRecord& out);
 bool Decode(std::string_view text, FailoverRun& out);
 bool Decode(std::string_view text, ObserverView& out);
+bool Decode(std::string_view text, RestoreRecord& out);
 
 template <class V>
 Result<std::optional<V>> Key<V>::Get(Store& store) const {

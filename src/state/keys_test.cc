@@ -92,6 +92,17 @@ TEST(StateKeys, ValuesRoundTrip) {
   EXPECT_EQ((*v)->copies[0].volume, "data");
   EXPECT_EQ((*v)->copies[0].role.source_region, "east");
   EXPECT_EQ((*v)->copies[0].role.epoch, 2u);
+  RestoreRecord restore{"run-1#2", "done", {{"data", "dr", "abc", 3, 300, 1, ""}}, "t0", "t1"};
+  ASSERT_TRUE(keys::RestoreOf("west").Put(*store, restore).ok());
+  auto rr = keys::RestoreOf("west").Get(*store);
+  ASSERT_TRUE(rr.ok() && rr->has_value());
+  EXPECT_EQ((*rr)->run, "run-1#2");
+  ASSERT_EQ((*rr)->volumes.size(), 1u);
+  EXPECT_EQ((*rr)->volumes[0].location, "dr");
+  EXPECT_EQ((*rr)->volumes[0].bytes, 300u);
+  EXPECT_EQ((*rr)->volumes[0].not_restored, 1u);
+  ASSERT_TRUE(store->Put("regions/west/failover/restore", R"({"run": "r#1", "state": "done", "volumes": [{}]})").ok());
+  EXPECT_EQ(keys::RestoreOf("west").Get(*store).error().code(), Code::kDataLoss);
   ASSERT_TRUE(store->Put("views/x", R"({"observer": "x", "epoch": 1, "primary_down": "yes"})").ok());
   EXPECT_EQ(keys::ViewOf("x").Get(*store).error().code(), Code::kDataLoss);
 }

@@ -44,5 +44,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ObserverView v;
     if (Decode(line, v) && v.observer.empty()) std::abort();
   }
+  {
+    RestoreRecord v;
+    if (Decode(line, v) && (v.run.empty() || v.state.empty())) std::abort();  // refused by contract
+  }
   return 0;
 }

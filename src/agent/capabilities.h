@@ -96,6 +96,21 @@ class TrafficSwitch {
   virtual bool Healthy(const std::string& endpoint) const = 0;
 };
 
+// Published by the backup service: a volume's newest backup, in any of the
+// plan's locations, restored into this region's copy (the backup-restore
+// pattern's failover step).
+class VolumeRestorer {
+ public:
+  virtual ~VolumeRestorer() = default;
+  using Done = std::function<void(const state::RestoreRecord::Volume&)>;
+  // Returns at once; the restore runs on the service's worker, one at a
+  // time, and `done` gets what it did: the backup restored (empty when the
+  // volume has none anywhere), the files and bytes, the entries that could
+  // not be restored, or the error. Files in the copy that the backup lacks
+  // are kept. An agent that stops ends a running restore at the next file.
+  virtual void RestoreLatest(const std::string& volume, Done done) = 0;
+};
+
 // Published by the failover service: endpoint health as the regions' agents
 // see it together (their views in the store), so that one region's network
 // trouble does not make the regions' DNS servers disagree.

@@ -14,6 +14,8 @@
 #include "agent/services/backup/backup_service.h"
 #include "agent/services/replication/replication_service.h"
 #include "agent/services/traffic/traffic_service.h"
+#include "backup/backup.h"
+#include "backup/location.h"
 #include "plan/load.h"
 #include "state/keys.h"
 #include "state/sqlite_store.h"
@@ -337,6 +339,68 @@ TEST(BackupService, RunNowNeedsTheTokenAndAKnownSchedule) {
   auto status = (*s)->StatusJson();
   ASSERT_EQ(status["schedules"].size(), 1u);
   EXPECT_EQ(status["schedules"][0]["last_backup"], "abc");
+}
+
+// The backup-restore pattern's failover step: the newest backup of the
+// volume in any location is restored into this region's copy; a volume with
+// no backup says so without an error.
+TEST(BackupService, RestoresTheNewestBackupOfAVolumeFromAnyLocation) {
+  fs::path dir = fs::temp_directory_path() / ("lb-services-restore-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "src");
+  {
+    std::ofstream(dir / "pw") << "secret\n";
+  }
+  std::string plan = "name: t\npattern: backup-restore\nregions:\n  east: { role: primary, agent: 127.0.0.1:1 }\n"
+                     "  west: { role: standby, agent: 127.0.0.1:2 }\n"
+                     "volumes:\n"
+                     "  data: { path: { east: " + (dir / "src").string() + ", west: " + (dir / "west").string() + " } }\n"
+                     "  empty: { path: { east: /nonexistent, west: " + (dir / "west-empty").string() + " } }\n"
+                     "backup:\n  locations:\n"
+                     "    a: { type: filesystem, path: " + (dir / "a").string() + ", password_file: " + (dir / "pw").string() + " }\n"
+                     "    b: { type: filesystem, path: " + (dir / "b").string() + ", password_file: " + (dir / "pw").string() + " }\n";
+  Harness h(plan, "west");
+  // Two backups of the volume: the older in a, the newer in b.
+  auto backup_to = [&](const std::string& name, const std::string& content) {
+    const plan::Location* loc = h.ctx().plan.FindLocation(name);
+    auto backend = backup::OpenBackend(*loc);
+    ASSERT_TRUE(backend.ok()) << backend.error().message();
+    ASSERT_TRUE(repo::Repository::Init(**backend, true, "secret", chunk::ChunkParams::ForAverage(64 << 10),
+                                       repo::ScryptParams{1 << 10, 1, 1})
+                    .ok());
+    auto repo = backup::OpenLocation(*loc);
+    ASSERT_TRUE(repo.ok()) << repo.error().message();
+    std::ofstream(dir / "src" / "file") << content;
+    backup::BackupOptions o;
+    o.path = (dir / "src").string();
+    o.source = "volume:data";
+    ASSERT_TRUE(backup::CreateBackup(**repo, o).ok());
+  };
+  backup_to("a", "older");
+  backup_to("b", "newer");
+  auto s = MakeBackupService(h.ctx());
+  ASSERT_TRUE(s.ok()) << s.error().ToString();
+  ASSERT_TRUE((*s)->Start().ok());
+  auto* restorer = h.ctx().caps.Get<VolumeRestorer>();
+  ASSERT_NE(restorer, nullptr);
+  auto restore = [&](const std::string& volume) {
+    std::promise<state::RestoreRecord::Volume> done;
+    restorer->RestoreLatest(volume, [&](const state::RestoreRecord::Volume& v) { done.set_value(v); });
+    return done.get_future().get();
+  };
+  auto data = restore("data");
+  EXPECT_EQ(data.error, "");
+  EXPECT_EQ(data.location, "b");
+  EXPECT_EQ(data.files, 1u);
+  std::ifstream in(dir / "west" / "file");
+  std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(got, "newer");
+  auto empty = restore("empty");
+  EXPECT_EQ(empty.backup, "");
+  EXPECT_EQ(empty.error, "");
+  EXPECT_FALSE(fs::exists(dir / "west-empty"));
+  (*s)->Stop();
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -402,6 +402,10 @@ void LoadFailover(const Map& top, Plan& plan) {
     for (size_t i = 0; i < f.steps.size(); ++i) {
       YAML::Mark at = steps.IsSequence() ? steps[i].Mark() : steps.Mark();
       CheckRef(ctx, at, "failover.steps", f.steps[i], known, "step (a built-in step or a hook)");
+      if (f.steps[i] == "restore" && plan.backup.locations.empty()) {
+        ctx.Error(at, "failover.steps: 'restore' restores the newest backups, and the plan has no backup location",
+                  "add backup.locations, or remove the step");
+      }
     }
   } else {
     f.steps = DefaultSteps(plan.pattern, f.hooks, f.self_fence);

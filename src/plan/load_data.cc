@@ -61,6 +61,8 @@ void LoadVolumes(const Map& top, Plan& plan) {
     if (!m.is_map()) continue;
     Volume v;
     v.name = e.key;
+    // backup-restore keeps data by backups alone: a volume replicates only when the plan says so.
+    if (plan.pattern == Pattern::kBackupRestore && !m.Has("replication")) v.replication.mode = ReplicationMode::kOff;
     v.path = PerRegion(m, "path", plan, "path", "/srv/" + e.key, [](const std::string& p) -> std::string {
       if (p.empty() || p[0] != '/') return "'" + p + "' is not an absolute path";
       if (p.find("/../") != std::string::npos || p.ends_with("/..")) return "'" + p + "' contains '..'";

@@ -124,9 +124,31 @@ failover:
   // Both regions serve already: fence and shift traffic.
   EXPECT_EQ(steps_of("active-active", hooks), (V{"fence", "scale-up", "switch-traffic", "announce", "verify"}));
   EXPECT_EQ(steps_of("active-active", ""), (V{"fence", "switch-traffic", "verify"}));
+  // The newest backups restored into the new primary before its traffic.
+  EXPECT_EQ(steps_of("backup-restore", hooks + R"(
+backup:
+  locations: { dr: { type: filesystem, path: /b } }
+)"),
+            (V{"fence", "restore", "scale-up", "switch-traffic", "announce", "verify"}));
   // Steps the plan names are its own, whatever the pattern.
   EXPECT_EQ(steps_of("active-active", "failover: { steps: [fence, promote, switch-traffic] }"),
             (V{"fence", "promote", "switch-traffic"}));
+}
+
+TEST(PlanLoad, BackupRestoreVolumesReplicateOnlyWhenThePlanSaysSo) {
+  std::string text = kMinimal;
+  text.replace(text.find("pilot-light"), std::string("pilot-light").size(), "backup-restore");
+  text += R"(
+volumes:
+  uploads: { path: { a: /a, b: /b } }
+  logs: { path: { a: /la, b: /lb }, replication: { key_file: /k } }
+backup:
+  locations: { dr: { type: filesystem, path: /b } }
+)";
+  LoadResult r = LoadPlanText(text, "tiny.yaml");
+  ASSERT_TRUE(r.plan) << FormatDiagnostics(r.diagnostics);
+  EXPECT_EQ(r.plan->FindVolume("uploads")->replication.mode, ReplicationMode::kOff);
+  EXPECT_EQ(r.plan->FindVolume("logs")->replication.mode, ReplicationMode::kContinuous);
 }
 
 TEST(PlanLoad, AnEtcdStateStoreGetsThePlansPrefix) {

@@ -22,7 +22,11 @@ std::vector<std::string> DefaultSteps(Pattern pattern, const std::vector<Hook>& 
     return name != self_fence && std::any_of(hooks.begin(), hooks.end(), [&](const Hook& h) { return h.name == name; });
   };
   std::vector<std::string> steps = {"fence"};
-  if (pattern != Pattern::kActiveActive) steps.push_back("promote");
+  if (pattern == Pattern::kBackupRestore) {
+    steps.push_back("restore");
+  } else if (pattern != Pattern::kActiveActive) {
+    steps.push_back("promote");
+  }
   if (has(kScaleUpHook)) steps.push_back(kScaleUpHook);
   steps.push_back("switch-traffic");
   for (const auto& h : hooks) {

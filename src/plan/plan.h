@@ -239,14 +239,14 @@ struct Plan {
 };
 
 // The built-in failover steps, in their usual order.
-inline constexpr const char* kBuiltinSteps[] = {"fence", "promote", "switch-traffic", "verify"};
+inline constexpr const char* kBuiltinSteps[] = {"fence", "promote", "restore", "switch-traffic", "verify"};
 // The hook a plan's default steps run before switch-traffic: capacity in the
 // new primary before its traffic arrives.
 inline constexpr const char* kScaleUpHook = "scale-up";
 
 // The steps of a plan without failover.steps, which the pattern implies:
-//   pilot-light, warm-standby, backup-restore:
-//                              fence, promote, [scale-up], switch-traffic, hooks, verify
+//   pilot-light, warm-standby: fence, promote, [scale-up], switch-traffic, hooks, verify
+//   backup-restore:            fence, restore, [scale-up], switch-traffic, hooks, verify
 //   active-active:             fence, [scale-up], switch-traffic, hooks, verify
 // (both regions serve already: nothing waits for a promote; the copies still
 // follow the epoch). "hooks" are the plan's other hooks in their order; the

@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "core/cron.h"
 #include "core/log.h"
+#include "core/worker.h"
 #include "state/keys.h"
 
 namespace lifeboat::agent {
@@ -20,7 +21,7 @@ namespace {
 
 using OJson = nlohmann::ordered_json;
 
-class BackupService final : public Service {
+class BackupService final : public Service, public VolumeRestorer {
  public:
   explicit BackupService(ServiceContext& ctx) : ctx_(ctx) {}
   ~BackupService() override { Stop(); }
@@ -30,6 +31,7 @@ class BackupService final : public Service {
   Status Start() override;
   void Stop() override;
   nlohmann::ordered_json StatusJson() override { return Json(); }
+  void RestoreLatest(const std::string& volume, Done done) override;
 
  private:
   struct Run {  // one volume of one schedule
@@ -77,6 +79,9 @@ class BackupService final : public Service {
   std::map<std::pair<std::string, std::string>, Run> runs_;
   std::thread thread_;
   metrics::Family<metrics::Histogram>* duration_h_ = nullptr;
+  metrics::Family<metrics::Counter>* restores_c_ = nullptr;
+  std::atomic<bool> stop_restores_{false};
+  std::unique_ptr<Worker> restorer_;  // restores for failovers, one at a time; last: it uses the above
 };
 
 
@@ -101,7 +106,83 @@ Status BackupService::Init() {
   }
   ctx_.router.Add("/v1/backups", [this](const net::HttpRequest& r) { return Handle(r); });
   RegisterMetrics();
+  restorer_ = std::make_unique<Worker>();
+  if (!ctx_.plan.backup.locations.empty()) ctx_.caps.Provide<VolumeRestorer>(this);
   return Ok();
+}
+
+void BackupService::RestoreLatest(const std::string& volume, Done done) {
+  if (!restorer_) {  // stopped
+    state::RestoreRecord::Volume out;
+    out.volume = volume;
+    out.error = "the backup service has stopped";
+    return done(out);
+  }
+  restorer_->Post([this, volume, done = std::move(done)] {
+    state::RestoreRecord::Volume out;
+    out.volume = volume;
+    auto finish = [&](std::string result) {
+      restores_c_->With({volume, result}).Inc();
+      done(out);
+    };
+    const plan::Volume* v = ctx_.plan.FindVolume(volume);
+    if (v == nullptr || !v->path.count(ctx_.region.name)) {
+      out.error = "this region holds no copy of " + volume;
+      return finish("failed");
+    }
+    // The newest backup of the volume in any location; a location that
+    // cannot be read is named if none is found elsewhere.
+    const plan::Location* best_location = nullptr;
+    std::optional<repo::Snapshot> best;
+    std::string unreadable;
+    for (const auto& loc : ctx_.plan.backup.locations) {
+      auto repo = backup::OpenLocation(loc);
+      auto snaps = repo.ok() ? (*repo)->ListSnapshots() : Result<std::vector<repo::Snapshot>>(repo.error());
+      if (!snaps.ok()) {
+        unreadable += (unreadable.empty() ? "" : "; ") + loc.name + ": " + snaps.error().message();
+        continue;
+      }
+      for (const auto& snap : *snaps) {
+        if (snap.source != "volume:" + volume || (best && snap.time_ns <= best->time_ns)) continue;
+        best = snap;
+        best_location = &loc;
+      }
+    }
+    if (!best) {
+      out.error = unreadable.empty() ? "" : "no backup found; unreadable: " + unreadable;
+      return finish(unreadable.empty() ? "none" : "failed");
+    }
+    out.location = best_location->name;
+    auto repo = backup::OpenLocation(*best_location);
+    if (!repo.ok()) {
+      out.error = repo.error().message();
+      return finish("failed");
+    }
+    out.backup = best->id;
+    const std::string& path = v->path.at(ctx_.region.name);
+    LogWarn({{"volume", volume}, {"backup", best->id}, {"location", out.location}},
+            "backup: restoring {} from {} (backup {}) into {} for a failover", volume, out.location,
+            best->id.substr(0, 8), path);
+    backup::RestoreOptions ro;
+    ro.to = path;
+    ro.cancel = &stop_restores_;
+    auto res = backup::Restore(**repo, *best, ro);
+    if (!res.ok()) {
+      out.error = res.error().message();
+      LogError({{"volume", volume}, {"error", out.error}}, "backup: the restore of {} failed: {}", volume, out.error);
+      return finish("failed");
+    }
+    out.files = res->files;
+    out.bytes = res->bytes;
+    out.not_restored = res->failed.size();
+    if (!res->failed.empty()) {
+      out.error = std::to_string(res->failed.size()) + " entries could not be restored, first " +
+                  res->failed[0].path + ": " + res->failed[0].reason;
+    }
+    LogInfo({{"volume", volume}, {"backup", best->id}}, "backup: restored {} files ({}) of {} into {}{}", out.files,
+            HumanBytes(out.bytes), volume, path, out.error.empty() ? "" : "; " + out.error);
+    finish(out.not_restored == 0 ? "done" : "partial");
+  });
 }
 
 BackupService::Run& BackupService::RunOf(const std::string& schedule, const std::string& volume) {
@@ -127,6 +208,8 @@ void BackupService::Stop() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  stop_restores_ = true;  // a running restore stops at its next file
+  restorer_.reset();
 }
 
 void BackupService::Loop() {
@@ -398,6 +481,10 @@ void BackupService::RegisterMetrics() {
                        each([](const Run& r) { return static_cast<double>(r.runs); }, false));
   m.AddCounterCallback("lifeboat_backup_failures_total", "Scheduled backups that failed", labels,
                        each([](const Run& r) { return static_cast<double>(r.failures); }, false));
+  restores_c_ = &m.AddCounter("lifeboat_backup_failover_restores_total",
+                              "Restores of a volume's newest backup for a failover, by result (done, partial, "
+                              "none: no backup anywhere, failed)",
+                              {"volume", "result"});
   m.AddCounterCallback("lifeboat_backup_retention_deleted_total", "Backups deleted by retention", labels,
                        each([](const Run& r) { return static_cast<double>(r.deleted); }, false));
 }

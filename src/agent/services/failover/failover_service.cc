@@ -48,6 +48,27 @@ constexpr auto kFailedRunBackoff = std::chrono::seconds(10);
 // sync, and wants them in sync without a break for kInSyncSettle.
 constexpr auto kInSyncTimeout = std::chrono::seconds(60);
 constexpr auto kInSyncSettle = std::chrono::seconds(1);
+// A restore step waits this long for the new primary's restores, and gives
+// up sooner when that region's agent has had no view for kRestoreAgentGone.
+constexpr auto kRestoreTimeout = std::chrono::hours(12);
+constexpr auto kRestoreAgentGone = std::chrono::seconds(60);
+
+// The volumes a `restore` step restores into `region`: each with a copy
+// there that is not kept by continuous replication (a replicated copy is
+// promoted instead).
+std::vector<std::string> RestoredVolumes(const plan::Plan& plan, const std::string& region) {
+  std::vector<std::string> out;
+  for (const auto& v : plan.volumes) {
+    bool replicated = v.replication.mode == plan::ReplicationMode::kContinuous && v.path.size() > 1;
+    if (v.path.count(region) && !replicated) out.push_back(v.name);
+  }
+  return out;
+}
+
+// "ID#ATTEMPT": which attempt of which run's restore step a record answers.
+std::string RestoreTag(const state::FailoverRun& run, const state::StepRecord& step) {
+  return run.id + "#" + std::to_string(step.attempts);
+}
 
 // The stored codec's object, as status shows it.
 Json ViewJson(const state::ObserverView& v) { return Json::parse(state::Encode(v)); }
@@ -64,6 +85,7 @@ class FailoverService final : public Service, public EndpointViews, private orch
   Status Init() {
     traffic_ = ctx_.caps.Get<TrafficSwitch>();
     roles_ = ctx_.caps.Get<VolumeRoles>();
+    restorer_ = ctx_.caps.Get<VolumeRestorer>();
     // The witness serves nothing, so no traffic service probes for it: it
     // probes the endpoints itself to have a view.
     // Without a traffic service (the witness; a plan without DNS) it keeps
@@ -260,7 +282,60 @@ class FailoverService final : public Service, public EndpointViews, private orch
       NoteInSync(p, *views);
     }
     Reconcile(p, *run, now);
+    MaybeRestore(*run);
     Act(p, verdict, *run, now);
+  }
+
+  // When a run to this region is at its `restore` step: restores each
+  // volume's newest backup here (on the backup service's worker), then
+  // records the outcome for the driver (regions/R/failover/restore). Once
+  // per attempt of the step.
+  void MaybeRestore(const std::optional<state::FailoverRun>& run) {
+    if (restorer_ == nullptr || !run || run->state != "running" || run->to != ctx_.region.name) return;
+    auto step = std::find_if(run->steps.begin(), run->steps.end(), [](const auto& s) { return s.state != "done"; });
+    if (step == run->steps.end() || step->name != "restore" || step->state != "running") return;
+    std::string tag = RestoreTag(*run, *step);
+    if (restoring_ == tag) return;
+    auto key = state::keys::RestoreOf(ctx_.region.name);
+    auto recorded = key.Get(ctx_.store);
+    if (!recorded.ok()) return;  // tried again next tick
+    restoring_ = tag;
+    if (*recorded && (*recorded)->run == tag && (*recorded)->state != "running") return;  // done before a restart
+    auto volumes = RestoredVolumes(ctx_.plan, ctx_.region.name);
+    struct Pending {
+      std::mutex mu;
+      state::RestoreRecord record;
+      size_t left = 0;
+    };
+    auto pending = std::make_shared<Pending>();
+    pending->record = {tag, "running", {}, FormatUtc(ctx_.clock.Now()), ""};
+    pending->left = volumes.size();
+    if (auto put = key.Put(ctx_.store, pending->record); !put.ok()) {
+      restoring_.clear();
+      return;
+    }
+    LogWarn({{"run", run->id}}, "failover: restoring the newest backups of {} volume(s) into {} (run {}, attempt {})",
+            volumes.size(), ctx_.region.name, run->id, step->attempts);
+    auto finish = [this, key](Pending& p) {  // p.mu held
+      bool failed = std::any_of(p.record.volumes.begin(), p.record.volumes.end(),
+                                [](const auto& v) { return v.backup.empty() || (v.files == 0 && !v.error.empty()); });
+      p.record.state = failed ? "failed" : "done";
+      p.record.ended_at = FormatUtc(ctx_.clock.Now());
+      if (auto put = key.Put(ctx_.store, p.record); !put.ok()) {
+        LogError({{"error", put.error().message()}}, "failover: cannot record the restore: {}", put.error().message());
+      }
+    };
+    if (volumes.empty()) {
+      std::lock_guard lock(pending->mu);
+      return finish(*pending);
+    }
+    for (const auto& v : volumes) {
+      restorer_->RestoreLatest(v, [pending, finish](const state::RestoreRecord::Volume& done) {
+        std::lock_guard lock(pending->mu);
+        pending->record.volumes.push_back(done);
+        if (--pending->left == 0) finish(*pending);
+      });
+    }
   }
 
   // When the primary's own view last said a target of its volumes was in
@@ -504,6 +579,8 @@ class FailoverService final : public Service, public EndpointViews, private orch
       out = FenceStep(run);
     } else if (step.name == "promote") {
       out = PromoteStep(run);
+    } else if (step.name == "restore") {
+      out = RestoreStep(run, step);
     } else if (step.name == "switch-traffic") {
       out = SwitchStep(run);
     } else if (step.name == "verify") {
@@ -627,6 +704,52 @@ class FailoverService final : public Service, public EndpointViews, private orch
                                 ": " + waiting + "; see its log and `lifeboat status`");
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+
+  // Waits until the new primary's agent has restored the newest backup of
+  // each of its volumes (MaybeRestore there) for this attempt.
+  Result<std::string> RestoreStep(const state::FailoverRun& run, const state::StepRecord& step) {
+    auto volumes = RestoredVolumes(ctx_.plan, run.to);
+    if (volumes.empty()) return "no volume to restore in " + run.to + " (replicated copies are promoted instead)";
+    const std::string tag = RestoreTag(run, step);
+    auto started = SteadyClock::now(), deadline = started + kRestoreTimeout;
+    Steady agent_seen = started, reported = started;
+    for (;;) {
+      LB_ASSIGN_OR_RETURN(auto record, state::keys::RestoreOf(run.to).Get(ctx_.store));
+      if (record && record->run == tag && record->state != "running") {
+        std::string out;
+        for (const auto& v : record->volumes) {
+          std::string one = v.volume + ": ";
+          if (v.backup.empty()) {
+            one += "no backup in any location" + (v.error.empty() ? "" : " (" + v.error + ")");
+          } else if (v.files == 0 && !v.error.empty()) {
+            one += "backup " + v.backup.substr(0, 8) + " from " + v.location + " failed: " + v.error;
+          } else {
+            one += "backup " + v.backup.substr(0, 8) + " from " + v.location + ", " + std::to_string(v.files) +
+                   " files (" + HumanBytes(v.bytes) + ")" + (v.error.empty() ? "" : "; " + v.error);
+          }
+          out += (out.empty() ? "" : "; ") + one;
+        }
+        if (record->state == "failed") return Internal("restore in " + run.to + " failed: " + out);
+        return "restored in " + run.to + ": " + out;
+      }
+      auto now = SteadyClock::now();
+      LB_ASSIGN_OR_RETURN(auto view, state::keys::ViewOf(run.to).Get(ctx_.store));
+      if (view) agent_seen = now;
+      if (now - agent_seen > kRestoreAgentGone) {
+        return Unavailable(run.to + "'s agent has had no view in the store for " + FormatDuration(kRestoreAgentGone) +
+                           "; it restores its own copies");
+      }
+      if (now > deadline || stop_drive_) {
+        return DeadlineExceeded(run.to + " did not finish restoring within " + FormatDuration(kRestoreTimeout));
+      }
+      if (now - reported > std::chrono::minutes(1)) {
+        reported = now;
+        LogInfo({{"to", run.to}}, "failover: waiting for {} to restore its volumes ({} so far)", run.to,
+                FormatDuration(std::chrono::duration_cast<Duration>(now - started)));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
   }
 
@@ -779,6 +902,7 @@ class FailoverService final : public Service, public EndpointViews, private orch
   const Duration tick_;
   TrafficSwitch* traffic_ = nullptr;
   VolumeRoles* roles_ = nullptr;
+  VolumeRestorer* restorer_ = nullptr;
   std::unique_ptr<health::Monitor> own_health_;
   std::unique_ptr<traffic::RoutingControls> own_controls_;
 
@@ -795,6 +919,7 @@ class FailoverService final : public Service, public EndpointViews, private orch
   std::atomic<bool> self_fenced_{false};  // read by StatusJson
   std::string failed_run_;
   std::map<std::string, Steady> reconcile_tried_;
+  std::string restoring_;  // the restore tag (RestoreTag) this agent began last
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

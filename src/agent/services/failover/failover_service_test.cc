@@ -142,6 +142,36 @@ class FakeRoles final : public VolumeRoles {
   std::atomic<bool> in_sync_{true};
 };
 
+// A region's backup service restoring: says it restored a fixed backup, or
+// that there is none.
+class FakeRestorer final : public VolumeRestorer {
+ public:
+  void RestoreLatest(const std::string& volume, Done done) override {
+    state::RestoreRecord::Volume out;
+    out.volume = volume;
+    if (has_backup) {
+      out.location = "dr";
+      out.backup = "abcdef0123456789";
+      out.files = 3;
+      out.bytes = 3000;
+    }
+    {
+      std::lock_guard lock(mu_);
+      restored_.push_back(volume);
+    }
+    done(out);
+  }
+  std::vector<std::string> restored() const {
+    std::lock_guard lock(mu_);
+    return restored_;
+  }
+  std::atomic<bool> has_backup{true};
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> restored_;
+};
+
 // One region's agent: its context (its own view of the shared store, which
 // the test can cut), its fakes and its failover service.
 struct Agent {
@@ -151,6 +181,7 @@ struct Agent {
     // would run a health monitor of its own, which the integration tests use).
     caps.Provide<TrafficSwitch>(&traffic);
     if (region != "witness") caps.Provide<VolumeRoles>(&roles);
+    if (region != "witness") caps.Provide<VolumeRestorer>(&restorer);
     ctx.reset(new ServiceContext{plan, *plan.FindRegion(region), io, store, metrics, Clock::Real(), router, caps,
                                  token, dns_listen});
     auto s = MakeFailoverService(*ctx);
@@ -172,6 +203,7 @@ struct Agent {
   state::CuttableStore store;
   FakeTraffic traffic;
   FakeRoles roles;
+  FakeRestorer restorer;
   boost::asio::io_context io;
   metrics::Registry metrics;
   Router router;
@@ -190,6 +222,7 @@ class FailoverServiceTest : public ::testing::Test {
     std::string text = kPlan;
     text.replace(text.find("MODE"), 4, mode);
     text.replace(text.find("SELF_FENCE_FILE"), 15, self_fence_file_);
+    if (edit_plan_) edit_plan_(text);
     auto r = plan::LoadPlanText(text, "t.yaml");
     ASSERT_TRUE(r.plan) << plan::FormatDiagnostics(r.diagnostics);
     plan_ = *r.plan;
@@ -218,7 +251,18 @@ class FailoverServiceTest : public ::testing::Test {
   std::map<std::string, std::unique_ptr<Agent>> agents_;
   std::string self_fence_file_;
   bool east_in_sync_ = true;  // whether east's volume starts in sync at west
+  std::function<void(std::string&)> edit_plan_;
 };
+
+// The backup-restore pattern: the volume (without a replication section, so
+// not replicated) is restored into the new primary from its newest backup
+// before traffic moves there.
+void BackupRestorePlan(std::string& text) {
+  auto replace = [&](const std::string& from, const std::string& to) { text.replace(text.find(from), from.size(), to); };
+  replace("pattern: warm-standby", "pattern: backup-restore");
+  replace("  steps: [fence, promote, switch-traffic, announce, verify]\n", "");
+  text += "backup:\n  locations: { dr: { type: filesystem, path: /nonexistent } }\n";
+}
 
 TEST_F(FailoverServiceTest, AQuorumSeeingThePrimaryDownFailsOverOnceAndFencesTheOldSource) {
   Start("automatic");
@@ -432,6 +476,49 @@ TEST_F(FailoverServiceTest, APrimaryThatLosesTheStoreFencesItself) {
   east.store.Cut(false);
   ASSERT_TRUE(state::WaitUntil([&] { return !east.roles.held(); }, 10s));
   EXPECT_FALSE(east.Status()["self_fenced"].get<bool>());
+}
+
+// backup-restore: the pattern's steps restore the newest backup of the
+// volume in the new primary (by that region's own agent), before
+// switch-traffic.
+TEST_F(FailoverServiceTest, ABackupRestoreFailoverRestoresTheNewestBackupsBeforeTraffic) {
+  edit_plan_ = BackupRestorePlan;
+  Start("manual");
+  ASSERT_TRUE(state::WaitUntil([&] { return Views() == 3; }, 10s));
+  // The witness drives it: the restore still happens in west, by west's agent.
+  ASSERT_TRUE(state::WaitUntil([&] { return agents_["witness"]->Post(R"({"to": "west"})").status == 202; }, 10s));
+  ASSERT_TRUE(state::WaitUntil([&] { return RunEnded(); }, 30s));
+  auto run = *Run();
+  EXPECT_EQ(run.state, "done") << state::Encode(run);
+  std::vector<std::string> names;
+  for (const auto& st : run.steps) names.push_back(st.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"fence", "restore", "switch-traffic", "announce", "verify"}));
+  EXPECT_EQ(run.steps[1].output, "restored in west: data: backup abcdef01 from dr, 3 files (2.9 KiB)");
+  EXPECT_EQ(agents_["west"]->restorer.restored(), (std::vector<std::string>{"data"}));
+  EXPECT_TRUE(agents_["east"]->restorer.restored().empty());
+  auto record = state::keys::RestoreOf("west").Get(*store_);
+  ASSERT_TRUE(record.ok() && *record);
+  EXPECT_EQ((*record)->run, run.id + "#1");
+  EXPECT_EQ((*record)->state, "done");
+}
+
+// No backup anywhere: the step fails (each attempt restores again) and the
+// run fails before traffic moves to an empty region.
+TEST_F(FailoverServiceTest, ABackupRestoreFailoverWithoutABackupFailsBeforeTraffic) {
+  edit_plan_ = BackupRestorePlan;
+  Start("manual");
+  agents_["west"]->restorer.has_backup = false;
+  ASSERT_TRUE(state::WaitUntil([&] { return Views() == 3; }, 10s));
+  ASSERT_TRUE(state::WaitUntil([&] { return agents_["west"]->Post(R"({"to": "west"})").status == 202; }, 10s));
+  ASSERT_TRUE(state::WaitUntil([&] { return RunEnded(); }, 60s));
+  auto run = *Run();
+  EXPECT_EQ(run.state, "failed");
+  EXPECT_EQ(run.steps[1].state, "failed");
+  EXPECT_EQ(run.steps[1].attempts, 3);
+  EXPECT_NE(run.steps[1].output.find("restore in west failed: data: no backup in any location"), std::string::npos)
+      << run.steps[1].output;
+  EXPECT_EQ(run.steps[2].state, "pending") << "traffic moved to a region that restored nothing";
+  EXPECT_EQ(agents_["west"]->restorer.restored().size(), 3u);
 }
 
 }  // namespace

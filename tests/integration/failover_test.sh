@@ -119,8 +119,11 @@ echo "$status" | jq -e '.failover.run.steps[0].output | test("accepted lag: data
   { echo "$status" | jq .failover.run.steps[0] >&2; fail "the unplanned fence did not report the lag it accepted"; }
 grep -qx "east to west at epoch 2" "$WORK/hook.log" || fail "the hook did not run with the failover's environment"
 grep -q '"msg":"failover: automatic failover from east to west' "$WORK/west.log" || fail "west did not log the decision"
-curl -sf "http://127.0.0.2:$PORT_WEST/metrics" | grep -q '^lifeboat_failover_runs_total{kind="automatic",result="done"} 1$' ||
-  fail "the run is not counted"
+# Counted by the driver once its drive returns, just after the run's record says done.
+deadline=$(( SECONDS + 5 ))
+until curl -sf "http://127.0.0.2:$PORT_WEST/metrics" | grep -q '^lifeboat_failover_runs_total{kind="automatic",result="done"} 1$'; do
+  [ $SECONDS -lt $deadline ] || fail "the run is not counted"; sleep 0.1
+done
 pass "east killed: DNS answered west after ${ms} ms; epoch 2, every step done, west's copy is the source"
 
 echo "written after the failover" > "$WORK/west-vol/order-2"

@@ -121,6 +121,12 @@ see_down() {
     sleep 0.1
   done
 }
+see_up() {  # OBSERVER: after a heal, until OBSERVER sees east up without a failing probe
+  local deadline=$(( SECONDS + 15 ))
+  until failover_json "$1" | jq -e '.view.primary_down == false and .view.down_for_ms == 0' >/dev/null; do
+    [ $SECONDS -lt $deadline ] || fail "$1 did not see east again after the heal"; sleep 0.1
+  done
+}
 no_failover() {  # WHAT
   sleep 4  # grace 500 ms, ticks of 100 ms, a lease of 2 s: well past when a failover would begin
   [ "$(epoch)" = "east@1" ] || fail "$1: a failover happened (primary $(epoch))"
@@ -139,10 +145,7 @@ heal witness east
 pass "witness–east link cut: the witness alone sees east down (1 vote of 2), no failover, DNS stays on east"
 
 # --- 2. west–east cut ------------------------------------------------------------
-deadline=$(( SECONDS + 15 ))
-until failover_json witness | jq -e '.view.primary_down == false and .view.down_for_ms == 0' >/dev/null; do
-  [ $SECONDS -lt $deadline ] || fail "the witness did not see east again after the heal"; sleep 0.1
-done
+see_up witness
 cut west east
 see_down west
 no_failover "west–east cut"
@@ -150,10 +153,8 @@ heal west east
 pass "west–east link cut: the standby alone sees east down (1 vote of 2), no failover, DNS stays on east"
 
 # --- 3. east alone ---------------------------------------------------------------
+see_up west
 deadline=$(( SECONDS + 15 ))
-until failover_json west | jq -e '.view.primary_down == false and .view.down_for_ms == 0' >/dev/null; do
-  [ $SECONDS -lt $deadline ] || fail "west did not see east again after the heal"; sleep 0.1
-done
 until [ "$(hub curl -sf "http://${ADDR[east]}:7700/v1/replication/data" | jq -r '.targets[0].in_sync')" = true ]; do
   [ $SECONDS -lt $deadline ] || fail "east's volume did not get back in sync at west"; sleep 0.1
 done

@@ -125,6 +125,10 @@ void BackupService::RestoreLatest(const std::string& volume, Done done) {
       restores_c_->With({volume, result}).Inc();
       done(out);
     };
+    if (stop_restores_) {  // the agent stops: what was asked is answered, not done
+      out.error = "the agent stopped before the restore began";
+      return finish("failed");
+    }
     const plan::Volume* v = ctx_.plan.FindVolume(volume);
     if (v == nullptr || !v->path.count(ctx_.region.name)) {
       out.error = "this region holds no copy of " + volume;

@@ -316,12 +316,14 @@ class FailoverService final : public Service, public EndpointViews, private orch
     }
     LogWarn({{"run", run->id}}, "failover: restoring the newest backups of {} volume(s) into {} (run {}, attempt {})",
             volumes.size(), ctx_.region.name, run->id, step->attempts);
-    auto finish = [this, key](Pending& p) {  // p.mu held
+    // Runs on the backup service's worker, which may outlive this service
+    // (it stops after): it uses the agent's store and clock, not `this`.
+    auto finish = [key, store = &ctx_.store, clock = &ctx_.clock](Pending& p) {  // p.mu held
       bool failed = std::any_of(p.record.volumes.begin(), p.record.volumes.end(),
                                 [](const auto& v) { return v.backup.empty() || (v.files == 0 && !v.error.empty()); });
       p.record.state = failed ? "failed" : "done";
-      p.record.ended_at = FormatUtc(ctx_.clock.Now());
-      if (auto put = key.Put(ctx_.store, p.record); !put.ok()) {
+      p.record.ended_at = FormatUtc(clock->Now());
+      if (auto put = key.Put(*store, p.record); !put.ok()) {
         LogError({{"error", put.error().message()}}, "failover: cannot record the restore: {}", put.error().message());
       }
     };

@@ -87,6 +87,17 @@ until [ "$(q)" = 127.0.0.1 ]; do [ $SECONDS -lt $deadline ] || fail "west's DNS 
 echo "written before the outage" > "$WORK/east-vol/order-1"
 deadline=$(( SECONDS + 15 ))
 until [ -f "$WORK/west-vol/order-1" ]; do [ $SECONDS -lt $deadline ] || fail "the volume never reached west"; sleep 0.1; done
+# West decides the failover and reports the lag it accepts from what it last
+# read in east's view; wait until it has read "in sync" there once.
+in_sync_seen() {
+  failover_json "127.0.0.2:$PORT_WEST" |
+    jq -e '[.views[] | select(.observer == "east") | .sending[]? | select(.volume == "data" and .target == "west" and .in_sync)] | length > 0' >/dev/null
+}
+deadline=$(( SECONDS + 15 ))
+until in_sync_seen; do
+  [ $SECONDS -lt $deadline ] || { failover_json "127.0.0.2:$PORT_WEST" >&2; fail "west never saw east report the volume in sync"; }
+  sleep 0.1
+done
 pass "three agents on the $STORE store: three views, DNS answers east, the volume replicates to west"
 
 # --- 1. The primary region dies -------------------------------------------------

@@ -93,7 +93,7 @@ std::optional<std::string> ReportedSource(const std::vector<RegionStatus>& regio
   return source;
 }
 
-std::string PrimaryLine(const std::vector<RegionStatus>& regions) {
+std::string PrimaryLine(const std::vector<RegionStatus>& regions, Clock::TimePoint now) {
   using json::Arr;
   using json::Obj;
   using json::Str;
@@ -111,7 +111,14 @@ std::string PrimaryLine(const std::vector<RegionStatus>& regions) {
           break;
         }
       }
-      line += "; failover to " + Str(run, "to", "?") + " running, step " + step + ", driven by " + Str(run, "owner", "?");
+      line += "; failover to " + Str(run, "to", "?") + " running";
+      // The run's start as the driver's clock wrote it: a skewed clock
+      // shows as a wrong figure, never as a negative one.
+      if (auto started = ParseUtc(Str(run, "started_at")); started && *started <= now) {
+        auto tenths = std::chrono::floor<std::chrono::duration<int64_t, std::deci>>(now - *started);
+        line += " for " + FormatDuration(std::chrono::duration_cast<Duration>(tenths));
+      }
+      line += ", step " + step + ", driven by " + Str(run, "owner", "?");
     } else if (Str(run, "state") == "failed") {
       line += "; the last failover (to " + Str(run, "to", "?") + ") failed: see `lifeboat status -o json`";
     }

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/units.h"
 #include "plan/plan.h"
 
@@ -26,9 +27,9 @@ struct RegionStatus {
 // `timeout` is reported down, with the reason.
 std::vector<RegionStatus> CollectStatus(const plan::Plan& plan, Duration timeout);
 std::string StatusTable(const std::vector<RegionStatus>& regions);
-// "primary: east (epoch 1)", and a running failover's step, from the first
-// agent that answered; "" when none did.
-std::string PrimaryLine(const std::vector<RegionStatus>& regions);
+// "primary: east (epoch 1)", and a running failover's step and how long it
+// has run by `now`, from the first agent that answered; "" when none did.
+std::string PrimaryLine(const std::vector<RegionStatus>& regions, Clock::TimePoint now);
 nlohmann::ordered_json StatusJson(const plan::Plan& plan, const std::vector<RegionStatus>& regions);
 
 // How far one copy of a replicated volume is behind, as its source reports

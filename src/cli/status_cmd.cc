@@ -36,7 +36,7 @@ void AddStatusCommand(CLI::App& app, int& exit_code) {
     if (Structured(o->output)) {
       PrintDocument(StatusJson(*plan, regions), o->output);
     } else {
-      std::cout << PrimaryLine(regions) << StatusTable(regions);
+      std::cout << PrimaryLine(regions, Clock::Real().Now()) << StatusTable(regions);
       if (auto lags = VolumeLags(*plan, regions); !lags.empty()) std::cout << "\n" << VolumeLagTable(lags);
     }
   });

@@ -91,5 +91,33 @@ TEST(VolumeLags, AnAgentsOddAnswerIsSkippedNotThrown) {
   EXPECT_EQ(lags[0].volume, "data");
 }
 
+RegionStatus WithFailover(const char* failover) {
+  RegionStatus r;
+  r.region = "west";
+  r.up = true;
+  r.status = {{"region", "west"}, {"failover", nlohmann::ordered_json::parse(failover)}};
+  return r;
+}
+
+TEST(PrimaryLine, ARunningFailoverSaysItsStepAndHowLongItHasRun) {
+  auto now = *ParseUtc("2026-12-03T10:00:07.500Z");
+  auto line = PrimaryLine({WithFailover(R"({"primary": "west", "epoch": 2, "run": {"state": "running", "to": "west",
+      "owner": "west@h:1", "started_at": "2026-12-03T10:00:05.000Z",
+      "steps": [{"name": "fence", "state": "done"}, {"name": "promote", "state": "running"}]}})")},
+                          now);
+  EXPECT_EQ(line, "primary: west (epoch 2); failover to west running for 2.5s, step promote, driven by west@h:1\n");
+  // A start the reader cannot place (missing, unparsable, or ahead of this
+  // machine's clock) leaves the figure out rather than showing a wrong one.
+  for (const char* started : {"", "yesterday", "2026-12-03T10:00:09.000Z"}) {
+    auto failover = std::string(R"({"primary": "west", "epoch": 2, "run": {"state": "running", "to": "west",
+        "owner": "w", "started_at": ")") + started + R"(", "steps": [{"name": "fence", "state": "running"}]}})";
+    EXPECT_EQ(PrimaryLine({WithFailover(failover.c_str())}, now),
+              "primary: west (epoch 2); failover to west running, step fence, driven by w\n")
+        << started;
+  }
+  EXPECT_EQ(PrimaryLine({WithFailover(R"({"primary": "east", "epoch": 1, "run": {"state": "done"}})")}, now),
+            "primary: east (epoch 1)\n");
+}
+
 }  // namespace
 }  // namespace lifeboat::cli

@@ -4,7 +4,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace lifeboat {
 
@@ -32,6 +34,11 @@ class FakeClock final : public Clock {
 
 // "2026-11-22T03:00:00.123Z".
 std::string FormatUtc(Clock::TimePoint t);
+
+// The reverse of FormatUtc, also without the fraction or with up to nine
+// digits of it ("2026-11-22T03:00:00Z"); nullopt for anything else,
+// including a time zone other than Z.
+std::optional<Clock::TimePoint> ParseUtc(std::string_view text);
 
 // The real clock's time as nanoseconds since the Unix epoch.
 int64_t NowUnixNs();

@@ -214,6 +214,9 @@ until [ "$(wc -l < "$WORK/hook.log")" -gt "$lines" ]; do
   [ $SECONDS -lt $deadline ] || { tail -20 "$WORK/witness.log" >&2; fail "the run never reached its hook"; }
   sleep 0.05
 done
+"$LIFEBOAT" status --plan "$WORK/plan.yaml" > "$WORK/status-running.txt" || true
+grep -Eq '^primary: .*; failover to west running for [0-9.]+m?s, step announce, driven by witness@' "$WORK/status-running.txt" ||
+  { cat "$WORK/status-running.txt" >&2; fail "lifeboat status does not show the running failover's step and time"; }
 kill -9 "$WITNESS"; wait "$WITNESS" 2>/dev/null || true
 rm -f "$WORK/slow"
 deadline=$(( SECONDS + 30 ))

@@ -132,7 +132,7 @@ grep -qx "east to west at epoch 2" "$WORK/hook.log" || fail "the hook did not ru
 grep -q '"msg":"failover: automatic failover from east to west' "$WORK/west.log" || fail "west did not log the decision"
 # Counted by the driver once its drive returns, just after the run's record says done.
 deadline=$(( SECONDS + 5 ))
-until curl -sf "http://127.0.0.2:$PORT_WEST/metrics" | grep -q '^lifeboat_failover_runs_total{kind="automatic",result="done"} 1$'; do
+until has_metric "http://127.0.0.2:$PORT_WEST/metrics" '^lifeboat_failover_runs_total{kind="automatic",result="done"} 1$'; do
   [ $SECONDS -lt $deadline ] || fail "the run is not counted"; sleep 0.1
 done
 pass "east killed: DNS answered west after ${ms} ms; epoch 2, every step done, west's copy is the source"

@@ -89,6 +89,15 @@ wait_http() {
   done
 }
 
+# has_metric URL REGEX: true when a line of URL's /metrics page matches REGEX.
+# The page is read whole first: `curl | grep -q` fails under pipefail when
+# grep exits at its match and curl then writes into the closed pipe.
+has_metric() {
+  local page
+  page=$(curl -sf --max-time 2 "$1") || return 1
+  grep -q -- "$2" <<<"$page"
+}
+
 # expect_exit CODE CMD...: runs CMD, checks its exit code, keeps its output in $OUT.
 expect_exit() {
   local want=$1; shift

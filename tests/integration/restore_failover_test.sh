@@ -94,6 +94,6 @@ echo "$run" | jq -e '.steps[1].output | test("^restored in west: data: backup [0
 [ "$(cat "$WORK/west-vol/order")" = "in the backup" ] || fail "west's copy is not the backup's"
 deadline=$(( SECONDS + 10 ))
 until [ "$(q)" = 127.0.0.2 ]; do [ $SECONDS -lt $deadline ] || fail "DNS never moved to west"; sleep 0.1; done
-curl -sf "http://127.0.0.2:$PORT_WEST/metrics" | grep -q '^lifeboat_backup_failover_restores_total{volume="data",result="done"} 1$' ||
-  fail "the restore is not counted"
+has_metric "http://127.0.0.2:$PORT_WEST/metrics" '^lifeboat_backup_failover_restores_total{volume="data",result="done"} 1$' ||
+  { curl -s "http://127.0.0.2:$PORT_WEST/metrics" | grep failover_restores >&2; fail "the restore is not counted"; }
 pass "east killed: the run restored the newest backup into west (20 files, a link, the backed-up 'order') before its switch-traffic step; DNS answers west"

@@ -1,0 +1,67 @@
+#include "drill/measure.h"
+
+#include <algorithm>
+
+namespace lifeboat::drill {
+
+Recovery MeasureRecovery(const std::vector<Attempt>& attempts, Clock::TimePoint fault) {
+  Recovery r;
+  for (const auto& a : attempts) {
+    if (a.end < fault) continue;  // finished before the fault: says nothing about it
+    if (!a.acked) {
+      ++r.failed;
+      if (!r.first_failure) r.first_failure = a.start;
+      continue;
+    }
+    if (r.first_failure && !r.recovered) {
+      r.recovered = a.end;
+      r.recovered_at = a.target;
+    }
+  }
+  if (!r.first_failure) {
+    r.rto = Duration(0);
+  } else if (r.recovered) {
+    r.rto = std::chrono::duration_cast<Duration>(*r.recovered - *r.first_failure);
+  }
+  return r;
+}
+
+Loss MeasureLoss(const std::vector<Attempt>& attempts, const std::set<uint64_t>& found, Clock::TimePoint fault) {
+  Loss l;
+  std::vector<const Attempt*> missing;
+  for (const auto& a : attempts) {
+    if (!a.acked) continue;
+    ++l.acked;
+    if (found.count(a.seq)) continue;
+    ++l.missing;
+    missing.push_back(&a);
+  }
+  if (missing.empty()) return l;
+  std::sort(missing.begin(), missing.end(), [](const Attempt* x, const Attempt* y) { return x->seq < y->seq; });
+  for (size_t i = 0; i < missing.size() && i < 10; ++i) l.first_missing.push_back(missing[i]->seq);
+  for (const Attempt* a : missing) {
+    if (!l.oldest || a->end < *l.oldest) l.oldest = a->end;
+    if (!l.newest || a->end > *l.newest) l.newest = a->end;
+  }
+  auto until = std::max(fault, *l.newest);
+  l.rpo = until > *l.oldest ? std::chrono::duration_cast<Duration>(until - *l.oldest) : Duration(0);
+  return l;
+}
+
+Verdict Judge(const plan::Objectives& objectives, const Recovery& recovery, const Loss& loss) {
+  Verdict v;
+  if (!recovery.rto) {
+    v.missed.push_back("the client never succeeded again after its first failure");
+  } else if (objectives.rto && *recovery.rto > *objectives.rto) {
+    v.missed.push_back("RTO " + FormatDuration(*recovery.rto) + " is over the objective " +
+                       FormatDuration(*objectives.rto));
+  }
+  if (objectives.rpo && loss.rpo > *objectives.rpo) {
+    v.missed.push_back("RPO " + FormatDuration(loss.rpo) + " (" + std::to_string(loss.missing) +
+                       " acknowledged records lost) is over the objective " + FormatDuration(*objectives.rpo));
+  }
+  v.pass = v.missed.empty();
+  return v;
+}
+
+}  // namespace lifeboat::drill

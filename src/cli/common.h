@@ -66,5 +66,6 @@ void AddTrafficCommands(CLI::App& app, int& exit_code);
 void AddReplicateCommands(CLI::App& app, int& exit_code);
 void AddBackupCommands(CLI::App& app, int& exit_code);  // repo, backup, restore
 void AddFailoverCommand(CLI::App& app, int& exit_code);
+void AddAppCommands(CLI::App& app, int& exit_code);  // app serve
 
 }  // namespace lifeboat::cli

@@ -67,5 +67,6 @@ void AddReplicateCommands(CLI::App& app, int& exit_code);
 void AddBackupCommands(CLI::App& app, int& exit_code);  // repo, backup, restore
 void AddFailoverCommand(CLI::App& app, int& exit_code);
 void AddAppCommands(CLI::App& app, int& exit_code);  // app serve
+void AddDrillCommands(CLI::App& app, int& exit_code);  // drill run
 
 }  // namespace lifeboat::cli

@@ -6,14 +6,21 @@ namespace lifeboat::drill {
 
 Recovery MeasureRecovery(const std::vector<Attempt>& attempts, Clock::TimePoint fault) {
   Recovery r;
+  std::string before;  // where writes were acknowledged just before the fault
+  for (const auto& a : attempts) {
+    if (a.end < fault && a.acked) before = a.target;
+  }
   for (const auto& a : attempts) {
     if (a.end < fault) continue;  // finished before the fault: says nothing about it
+    if (!r.first_failure) {
+      if (a.acked && a.target == before) continue;  // still served as before
+      r.first_failure = a.start;
+    }
     if (!a.acked) {
       ++r.failed;
-      if (!r.first_failure) r.first_failure = a.start;
       continue;
     }
-    if (r.first_failure && !r.recovered) {
+    if (!r.recovered) {
       r.recovered = a.end;
       r.recovered_at = a.target;
     }

@@ -27,8 +27,10 @@ struct Attempt {
 // Time to recover, as the client lived it.
 struct Recovery {
   uint64_t failed = 0;  // attempts that failed from the fault on
-  // The start of the first failed attempt from the fault on, and the end of
-  // the first acknowledged attempt after it.
+  // The start of the first attempt from the fault on that the target of
+  // before the fault did not acknowledge (one that failed, or one that
+  // succeeded elsewhere only after its resolver waited out a dead DNS
+  // server), and the end of the first acknowledged attempt from then on.
   std::optional<Clock::TimePoint> first_failure, recovered;
   // recovered - first_failure; zero when no attempt failed; unset when the
   // client never succeeded again.

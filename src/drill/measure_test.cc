@@ -46,6 +46,36 @@ TEST(Recovery, RunsFromTheFirstFailureAfterTheFaultToTheFirstSuccessAfterIt) {
   EXPECT_EQ(r.recovered_at, "west");
 }
 
+TEST(Recovery, ASlowAttemptThatLandsElsewhereIsTheOutage) {
+  // No attempt fails: the first after the fault waits a second for its
+  // resolver to give up on the dead region's DNS server, then is answered
+  // by the new primary. The client was without service all that time.
+  auto attempts = Timeline(
+      100, [](int) { return true; }, [](int i) { return i < 50 ? "east" : "west"; });
+  attempts[50].end = attempts[50].start + 1007ms;
+  for (size_t i = 51; i < attempts.size(); ++i) {
+    attempts[i].start += 1007ms;
+    attempts[i].end += 1007ms;
+  }
+  auto r = MeasureRecovery(attempts, kT0 + 495ms);
+  ASSERT_TRUE(r.rto);
+  EXPECT_EQ(*r.rto, 1007ms);
+  EXPECT_EQ(r.failed, 0u);
+  EXPECT_EQ(r.recovered_at, "west");
+}
+
+TEST(Recovery, AttemptsStillServedAsBeforeAreNoOutage) {
+  // Acknowledged by east after the fault (the kill not yet felt), then a
+  // failure, then east again (a restart): the outage is the failure's.
+  auto attempts = Timeline(
+      30, [](int i) { return i != 20; }, [](int) { return "east"; });
+  auto r = MeasureRecovery(attempts, kT0 + 150ms);
+  ASSERT_TRUE(r.rto);
+  EXPECT_EQ(*r.first_failure, kT0 + 200ms);
+  EXPECT_EQ(*r.rto, 12ms);
+  EXPECT_EQ(r.recovered_at, "east");
+}
+
 TEST(Recovery, FailuresBeforeTheFaultDoNotCountAndNoFailureIsZero) {
   auto attempts = Timeline(
       100, [](int i) { return i != 3; }, [](int) { return "east"; });

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# lifeboat drill run region-outage on a two-region plan with a witness, all
+# on loopback: the drill starts the agents and the sample application, the
+# client writes through the DNS name, east goes dark. Checked from outside
+# the drill's own figures: every acknowledged record it says was lost is
+# absent from west's copy and every other one present; the failover moved
+# the primary; nothing the drill started is left running; Ctrl-C during a
+# drill stops everything; bad input is refused before anything starts.
+source "$(dirname "$0")/lib.sh" "$1"
+
+PORT_EAST=$(free_port); PORT_WEST=$(free_port); PORT_WITNESS=$(free_port); APP=$(free_port); REP=$(free_port)
+mkdir -p "$WORK/east-vol" "$WORK/west-vol"
+head -c 32 /dev/urandom > "$WORK/key"
+plan() {  # MODE
+  cat <<PLAN
+name: drilltest
+pattern: warm-standby
+objectives: { rto: 10s, rpo: 2s }
+regions:
+  east:    { role: primary, agent: 127.0.0.1:$PORT_EAST }
+  west:    { role: standby, agent: 127.0.0.2:$PORT_WEST }
+  witness: { role: witness, agent: 127.0.0.3:$PORT_WITNESS }
+checks:
+  app: { type: http, path: /healthz, expect_body: ok, interval: 200ms, timeout: 150ms, fall: 3, rise: 2 }
+endpoints:
+  web-east: { region: east, address: 127.0.0.1:$APP, check: app }
+  web-west: { region: west, address: 127.0.0.2:$APP, check: app }
+routing_controls: { safety: { min_on: 1 } }
+dns:
+  zone: example.com.
+  listen: [127.0.0.1:53]
+  ns: [ns1]
+  records:
+    - { name: ns1, type: A, value: 127.0.0.53 }
+    - { name: shop, type: A, policy: failover, primary: web-east, secondary: web-west, ttl: 1s }
+volumes:
+  data:
+    path: { east: $WORK/east-vol, west: $WORK/west-vol }
+    replication: { port: $REP, key_file: $WORK/key, coalesce: 50ms, verify_every: 0s }
+failover:
+  mode: $1
+  grace: 500ms
+  lease: 2s
+PLAN
+}
+plan automatic > "$WORK/plan.yaml"
+plan manual > "$WORK/manual.yaml"
+"$LIFEBOAT" plan validate "$WORK/plan.yaml" >/dev/null || fail "the plan does not validate"
+nothing_left() {
+  for p in "$PORT_EAST" "$PORT_WEST" "$PORT_WITNESS" "$APP"; do
+    [ -z "$(listener_pid "$p")" ] || fail "port $p is still served by pid $(listener_pid "$p") after the drill"
+  done
+}
+
+# --- Refused before anything starts ---------------------------------------------
+expect_exit 2 "$LIFEBOAT" drill run meteor --plan "$WORK/plan.yaml"
+grep -q "unknown scenario 'meteor'; the scenarios are: region-outage" <<<"$OUT" || fail "an unknown scenario: $OUT"
+expect_exit 2 "$LIFEBOAT" drill run region-outage --plan "$WORK/manual.yaml"
+grep -q "set failover.mode: automatic" <<<"$OUT" || fail "a manual plan: $OUT"
+expect_exit 2 "$LIFEBOAT" drill run region-outage --plan "$WORK/plan.yaml" --record nope
+grep -q "the plan has no failover A record 'nope'" <<<"$OUT" || fail "an unknown record: $OUT"
+expect_exit 2 "$LIFEBOAT" drill run region-outage --plan "$WORK/plan.yaml" --duration soon
+nothing_left
+pass "an unknown scenario, a manual plan, an unknown record and a bad duration are refused, nothing started"
+
+# --- The drill -------------------------------------------------------------------
+"$LIFEBOAT" drill run region-outage --plan "$WORK/plan.yaml" --data-dir "$WORK/run" > "$WORK/drill.out" 2>&1 ||
+  { cat "$WORK/drill.out" >&2; fail "the drill failed"; }
+grep -q "^PASS: within the plan's objectives. Report: $WORK/run/drill.json" "$WORK/drill.out" ||
+  { cat "$WORK/drill.out" >&2; fail "no verdict line"; }
+R="$WORK/run/drill.json"
+jq -e '.verdict == "pass" and .failover.primary == "west" and .failover.epoch == 2 and .failover.run_state == "done"' "$R" >/dev/null ||
+  { cat "$R" >&2; fail "the report does not show west promoted at epoch 2"; }
+jq -e '(.rto_seconds > 0) and (.rto_seconds <= 10) and (.detection_seconds > 0) and (.rpo_seconds <= 2)' "$R" >/dev/null ||
+  { cat "$R" >&2; fail "the figures are not within the objectives"; }
+jq -e '.client.recovered_at == "127.0.0.2:'"$APP"'" and ([.failover.steps[].state] | all(. == "done"))' "$R" >/dev/null ||
+  { cat "$R" >&2; fail "the client did not recover at west, or a step is not done"; }
+# The loss, recounted from the attempts and west's copy on disk.
+missing=0; acked=0
+while read -r seq; do
+  acked=$((acked + 1))
+  [ -f "$WORK/west-vol/records/$seq" ] || missing=$((missing + 1))
+done < <(jq -r 'select(.acked) | .seq' "$WORK/run/attempts.jsonl")
+[ "$acked" = "$(jq .client.acknowledged "$R")" ] || fail "acknowledged: $acked in attempts.jsonl, $(jq .client.acknowledged "$R") in the report"
+[ "$missing" = "$(jq .loss.missing "$R")" ] || fail "lost: $missing by west's copy, $(jq .loss.missing "$R") in the report"
+[ "$acked" -gt 100 ] || fail "only $acked records were acknowledged"
+nothing_left
+pass "region-outage: RTO $(jq .rto_seconds "$R")s, RPO $(jq .rpo_seconds "$R")s ($missing of $acked records lost, recounted from west's copy), detection $(jq .detection_seconds "$R")s; nothing left running"
+
+# --- Ctrl-C stops the drill and everything it started ----------------------------
+rm -rf "$WORK/east-vol/records" "$WORK/west-vol/records"
+"$LIFEBOAT" drill run region-outage --plan "$WORK/plan.yaml" --data-dir "$WORK/run2" --warmup 60s > "$WORK/drill2.out" 2>&1 &
+DRILL=$!
+deadline=$(( SECONDS + 30 ))
+until grep -q "warming up" "$WORK/drill2.out"; do
+  [ $SECONDS -lt $deadline ] || { cat "$WORK/drill2.out" >&2; fail "the drill never began writing"; }
+  kill -0 "$DRILL" 2>/dev/null || { cat "$WORK/drill2.out" >&2; fail "the drill exited early"; }
+  sleep 0.1
+done
+kill -INT "$DRILL"
+rc=0; wait "$DRILL" || rc=$?
+[ "$rc" = 130 ] || { cat "$WORK/drill2.out" >&2; fail "an interrupted drill exited $rc, not 130"; }
+grep -q "Stopping every process the drill started" "$WORK/drill2.out" || fail "the interrupted drill did not say it stops"
+nothing_left
+expect_exit 2 "$LIFEBOAT" drill run region-outage --plan "$WORK/plan.yaml" --data-dir "$WORK/run2"
+grep -q "holds an earlier run's state" <<<"$OUT" || fail "a reused data dir: $OUT"
+pass "Ctrl-C during the warm-up: exit 130, every process stopped; a used data dir is refused"

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(plan dns replicate repo state)
+[ ${#targets[@]} -gt 0 ] || targets=(plan dns replicate repo state drill)
 scripts/deps.sh
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DLIFEBOAT_FUZZ=ON -DLIFEBOAT_TESTS=OFF >/dev/null
@@ -20,6 +20,7 @@ seed() {  # seed corpus per target
     replicate) cp tests/fuzz/replicate_seeds/* "$2"/ ;;
     repo) cp tests/fuzz/repo_seeds/* "$2"/ ;;
     state) cp tests/fuzz/state_seeds/* "$2"/ ;;
+    drill) cp tests/fuzz/drill_seeds/* "$2"/ ;;
   esac
 }
 

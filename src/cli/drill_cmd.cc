@@ -427,8 +427,12 @@ class Drill {
     }
     std::cout << t.Render();
     std::cout << "\nprimary now: " << r["failover"]["primary"].get<std::string>() << " (epoch "
-              << r["failover"]["epoch"].get<uint64_t>() << "); the client recovered at "
-              << r["client"]["recovered_at"].get<std::string>() << "\n";
+              << r["failover"]["epoch"].get<uint64_t>() << "); "
+              << (r["rto_seconds"].is_null() ? std::string("the client never recovered")
+                  : r["client"]["recovered_at"].get<std::string>().empty()
+                      ? std::string("the client never lost service")
+                      : "the client recovered at " + r["client"]["recovered_at"].get<std::string>())
+              << "\n";
     if (verdict.pass) {
       std::cout << "PASS: within the plan's objectives.";
     } else {

@@ -70,16 +70,22 @@ Result<std::set<uint64_t>> ReadBack(const Address& app, Duration timeout) {
     return Error(Code::kUnavailable, "read the records back from " + app.ToString() + ": HTTP " +
                                          std::to_string(r->status) + ": " + r->body);
   }
+  auto list = ParseRecordList(r->body);
+  if (!list.ok()) return Error(Code::kUnavailable, "read the records back from " + app.ToString() + ": " + list.error().message());
+  return list;
+}
+
+Result<std::set<uint64_t>> ParseRecordList(std::string_view body) {
   std::set<uint64_t> out;
-  std::string_view body = r->body;
   while (!body.empty()) {
     size_t nl = body.find('\n');
     std::string_view line = body.substr(0, nl);
     uint64_t n = 0;
     auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), n);
-    if (ec != std::errc() || end != line.data() + line.size()) {
-      return Error(Code::kUnavailable, "read the records back from " + app.ToString() + ": not a record number: '" +
-                                           std::string(line.substr(0, 40)) + "'");
+    if (line.empty() || ec != std::errc() || end != line.data() + line.size()) {
+      std::string shown;
+      for (char c : line.substr(0, 40)) shown += (c >= 0x20 && c < 0x7f) ? c : '?';
+      return Error(Code::kInvalidArgument, "not a record number: '" + shown + "'");
     }
     out.insert(n);
     body = nl == std::string_view::npos ? std::string_view() : body.substr(nl + 1);

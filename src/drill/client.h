@@ -59,5 +59,8 @@ class Client {
 
 // The record numbers an application holds (GET /records at `app`).
 Result<std::set<uint64_t>> ReadBack(const Address& app, Duration timeout);
+// The body of GET /records: a decimal number a line. InvalidArgument
+// naming the first line that is not one.
+Result<std::set<uint64_t>> ParseRecordList(std::string_view body);
 
 }  // namespace lifeboat::drill

@@ -155,3 +155,21 @@ TEST_F(DrillClientTest, WritesThroughTheNameAndFollowsItWhenTheAnswerChanges) {
 
 }  // namespace
 }  // namespace lifeboat::drill
+
+namespace lifeboat::drill {
+namespace {
+
+TEST(RecordList, ReadsANumberALineAndNamesWhatIsNot) {
+  EXPECT_EQ(*ParseRecordList(""), std::set<uint64_t>{});
+  EXPECT_EQ(*ParseRecordList("1\n2\n30\n"), (std::set<uint64_t>{1, 2, 30}));
+  EXPECT_EQ(*ParseRecordList("7"), std::set<uint64_t>{7});
+  auto bad = ParseRecordList("1\nx\x01y\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message(), "not a record number: 'x?y'");
+  EXPECT_FALSE(ParseRecordList("1\n\n2\n").ok());
+  EXPECT_FALSE(ParseRecordList("-1\n").ok());
+  EXPECT_FALSE(ParseRecordList("99999999999999999999999\n").ok());
+}
+
+}  // namespace
+}  // namespace lifeboat::drill

@@ -270,7 +270,8 @@ class Drill {
       return a.ok() && EndpointOf(a->addresses.front()) && EndpointOf(a->addresses.front())->ToString() == primary_app;
     });
     if (!st.ok()) return Fail(st.error());
-    drill::Client client({s_.record->name, [this](const std::string& ip) { return EndpointOf(ip); }, 10ms, 1s},
+    drill::Client client({s_.record->name, [this](const std::string& ip) { return EndpointOf(ip); }, 10ms, 1s,
+                          drill::FirstRecordNumber()},
                          std::move(*resolver));
     client.Start();
     Say("Every region answers. The client writes a numbered record to " + s_.record->name + " every 10ms; warming up for " +

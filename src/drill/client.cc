@@ -26,10 +26,15 @@ std::vector<Attempt> Client::Attempts() const {
   return attempts_;
 }
 
+uint64_t FirstRecordNumber(Clock& clock) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(clock.Now().time_since_epoch()).count());
+}
+
 void Client::Run() {
-  uint64_t seq = 0;
+  uint64_t seq = options_.first;
   while (!stop_) {
-    Attempt a = WriteOne(++seq);
+    Attempt a = WriteOne(seq++);
     ++attempted_;
     if (a.acked) ++acked_;
     {

@@ -29,7 +29,15 @@ struct ClientOptions {
   std::function<std::optional<Address>(const std::string& ip)> endpoint_of;
   Duration interval = std::chrono::milliseconds(10);
   Duration timeout = std::chrono::seconds(1);  // per write
+  // The first record's number. A drill starts from a number no earlier run
+  // used (see FirstRecordNumber), so that records an earlier run left in the
+  // volume are never counted as this run's.
+  uint64_t first = 1;
 };
+
+// A first record number above any an earlier run took: the time in
+// microseconds since the Unix epoch.
+uint64_t FirstRecordNumber(Clock& clock = Clock::Real());
 
 class Client {
  public:

@@ -88,7 +88,6 @@ nothing_left
 pass "region-outage: RTO $(jq .rto_seconds "$R")s, RPO $(jq .rpo_seconds "$R")s ($missing of $acked records lost, recounted from west's copy), detection $(jq .detection_seconds "$R")s; nothing left running"
 
 # --- Ctrl-C stops the drill and everything it started ----------------------------
-rm -rf "$WORK/east-vol/records" "$WORK/west-vol/records"
 "$LIFEBOAT" drill run region-outage --plan "$WORK/plan.yaml" --data-dir "$WORK/run2" --warmup 60s > "$WORK/drill2.out" 2>&1 &
 DRILL=$!
 deadline=$(( SECONDS + 30 ))

@@ -12,7 +12,7 @@ packages=(
   libfmt-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libxxhash-dev libzstd-dev libgtest-dev libgmock-dev
   # test peers and tools
   curl jq prometheus procps iproute2 bind9-dnsutils rsync nodejs python3 python3-yaml python3-dnspython nsd dnsviz
-  etcd-server etcd-client
+  etcd-server etcd-client chromium
 )
 
 missing=()

@@ -16,6 +16,7 @@
 #include "core/fs.h"
 #include "core/json_read.h"
 #include "drill/client.h"
+#include "drill/report.h"
 #include "net/http.h"
 #include "plan/load.h"
 
@@ -325,6 +326,7 @@ class Drill {
       }
     }
     auto loss = drill::MeasureLoss(attempts, found, fault);
+    found_ = found;
     auto verdict = drill::Judge(plan_.objectives, recovery, loss);
     if (!readback_error.empty()) {
       verdict.pass = false;
@@ -342,6 +344,9 @@ class Drill {
     Json report = Report(fault, failover, run, attempts, recovery, loss, verdict);
     std::string path = dir_ + "/drill.json";
     if (auto w = WriteFileAtomic(path, report.dump(2) + "\n"); !w.ok()) return Fail(w.error());
+    if (auto w = WriteFileAtomic(dir_ + "/drill.html", drill::RenderHtml(report, attempts)); !w.ok()) {
+      return Fail(w.error());
+    }
     if (Structured(o_.output)) {
       PrintDocument(report, o_.output);
     } else {
@@ -363,6 +368,8 @@ class Drill {
       auto a = ParseUtc(json::Str(step, "started_at")), b = ParseUtc(json::Str(step, "ended_at"));
       steps.push_back({{"name", json::Str(step, "name")},
                        {"state", json::Str(step, "state")},
+                       {"started_at", json::Str(step, "started_at")},
+                       {"ended_at", json::Str(step, "ended_at")},
                        {"seconds", a && b && *b >= *a ? Json(SecondsOf(*b - *a)) : Json()},
                        {"output", json::Str(step, "output")}});
     }
@@ -396,14 +403,26 @@ class Drill {
             {"loss",
              {{"missing", loss.missing},
               {"first_missing", loss.first_missing},
+              {"all_missing", LostNumbers(attempts, loss)},
               {"oldest", opt_time(loss.oldest)},
               {"newest", opt_time(loss.newest)}}},
             {"failover",
              {{"primary", json::Str(failover, "primary")},
               {"epoch", json::U64(failover, "epoch")},
               {"run_state", json::Str(run, "state")},
+              {"run_started_at", json::Str(run, "started_at")},
               {"steps", steps}}},
             {"data_dir", dir_}};
+  }
+
+  // Every lost record's number (10,000 at most), for the report's timeline.
+  Json LostNumbers(const std::vector<drill::Attempt>& attempts, const drill::Loss& loss) const {
+    Json out = Json::array();
+    if (loss.missing == 0) return out;
+    for (const auto& a : attempts) {
+      if (a.acked && !found_.count(a.seq) && out.size() < 10000) out.push_back(a.seq);
+    }
+    return out;
   }
 
   void PrintSummary(const Json& r, const drill::Verdict& verdict, const std::string& path) const {
@@ -440,7 +459,7 @@ class Drill {
       std::cout << "FAIL:";
       for (const auto& m : verdict.missed) std::cout << " " << m << ";";
     }
-    std::cout << " Report: " << path << "\n";
+    std::cout << " Report: " << path << " and " << dir_ << "/drill.html\n";
   }
 
   const plan::Plan& plan_;
@@ -450,6 +469,7 @@ class Drill {
   sigset_t sigs_{};
   std::vector<Child> children_;
   std::set<pid_t> killed_;
+  std::set<uint64_t> found_;  // the records the new primary holds
   std::map<std::string, Address> dns_;
 };
 

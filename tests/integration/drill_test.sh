@@ -66,7 +66,7 @@ pass "an unknown scenario, a manual plan, an unknown record and a bad duration a
 # --- The drill -------------------------------------------------------------------
 "$LIFEBOAT" drill run region-outage --plan "$WORK/plan.yaml" --data-dir "$WORK/run" > "$WORK/drill.out" 2>&1 ||
   { cat "$WORK/drill.out" >&2; fail "the drill failed"; }
-grep -q "^PASS: within the plan's objectives. Report: $WORK/run/drill.json" "$WORK/drill.out" ||
+grep -q "^PASS: within the plan's objectives. Report: $WORK/run/drill.json and $WORK/run/drill.html" "$WORK/drill.out" ||
   { cat "$WORK/drill.out" >&2; fail "no verdict line"; }
 R="$WORK/run/drill.json"
 jq -e '.verdict == "pass" and .failover.primary == "west" and .failover.epoch == 2 and .failover.run_state == "done"' "$R" >/dev/null ||
@@ -84,8 +84,26 @@ done < <(jq -r 'select(.acked) | .seq' "$WORK/run/attempts.jsonl")
 [ "$acked" = "$(jq .client.acknowledged "$R")" ] || fail "acknowledged: $acked in attempts.jsonl, $(jq .client.acknowledged "$R") in the report"
 [ "$missing" = "$(jq .loss.missing "$R")" ] || fail "lost: $missing by west's copy, $(jq .loss.missing "$R") in the report"
 [ "$acked" -gt 100 ] || fail "only $acked records were acknowledged"
+acked_and_failed=$(wc -l < "$WORK/run/attempts.jsonl")
 nothing_left
 pass "region-outage: RTO $(jq .rto_seconds "$R")s, RPO $(jq .rpo_seconds "$R")s ($missing of $acked records lost, recounted from west's copy), detection $(jq .detection_seconds "$R")s; nothing left running"
+
+# --- The HTML report, as a person sees it (headless Chromium) ---------------------
+command -v chromium >/dev/null || fail "chromium is missing (scripts/deps.sh installs it)"
+SHOTS=${LIFEBOAT_ARTIFACTS:-$WORK}; mkdir -p "$SHOTS"
+chrome() { chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir="$WORK/chrome" \
+  --enable-logging=stderr --v=0 "$@"; }
+chrome --dump-dom "file://$WORK/run/drill.html" > "$WORK/dom.html" 2> "$WORK/chrome.log" ||
+  { tail "$WORK/chrome.log" >&2; fail "chromium could not load the report"; }
+! grep -E 'CONSOLE|Uncaught|Refused to' "$WORK/chrome.log" || fail "the report logged errors in the browser"
+grep -q '<svg id="timeline"' "$WORK/dom.html" || fail "the rendered report has no timeline"
+grep -q 'class="verdict pass"' "$WORK/dom.html" || fail "the rendered report shows no passing verdict"
+marks=$(grep -o '<rect class="\(old\|new\|fail\|lost\|slow\)"' "$WORK/dom.html" | wc -l)
+[ "$marks" = "$acked_and_failed" ] || fail "the timeline shows $marks writes, attempts.jsonl has $acked_and_failed"
+chrome --window-size=1100,1000 --screenshot="$SHOTS/drill-report.png" "file://$WORK/run/drill.html" 2>> "$WORK/chrome.log" ||
+  fail "chromium could not take a screenshot of the report"
+[ "$(head -c 8 "$SHOTS/drill-report.png" | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ] || fail "the screenshot is not a PNG"
+pass "the HTML report renders in Chromium with its verdict and a timeline of all $marks writes; screenshot $SHOTS/drill-report.png"
 
 # --- Ctrl-C stops the drill and everything it started ----------------------------
 "$LIFEBOAT" drill run region-outage --plan "$WORK/plan.yaml" --data-dir "$WORK/run2" --warmup 60s > "$WORK/drill2.out" 2>&1 &

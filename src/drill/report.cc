@@ -1,0 +1,210 @@
+#include "drill/report.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <optional>
+#include <set>
+
+#include "core/clock.h"
+#include "core/json_read.h"
+
+namespace lifeboat::drill {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+// An acknowledged write that took longer than this is drawn as a wait (its
+// resolver waiting out a dead DNS server, say): the client had no service.
+constexpr auto kSlow = std::chrono::milliseconds(250);
+
+std::string Fixed(double v, int decimals = 1) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+std::string Figure(const Json& seconds) {
+  if (!seconds.is_number()) return "&ndash;";
+  double s = seconds.get<double>();
+  return s < 1 ? Fixed(s * 1000, 0) + " ms" : Fixed(s, 2) + " s";
+}
+
+// Maps times onto the timeline's x axis.
+struct Axis {
+  Clock::TimePoint from, to;
+  double left = 150, width = 800;
+  double X(Clock::TimePoint t) const {
+    double span = std::chrono::duration<double>(to - from).count();
+    double at = std::chrono::duration<double>(t - from).count();
+    return left + std::clamp(span > 0 ? at / span : 0.0, 0.0, 1.0) * width;
+  }
+};
+
+std::string Line(double x, double y1, double y2, const char* cls, const std::string& label, double label_y) {
+  return "<line class=\"" + std::string(cls) + "\" x1=\"" + Fixed(x) + "\" x2=\"" + Fixed(x) + "\" y1=\"" +
+         Fixed(y1) + "\" y2=\"" + Fixed(y2) + "\"/>\n<text class=\"mark\" x=\"" + Fixed(x + 3) + "\" y=\"" +
+         Fixed(label_y) + "\">" + HtmlEscape(label) + "</text>\n";
+}
+
+std::string Timeline(const Json& report, const std::vector<Attempt>& attempts) {
+  if (attempts.empty()) return "<p>The client made no attempt.</p>";
+  Axis axis{attempts.front().start, attempts.back().end};
+  auto fault = ParseUtc(json::Str(json::Obj(report, "fault"), "at"));
+  const Json& failover = json::Obj(report, "failover");
+  const Json& client = json::Obj(report, "client");
+  // The RTO objective, drawn from the first failure: the axis reaches it.
+  std::optional<Clock::TimePoint> rto_limit;
+  auto first_failure = ParseUtc(json::Str(client, "first_failure"));
+  if (auto o = json::Obj(report, "objectives"); first_failure && o.contains("rto_seconds") && o["rto_seconds"].is_number()) {
+    rto_limit = *first_failure + std::chrono::duration_cast<Clock::TimePoint::duration>(
+                                     std::chrono::duration<double>(o["rto_seconds"].get<double>()));
+    axis.to = std::max(axis.to, *rto_limit + std::chrono::milliseconds(200));
+  }
+  std::set<uint64_t> lost;
+  for (const auto& n : json::Arr(json::Obj(report, "loss"), "all_missing")) {
+    if (n.is_number_integer() && n.get<int64_t>() >= 0) lost.insert(n.get<uint64_t>());
+  }
+  std::string before;  // the target acknowledging just before the fault
+  for (const auto& a : attempts) {
+    if (fault && a.end < *fault && a.acked) before = a.target;
+  }
+  const auto& steps = json::Arr(failover, "steps");
+  double steps_top = 120, height = steps_top + 24.0 * static_cast<double>(std::max<size_t>(steps.size(), 1)) + 40;
+  std::string svg = "<svg id=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 1000 " + Fixed(height, 0) +
+                    "\" width=\"1000\" height=\"" + Fixed(height, 0) + "\" role=\"img\" aria-label=\"drill timeline\">\n";
+  svg += "<text class=\"row\" x=\"8\" y=\"64\">client writes</text>\n";
+  svg += "<text class=\"row\" x=\"8\" y=\"" + Fixed(steps_top - 8) + "\">failover run</text>\n";
+  for (const auto& a : attempts) {
+    const char* cls = !a.acked                  ? "fail"
+                      : lost.count(a.seq)         ? "lost"
+                      : a.end - a.start > kSlow   ? "slow"
+                      : a.target == before        ? "old"
+                                                  : "new";
+    svg += "<rect class=\"" + std::string(cls) + "\" x=\"" + Fixed(axis.X(a.start)) + "\" y=\"48\" width=\"" +
+           Fixed(std::max(1.0, axis.X(a.end) - axis.X(a.start))) + "\" height=\"24\"><title>record " +
+           std::to_string(a.seq) + " " + HtmlEscape(a.acked ? "acknowledged by " + a.target : a.error) +
+           "</title></rect>\n";
+  }
+  double y = steps_top;
+  for (const auto& s : steps) {
+    auto a = ParseUtc(json::Str(s, "started_at")), b = ParseUtc(json::Str(s, "ended_at"));
+    if (a && b) {
+      double x1 = axis.X(*a), x2 = std::max(axis.X(*b), x1 + 2);
+      svg += "<rect class=\"step\" x=\"" + Fixed(x1) + "\" y=\"" + Fixed(y) + "\" width=\"" + Fixed(x2 - x1) +
+             "\" height=\"18\"><title>" + HtmlEscape(json::Str(s, "output")) + "</title></rect>\n";
+      svg += "<text class=\"label\" x=\"" + Fixed(x2 + 4) + "\" y=\"" + Fixed(y + 13) + "\">" +
+             HtmlEscape(json::Str(s, "name")) + " " + Figure(s.contains("seconds") ? s["seconds"] : Json()) +
+             "</text>\n";
+    }
+    y += 24;
+  }
+  double bottom = height - 20;
+  if (fault) svg += Line(axis.X(*fault), 20, bottom, "fault", "fault", 16);
+  if (auto t = ParseUtc(json::Str(failover, "run_started_at"))) svg += Line(axis.X(*t), 90, bottom, "run", "run begins", 104);
+  if (auto t = ParseUtc(json::Str(client, "recovered"))) svg += Line(axis.X(*t), 30, bottom, "back", "recovered", 28);
+  if (rto_limit) svg += Line(axis.X(*rto_limit), 30, bottom, "objective", "RTO objective", 40);
+  // The time axis: seconds from the first write.
+  double span = std::chrono::duration<double>(axis.to - axis.from).count();
+  double step = span > 60 ? 10 : span > 20 ? 5 : span > 8 ? 2 : 1;
+  for (double t = 0; t <= span; t += step) {
+    double x = axis.left + (span > 0 ? t / span : 0) * axis.width;
+    svg += "<text class=\"tick\" x=\"" + Fixed(x) + "\" y=\"" + Fixed(height - 4) + "\">" + Fixed(t, 0) + "s</text>\n";
+  }
+  svg += "</svg>\n";
+  return svg;
+}
+
+constexpr const char* kStyle = R"(
+body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1040px; color: #1d232a; }
+h1 { font-size: 1.5em; margin: 0 0 .2em; }
+.verdict { padding: .8em 1em; border-radius: 6px; font-weight: 600; margin: 1em 0; }
+.verdict.pass { background: #e3f5e6; color: #185c24; }
+.verdict.fail { background: #fbe3e1; color: #8a1c12; }
+.verdict ul { margin: .3em 0 0; font-weight: 400; }
+table { border-collapse: collapse; margin: 1em 0; }
+td, th { padding: .3em .9em; border-bottom: 1px solid #dde2e6; text-align: left; }
+.legend span { display: inline-block; margin-right: 1.2em; }
+.legend i { display: inline-block; width: .9em; height: .9em; margin-right: .3em; vertical-align: -.1em; }
+svg { border: 1px solid #dde2e6; border-radius: 6px; background: #fbfcfd; }
+svg .old, .legend .old { fill: #7fa7cf; background: #7fa7cf; }
+svg .new, .legend .new { fill: #3f9a5a; background: #3f9a5a; }
+svg .fail, .legend .fail { fill: #d6453b; background: #d6453b; }
+svg .lost, .legend .lost { fill: #1d232a; background: #1d232a; }
+svg .slow, .legend .slow { fill: #c9b8e8; background: #c9b8e8; }
+svg .step { fill: #e6a23c; }
+svg line { stroke-width: 1.5; }
+svg .fault { stroke: #d6453b; } svg .run { stroke: #e6a23c; } svg .back { stroke: #3f9a5a; }
+svg .objective { stroke: #8a1c12; stroke-dasharray: 5 4; }
+svg text { font: 12px system-ui, sans-serif; fill: #1d232a; }
+svg .tick { fill: #6b7680; }
+pre { white-space: pre-wrap; background: #f3f5f7; padding: .5em; border-radius: 4px; }
+)";
+
+}  // namespace
+
+std::string HtmlEscape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string RenderHtml(const Json& report, const std::vector<Attempt>& attempts) {
+  bool pass = json::Str(report, "verdict") == "pass";
+  const Json& objectives = json::Obj(report, "objectives");
+  const Json& client = json::Obj(report, "client");
+  const Json& loss = json::Obj(report, "loss");
+  const Json& failover = json::Obj(report, "failover");
+  auto num = [](const Json& j, const char* k) { return j.contains(k) ? j[k] : Json(); };
+  std::string title = "lifeboat drill: " + json::Str(report, "scenario") + " on " + json::Str(report, "plan");
+  std::string h = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>" + HtmlEscape(title) +
+                  "</title>\n<style>" + kStyle + "</style></head>\n<body>\n";
+  h += "<h1>" + HtmlEscape(title) + "</h1>\n<div>fault at " + HtmlEscape(json::Str(json::Obj(report, "fault"), "at")) +
+       ": " + HtmlEscape(json::Str(json::Obj(report, "fault"), "region")) + ", " +
+       HtmlEscape(json::Str(json::Obj(report, "fault"), "what")) + "</div>\n";
+  h += std::string("<div class=\"verdict ") + (pass ? "pass\">PASS: within the plan's objectives" : "fail\">FAIL");
+  if (!pass) {
+    h += "<ul>";
+    for (const auto& m : json::Arr(report, "missed")) h += "<li>" + HtmlEscape(m.is_string() ? m.get<std::string>() : "") + "</li>";
+    h += "</ul>";
+  }
+  h += "</div>\n<table>\n<tr><th>measure</th><th>value</th><th>objective</th></tr>\n";
+  h += "<tr><td>RTO</td><td>" +
+       (num(report, "rto_seconds").is_null() ? std::string("never recovered") : Figure(num(report, "rto_seconds"))) +
+       "</td><td>" + Figure(num(objectives, "rto_seconds")) + "</td></tr>\n";
+  h += "<tr><td>RPO</td><td>" + Figure(num(report, "rpo_seconds")) + "</td><td>" + Figure(num(objectives, "rpo_seconds")) +
+       "</td></tr>\n";
+  h += "<tr><td>records lost</td><td>" + std::to_string(json::U64(loss, "missing")) + " of " +
+       std::to_string(json::U64(client, "acknowledged")) + " acknowledged</td><td></td></tr>\n";
+  h += "<tr><td>detection</td><td>" + Figure(num(report, "detection_seconds")) + "</td><td></td></tr>\n";
+  h += "<tr><td>primary after</td><td>" + HtmlEscape(json::Str(failover, "primary")) + " (epoch " +
+       std::to_string(json::U64(failover, "epoch")) + ")</td><td></td></tr>\n</table>\n";
+  h += "<h2>Timeline</h2>\n<div class=\"legend\"><span><i class=\"old\"></i>acknowledged by the old primary</span>"
+       "<span><i class=\"new\"></i>acknowledged elsewhere</span><span><i class=\"fail\"></i>failed</span>"
+       "<span><i class=\"lost\"></i>acknowledged, then lost</span>"
+       "<span><i class=\"slow\"></i>answered after a wait of over 250 ms</span></div>\n";
+  h += Timeline(report, attempts);
+  h += "<h2>Runbook steps</h2>\n<table>\n<tr><th>step</th><th>state</th><th>took</th><th>output</th></tr>\n";
+  for (const auto& s : json::Arr(failover, "steps")) {
+    h += "<tr><td>" + HtmlEscape(json::Str(s, "name")) + "</td><td>" + HtmlEscape(json::Str(s, "state")) + "</td><td>" +
+         Figure(num(s, "seconds")) + "</td><td><pre>" + HtmlEscape(json::Str(s, "output")) + "</pre></td></tr>\n";
+  }
+  h += "</table>\n";
+  if (!json::Str(client, "first_error").empty()) {
+    h += "<p>The client's first error after the fault: <code>" + HtmlEscape(json::Str(client, "first_error")) +
+         "</code></p>\n";
+  }
+  h += "</body></html>\n";
+  return h;
+}
+
+}  // namespace lifeboat::drill

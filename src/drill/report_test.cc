@@ -1,0 +1,89 @@
+#include "drill/report.h"
+
+#include <gtest/gtest.h>
+
+namespace lifeboat::drill {
+namespace {
+
+using namespace std::chrono_literals;
+using Json = nlohmann::ordered_json;
+
+size_t Count(const std::string& haystack, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
+  return n;
+}
+
+TEST(HtmlReport, DrawsEveryAttemptTheRunAndTheVerdictAndEscapesWhatItShows) {
+  auto t0 = *ParseUtc("2026-12-03T10:00:00Z");
+  std::vector<Attempt> attempts;
+  for (int i = 0; i < 40; ++i) {
+    Attempt a;
+    a.seq = 100 + static_cast<uint64_t>(i);
+    a.start = t0 + i * 100ms;
+    a.end = a.start + 5ms;
+    a.acked = i < 18 || i >= 25;
+    a.target = i < 18 ? "127.0.0.1:80" : "127.0.0.2:80";
+    if (!a.acked) a.error = "refused <b>";
+    if (i == 25) a.end = a.start + 300ms;  // answered after its resolver waited
+    attempts.push_back(a);
+  }
+  Json report = {
+      {"scenario", "region-outage"},
+      {"plan", "shop <&>"},
+      {"verdict", "fail"},
+      {"missed", {"RTO 2s is over the objective 1s"}},
+      {"objectives", {{"rto_seconds", 1.0}, {"rpo_seconds", nullptr}}},
+      {"fault", {{"at", "2026-12-03T10:00:01.750Z"}, {"region", "east"}, {"what", "killed"}}},
+      {"rto_seconds", 0.705},
+      {"rpo_seconds", 0.05},
+      {"detection_seconds", 1.2},
+      {"client",
+       {{"acknowledged", 33}, {"first_failure", "2026-12-03T10:00:01.800Z"}, {"recovered", "2026-12-03T10:00:02.505Z"},
+        {"first_error", "refused <b>"}}},
+      {"loss", {{"missing", 1}, {"all_missing", {117}}}},
+      {"failover",
+       {{"primary", "west"},
+        {"epoch", 2},
+        {"run_started_at", "2026-12-03T10:00:02.950Z"},
+        {"steps",
+         {{{"name", "fence"}, {"state", "done"}, {"started_at", "2026-12-03T10:00:02.950Z"},
+           {"ended_at", "2026-12-03T10:00:02.960Z"}, {"seconds", 0.01}, {"output", "<script>alert(1)</script>"}},
+          {{"name", "promote"}, {"state", "done"}, {"started_at", "2026-12-03T10:00:02.960Z"},
+           {"ended_at", "2026-12-03T10:00:03.100Z"}, {"seconds", 0.14}, {"output", "ok"}}}}}},
+  };
+  std::string html = RenderHtml(report, attempts);
+  EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
+  EXPECT_NE(html.find("<svg id=\"timeline\""), std::string::npos);
+  EXPECT_NE(html.find("class=\"verdict fail\""), std::string::npos);
+  EXPECT_NE(html.find("RTO 2s is over the objective 1s"), std::string::npos);
+  // One mark per attempt: 17 by the old target, 7 failed, 14 elsewhere, 1
+  // after a wait, 1 lost.
+  EXPECT_EQ(Count(html, "<rect class=\"old\""), 17u);
+  EXPECT_EQ(Count(html, "<rect class=\"fail\""), 7u);
+  EXPECT_EQ(Count(html, "<rect class=\"new\""), 14u);
+  EXPECT_EQ(Count(html, "<rect class=\"slow\""), 1u);
+  EXPECT_EQ(Count(html, "<rect class=\"lost\""), 1u);
+  EXPECT_EQ(Count(html, "<rect class=\"step\""), 2u);
+  for (const char* mark : {">fault<", ">run begins<", ">recovered<", ">RTO objective<"}) {
+    EXPECT_NE(html.find(mark), std::string::npos) << mark;
+  }
+  // Nothing from the report reaches the page as markup; nothing is fetched.
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  EXPECT_NE(html.find("&lt;script&gt;alert(1)&lt;/script&gt;"), std::string::npos);
+  EXPECT_NE(html.find("shop &lt;&amp;&gt;"), std::string::npos);
+  EXPECT_EQ(html.find("<b>"), std::string::npos);
+  EXPECT_EQ(html.find("src="), std::string::npos);
+  EXPECT_EQ(html.find("href="), std::string::npos);
+}
+
+TEST(HtmlReport, APassWithNoAttemptsOrRunStillRenders) {
+  Json report = {{"scenario", "region-outage"}, {"plan", "p"}, {"verdict", "pass"}};
+  std::string html = RenderHtml(report, {});
+  EXPECT_NE(html.find("class=\"verdict pass\""), std::string::npos);
+  EXPECT_NE(html.find("The client made no attempt."), std::string::npos);
+  EXPECT_EQ(HtmlEscape("a'b\"c"), "a&#39;b&quot;c");
+}
+
+}  // namespace
+}  // namespace lifeboat::drill

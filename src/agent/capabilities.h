@@ -32,6 +32,9 @@ struct TargetSync {
   bool in_sync = false;  // connected, nothing pending, a full pass done
   double rpo_seconds = 0;
   uint64_t pending_bytes = 0;
+  // Connected with a full pass done (streaming or verifying): rpo_seconds is
+  // then how far the target is behind. Not known otherwise.
+  bool lag_known = false;
 };
 
 // Published by the replication service: the roles of this region's copies of

@@ -220,7 +220,11 @@ std::string Encode(const ObserverView& v) {
     copies.push_back(std::move(one));
   }
   Json sending = Json::array();
-  for (const auto& s : v.sending) sending.push_back({{"volume", s.volume}, {"target", s.target}, {"in_sync", s.in_sync}});
+  for (const auto& s : v.sending) {
+    Json one = {{"volume", s.volume}, {"target", s.target}, {"in_sync", s.in_sync}};
+    if (s.lag_ms >= 0) one["lag_ms"] = s.lag_ms;
+    sending.push_back(std::move(one));
+  }
   Json endpoints = Json::object();
   for (const auto& [name, healthy] : v.endpoints) endpoints[name] = healthy;
   return Json{{"observer", v.observer}, {"agent", v.agent},          {"primary", v.primary},
@@ -259,6 +263,9 @@ bool Decode(std::string_view text, ObserverView& out) {
       if (!s.is_object()) continue;
       ObserverView::Sending one{Text(s, "volume"), Text(s, "target"),
                                 s.contains("in_sync") && s["in_sync"].is_boolean() && s["in_sync"].get<bool>()};
+      if (s.contains("lag_ms") && s["lag_ms"].is_number_integer() && s["lag_ms"].get<int64_t>() >= 0) {
+        one.lag_ms = s["lag_ms"].get<int64_t>();
+      }
       if (!one.volume.empty()) out.sending.push_back(std::move(one));
     }
   }

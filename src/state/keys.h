@@ -100,6 +100,10 @@ struct ObserverView {
   struct Sending {
     std::string volume, target;
     bool in_sync = false;
+    // How far behind the target is, in milliseconds (the age of the oldest
+    // change it lacks); -1 when the source cannot tell (not connected, no
+    // full pass yet).
+    int64_t lag_ms = -1;
     bool operator==(const Sending&) const = default;
   };
   std::vector<Sending> sending;

@@ -80,6 +80,7 @@ TEST(StateKeys, ValuesRoundTrip) {
   view.reason = "every endpoint of east fails its check";
   view.endpoints = {{"web-east", false}, {"web-west", true}};
   view.copies = {{"data", {false, "east", 2, false}}};
+  view.sending = {{"data", "west", false, 120}, {"logs", "west", true, 0}, {"tmp", "west", false, -1}};
   ASSERT_TRUE(keys::ViewOf("witness").Put(*store, view).ok());
   auto v = keys::ViewOf("witness").Get(*store);
   ASSERT_TRUE(v.ok() && v->has_value());
@@ -92,6 +93,7 @@ TEST(StateKeys, ValuesRoundTrip) {
   EXPECT_EQ((*v)->copies[0].volume, "data");
   EXPECT_EQ((*v)->copies[0].role.source_region, "east");
   EXPECT_EQ((*v)->copies[0].role.epoch, 2u);
+  EXPECT_EQ((*v)->sending, view.sending);  // a lag, in sync, and an unknown lag (-1, not written)
   RestoreRecord restore{"run-1#2", "done", {{"data", "dr", "abc", 3, 300, 1, ""}}, "t0", "t1"};
   ASSERT_TRUE(keys::RestoreOf("west").Put(*store, restore).ok());
   auto rr = keys::RestoreOf("west").Get(*store);

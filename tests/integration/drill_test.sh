@@ -75,6 +75,10 @@ jq -e '(.rto_seconds > 0) and (.rto_seconds <= 10) and (.detection_seconds > 0) 
   { cat "$R" >&2; fail "the figures are not within the objectives"; }
 jq -e '.client.recovered_at == "127.0.0.2:'"$APP"'" and ([.failover.steps[].state] | all(. == "done"))' "$R" >/dev/null ||
   { cat "$R" >&2; fail "the client did not recover at west, or a step is not done"; }
+# Written every 10 ms, the volume is never at rest: the fence still reports
+# the streaming lag it accepted, not an unknown one.
+jq -e '.failover.steps[0].output | test("accepted lag: data: last seen ([0-9.]+m?s behind, |in sync )[0-9.]+m?s before the fence")' "$R" >/dev/null ||
+  { jq .failover.steps[0] "$R" >&2; fail "the fence did not report the lag it accepted"; }
 # The loss, recounted from the attempts and west's copy on disk.
 missing=0; acked=0
 while read -r seq; do

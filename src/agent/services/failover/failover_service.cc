@@ -257,7 +257,10 @@ class FailoverService final : public Service, public EndpointViews, private orch
     if (roles_ != nullptr) {
       for (const auto& v : roles_->Volumes()) {
         if (auto role = roles_->RoleOf(v)) mine.copies.push_back({v, *role});
-        for (const auto& t : roles_->Sending(v)) mine.sending.push_back({v, t.target, t.in_sync});
+        for (const auto& t : roles_->Sending(v)) {
+          int64_t lag = t.in_sync ? 0 : t.lag_known ? std::llround(t.rpo_seconds * 1000) : -1;
+          mine.sending.push_back({v, t.target, t.in_sync, lag});
+        }
       }
     }
     Publish(mine);
@@ -340,25 +343,28 @@ class FailoverService final : public Service, public EndpointViews, private orch
     }
   }
 
-  // When the primary's own view last said a target of its volumes was in
-  // sync: what an unplanned failover reports as the writes it may lose. A
-  // view is rewritten within a tick of a change, so reading "in sync" means
-  // in sync a tick ago at most; but a dead agent's view stays until its lease
-  // ends, so sightings count only while this region sees the primary up.
-  // mu_ held.
+  // When the primary's own view last told how far a target of its volumes
+  // was behind (in sync, or a lag while streaming): what an unplanned
+  // failover reports as the writes it may lose. A view is rewritten within a
+  // tick of a change, so what it says held a tick ago at most; but a dead
+  // agent's view stays until its lease ends, so sightings count only while
+  // this region sees the primary up. A volume written without pause is never
+  // "in sync"; its lag still bounds the loss. mu_ held.
   void NoteInSync(const state::PrimaryRecord& p, const std::vector<state::ObserverView>& views) {
     if (view_.primary_down || view_.down_for_ms > 0) return;
     auto now = ctx_.clock.Now();
     for (const auto& v : views) {
       if (v.observer != p.region) continue;
       for (const auto& s : v.sending) {
-        if (s.in_sync) in_sync_seen_[{p.region, s.volume, s.target}] = now;
+        int64_t lag = s.in_sync ? 0 : s.lag_ms;
+        if (lag >= 0) in_sync_seen_[{p.region, s.volume, s.target}] = {now, std::chrono::milliseconds(lag)};
       }
     }
   }
 
   // The lag an unplanned failover from run.from to run.to accepts, volume by
-  // volume: how long before now this agent last saw each target copy in sync.
+  // volume: how long before now each target copy last had everything, by
+  // what this agent last read of it (the time since, plus the lag it read).
   // Changes the old primary made after that may be missing in the new one.
   std::string AcceptedLag(const state::FailoverRun& run) {
     std::string out;
@@ -373,12 +379,17 @@ class FailoverService final : public Service, public EndpointViews, private orch
       std::string one;
       if (it == in_sync_seen_.end()) {
         accepted_lag_g_->With({v.name}).Set(std::numeric_limits<double>::quiet_NaN());
-        one = v.name + ": this agent never saw it in sync, so what " + run.to + " lacks is unknown";
+        one = v.name + ": this agent never saw how far behind it was, so what " + run.to + " lacks is unknown";
       } else {
-        double seconds = std::chrono::duration<double>(now - it->second).count();
+        const Sighting& seen = it->second;
+        auto complete_at = seen.at - std::chrono::duration_cast<Clock::TimePoint::duration>(seen.lag);
+        double seconds = std::chrono::duration<double>(now - complete_at).count();
         accepted_lag_g_->With({v.name}).Set(seconds);
-        one = v.name + ": last seen in sync " + FormatDuration(std::chrono::milliseconds(std::llround(seconds * 1000))) +
-              " before the fence (changes " + run.from + " made after " + FormatUtc(it->second) + " may be missing)";
+        auto before = FormatDuration(std::chrono::duration_cast<std::chrono::milliseconds>(now - seen.at));
+        one = v.name + ": last seen " +
+              (seen.lag.count() == 0 ? "in sync " + before
+                                     : FormatDuration(seen.lag) + " behind, " + before) +
+              " before the fence (changes " + run.from + " made after " + FormatUtc(complete_at) + " may be missing)";
       }
       out += (out.empty() ? "" : "; ") + one;
     }
@@ -935,7 +946,11 @@ class FailoverService final : public Service, public EndpointViews, private orch
   std::map<std::string, std::optional<bool>> combined_;  // guarded by mu_: endpoint -> health by the views
   std::function<void()> on_views_change_;
   // (primary, volume, target) -> when the primary's view last said in sync; guarded by mu_.
-  std::map<std::tuple<std::string, std::string, std::string>, Clock::TimePoint> in_sync_seen_;
+  struct Sighting {
+    Clock::TimePoint at;        // when this agent read it
+    std::chrono::milliseconds lag;  // how far behind the view said the target was
+  };
+  std::map<std::tuple<std::string, std::string, std::string>, Sighting> in_sync_seen_;
 
   metrics::Family<metrics::Gauge>* epoch_g_ = nullptr;
   metrics::Family<metrics::Gauge>* votes_g_ = nullptr;

@@ -107,13 +107,17 @@ class FakeRoles final : public VolumeRoles {
     return role_;
   }
   std::optional<RoleChange> LastChange(std::string_view) const override { return std::nullopt; }
-  // A source's one target, in sync as the test says.
+  // A source's one target, in sync as the test says, or streaming behind
+  // by a lag the test sets.
   std::vector<TargetSync> Sending(std::string_view) const override {
     std::lock_guard lock(mu_);
     if (!role_.source || role_.fenced) return {};
-    return {TargetSync{region_ == "east" ? "west" : "east", in_sync_.load(), 0, in_sync_ ? 0u : 4096u}};
+    bool known = in_sync_ || lag_ms_ >= 0;
+    return {TargetSync{region_ == "east" ? "west" : "east", in_sync_.load(), in_sync_ ? 0 : lag_ms_ / 1000.0,
+                       in_sync_ ? 0u : 4096u, known}};
   }
   void SetInSync(bool in_sync) { in_sync_ = in_sync; }
+  void SetLag(int64_t ms) { lag_ms_ = ms; }
   Status Promote(std::string_view, uint64_t epoch, Done) override {
     std::lock_guard lock(mu_);
     role_ = {true, "", epoch, false};
@@ -140,6 +144,7 @@ class FakeRoles final : public VolumeRoles {
   state::VolumeRole role_;
   std::atomic<bool> held_{false};
   std::atomic<bool> in_sync_{true};
+  std::atomic<int64_t> lag_ms_{-1};  // when not in sync: -1 unknown
 };
 
 // A region's backup service restoring: says it restored a fixed backup, or
@@ -231,6 +236,7 @@ class FailoverServiceTest : public ::testing::Test {
       agents_[region] = std::make_unique<Agent>(plan_, region, *store_, world_);
     }
     agents_["east"]->roles.SetInSync(east_in_sync_);
+    agents_["east"]->roles.SetLag(east_lag_ms_);
     for (auto& [_, a] : agents_) ASSERT_TRUE(a->service->Start().ok());
   }
   void TearDown() override {
@@ -251,6 +257,7 @@ class FailoverServiceTest : public ::testing::Test {
   std::map<std::string, std::unique_ptr<Agent>> agents_;
   std::string self_fence_file_;
   bool east_in_sync_ = true;  // whether east's volume starts in sync at west
+  int64_t east_lag_ms_ = -1;  // when not: how far behind west's copy streams (-1 unknown)
   std::function<void(std::string&)> edit_plan_;
 };
 
@@ -317,12 +324,33 @@ TEST_F(FailoverServiceTest, AnUnplannedFailoverSaysWhenItCannotTellTheLag) {
   ASSERT_TRUE(state::WaitUntil([&] { return RunEnded(); }, 30s));
   auto run = *Run();
   EXPECT_EQ(run.state, "done") << state::Encode(run);
-  EXPECT_NE(run.steps[0].output.find("accepted lag: data: this agent never saw it in sync, so what west lacks is "
-                                     "unknown"),
+  EXPECT_NE(run.steps[0].output.find("accepted lag: data: this agent never saw how far behind it was, so what "
+                                     "west lacks is unknown"),
             std::string::npos)
       << run.steps[0].output;
   auto metrics = agents_["west"]->metrics.Render();
   EXPECT_NE(metrics.find("lifeboat_failover_accepted_lag_seconds{volume=\"data\"} NaN"), std::string::npos) << metrics;
+}
+
+// A volume written without pause is never in sync, but its source streams
+// and knows the lag: the failover reports that lag, not "unknown".
+TEST_F(FailoverServiceTest, AnUnplannedFailoverFromAVolumeNeverAtRestReportsItsStreamingLag) {
+  east_in_sync_ = false;
+  east_lag_ms_ = 250;
+  Start("manual");
+  ASSERT_TRUE(state::WaitUntil([&] { return Views() == 3; }, 10s));
+  std::this_thread::sleep_for(500ms);  // a tick of west's reads east's view
+  ASSERT_TRUE(state::WaitUntil([&] { return agents_["west"]->Post(R"({"to": "west"})").status == 202; }, 10s));
+  ASSERT_TRUE(state::WaitUntil([&] { return RunEnded(); }, 30s));
+  auto run = *Run();
+  EXPECT_EQ(run.state, "done") << state::Encode(run);
+  EXPECT_NE(run.steps[0].output.find("accepted lag: data: last seen 250ms behind, "), std::string::npos)
+      << run.steps[0].output;
+  auto metrics = agents_["west"]->metrics.Render();
+  auto at = metrics.find("lifeboat_failover_accepted_lag_seconds{volume=\"data\"} ");
+  ASSERT_NE(at, std::string::npos) << metrics;
+  double lag = std::stod(metrics.substr(at + std::string("lifeboat_failover_accepted_lag_seconds{volume=\"data\"} ").size()));
+  EXPECT_GE(lag, 0.25);
 }
 
 // A partition between the witness and the primary: one observer alone.

@@ -108,7 +108,8 @@ class ReplicationService final : public Service, public VolumeRoles {
     std::vector<TargetSync> out;
     for (const auto& s : v->run.streams) {
       auto st = s->GetStatus();
-      out.push_back({st.target_region, st.in_sync, st.rpo_seconds, st.pending_bytes});
+      bool known = st.in_sync || st.state == "streaming" || st.state == "verifying";
+      out.push_back({st.target_region, st.in_sync, st.rpo_seconds, st.pending_bytes, known});
     }
     return out;
   }

@@ -84,13 +84,9 @@ int RunDemo(DemoOptions o) {
   if (!loaded.plan) return kExitInvalid;
   const plan::Plan& plan = *loaded.plan;
 
-  if (o.data_dir.empty()) {
-    char tmpl[] = "/tmp/lifeboat-demo-XXXXXX";
-    if (!::mkdtemp(tmpl)) return Fail(ErrnoError(errno, "create a directory under /tmp"));
-    o.data_dir = tmpl;
-  }
-  if (auto s = EnsureWritableDir(o.data_dir); !s.ok()) return Fail("--data-dir: " + s.error().message());
-  const std::string data_dir = std::filesystem::absolute(o.data_dir).string();
+  auto made = MakeDataDir(o.data_dir, "demo");
+  if (!made.ok()) return Fail(made.error());
+  const std::string data_dir = *made;
   const std::string plan_path = data_dir + "/plan.yaml";
   if (auto s = WriteFileAtomic(plan_path, plan_text); !s.ok()) return Fail(s.error());
 

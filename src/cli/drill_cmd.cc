@@ -488,14 +488,9 @@ int RunDrillCommand(DrillOptions o) {
   if (!loaded.plan) return kExitInvalid;
   auto setup = Choose(*loaded.plan, o);
   if (!setup.ok()) return Fail(setup.error());
-  std::string dir = o.data_dir;
-  if (dir.empty()) {
-    char tmpl[] = "/tmp/lifeboat-drill-XXXXXX";
-    if (!::mkdtemp(tmpl)) return Fail(ErrnoError(errno, "create a directory under /tmp"));
-    dir = tmpl;
-  }
-  if (auto s = EnsureWritableDir(dir); !s.ok()) return Fail("--data-dir: " + s.error().message());
-  dir = std::filesystem::absolute(dir).string();
+  auto made = MakeDataDir(o.data_dir, "drill");
+  if (!made.ok()) return Fail(made.error());
+  const std::string dir = *made;
   std::error_code ec;
   if (std::filesystem::exists(dir + "/" + loaded.plan->name + "-state.db", ec)) {
     return Fail("--data-dir " + dir + " holds an earlier run's state; give the drill a new directory", kExitInvalid);
@@ -525,9 +520,11 @@ void AddDrillCommands(CLI::App& app, int& exit_code) {
       "region-outage: starts an agent per region (each with its own DNS server on loopback) and the\n"
       "sample application (lifeboat app serve) on each endpoint of the record, in the volume's path\n"
       "of that region; a client writes a numbered record through the DNS name every 10ms; then every\n"
-      "process of the primary region is killed. RTO is the first failed write to the first acknowledged\n"
-      "one after it; RPO is how far before the fault the oldest acknowledged record that the new\n"
-      "primary lacks was written. Exits 1 when the plan's objectives are missed, naming the figures.\n"
+      "process of the primary region is killed. RTO runs from the first write after the fault that the\n"
+      "old primary did not acknowledge to the next acknowledged one; RPO is how far before the fault\n"
+      "the oldest acknowledged record that the new primary lacks was written. The data dir keeps\n"
+      "drill.json, drill.html (the report, with a timeline) and attempts.jsonl.\n"
+      "Exits 1 when the plan's objectives are missed, naming the figures; 130 on Ctrl-C.\n"
       "The plan must use the embedded store at its default place: a drill never touches a shared store.\n\n"
       "Examples:\n"
       "  lifeboat drill run region-outage --plan shop-local.yaml\n"

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <climits>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -114,6 +115,17 @@ void StopAll(std::vector<Child>& children) {
       c.exited = true;
     }
   }
+}
+
+Result<std::string> MakeDataDir(const std::string& given, const std::string& kind) {
+  std::string dir = given;
+  if (dir.empty()) {
+    std::string tmpl = "/tmp/lifeboat-" + kind + "-XXXXXX";
+    if (!::mkdtemp(tmpl.data())) return ErrnoError(errno, "create a directory under /tmp");
+    dir = tmpl;
+  }
+  if (auto s = EnsureWritableDir(dir); !s.ok()) return s.error().Wrap("--data-dir");
+  return std::filesystem::absolute(dir).string();
 }
 
 void KillNow(Child& c) {

@@ -40,6 +40,10 @@ void StopAll(std::vector<Child>& children);
 // SIGKILL now and reaped: a process that dies as in an outage.
 void KillNow(Child& child);
 
+// The absolute path of `given` (--data-dir), created and checked writable;
+// when empty, a new directory /tmp/lifeboat-KIND-XXXXXX. Errors name the flag.
+Result<std::string> MakeDataDir(const std::string& given, const std::string& kind);
+
 // Blocks SIGINT and SIGTERM in the calling thread (before any other thread
 // starts), so that the command takes them with sigtimedwait.
 sigset_t BlockStopSignals();

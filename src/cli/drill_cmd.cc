@@ -226,6 +226,36 @@ class Drill {
     return std::nullopt;
   }
 
+  // Waits until the primary's agent streams the volume to `target` (a full
+  // pass done): a drill of a plan whose replication does not run would
+  // only measure that. The error says what the primary's agent reports.
+  Status WaitReplicating(const std::string& target, Duration limit) {
+    std::string url = net::BaseUrl(s_.primary->agent) + "/v1/replication/" + s_.volume->name;
+    std::string why = "no answer from " + url;
+    auto st = WaitFor("replication of " + s_.volume->name + " to " + target, limit, [&] {
+      auto got = net::Fetch("GET", url, 1s);
+      if (!got.ok()) return false;
+      auto j = Json::parse(got->body, nullptr, false);
+      if (j.is_discarded()) return false;
+      why = json::Str(j, "problem");
+      for (const auto& t : json::Arr(j, "targets")) {
+        if (json::Str(t, "target") != target) continue;
+        std::string state = json::Str(t, "state");
+        if (json::Bool(t, "in_sync") || state == "streaming" || state == "verifying") return true;
+        why = "its stream to " + target + " is " + state +
+              (json::Str(t, "last_error").empty() ? "" : ": " + json::Str(t, "last_error"));
+      }
+      if (why.empty()) why = "the primary's agent reports no stream to " + target;
+      return false;
+    });
+    if (!st.ok() && st.error().code() == Code::kDeadlineExceeded) {
+      return Error(Code::kFailedPrecondition, "volume " + s_.volume->name + " does not replicate from " +
+                                                  s_.primary->name + " to " + target + " (" + why +
+                                                  "); a drill would only measure that. Logs: " + dir_);
+    }
+    return st;
+  }
+
   // The failover run as a surviving agent reports it.
   Json SurvivorFailover() const {
     for (const auto& r : plan_.regions) {
@@ -271,11 +301,15 @@ class Drill {
       return a.ok() && EndpointOf(a->addresses.front()) && EndpointOf(a->addresses.front())->ToString() == primary_app;
     });
     if (!st.ok()) return Fail(st.error());
+    if (s_.endpoints.size() > 1) {
+      st = WaitReplicating(s_.endpoints[1]->region, duration);
+      if (!st.ok()) return Fail(st.error());
+    }
     drill::Client client({s_.record->name, [this](const std::string& ip) { return EndpointOf(ip); }, 10ms, 1s,
                           drill::FirstRecordNumber()},
                          std::move(*resolver));
     client.Start();
-    Say("Every region answers. The client writes a numbered record to " + s_.record->name + " every 10ms; warming up for " +
+    Say("Every region answers and " + s_.volume->name + " replicates. The client writes a numbered record to " + s_.record->name + " every 10ms; warming up for " +
         FormatDuration(warmup) + ".");
     auto warm_end = SteadyClock::now() + warmup;
     st = WaitFor("the warm-up", warmup + 30s, [&] { return SteadyClock::now() >= warm_end && client.acked() > 0; });
@@ -510,7 +544,9 @@ void AddDrillCommands(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<DrillOptions>();
   cmd->add_option("scenario", o->scenario, std::string("What goes wrong: ") + kScenarios)->required();
   AddPlanFlag(*cmd, o->plan_file);
-  cmd->add_option("--duration", o->duration, "How long after the fault to wait for recovery")->capture_default_str();
+  cmd->add_option("--duration", o->duration,
+                  "How long to wait for the volume's first full sync, and after the fault for recovery")
+      ->capture_default_str();
   cmd->add_option("--warmup", o->warmup, "How long the client writes before the fault")->capture_default_str();
   cmd->add_option("--data-dir", o->data_dir, "A new directory for the agents' state, logs and the report (default: a new /tmp/lifeboat-drill-*)");
   cmd->add_option("--record", o->record, "The failover A record the client writes through (default: the plan's only one)");

@@ -55,16 +55,21 @@ Loss MeasureLoss(const std::vector<Attempt>& attempts, const std::set<uint64_t>&
   return l;
 }
 
+namespace {
+// "3.007s": a measured duration to the millisecond.
+std::string Ms(Duration d) { return FormatDuration(std::chrono::round<std::chrono::milliseconds>(d)); }
+}  // namespace
+
 Verdict Judge(const plan::Objectives& objectives, const Recovery& recovery, const Loss& loss) {
   Verdict v;
   if (!recovery.rto) {
     v.missed.push_back("the client never succeeded again after its first failure");
   } else if (objectives.rto && *recovery.rto > *objectives.rto) {
-    v.missed.push_back("RTO " + FormatDuration(*recovery.rto) + " is over the objective " +
+    v.missed.push_back("RTO " + Ms(*recovery.rto) + " is over the objective " +
                        FormatDuration(*objectives.rto));
   }
   if (objectives.rpo && loss.rpo > *objectives.rpo) {
-    v.missed.push_back("RPO " + FormatDuration(loss.rpo) + " (" + std::to_string(loss.missing) +
+    v.missed.push_back("RPO " + Ms(loss.rpo) + " (" + std::to_string(loss.missing) +
                        " acknowledged records lost) is over the objective " + FormatDuration(*objectives.rpo));
   }
   v.pass = v.missed.empty();

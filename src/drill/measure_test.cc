@@ -134,6 +134,16 @@ TEST(Loss, WritesAcknowledgedAfterTheFaultStretchTheWindow) {
   EXPECT_EQ(l.rpo, 990ms + 2ms - 202ms);
 }
 
+TEST(Verdict, NamesMeasuredFiguresToTheMillisecond) {
+  Loss l;
+  l.missing = 241;
+  l.rpo = std::chrono::nanoseconds(3'007'326'785);
+  auto v = Judge({.rto = 5s, .rpo = 1s}, WithRto(std::chrono::nanoseconds(5'000'600'000)), l);
+  ASSERT_EQ(v.missed.size(), 2u);
+  EXPECT_EQ(v.missed[0], "RTO 5.001s is over the objective 5s");
+  EXPECT_EQ(v.missed[1], "RPO 3.007s (241 acknowledged records lost) is over the objective 1s");
+}
+
 TEST(Loss, NothingLostIsRpoZeroAndMeetsAnyObjective) {
   auto attempts = Timeline(
       30, [](int) { return true; }, [](int) { return "east"; });

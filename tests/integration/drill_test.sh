@@ -63,6 +63,14 @@ expect_exit 2 "$LIFEBOAT" drill run region-outage --plan "$WORK/plan.yaml" --dur
 nothing_left
 pass "an unknown scenario, a manual plan, an unknown record and a bad duration are refused, nothing started"
 
+# --- A plan whose replication cannot run is not drilled ----------------------------
+sed "s|key_file: $WORK/key|key_file: $WORK/no-such-key|" "$WORK/plan.yaml" > "$WORK/nokey.yaml"
+expect_exit 1 "$LIFEBOAT" drill run region-outage --plan "$WORK/nokey.yaml" --data-dir "$WORK/nokey" --duration 3s
+grep -q "volume data does not replicate from east to west (.*no-such-key.*); a drill would only measure that" <<<"$OUT" ||
+  fail "a plan that cannot replicate: $OUT"
+nothing_left
+pass "a plan whose replication cannot start is refused before the fault, with the primary's reason"
+
 # --- The drill -------------------------------------------------------------------
 "$LIFEBOAT" drill run region-outage --plan "$WORK/plan.yaml" --data-dir "$WORK/run" > "$WORK/drill.out" 2>&1 ||
   { cat "$WORK/drill.out" >&2; fail "the drill failed"; }

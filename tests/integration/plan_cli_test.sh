@@ -4,7 +4,7 @@
 source "$(dirname "$0")/lib.sh" "$1"
 cd "$(dirname "$0")/../.."
 
-expect_exit 0 "$LIFEBOAT" plan validate examples/shop.yaml examples/local.yaml
+expect_exit 0 "$LIFEBOAT" plan validate examples/shop.yaml examples/local.yaml examples/drill.yaml
 grep -q "examples/shop.yaml: ok" <<<"$OUT" || fail "no ok line: $OUT"
 pass "examples validate"
 

@@ -127,6 +127,18 @@ Status Agent::Init() {
       .Get()
       .Set(std::chrono::duration<double>(started_at_.time_since_epoch()).count());
   metrics_.AddGauge("lifeboat_agent_starts", "Times an agent has started on this data dir.").Get().Set(static_cast<double>(starts_));
+  // The plan's objectives, for alert rules to compare lag and outages with
+  // (deploy/prometheus/lifeboat.rules.yml); absent when the plan sets none.
+  if (plan_.objectives.rpo) {
+    metrics_.AddGauge("lifeboat_objective_rpo_seconds", "The plan's recovery point objective.")
+        .Get()
+        .Set(std::chrono::duration<double>(*plan_.objectives.rpo).count());
+  }
+  if (plan_.objectives.rto) {
+    metrics_.AddGauge("lifeboat_objective_rto_seconds", "The plan's recovery time objective.")
+        .Get()
+        .Set(std::chrono::duration<double>(*plan_.objectives.rto).count());
+  }
   metrics_.AddGaugeCallback("lifeboat_agent_uptime_seconds", "Seconds since the agent started.", {}, [this] {
     double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_steady_).count();
     return std::vector<std::pair<metrics::Labels, double>>{{{}, up}};

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The shipped Prometheus alert rules (deploy/prometheus/lifeboat.rules.yml):
-# promtool accepts them, `promtool test rules` fires each one against
-# recorded series (tests/prometheus/rules_test.yml) and keeps it quiet just
-# under its threshold, every alert has such a test, and every lifeboat
-# metric a rule reads is one a real agent exports.
+# What operators load into their monitoring. The Prometheus alert rules
+# (deploy/prometheus/lifeboat.rules.yml): promtool accepts them, `promtool
+# test rules` fires each one against recorded series
+# (tests/prometheus/rules_test.yml) and keeps it quiet just under its
+# threshold, and every alert has such a test. The Grafana dashboard
+# (deploy/grafana/lifeboat.json): valid JSON whose every query promtool
+# parses. And every lifeboat metric either reads is one a real agent exports.
 source "$(dirname "$0")/lib.sh" "$1"
 command -v promtool >/dev/null || fail "promtool is missing (scripts/deps.sh installs prometheus)"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -22,9 +24,18 @@ for a in $alerts; do
 done
 pass "promtool accepts the rules and their tests fire each of the $(echo "$alerts" | wc -l) alerts (and not under the thresholds)"
 
+DASH=$ROOT/deploy/grafana/lifeboat.json
+jq -e '.title and .uid and (.panels | length) >= 10 and all(.panels[]; .title and .gridPos and (.targets | length) >= 1)' "$DASH" >/dev/null ||
+  fail "the dashboard is not a Grafana dashboard with titled panels and queries"
+{ echo "groups:"; echo "  - name: dashboard"; echo "    rules:"
+  jq -r '[.panels[].targets[].expr, .annotations.list[].expr] | to_entries[] | "      - record: dashboard:query\(.key)\n        expr: \(.value | @json)"' "$DASH"
+} > "$WORK/dashboard-queries.yml"
+promtool check rules "$WORK/dashboard-queries.yml" > "$WORK/dash.out" 2>&1 || { cat "$WORK/dash.out" >&2; fail "promtool cannot parse a dashboard query"; }
+pass "the dashboard's $(jq '.panels | length' "$DASH") panels and their $(grep -c 'record:' "$WORK/dashboard-queries.yml") queries parse"
+
 # A real agent with objectives, a replicated volume, a checked endpoint and
-# a backup schedule exports every lifeboat metric the rules read.
-PORT_EAST=$(free_port); PORT_WEST=$(free_port); REP=$(free_port)
+# a backup schedule and DNS exports every lifeboat metric they read.
+PORT_EAST=$(free_port); PORT_WEST=$(free_port); REP=$(free_port); DNS=$(free_port)
 mkdir -p "$WORK/east-vol" "$WORK/west-vol"; head -c 32 /dev/urandom > "$WORK/key"
 cat > "$WORK/plan.yaml" <<PLAN
 name: alerts
@@ -46,6 +57,12 @@ backup:
     local: { type: filesystem, path: $WORK/repo }
   schedules:
     nightly: { cron: "0 3 * * *", location: local, volumes: [data], keep: { last: 7 } }
+dns:
+  zone: example.com.
+  listen: [127.0.0.1:$DNS]
+  ns: [ns1]
+  records:
+    - { name: ns1, type: A, value: 127.0.0.53 }
 failover: { mode: manual }
 PLAN
 start_agent east
@@ -53,8 +70,8 @@ wait_http "http://127.0.0.1:$PORT_EAST/healthz"
 curl -sf "http://127.0.0.1:$PORT_EAST/metrics" > "$WORK/metrics.txt"
 grep -q '^lifeboat_objective_rpo_seconds 5$' "$WORK/metrics.txt" || fail "the RPO objective is not exported"
 grep -q '^lifeboat_objective_rto_seconds 30$' "$WORK/metrics.txt" || fail "the RTO objective is not exported"
-used=$(grep -oE 'lifeboat_[a-z_]+' "$RULES" | sort -u)
+used=$(grep -ohE 'lifeboat_[a-z_]+' "$RULES" "$DASH" | sed -E 's/_(bucket|sum|count)$//' | sort -u)
 for m in $used; do
-  grep -q "^# TYPE $m " "$WORK/metrics.txt" || fail "the rules read $m, which the agent does not export"
+  grep -q "^# TYPE $m " "$WORK/metrics.txt" || fail "the rules or the dashboard read $m, which the agent does not export"
 done
-pass "the agent exports the plan's objectives and all $(echo "$used" | wc -l) lifeboat metrics the rules read"
+pass "the agent exports the plan's objectives and all $(echo "$used" | wc -l) lifeboat metrics the rules and the dashboard read"

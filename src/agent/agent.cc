@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "agent/auth.h"
+#include "agent/status_page.h"
 #include "core/strings.h"
 #include "core/version.h"
 #include "metrics/process.h"
@@ -223,6 +224,15 @@ net::HttpResponse Agent::Handle(const net::HttpRequest& req) {
     } else {
       res = error(405, "use GET");
     }
+  } else if (req.path == "/status" || req.path == "/") {
+    if (get) {
+      res.content_type = "text/html; charset=utf-8";
+      res.body = RenderStatusPage(StatusJson(), Clock::Real().Now());
+      // The page has no script and loads nothing: say so to the browser.
+      res.headers.emplace_back("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
+    } else {
+      res = error(405, "use GET");
+    }
   } else if (req.path == "/metrics") {
     if (get) {
       res = net::HttpResponse::Text(200, metrics_.Render());
@@ -232,7 +242,7 @@ net::HttpResponse Agent::Handle(const net::HttpRequest& req) {
     }
   } else {
     label = "other";
-    res = error(404, "no such endpoint: " + req.path + " (try /healthz, /v1/status, /metrics)");
+    res = error(404, "no such endpoint: " + req.path + " (try /status, /healthz, /v1/status, /metrics)");
     if (const auto* route = router_.Find(req.path)) {
       label = route->first;
       res = route->second(req);

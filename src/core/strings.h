@@ -19,5 +19,7 @@ bool StartsWith(std::string_view s, std::string_view prefix);
 // Quotes and escapes a string for display: 'abc', or a C-style escaped form
 // when it has control or non-ASCII bytes.
 std::string Quote(std::string_view s);
+// Text made safe for HTML element content and attribute values (& < > " ').
+std::string HtmlEscape(std::string_view text);
 
 }  // namespace lifeboat

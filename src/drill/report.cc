@@ -7,6 +7,7 @@
 
 #include "core/clock.h"
 #include "core/json_read.h"
+#include "core/strings.h"
 
 namespace lifeboat::drill {
 namespace {
@@ -141,22 +142,6 @@ pre { white-space: pre-wrap; background: #f3f5f7; padding: .5em; border-radius: 
 )";
 
 }  // namespace
-
-std::string HtmlEscape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 std::string RenderHtml(const Json& report, const std::vector<Attempt>& attempts) {
   bool pass = json::Str(report, "verdict") == "pass";

@@ -18,7 +18,4 @@ namespace lifeboat::drill {
 // Every text from the report is escaped.
 std::string RenderHtml(const nlohmann::ordered_json& report, const std::vector<Attempt>& attempts);
 
-// Text made safe for HTML element content and attribute values.
-std::string HtmlEscape(std::string_view text);
-
 }  // namespace lifeboat::drill

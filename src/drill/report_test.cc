@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/strings.h"
+
 namespace lifeboat::drill {
 namespace {
 

@@ -217,6 +217,13 @@ done
 "$LIFEBOAT" status --plan "$WORK/plan.yaml" > "$WORK/status-running.txt" || true
 grep -Eq '^primary: .*; failover to west running for [0-9.]+m?s, step announce, driven by witness@' "$WORK/status-running.txt" ||
   { cat "$WORK/status-running.txt" >&2; fail "lifeboat status does not show the running failover's step and time"; }
+# West's status page, as a person sees it during the run.
+chrome --dump-dom "http://127.0.0.2:$PORT_WEST/status" > "$WORK/status-dom.html"
+grep -Eq 'class="banner running" id="failover">primary: west \(epoch 4\) (—|&mdash;) failover to west running for [0-9.]+m?s: step announce' "$WORK/status-dom.html" ||
+  { grep -o '<div class="banner[^<]*' "$WORK/status-dom.html" >&2; fail "west's status page does not show the running failover"; }
+grep -q '<table id="steps">' "$WORK/status-dom.html" || fail "west's status page has no step table"
+SHOTS=${LIFEBOAT_ARTIFACTS:-$WORK}; mkdir -p "$SHOTS"
+chrome --window-size=1100,1000 --screenshot="$SHOTS/status-page-failover-$STORE.png" "http://127.0.0.2:$PORT_WEST/status"
 kill -9 "$WITNESS"; wait "$WITNESS" 2>/dev/null || true
 rm -f "$WORK/slow"
 deadline=$(( SECONDS + 30 ))

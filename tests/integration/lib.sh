@@ -89,6 +89,18 @@ wait_http() {
   done
 }
 
+# chrome ARGS... URL: headless Chromium (a page as a person sees it), its
+# log in $WORK/chrome.log; fails the test on a console error or a blocked
+# load (a Content-Security-Policy refusal) in that log.
+chrome() {
+  command -v chromium >/dev/null || fail "chromium is missing (scripts/deps.sh installs it)"
+  local rc=0
+  chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir="$WORK/chrome" \
+    --enable-logging=stderr --v=0 "$@" 2> "$WORK/chrome.log" || rc=$?
+  [ $rc = 0 ] || { tail "$WORK/chrome.log" >&2; fail "chromium failed on $*"; }
+  ! grep -E 'CONSOLE|Uncaught|Refused to' "$WORK/chrome.log" >&2 || fail "the page logged errors in the browser"
+}
+
 # has_metric URL REGEX: true when a line of URL's /metrics page matches REGEX.
 # The page is read whole first: `curl | grep -q` fails under pipefail when
 # grep exits at its match and curl then writes into the closed pipe.

@@ -275,13 +275,25 @@ TEST_F(PruneTest, KilledAtAnyFileCallOfPruneLosesNothing) {
   }
   uint64_t total = env.calls();
   ASSERT_GE(total, 20u) << "new pack, new index, old index and old packs deleted, each with its syncs";
+  // A prune's count of file calls varies a little from run to run: its
+  // lock's refresher thread rewrites the lock on a timer, so a slow counting
+  // run (a loaded machine) counts more calls. A prune that ends before its
+  // nth call is not killed, must succeed, and leaves the same clean
+  // repository.
+  uint64_t killed = 0;
   for (uint64_t n = 1; n <= total; ++n) {
     fs::remove_all(base_ / "repo");
     fs::copy(pristine, base_ / "repo", fs::copy_options::recursive);
     {
       auto r = open();
       env.Arm(FaultEnv::Fault::kCrash, n);
-      EXPECT_FALSE(r->Prune(0.2).ok()) << "a prune that died at " << env.fired_at() << " said it succeeded";
+      bool ok = r->Prune(0.2).ok();
+      if (env.fired()) {
+        ++killed;
+        EXPECT_FALSE(ok) << "a prune that died at " << env.fired_at() << " said it succeeded";
+      } else {
+        EXPECT_TRUE(ok) << "a prune that made fewer than " << n << " file calls and was never killed failed";
+      }
     }
     SCOPED_TRACE("killed at " + env.fired_at());
     env.Disarm();
@@ -293,6 +305,7 @@ TEST_F(PruneTest, KilledAtAnyFileCallOfPruneLosesNothing) {
     fs::remove_all(base_ / "out");
     fs::remove_all(base_ / "after");
   }
+  EXPECT_GE(killed, total * 3 / 4) << "most of the " << total << " file calls were never reached";
 }
 
 // A disk that fills up at any moment of a backup: the backup fails with

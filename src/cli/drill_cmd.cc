@@ -123,10 +123,6 @@ Result<uint16_t> FreePort() {
   return Error(Code::kResourceExhausted, "no port on 127.0.0.1 is free for both UDP and TCP");
 }
 
-std::string Seconds(Duration d) {
-  return FormatDuration(std::chrono::duration_cast<Duration>(std::chrono::floor<std::chrono::milliseconds>(d)));
-}
-
 double SecondsOf(Duration d) { return std::chrono::duration<double>(d).count(); }
 
 class Drill {
@@ -360,7 +356,6 @@ class Drill {
       }
     }
     auto loss = drill::MeasureLoss(attempts, found, fault);
-    found_ = found;
     auto verdict = drill::Judge(plan_.objectives, recovery, loss);
     if (!readback_error.empty()) {
       verdict.pass = false;
@@ -437,7 +432,7 @@ class Drill {
             {"loss",
              {{"missing", loss.missing},
               {"first_missing", loss.first_missing},
-              {"all_missing", LostNumbers(attempts, loss)},
+              {"all_missing", loss.missing_numbers},
               {"oldest", opt_time(loss.oldest)},
               {"newest", opt_time(loss.newest)}}},
             {"failover",
@@ -449,19 +444,9 @@ class Drill {
             {"data_dir", dir_}};
   }
 
-  // Every lost record's number (10,000 at most), for the report's timeline.
-  Json LostNumbers(const std::vector<drill::Attempt>& attempts, const drill::Loss& loss) const {
-    Json out = Json::array();
-    if (loss.missing == 0) return out;
-    for (const auto& a : attempts) {
-      if (a.acked && !found_.count(a.seq) && out.size() < 10000) out.push_back(a.seq);
-    }
-    return out;
-  }
-
   void PrintSummary(const Json& r, const drill::Verdict& verdict, const std::string& path) const {
     auto figure = [](const Json& v) {
-      return v.is_number() ? Seconds(std::chrono::duration_cast<Duration>(std::chrono::duration<double>(v.get<double>())))
+      return v.is_number() ? drill::FormatMs(std::chrono::duration_cast<Duration>(std::chrono::duration<double>(v.get<double>())))
                            : std::string("-");
     };
     std::cout << "\n";
@@ -503,7 +488,6 @@ class Drill {
   sigset_t sigs_{};
   std::vector<Child> children_;
   std::set<pid_t> killed_;
-  std::set<uint64_t> found_;  // the records the new primary holds
   std::map<std::string, Address> dns_;
 };
 

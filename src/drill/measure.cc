@@ -45,7 +45,8 @@ Loss MeasureLoss(const std::vector<Attempt>& attempts, const std::set<uint64_t>&
   }
   if (missing.empty()) return l;
   std::sort(missing.begin(), missing.end(), [](const Attempt* x, const Attempt* y) { return x->seq < y->seq; });
-  for (size_t i = 0; i < missing.size() && i < 10; ++i) l.first_missing.push_back(missing[i]->seq);
+  for (size_t i = 0; i < missing.size() && i < 10000; ++i) l.missing_numbers.push_back(missing[i]->seq);
+  l.first_missing.assign(l.missing_numbers.begin(), l.missing_numbers.begin() + std::min<size_t>(10, l.missing_numbers.size()));
   for (const Attempt* a : missing) {
     if (!l.oldest || a->end < *l.oldest) l.oldest = a->end;
     if (!l.newest || a->end > *l.newest) l.newest = a->end;
@@ -55,21 +56,18 @@ Loss MeasureLoss(const std::vector<Attempt>& attempts, const std::set<uint64_t>&
   return l;
 }
 
-namespace {
-// "3.007s": a measured duration to the millisecond.
-std::string Ms(Duration d) { return FormatDuration(std::chrono::round<std::chrono::milliseconds>(d)); }
-}  // namespace
+std::string FormatMs(Duration d) { return FormatDuration(std::chrono::round<std::chrono::milliseconds>(d)); }
 
 Verdict Judge(const plan::Objectives& objectives, const Recovery& recovery, const Loss& loss) {
   Verdict v;
   if (!recovery.rto) {
     v.missed.push_back("the client never succeeded again after its first failure");
   } else if (objectives.rto && *recovery.rto > *objectives.rto) {
-    v.missed.push_back("RTO " + Ms(*recovery.rto) + " is over the objective " +
+    v.missed.push_back("RTO " + FormatMs(*recovery.rto) + " is over the objective " +
                        FormatDuration(*objectives.rto));
   }
   if (objectives.rpo && loss.rpo > *objectives.rpo) {
-    v.missed.push_back("RPO " + Ms(loss.rpo) + " (" + std::to_string(loss.missing) +
+    v.missed.push_back("RPO " + FormatMs(loss.rpo) + " (" + std::to_string(loss.missing) +
                        " acknowledged records lost) is over the objective " + FormatDuration(*objectives.rpo));
   }
   v.pass = v.missed.empty();

@@ -44,6 +44,7 @@ struct Loss {
   uint64_t acked = 0;    // acknowledged records, in all
   uint64_t missing = 0;  // of those, not found
   std::vector<uint64_t> first_missing;  // up to ten of their numbers, lowest first
+  std::vector<uint64_t> missing_numbers;  // all of them (10,000 at most), lowest first
   // When the oldest and the newest missing records were acknowledged.
   std::optional<Clock::TimePoint> oldest, newest;
   // The span of time whose acknowledged writes are lost: from the oldest
@@ -52,6 +53,10 @@ struct Loss {
   Duration rpo{0};
 };
 Loss MeasureLoss(const std::vector<Attempt>& attempts, const std::set<uint64_t>& found, Clock::TimePoint fault);
+
+// A measured duration to the millisecond ("3.007s", "41ms"), as the
+// verdict and the drill's summary print it.
+std::string FormatMs(Duration d);
 
 struct Verdict {
   bool pass = true;

@@ -1,4 +1,4 @@
-// A stub resolver for the drill client: asks the given DNS servers for a
+// The drill client's DNS resolver (what RFC 1034 calls a stub resolver): asks the given DNS servers for a
 // name's A records through glibc's libresolv (res_nquery on a private
 // resolver state, so /etc/resolv.conf is not involved) and keeps each answer
 // for its TTL, as the resolver of a real client would. Servers are asked in

@@ -3,6 +3,7 @@
 #include <yaml-cpp/eventhandler.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <sstream>
@@ -309,9 +310,7 @@ void LoadState(const Map& top, Plan& plan) {
   only("endpoints", etcd, "etcd");
   only("prefix", etcd, "etcd");
   only("tls", etcd, "etcd");
-  if (m.Str("path", st.path) && (st.path.empty() || st.path[0] != '/')) {
-    ctx.Error(m.Get("path").Mark(), "state.path: '" + st.path + "' is not an absolute path");
-  }
+  if (m.Str("path", st.path)) ctx.ResolvePath(m.Get("path").Mark(), "state.path", st.path);
   if (m.Dur("timeout", st.timeout) && st.timeout <= Duration::zero()) {
     ctx.Error(m.Get("timeout").Mark(), "state.timeout: must be above zero");
   }
@@ -333,9 +332,7 @@ void LoadState(const Map& top, Plan& plan) {
   }
   Map tls(ctx, m.Get("tls"), "state.tls", {"ca_file", "cert_file", "key_file"});
   for (auto [key, out] : {std::pair{"ca_file", &st.ca_file}, {"cert_file", &st.cert_file}, {"key_file", &st.key_file}}) {
-    if (tls.Str(key, *out) && (out->empty() || (*out)[0] != '/')) {
-      ctx.Error(tls.Get(key).Mark(), "state.tls." + std::string(key) + ": '" + *out + "' is not an absolute path");
-    }
+    if (tls.Str(key, *out)) ctx.ResolvePath(tls.Get(key).Mark(), "state.tls." + std::string(key), *out);
   }
   if (st.cert_file.empty() != st.key_file.empty()) {
     ctx.Error(m.Get("tls").Mark(), "state.tls: cert_file and key_file go together", "give both, or neither");
@@ -460,8 +457,8 @@ bool CheckRef(Context& ctx, const YAML::Mark& at, const std::string& path, const
   return false;
 }
 
-LoadResult LoadPlanText(std::string_view text, const std::string& source) {
-  Context ctx(source);
+LoadResult LoadPlanText(std::string_view text, const std::string& source, const std::string& base_dir) {
+  Context ctx(source, base_dir);
   LoadResult result;
   if (text.size() > kMaxPlanBytes) {
     ctx.Error(YAML::Mark::null_mark(), "the plan is " + std::to_string(text.size()) + " bytes; plans are at most " +
@@ -542,10 +539,8 @@ LoadResult LoadPlanText(std::string_view text, const std::string& source) {
       Map rc(ctx, top.Get("routing_controls"), "routing_controls", {"safety", "token_file"});
       Map safety(ctx, rc.Get("safety"), "routing_controls.safety", {"min_on"});
       safety.Int("min_on", plan.routing_controls.min_on, 0, 1000);
-      if (rc.Str("token_file", plan.routing_controls.token_file) &&
-          (plan.routing_controls.token_file.empty() || plan.routing_controls.token_file[0] != '/')) {
-        ctx.Error(rc.Get("token_file").Mark(), "routing_controls.token_file: '" + plan.routing_controls.token_file +
-                                                   "' is not an absolute path");
+      if (rc.Str("token_file", plan.routing_controls.token_file)) {
+        ctx.ResolvePath(rc.Get("token_file").Mark(), "routing_controls.token_file", plan.routing_controls.token_file);
       }
       LoadVolumes(top, plan);
       LoadDatabases(top, plan);
@@ -577,7 +572,9 @@ LoadResult LoadPlanFile(const std::string& path) {
     r.diagnostics.push_back(d);
     return r;
   }
-  return LoadPlanText(*text, path);
+  std::error_code ec;
+  std::filesystem::path dir = std::filesystem::absolute(path, ec).parent_path();
+  return LoadPlanText(*text, path, ec ? std::string() : dir.string());
 }
 
 Result<Plan> LoadPlanOrError(const std::string& path) {

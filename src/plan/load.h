@@ -24,8 +24,10 @@ struct LoadResult {
   std::vector<Diagnostic> diagnostics;
 };
 
-// `source` names the text in messages (usually its path).
-LoadResult LoadPlanText(std::string_view text, const std::string& source);
+// `source` names the text in messages (usually its path). Relative paths in
+// the plan resolve against `base_dir` (LoadPlanFile passes the file's
+// directory); without one, every path must be absolute.
+LoadResult LoadPlanText(std::string_view text, const std::string& source, const std::string& base_dir = "");
 LoadResult LoadPlanFile(const std::string& path);
 
 // For commands that need a valid plan and nothing else: InvalidArgument with

@@ -9,7 +9,8 @@ namespace {
 
 // Reads a { region: value } mapping; every serving region needs a value and a
 // witness may have none. `what` names a value ("path") and `example` shows
-// one; `check` validates one value (returns an error text or "").
+// one; `check` validates one value and may rewrite it (returns an error text
+// or "").
 template <typename Check>
 std::map<std::string, std::string> PerRegion(const Map& parent, std::string_view key, const Plan& plan,
                                              const std::string& what, const std::string& example, Check check) {
@@ -63,20 +64,15 @@ void LoadVolumes(const Map& top, Plan& plan) {
     v.name = e.key;
     // backup-restore keeps data by backups alone: a volume replicates only when the plan says so.
     if (plan.pattern == Pattern::kBackupRestore && !m.Has("replication")) v.replication.mode = ReplicationMode::kOff;
-    v.path = PerRegion(m, "path", plan, "path", "/srv/" + e.key, [](const std::string& p) -> std::string {
-      if (p.empty() || p[0] != '/') return "'" + p + "' is not an absolute path";
-      if (p.find("/../") != std::string::npos || p.ends_with("/..")) return "'" + p + "' contains '..'";
-      return "";
-    });
+    v.path = PerRegion(m, "path", plan, "path", "/srv/" + e.key, [&ctx](std::string& p) { return ctx.Resolve(p); });
     Map rep(ctx, m.Get("replication"), m.Sub("replication"),
             {"mode", "port", "coalesce", "verify_every", "bandwidth", "key_file"});
     rep.Enum("mode", v.replication.mode, {{"continuous", ReplicationMode::kContinuous}, {"off", ReplicationMode::kOff}});
     int port = v.replication.port;
     if (rep.Int("port", port, 1, 65535)) v.replication.port = static_cast<uint16_t>(port);
     rep.Dur("coalesce", v.replication.coalesce);
-    if (rep.Str("key_file", v.replication.key_file) && !v.replication.key_file.starts_with("/")) {
-      ctx.Error(rep.Get("key_file").Mark(), rep.Sub("key_file") + ": '" + v.replication.key_file +
-                                                "' is not an absolute path");
+    if (rep.Str("key_file", v.replication.key_file)) {
+      ctx.ResolvePath(rep.Get("key_file").Mark(), rep.Sub("key_file"), v.replication.key_file);
     }
     if (rep.Dur("verify_every", v.replication.verify_every) &&
         v.replication.verify_every < std::chrono::minutes(1) && v.replication.verify_every != Duration::zero()) {
@@ -118,7 +114,7 @@ void LoadDatabases(const Map& top, Plan& plan) {
     d.name = e.key;
     m.Enum("engine", d.engine, {{"postgresql", std::string("postgresql")}}, true);
     d.instances = PerRegion(m, "instances", plan, "connection string", "\"host=10.0.1.30 dbname=" + e.key + "\"",
-                            [](const std::string& s) -> std::string {
+                            [](std::string& s) -> std::string {
                               return s.empty() ? "empty connection string" : "";
                             });
     m.SizeOf("max_lag_on_failover", d.max_lag_on_failover);
@@ -139,13 +135,11 @@ void LoadBackup(const Map& top, Plan& plan) {
     l.name = e.key;
     m.Enum("type", l.type, {{"filesystem", LocationType::kFilesystem}, {"s3", LocationType::kS3}}, true);
     m.Enum("access", l.access, {{"ReadWrite", Access::kReadWrite}, {"ReadOnly", Access::kReadOnly}});
-    if (m.Str("password_file", l.password_file) && l.password_file.empty()) {
-      ctx.Error(m.Get("password_file").Mark(), m.Sub("password_file") + ": empty");
+    if (m.Str("password_file", l.password_file)) {
+      ctx.ResolvePath(m.Get("password_file").Mark(), m.Sub("password_file"), l.password_file);
     }
     if (l.type == LocationType::kFilesystem) {
-      if (m.Str("path", l.path, true) && (l.path.empty() || l.path[0] != '/')) {
-        ctx.Error(m.Get("path").Mark(), m.Sub("path") + ": '" + l.path + "' is not an absolute path");
-      }
+      if (m.Str("path", l.path, true)) ctx.ResolvePath(m.Get("path").Mark(), m.Sub("path"), l.path);
       for (const char* k : {"endpoint", "bucket", "prefix", "region", "addressing"}) {
         if (m.Has(k)) ctx.Error(m.Get(k).Mark(), m.Sub(k) + ": only s3 locations have '" + std::string(k) + "'");
       }

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include <unistd.h>
+
 #include "core/fs.h"
 #include "plan/render.h"
 
@@ -164,6 +166,41 @@ state:
   EXPECT_EQ(r.plan->state.prefix, "/lifeboat/tiny/");
   EXPECT_EQ(r.plan->state.endpoints.size(), 2u);
   EXPECT_EQ(r.plan->state.key_file, "/etc/lifeboat/me.key");
+}
+
+TEST(PlanLoad, RelativePathsResolveAgainstThePlanFilesDirectory) {
+  std::string text = std::string(kMinimal) + R"(
+volumes:
+  uploads: { path: { a: data/a, b: ./x/../b/ }, replication: { key_file: key } }
+backup:
+  locations: { dr: { type: filesystem, path: ../repo, password_file: /etc/pw } }
+state: { path: state.db }
+)";
+  LoadResult r = LoadPlanText(text, "tiny.yaml", "/srv/plans");
+  ASSERT_TRUE(r.plan) << FormatDiagnostics(r.diagnostics);
+  const Volume* v = r.plan->FindVolume("uploads");
+  EXPECT_EQ(v->path.at("a"), "/srv/plans/data/a");
+  EXPECT_EQ(v->path.at("b"), "/srv/plans/b");
+  EXPECT_EQ(v->replication.key_file, "/srv/plans/key");
+  EXPECT_EQ(r.plan->backup.locations.at(0).path, "/srv/repo");
+  EXPECT_EQ(r.plan->backup.locations.at(0).password_file, "/etc/pw");
+  EXPECT_EQ(r.plan->state.path, "/srv/plans/state.db");
+
+  // A text from no file has no directory: a relative path is an error there.
+  LoadResult bare = LoadPlanText(text, "tiny.yaml");
+  EXPECT_FALSE(bare.plan);
+  EXPECT_NE(FormatDiagnostics(bare.diagnostics).find("volumes.uploads.path.a: 'data/a' is not an absolute path"),
+            std::string::npos)
+      << FormatDiagnostics(bare.diagnostics);
+
+  // LoadPlanFile passes the file's directory.
+  fs::path dir = fs::temp_directory_path() / ("lifeboat-relpath-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  ASSERT_TRUE(WriteFileAtomic((dir / "p.yaml").string(), text).ok());
+  LoadResult file = LoadPlanFile((dir / "p.yaml").string());
+  ASSERT_TRUE(file.plan) << FormatDiagnostics(file.diagnostics);
+  EXPECT_EQ(file.plan->FindVolume("uploads")->path.at("a"), (dir / "data/a").string());
+  fs::remove_all(dir);
 }
 
 TEST(PlanLoad, ReportsEveryErrorNotJustTheFirst) {

@@ -1,5 +1,7 @@
 #include "plan/reader.h"
 
+#include <filesystem>
+
 #include <algorithm>
 #include <charconv>
 
@@ -31,6 +33,28 @@ void Context::Error(const YAML::Mark& at, std::string message, std::string hint)
 void Context::Warning(const YAML::Mark& at, std::string message, std::string hint) {
   Add(Severity::kWarning, at, std::move(message), std::move(hint));
 }
+std::string Context::Resolve(std::string& path) const {
+  if (path.empty()) return "empty; write a path, absolute or relative to the plan file's directory";
+  std::filesystem::path p(path);
+  if (p.is_relative()) {
+    if (base_dir_.empty()) {
+      return "'" + path + "' is not an absolute path (relative paths are relative to the plan file, and this plan "
+             "text comes from no file)";
+    }
+    p = std::filesystem::path(base_dir_) / p;
+  }
+  std::string normal = p.lexically_normal().string();
+  while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
+  path = normal;
+  return "";
+}
+
+bool Context::ResolvePath(const YAML::Mark& at, const std::string& where, std::string& path) {
+  std::string problem = Resolve(path);
+  if (!problem.empty()) Error(at, where + ": " + problem);
+  return problem.empty();
+}
+
 bool Context::full() const { return errors_ >= kMaxDiagnostics; }
 
 std::string KindOf(const YAML::Node& n) {

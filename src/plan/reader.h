@@ -22,7 +22,11 @@ namespace lifeboat::plan {
 
 class Context {
  public:
-  explicit Context(std::string file) : file_(std::move(file)) {}
+  // `base_dir` is the plan file's directory: relative paths in the plan
+  // resolve against it. Empty for a text that comes from no file: then every
+  // path must be absolute.
+  explicit Context(std::string file, std::string base_dir = "")
+      : file_(std::move(file)), base_dir_(std::move(base_dir)) {}
 
   void Error(const YAML::Mark& at, std::string message, std::string hint = "");
   void Warning(const YAML::Mark& at, std::string message, std::string hint = "");
@@ -30,10 +34,17 @@ class Context {
   bool full() const;
   std::vector<Diagnostic>& diagnostics() { return diags_; }
   const std::string& file() const { return file_; }
+  // A file path the plan names, made absolute and normal: as written when it
+  // starts with '/', else relative to the plan file's directory. `where`
+  // names the value in the message; false after reporting an empty path or a
+  // relative one without a plan file.
+  bool ResolvePath(const YAML::Mark& at, const std::string& where, std::string& path);
+  // The same without reporting: the problem's text, or "" when resolved.
+  std::string Resolve(std::string& path) const;
 
  private:
   void Add(Severity s, const YAML::Mark& at, std::string message, std::string hint);
-  std::string file_;
+  std::string file_, base_dir_;
   std::vector<Diagnostic> diags_;
   size_t errors_ = 0;
 };

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "cli/agent_api.h"
 #include "cli/common.h"
 #include "core/clock.h"
 #include "net/http.h"
@@ -27,22 +28,6 @@ struct FailoverOptions {
   bool force = false, yes = false, no_wait = false, planned = false;
   int timeout_seconds = 300;
 };
-
-// The agents to ask, the target's first (it takes the data over), then the
-// other regions'; any agent can drive a run.
-std::vector<const plan::Region*> AgentsFor(const plan::Plan& p, const std::string& to) {
-  std::vector<const plan::Region*> out;
-  if (const auto* r = p.FindRegion(to)) out.push_back(r);
-  for (const auto& r : p.regions) {
-    if (r.name != to) out.push_back(&r);
-  }
-  return out;
-}
-
-std::string ErrorOf(const net::FetchResult& res) {
-  auto j = nlohmann::json::parse(res.body, nullptr, false);
-  return j.is_object() && j.contains("error") && j["error"].is_string() ? j["error"].get<std::string>() : res.body;
-}
 
 Result<std::string> Token(const FailoverOptions& o) {
   std::string token = AdminToken(o.token);
@@ -61,20 +46,6 @@ Status Confirm(const FailoverOptions& o, const std::string& question) {
   return Ok();
 }
 
-Result<Json> GetJson(const plan::Region& r, const std::string& path) {
-  LB_ASSIGN_OR_RETURN(auto res, net::Fetch("GET", net::BaseUrl(r.agent) + path, 3s));
-  if (res.status != 200) return Unavailable(r.name + "'s agent answered HTTP " + std::to_string(res.status) + ": " + ErrorOf(res));
-  auto j = Json::parse(res.body, nullptr, false);
-  if (j.is_discarded()) return Unavailable(r.name + "'s agent sent no JSON for " + path);
-  return j;
-}
-
-Result<net::FetchResult> PostJson(const plan::Region& r, const std::string& path, const Json& body,
-                                  const std::string& token) {
-  return net::Fetch("POST", net::BaseUrl(r.agent) + path, 5s, body.dump(),
-                    {"Authorization: Bearer " + token, "Content-Type: application/json"});
-}
-
 std::string Who() {
   const char* user = std::getenv("USER");
   return std::string(user ? user : "unknown") + "@" + Hostname();
@@ -83,28 +54,14 @@ std::string Who() {
 // Asks the agents in turn to fail over; follows the run it accepted until it
 // ends (unless --no-wait). The exit code.
 int RequestAndFollow(const plan::Plan& plan, const FailoverOptions& o, const std::string& token) {
-  Json body = {{"to", o.to}, {"planned", o.planned}, {"force", o.force}, {"by", Who()}};
-  const plan::Region* agent = nullptr;
-  Json accepted;
-  for (const auto* r : AgentsFor(plan, o.to)) {
-    auto res = PostJson(*r, "/v1/failover", body, token);
-    if (!res.ok()) {
-      std::cerr << r->name << "'s agent (" << r->agent.ToString() << ") is not reachable: " << res.error().message()
-                << "\n";
-      continue;
-    }
-    if (res->status != 202) {
-      return Fail(r->name + "'s agent refused (HTTP " + std::to_string(res->status) + "): " + ErrorOf(*res));
-    }
-    agent = r;
-    accepted = Json::parse(res->body, nullptr, false);
-    break;
-  }
-  if (agent == nullptr) return Fail("no agent of the plan answered; nothing was changed");
-  uint64_t epoch = accepted.value("epoch", uint64_t{0});
+  auto accepted = RequestFailover(plan, {o.to, Who(), token, o.planned, o.force},
+                                  [](const std::string& line) { std::cerr << line << "\n"; });
+  if (!accepted.ok()) return Fail(accepted.error());
+  const plan::Region* agent = accepted->agent;
+  uint64_t epoch = accepted->epoch;
   if (!Structured(o.output)) {
-    std::cout << (o.planned ? "planned failover from " : "failover from ") << accepted.value("from", "?") << " to "
-              << o.to << " (epoch " << epoch << ") accepted by " << agent->name << "'s agent\n";
+    std::cout << (o.planned ? "planned failover from " : "failover from ") << accepted->from << " to " << o.to
+              << " (epoch " << epoch << ") accepted by " << agent->name << "'s agent\n";
   }
   if (o.no_wait) return kExitOk;
 
@@ -113,7 +70,7 @@ int RequestAndFollow(const plan::Plan& plan, const FailoverOptions& o, const std
   std::map<std::string, std::string> printed;  // step -> state last printed
   while (std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(200ms);
-    auto status = GetJson(*agent, "/v1/status");
+    auto status = GetAgentJson(*agent, "/v1/status");
     if (!status.ok() || !status->contains("failover")) continue;
     const Json& f = (*status)["failover"];
     auto req = (*status)["services"].value("failover", Json::object()).value("last_request", Json());
@@ -174,7 +131,7 @@ int Failback(FailoverOptions o) {
   // Who is primary, and who was, from the first agent that answers.
   Json failover;
   for (const auto& r : plan->regions) {
-    auto st = GetJson(r, "/v1/status");
+    auto st = GetAgentJson(r, "/v1/status");
     if (st.ok() && st->contains("failover") && (*st)["failover"].value("primary", Json()).is_string()) {
       failover = (*st)["failover"];
       break;
@@ -203,50 +160,33 @@ int Failback(FailoverOptions o) {
   }
 
   // 1. Every copy at the old primary follows the current primary.
-  auto volumes = GetJson(**back, "/v1/replication");
-  if (!volumes.ok()) return Fail(o.to + "'s agent must run to fail back: " + volumes.error().message());
-  std::vector<std::string> names;
-  for (const auto& v : (*volumes)["volumes"]) {
-    std::string name = v.value("volume", "");
-    names.push_back(name);
-    if (v.value("role", "") == "target" && v.value("source", "") == primary) continue;
-    auto res = PostJson(**back, "/v1/replication/" + name + "/reverse", {{"source", primary}, {"epoch", epoch}}, *token);
-    if (!res.ok()) return Fail(o.to + "'s agent: " + res.error().message());
-    if (res->status != 202) {
-      return Fail(o.to + "'s agent refused to follow " + primary + " for " + name + ": " + ErrorOf(*res));
-    }
-    if (!Structured(o.output)) std::cout << name << ": " << o.to << " now follows " << primary << "\n";
-  }
+  auto say = [&o](const std::string& line) {
+    if (!Structured(o.output)) std::cout << line << "\n" << std::flush;
+  };
+  auto names = FollowPrimary(**back, primary, epoch, *token, say);
+  if (!names.ok()) return Fail(names.error());
 
-  // 2. Until every copy is in sync (the primary's streams say so).
+  // 2. Until every copy has caught up: its stream made its full pass. The
+  // planned failover then waits for the last changes with traffic off.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(o.timeout_seconds);
   auto last_print = std::chrono::steady_clock::now();
-  for (const auto& name : names) {
+  for (const auto& name : *names) {
     for (;;) {
-      auto v = GetJson(*source, "/v1/replication/" + name);
-      Json target;
-      if (v.ok()) {
-        for (const auto& t : (*v).value("targets", Json::array())) {
-          if (t.value("target", "") == o.to) target = t;
-        }
-      }
-      if (target.is_object() && target.value("in_sync", false)) break;
+      AgentJson target = StreamTo(*source, name, o.to);
+      if (StreamCaughtUp(target)) break;
       if (std::chrono::steady_clock::now() > deadline) {
         return Fail(o.to + " did not catch up on " + name + " within " + std::to_string(o.timeout_seconds) +
-                    " s; it goes on replicating: run failback again when `lifeboat replicate status` shows it in sync");
+                    " s; it goes on replicating: run failback again when `lifeboat replicate status` shows it streaming");
       }
-      if (!Structured(o.output) && std::chrono::steady_clock::now() - last_print > 2s) {
+      if (std::chrono::steady_clock::now() - last_print > 2s) {
         last_print = std::chrono::steady_clock::now();
-        std::cout << name << ": catching up"
-                  << (target.is_object() ? ", " + std::to_string(target.value("pending_bytes", uint64_t{0})) +
-                                               " bytes pending"
-                                         : std::string(" (not connected yet)"))
-                  << "\n"
-                  << std::flush;
+        say(name + ": catching up" +
+            (target.is_object() ? ", " + std::to_string(target.value("pending_bytes", uint64_t{0})) + " bytes pending"
+                                : std::string(" (not connected yet)")));
       }
       std::this_thread::sleep_for(200ms);
     }
-    if (!Structured(o.output)) std::cout << name << ": " << o.to << " is in sync with " << primary << "\n";
+    say(name + ": " + o.to + " has caught up with " + primary);
   }
 
   // 3. A planned failover back.

@@ -141,15 +141,52 @@ svg .tick { fill: #6b7680; }
 pre { white-space: pre-wrap; background: #f3f5f7; padding: .5em; border-radius: 4px; }
 )";
 
+// The figures of one phase (the report's top level, or its failback)
+// beside the objectives; a planned move's objective is to lose nothing.
+std::string Figures(const Json& phase, const Json& objectives) {
+  auto num = [](const Json& j, const char* k) { return j.contains(k) ? j[k] : Json(); };
+  const Json& client = json::Obj(phase, "client");
+  const Json& loss = json::Obj(phase, "loss");
+  const Json& failover = json::Obj(phase, "failover");
+  bool planned = json::Bool(failover, "planned");
+  std::string h = "<table>\n<tr><th>measure</th><th>value</th><th>objective</th></tr>\n";
+  h += "<tr><td>RTO</td><td>" +
+       (num(phase, "rto_seconds").is_null() ? std::string("never recovered") : Figure(num(phase, "rto_seconds"))) +
+       "</td><td>" + Figure(num(objectives, "rto_seconds")) + "</td></tr>\n";
+  h += "<tr><td>RPO</td><td>" + Figure(num(phase, "rpo_seconds")) + "</td><td>" +
+       (planned ? std::string("nothing lost (planned)") : Figure(num(objectives, "rpo_seconds"))) + "</td></tr>\n";
+  h += "<tr><td>records lost</td><td>" + std::to_string(json::U64(loss, "missing")) + " of " +
+       std::to_string(json::U64(client, "acknowledged")) + " acknowledged</td><td></td></tr>\n";
+  if (!num(phase, "detection_seconds").is_null()) {
+    h += "<tr><td>detection</td><td>" + Figure(num(phase, "detection_seconds")) + "</td><td></td></tr>\n";
+  }
+  h += "<tr><td>primary after</td><td>" + HtmlEscape(json::Str(failover, "primary")) + " (epoch " +
+       std::to_string(json::U64(failover, "epoch")) + ")</td><td></td></tr>\n</table>\n";
+  return h;
+}
+
+// The runbook steps of one phase's failover run, and the client's first error.
+std::string Steps(const Json& phase) {
+  auto num = [](const Json& j, const char* k) { return j.contains(k) ? j[k] : Json(); };
+  std::string h = "<table>\n<tr><th>step</th><th>state</th><th>took</th><th>output</th></tr>\n";
+  for (const auto& s : json::Arr(json::Obj(phase, "failover"), "steps")) {
+    h += "<tr><td>" + HtmlEscape(json::Str(s, "name")) + "</td><td>" + HtmlEscape(json::Str(s, "state")) + "</td><td>" +
+         Figure(num(s, "seconds")) + "</td><td><pre>" + HtmlEscape(json::Str(s, "output")) + "</pre></td></tr>\n";
+  }
+  h += "</table>\n";
+  const Json& client = json::Obj(phase, "client");
+  if (!json::Str(client, "first_error").empty()) {
+    h += "<p>The client's first error after the fault: <code>" + HtmlEscape(json::Str(client, "first_error")) +
+         "</code></p>\n";
+  }
+  return h;
+}
+
 }  // namespace
 
 std::string RenderHtml(const Json& report, const std::vector<Attempt>& attempts) {
   bool pass = json::Str(report, "verdict") == "pass";
   const Json& objectives = json::Obj(report, "objectives");
-  const Json& client = json::Obj(report, "client");
-  const Json& loss = json::Obj(report, "loss");
-  const Json& failover = json::Obj(report, "failover");
-  auto num = [](const Json& j, const char* k) { return j.contains(k) ? j[k] : Json(); };
   std::string title = "lifeboat drill: " + json::Str(report, "scenario") + " on " + json::Str(report, "plan");
   std::string h = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>" + HtmlEscape(title) +
                   "</title>\n<style>" + kStyle + "</style></head>\n<body>\n";
@@ -162,31 +199,20 @@ std::string RenderHtml(const Json& report, const std::vector<Attempt>& attempts)
     for (const auto& m : json::Arr(report, "missed")) h += "<li>" + HtmlEscape(m.is_string() ? m.get<std::string>() : "") + "</li>";
     h += "</ul>";
   }
-  h += "</div>\n<table>\n<tr><th>measure</th><th>value</th><th>objective</th></tr>\n";
-  h += "<tr><td>RTO</td><td>" +
-       (num(report, "rto_seconds").is_null() ? std::string("never recovered") : Figure(num(report, "rto_seconds"))) +
-       "</td><td>" + Figure(num(objectives, "rto_seconds")) + "</td></tr>\n";
-  h += "<tr><td>RPO</td><td>" + Figure(num(report, "rpo_seconds")) + "</td><td>" + Figure(num(objectives, "rpo_seconds")) +
-       "</td></tr>\n";
-  h += "<tr><td>records lost</td><td>" + std::to_string(json::U64(loss, "missing")) + " of " +
-       std::to_string(json::U64(client, "acknowledged")) + " acknowledged</td><td></td></tr>\n";
-  h += "<tr><td>detection</td><td>" + Figure(num(report, "detection_seconds")) + "</td><td></td></tr>\n";
-  h += "<tr><td>primary after</td><td>" + HtmlEscape(json::Str(failover, "primary")) + " (epoch " +
-       std::to_string(json::U64(failover, "epoch")) + ")</td><td></td></tr>\n</table>\n";
+  h += "</div>\n";
+  h += Figures(report, objectives);
   h += "<h2>Timeline</h2>\n<div class=\"legend\"><span><i class=\"old\"></i>acknowledged by the old primary</span>"
        "<span><i class=\"new\"></i>acknowledged elsewhere</span><span><i class=\"fail\"></i>failed</span>"
        "<span><i class=\"lost\"></i>acknowledged, then lost</span>"
        "<span><i class=\"slow\"></i>answered after a wait of over 250 ms</span></div>\n";
   h += Timeline(report, attempts);
-  h += "<h2>Runbook steps</h2>\n<table>\n<tr><th>step</th><th>state</th><th>took</th><th>output</th></tr>\n";
-  for (const auto& s : json::Arr(failover, "steps")) {
-    h += "<tr><td>" + HtmlEscape(json::Str(s, "name")) + "</td><td>" + HtmlEscape(json::Str(s, "state")) + "</td><td>" +
-         Figure(num(s, "seconds")) + "</td><td><pre>" + HtmlEscape(json::Str(s, "output")) + "</pre></td></tr>\n";
-  }
-  h += "</table>\n";
-  if (!json::Str(client, "first_error").empty()) {
-    h += "<p>The client's first error after the fault: <code>" + HtmlEscape(json::Str(client, "first_error")) +
-         "</code></p>\n";
+  h += "<h2>Runbook steps</h2>\n" + Steps(report);
+  if (report.contains("failback") && report["failback"].is_object()) {
+    const Json& back = report["failback"];
+    h += "<h2>Failback</h2>\n<div>" + HtmlEscape(json::Str(json::Obj(back, "fault"), "what")) + " from " +
+         HtmlEscape(json::Str(json::Obj(back, "fault"), "region")) + " at " +
+         HtmlEscape(json::Str(json::Obj(back, "fault"), "at")) + "</div>\n";
+    h += Figures(back, objectives) + Steps(back);
   }
   h += "</body></html>\n";
   return h;

@@ -79,6 +79,39 @@ TEST(HtmlReport, DrawsEveryAttemptTheRunAndTheVerdictAndEscapesWhatItShows) {
   EXPECT_EQ(html.find("href="), std::string::npos);
 }
 
+TEST(HtmlReport, AFailbackGetsItsOwnFiguresAndStepsAndAPlannedMoveWantsNothingLost) {
+  Json report = {
+      {"scenario", "region-outage"},
+      {"plan", "p"},
+      {"verdict", "pass"},
+      {"objectives", {{"rto_seconds", 5.0}, {"rpo_seconds", 1.0}}},
+      {"rto_seconds", 3.0},
+      {"failover", {{"primary", "west"}, {"epoch", 2}, {"planned", false}}},
+      {"failback",
+       {{"fault", {{"at", "2026-12-03T10:00:09Z"}, {"region", "west"}, {"what", "planned failover back"}}},
+        {"rto_seconds", 0.004},
+        {"rpo_seconds", 0.0},
+        {"detection_seconds", nullptr},
+        {"client", {{"acknowledged", 250}}},
+        {"loss", {{"missing", 0}}},
+        {"failover",
+         {{"primary", "east"},
+          {"epoch", 3},
+          {"planned", true},
+          {"steps", {{{"name", "fence"}, {"state", "done"}, {"seconds", 1.8}, {"output", "drained <west>"}}}}}}}},
+  };
+  std::string html = RenderHtml(report, {});
+  size_t back = html.find("<h2>Failback</h2>");
+  ASSERT_NE(back, std::string::npos);
+  EXPECT_NE(html.find("planned failover back from west", back), std::string::npos);
+  EXPECT_NE(html.find("nothing lost (planned)", back), std::string::npos);
+  EXPECT_EQ(html.find("nothing lost (planned)"), html.find("nothing lost (planned)", back))
+      << "the unplanned failover keeps the plan's RPO objective";
+  EXPECT_NE(html.find("east (epoch 3)", back), std::string::npos);
+  EXPECT_NE(html.find("drained &lt;west&gt;", back), std::string::npos);
+  EXPECT_EQ(html.find("<td>detection</td>", back), std::string::npos) << "a planned move has no detection";
+}
+
 TEST(HtmlReport, APassWithNoAttemptsOrRunStillRenders) {
   Json report = {{"scenario", "region-outage"}, {"plan", "p"}, {"verdict", "pass"}};
   std::string html = RenderHtml(report, {});

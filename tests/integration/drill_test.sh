@@ -128,3 +128,41 @@ nothing_left
 expect_exit 2 "$LIFEBOAT" drill run region-outage --plan "$WORK/plan.yaml" --data-dir "$WORK/run2"
 grep -q "holds an earlier run's state" <<<"$OUT" || fail "a reused data dir: $OUT"
 pass "Ctrl-C during the warm-up: exit 130, every process stopped; a used data dir is refused"
+
+# --- planned-switchover, on a manual plan with paths relative to its file ----------
+mkdir -p "$WORK/rel/east-vol" "$WORK/rel/west-vol"; cp "$WORK/key" "$WORK/rel/key"
+plan manual | sed -e "s|path: { east: $WORK/east-vol, west: $WORK/west-vol }|path: { east: east-vol, west: ./west-vol }|" \
+                  -e "s|key_file: $WORK/key|key_file: key|" > "$WORK/rel/plan.yaml"
+grep -q "path: { east: east-vol" "$WORK/rel/plan.yaml" || fail "the relative plan was not written"
+(cd / && "$LIFEBOAT" plan show "$WORK/rel/plan.yaml") | grep -q "$WORK/rel/west-vol" || fail "plan show does not resolve a relative path"
+"$LIFEBOAT" drill run planned-switchover --plan "$WORK/rel/plan.yaml" --data-dir "$WORK/run3" > "$WORK/drill3.out" 2>&1 ||
+  { cat "$WORK/drill3.out" >&2; fail "the planned switchover drill failed"; }
+R="$WORK/run3/drill.json"
+jq -e '.verdict == "pass" and .failover.primary == "west" and .failover.epoch == 2 and .failover.planned and
+       .failback.failover.primary == "east" and .failback.failover.epoch == 3 and .failback.failover.planned and
+       .loss.missing == 0 and .failback.loss.missing == 0 and .detection_seconds == null' "$R" >/dev/null ||
+  { cat "$R" >&2; fail "the switchover and back did not both complete with nothing lost"; }
+# Recounted from east's copy on disk, where the records end: every acknowledged one is there.
+acked=0
+while read -r seq; do
+  acked=$((acked + 1))
+  [ -f "$WORK/rel/east-vol/records/$seq" ] || fail "record $seq was acknowledged and is not in east's copy"
+done < <(jq -r 'select(.acked) | .seq' "$WORK/run3/attempts.jsonl")
+[ "$acked" -gt 100 ] || fail "only $acked records were acknowledged"
+grep -q "^failback: RTO" "$WORK/drill3.out" || { cat "$WORK/drill3.out" >&2; fail "the summary has no failback figures"; }
+chrome --dump-dom "file://$WORK/run3/drill.html" | grep -q "<h2>Failback</h2>" || fail "the report has no failback section"
+nothing_left
+pass "planned-switchover (paths relative to the plan file): west at epoch 2, east again at epoch 3, all $acked acknowledged records in east's copy; RTO $(jq .rto_seconds "$R")s and $(jq .failback.rto_seconds "$R")s"
+
+# --- endpoint-failure, then --failback ---------------------------------------------
+"$LIFEBOAT" drill run endpoint-failure --failback --plan "$WORK/plan.yaml" --data-dir "$WORK/run4" -o json > "$WORK/run4.json" 2> "$WORK/drill4.err" ||
+  { cat "$WORK/drill4.err" "$WORK/run4.json" >&2; fail "the endpoint-failure drill failed"; }
+R="$WORK/run4.json"
+jq -e '.verdict == "pass" and .fault.what == "application killed; its agent runs" and .failover.primary == "west" and
+       .failover.epoch == 2 and (.detection_seconds > 0) and .failback.failover.primary == "east" and
+       .failback.failover.epoch == 3 and .failback.loss.missing == 0' "$R" >/dev/null ||
+  { cat "$R" >&2; fail "endpoint-failure: no failover to west and back"; }
+# east's agent lived through it: one agent log start, no restart.
+grep -q 'start #1"' "$WORK/run4/east/agent.log" && ! grep -q 'start #2"' "$WORK/run4/east/agent.log" || fail "east's agent was restarted"
+nothing_left
+pass "endpoint-failure: east's application died, its agent lived; west took over (RTO $(jq .rto_seconds "$R")s) and east came back by a planned failover with nothing lost"

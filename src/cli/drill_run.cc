@@ -1,0 +1,717 @@
+#include "cli/drill_run.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include "cli/agent_api.h"
+#include "cli/common.h"
+#include "cli/local_processes.h"
+#include "core/fs.h"
+#include "core/json_read.h"
+#include "core/strings.h"
+#include "drill/client.h"
+#include "drill/report.h"
+#include "net/http.h"
+
+namespace lifeboat::cli {
+
+const char* const kScenarioNames = "region-outage, endpoint-failure, planned-switchover";
+
+Result<Scenario> ParseScenario(const std::string& name) {
+  for (Scenario s : {Scenario::kRegionOutage, Scenario::kEndpointFailure, Scenario::kPlannedSwitchover}) {
+    if (name == Name(s)) return s;
+  }
+  return InvalidArgument("unknown scenario '" + name + "'; the scenarios are: " + kScenarioNames);
+}
+
+const char* Name(Scenario s) {
+  switch (s) {
+    case Scenario::kRegionOutage: return "region-outage";
+    case Scenario::kEndpointFailure: return "endpoint-failure";
+    case Scenario::kPlannedSwitchover: return "planned-switchover";
+  }
+  return "?";
+}
+
+namespace {
+
+using namespace std::chrono_literals;
+using Json = nlohmann::ordered_json;
+using SteadyClock = std::chrono::steady_clock;
+
+// What the drill runs and writes to, chosen from the plan.
+struct Setup {
+  const plan::Record* record = nullptr;
+  const plan::Volume* volume = nullptr;
+  const plan::Region* primary = nullptr;
+  const plan::Region* standby = nullptr;       // the region of the record's secondary endpoint
+  std::vector<const plan::Endpoint*> endpoints;  // the record's, primary first
+};
+
+Result<Setup> Choose(const plan::Plan& plan, const DrillConfig& o) {
+  auto invalid = [](std::string m) { return Error(Code::kInvalidArgument, std::move(m)); };
+  if (plan.state.store != plan::StoreKind::kEmbedded || !plan.state.path.empty()) {
+    return invalid(
+        "a drill runs the plan's regions afresh on this machine and moves its primary; it needs the embedded "
+        "store at its default place (no state.path, no etcd), so that it can never touch a shared store");
+  }
+  if (o.scenario != Scenario::kPlannedSwitchover && plan.failover.mode != plan::FailoverMode::kAutomatic) {
+    return invalid(std::string(Name(o.scenario)) +
+                   " waits for the agents to fail over on their own: set failover.mode: automatic");
+  }
+  Setup s;
+  s.primary = plan.Primary();
+  if (!plan.dns) return invalid("the drill's client writes through a DNS name: the plan has no dns section");
+  auto named = [&](const std::string& n) {
+    return n == o.record || n == o.record + "." || n == o.record + "." + plan.dns->zone;
+  };
+  for (const auto& r : plan.dns->records) {
+    if (r.policy != plan::RecordPolicy::kFailover || r.type != "A") continue;
+    if (!o.record.empty()) {
+      if (!named(r.name)) continue;
+    } else if (s.record != nullptr) {
+      return invalid("the plan has several failover A records: name one with --record");
+    }
+    s.record = &r;
+  }
+  if (s.record == nullptr) {
+    return invalid(o.record.empty() ? "the plan has no failover A record for the drill's client to write through"
+                                    : "--record: the plan has no failover A record '" + o.record + "'");
+  }
+  for (const auto& name : {s.record->primary, s.record->secondary}) {
+    if (const plan::Endpoint* e = plan.FindEndpoint(name)) s.endpoints.push_back(e);
+  }
+  for (const auto& v : plan.volumes) {
+    if (!o.volume.empty()) {
+      if (v.name != o.volume) continue;
+    } else if (v.replication.mode != plan::ReplicationMode::kContinuous) {
+      continue;
+    } else if (s.volume != nullptr) {
+      return invalid("the plan replicates several volumes: name the one the sample application keeps its records in "
+                     "with --volume");
+    }
+    s.volume = &v;
+  }
+  if (s.volume == nullptr) {
+    return invalid(o.volume.empty() ? "the plan replicates no volume for the sample application's records"
+                                    : "--volume: the plan has no volume '" + o.volume + "'");
+  }
+  for (const auto* e : s.endpoints) {
+    if (!s.volume->path.count(e->region)) {
+      return invalid("volume " + s.volume->name + " has no path in " + e->region + ", where endpoint " + e->name +
+                     " runs the sample application");
+    }
+  }
+  if (s.endpoints.empty() || s.endpoints[0]->region != s.primary->name) {
+    return invalid("the record " + s.record->name + "'s primary endpoint is not in the primary region " +
+                   s.primary->name);
+  }
+  if (s.endpoints.size() < 2 || s.endpoints[1]->region == s.primary->name) {
+    return invalid("the record " + s.record->name + " needs a secondary endpoint in another region to fail over to");
+  }
+  s.standby = plan.FindRegion(s.endpoints[1]->region);
+  return s;
+}
+
+// A port on 127.0.0.1 free for both UDP and TCP at this moment.
+Result<uint16_t> FreePort() {
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    int t = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (t < 0 || ::bind(t, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::getsockname(t, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      if (t >= 0) ::close(t);
+      return ErrnoError(errno, "find a free port on 127.0.0.1");
+    }
+    int u = ::socket(AF_INET, SOCK_DGRAM, 0);
+    bool ok = u >= 0 && ::bind(u, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    if (u >= 0) ::close(u);
+    ::close(t);
+    if (ok) return ntohs(a.sin_port);
+  }
+  return Error(Code::kResourceExhausted, "no port on 127.0.0.1 is free for both UDP and TCP");
+}
+
+double SecondsOf(Duration d) { return std::chrono::duration<double>(d).count(); }
+
+// A fresh admin token for the drill's own agents (they take it from the
+// environment, which overrides the plan's token_file).
+std::string NewToken() {
+  std::random_device rd;
+  std::string t = "drill-";
+  static const char* kHex = "0123456789abcdef";
+  for (int i = 0; i < 32; ++i) t += kHex[rd() % 16];
+  return t;
+}
+
+// One move of the primary and what the client lived through it.
+struct Phase {
+  std::string name;        // "failover", "failback"
+  std::string what;        // what the drill did
+  std::string from, to;    // regions
+  std::string to_app;      // the application the client must reach after it
+  Clock::TimePoint at;     // the fault, or the request
+  uint64_t epoch_before = 0;
+  bool planned = false;
+  Json failover, run;      // the failover status after the phase
+  drill::Recovery recovery;
+  drill::Loss loss;
+};
+
+class Drill {
+ public:
+  Drill(const plan::Plan& plan, Setup setup, DrillConfig o, std::string data_dir, std::string plan_path)
+      : plan_(plan), s_(setup), o_(std::move(o)), dir_(std::move(data_dir)), plan_path_(std::move(plan_path)) {}
+
+  int Run() {
+    sigs_ = BlockStopSignals();
+    token_ = NewToken();
+    ::setenv("LIFEBOAT_TOKEN", token_.c_str(), 1);
+    int rc = RunInner();
+    if (!children_.empty()) {
+      Say("Stopping every process the drill started");
+      StopAll(children_);
+    }
+    return rc;
+  }
+
+ private:
+  void Say(const std::string& line) {
+    if (!Structured(o_.output)) std::cout << line << "\n" << std::flush;
+  }
+
+  Status StartChild(const std::string& name, std::vector<std::string> args, const std::string& log) {
+    auto pid = Spawn(args, log);
+    if (!pid.ok()) return pid.error();
+    children_.push_back({name, log, *pid});
+    args_[name] = std::move(args);
+    return Ok();
+  }
+
+  // Starts again a child the drill killed, with the same arguments and log.
+  Status Restart(const std::string& name) {
+    auto it = args_.find(name);
+    if (it == args_.end()) return Internal("no child named " + name);
+    std::string log;
+    for (const auto& c : children_) {
+      if (c.name == name) log = c.log;
+    }
+    auto pid = Spawn(it->second, log);
+    if (!pid.ok()) return pid.error();
+    children_.push_back({name, log, *pid});
+    return Ok();
+  }
+
+  // Kills at once the running children of `region` (only its applications
+  // when `apps_only`); returns their names.
+  std::vector<std::string> Kill(const std::string& region, bool apps_only) {
+    std::vector<std::string> names;
+    for (auto& c : children_) {
+      if (c.exited || c.name.rfind(region + " ", 0) != 0) continue;
+      if (apps_only && c.name.find(" app ") == std::string::npos) continue;
+      killed_.insert(c.pid);
+      KillNow(c);
+      names.push_back(c.name);
+    }
+    if (!apps_only) dark_.insert(region);
+    return names;
+  }
+
+  // Fails when a child the drill did not kill has died: a drill that lost
+  // a process by accident measures nothing.
+  Status CheckChildren() {
+    if (Child* died = Reap(children_)) {
+      if (!killed_.count(died->pid)) {
+        return Error(Code::kUnavailable, died->name + " exited (" + DescribeExit(died->status) + "); the end of " +
+                                             died->log + ":\n" + Tail(died->log, 5));
+      }
+    }
+    return Ok();
+  }
+
+  Status StartAll() {
+    const std::string exe = SelfExe();
+    for (const auto& r : plan_.regions) {
+      std::string dir = dir_ + "/" + r.name;
+      if (auto st = EnsureWritableDir(dir); !st.ok()) return st;
+      auto port = FreePort();
+      if (!port.ok()) return port.error();
+      Address dns{"127.0.0.1", *port};
+      dns_[r.name] = dns;
+      if (auto st = StartChild(r.name + " agent",
+                               {exe, "--log-format", "json", "agent", "--plan", plan_path_, "--region", r.name,
+                                "--data-dir", dir, "--dns-listen", dns.ToString()},
+                               dir + "/agent.log");
+          !st.ok()) {
+        return st;
+      }
+      std::string apps;
+      for (const auto* e : s_.endpoints) {
+        if (e->region != r.name) continue;
+        if (auto st = StartChild(r.name + " app " + e->name,
+                                 {exe, "--log-format", "json", "app", "serve", "--dir", s_.volume->path.at(r.name),
+                                  "--listen", e->address.ToString(), "--region", r.name},
+                                 dir + "/app-" + e->name + ".log");
+            !st.ok()) {
+          return st;
+        }
+        apps += ", the sample application on " + e->address.ToString();
+      }
+      Say("  started " + r.name + " (" + plan::Name(r.role) + "): agent on " + r.agent.ToString() + ", DNS on " +
+          dns.ToString() + apps);
+    }
+    return Ok();
+  }
+
+  // Waits for `ready` up to `limit`, taking Ctrl-C and dead children.
+  Status WaitFor(const std::string& what, Duration limit, const std::function<bool()>& ready) {
+    auto deadline = SteadyClock::now() + limit;
+    while (!ready()) {
+      if (StopRequested(sigs_)) return Error(Code::kCancelled, "interrupted while waiting for " + what);
+      if (auto st = CheckChildren(); !st.ok()) return st;
+      if (SteadyClock::now() > deadline) {
+        return Error(Code::kDeadlineExceeded, what + " did not happen within " + FormatDuration(limit) +
+                                                  "; the logs are under " + dir_);
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    return Ok();
+  }
+
+  static bool Healthy(const Address& a) {
+    auto r = net::Fetch("GET", net::BaseUrl(a) + "/healthz", 500ms);
+    return r.ok() && r->status == 200;
+  }
+
+  // Waits until the agents and applications of `regions` answer.
+  Status WaitHealthy(const std::set<std::string>& regions) {
+    std::vector<std::string> names(regions.begin(), regions.end());
+    return WaitFor("the agents and applications of " + Join(names, ", ") + " to answer",
+                   20s, [&] {
+                     for (const auto& r : plan_.regions) {
+                       if (regions.count(r.name) && !Healthy(r.agent)) return false;
+                     }
+                     for (const auto* e : s_.endpoints) {
+                       if (regions.count(e->region) && !Healthy(e->address)) return false;
+                     }
+                     return true;
+                   });
+  }
+
+  std::optional<Address> EndpointOf(const std::string& ip) const {
+    for (const auto* e : s_.endpoints) {
+      if (e->address.host == ip) return e->address;
+    }
+    return std::nullopt;
+  }
+
+  // Waits until `source`'s agent streams the volume to `target` (a full
+  // pass done): a drill of a plan whose replication does not run would
+  // only measure that. The error says what the source's agent reports.
+  Status WaitReplicating(const plan::Region& source, const std::string& target, Duration limit) {
+    std::string why = "no answer from " + source.name + "'s agent";
+    auto st = WaitFor("replication of " + s_.volume->name + " from " + source.name + " to " + target, limit, [&] {
+      auto volume = GetAgentJson(source, "/v1/replication/" + s_.volume->name, 1s);
+      if (!volume.ok()) return false;
+      Json stream;
+      for (const auto& t : json::Arr(*volume, "targets")) {
+        if (json::Str(t, "target") == target) stream = t;
+      }
+      if (StreamCaughtUp(stream)) return true;
+      why = stream.is_object() ? "its stream to " + target + " is " + json::Str(stream, "state") +
+                                     (json::Str(stream, "last_error").empty() ? "" : ": " + json::Str(stream, "last_error"))
+            : !json::Str(*volume, "problem").empty() ? json::Str(*volume, "problem")
+                                                     : source.name + "'s agent reports no stream to " + target;
+      return false;
+    });
+    if (!st.ok() && st.error().code() == Code::kDeadlineExceeded) {
+      return Error(Code::kFailedPrecondition, "volume " + s_.volume->name + " does not replicate from " + source.name +
+                                                  " to " + target + " (" + why + "); a drill would only measure that. "
+                                                  "Logs: " + dir_);
+    }
+    return st;
+  }
+
+  // The failover status as the first agent that answers reports it (the
+  // regions gone dark are not asked).
+  Json FailoverStatus() const {
+    for (const auto& r : plan_.regions) {
+      if (dark_.count(r.name)) continue;
+      auto got = GetAgentJson(r, "/v1/status", 1s);
+      if (got.ok() && got->contains("failover")) return json::Obj(*got, "failover");
+    }
+    return Json::object();
+  }
+
+  // Waits until the phase's failover run has ended and the client has
+  // written to the phase's application; after `duration` the phase counts
+  // as not recovered (the measures say so).
+  Status WaitPhase(Phase& p, drill::Client& client) {
+    auto end = SteadyClock::now() + o_.duration;
+    auto st = WaitFor("the " + p.name + " and the client's recovery", o_.duration + 1s, [&] {
+      if (SteadyClock::now() > end) return true;
+      auto attempts = client.Attempts();
+      bool back = !attempts.empty() && attempts.back().acked && attempts.back().target == p.to_app &&
+                  attempts.back().start >= p.at;
+      if (!back) return false;
+      Json run = json::Obj(FailoverStatus(), "run");
+      if (json::U64(run, "epoch") <= p.epoch_before || json::Str(run, "to") != p.to) return false;
+      std::string state = json::Str(run, "state");
+      return state == "done" || state == "failed";
+    });
+    p.failover = FailoverStatus();
+    p.run = json::Obj(p.failover, "run");
+    if (json::U64(p.run, "epoch") <= p.epoch_before) p.run = Json::object();  // no run of this phase
+    return st;
+  }
+
+  // Asks for a planned failover to `p.to` and waits for it.
+  Status PlannedMove(Phase& p, drill::Client& client) {
+    p.planned = true;
+    p.epoch_before = json::U64(FailoverStatus(), "epoch");
+    p.at = Clock::Real().Now();
+    auto accepted = RequestFailover(plan_, {p.to, "lifeboat drill", token_, true, false},
+                                    [this](const std::string& line) { Say("  " + line); });
+    if (!accepted.ok()) return accepted.error();
+    Say("  a planned failover from " + p.from + " to " + p.to + " (epoch " + std::to_string(accepted->epoch) +
+        ") accepted by " + accepted->agent->name + "'s agent");
+    return WaitPhase(p, client);
+  }
+
+  // The first phase: the scenario's fault.
+  Status Fault(Phase& p, drill::Client& client) {
+    p.name = "failover";
+    p.from = s_.primary->name;
+    p.to = s_.standby->name;
+    p.to_app = s_.endpoints[1]->address.ToString();
+    if (o_.scenario == Scenario::kPlannedSwitchover) {
+      p.what = "planned switchover requested";
+      Say("Switching over from " + p.from + " to " + p.to + " by a planned failover (" +
+          std::to_string(client.acked()) + " records acknowledged so far)...");
+      return PlannedMove(p, client);
+    }
+    p.epoch_before = json::U64(FailoverStatus(), "epoch");
+    p.at = Clock::Real().Now();
+    bool apps_only = o_.scenario == Scenario::kEndpointFailure;
+    killed_names_ = Kill(p.from, apps_only);
+    p.what = apps_only ? "application killed; its agent runs" : "agent and application killed";
+    Say((apps_only ? "The application of " + p.from + " died at " : "Region " + p.from + " went dark at ") +
+        FormatUtc(p.at) + " (" + p.what + ", " + std::to_string(client.acked()) +
+        " records acknowledged so far). Waiting for the others to fail over...");
+    return WaitPhase(p, client);
+  }
+
+  // The second phase: the processes killed come back, the old primary's
+  // copy follows the new primary and catches up, then a planned failover
+  // moves everything back.
+  Status Failback(const Phase& first, Phase& p, drill::Client& client) {
+    p.name = "failback";
+    p.what = "planned failover back";
+    p.from = first.to;
+    p.to = first.from;
+    p.to_app = s_.endpoints[0]->address.ToString();
+    if (!killed_names_.empty()) {
+      Say("Failing back: starting again what was killed in " + first.from);
+      for (const auto& name : killed_names_) {
+        if (auto st = Restart(name); !st.ok()) return st;
+      }
+      dark_.erase(first.from);
+      LB_RETURN_IF_ERROR(WaitHealthy({first.from}));
+    }
+    const plan::Region* back = plan_.FindRegion(p.to);
+    const plan::Region* now = plan_.FindRegion(p.from);
+    Json f = FailoverStatus();
+    auto follows = FollowPrimary(*back, json::Str(f, "primary"), json::U64(f, "epoch"), token_,
+                                 [this](const std::string& line) { Say("  " + line); });
+    if (!follows.ok()) return follows.error();
+    LB_RETURN_IF_ERROR(WaitReplicating(*now, p.to, o_.duration));
+    Say("  " + s_.volume->name + ": " + p.to + " has caught up with " + p.from + "; switching back (" +
+        std::to_string(client.acked()) + " records acknowledged so far)...");
+    return PlannedMove(p, client);
+  }
+
+  int RunInner() {
+    Say("lifeboat drill: " + std::string(Name(o_.scenario)) + " on plan '" + plan_.name + "'" +
+        (o_.scenario == Scenario::kPlannedSwitchover ? "; the primary " + s_.primary->name + " hands over to " +
+                                                           s_.standby->name + " and takes back"
+                                                     : "; the primary " + s_.primary->name +
+                                                           (o_.scenario == Scenario::kRegionOutage
+                                                                ? " will go dark"
+                                                                : "'s application will die")) +
+        ". Logs and the report: " + dir_);
+    if (auto st = StartAll(); !st.ok()) return Fail(st.error());
+    std::set<std::string> all;
+    for (const auto& r : plan_.regions) all.insert(r.name);
+    if (auto st = WaitHealthy(all); !st.ok()) return Fail(st.error());
+    // The client asks the regions' DNS servers, the primary's first, as a
+    // resolver configured with every region's would.
+    std::vector<Address> servers = {dns_.at(s_.primary->name)};
+    for (const auto& [region, a] : dns_) {
+      if (region != s_.primary->name && servers.size() < 3) servers.push_back(a);
+    }
+    auto resolver = drill::Resolver::Create(servers);
+    if (!resolver.ok()) return Fail(resolver.error());
+    const std::string primary_app = s_.endpoints[0]->address.ToString();
+    auto st = WaitFor("the DNS name " + s_.record->name + " to answer the primary's endpoint", 20s, [&] {
+      auto probe = drill::Resolver::Create(servers);
+      auto a = probe->Resolve(s_.record->name);
+      return a.ok() && EndpointOf(a->addresses.front()) && EndpointOf(a->addresses.front())->ToString() == primary_app;
+    });
+    if (!st.ok()) return Fail(st.error());
+    st = WaitReplicating(*s_.primary, s_.standby->name, o_.duration);
+    if (!st.ok()) return Fail(st.error());
+    drill::Client client({s_.record->name, [this](const std::string& ip) { return EndpointOf(ip); }, 10ms, 1s,
+                          drill::FirstRecordNumber()},
+                         std::move(*resolver));
+    client.Start();
+    Say("Every region answers and " + s_.volume->name + " replicates. The client writes a numbered record to " +
+        s_.record->name + " every 10ms; warming up for " + FormatDuration(o_.warmup) + ".");
+    auto warm_end = SteadyClock::now() + o_.warmup;
+    st = WaitFor("the warm-up", o_.warmup + 30s, [&] { return SteadyClock::now() >= warm_end && client.acked() > 0; });
+    if (!st.ok()) return Fail(st.error());
+
+    std::vector<Phase> phases(1);
+    st = Fault(phases[0], client);
+    bool failback = o_.failback || o_.scenario == Scenario::kPlannedSwitchover;
+    if (st.ok() && failback) {
+      auto attempts = client.Attempts();
+      if (drill::MeasureRecovery(attempts, phases[0].at).rto) {
+        std::this_thread::sleep_for(1s);  // writes at the new primary before moving back
+        phases.emplace_back();
+        st = Failback(phases[0], phases[1], client);
+      } else {
+        Say("The client never recovered; no failback.");
+      }
+    }
+    if (!st.ok()) {
+      client.Stop();
+      return Fail(st.error());
+    }
+    std::this_thread::sleep_for(1s);  // writes after the recovery, counted too
+    client.Stop();
+    return Finish(phases, client.Attempts());
+  }
+
+  int Finish(std::vector<Phase>& phases, const std::vector<drill::Attempt>& attempts) {
+    // Each phase's recovery from its own start; its loss over the records
+    // written before the next phase began.
+    std::string final_app;
+    for (size_t i = 0; i < phases.size(); ++i) {
+      Phase& p = phases[i];
+      p.recovery = drill::MeasureRecovery(attempts, p.at);
+      final_app = p.recovery.recovered_at.empty() ? p.to_app : p.recovery.recovered_at;
+    }
+    std::set<uint64_t> found;
+    std::string readback_error;
+    if (auto where = ParseAddress(final_app); where.ok()) {
+      auto got = drill::ReadBack(*where, 5s);
+      if (got.ok()) {
+        found = std::move(*got);
+      } else {
+        readback_error = got.error().message();
+      }
+    }
+    drill::Verdict verdict;
+    for (size_t i = 0; i < phases.size(); ++i) {
+      Phase& p = phases[i];
+      std::vector<drill::Attempt> mine;
+      for (const auto& a : attempts) {
+        if (i + 1 < phases.size() && a.start >= phases[i + 1].at) break;
+        if (i == 0 || a.start >= p.at) mine.push_back(a);
+      }
+      p.loss = drill::MeasureLoss(mine, found, p.at);
+      auto v = drill::Judge(plan_.objectives, p.recovery, p.loss);
+      if (p.planned && p.loss.missing > 0) {
+        v.pass = false;
+        v.missed.push_back("a planned failover lost " + std::to_string(p.loss.missing) + " acknowledged records");
+      }
+      for (auto& m : v.missed) verdict.missed.push_back(i == 0 ? m : p.name + ": " + m);
+      verdict.pass = verdict.pass && v.pass;
+    }
+    if (!readback_error.empty()) {
+      verdict.pass = false;
+      verdict.missed.push_back("the records could not be read back: " + readback_error);
+    }
+    // Every attempt, one JSON object a line: the timeline behind the figures.
+    std::string lines;
+    for (const auto& a : attempts) {
+      lines += Json({{"seq", a.seq}, {"start", FormatUtc(a.start)}, {"end", FormatUtc(a.end)}, {"target", a.target},
+                     {"acked", a.acked}, {"error", a.error}})
+                   .dump() +
+               "\n";
+    }
+    if (auto w = WriteFileAtomic(dir_ + "/attempts.jsonl", lines); !w.ok()) return Fail(w.error());
+    Json report = Report(phases, attempts, verdict);
+    std::string path = dir_ + "/drill.json";
+    if (auto w = WriteFileAtomic(path, report.dump(2) + "\n"); !w.ok()) return Fail(w.error());
+    if (auto w = WriteFileAtomic(dir_ + "/drill.html", drill::RenderHtml(report, attempts)); !w.ok()) {
+      return Fail(w.error());
+    }
+    if (Structured(o_.output)) {
+      PrintDocument(report, o_.output);
+    } else {
+      PrintSummary(report, verdict, path);
+    }
+    return verdict.pass ? kExitOk : kExitFailure;
+  }
+
+  // A phase's figures: the report's top level holds the first phase's,
+  // "failback" the second's.
+  Json PhaseJson(const Phase& p, const std::vector<drill::Attempt>& attempts) const {
+    auto opt_seconds = [](const std::optional<Duration>& d) { return d ? Json(SecondsOf(*d)) : Json(); };
+    auto opt_time = [](const std::optional<Clock::TimePoint>& t) { return t ? Json(FormatUtc(*t)) : Json(); };
+    Json detection;  // the fault to the run's start, as the run's clock wrote it
+    if (auto started = ParseUtc(json::Str(p.run, "started_at")); started && *started >= p.at) {
+      detection = SecondsOf(*started - p.at);
+    }
+    Json steps = Json::array();
+    for (const auto& step : json::Arr(p.run, "steps")) {
+      auto a = ParseUtc(json::Str(step, "started_at")), b = ParseUtc(json::Str(step, "ended_at"));
+      steps.push_back({{"name", json::Str(step, "name")},
+                       {"state", json::Str(step, "state")},
+                       {"started_at", json::Str(step, "started_at")},
+                       {"ended_at", json::Str(step, "ended_at")},
+                       {"seconds", a && b && *b >= *a ? Json(SecondsOf(*b - *a)) : Json()},
+                       {"output", json::Str(step, "output")}});
+    }
+    std::string first_error;
+    for (const auto& a : attempts) {
+      if (!a.acked && a.end >= p.at) {
+        first_error = a.error;
+        break;
+      }
+    }
+    return {{"fault", {{"at", FormatUtc(p.at)}, {"region", p.from}, {"what", p.what}}},
+            {"rto_seconds", opt_seconds(p.recovery.rto)},
+            {"rpo_seconds", SecondsOf(p.loss.rpo)},
+            {"detection_seconds", p.planned ? Json() : detection},
+            {"client",
+             {{"name", s_.record->name},
+              {"attempts", attempts.size()},
+              {"acknowledged", p.loss.acked},
+              {"failed_after_fault", p.recovery.failed},
+              {"first_failure", opt_time(p.recovery.first_failure)},
+              {"first_error", first_error},
+              {"recovered", opt_time(p.recovery.recovered)},
+              {"recovered_at", p.recovery.recovered_at}}},
+            {"loss",
+             {{"missing", p.loss.missing},
+              {"first_missing", p.loss.first_missing},
+              {"all_missing", p.loss.missing_numbers},
+              {"oldest", opt_time(p.loss.oldest)},
+              {"newest", opt_time(p.loss.newest)}}},
+            {"failover",
+             {{"primary", json::Str(p.failover, "primary")},
+              {"epoch", json::U64(p.failover, "epoch")},
+              {"planned", p.planned},
+              {"run_state", json::Str(p.run, "state")},
+              {"run_started_at", json::Str(p.run, "started_at")},
+              {"steps", steps}}}};
+  }
+
+  Json Report(const std::vector<Phase>& phases, const std::vector<drill::Attempt>& attempts,
+              const drill::Verdict& verdict) const {
+    auto opt_seconds = [](const std::optional<Duration>& d) { return d ? Json(SecondsOf(*d)) : Json(); };
+    Json objectives = {{"rto_seconds", opt_seconds(plan_.objectives.rto)},
+                       {"rpo_seconds", opt_seconds(plan_.objectives.rpo)}};
+    Json r = {{"scenario", Name(o_.scenario)},
+              {"plan", plan_.name},
+              {"verdict", verdict.pass ? "pass" : "fail"},
+              {"missed", verdict.missed},
+              {"objectives", objectives}};
+    r.update(PhaseJson(phases[0], attempts));
+    if (phases.size() > 1) r["failback"] = PhaseJson(phases[1], attempts);
+    r["data_dir"] = dir_;
+    return r;
+  }
+
+  void PrintSummary(const Json& r, const drill::Verdict& verdict, const std::string& path) const {
+    auto figure = [](const Json& v) {
+      return v.is_number()
+                 ? drill::FormatMs(std::chrono::duration_cast<Duration>(std::chrono::duration<double>(v.get<double>())))
+                 : std::string("-");
+    };
+    std::cout << "\n";
+    Table t({"MEASURE", "VALUE", "OBJECTIVE"});
+    const auto& obj = r["objectives"];
+    auto rows = [&](const Json& p, const std::string& prefix) {
+      t.Add({prefix + "RTO (from the first write not served as before to the next acknowledged)",
+             p["rto_seconds"].is_null() ? "never recovered" : figure(p["rto_seconds"]), figure(obj["rto_seconds"])});
+      t.Add({prefix + "RPO (acknowledged writes lost, as time before the fault)", figure(p["rpo_seconds"]),
+             p["failover"]["planned"].get<bool>() ? "nothing lost (planned)" : figure(obj["rpo_seconds"])});
+      t.Add({prefix + "records lost", std::to_string(p["loss"]["missing"].get<uint64_t>()) + " of " +
+                                          std::to_string(p["client"]["acknowledged"].get<uint64_t>()) + " acknowledged",
+             ""});
+      if (!p["detection_seconds"].is_null()) {
+        t.Add({prefix + "detection (the fault to the failover's start)", figure(p["detection_seconds"]), ""});
+      }
+      for (const auto& s : p["failover"]["steps"]) {
+        t.Add({prefix + "  step " + s["name"].get<std::string>() + " (" + s["state"].get<std::string>() + ")",
+               figure(s["seconds"]), ""});
+      }
+    };
+    rows(r, "");
+    if (r.contains("failback")) rows(r["failback"], "failback: ");
+    std::cout << t.Render();
+    const Json& last = r.contains("failback") ? r["failback"] : r;
+    std::cout << "\nprimary now: " << last["failover"]["primary"].get<std::string>() << " (epoch "
+              << last["failover"]["epoch"].get<uint64_t>() << "); "
+              << (last["rto_seconds"].is_null() ? std::string("the client never recovered")
+                  : last["client"]["recovered_at"].get<std::string>().empty()
+                      ? std::string("the client never lost service")
+                      : "the client writes to " + last["client"]["recovered_at"].get<std::string>())
+              << "\n";
+    if (verdict.pass) {
+      std::cout << "PASS: within the plan's objectives.";
+    } else {
+      std::cout << "FAIL:";
+      for (const auto& m : verdict.missed) std::cout << " " << m << ";";
+    }
+    std::cout << " Report: " << path << " and " << dir_ << "/drill.html\n";
+  }
+
+  const plan::Plan& plan_;
+  Setup s_;
+  DrillConfig o_;
+  std::string dir_, plan_path_, token_;
+  sigset_t sigs_{};
+  std::vector<Child> children_;
+  std::map<std::string, std::vector<std::string>> args_;  // child name -> its command line
+  std::set<pid_t> killed_;
+  std::vector<std::string> killed_names_;
+  std::set<std::string> dark_;  // regions whose agent the drill killed
+  std::map<std::string, Address> dns_;
+};
+
+}  // namespace
+
+Status CheckDrillable(const plan::Plan& plan, const DrillConfig& config) {
+  auto s = Choose(plan, config);
+  if (!s.ok()) return s.error();
+  return Ok();
+}
+
+int RunDrill(const plan::Plan& plan, const DrillConfig& config, const std::string& data_dir,
+             const std::string& plan_path) {
+  auto setup = Choose(plan, config);
+  if (!setup.ok()) return Fail(setup.error());
+  std::error_code ec;
+  if (std::filesystem::exists(data_dir + "/" + plan.name + "-state.db", ec)) {
+    return Fail("--data-dir " + data_dir + " holds an earlier run's state; give the drill a new directory",
+                kExitInvalid);
+  }
+  Drill drill(plan, *setup, config, data_dir, plan_path);
+  return drill.Run();
+}
+
+}  // namespace lifeboat::cli

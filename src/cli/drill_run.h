@@ -1,0 +1,50 @@
+// A drill on this machine: runs the plan's regions afresh (an agent per
+// region, the sample application on each endpoint of the drill's DNS
+// record), writes numbered records through the name with the drill client,
+// makes the scenario's fault, optionally fails back, and measures what the
+// client lived: RTO, RPO, detection and each runbook step (drill/measure.h).
+// `lifeboat drill run` and `lifeboat demo` both run one.
+#pragma once
+
+#include <string>
+
+#include "core/units.h"
+#include "plan/plan.h"
+
+namespace lifeboat::cli {
+
+enum class Scenario {
+  kRegionOutage,       // every process of the primary region killed
+  kEndpointFailure,    // the primary's applications killed; its agent lives
+  kPlannedSwitchover,  // a planned failover to the standby, then back
+};
+// "region-outage, endpoint-failure, planned-switchover"
+extern const char* const kScenarioNames;
+Result<Scenario> ParseScenario(const std::string& name);
+const char* Name(Scenario s);
+
+struct DrillConfig {
+  Scenario scenario = Scenario::kRegionOutage;
+  Duration duration = std::chrono::seconds(60);  // for the first full sync, and each recovery
+  Duration warmup = std::chrono::seconds(3);     // the client writes this long before the fault
+  bool failback = false;  // after the failover, back to the first primary (always for planned-switchover)
+  std::string record, volume;  // empty: the plan's only failover A record, its only replicated volume
+  std::string output = "table";
+};
+
+// Checks that `plan` can be drilled (the embedded store at its default
+// place, a failover A record, a replicated volume with a path in each
+// endpoint's region; automatic failover for the unplanned scenarios).
+// InvalidArgument saying what to change.
+Status CheckDrillable(const plan::Plan& plan, const DrillConfig& config);
+
+// Runs the drill in `data_dir` (new, empty) with the agents on `plan_path`
+// (the plan file, whose relative paths resolve against its directory).
+// Writes drill.json, drill.html and attempts.jsonl there; prints progress
+// and a summary (or the JSON report for -o json). The exit code: 0 when
+// the plan's objectives were met, 1 when not or when the drill failed, 130
+// on Ctrl-C.
+int RunDrill(const plan::Plan& plan, const DrillConfig& config, const std::string& data_dir,
+             const std::string& plan_path);
+
+}  // namespace lifeboat::cli

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds lifeboat, and runs `lifeboat demo` on the
 # embedded plan (two regions and a witness on this machine). Arguments go to
-# the demo: scripts/demo.sh --duration 30s
+# the demo: scripts/demo.sh --stay
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh

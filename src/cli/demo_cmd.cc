@@ -1,165 +1,116 @@
-// lifeboat demo: the whole story on one machine. For now: start the agents of
-// the embedded plan (examples/local.yaml) as child processes, wait until they
-// answer, show their status, and stop them cleanly on Ctrl-C or --duration.
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
+// lifeboat demo: the whole story on one machine, in about a minute. The
+// embedded plan (examples/local.yaml) goes into a new data dir with a fresh
+// replication key; then a drill (cli/drill_run.h) runs its regions and the
+// sample application, writes through the DNS name, takes the primary region
+// down, measures the failover, starts the region again and fails back, and
+// prints RTO, RPO and where the report is. --stay keeps it all running
+// afterwards until Ctrl-C.
+#include <sys/stat.h>
 
-#include <chrono>
 #include <filesystem>
 #include <iostream>
-#include <thread>
+#include <random>
 
 #include "cli/common.h"
+#include "cli/drill_run.h"
 #include "cli/embedded_plan.h"
 #include "cli/local_processes.h"
-#include "cli/status.h"
 #include "core/fs.h"
-#include "net/http.h"
 #include "plan/load.h"
 
 namespace lifeboat::cli {
 namespace {
 
-using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
-
 struct DemoOptions {
-  std::string plan_file, data_dir, duration;
+  std::string plan_file, data_dir, scenario = "region-outage", duration = "60s";
+  bool stay = false;
 };
 
-// Stops the others and reports the agent that died, with the end of its log.
-int FailWithChild(std::vector<Child>& children, const Child& died) {
-  std::cerr << "lifeboat: error: the agent of " << died.name << " exited (" << DescribeExit(died.status)
-            << "); the end of " << died.log << ":\n"
-            << Tail(died.log, 5);
-  StopAll(children);
-  return kExitFailure;
+// The files the embedded plan names relative to the data dir: a 32-byte
+// replication key (mode 0600) and an empty directory for each copy.
+Status PrepareEmbedded(const plan::Plan& plan) {
+  std::random_device rd;
+  for (const auto& v : plan.volumes) {
+    for (const auto& [region, path] : v.path) LB_RETURN_IF_ERROR(EnsureWritableDir(path));
+    const std::string& key = v.replication.key_file;
+    std::error_code ec;
+    if (key.empty() || std::filesystem::exists(key, ec)) continue;
+    std::string bytes;
+    for (int i = 0; i < 32; ++i) bytes += static_cast<char>(rd() & 0xff);
+    LB_RETURN_IF_ERROR(WriteFileAtomic(key, bytes));
+    if (::chmod(key.c_str(), 0600) != 0) return ErrnoError(errno, "chmod 0600 " + key);
+  }
+  return Ok();
 }
 
-// Polls every agent's /healthz until all answer; nullopt when they do,
-// else the exit code of the failure.
-std::optional<int> WaitUntilReady(const plan::Plan& plan, std::vector<Child>& children, const std::string& data_dir) {
-  auto deadline = Clock::now() + 15s;
-  std::vector<bool> up(plan.regions.size(), false);
-  size_t ready = 0;
-  while (ready < plan.regions.size()) {
-    if (Child* died = Reap(children)) return FailWithChild(children, *died);
-    if (Clock::now() > deadline) {
-      std::cerr << "lifeboat: error: agents did not answer within 15s; see the logs under " << data_dir << "\n";
-      StopAll(children);
-      return kExitFailure;
-    }
-    for (size_t i = 0; i < plan.regions.size(); ++i) {
-      if (up[i]) continue;
-      auto r = net::Fetch("GET", net::BaseUrl(plan.regions[i].agent) + "/healthz", 500ms);
-      if (r.ok() && r->status == 200) {
-        up[i] = true;
-        ++ready;
-      }
-    }
-    std::this_thread::sleep_for(50ms);
-  }
-  return std::nullopt;
-}
-
-int RunDemo(DemoOptions o) {
-  std::optional<Duration> duration;
-  if (!o.duration.empty()) {
-    auto d = ParseDuration(o.duration);
-    if (!d.ok()) return Fail("--duration: " + d.error().message(), kExitInvalid);
-    duration = *d;
-  }
-  std::string plan_text;
-  if (o.plan_file.empty()) {
-    plan_text = kEmbeddedLocalPlan;
-  } else {
-    auto text = ReadFile(o.plan_file, plan::kMaxPlanBytes + 1);
-    if (!text.ok()) return Fail("--plan: " + text.error().message(), kExitInvalid);
-    plan_text = std::move(*text);
-  }
-  plan::LoadResult loaded =
-      plan::LoadPlanText(plan_text, o.plan_file.empty() ? "examples/local.yaml (embedded)" : o.plan_file);
-  std::cerr << plan::FormatDiagnostics(loaded.diagnostics);
-  if (!loaded.plan) return kExitInvalid;
-  const plan::Plan& plan = *loaded.plan;
+int RunDemo(const DemoOptions& o) {
+  DrillConfig c;
+  c.failback = true;
+  c.stay = o.stay;
+  auto scenario = ParseScenario(o.scenario);
+  if (!scenario.ok()) return Fail("--scenario: " + scenario.error().message(), kExitInvalid);
+  c.scenario = *scenario;
+  auto duration = ParseDuration(o.duration);
+  if (!duration.ok()) return Fail("--duration: " + duration.error().message(), kExitInvalid);
+  c.duration = *duration;
 
   auto made = MakeDataDir(o.data_dir, "demo");
   if (!made.ok()) return Fail(made.error());
   const std::string data_dir = *made;
-  const std::string plan_path = data_dir + "/plan.yaml";
-  if (auto s = WriteFileAtomic(plan_path, plan_text); !s.ok()) return Fail(s.error());
-
-  sigset_t sigs = BlockStopSignals();
-  std::cout << "lifeboat demo: plan '" << plan.name << "' (" << plan::Name(plan.pattern) << "), "
-            << plan.regions.size() << " regions, data in " << data_dir << "\n";
-  std::vector<Child> children;
-  const std::string exe = SelfExe();
-  for (const auto& r : plan.regions) {
-    Child c;
-    c.name = r.name;
-    std::string dir = data_dir + "/" + r.name;
-    c.log = dir + "/agent.log";
-    if (auto s = EnsureWritableDir(dir); !s.ok()) {
-      StopAll(children);
-      return Fail(s.error());
-    }
-    auto pid = Spawn(
-        {exe, "--log-format", "json", "agent", "--plan", plan_path, "--region", r.name, "--data-dir", dir}, c.log);
-    if (!pid.ok()) {
-      StopAll(children);
-      return Fail(pid.error());
-    }
-    c.pid = *pid;
-    std::cout << "  started " << r.name << " (" << plan::Name(r.role) << ") on " << r.agent.ToString() << ", pid "
-              << c.pid << "\n";
-    children.push_back(c);
+  plan::LoadResult loaded;
+  std::string plan_path;
+  if (o.plan_file.empty()) {
+    plan_path = data_dir + "/plan.yaml";
+    if (auto s = WriteFileAtomic(plan_path, kEmbeddedLocalPlan); !s.ok()) return Fail(s.error());
+    loaded = plan::LoadPlanText(kEmbeddedLocalPlan, "examples/local.yaml (embedded)", data_dir);
+  } else {
+    std::error_code ec;
+    plan_path = std::filesystem::absolute(o.plan_file, ec).string();
+    loaded = plan::LoadPlanFile(o.plan_file);
   }
-  if (auto failed = WaitUntilReady(plan, children, data_dir)) return *failed;
-
-  std::cout << "\n" << StatusTable(CollectStatus(plan, 2s)) << "\n";
-  std::cout << (duration ? "Running for " + FormatDuration(*duration) + " (Ctrl-C stops sooner)" : "Running until Ctrl-C")
-            << ". Try, in another shell:\n"
-            << "  " << exe << " status --plan " << plan_path << "\n"
-            << "  curl -s http://" << plan.regions[0].agent.ToString() << "/metrics\n"
-            << std::flush;
-
-  auto end = duration ? Clock::now() + *duration : Clock::time_point::max();
-  timespec tick{0, 100'000'000};
-  while (Clock::now() < end) {
-    int sig = sigtimedwait(&sigs, nullptr, &tick);
-    if (sig == SIGINT || sig == SIGTERM) {
-      std::cout << "\n" << (sig == SIGINT ? "Interrupted" : "Terminated") << "; stopping the agents\n";
-      break;
-    }
-    if (Child* died = Reap(children)) return FailWithChild(children, *died);
+  std::cerr << plan::FormatDiagnostics(loaded.diagnostics);
+  if (!loaded.plan) return kExitInvalid;
+  if (auto st = CheckDrillable(*loaded.plan, c); !st.ok()) {
+    return Fail("the demo runs a drill on the plan, and " + st.error().message(), kExitInvalid);
   }
-  StopAll(children);
-  bool clean = true;
-  for (const auto& c : children) {
-    clean = clean && WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0;
-    std::cout << "  stopped " << c.name << " (" << DescribeExit(c.status) << ")\n";
+  if (o.plan_file.empty()) {
+    if (auto st = PrepareEmbedded(*loaded.plan); !st.ok()) return Fail(st.error());
   }
-  std::cout << (clean ? "All agents stopped cleanly." : "Some agents did not stop cleanly; see their logs.")
-            << " Logs and state: " << data_dir << "\n";
-  return clean ? kExitOk : kExitFailure;
+  if (o.plan_file.empty()) {
+    std::cout << "lifeboat demo: the embedded plan '" << loaded.plan->name << "' (" << plan::Name(loaded.plan->pattern)
+              << ", " << loaded.plan->regions.size() << " regions on this machine), written to " << plan_path
+              << ".\nThe story: every region starts; a client writes to the application through DNS; the primary\n"
+                 "region goes dark; the others notice and fail over; it comes back and the primary fails back.\n\n"
+              << std::flush;
+  }
+  return RunDrill(*loaded.plan, c, data_dir, plan_path);
 }
 
 }  // namespace
 
 void AddDemoCommand(CLI::App& app, int& exit_code) {
-  auto* cmd = app.add_subcommand("demo", "Run two regions and a witness on this machine");
+  auto* cmd = app.add_subcommand(
+      "demo", "The whole story on this machine: regions, an outage, failover, failback, measured RTO and RPO");
   auto o = std::make_shared<DemoOptions>();
   cmd->add_option("--plan", o->plan_file, "Plan to run instead of the embedded examples/local.yaml");
-  cmd->add_option("--data-dir", o->data_dir, "Where the agents keep state and logs (default: a new /tmp/lifeboat-demo-*)");
-  cmd->add_option("--duration", o->duration, "Stop after this long (default: run until Ctrl-C)");
+  cmd->add_option("--data-dir", o->data_dir, "A new directory for state, logs and the report (default: a new /tmp/lifeboat-demo-*)");
+  cmd->add_option("--scenario", o->scenario, std::string("The fault: ") + kScenarioNames)->capture_default_str();
+  cmd->add_option("--duration", o->duration, "The longest wait for a full sync, and for each recovery")
+      ->capture_default_str();
+  cmd->add_flag("--stay", o->stay, "Keep every process running after the story, until Ctrl-C");
   cmd->footer(
-      "Starts one agent process per region of the plan, on loopback, waits until each answers,\n"
-      "prints their status and keeps them running until Ctrl-C (or --duration), then stops\n"
-      "them cleanly. Each agent's log is DATA_DIR/REGION/agent.log.\n\n"
+      "Runs a drill with failback (see `lifeboat drill run --help`) on the embedded plan: three agents\n"
+      "(us-east, us-west and the witness eu-central) on 127.0.0.1-3:7701-7703, the sample application\n"
+      "on 127.0.0.1:7711 and 127.0.0.2:7711, and the volume 'shop' replicated between\n"
+      "DATA_DIR/volumes/us-east and us-west. A client writes a record every 10ms through\n"
+      "shop.example.com; us-east goes dark; the agents fail over to us-west; us-east starts again,\n"
+      "catches up and becomes primary again by a planned failover. Prints RTO and RPO beside the\n"
+      "plan's objectives and the path of the HTML report; exits 1 when an objective is missed.\n"
+      "Logs: DATA_DIR/REGION/agent.log.\n\n"
       "Examples:\n"
       "  lifeboat demo\n"
-      "  lifeboat demo --duration 30s --data-dir /tmp/lb");
+      "  lifeboat demo --stay            # then open http://127.0.0.1:7701/status\n"
+      "  lifeboat demo --scenario planned-switchover --data-dir /tmp/lb");
   cmd->callback([&exit_code, o] { exit_code = RunDemo(*o); });
 }
 

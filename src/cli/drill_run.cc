@@ -178,6 +178,7 @@ class Drill {
     token_ = NewToken();
     ::setenv("LIFEBOAT_TOKEN", token_.c_str(), 1);
     int rc = RunInner();
+    if (o_.stay && rc != ExitCode(Code::kCancelled)) Stay();
     if (!children_.empty()) {
       Say("Stopping every process the drill started");
       StopAll(children_);
@@ -186,6 +187,21 @@ class Drill {
   }
 
  private:
+  // Keeps everything running until Ctrl-C, for a look around.
+  void Stay() {
+    Say("\nEverything runs on until Ctrl-C. Have a look:\n  the status page: http://" +
+        plan_.regions[0].agent.ToString() + "/status\n  " + SelfExe() + " status --plan " + plan_path_ +
+        "\n  curl -s http://" + plan_.regions[0].agent.ToString() + "/metrics | grep lifeboat_failover");
+    for (;;) {
+      if (StopRequested(sigs_)) break;
+      if (auto st = CheckChildren(); !st.ok()) {
+        Fail(st.error());
+        break;
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+
   void Say(const std::string& line) {
     if (!Structured(o_.output)) std::cout << line << "\n" << std::flush;
   }

@@ -30,6 +30,7 @@ struct DrillConfig {
   bool failback = false;  // after the failover, back to the first primary (always for planned-switchover)
   std::string record, volume;  // empty: the plan's only failover A record, its only replicated volume
   std::string output = "table";
+  bool stay = false;  // after the report, keep every process running until Ctrl-C
 };
 
 // Checks that `plan` can be drilled (the embedded store at its default

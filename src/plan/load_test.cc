@@ -203,6 +203,32 @@ state: { path: state.db }
   fs::remove_all(dir);
 }
 
+TEST(PlanLoad, TheLongestTtlToARegionCountsOnlyRecordsThatReachIt) {
+  std::string text = R"(
+name: ttl
+pattern: warm-standby
+regions:
+  a: { role: primary, agent: 127.0.0.1:7001 }
+  b: { role: standby, agent: 127.0.0.1:7002 }
+checks: { web: { type: http } }
+endpoints:
+  ea: { region: a, address: 127.0.0.1:80, check: web }
+  eb: { region: b, address: 127.0.0.2:80, check: web }
+dns:
+  zone: example.com.
+  ns: [ns1]
+  records:
+    - { name: ns1, type: A, value: 127.0.0.53, ttl: 1h }
+    - { name: shop, type: A, policy: failover, primary: ea, secondary: eb, ttl: 5s }
+    - { name: api, type: A, policy: weighted, targets: [ { endpoint: ea, weight: 1 } ], ttl: 20s }
+)";
+  LoadResult r = LoadPlanText(text, "ttl.yaml");
+  ASSERT_TRUE(r.plan) << FormatDiagnostics(r.diagnostics);
+  EXPECT_EQ(r.plan->LongestTtlTo("a"), 20s);  // the weighted record reaches only a
+  EXPECT_EQ(r.plan->LongestTtlTo("b"), 5s);   // ns1's hour reaches no endpoint
+  EXPECT_EQ(r.plan->LongestTtlTo("c"), 0s);
+}
+
 TEST(PlanLoad, ReportsEveryErrorNotJustTheFirst) {
   LoadResult r = LoadPlanText("name: x\npattern: nope\nregions: {}\nfoo: 1\n", "x.yaml");
   ASSERT_FALSE(r.plan);

@@ -83,6 +83,21 @@ const T* FindByName(const std::vector<T>& items, const std::string& name) {
 const Region* Plan::FindRegion(const std::string& n) const { return FindByName(regions, n); }
 const Check* Plan::FindCheck(const std::string& n) const { return FindByName(checks, n); }
 const Endpoint* Plan::FindEndpoint(const std::string& n) const { return FindByName(endpoints, n); }
+
+Duration Plan::LongestTtlTo(const std::string& region) const {
+  Duration longest{0};
+  if (!dns) return longest;
+  auto in_region = [&](const std::string& endpoint) {
+    const Endpoint* e = FindEndpoint(endpoint);
+    return e != nullptr && e->region == region;
+  };
+  for (const auto& r : dns->records) {
+    bool reaches = in_region(r.primary) || in_region(r.secondary);
+    for (const auto& t : r.targets) reaches = reaches || in_region(t.endpoint);
+    if (reaches) longest = std::max(longest, r.ttl);
+  }
+  return longest;
+}
 Result<const Region*> Plan::RequireRegion(const std::string& n) const {
   if (const Region* r = FindRegion(n)) return r;
   std::vector<std::string> names;

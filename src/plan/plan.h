@@ -236,6 +236,11 @@ struct Plan {
   const Volume* FindVolume(const std::string& name) const;
   const Location* FindLocation(const std::string& name) const;
   const Region* Primary() const;
+  // The longest TTL of the DNS answers that can send a client to an
+  // endpoint of `region` (failover, weighted and multivalue records): how
+  // long after its traffic goes off a resolver may still send clients
+  // there. Zero without such a record.
+  Duration LongestTtlTo(const std::string& region) const;
 };
 
 // The built-in failover steps, in their usual order.

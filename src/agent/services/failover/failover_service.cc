@@ -643,10 +643,22 @@ class FailoverService final : public Service, public EndpointViews, private orch
   // volume it sends must be in sync at the new primary (as the old primary's
   // view reports) without a break for kInSyncSettle; only then does the
   // epoch move, so nothing acknowledged there is left behind.
+  //
+  // Resolvers may send clients to the old primary for the longest TTL of
+  // its DNS answers after its traffic went off, and what they write there
+  // would be overwritten when it follows the new primary: so the switch
+  // also waits out that TTL (and the settle after it).
   Status DrainBeforeSwitch(const state::FailoverRun& run) {
     const plan::Region* from = ctx_.plan.FindRegion(run.from);
     if (from != nullptr && from->serves()) {
       LB_RETURN_IF_ERROR(StatusOf(SwitchControl(run.from, false, true, "planned failover " + run.id)));
+    }
+    const Duration ttl = ctx_.plan.LongestTtlTo(run.from);
+    const Steady off_at = SteadyClock::now();
+    if (ttl > Duration::zero()) {
+      LogInfo({{"from", run.from}, {"to", run.to}},
+              "failover: epoch {}: {}'s traffic is off; waiting out the DNS TTL of {} before the switch", run.epoch,
+              run.from, FormatDuration(ttl));
     }
     std::vector<std::string> volumes;
     for (const auto& v : ctx_.plan.volumes) {
@@ -654,7 +666,7 @@ class FailoverService final : public Service, public EndpointViews, private orch
         volumes.push_back(v.name);
       }
     }
-    auto deadline = SteadyClock::now() + kInSyncTimeout;
+    auto deadline = off_at + ttl + kInSyncTimeout;
     Steady since{};  // since when every volume has been in sync; epoch: not now
     for (;;) {
       LB_ASSIGN_OR_RETURN(auto view, state::keys::ViewOf(run.from).Get(ctx_.store));
@@ -674,12 +686,12 @@ class FailoverService final : public Service, public EndpointViews, private orch
         since = Steady{};
       } else if (since == Steady{}) {
         since = now;
-      } else if (now - since >= kInSyncSettle) {
+      } else if (now - since >= kInSyncSettle && now - off_at >= ttl) {
         return Ok();
       }
       if (now > deadline || stop_drive_) {
         return DeadlineExceeded(run.to + " did not catch up with " + run.from + " within " +
-                                FormatDuration(kInSyncTimeout) + " (" + behind + " behind); the primary is unchanged");
+                                FormatDuration(ttl + kInSyncTimeout) + " (" + behind + " behind); the primary is unchanged");
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }

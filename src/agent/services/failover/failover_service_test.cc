@@ -464,6 +464,36 @@ TEST_F(FailoverServiceTest, APlannedFailoverWaitsForSyncAndTheOldPrimaryFollows)
   EXPECT_EQ(role->epoch, 2u);
 }
 
+// Resolvers may send clients to east for the TTL of its answers after its
+// traffic went off; a write there after the switch would be overwritten
+// when east follows west. So a planned switch waits out the TTL, even with
+// every volume in sync from the start.
+TEST_F(FailoverServiceTest, APlannedFailoverWaitsOutTheDnsTtlOfTheOldPrimary) {
+  edit_plan_ = [](std::string& text) {
+    text += R"(
+dns:
+  zone: example.com.
+  ns: [ns1]
+  records:
+    - { name: ns1, type: A, value: 127.0.0.53, ttl: 1h }
+    - { name: shop, type: A, policy: failover, primary: web-east, secondary: web-west, ttl: 3s }
+)";
+  };
+  Start("manual");
+  ASSERT_TRUE(state::WaitUntil([&] { return Views() == 3; }, 10s));
+  auto& east = *agents_["east"];
+  ASSERT_TRUE(state::WaitUntil(
+      [&] { return east.Post(R"({"to": "west", "planned": true, "by": "alice"})").status == 202; }, 10s));
+  ASSERT_TRUE(state::WaitUntil([&] { return !east.traffic.IsOn("east"); }, 10s));
+  // In sync all along, the switch used to come after a 1 s settle; the
+  // TTL's 3 s cannot have passed 2 s after the traffic was seen off.
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(Primary().region, "east") << "the epoch moved before the TTL of east's answers ran out";
+  ASSERT_TRUE(state::WaitUntil([&] { return RunEnded(); }, 30s));
+  EXPECT_EQ(Run()->state, "done") << state::Encode(*Run());
+  EXPECT_EQ(Primary().region, "west");
+}
+
 // The agent driving a run died after its first step: the lock went with its
 // lease, and a serving agent resumes at the step that was running, in
 // manual mode too (a manual run's driver can die as well).

@@ -3,7 +3,8 @@
 # loopback plan with the issue's settings (the application checked every 1 s,
 # fall 3, failover grace 1 s, DNS TTL 1 s, three regions with a witness,
 # continuous replication with 50 ms coalescing), and the medians and worst
-# of what its client measured: RTO, RPO (as time and as records), detection.
+# of what its client measured: RTO, RPO (as time and as records), detection;
+# then, with --failback, the planned move back to east: its RTO and loss.
 # The cloud recipe it replaces cannot run here; its figures are the
 # documented ones, printed beside for reference.
 # Not a test: prints a Markdown report (bench/RESULTS.md keeps one).
@@ -58,9 +59,9 @@ failover:
   grace: 1s
 PLAN
   echo "run $i/$RUNS" >&2
-  "$LB" drill run region-outage --plan "$d/plan.yaml" --data-dir "$d/run" -o json > "$d/report.json" 2>"$d/err" ||
+  "$LB" drill run region-outage --failback --plan "$d/plan.yaml" --data-dir "$d/run" -o json > "$d/report.json" 2>"$d/err" ||
     { echo "run $i missed the objectives or failed:" >&2; cat "$d/err" >&2; }
-  rows+=("$(jq -r '[.rto_seconds // "inf", .rpo_seconds, .loss.missing, .client.acknowledged, .detection_seconds // "inf", .verdict] | @tsv' "$d/report.json")")
+  rows+=("$(jq -r '[.rto_seconds // "inf", .rpo_seconds, .loss.missing, .client.acknowledged, .detection_seconds // "inf", .verdict, .failback.rto_seconds // "inf", .failback.loss.missing // "-"] | @tsv' "$d/report.json")")
 done
 
 col() { printf '%s\n' "${rows[@]}" | cut -f"$1"; }
@@ -69,16 +70,16 @@ echo
 echo "\`bench/drill.sh $RUNS\` on $(nproc) cores, $(date -u +%Y-%m-%d), lifeboat $(git rev-parse --short HEAD)."
 echo "Checks every 1 s, fall 3, grace 1 s, DNS TTL 1 s; the client writes every 10 ms through the name."
 echo
-echo "| run | RTO (s) | RPO (s) | records lost / acknowledged | detection (s) | verdict |"
-echo "|---|---|---|---|---|---|"
+echo "| run | RTO (s) | RPO (s) | records lost / acknowledged | detection (s) | failback RTO (s) | failback records lost | verdict |"
+echo "|---|---|---|---|---|---|---|---|"
 n=0
 for r in "${rows[@]}"; do
   n=$((n + 1))
-  IFS=$'\t' read -r rto rpo lost acked det verdict <<<"$r"
-  printf '| %d | %.2f | %.3f | %s / %s | %.2f | %s |\n' "$n" "$rto" "$rpo" "$lost" "$acked" "$det" "$verdict"
+  IFS=$'\t' read -r rto rpo lost acked det verdict brto blost <<<"$r"
+  printf '| %d | %.2f | %.3f | %s / %s | %.2f | %.3f | %s | %s |\n' "$n" "$rto" "$rpo" "$lost" "$acked" "$det" "$brto" "$blost" "$verdict"
 done
-printf '| **median** | **%.2f** | **%.3f** | %s | **%.2f** | |\n' "$(col 1 | median)" "$(col 2 | median)" "$(col 3 | median)" "$(col 5 | median)"
-printf '| worst | %.2f | %.3f | %s | %.2f | |\n' "$(col 1 | worst)" "$(col 2 | worst)" "$(col 3 | worst)" "$(col 5 | worst)"
+printf '| **median** | **%.2f** | **%.3f** | %s | **%.2f** | **%.3f** | %s | |\n' "$(col 1 | median)" "$(col 2 | median)" "$(col 3 | median)" "$(col 5 | median)" "$(col 7 | median)" "$(col 8 | median)"
+printf '| worst | %.2f | %.3f | %s | %.2f | %.3f | %s | |\n' "$(col 1 | worst)" "$(col 2 | worst)" "$(col 3 | worst)" "$(col 5 | worst)" "$(col 7 | worst)" "$(col 8 | worst)"
 echo
 echo "| the cloud recipe (documented, not run here) | failover time | data loss |"
 echo "|---|---|---|"

@@ -395,9 +395,25 @@ class Drill {
   Status PlannedMove(Phase& p, drill::Client& client) {
     p.planned = true;
     p.epoch_before = json::U64(FailoverStatus(), "epoch");
-    p.at = Clock::Real().Now();
-    auto accepted = RequestFailover(plan_, {p.to, "lifeboat drill", token_, true, false},
-                                    [this](const std::string& line) { Say("  " + line); });
+    // A region that has just come back is refused as a target until a
+    // majority of the agents' views see its endpoints healthy again (its
+    // checks' rise): ask again until then.
+    Result<AcceptedFailover> accepted = Unavailable("not asked yet");
+    bool said = false;
+    auto st = WaitFor("the agents to accept a planned failover to " + p.to, o_.duration, [&] {
+      p.at = Clock::Real().Now();
+      accepted = RequestFailover(plan_, {p.to, "lifeboat drill", token_, true, false},
+                                 [this](const std::string& line) { Say("  " + line); });
+      if (accepted.ok() || accepted.error().message().find("healthy") == std::string::npos) return true;
+      if (!said) Say("  waiting until the agents see " + p.to + "'s endpoints healthy again...");
+      said = true;
+      std::this_thread::sleep_for(200ms);
+      return false;
+    });
+    if (!st.ok()) {
+      return Error(st.error().code(), st.error().message() +
+                                          (accepted.ok() ? "" : "; the last answer: " + accepted.error().message()));
+    }
     if (!accepted.ok()) return accepted.error();
     Say("  a planned failover from " + p.from + " to " + p.to + " (epoch " + std::to_string(accepted->epoch) +
         ") accepted by " + accepted->agent->name + "'s agent");

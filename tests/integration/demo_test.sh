@@ -45,12 +45,7 @@ pass "the embedded demo: us-east dark, us-west primary (RTO $(jq .rto_seconds "$
 # --stay: everything runs on until Ctrl-C, with its status page.
 "$LIFEBOAT" demo --stay --data-dir "$WORK/stay" > "$WORK/stay.out" 2>&1 &
 DEMO=$!
-deadline=$(( SECONDS + 120 ))
-until grep -q "Everything runs on until Ctrl-C" "$WORK/stay.out"; do
-  [ $SECONDS -lt $deadline ] || { cat "$WORK/stay.out" >&2; fail "the demo never reached --stay"; }
-  kill -0 "$DEMO" 2>/dev/null || { cat "$WORK/stay.out" >&2; fail "the demo exited before staying"; }
-  sleep 0.2
-done
+wait_output "$DEMO" "$WORK/stay.out" "Everything runs on until Ctrl-C" 120
 curl -sf http://127.0.0.1:7701/status | grep -q "us-east" || fail "no status page while staying"
 kill -INT "$DEMO"
 rc=0; wait "$DEMO" || rc=$?

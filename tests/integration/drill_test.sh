@@ -114,12 +114,7 @@ pass "the HTML report renders in Chromium with its verdict and a timeline of all
 # --- Ctrl-C stops the drill and everything it started ----------------------------
 "$LIFEBOAT" drill run region-outage --plan "$WORK/plan.yaml" --data-dir "$WORK/run2" --warmup 60s > "$WORK/drill2.out" 2>&1 &
 DRILL=$!
-deadline=$(( SECONDS + 30 ))
-until grep -q "warming up" "$WORK/drill2.out"; do
-  [ $SECONDS -lt $deadline ] || { cat "$WORK/drill2.out" >&2; fail "the drill never began writing"; }
-  kill -0 "$DRILL" 2>/dev/null || { cat "$WORK/drill2.out" >&2; fail "the drill exited early"; }
-  sleep 0.1
-done
+wait_output "$DRILL" "$WORK/drill2.out" "warming up" 30
 kill -INT "$DRILL"
 rc=0; wait "$DRILL" || rc=$?
 [ "$rc" = 130 ] || { cat "$WORK/drill2.out" >&2; fail "an interrupted drill exited $rc, not 130"; }

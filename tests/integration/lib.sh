@@ -80,6 +80,17 @@ start_agent() {
   PIDS+=("$LAST_PID")
 }
 
+# wait_output PID FILE PATTERN SECONDS: until FILE (PID's output) has a line
+# matching PATTERN; fails with FILE when PID exits first or time runs out.
+wait_output() {
+  local pid=$1 file=$2 pattern=$3 deadline=$(( SECONDS + $4 ))
+  until grep -q "$pattern" "$file"; do
+    [ $SECONDS -lt $deadline ] || { cat "$file" >&2; fail "no '$pattern' from pid $pid within $4 s"; }
+    kill -0 "$pid" 2>/dev/null || { cat "$file" >&2; fail "pid $pid exited before '$pattern'"; }
+    sleep 0.1
+  done
+}
+
 # wait_http URL [SECONDS]: until it answers 200.
 wait_http() {
   local url=$1 deadline=$(( SECONDS + ${2:-10} ))

@@ -77,13 +77,16 @@ Result<std::vector<std::string>> FollowPrimary(const plan::Region& back, const s
   return names;
 }
 
-AgentJson StreamTo(const plan::Region& source, const std::string& volume, const std::string& target) {
-  auto v = GetAgentJson(source, "/v1/replication/" + volume, 1s);
-  if (!v.ok()) return AgentJson();
-  for (const auto& t : (*v).value("targets", AgentJson::array())) {
+AgentJson TargetIn(const AgentJson& volume_status, const std::string& target) {
+  for (const auto& t : volume_status.value("targets", AgentJson::array())) {
     if (t.value("target", "") == target) return t;
   }
   return AgentJson();
+}
+
+AgentJson StreamTo(const plan::Region& source, const std::string& volume, const std::string& target) {
+  auto v = GetAgentJson(source, "/v1/replication/" + volume, 1s);
+  return v.ok() ? TargetIn(*v, target) : AgentJson();
 }
 
 bool StreamCaughtUp(const AgentJson& stream) {

@@ -49,8 +49,10 @@ Result<AcceptedFailover> RequestFailover(const plan::Plan& plan, const FailoverR
 Result<std::vector<std::string>> FollowPrimary(const plan::Region& back, const std::string& primary, uint64_t epoch,
                                                const std::string& token, const Say& say);
 
-// `target`'s stream of `volume` as `source`'s agent reports it (an object of
-// /v1/replication/VOLUME's targets), or null when there is none yet.
+// `target`'s stream in a volume's status (/v1/replication/VOLUME), or null
+// when there is none yet.
+AgentJson TargetIn(const AgentJson& volume_status, const std::string& target);
+// `target`'s stream of `volume` as `source`'s agent reports it, or null.
 AgentJson StreamTo(const plan::Region& source, const std::string& volume, const std::string& target);
 
 // Whether a stream has made its full pass: it streams changes now, verifies,

@@ -9,7 +9,7 @@
 
 #include <filesystem>
 #include <iostream>
-#include <random>
+#include <array>
 
 #include "cli/common.h"
 #include "cli/drill_run.h"
@@ -17,6 +17,7 @@
 #include "cli/local_processes.h"
 #include "core/fs.h"
 #include "plan/load.h"
+#include "repo/crypto.h"
 
 namespace lifeboat::cli {
 namespace {
@@ -29,15 +30,14 @@ struct DemoOptions {
 // The files the embedded plan names relative to the data dir: a 32-byte
 // replication key (mode 0600) and an empty directory for each copy.
 Status PrepareEmbedded(const plan::Plan& plan) {
-  std::random_device rd;
   for (const auto& v : plan.volumes) {
     for (const auto& [region, path] : v.path) LB_RETURN_IF_ERROR(EnsureWritableDir(path));
     const std::string& key = v.replication.key_file;
     std::error_code ec;
     if (key.empty() || std::filesystem::exists(key, ec)) continue;
-    std::string bytes;
-    for (int i = 0; i < 32; ++i) bytes += static_cast<char>(rd() & 0xff);
-    LB_RETURN_IF_ERROR(WriteFileAtomic(key, bytes));
+    std::array<uint8_t, 32> bytes;
+    repo::RandomBytes(bytes);
+    LB_RETURN_IF_ERROR(WriteFileAtomic(key, std::string(bytes.begin(), bytes.end())));
     if (::chmod(key.c_str(), 0600) != 0) return ErrnoError(errno, "chmod 0600 " + key);
   }
   return Ok();
@@ -75,8 +75,6 @@ int RunDemo(const DemoOptions& o) {
   }
   if (o.plan_file.empty()) {
     if (auto st = PrepareEmbedded(*loaded.plan); !st.ok()) return Fail(st.error());
-  }
-  if (o.plan_file.empty()) {
     std::cout << "lifeboat demo: the embedded plan '" << loaded.plan->name << "' (" << plan::Name(loaded.plan->pattern)
               << ", " << loaded.plan->regions.size() << " regions on this machine), written to " << plan_path
               << ".\nThe story: every region starts; a client writes to the application through DNS; the primary\n"

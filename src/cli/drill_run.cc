@@ -4,10 +4,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
-#include <random>
 #include <thread>
 
 #include "cli/agent_api.h"
@@ -19,6 +19,7 @@
 #include "drill/client.h"
 #include "drill/report.h"
 #include "net/http.h"
+#include "repo/crypto.h"
 
 namespace lifeboat::cli {
 
@@ -147,11 +148,9 @@ double SecondsOf(Duration d) { return std::chrono::duration<double>(d).count(); 
 // A fresh admin token for the drill's own agents (they take it from the
 // environment, which overrides the plan's token_file).
 std::string NewToken() {
-  std::random_device rd;
-  std::string t = "drill-";
-  static const char* kHex = "0123456789abcdef";
-  for (int i = 0; i < 32; ++i) t += kHex[rd() % 16];
-  return t;
+  std::array<uint8_t, 16> bytes;
+  repo::RandomBytes(bytes);
+  return "drill-" + repo::HexOf(bytes);
 }
 
 // One move of the primary and what the client lived through it.
@@ -339,10 +338,7 @@ class Drill {
     auto st = WaitFor("replication of " + s_.volume->name + " from " + source.name + " to " + target, limit, [&] {
       auto volume = GetAgentJson(source, "/v1/replication/" + s_.volume->name, 1s);
       if (!volume.ok()) return false;
-      Json stream;
-      for (const auto& t : json::Arr(*volume, "targets")) {
-        if (json::Str(t, "target") == target) stream = t;
-      }
+      Json stream = TargetIn(*volume, target);
       if (StreamCaughtUp(stream)) return true;
       why = stream.is_object() ? "its stream to " + target + " is " + json::Str(stream, "state") +
                                      (json::Str(stream, "last_error").empty() ? "" : ": " + json::Str(stream, "last_error"))
@@ -376,9 +372,8 @@ class Drill {
     auto end = SteadyClock::now() + o_.duration;
     auto st = WaitFor("the " + p.name + " and the client's recovery", o_.duration + 1s, [&] {
       if (SteadyClock::now() > end) return true;
-      auto attempts = client.Attempts();
-      bool back = !attempts.empty() && attempts.back().acked && attempts.back().target == p.to_app &&
-                  attempts.back().start >= p.at;
+      auto last = client.LastAttempt();
+      bool back = last && last->acked && last->target == p.to_app && last->start >= p.at;
       if (!back) return false;
       Json run = json::Obj(FailoverStatus(), "run");
       if (json::U64(run, "epoch") <= p.epoch_before || json::Str(run, "to") != p.to) return false;
@@ -537,12 +532,9 @@ class Drill {
   int Finish(std::vector<Phase>& phases, const std::vector<drill::Attempt>& attempts) {
     // Each phase's recovery from its own start; its loss over the records
     // written before the next phase began.
-    std::string final_app;
-    for (size_t i = 0; i < phases.size(); ++i) {
-      Phase& p = phases[i];
-      p.recovery = drill::MeasureRecovery(attempts, p.at);
-      final_app = p.recovery.recovered_at.empty() ? p.to_app : p.recovery.recovered_at;
-    }
+    for (Phase& p : phases) p.recovery = drill::MeasureRecovery(attempts, p.at);
+    const Phase& last = phases.back();
+    std::string final_app = last.recovery.recovered_at.empty() ? last.to_app : last.recovery.recovered_at;
     std::set<uint64_t> found;
     std::string readback_error;
     if (auto where = ParseAddress(final_app); where.ok()) {

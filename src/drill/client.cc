@@ -26,6 +26,12 @@ std::vector<Attempt> Client::Attempts() const {
   return attempts_;
 }
 
+std::optional<Attempt> Client::LastAttempt() const {
+  std::lock_guard lock(mu_);
+  if (attempts_.empty()) return std::nullopt;
+  return attempts_.back();
+}
+
 uint64_t FirstRecordNumber(Clock& clock) {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(clock.Now().time_since_epoch()).count());

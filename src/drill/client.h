@@ -47,6 +47,8 @@ class Client {
   void Stop();
   // Every attempt so far, in order.
   std::vector<Attempt> Attempts() const;
+  // The latest attempt, without copying the others (for polling).
+  std::optional<Attempt> LastAttempt() const;
   // Acknowledged and attempted writes so far (for progress lines).
   uint64_t acked() const { return acked_; }
   uint64_t attempted() const { return attempted_; }

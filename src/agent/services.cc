@@ -2,6 +2,7 @@
 // A service later in the list may use what an earlier one provides.
 #include "agent/agent.h"
 #include "agent/services/backup/backup_service.h"
+#include "agent/services/drills/drills_service.h"
 #include "agent/services/failover/failover_service.h"
 #include "agent/services/replication/replication_service.h"
 #include "agent/services/traffic/traffic_service.h"
@@ -14,6 +15,7 @@ std::vector<ServiceFactory> DefaultServices() {
       MakeReplicationService,  // volume roles, streams and receivers; provides VolumeRoles
       MakeBackupService,       // scheduled backups at each volume's source; uses VolumeRoles
       MakeFailoverService,     // views, detection, runbooks, reconciling roles to the epoch; uses both
+      MakeDrillsService,       // the drills recorded in the store: status, the drill alert's metric
   };
 }
 

@@ -12,6 +12,7 @@
 
 #include "agent/capabilities.h"
 #include "agent/services/backup/backup_service.h"
+#include "agent/services/drills/drills_service.h"
 #include "agent/services/replication/replication_service.h"
 #include "agent/services/traffic/traffic_service.h"
 #include "backup/backup.h"
@@ -54,6 +55,7 @@ class Harness {
   }
   ServiceContext& ctx() { return *ctx_; }
   state::Store& store() { return *store_; }
+  metrics::Registry& metrics() { return metrics_; }
   net::HttpResponse Call(const std::string& method, const std::string& path, const std::string& body = "",
                          const std::string& token = "") {
     net::HttpRequest req;
@@ -318,6 +320,57 @@ TEST(TrafficService, AWitnessServesNoTraffic) {
   auto s = MakeTrafficService(h.ctx());
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(*s, nullptr);
+}
+
+// A drill recorded in the store shows in status (newest first) and in the
+// metric the drill alert reads, per scenario: the last drill of a scenario
+// decides, so a failed drill followed by a passing one clears the alert.
+TEST(DrillsService, FollowsTheRecordedDrillsIntoStatusAndTheAlertsMetric) {
+  Harness h("name: t\npattern: warm-standby\nregions:\n  east: { role: primary, agent: 127.0.0.1:1 }\n"
+            "  west: { role: standby, agent: 127.0.0.1:2 }\n",
+            "west");
+  auto record = [&](const std::string& id, const std::string& scenario, bool pass) {
+    state::DrillRecord d;
+    d.id = id;
+    d.scenario = scenario;
+    d.pass = pass;
+    d.ended_at = "2026-12-03T13:00:10Z";
+    if (!pass) d.missed = {"RTO 12s is over the objective 10s"};
+    d.report = R"({"big":"report"})";
+    ASSERT_TRUE(state::keys::DrillOf(id).Put(h.store(), d).ok());
+  };
+  record("20261203T120000Z-region-outage", "region-outage", true);
+  auto s = MakeDrillsService(h.ctx());
+  ASSERT_TRUE(s.ok() && *s != nullptr);
+  ASSERT_TRUE((*s)->Start().ok());
+  record("20261203T130000Z-region-outage", "region-outage", false);
+  record("20261203T130100Z-planned-switchover", "planned-switchover", true);
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while ((*s)->StatusJson()["recorded"] != 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  auto status = (*s)->StatusJson();
+  ASSERT_EQ(status["recorded"], 3) << status.dump();
+  ASSERT_EQ(status["recent"].size(), 3u);
+  EXPECT_EQ(status["recent"][0]["id"], "20261203T130100Z-planned-switchover");
+  EXPECT_EQ(status["recent"][1]["verdict"], "fail");
+  EXPECT_EQ(status["recent"][1]["missed"][0], "RTO 12s is over the objective 10s");
+  EXPECT_TRUE(status["recent"][1]["rto_seconds"].is_null());
+  std::string text = h.metrics().Render();
+  EXPECT_NE(text.find("lifeboat_drill_last_passed{scenario=\"region-outage\"} 0"), std::string::npos) << text;
+  EXPECT_NE(text.find("lifeboat_drill_last_passed{scenario=\"planned-switchover\"} 1"), std::string::npos);
+  EXPECT_NE(text.find("lifeboat_drill_last_timestamp_seconds{scenario=\"region-outage\"} 1796302810"), std::string::npos)
+      << text;
+  record("20261203T140000Z-region-outage", "region-outage", true);
+  ASSERT_TRUE(h.store().Delete("drills/20261203T120000Z-region-outage").ok());
+  deadline = std::chrono::steady_clock::now() + 5s;
+  while (h.metrics().Render().find("lifeboat_drill_last_passed{scenario=\"region-outage\"} 1") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_NE(h.metrics().Render().find("lifeboat_drill_last_passed{scenario=\"region-outage\"} 1"), std::string::npos);
+  EXPECT_EQ((*s)->StatusJson()["recorded"], 3);
+  (*s)->Stop();
 }
 
 TEST(BackupService, RunNowNeedsTheTokenAndAKnownSchedule) {

@@ -195,6 +195,28 @@ std::string Backups(const Json& backup) {
   return h + "</table>\n";
 }
 
+// The newest drills recorded in the store (`lifeboat drill run`).
+std::string Drills(const Json& drills, Clock::TimePoint now) {
+  const auto& recent = Arr(drills, "recent");
+  if (recent.empty()) return "";
+  std::string h = "<h2>Recent drills</h2>\n<table id=\"drills\"><tr><th>drill</th><th>verdict</th><th>RTO</th>"
+                  "<th>RPO</th><th>ended</th></tr>\n";
+  auto figure = [](const Json& d, const char* k) {
+    auto v = json::Num(d, k);
+    return v ? Took(*v) : std::string("&ndash;");
+  };
+  for (const auto& d : recent) {
+    bool pass = Str(d, "verdict") == "pass";
+    std::string why;
+    for (const auto& m : Arr(d, "missed")) why += (why.empty() ? " " : "; ") + (m.is_string() ? m.get<std::string>() : "");
+    h += "<tr><td>" + E(Str(d, "id")) + "</td><td>" + Pill(pass ? "ok" : "bad", pass ? "pass" : "FAIL") + E(why) +
+         "</td><td>" + figure(d, "rto_seconds") + "</td><td>" + figure(d, "rpo_seconds") + "</td><td>" +
+         E(Since(Str(d, "ended_at"), now).empty() ? Str(d, "ended_at") : Since(Str(d, "ended_at"), now) + " ago") +
+         "</td></tr>\n";
+  }
+  return h + "</table>\n";
+}
+
 }  // namespace
 
 std::string RenderStatusPage(const Json& status, Clock::TimePoint now) {
@@ -220,6 +242,7 @@ std::string RenderStatusPage(const Json& status, Clock::TimePoint now) {
   h += Replication(views);
   h += Backups(Obj(services, "backup"));
   h += Steps(Obj(failover, "run"), now);
+  h += Drills(Obj(services, "drills"), now);
   h += "<footer>The same as JSON: <a href=\"/v1/status\">/v1/status</a> &middot; metrics: <a href=\"/metrics\">/metrics"
        "</a></footer>\n</body></html>\n";
   return h;

@@ -31,7 +31,13 @@ TEST(StatusPage, ShowsARunningFailoverTheViewsLagAndBackupsAndEscapesEverything)
            "sending": [{"volume": "data", "target": "east", "in_sync": false, "lag_ms": 1200},
                        {"volume": "logs", "target": "east", "in_sync": true}],
            "copies": [{"volume": "<b>data</b>", "fenced": true, "epoch": 1}]}]},
-      "backup": {"latest": [{"volume": "data", "backup": "abcdef0123456789", "location": "dr", "age_seconds": 90}]}}
+      "backup": {"latest": [{"volume": "data", "backup": "abcdef0123456789", "location": "dr", "age_seconds": 90}]},
+      "drills": {"recorded": 2, "recent": [
+        {"id": "20261203T095900Z-region-outage", "scenario": "region-outage", "verdict": "fail",
+         "rto_seconds": null, "rpo_seconds": 0.024, "ended_at": "2026-12-03T09:59:33.000Z",
+         "missed": ["the client never recovered <i>"]},
+        {"id": "20261203T095000Z-planned-switchover", "verdict": "pass", "rto_seconds": 0.002,
+         "rpo_seconds": 0, "ended_at": "2026-12-03T09:50:30.000Z", "missed": []}]}}
   })");
   auto now = *ParseUtc("2026-12-03T10:00:03.000Z");
   std::string page = RenderStatusPage(status, now);
@@ -55,6 +61,11 @@ TEST(StatusPage, ShowsARunningFailoverTheViewsLagAndBackupsAndEscapesEverything)
   EXPECT_NE(page.find("<td>data</td><td>abcdef01</td><td>dr</td><td>1m30s</td>"), std::string::npos);
   EXPECT_NE(page.find("<td>fence</td><td><span class=\"pill warn\">running</span></td><td>2.8s so far</td>"),
             std::string::npos);
+  EXPECT_NE(page.find("<td>20261203T095900Z-region-outage</td><td><span class=\"pill bad\">FAIL</span> the client "
+                      "never recovered &lt;i&gt;</td><td>&ndash;</td><td>24ms</td><td>30s ago</td>"),
+            std::string::npos)
+      << page;
+  EXPECT_NE(page.find("<span class=\"pill ok\">pass</span></td><td>2ms</td>"), std::string::npos);
   // Nothing from the document becomes markup.
   EXPECT_EQ(page.find("<img"), std::string::npos);
   EXPECT_EQ(page.find("<b>"), std::string::npos);

@@ -57,6 +57,10 @@ int RunDemo(const DemoOptions& o) {
   auto made = MakeDataDir(o.data_dir, "demo");
   if (!made.ok()) return Fail(made.error());
   const std::string data_dir = *made;
+  // The demo's drill is recorded in its own agents' store: their status
+  // pages (--stay) show it, and `lifeboat drill report --agents-dir DIR`
+  // finds it.
+  c.agents_dir = data_dir;
   plan::LoadResult loaded;
   std::string plan_path;
   if (o.plan_file.empty()) {

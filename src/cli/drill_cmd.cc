@@ -1,17 +1,25 @@
 // lifeboat drill run SCENARIO: the command line of a drill (cli/drill_run.h
-// runs it).
+// runs it); lifeboat drill report [ID]: the drills it recorded.
 #include <filesystem>
+#include <iostream>
 
 #include "cli/common.h"
 #include "cli/drill_run.h"
 #include "cli/local_processes.h"
+#include "core/fs.h"
+#include "core/json_read.h"
+#include "drill/history.h"
+#include "drill/measure.h"
+#include "drill/report.h"
 #include "plan/load.h"
+#include "state/sqlite_store.h"
 
 namespace lifeboat::cli {
 namespace {
 
 struct DrillOptions {
-  std::string scenario, plan_file, data_dir, duration = "60s", warmup = "3s", record, volume, output = "table";
+  std::string scenario, plan_file, data_dir, duration = "60s", warmup = "3s", record, volume, output = "table",
+      agents_dir;
   bool failback = false;
 };
 
@@ -30,6 +38,7 @@ int RunDrillCommand(const DrillOptions& o) {
   c.record = o.record;
   c.volume = o.volume;
   c.output = o.output;
+  c.agents_dir = o.agents_dir;
   auto loaded = plan::LoadPlanFile(o.plan_file);
   std::cerr << plan::FormatDiagnostics(loaded.diagnostics);
   if (!loaded.plan) return kExitInvalid;
@@ -39,6 +48,87 @@ int RunDrillCommand(const DrillOptions& o) {
   std::error_code ec;
   std::string plan_path = std::filesystem::absolute(o.plan_file, ec).string();
   return RunDrill(*loaded.plan, c, *made, plan_path);
+}
+
+struct ReportOptions {
+  std::string id, plan_file, agents_dir, output = "table", html;
+};
+
+std::string Seconds(double s) {
+  return s < 0 ? "-" : drill::FormatMs(std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s)));
+}
+
+int RunReportCommand(const ReportOptions& o) {
+  auto loaded = plan::LoadPlanFile(o.plan_file);
+  std::cerr << plan::FormatDiagnostics(loaded.diagnostics);
+  if (!loaded.plan) return kExitInvalid;
+  std::string path = DrillHistoryPath(*loaded.plan, o.agents_dir);
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    return Fail("no drill of plan '" + loaded.plan->name + "' is recorded on this machine: " + path +
+                    " does not exist (lifeboat drill run records there; --agents-dir names another place)",
+                kExitInvalid);
+  }
+  auto store = state::SqliteStore::Open(path);
+  if (!store.ok()) return Fail(store.error());
+  auto drills = drill::ListDrills(**store);
+  if (!drills.ok()) return Fail(drills.error());
+  using Json = nlohmann::ordered_json;
+  if (o.id.empty()) {
+    if (!o.html.empty()) return Fail("--html writes one drill's page: name the drill (an ID, or latest)", kExitInvalid);
+    Json list = Json::array();
+    Table t({"ID", "SCENARIO", "VERDICT", "RTO", "RPO", "ENDED", "REPORT"});
+    for (auto it = drills->rbegin(); it != drills->rend(); ++it) {
+      auto figure = [](double s) { return s >= 0 ? Json(s) : Json(); };
+      list.push_back({{"id", it->id},
+                      {"scenario", it->scenario},
+                      {"verdict", it->pass ? "pass" : "fail"},
+                      {"rto_seconds", figure(it->rto_seconds)},
+                      {"rpo_seconds", figure(it->rpo_seconds)},
+                      {"started_at", it->started_at},
+                      {"ended_at", it->ended_at},
+                      {"missed", it->missed},
+                      {"dir", it->dir}});
+      t.Add({it->id, it->scenario, it->pass ? "pass" : "FAIL", Seconds(it->rto_seconds), Seconds(it->rpo_seconds),
+             it->ended_at, it->dir + "/drill.html"});
+    }
+    if (Structured(o.output)) {
+      PrintDocument(list, o.output);
+    } else if (drills->empty()) {
+      std::cout << "No drill is recorded in " << path << ".\n";
+    } else {
+      std::cout << t.Render();
+    }
+    return kExitOk;
+  }
+  const state::DrillRecord* found = nullptr;
+  for (const auto& d : *drills) {
+    if (d.id == o.id || (o.id == "latest" && &d == &drills->back())) found = &d;
+  }
+  if (found == nullptr) {
+    return Fail("no drill " + o.id + " in " + path + (drills->empty() ? "" : "; the latest is " + drills->back().id),
+                kExitInvalid);
+  }
+  Json report = Json::parse(found->report, nullptr, false);
+  if (!report.is_object()) return Fail("drill " + found->id + "'s report in " + path + " is not JSON");
+  if (!o.html.empty()) {
+    auto attempts = drill::ExpandAttempts(json::Obj(report, "attempts"));
+    if (auto w = WriteFileAtomic(o.html, drill::RenderHtml(report, attempts)); !w.ok()) return Fail(w.error());
+    if (!Structured(o.output)) std::cerr << "wrote " << o.html << "\n";
+  }
+  if (Structured(o.output)) {
+    report.erase("attempts");
+    PrintDocument(report, o.output);
+  } else if (o.html.empty()) {
+    std::cout << found->id << ": " << found->scenario << " on plan '" << found->plan << "', " << found->started_at
+              << " to " << found->ended_at << "\n"
+              << (found->pass ? "PASS: within the plan's objectives" : "FAIL") << "\n";
+    for (const auto& m : found->missed) std::cout << "  missed: " << m << "\n";
+    std::cout << "RTO " << (found->rto_seconds < 0 ? "not measured (never recovered)" : Seconds(found->rto_seconds))
+              << ", RPO " << Seconds(found->rpo_seconds) << "\nreport: " << found->dir
+              << "/drill.html (again from the store: lifeboat drill report " << found->id << " --html FILE)\n";
+  }
+  return found->pass ? kExitOk : kExitFailure;
 }
 
 }  // namespace
@@ -59,6 +149,9 @@ void AddDrillCommands(CLI::App& app, int& exit_code) {
                 "(planned-switchover always does)");
   cmd->add_option("--data-dir", o->data_dir,
                   "A new directory for the agents' state, logs and the report (default: a new /tmp/lifeboat-drill-*)");
+  cmd->add_option("--agents-dir", o->agents_dir,
+                  "Where this machine's agents of the plan keep their data: the drill is recorded in their state "
+                  "store (default /var/lib/lifeboat/PLAN)");
   cmd->add_option("--record", o->record, "The failover A record the client writes through (default: the plan's only one)");
   cmd->add_option("--volume", o->volume,
                   "The volume the sample application keeps records in (default: the only replicated one)");
@@ -76,6 +169,9 @@ void AddDrillCommands(CLI::App& app, int& exit_code) {
       "measured for the move back. The data dir keeps drill.json, drill.html (the report, with a\n"
       "timeline) and attempts.jsonl.\n"
       "Exits 1 when the plan's objectives are missed, naming the figures; 130 on Ctrl-C.\n"
+      "Every drill is recorded in the state store of the plan's agents on this machine (--agents-dir):\n"
+      "lifeboat drill report lists them, the agents' status pages show them, and the alert\n"
+      "LifeboatDrillFailed fires while a scenario's last drill missed the objectives.\n"
       "The plan must use the embedded store at its default place: a drill never touches a shared store.\n"
       "Relative paths in the plan are relative to its file's directory.\n\n"
       "Examples:\n"
@@ -83,6 +179,23 @@ void AddDrillCommands(CLI::App& app, int& exit_code) {
       "  lifeboat drill run region-outage --plan examples/drill.yaml --failback\n"
       "  lifeboat drill run planned-switchover --plan examples/drill.yaml -o json | jq .failback.rto_seconds");
   cmd->callback([&exit_code, o] { exit_code = RunDrillCommand(*o); });
+
+  auto* report = group->add_subcommand("report", "List the drills recorded on this machine, or show one");
+  auto r = std::make_shared<ReportOptions>();
+  report->add_option("id", r->id, "The drill (an ID from the list, or latest); none: list them all");
+  AddPlanFlag(*report, r->plan_file);
+  report->add_option("--agents-dir", r->agents_dir,
+                     "Where the plan's agents on this machine keep their data (default /var/lib/lifeboat/PLAN)");
+  report->add_option("--html", r->html, "Write the drill's HTML report (timeline included) to this file");
+  AddOutputFlag(*report, r->output);
+  report->footer(
+      "Drills are kept in the state store of the plan's agents on this machine, the newest 50.\n"
+      "With an ID, exits 1 when that drill missed the plan's objectives.\n\n"
+      "Examples:\n"
+      "  lifeboat drill report --plan examples/drill.yaml\n"
+      "  lifeboat drill report latest --plan examples/drill.yaml --html /tmp/drill.html\n"
+      "  lifeboat drill report 20261203T130501Z-region-outage --plan examples/drill.yaml -o json | jq .rto_seconds");
+  report->callback([&exit_code, r] { exit_code = RunReportCommand(*r); });
 }
 
 }  // namespace lifeboat::cli

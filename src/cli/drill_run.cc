@@ -17,9 +17,12 @@
 #include "core/json_read.h"
 #include "core/strings.h"
 #include "drill/client.h"
+#include "drill/history.h"
 #include "drill/report.h"
 #include "net/http.h"
 #include "repo/crypto.h"
+#include "state/open.h"
+#include "state/sqlite_store.h"
 
 namespace lifeboat::cli {
 
@@ -468,6 +471,7 @@ class Drill {
   }
 
   int RunInner() {
+    started_ = Clock::Real().Now();
     Say("lifeboat drill: " + std::string(Name(o_.scenario)) + " on plan '" + plan_.name + "'" +
         (o_.scenario == Scenario::kPlannedSwitchover ? "; the primary " + s_.primary->name + " hands over to " +
                                                            s_.standby->name + " and takes back"
@@ -581,12 +585,52 @@ class Drill {
     if (auto w = WriteFileAtomic(dir_ + "/drill.html", drill::RenderHtml(report, attempts)); !w.ok()) {
       return Fail(w.error());
     }
+    std::string recorded = Record(report, attempts, verdict);
     if (Structured(o_.output)) {
       PrintDocument(report, o_.output);
     } else {
       PrintSummary(report, verdict, path);
+      std::cout << recorded << "\n";
     }
     return verdict.pass ? kExitOk : kExitFailure;
+  }
+
+  // Keeps the drill in the state store of the plan's agents on this machine
+  // and in its own agents' store (whose status pages show it while they
+  // run, with --stay). Returns a line saying where, or why not: a drill
+  // whose figures are in its report is not failed by its history.
+  std::string Record(const Json& report, const std::vector<drill::Attempt>& attempts, const drill::Verdict& verdict) {
+    state::DrillRecord d;
+    d.id = drill::DrillId(started_, Name(o_.scenario));
+    d.scenario = Name(o_.scenario);
+    d.plan = plan_.name;
+    d.started_at = FormatUtc(started_);
+    d.ended_at = FormatUtc(Clock::Real().Now());
+    d.pass = verdict.pass;
+    d.missed = verdict.missed;
+    auto figure = [](const Json& v) { return v.is_number() ? v.get<double>() : -1.0; };
+    d.rto_seconds = figure(report["rto_seconds"]);
+    d.rpo_seconds = figure(report["rpo_seconds"]);
+    d.dir = dir_;
+    Json full = report;
+    full["id"] = d.id;
+    full["attempts"] = drill::CompactAttempts(attempts);
+    d.report = full.dump();
+    std::string history = DrillHistoryPath(plan_, o_.agents_dir);
+    std::string own = state::EmbeddedStorePath(plan_, dir_ + "/" + plan_.regions[0].name);
+    std::string said;
+    for (const std::string& path : std::set<std::string>{history, own}) {
+      auto st = [&]() -> Status {
+        LB_RETURN_IF_ERROR(EnsureWritableDir(std::filesystem::path(path).parent_path().string()));
+        LB_ASSIGN_OR_RETURN(auto store, state::SqliteStore::Open(path));
+        return drill::RecordDrill(*store, d);
+      }();
+      if (path == history) {
+        said = st.ok() ? "Recorded as drill " + d.id + " in " + path + " (lifeboat drill report " + d.id + ")"
+                       : "The drill could not be recorded in " + path + ": " + st.error().message();
+      }
+    }
+    return said;
   }
 
   // A phase's figures: the report's top level holds the first phase's,
@@ -705,6 +749,7 @@ class Drill {
   }
 
   const plan::Plan& plan_;
+  Clock::TimePoint started_;
   Setup s_;
   DrillConfig o_;
   std::string dir_, plan_path_, token_;
@@ -718,6 +763,11 @@ class Drill {
 };
 
 }  // namespace
+
+std::string DrillHistoryPath(const plan::Plan& plan, const std::string& agents_dir) {
+  std::string dir = agents_dir.empty() ? "/var/lib/lifeboat/" + plan.name : agents_dir;
+  return state::EmbeddedStorePath(plan, dir + "/" + plan.regions[0].name);
+}
 
 Status CheckDrillable(const plan::Plan& plan, const DrillConfig& config) {
   auto s = Choose(plan, config);

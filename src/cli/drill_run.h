@@ -31,7 +31,16 @@ struct DrillConfig {
   std::string record, volume;  // empty: the plan's only failover A record, its only replicated volume
   std::string output = "table";
   bool stay = false;  // after the report, keep every process running until Ctrl-C
+  // The data dir of this machine's agents of the plan (the parent of their
+  // REGION dirs): the drill records itself in the state store they share
+  // (state/open.h), where `lifeboat drill report` and the agents find it.
+  // Empty: /var/lib/lifeboat/PLAN, the agents' default.
+  std::string agents_dir;
 };
+
+// Where this machine's agents of `plan` keep their drill history, for
+// `agents_dir` as in DrillConfig.
+std::string DrillHistoryPath(const plan::Plan& plan, const std::string& agents_dir);
 
 // Checks that `plan` can be drilled (the embedded store at its default
 // place, a failover A record, a replicated volume with a path in each

@@ -1,6 +1,7 @@
 #include "drill/report.h"
 
 #include <algorithm>
+#include <map>
 #include <cstdio>
 #include <optional>
 #include <set>
@@ -216,6 +217,57 @@ std::string RenderHtml(const Json& report, const std::vector<Attempt>& attempts)
   }
   h += "</body></html>\n";
   return h;
+}
+
+Json CompactAttempts(const std::vector<Attempt>& attempts) {
+  Json out = {{"t0", ""}, {"targets", Json::array()}, {"errors", Json::array()}, {"rows", Json::array()}};
+  if (attempts.empty()) return out;
+  Clock::TimePoint t0 = attempts.front().start;
+  for (const auto& a : attempts) t0 = std::min(t0, a.start);
+  t0 = std::chrono::floor<std::chrono::milliseconds>(t0);  // as FormatUtc writes it
+  out["t0"] = FormatUtc(t0);
+  std::map<std::string, int> targets, errors;
+  auto index = [&](std::map<std::string, int>& seen, const char* list, const std::string& v) {
+    if (v.empty()) return -1;
+    auto [it, added] = seen.emplace(v, static_cast<int>(seen.size()));
+    if (added) out[list].push_back(v);
+    return it->second;
+  };
+  auto us = [&](Clock::TimePoint t) { return std::chrono::duration_cast<std::chrono::microseconds>(t - t0).count(); };
+  for (const auto& a : attempts) {
+    out["rows"].push_back({a.seq, us(a.start), us(a.end), index(targets, "targets", a.target), a.acked ? 1 : 0,
+                           index(errors, "errors", a.error)});
+  }
+  return out;
+}
+
+std::vector<Attempt> ExpandAttempts(const Json& compact) {
+  std::vector<Attempt> out;
+  auto t0 = ParseUtc(json::Str(compact, "t0"));
+  if (!t0) return out;
+  const Json& targets = json::Arr(compact, "targets");
+  const Json& errors = json::Arr(compact, "errors");
+  auto text = [](const Json& list, const Json& i) {
+    if (!i.is_number_integer()) return std::string();
+    int64_t n = i.get<int64_t>();
+    return n >= 0 && static_cast<size_t>(n) < list.size() && list[n].is_string() ? list[n].get<std::string>()
+                                                                                   : std::string();
+  };
+  for (const auto& row : json::Arr(compact, "rows")) {
+    if (!row.is_array() || row.size() != 6 || !row[0].is_number_unsigned() || !row[1].is_number_integer() ||
+        !row[2].is_number_integer() || !row[4].is_number_integer()) {
+      continue;
+    }
+    Attempt a;
+    a.seq = row[0].get<uint64_t>();
+    a.start = *t0 + std::chrono::microseconds(row[1].get<int64_t>());
+    a.end = *t0 + std::chrono::microseconds(row[2].get<int64_t>());
+    a.target = text(targets, row[3]);
+    a.acked = row[4].get<int64_t>() == 1;
+    a.error = text(errors, row[5]);
+    out.push_back(std::move(a));
+  }
+  return out;
 }
 
 }  // namespace lifeboat::drill

@@ -18,4 +18,13 @@ namespace lifeboat::drill {
 // Every text from the report is escaped.
 std::string RenderHtml(const nlohmann::ordered_json& report, const std::vector<Attempt>& attempts);
 
+// The client's attempts in the compact form a drill's record in the state
+// store keeps (about 30 bytes each): {"t0": UTC, "targets": [...],
+// "errors": [...], "rows": [[seq, start_us, end_us, target, acked, error]]},
+// times in microseconds after t0, target and error as indexes (-1: none).
+nlohmann::ordered_json CompactAttempts(const std::vector<Attempt>& attempts);
+// The attempts back. The record comes from a store: a row that does not fit
+// the form is skipped, an index out of range reads as none.
+std::vector<Attempt> ExpandAttempts(const nlohmann::ordered_json& compact);
+
 }  // namespace lifeboat::drill

@@ -120,5 +120,41 @@ TEST(HtmlReport, APassWithNoAttemptsOrRunStillRenders) {
   EXPECT_EQ(HtmlEscape("a'b\"c"), "a&#39;b&quot;c");
 }
 
+// The record in the state store keeps the attempts compact; they come back
+// to the microsecond, and a damaged row is skipped rather than read wrong.
+TEST(HtmlReport, CompactAttemptsComeBackAsTheyWereAndDamagedRowsAreSkipped) {
+  auto t0 = *ParseUtc("2026-12-03T10:00:00.000123Z");
+  std::vector<Attempt> attempts;
+  for (int i = 0; i < 5; ++i) {
+    Attempt a;
+    a.seq = 7 + static_cast<uint64_t>(i);
+    a.start = t0 + i * 10ms + std::chrono::microseconds(i);
+    a.end = a.start + 3ms;
+    a.acked = i != 2;
+    a.target = i == 2 ? "" : i < 3 ? "127.0.0.1:7711" : "127.0.0.2:7711";
+    a.error = i == 2 ? "no answer" : "";
+    attempts.push_back(a);
+  }
+  Json compact = CompactAttempts(attempts);
+  EXPECT_EQ(compact["targets"].size(), 2u);
+  auto back = ExpandAttempts(Json::parse(compact.dump()));
+  ASSERT_EQ(back.size(), attempts.size());
+  for (size_t i = 0; i < back.size(); ++i) {
+    EXPECT_EQ(back[i].seq, attempts[i].seq);
+    EXPECT_EQ(back[i].start, attempts[i].start);
+    EXPECT_EQ(back[i].end, attempts[i].end);
+    EXPECT_EQ(back[i].target, attempts[i].target);
+    EXPECT_EQ(back[i].acked, attempts[i].acked);
+    EXPECT_EQ(back[i].error, attempts[i].error);
+  }
+  compact["rows"][1] = "not a row";
+  compact["rows"][3][3] = 99;  // a target index out of range
+  back = ExpandAttempts(compact);
+  ASSERT_EQ(back.size(), 4u);
+  EXPECT_EQ(back[2].seq, 10u);
+  EXPECT_EQ(back[2].target, "");
+  EXPECT_TRUE(ExpandAttempts(Json::object()).empty());
+}
+
 }  // namespace
 }  // namespace lifeboat::drill

@@ -38,6 +38,8 @@ Key<ObserverView> ViewOf(std::string_view region) {
   return Key<ObserverView>(std::string(kViewsPrefix) + std::string(region));
 }
 
+Key<DrillRecord> DrillOf(std::string_view id) { return Key<DrillRecord>(std::string(kDrillsPrefix) + std::string(id)); }
+
 }  // namespace keys
 
 Result<int> MigrateUnsharedKeys(Store& from, Store& to, std::string_view region) {
@@ -314,6 +316,49 @@ bool Decode(std::string_view text, RestoreRecord& out) {
     v.error = json::Str(x, "error");
     out.volumes.push_back(std::move(v));
   }
+  return true;
+}
+
+std::string Encode(const DrillRecord& v) {
+  Json report = Json::parse(v.report, nullptr, false);
+  if (report.is_discarded()) report = Json::object();
+  auto figure = [](double s) { return s >= 0 ? Json(s) : Json(); };
+  return Json{{"id", v.id},
+              {"scenario", v.scenario},
+              {"plan", v.plan},
+              {"started_at", v.started_at},
+              {"ended_at", v.ended_at},
+              {"verdict", v.pass ? "pass" : "fail"},
+              {"missed", v.missed},
+              {"rto_seconds", figure(v.rto_seconds)},
+              {"rpo_seconds", figure(v.rpo_seconds)},
+              {"dir", v.dir},
+              {"report", std::move(report)}}
+      .dump();
+}
+
+bool Decode(std::string_view text, DrillRecord& out) {
+  Json j = Object(text);
+  if (j.is_discarded() || json::Str(j, "id").empty() || json::Str(j, "scenario").empty()) return false;
+  std::string verdict = json::Str(j, "verdict");
+  if (verdict != "pass" && verdict != "fail") return false;
+  out.id = json::Str(j, "id");
+  out.scenario = json::Str(j, "scenario");
+  out.plan = json::Str(j, "plan");
+  out.started_at = json::Str(j, "started_at");
+  out.ended_at = json::Str(j, "ended_at");
+  out.pass = verdict == "pass";
+  out.missed.clear();
+  for (const auto& m : json::Arr(j, "missed")) {
+    if (m.is_string()) out.missed.push_back(m.get<std::string>());
+  }
+  auto figure = [&](const char* k) {
+    return j.contains(k) && j[k].is_number() && j[k].get<double>() >= 0 ? j[k].get<double>() : -1.0;
+  };
+  out.rto_seconds = figure("rto_seconds");
+  out.rpo_seconds = figure("rpo_seconds");
+  out.dir = json::Str(j, "dir");
+  out.report = j.contains("report") && j["report"].is_object() ? j["report"].dump() : "{}";
   return true;
 }
 

@@ -125,6 +125,21 @@ struct RestoreRecord {
   std::string started_at, ended_at;  // RFC 3339 UTC
 };
 
+// One drill, as `lifeboat drill run` recorded it at its end (drills/{id}):
+// what `lifeboat drill report` lists and renders, what the agents' status
+// pages show as recent drills, and what the drill alert reads.
+struct DrillRecord {
+  std::string id;        // "20261203T130501Z-region-outage": sorts by time
+  std::string scenario;  // "region-outage"
+  std::string plan;
+  std::string started_at, ended_at;  // RFC 3339 UTC
+  bool pass = false;                 // the plan's objectives met
+  std::vector<std::string> missed;   // why not, figure by figure
+  double rto_seconds = -1, rpo_seconds = -1;  // -1: not measured (never recovered; no objective)
+  std::string dir;     // the drill's data dir, where drill.html was written
+  std::string report;  // the whole report (drill.json with the client's attempts), JSON text
+};
+
 // A key and the type of its value. Get and Put encode and decode.
 template <class V>
 class Key {
@@ -167,13 +182,16 @@ Key<RestoreRecord> RestoreOf(std::string_view region);
 // Shared: each region's view of the primary, under its agent's lease.
 Key<ObserverView> ViewOf(std::string_view region);
 inline constexpr std::string_view kViewsPrefix = "views/";
+// Shared: the drills run for this plan, by id (oldest first in key order).
+Key<DrillRecord> DrillOf(std::string_view id);
+inline constexpr std::string_view kDrillsPrefix = "drills/";
 
 // Every key's pattern, as docs/format/state.md writes it.
-inline constexpr std::array<std::string_view, 10> kPatterns = {
+inline constexpr std::array<std::string_view, 11> kPatterns = {
     "regions/{region}/agent/starts", "regions/{region}/agent/first_started_at",
     "regions/{region}/replicate/{volume}/role", "regions/{region}/backup/{schedule}/{volume}/last",
     "regions/{region}/failover/restore", "routing/controls/{region}", "failover/primary", "failover/run",
-    "failover/lock", "views/{region}"};
+    "failover/lock", "views/{region}", "drills/{id}"};
 
 }  // namespace keys
 
@@ -193,6 +211,7 @@ std::string Encode(const PrimaryRecord& v);
 std::string Encode(const FailoverRun& v);
 std::string Encode(const ObserverView& v);
 std::string Encode(const RestoreRecord& v);
+std::string Encode(const DrillRecord& v);
 // Each returns false when `text` is not a value of its type.
 bool Decode(std::string_view text, int64_t& out);
 bool Decode(std::string_view text, std::string& out);
@@ -203,6 +222,7 @@ bool Decode(std::string_view text, PrimaryRecord& out);
 bool Decode(std::string_view text, FailoverRun& out);
 bool Decode(std::string_view text, ObserverView& out);
 bool Decode(std::string_view text, RestoreRecord& out);
+bool Decode(std::string_view text, DrillRecord& out);
 
 template <class V>
 Result<std::optional<V>> Key<V>::Get(Store& store) const {

@@ -165,5 +165,32 @@ TEST(StateKeys, AnAgentsOwnOlderKeysMoveIntoTheSharedStoreUnderItsRegion) {
   EXPECT_FALSE(shared->Get("something/else")->has_value());
 }
 
+// A drill's record keeps its figures typed and its whole report as an
+// object, so that `drill report` renders a drill long after its data dir
+// is gone; an unmeasured figure stays unmeasured, not 0.
+TEST(StateKeys, ADrillRecordKeepsItsReportAndItsUnmeasuredFigures) {
+  auto store = MemoryStore();
+  DrillRecord d;
+  d.id = "20261203T130501Z-region-outage";
+  d.scenario = "region-outage";
+  d.plan = "local";
+  d.pass = false;
+  d.missed = {"the client never recovered"};
+  d.rpo_seconds = 0.024;
+  d.report = R"({"scenario":"region-outage","client":{"attempts":3}})";
+  auto key = keys::DrillOf(d.id);
+  EXPECT_EQ(key.name(), "drills/20261203T130501Z-region-outage");
+  ASSERT_TRUE(key.Put(*store, d).ok());
+  auto got = key.Get(*store);
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_FALSE((*got)->pass);
+  EXPECT_EQ((*got)->missed, d.missed);
+  EXPECT_EQ((*got)->rto_seconds, -1);
+  EXPECT_DOUBLE_EQ((*got)->rpo_seconds, 0.024);
+  EXPECT_EQ((*got)->report, d.report);
+  DrillRecord bad;
+  EXPECT_FALSE(Decode(R"({"id":"x","scenario":"y","verdict":"maybe"})", bad));
+}
+
 }  // namespace
 }  // namespace lifeboat::state

@@ -39,6 +39,8 @@ jq -e '.verdict == "pass" and .failover.primary == "us-west" and .failback.failo
 cmp -s "$D/plan.yaml" "$(dirname "$0")/../../examples/local.yaml" || fail "the data dir's plan.yaml is not examples/local.yaml"
 n=$(find "$D/volumes/us-east/records" -type f | wc -l)
 [ "$n" -ge "$(jq .client.acknowledged "$D/drill.json")" ] || fail "us-east holds $n records"
+"$LIFEBOAT" drill report latest --plan "$D/plan.yaml" --agents-dir "$D" | grep -q "^PASS: within the plan's objectives" ||
+  fail "drill report does not find the demo's drill"
 nothing_left
 pass "the embedded demo: us-east dark, us-west primary (RTO $(jq .rto_seconds "$D/drill.json")s, $(jq .loss.missing "$D/drill.json") records lost), failback with none lost; nothing left running"
 
@@ -46,7 +48,9 @@ pass "the embedded demo: us-east dark, us-west primary (RTO $(jq .rto_seconds "$
 "$LIFEBOAT" demo --stay --data-dir "$WORK/stay" > "$WORK/stay.out" 2>&1 &
 DEMO=$!
 wait_output "$DEMO" "$WORK/stay.out" "Everything runs on until Ctrl-C" 120
-curl -sf http://127.0.0.1:7701/status | grep -q "us-east" || fail "no status page while staying"
+curl -sf http://127.0.0.1:7701/status > "$WORK/stay.html" || fail "no status page while staying"
+grep -q "us-east" "$WORK/stay.html" && grep -q '<td>[0-9TZ]*-region-outage</td><td><span class="pill ok">pass' "$WORK/stay.html" ||
+  { cat "$WORK/stay.html" >&2; fail "the status page does not show the demo's drill"; }
 kill -INT "$DEMO"
 rc=0; wait "$DEMO" || rc=$?
 [ "$rc" = 0 ] || { cat "$WORK/stay.out" >&2; fail "the staying demo exited $rc after Ctrl-C"; }

@@ -72,7 +72,7 @@ nothing_left
 pass "a plan whose replication cannot start is refused before the fault, with the primary's reason"
 
 # --- The drill -------------------------------------------------------------------
-"$LIFEBOAT" drill run region-outage --plan "$WORK/plan.yaml" --data-dir "$WORK/run" > "$WORK/drill.out" 2>&1 ||
+"$LIFEBOAT" drill run region-outage --plan "$WORK/plan.yaml" --data-dir "$WORK/run" --agents-dir "$WORK/data" > "$WORK/drill.out" 2>&1 ||
   { cat "$WORK/drill.out" >&2; fail "the drill failed"; }
 grep -q "^PASS: within the plan's objectives. Report: $WORK/run/drill.json and $WORK/run/drill.html" "$WORK/drill.out" ||
   { cat "$WORK/drill.out" >&2; fail "no verdict line"; }
@@ -97,6 +97,8 @@ done < <(jq -r 'select(.acked) | .seq' "$WORK/run/attempts.jsonl")
 [ "$missing" = "$(jq .loss.missing "$R")" ] || fail "lost: $missing by west's copy, $(jq .loss.missing "$R") in the report"
 [ "$acked" -gt 100 ] || fail "only $acked records were acknowledged"
 acked_and_failed=$(wc -l < "$WORK/run/attempts.jsonl")
+grep -q "^Recorded as drill [0-9TZ]*-region-outage in $WORK/data/drilltest-state.db" "$WORK/drill.out" ||
+  { cat "$WORK/drill.out" >&2; fail "the drill does not say where it was recorded"; }
 nothing_left
 pass "region-outage: RTO $(jq .rto_seconds "$R")s, RPO $(jq .rpo_seconds "$R")s ($missing of $acked records lost, recounted from west's copy), detection $(jq .detection_seconds "$R")s; nothing left running"
 
@@ -130,7 +132,7 @@ plan manual | sed -e "s|path: { east: $WORK/east-vol, west: $WORK/west-vol }|pat
                   -e "s|key_file: $WORK/key|key_file: key|" > "$WORK/rel/plan.yaml"
 grep -q "path: { east: east-vol" "$WORK/rel/plan.yaml" || fail "the relative plan was not written"
 (cd / && "$LIFEBOAT" plan show "$WORK/rel/plan.yaml") | grep -q "$WORK/rel/west-vol" || fail "plan show does not resolve a relative path"
-"$LIFEBOAT" drill run planned-switchover --plan "$WORK/rel/plan.yaml" --data-dir "$WORK/run3" > "$WORK/drill3.out" 2>&1 ||
+"$LIFEBOAT" drill run planned-switchover --plan "$WORK/rel/plan.yaml" --data-dir "$WORK/run3" --agents-dir "$WORK/data" > "$WORK/drill3.out" 2>&1 ||
   { cat "$WORK/drill3.out" >&2; fail "the planned switchover drill failed"; }
 R="$WORK/run3/drill.json"
 jq -e '.verdict == "pass" and .failover.primary == "west" and .failover.epoch == 2 and .failover.planned and
@@ -150,7 +152,7 @@ nothing_left
 pass "planned-switchover (paths relative to the plan file): west at epoch 2, east again at epoch 3, all $acked acknowledged records in east's copy; RTO $(jq .rto_seconds "$R")s and $(jq .failback.rto_seconds "$R")s"
 
 # --- endpoint-failure, then --failback ---------------------------------------------
-"$LIFEBOAT" drill run endpoint-failure --failback --plan "$WORK/plan.yaml" --data-dir "$WORK/run4" -o json > "$WORK/run4.json" 2> "$WORK/drill4.err" ||
+"$LIFEBOAT" drill run endpoint-failure --failback --plan "$WORK/plan.yaml" --data-dir "$WORK/run4" --agents-dir "$WORK/data" -o json > "$WORK/run4.json" 2> "$WORK/drill4.err" ||
   { cat "$WORK/drill4.err" "$WORK/run4.json" >&2; fail "the endpoint-failure drill failed"; }
 R="$WORK/run4.json"
 jq -e '.verdict == "pass" and .fault.what == "application killed; its agent runs" and .failover.primary == "west" and
@@ -161,3 +163,36 @@ jq -e '.verdict == "pass" and .fault.what == "application killed; its agent runs
 grep -q 'start #1"' "$WORK/run4/east/agent.log" && ! grep -q 'start #2"' "$WORK/run4/east/agent.log" || fail "east's agent was restarted"
 nothing_left
 pass "endpoint-failure: east's application died, its agent lived; west took over (RTO $(jq .rto_seconds "$R")s) and east came back by a planned failover with nothing lost"
+
+# --- The drills recorded: drill report, and an agent of the plan shows them --------
+expect_exit 2 "$LIFEBOAT" drill report --plan "$WORK/plan.yaml" --agents-dir "$WORK/nowhere"
+grep -q "no drill of plan 'drilltest' is recorded on this machine: $WORK/nowhere/drilltest-state.db does not exist" <<<"$OUT" ||
+  fail "no history: $OUT"
+[ ! -e "$WORK/nowhere" ] || fail "drill report created a store where there was none"
+"$LIFEBOAT" drill report --plan "$WORK/plan.yaml" --agents-dir "$WORK/data" -o json > "$WORK/list.json"
+jq -e 'length == 3 and ([.[].scenario] == ["endpoint-failure", "planned-switchover", "region-outage"]) and
+       all(.[]; .verdict == "pass")' "$WORK/list.json" >/dev/null || { cat "$WORK/list.json" >&2; fail "drill report does not list the 3 drills"; }
+"$LIFEBOAT" drill report --plan "$WORK/plan.yaml" --agents-dir "$WORK/data" | grep -q "^[0-9TZ]*-region-outage  *region-outage  *pass " ||
+  fail "the table does not list the region-outage drill"
+ID=$(jq -r '.[2].id' "$WORK/list.json")
+"$LIFEBOAT" drill report "$ID" --plan "$WORK/plan.yaml" --agents-dir "$WORK/data" -o json |
+  jq -e --slurpfile r "$WORK/run/drill.json" '.rto_seconds == $r[0].rto_seconds and .loss == $r[0].loss and (has("attempts") | not)' >/dev/null ||
+  fail "drill report $ID -o json is not the drill's report"
+# The page again from the store alone: the drill's data dir is gone.
+mv "$WORK/run" "$WORK/run-moved"
+"$LIFEBOAT" drill report "$ID" --plan "$WORK/plan.yaml" --agents-dir "$WORK/data" --html "$WORK/again.html" 2>/dev/null ||
+  fail "drill report --html failed"
+marks=$(chrome --dump-dom "file://$WORK/again.html" | grep -o '<rect class="\(old\|new\|fail\|lost\|slow\)"' | wc -l)
+[ "$marks" = "$acked_and_failed" ] || fail "the page from the store shows $marks writes, the drill made $acked_and_failed"
+expect_exit 2 "$LIFEBOAT" drill report 20200101T000000Z-meteor --plan "$WORK/plan.yaml" --agents-dir "$WORK/data"
+grep -q "no drill 20200101T000000Z-meteor in .*; the latest is .*-endpoint-failure" <<<"$OUT" || fail "an unknown drill: $OUT"
+pass "drill report lists the 3 drills, prints one as the drill wrote it, and draws its page again from the store alone ($marks writes)"
+
+start_agent east
+wait_http "http://127.0.0.1:$PORT_EAST/healthz"
+curl -sf "http://127.0.0.1:$PORT_EAST/v1/status" | jq -e '.services.drills.recorded == 3 and .services.drills.recent[0].scenario == "endpoint-failure"' >/dev/null ||
+  fail "the agent's status does not show the recorded drills"
+curl -sf "http://127.0.0.1:$PORT_EAST/status" | grep -q "<h2>Recent drills</h2>" || fail "the status page shows no recent drills"
+curl -sf "http://127.0.0.1:$PORT_EAST/metrics" | grep -q '^lifeboat_drill_last_passed{scenario="region-outage"} 1$' ||
+  fail "the agent does not export the last drill's verdict"
+pass "an agent of the plan on this machine shows the drills in status and on its page, and exports lifeboat_drill_last_passed"

@@ -43,7 +43,8 @@ Result<std::unique_ptr<Agent>> Agent::Create(plan::Plan plan, AgentOptions optio
   LB_RETURN_IF_ERROR(agent->Init());
   Agent& a = *agent;
   a.context_.reset(new ServiceContext{a.plan_, *a.region_, a.io_, *a.store_, a.metrics_, Clock::Real(), a.router_,
-                                      a.caps_, a.token_, a.options_.dns_listen});
+                                      a.caps_, a.token_, a.options_.dns_listen,
+                                      a.options_.connect_to});
   for (auto& make : services) {
     LB_ASSIGN_OR_RETURN(auto s, make(*a.context_));
     if (s) a.services_.push_back(std::move(s));

@@ -7,6 +7,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -33,6 +34,10 @@ struct AgentOptions {
   int threads = 1;
   // Overrides the plan's dns.listen for this agent (several agents on one host).
   std::vector<Address> dns_listen;
+  // Where this agent connects instead of an address the plan names, for
+  // replication to other regions ("127.0.0.2:7770" -> a tunnel's or a
+  // drill's proxy's address), as curl's --connect-to.
+  std::map<std::string, Address> connect_to;
 };
 
 // The default data dir for a region: /var/lib/lifeboat/<plan>/<region>.

@@ -8,6 +8,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -90,6 +91,14 @@ struct ServiceContext {
   Capabilities& caps;
   const std::string& token;                 // the admin API's bearer token; empty: changes are refused
   const std::vector<Address>& dns_listen;   // overrides the plan's dns.listen when not empty
+  // Addresses to connect to instead of the plan's (AgentOptions::connect_to).
+  std::map<std::string, Address> connect_to = {};
+
+  // Where to connect for `a`, an address of another region.
+  Address Dial(const Address& a) const {
+    auto it = connect_to.find(a.ToString());
+    return it == connect_to.end() ? a : it->second;
+  }
 };
 
 class Service {

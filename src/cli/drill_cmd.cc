@@ -19,7 +19,7 @@ namespace {
 
 struct DrillOptions {
   std::string scenario, plan_file, data_dir, duration = "60s", warmup = "3s", record, volume, output = "table",
-      agents_dir;
+      agents_dir, fault_for = "75s", link_delay = "200ms", link_rate = "256KiB/s";
   bool failback = false;
 };
 
@@ -34,6 +34,17 @@ int RunDrillCommand(const DrillOptions& o) {
   auto warmup = ParseDuration(o.warmup);
   if (!warmup.ok()) return Fail("--warmup: " + warmup.error().message(), kExitInvalid);
   c.warmup = *warmup;
+  auto fault_for = ParseDuration(o.fault_for);
+  if (!fault_for.ok()) return Fail("--fault-for: " + fault_for.error().message(), kExitInvalid);
+  c.fault_for = *fault_for;
+  auto delay = ParseDuration(o.link_delay);
+  if (!delay.ok()) return Fail("--link-delay: " + delay.error().message(), kExitInvalid);
+  c.link_delay = *delay;
+  auto rate = ParseRate(o.link_rate);
+  if (!rate.ok() || rate->bytes_per_second == 0) {
+    return Fail("--link-rate: " + (rate.ok() ? std::string("must be over 0") : rate.error().message()), kExitInvalid);
+  }
+  c.link_rate = rate->bytes_per_second;
   c.failback = o.failback;
   c.record = o.record;
   c.volume = o.volume;
@@ -144,6 +155,13 @@ void AddDrillCommands(CLI::App& app, int& exit_code) {
                   "How long to wait for a full sync, and after each fault or switch for recovery")
       ->capture_default_str();
   cmd->add_option("--warmup", o->warmup, "How long the client writes before the fault")->capture_default_str();
+  cmd->add_option("--fault-for", o->fault_for,
+                  "replication-partition: how long the link stays cut (over a minute: the lag alert's for:)")
+      ->capture_default_str();
+  cmd->add_option("--link-delay", o->link_delay, "slow-link: the replication link's one-way latency")
+      ->capture_default_str();
+  cmd->add_option("--link-rate", o->link_rate, "slow-link: the replication link's rate, each way")
+      ->capture_default_str();
   cmd->add_flag("--failback", o->failback,
                 "After the failover, start the dead processes again and move back by a planned failover "
                 "(planned-switchover always does)");
@@ -162,7 +180,13 @@ void AddDrillCommands(CLI::App& app, int& exit_code) {
       "region; a client writes a numbered record through the DNS name every 10ms; then:\n"
       "  region-outage       every process of the primary region is killed;\n"
       "  endpoint-failure    the primary's applications are killed, its agent lives;\n"
-      "  planned-switchover  a planned failover to the standby, then one back: nothing may be lost.\n"
+      "  planned-switchover  a planned failover to the standby, then one back: nothing may be lost;\n"
+      "  replication-partition  only the primary's replication link to the standby is cut (through a\n"
+      "                      proxy the drill starts, the agent's --connect-to) for --fault-for: nothing\n"
+      "                      may fail over, the lag must pass objectives.rpo, and once healed the\n"
+      "                      standby must hold every acknowledged record;\n"
+      "  slow-link           that link delayed (--link-delay) and throttled (--link-rate), then\n"
+      "                      the primary region goes dark: what a slow link costs in RPO.\n"
       "RTO runs from the first write after the fault that the old primary did not acknowledge to the\n"
       "next acknowledged one; RPO is how far before the fault the oldest acknowledged record that the\n"
       "new primary lacks was written. With --failback (and for planned-switchover) the same is\n"
@@ -177,7 +201,9 @@ void AddDrillCommands(CLI::App& app, int& exit_code) {
       "Examples:\n"
       "  lifeboat drill run region-outage --plan examples/drill.yaml\n"
       "  lifeboat drill run region-outage --plan examples/drill.yaml --failback\n"
-      "  lifeboat drill run planned-switchover --plan examples/drill.yaml -o json | jq .failback.rto_seconds");
+      "  lifeboat drill run planned-switchover --plan examples/drill.yaml -o json | jq .failback.rto_seconds\n"
+      "  lifeboat drill run replication-partition --plan examples/drill.yaml --fault-for 90s\n"
+      "  lifeboat drill run slow-link --plan examples/drill.yaml --link-delay 300ms --link-rate 128KiB/s");
   cmd->callback([&exit_code, o] { exit_code = RunDrillCommand(*o); });
 
   auto* report = group->add_subcommand("report", "List the drills recorded on this machine, or show one");

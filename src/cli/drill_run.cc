@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
+#include <mutex>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -17,6 +19,7 @@
 #include "core/json_read.h"
 #include "core/strings.h"
 #include "drill/client.h"
+#include "drill/fault_proxy.h"
 #include "drill/history.h"
 #include "drill/report.h"
 #include "net/http.h"
@@ -26,10 +29,12 @@
 
 namespace lifeboat::cli {
 
-const char* const kScenarioNames = "region-outage, endpoint-failure, planned-switchover";
+const char* const kScenarioNames =
+    "region-outage, endpoint-failure, planned-switchover, replication-partition, slow-link";
 
 Result<Scenario> ParseScenario(const std::string& name) {
-  for (Scenario s : {Scenario::kRegionOutage, Scenario::kEndpointFailure, Scenario::kPlannedSwitchover}) {
+  for (Scenario s : {Scenario::kRegionOutage, Scenario::kEndpointFailure, Scenario::kPlannedSwitchover,
+                     Scenario::kReplicationPartition, Scenario::kSlowLink}) {
     if (name == Name(s)) return s;
   }
   return InvalidArgument("unknown scenario '" + name + "'; the scenarios are: " + kScenarioNames);
@@ -40,6 +45,8 @@ const char* Name(Scenario s) {
     case Scenario::kRegionOutage: return "region-outage";
     case Scenario::kEndpointFailure: return "endpoint-failure";
     case Scenario::kPlannedSwitchover: return "planned-switchover";
+    case Scenario::kReplicationPartition: return "replication-partition";
+    case Scenario::kSlowLink: return "slow-link";
   }
   return "?";
 }
@@ -69,6 +76,10 @@ Result<Setup> Choose(const plan::Plan& plan, const DrillConfig& o) {
   if (o.scenario != Scenario::kPlannedSwitchover && plan.failover.mode != plan::FailoverMode::kAutomatic) {
     return invalid(std::string(Name(o.scenario)) +
                    " waits for the agents to fail over on their own: set failover.mode: automatic");
+  }
+  if (o.scenario == Scenario::kReplicationPartition && !plan.objectives.rpo) {
+    return invalid("replication-partition checks that the lag goes over objectives.rpo (the lag alert's threshold): "
+                   "set objectives.rpo");
   }
   Setup s;
   s.primary = plan.Primary();
@@ -180,11 +191,13 @@ class Drill {
     token_ = NewToken();
     ::setenv("LIFEBOAT_TOKEN", token_.c_str(), 1);
     int rc = RunInner();
+    StopSampling();
     if (o_.stay && rc != ExitCode(Code::kCancelled)) Stay();
     if (!children_.empty()) {
       Say("Stopping every process the drill started");
       StopAll(children_);
     }
+    proxy_.reset();
     return rc;
   }
 
@@ -257,8 +270,26 @@ class Drill {
     return Ok();
   }
 
+  bool LinkFault() const {
+    return o_.scenario == Scenario::kReplicationPartition || o_.scenario == Scenario::kSlowLink;
+  }
+
   Status StartAll() {
     const std::string exe = SelfExe();
+    std::vector<std::string> connect_to;
+    if (LinkFault()) {
+      // The primary replicates to the standby through the drill's proxy.
+      Address target{s_.standby->agent.host, s_.volume->replication.port};
+      LB_ASSIGN_OR_RETURN(proxy_, drill::FaultProxy::Start(target));
+      connect_to = {"--connect-to", target.ToString() + "=" + proxy_->address().ToString()};
+      if (o_.scenario == Scenario::kSlowLink) proxy_->Shape(o_.link_delay, o_.link_rate);
+      Say("  the replication link " + s_.primary->name + " -> " + s_.standby->name + " runs through a proxy on " +
+          proxy_->address().ToString() +
+          (o_.scenario == Scenario::kSlowLink
+               ? " that delays it by " + FormatDuration(o_.link_delay) + " each way and throttles it to " +
+                     FormatSize(Size{o_.link_rate}) + "/s"
+               : ""));
+    }
     for (const auto& r : plan_.regions) {
       std::string dir = dir_ + "/" + r.name;
       if (auto st = EnsureWritableDir(dir); !st.ok()) return st;
@@ -267,8 +298,8 @@ class Drill {
       Address dns{"127.0.0.1", *port};
       dns_[r.name] = dns;
       if (auto st = StartChild(r.name + " agent",
-                               {exe, "--log-format", "json", "agent", "--plan", plan_path_, "--region", r.name,
-                                "--data-dir", dir, "--dns-listen", dns.ToString()},
+                               AgentArgs(exe, r, dir, dns, r.name == s_.primary->name ? connect_to
+                                                                                      : std::vector<std::string>{}),
                                dir + "/agent.log");
           !st.ok()) {
         return st;
@@ -289,6 +320,40 @@ class Drill {
           dns.ToString() + apps);
     }
     return Ok();
+  }
+
+  std::vector<std::string> AgentArgs(const std::string& exe, const plan::Region& r, const std::string& dir,
+                                     const Address& dns, const std::vector<std::string>& extra) const {
+    std::vector<std::string> args = {exe,     "--log-format", "json", "agent",        "--plan",
+                                     plan_path_, "--region",  r.name, "--data-dir",   dir,
+                                     "--dns-listen", dns.ToString()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+
+  // Samples how far behind each stream of the volume is, from every agent
+  // that answers (a source reports its streams), every 250 ms until Stop.
+  void StartSampling() {
+    sampler_ = std::thread([this] {
+      while (!stop_sampling_) {
+        auto now = Clock::Real().Now();
+        for (const auto& r : plan_.regions) {
+          auto v = GetAgentJson(r, "/v1/replication/" + s_.volume->name, 300ms);
+          if (!v.ok()) continue;
+          for (const auto& t : v->value("targets", AgentJson::array())) {
+            if (!t.is_object() || !t.contains("rpo_seconds") || !t["rpo_seconds"].is_number()) continue;
+            std::lock_guard lock(lag_mu_);
+            lag_.push_back({now, r.name, t.value("target", ""), t["rpo_seconds"].get<double>(),
+                            t.value("state", "")});
+          }
+        }
+        for (int i = 0; i < 5 && !stop_sampling_; ++i) std::this_thread::sleep_for(50ms);
+      }
+    });
+  }
+  void StopSampling() {
+    stop_sampling_ = true;
+    if (sampler_.joinable()) sampler_.join();
   }
 
   // Waits for `ready` up to `limit`, taking Ctrl-C and dead children.
@@ -431,14 +496,70 @@ class Drill {
       return PlannedMove(p, client);
     }
     p.epoch_before = json::U64(FailoverStatus(), "epoch");
+    if (o_.scenario == Scenario::kReplicationPartition) return Partition(p, client);
     p.at = Clock::Real().Now();
     bool apps_only = o_.scenario == Scenario::kEndpointFailure;
     killed_names_ = Kill(p.from, apps_only);
-    p.what = apps_only ? "application killed; its agent runs" : "agent and application killed";
+    p.what = apps_only                                ? "application killed; its agent runs"
+             : o_.scenario == Scenario::kSlowLink ? "agent and application killed, replicating over a slow link"
+                                                  : "agent and application killed";
     Say((apps_only ? "The application of " + p.from + " died at " : "Region " + p.from + " went dark at ") +
         FormatUtc(p.at) + " (" + p.what + ", " + std::to_string(client.acked()) +
         " records acknowledged so far). Waiting for the others to fail over...");
     return WaitPhase(p, client);
+  }
+
+  // replication-partition: the link cut for fault_for while the client
+  // writes on; nothing may fail over. Then healed, and the standby must
+  // catch up (the read-back after the client stops counts what it lacks).
+  Status Partition(Phase& p, drill::Client& client) {
+    p.name = "partition";
+    p.to = p.from;
+    p.to_app = s_.endpoints[1]->address.ToString();  // the read-back: the standby's copy
+    p.at = Clock::Real().Now();
+    proxy_->Cut(true);
+    p.what = "replication link to " + s_.standby->name + " cut for " + FormatDuration(o_.fault_for);
+    Say("The replication link from " + p.from + " to " + s_.standby->name + " was cut at " + FormatUtc(p.at) + " (" +
+        std::to_string(client.acked()) + " records acknowledged so far). Nothing may fail over; holding the cut for " +
+        FormatDuration(o_.fault_for) + "...");
+    auto end = SteadyClock::now() + o_.fault_for;
+    auto said = SteadyClock::now();
+    auto st = WaitFor("the partition", o_.fault_for + 5s, [&] {
+      if (SteadyClock::now() - said >= 15s) {
+        said = SteadyClock::now();
+        Json f = FailoverStatus();
+        Say("  " + std::to_string(client.acked()) + " records acknowledged; " + s_.standby->name + " is " +
+            drill::FormatMs(std::chrono::duration_cast<Duration>(std::chrono::duration<double>(LastLag()))) +
+            " behind; primary " + json::Str(f, "primary") + " at epoch " + std::to_string(json::U64(f, "epoch")));
+      }
+      return SteadyClock::now() >= end;
+    });
+    proxy_->Cut(false);
+    healed_ = Clock::Real().Now();
+    if (!st.ok()) return st;
+    Say("Healed at " + FormatUtc(*healed_) + "; waiting for " + s_.standby->name + " to catch up...");
+    LB_RETURN_IF_ERROR(WaitReplicating(*s_.primary, s_.standby->name, o_.duration));
+    p.failover = FailoverStatus();
+    p.run = json::Obj(p.failover, "run");
+    if (json::U64(p.run, "epoch") <= p.epoch_before) p.run = Json::object();
+    return Ok();
+  }
+
+  // The newest lag sampled of the stream from the primary to the standby.
+  double LastLag() {
+    std::lock_guard lock(lag_mu_);
+    for (auto it = lag_.rbegin(); it != lag_.rend(); ++it) {
+      if (it->from == s_.primary->name && it->to == s_.standby->name) return it->seconds;
+    }
+    return 0;
+  }
+
+  // Waits until the standby has everything the primary acknowledged (the
+  // stream in sync once the client stopped writing).
+  Status WaitInSync() {
+    return WaitFor(s_.standby->name + " to have every record", o_.duration, [&] {
+      return StreamTo(*s_.primary, s_.volume->name, s_.standby->name).value("in_sync", false);
+    });
   }
 
   // The second phase: the processes killed come back, the old primary's
@@ -472,13 +593,22 @@ class Drill {
 
   int RunInner() {
     started_ = Clock::Real().Now();
-    Say("lifeboat drill: " + std::string(Name(o_.scenario)) + " on plan '" + plan_.name + "'" +
-        (o_.scenario == Scenario::kPlannedSwitchover ? "; the primary " + s_.primary->name + " hands over to " +
-                                                           s_.standby->name + " and takes back"
-                                                     : "; the primary " + s_.primary->name +
-                                                           (o_.scenario == Scenario::kRegionOutage
-                                                                ? " will go dark"
-                                                                : "'s application will die")) +
+    std::string story;
+    switch (o_.scenario) {
+      case Scenario::kPlannedSwitchover:
+        story = "the primary " + s_.primary->name + " hands over to " + s_.standby->name + " and takes back";
+        break;
+      case Scenario::kRegionOutage: story = "the primary " + s_.primary->name + " will go dark"; break;
+      case Scenario::kEndpointFailure: story = "the primary " + s_.primary->name + "'s application will die"; break;
+      case Scenario::kReplicationPartition:
+        story = "only the replication link from " + s_.primary->name + " to " + s_.standby->name +
+                " will be cut; nothing may fail over";
+        break;
+      case Scenario::kSlowLink:
+        story = s_.primary->name + " replicates over a slow link, then goes dark";
+        break;
+    }
+    Say("lifeboat drill: " + std::string(Name(o_.scenario)) + " on plan '" + plan_.name + "'; " + story +
         ". Logs and the report: " + dir_);
     if (auto st = StartAll(); !st.ok()) return Fail(st.error());
     std::set<std::string> all;
@@ -505,6 +635,7 @@ class Drill {
                           drill::FirstRecordNumber()},
                          std::move(*resolver));
     client.Start();
+    StartSampling();
     Say("Every region answers and " + s_.volume->name + " replicates. The client writes a numbered record to " +
         s_.record->name + " every 10ms; warming up for " + FormatDuration(o_.warmup) + ".");
     auto warm_end = SteadyClock::now() + o_.warmup;
@@ -513,7 +644,8 @@ class Drill {
 
     std::vector<Phase> phases(1);
     st = Fault(phases[0], client);
-    bool failback = o_.failback || o_.scenario == Scenario::kPlannedSwitchover;
+    bool failback = (o_.failback || o_.scenario == Scenario::kPlannedSwitchover) &&
+                    o_.scenario != Scenario::kReplicationPartition;
     if (st.ok() && failback) {
       auto attempts = client.Attempts();
       if (drill::MeasureRecovery(attempts, phases[0].at).rto) {
@@ -530,6 +662,10 @@ class Drill {
     }
     std::this_thread::sleep_for(1s);  // writes after the recovery, counted too
     client.Stop();
+    if (o_.scenario == Scenario::kReplicationPartition) {
+      if (auto wait = WaitInSync(); !wait.ok()) return Fail(wait.error());
+    }
+    StopSampling();
     return Finish(phases, client.Attempts());
   }
 
@@ -538,7 +674,9 @@ class Drill {
     // written before the next phase began.
     for (Phase& p : phases) p.recovery = drill::MeasureRecovery(attempts, p.at);
     const Phase& last = phases.back();
-    std::string final_app = last.recovery.recovered_at.empty() ? last.to_app : last.recovery.recovered_at;
+    std::string final_app = last.recovery.recovered_at.empty() || o_.scenario == Scenario::kReplicationPartition
+                                ? last.to_app
+                                : last.recovery.recovered_at;
     std::set<uint64_t> found;
     std::string readback_error;
     if (auto where = ParseAddress(final_app); where.ok()) {
@@ -566,6 +704,29 @@ class Drill {
       for (auto& m : v.missed) verdict.missed.push_back(i == 0 ? m : p.name + ": " + m);
       verdict.pass = verdict.pass && v.pass;
     }
+    Json replication = ReplicationJson();
+    if (o_.scenario == Scenario::kReplicationPartition) {
+      const Phase& p = phases[0];
+      uint64_t epoch = json::U64(p.failover, "epoch");
+      auto miss = [&](std::string m) {
+        verdict.pass = false;
+        verdict.missed.push_back(std::move(m));
+      };
+      if (epoch != p.epoch_before || json::Str(p.failover, "primary") != s_.primary->name) {
+        miss("a replication partition alone failed over (primary " + json::Str(p.failover, "primary") + " at epoch " +
+             std::to_string(epoch) + "); only the link was cut");
+      }
+      if (json::Num(replication, "over_objective_seconds").value_or(0) <= 0) {
+        miss("the lag never went over the RPO objective during the cut (at most " +
+             drill::FormatMs(std::chrono::duration_cast<Duration>(
+                 std::chrono::duration<double>(json::Num(replication, "max_lag_seconds").value_or(0)))) +
+             "): the partition did not hold replication back, or nothing measured it");
+      }
+      if (p.loss.missing > 0) {
+        miss("after the link healed, " + s_.standby->name + " still lacks " + std::to_string(p.loss.missing) +
+             " acknowledged records");
+      }
+    }
     if (!readback_error.empty()) {
       verdict.pass = false;
       verdict.missed.push_back("the records could not be read back: " + readback_error);
@@ -580,6 +741,7 @@ class Drill {
     }
     if (auto w = WriteFileAtomic(dir_ + "/attempts.jsonl", lines); !w.ok()) return Fail(w.error());
     Json report = Report(phases, attempts, verdict);
+    report["replication"] = std::move(replication);
     std::string path = dir_ + "/drill.json";
     if (auto w = WriteFileAtomic(path, report.dump(2) + "\n"); !w.ok()) return Fail(w.error());
     if (auto w = WriteFileAtomic(dir_ + "/drill.html", drill::RenderHtml(report, attempts)); !w.ok()) {
@@ -631,6 +793,45 @@ class Drill {
       }
     }
     return said;
+  }
+
+  // The replication link and its lag over the drill: every sample, the
+  // highest lag of the primary's stream to the standby, and how long it was
+  // over the RPO objective (the condition of LifeboatReplicationLagOverRPO).
+  Json ReplicationJson() {
+    std::lock_guard lock(lag_mu_);
+    Json samples = Json::array();
+    double max = 0, over = 0;
+    std::optional<double> objective;
+    if (plan_.objectives.rpo) objective = SecondsOf(*plan_.objectives.rpo);
+    std::optional<Clock::TimePoint> previous;
+    for (const auto& l : lag_) {
+      samples.push_back({{"at", FormatUtc(l.at)}, {"from", l.from}, {"to", l.to}, {"seconds", l.seconds},
+                         {"state", l.state}});
+      if (l.from != s_.primary->name || l.to != s_.standby->name) continue;
+      max = std::max(max, l.seconds);
+      if (previous && objective && l.seconds > *objective) over += SecondsOf(l.at - *previous);
+      previous = l.at;
+    }
+    Json link = Json();
+    if (proxy_) {
+      auto st = proxy_->stats();
+      link = {{"from", s_.primary->name},
+              {"to", s_.standby->name},
+              {"via", proxy_->address().ToString()},
+              {"upstream", proxy_->upstream().ToString()},
+              {"delay_seconds", o_.scenario == Scenario::kSlowLink ? Json(SecondsOf(o_.link_delay)) : Json()},
+              {"rate_bytes_per_second", o_.scenario == Scenario::kSlowLink ? Json(o_.link_rate) : Json()},
+              {"healed_at", healed_ ? Json(FormatUtc(*healed_)) : Json()},
+              {"connections", st.connections},
+              {"bytes_up", st.bytes_up},
+              {"bytes_down", st.bytes_down}};
+    }
+    return {{"volume", s_.volume->name},
+            {"link", link},
+            {"max_lag_seconds", max},
+            {"over_objective_seconds", objective ? Json(over) : Json()},
+            {"lag", samples}};
   }
 
   // A phase's figures: the report's top level holds the first phase's,
@@ -730,6 +931,12 @@ class Drill {
     };
     rows(r, "");
     if (r.contains("failback")) rows(r["failback"], "failback: ");
+    const Json& rep = r["replication"];
+    t.Add({"replication lag of " + s_.standby->name + ", highest", figure(rep["max_lag_seconds"]), ""});
+    if (!rep["over_objective_seconds"].is_null()) {
+      t.Add({"  over the RPO objective for (LifeboatReplicationLagOverRPO fires after 1m)",
+             figure(rep["over_objective_seconds"]), ""});
+    }
     std::cout << t.Render();
     const Json& last = r.contains("failback") ? r["failback"] : r;
     std::cout << "\nprimary now: " << last["failover"]["primary"].get<std::string>() << " (epoch "
@@ -760,6 +967,18 @@ class Drill {
   std::vector<std::string> killed_names_;
   std::set<std::string> dark_;  // regions whose agent the drill killed
   std::map<std::string, Address> dns_;
+  std::unique_ptr<drill::FaultProxy> proxy_;  // the replication link's, for the link scenarios
+  std::optional<Clock::TimePoint> healed_;     // when a partition ended
+  struct LagSample {
+    Clock::TimePoint at;
+    std::string from, to;
+    double seconds;
+    std::string state;
+  };
+  std::mutex lag_mu_;
+  std::vector<LagSample> lag_;  // guarded by lag_mu_
+  std::atomic<bool> stop_sampling_{false};
+  std::thread sampler_;
 };
 
 }  // namespace

@@ -17,6 +17,13 @@ enum class Scenario {
   kRegionOutage,       // every process of the primary region killed
   kEndpointFailure,    // the primary's applications killed; its agent lives
   kPlannedSwitchover,  // a planned failover to the standby, then back
+  // Only the replication link from the primary to the standby is cut (a
+  // proxy the drill starts, --connect-to): nothing may fail over, the lag
+  // grows over the RPO objective, and once healed the standby has it all.
+  kReplicationPartition,
+  // The replication link delayed and throttled (the same proxy), then the
+  // primary region goes dark: what a long, narrow link costs in RPO.
+  kSlowLink,
 };
 // "region-outage, endpoint-failure, planned-switchover"
 extern const char* const kScenarioNames;
@@ -31,6 +38,9 @@ struct DrillConfig {
   std::string record, volume;  // empty: the plan's only failover A record, its only replicated volume
   std::string output = "table";
   bool stay = false;  // after the report, keep every process running until Ctrl-C
+  Duration fault_for = std::chrono::seconds(75);  // how long a replication partition lasts
+  Duration link_delay = std::chrono::milliseconds(200);  // slow-link: one-way latency
+  uint64_t link_rate = 256 * 1024;                        // slow-link: bytes a second, each way
   // The data dir of this machine's agents of the plan (the parent of their
   // REGION dirs): the drill records itself in the state store they share
   // (state/open.h), where `lifeboat drill report` and the agents find it.

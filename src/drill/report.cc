@@ -48,6 +48,43 @@ std::string Line(double x, double y1, double y2, const char* cls, const std::str
          Fixed(label_y) + "\">" + HtmlEscape(label) + "</text>\n";
 }
 
+// The replication lag of each stream over time (the drill's samples), as
+// lines in a lane from `top` down `height`, with the RPO objective dashed.
+std::string LagLane(const Json& lag, const Json& objectives, const Axis& axis, double top, double height) {
+  double max = 0;
+  std::map<std::string, std::vector<std::pair<Clock::TimePoint, double>>> lines;  // "from -> to"
+  for (const auto& l : lag) {
+    auto at = ParseUtc(json::Str(l, "at"));
+    auto v = json::Num(l, "seconds");
+    if (!at || !v || *v < 0) continue;
+    lines[json::Str(l, "from") + " \u2192 " + json::Str(l, "to")].push_back({*at, *v});
+    max = std::max(max, *v);
+  }
+  auto objective = json::Num(objectives, "rpo_seconds");
+  double scale = std::max({max, objective.value_or(0), 0.1}) * 1.1;
+  auto y = [&](double v) { return top + height - v / scale * height; };
+  std::string svg = "<text class=\"row\" x=\"8\" y=\"" + Fixed(top + 12) + "\">replication lag</text>\n";
+  svg += "<text class=\"tick\" x=\"8\" y=\"" + Fixed(top + 28) + "\">max " + Figure(Json(max)) + "</text>\n";
+  svg += "<line class=\"axis\" x1=\"" + Fixed(axis.left) + "\" x2=\"" + Fixed(axis.left + axis.width) + "\" y1=\"" +
+         Fixed(top + height) + "\" y2=\"" + Fixed(top + height) + "\"/>\n";
+  if (objective) {
+    svg += "<line class=\"objective\" x1=\"" + Fixed(axis.left) + "\" x2=\"" + Fixed(axis.left + axis.width) +
+           "\" y1=\"" + Fixed(y(*objective)) + "\" y2=\"" + Fixed(y(*objective)) + "\"/>\n<text class=\"mark\" x=\"" +
+           Fixed(axis.left + axis.width - 90) + "\" y=\"" + Fixed(y(*objective) - 3) + "\">RPO objective</text>\n";
+  }
+  int n = 0;
+  for (const auto& [name, points] : lines) {
+    std::string pts;
+    for (const auto& [t, v] : points) pts += Fixed(axis.X(t)) + "," + Fixed(y(v)) + " ";
+    svg += "<polyline class=\"lag lag" + std::to_string(n % 3) + "\" points=\"" + pts + "\"><title>" +
+           HtmlEscape(name) + "</title></polyline>\n";
+    svg += "<text class=\"label\" x=\"" + Fixed(axis.left + 4) + "\" y=\"" + Fixed(top + 12 + 14.0 * n) + "\">" +
+           HtmlEscape(name) + "</text>\n";
+    ++n;
+  }
+  return svg;
+}
+
 std::string Timeline(const Json& report, const std::vector<Attempt>& attempts) {
   if (attempts.empty()) return "<p>The client made no attempt.</p>";
   Axis axis{attempts.front().start, attempts.back().end};
@@ -71,7 +108,10 @@ std::string Timeline(const Json& report, const std::vector<Attempt>& attempts) {
     if (fault && a.end < *fault && a.acked) before = a.target;
   }
   const auto& steps = json::Arr(failover, "steps");
-  double steps_top = 120, height = steps_top + 24.0 * static_cast<double>(std::max<size_t>(steps.size(), 1)) + 40;
+  const auto& lag = json::Arr(json::Obj(report, "replication"), "lag");
+  double steps_top = 120, steps_end = steps_top + 24.0 * static_cast<double>(std::max<size_t>(steps.size(), 1));
+  double lag_top = steps_end + 24, lag_height = lag.empty() ? 0 : 80;
+  double height = steps_end + (lag.empty() ? 0 : lag_height + 40) + 40;
   std::string svg = "<svg id=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 1000 " + Fixed(height, 0) +
                     "\" width=\"1000\" height=\"" + Fixed(height, 0) + "\" role=\"img\" aria-label=\"drill timeline\">\n";
   svg += "<text class=\"row\" x=\"8\" y=\"64\">client writes</text>\n";
@@ -100,6 +140,7 @@ std::string Timeline(const Json& report, const std::vector<Attempt>& attempts) {
     }
     y += 24;
   }
+  if (!lag.empty()) svg += LagLane(lag, json::Obj(report, "objectives"), axis, lag_top, lag_height);
   double bottom = height - 20;
   if (fault) svg += Line(axis.X(*fault), 20, bottom, "fault", "fault", 16);
   if (auto t = ParseUtc(json::Str(failover, "run_started_at"))) svg += Line(axis.X(*t), 90, bottom, "run", "run begins", 104);
@@ -137,6 +178,8 @@ svg .step { fill: #e6a23c; }
 svg line { stroke-width: 1.5; }
 svg .fault { stroke: #d6453b; } svg .run { stroke: #e6a23c; } svg .back { stroke: #3f9a5a; }
 svg .objective { stroke: #8a1c12; stroke-dasharray: 5 4; }
+svg .axis { stroke: #dde2e6; }
+svg .lag { fill: none; stroke-width: 2; } svg .lag0 { stroke: #3f6fb0; } svg .lag1 { stroke: #3f9a5a; } svg .lag2 { stroke: #b05a3f; }
 svg text { font: 12px system-ui, sans-serif; fill: #1d232a; }
 svg .tick { fill: #6b7680; }
 pre { white-space: pre-wrap; background: #f3f5f7; padding: .5em; border-radius: 4px; }

@@ -156,5 +156,36 @@ TEST(HtmlReport, CompactAttemptsComeBackAsTheyWereAndDamagedRowsAreSkipped) {
   EXPECT_TRUE(ExpandAttempts(Json::object()).empty());
 }
 
+// The replication lag the drill sampled is drawn per stream, with the RPO
+// objective; names from the report are escaped there too.
+TEST(HtmlReport, DrawsTheReplicationLagOfEachStreamAndTheObjective) {
+  auto t0 = *ParseUtc("2026-12-03T10:00:00Z");
+  std::vector<Attempt> attempts(2);
+  attempts[0].start = t0;
+  attempts[0].end = t0 + 5ms;
+  attempts[1].start = t0 + 10s;
+  attempts[1].end = attempts[1].start + 5ms;
+  Json lag = Json::array();
+  for (int i = 0; i < 10; ++i) {
+    lag.push_back({{"at", FormatUtc(t0 + i * 1s)}, {"from", "east"}, {"to", "west<x>"}, {"seconds", i * 0.5}});
+  }
+  lag.push_back({{"at", "garbage"}, {"from", "east"}, {"to", "west<x>"}, {"seconds", 1}});
+  Json report = {{"scenario", "replication-partition"},
+                 {"verdict", "pass"},
+                 {"objectives", {{"rpo_seconds", 1.0}}},
+                 {"replication", {{"lag", lag}, {"max_lag_seconds", 4.5}}}};
+  std::string html = RenderHtml(report, attempts);
+  EXPECT_EQ(Count(html, "<polyline class=\"lag lag0\""), 1u) << html;
+  EXPECT_EQ(Count(html, "<polyline"), 1u);
+  EXPECT_NE(html.find("east \u2192 west&lt;x&gt;"), std::string::npos);
+  EXPECT_NE(html.find(">RPO objective</text>"), std::string::npos);
+  EXPECT_NE(html.find("max 4.50 s"), std::string::npos);
+  // The polyline has one point per valid sample.
+  auto at = html.find("points=\"");
+  auto end = html.find('"', at + 8);
+  EXPECT_EQ(Count(html.substr(at, end - at), ","), 10u);
+  EXPECT_EQ(RenderHtml({{"verdict", "pass"}}, attempts).find("<polyline"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace lifeboat::drill

@@ -264,7 +264,7 @@ Result<Running> ReplicationService::Launch(Volume& v, const state::VolumeRole& r
       c.link.root = v.path;
       c.link.region = here.name;
       c.link.epoch = role.epoch;
-      c.link.target = Address{r->agent.host, rep.port};
+      c.link.target = ctx_.Dial(Address{r->agent.host, rep.port});
       c.link.key = *v.key;
       c.link.bandwidth = rep.bandwidth;
       c.target_region = region;

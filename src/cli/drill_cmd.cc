@@ -19,7 +19,7 @@ namespace {
 
 struct DrillOptions {
   std::string scenario, plan_file, data_dir, duration = "60s", warmup = "3s", record, volume, output = "table",
-      agents_dir, fault_for = "75s", link_delay = "200ms", link_rate = "256KiB/s";
+      agents_dir, fault_for = "75s", link_delay = "200ms", link_rate = "256KiB/s", crash_at = "promote";
   bool failback = false;
 };
 
@@ -45,6 +45,7 @@ int RunDrillCommand(const DrillOptions& o) {
     return Fail("--link-rate: " + (rate.ok() ? std::string("must be over 0") : rate.error().message()), kExitInvalid);
   }
   c.link_rate = rate->bytes_per_second;
+  c.crash_at = o.crash_at;
   c.failback = o.failback;
   c.record = o.record;
   c.volume = o.volume;
@@ -162,6 +163,10 @@ void AddDrillCommands(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--link-rate", o->link_rate, "slow-link: the replication link's rate, each way")
       ->capture_default_str();
+  cmd->add_option("--crash-at", o->crash_at,
+                  "agent-crash-mid-failover: the run's step at which its driver is killed (fence, promote, "
+                  "switch-traffic, verify, or a hook's name)")
+      ->capture_default_str();
   cmd->add_flag("--failback", o->failback,
                 "After the failover, start the dead processes again and move back by a planned failover "
                 "(planned-switchover always does)");
@@ -186,7 +191,10 @@ void AddDrillCommands(CLI::App& app, int& exit_code) {
       "                      may fail over, the lag must pass objectives.rpo, and once healed the\n"
       "                      standby must hold every acknowledged record;\n"
       "  slow-link           that link delayed (--link-delay) and throttled (--link-rate), then\n"
-      "                      the primary region goes dark: what a slow link costs in RPO.\n"
+      "                      the primary region goes dark: what a slow link costs in RPO;\n"
+      "  agent-crash-mid-failover  region-outage, and the agent driving the failover run is killed\n"
+      "                      at its --crash-at step (or the first later one the drill sees) and\n"
+      "                      started again a second later: the run must resume and finish.\n"
       "RTO runs from the first write after the fault that the old primary did not acknowledge to the\n"
       "next acknowledged one; RPO is how far before the fault the oldest acknowledged record that the\n"
       "new primary lacks was written. With --failback (and for planned-switchover) the same is\n"

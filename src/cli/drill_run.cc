@@ -21,6 +21,7 @@
 #include "drill/client.h"
 #include "drill/fault_proxy.h"
 #include "drill/history.h"
+#include "drill/timeline.h"
 #include "drill/report.h"
 #include "net/http.h"
 #include "repo/crypto.h"
@@ -30,11 +31,11 @@
 namespace lifeboat::cli {
 
 const char* const kScenarioNames =
-    "region-outage, endpoint-failure, planned-switchover, replication-partition, slow-link";
+    "region-outage, endpoint-failure, planned-switchover, replication-partition, slow-link, agent-crash-mid-failover";
 
 Result<Scenario> ParseScenario(const std::string& name) {
   for (Scenario s : {Scenario::kRegionOutage, Scenario::kEndpointFailure, Scenario::kPlannedSwitchover,
-                     Scenario::kReplicationPartition, Scenario::kSlowLink}) {
+                     Scenario::kReplicationPartition, Scenario::kSlowLink, Scenario::kAgentCrashMidFailover}) {
     if (name == Name(s)) return s;
   }
   return InvalidArgument("unknown scenario '" + name + "'; the scenarios are: " + kScenarioNames);
@@ -47,6 +48,7 @@ const char* Name(Scenario s) {
     case Scenario::kPlannedSwitchover: return "planned-switchover";
     case Scenario::kReplicationPartition: return "replication-partition";
     case Scenario::kSlowLink: return "slow-link";
+    case Scenario::kAgentCrashMidFailover: return "agent-crash-mid-failover";
   }
   return "?";
 }
@@ -190,8 +192,16 @@ class Drill {
     sigs_ = BlockStopSignals();
     token_ = NewToken();
     ::setenv("LIFEBOAT_TOKEN", token_.c_str(), 1);
+    // The driver waits 2 s at the start of the chosen step's first attempt
+    // (agent/services/failover): the kill lands inside that step.
+    if (o_.scenario == Scenario::kAgentCrashMidFailover) {
+      ::setenv("LIFEBOAT_DRILL_HOLD_STEP", o_.crash_at.c_str(), 1);
+    } else {
+      ::unsetenv("LIFEBOAT_DRILL_HOLD_STEP");
+    }
     int rc = RunInner();
     StopSampling();
+    timeline_.reset();
     if (o_.stay && rc != ExitCode(Code::kCancelled)) Stay();
     if (!children_.empty()) {
       Say("Stopping every process the drill started");
@@ -226,6 +236,7 @@ class Drill {
     if (!pid.ok()) return pid.error();
     children_.push_back({name, log, *pid});
     args_[name] = std::move(args);
+    NoteAgent(name, *pid);
     return Ok();
   }
 
@@ -240,7 +251,16 @@ class Drill {
     auto pid = Spawn(it->second, log);
     if (!pid.ok()) return pid.error();
     children_.push_back({name, log, *pid});
+    NoteAgent(name, *pid);
     return Ok();
+  }
+
+  // Keeps each region's agent pid, for a kill from the store's thread.
+  void NoteAgent(const std::string& name, pid_t pid) {
+    const std::string suffix = " agent";
+    if (name.size() <= suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) return;
+    std::lock_guard lock(kill_mu_);
+    agent_pids_[name.substr(0, name.size() - suffix.size())] = pid;
   }
 
   // Kills at once the running children of `region` (only its applications
@@ -250,7 +270,10 @@ class Drill {
     for (auto& c : children_) {
       if (c.exited || c.name.rfind(region + " ", 0) != 0) continue;
       if (apps_only && c.name.find(" app ") == std::string::npos) continue;
-      killed_.insert(c.pid);
+      {
+        std::lock_guard lock(kill_mu_);
+        killed_.insert(c.pid);
+      }
       KillNow(c);
       names.push_back(c.name);
     }
@@ -262,6 +285,7 @@ class Drill {
   // a process by accident measures nothing.
   Status CheckChildren() {
     if (Child* died = Reap(children_)) {
+      std::lock_guard lock(kill_mu_);
       if (!killed_.count(died->pid)) {
         return Error(Code::kUnavailable, died->name + " exited (" + DescribeExit(died->status) + "); the end of " +
                                              died->log + ":\n" + Tail(died->log, 5));
@@ -356,6 +380,38 @@ class Drill {
     if (sampler_.joinable()) sampler_.join();
   }
 
+  // Follows the agents' store (read only): the views, votes, epochs and the
+  // run's steps for the report, and the run for a crash mid-failover.
+  Status FollowStore() {
+    auto store = state::SqliteStore::Open(state::EmbeddedStorePath(plan_, dir_ + "/" + plan_.regions[0].name));
+    if (!store.ok()) return store.error();
+    store_ = std::move(*store);
+    auto timeline = drill::StoreTimeline::Start(*store_, [this](const state::FailoverRun& r) { OnRun(r); });
+    if (!timeline.ok()) return timeline.error();
+    timeline_ = std::move(*timeline);
+    return Ok();
+  }
+
+  // On the store's thread, for every version of the failover run: kills
+  // the driver of the run to crash once it is at the chosen step or later.
+  void OnRun(const state::FailoverRun& run) {
+    if (o_.scenario != Scenario::kAgentCrashMidFailover || run.state != "running") return;
+    std::lock_guard lock(kill_mu_);
+    if (crash_ || crash_epoch_ == 0 || run.epoch != crash_epoch_) return;
+    size_t chosen = run.steps.size(), running = run.steps.size();
+    for (size_t i = 0; i < run.steps.size(); ++i) {
+      if (run.steps[i].name == o_.crash_at) chosen = i;
+      if (run.steps[i].state == "running") running = i;
+    }
+    if (chosen == run.steps.size() || running == run.steps.size() || running < chosen) return;
+    std::string region = run.owner.substr(0, run.owner.find('@'));
+    auto it = agent_pids_.find(region);
+    if (it == agent_pids_.end()) return;
+    ::kill(it->second, SIGKILL);
+    killed_.insert(it->second);
+    crash_ = Crash{Clock::Real().Now(), run.owner, region, run.steps[running].name, it->second, std::nullopt};
+  }
+
   // Waits for `ready` up to `limit`, taking Ctrl-C and dead children.
   Status WaitFor(const std::string& what, Duration limit, const std::function<bool()>& ready) {
     auto deadline = SteadyClock::now() + limit;
@@ -440,6 +496,7 @@ class Drill {
     auto end = SteadyClock::now() + o_.duration;
     auto st = WaitFor("the " + p.name + " and the client's recovery", o_.duration + 1s, [&] {
       if (SteadyClock::now() > end) return true;
+      if (!RestartCrashed()) return false;
       auto last = client.LastAttempt();
       bool back = last && last->acked && last->target == p.to_app && last->start >= p.at;
       if (!back) return false;
@@ -452,6 +509,26 @@ class Drill {
     p.run = json::Obj(p.failover, "run");
     if (json::U64(p.run, "epoch") <= p.epoch_before) p.run = Json::object();  // no run of this phase
     return st;
+  }
+
+  // A driver killed mid-failover starts again a second later, as a
+  // supervisor would. False until then (the phase is not over).
+  bool RestartCrashed() {
+    std::optional<Crash> crash;
+    {
+      std::lock_guard lock(kill_mu_);
+      crash = crash_;
+    }
+    if (!crash || crash->restarted) return true;
+    if (Clock::Real().Now() - crash->at < 1s) return false;
+    Say("  the agent driving the run, " + crash->owner + ", was killed at step " + crash->step +
+        "; starting it again");
+    if (auto st = Restart(crash->region + " agent"); !st.ok()) {
+      Say("  could not start it again: " + st.error().message());
+    }
+    std::lock_guard lock(kill_mu_);
+    crash_->restarted = Clock::Real().Now();
+    return false;
   }
 
   // Asks for a planned failover to `p.to` and waits for it.
@@ -497,12 +574,18 @@ class Drill {
     }
     p.epoch_before = json::U64(FailoverStatus(), "epoch");
     if (o_.scenario == Scenario::kReplicationPartition) return Partition(p, client);
+    if (o_.scenario == Scenario::kAgentCrashMidFailover) {
+      std::lock_guard lock(kill_mu_);
+      crash_epoch_ = p.epoch_before + 1;
+    }
     p.at = Clock::Real().Now();
     bool apps_only = o_.scenario == Scenario::kEndpointFailure;
     killed_names_ = Kill(p.from, apps_only);
-    p.what = apps_only                                ? "application killed; its agent runs"
+    p.what = apps_only ? "application killed; its agent runs"
              : o_.scenario == Scenario::kSlowLink ? "agent and application killed, replicating over a slow link"
-                                                  : "agent and application killed";
+             : o_.scenario == Scenario::kAgentCrashMidFailover
+                 ? "agent and application killed; then the failover's driver, at its " + o_.crash_at + " step"
+                 : "agent and application killed";
     Say((apps_only ? "The application of " + p.from + " died at " : "Region " + p.from + " went dark at ") +
         FormatUtc(p.at) + " (" + p.what + ", " + std::to_string(client.acked()) +
         " records acknowledged so far). Waiting for the others to fail over...");
@@ -607,6 +690,10 @@ class Drill {
       case Scenario::kSlowLink:
         story = s_.primary->name + " replicates over a slow link, then goes dark";
         break;
+      case Scenario::kAgentCrashMidFailover:
+        story = "the primary " + s_.primary->name + " will go dark, and the agent driving the failover will be killed "
+                "at its " + o_.crash_at + " step";
+        break;
     }
     Say("lifeboat drill: " + std::string(Name(o_.scenario)) + " on plan '" + plan_.name + "'; " + story +
         ". Logs and the report: " + dir_);
@@ -614,6 +701,7 @@ class Drill {
     std::set<std::string> all;
     for (const auto& r : plan_.regions) all.insert(r.name);
     if (auto st = WaitHealthy(all); !st.ok()) return Fail(st.error());
+    if (auto st = FollowStore(); !st.ok()) return Fail(st.error());
     // The client asks the regions' DNS servers, the primary's first, as a
     // resolver configured with every region's would.
     std::vector<Address> servers = {dns_.at(s_.primary->name)};
@@ -727,6 +815,27 @@ class Drill {
              " acknowledged records");
       }
     }
+    Json crash = CrashJson(phases[0]);
+    if (o_.scenario == Scenario::kAgentCrashMidFailover) {
+      auto miss = [&](std::string m) {
+        verdict.pass = false;
+        verdict.missed.push_back(std::move(m));
+      };
+      if (crash.is_null()) {
+        miss("the failover run never reached its " + o_.crash_at + " step while the drill watched, so its driver " +
+             "was never killed (the run's steps: " + StepNames(phases[0].run) + ")");
+      } else if (json::Str(phases[0].run, "state") != "done") {
+        miss("the run whose driver was killed at " + json::Str(crash, "step") + " did not finish (" +
+             json::Str(phases[0].run, "state") + ")");
+      } else if (!json::Bool(crash, "resumed")) {
+        miss("the run finished, but nothing shows it resumed after its driver was killed");
+      }
+      uint64_t epoch = json::U64(phases[0].failover, "epoch");
+      if (epoch != phases[0].epoch_before + 1) {
+        miss("the epoch moved from " + std::to_string(phases[0].epoch_before) + " to " + std::to_string(epoch) +
+             ": one failover must move it once");
+      }
+    }
     if (!readback_error.empty()) {
       verdict.pass = false;
       verdict.missed.push_back("the records could not be read back: " + readback_error);
@@ -742,6 +851,8 @@ class Drill {
     if (auto w = WriteFileAtomic(dir_ + "/attempts.jsonl", lines); !w.ok()) return Fail(w.error());
     Json report = Report(phases, attempts, verdict);
     report["replication"] = std::move(replication);
+    if (!crash.is_null()) report["crash"] = std::move(crash);
+    report["events"] = timeline_ ? Json(timeline_->Events()) : Json::array();
     std::string path = dir_ + "/drill.json";
     if (auto w = WriteFileAtomic(path, report.dump(2) + "\n"); !w.ok()) return Fail(w.error());
     if (auto w = WriteFileAtomic(dir_ + "/drill.html", drill::RenderHtml(report, attempts)); !w.ok()) {
@@ -793,6 +904,38 @@ class Drill {
       }
     }
     return said;
+  }
+
+  static std::string StepNames(const Json& run) {
+    std::string names;
+    for (const auto& step : json::Arr(run, "steps")) names += (names.empty() ? "" : ", ") + json::Str(step, "name");
+    return names.empty() ? "none seen" : names;
+  }
+
+  // The driver killed mid-failover, and whether the run went on without
+  // it: the run's final owner is another agent (or the same one restarted),
+  // or the step it died in was attempted again. null when nothing was killed.
+  Json CrashJson(const Phase& p) {
+    std::optional<Crash> crash;
+    {
+      std::lock_guard lock(kill_mu_);
+      crash = crash_;
+    }
+    if (!crash) return Json();
+    int attempts = 0;
+    for (const auto& step : json::Arr(p.run, "steps")) {
+      if (json::Str(step, "name") == crash->step) attempts = static_cast<int>(json::I64(step, "attempts"));
+    }
+    std::string owner = json::Str(p.run, "owner");
+    return {{"agent", crash->owner},
+            {"pid", crash->pid},
+            {"chosen_step", o_.crash_at},
+            {"step", crash->step},
+            {"at", FormatUtc(crash->at)},
+            {"restarted_at", crash->restarted ? Json(FormatUtc(*crash->restarted)) : Json()},
+            {"run_owner_after", owner},
+            {"step_attempts", attempts},
+            {"resumed", (!owner.empty() && owner != crash->owner) || attempts >= 2}};
   }
 
   // The replication link and its lag over the drill: every sample, the
@@ -931,6 +1074,14 @@ class Drill {
     };
     rows(r, "");
     if (r.contains("failback")) rows(r["failback"], "failback: ");
+    if (r.contains("crash")) {
+      const Json& c = r["crash"];
+      t.Add({"driver killed (" + json::Str(c, "agent") + ") at step", json::Str(c, "step"),
+             "chosen: " + json::Str(c, "chosen_step")});
+      t.Add({"  run resumed by", json::Str(c, "run_owner_after") + " (step attempts " +
+                                     std::to_string(json::I64(c, "step_attempts")) + ")",
+             ""});
+    }
     const Json& rep = r["replication"];
     t.Add({"replication lag of " + s_.standby->name + ", highest", figure(rep["max_lag_seconds"]), ""});
     if (!rep["over_objective_seconds"].is_null()) {
@@ -963,7 +1114,20 @@ class Drill {
   sigset_t sigs_{};
   std::vector<Child> children_;
   std::map<std::string, std::vector<std::string>> args_;  // child name -> its command line
-  std::set<pid_t> killed_;
+  std::mutex kill_mu_;
+  std::set<pid_t> killed_;                   // guarded by kill_mu_
+  std::map<std::string, pid_t> agent_pids_;  // by region; guarded by kill_mu_
+  // agent-crash-mid-failover: the driver killed, by the store's thread.
+  struct Crash {
+    Clock::TimePoint at;
+    std::string owner, region, step;
+    pid_t pid = 0;
+    std::optional<Clock::TimePoint> restarted;
+  };
+  std::optional<Crash> crash_;  // guarded by kill_mu_
+  uint64_t crash_epoch_ = 0;    // the run to crash: the epoch it moves to; 0: none yet
+  std::unique_ptr<state::Store> store_;             // the drill's agents' store, read only
+  std::unique_ptr<drill::StoreTimeline> timeline_;  // destroyed before store_
   std::vector<std::string> killed_names_;
   std::set<std::string> dark_;  // regions whose agent the drill killed
   std::map<std::string, Address> dns_;

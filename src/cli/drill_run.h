@@ -24,6 +24,11 @@ enum class Scenario {
   // The replication link delayed and throttled (the same proxy), then the
   // primary region goes dark: what a long, narrow link costs in RPO.
   kSlowLink,
+  // The primary region goes dark as in region-outage; then the agent driving
+  // the failover run is killed when the run is at a chosen step (or a later
+  // one), and started again a second later, as a supervisor would: another
+  // agent must resume the run at its step.
+  kAgentCrashMidFailover,
 };
 // "region-outage, endpoint-failure, planned-switchover"
 extern const char* const kScenarioNames;
@@ -41,6 +46,7 @@ struct DrillConfig {
   Duration fault_for = std::chrono::seconds(75);  // how long a replication partition lasts
   Duration link_delay = std::chrono::milliseconds(200);  // slow-link: one-way latency
   uint64_t link_rate = 256 * 1024;                        // slow-link: bytes a second, each way
+  std::string crash_at = "promote";  // agent-crash-mid-failover: the step at which the driver dies
   // The data dir of this machine's agents of the plan (the parent of their
   // REGION dirs): the drill records itself in the state store they share
   // (state/open.h), where `lifeboat drill report` and the agents find it.

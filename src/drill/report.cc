@@ -85,6 +85,47 @@ std::string LagLane(const Json& lag, const Json& objectives, const Axis& axis, d
   return svg;
 }
 
+// What each agent saw, a row per observer: its health of each endpoint
+// (green up, red failing), its vote on the primary (a triangle: down, or up
+// again), and its view vanishing (its agent gone). From the report's events.
+std::string ViewsLane(const Json& events, const Axis& axis, double top, const std::vector<std::string>& observers) {
+  std::string svg;
+  for (size_t i = 0; i < observers.size(); ++i) {
+    double y = top + 22.0 * static_cast<double>(i);
+    svg += "<text class=\"row\" x=\"8\" y=\"" + Fixed(y + 13) + "\">" + HtmlEscape(observers[i]) + " sees</text>\n";
+    for (const auto& e : events) {
+      if (json::Str(e, "observer") != observers[i]) continue;
+      auto at = ParseUtc(json::Str(e, "at"));
+      if (!at) continue;
+      double x = axis.X(*at);
+      std::string kind = json::Str(e, "kind");
+      if (kind == "health") {
+        bool up = json::Bool(e, "healthy");
+        svg += "<rect class=\"" + std::string(up ? "seen-up" : "seen-down") + "\" x=\"" + Fixed(x - 2) + "\" y=\"" +
+               Fixed(y + 2) + "\" width=\"4\" height=\"14\"><title>" +
+               HtmlEscape(json::Str(e, "endpoint") + (up ? " healthy" : " failing") + " from " + observers[i]) +
+               "</title></rect>\n";
+      } else if (kind == "vote") {
+        bool down = json::Bool(e, "down");
+        std::string pts = down ? Fixed(x - 6) + "," + Fixed(y + 3) + " " + Fixed(x + 6) + "," + Fixed(y + 3) + " " +
+                                     Fixed(x) + "," + Fixed(y + 15)
+                               : Fixed(x - 6) + "," + Fixed(y + 15) + " " + Fixed(x + 6) + "," + Fixed(y + 15) + " " +
+                                     Fixed(x) + "," + Fixed(y + 3);
+        svg += "<polygon class=\"" + std::string(down ? "vote-down" : "vote-up") + "\" points=\"" + pts +
+               "\"><title>" +
+               HtmlEscape(observers[i] + (down ? " votes the primary down: " : " sees the primary up: ") +
+                          json::Str(e, "reason")) +
+               "</title></polygon>\n";
+      } else if (kind == "observer" && !json::Bool(e, "present")) {
+        svg += "<text class=\"gone\" x=\"" + Fixed(x + 2) + "\" y=\"" + Fixed(y + 13) + "\">view gone<title>" +
+               HtmlEscape(observers[i] + "'s agent left no view: dead, or cut off from the store") +
+               "</title></text>\n";
+      }
+    }
+  }
+  return svg;
+}
+
 std::string Timeline(const Json& report, const std::vector<Attempt>& attempts) {
   if (attempts.empty()) return "<p>The client made no attempt.</p>";
   Axis axis{attempts.front().start, attempts.back().end};
@@ -110,8 +151,16 @@ std::string Timeline(const Json& report, const std::vector<Attempt>& attempts) {
   const auto& steps = json::Arr(failover, "steps");
   const auto& lag = json::Arr(json::Obj(report, "replication"), "lag");
   double steps_top = 120, steps_end = steps_top + 24.0 * static_cast<double>(std::max<size_t>(steps.size(), 1));
-  double lag_top = steps_end + 24, lag_height = lag.empty() ? 0 : 80;
-  double height = steps_end + (lag.empty() ? 0 : lag_height + 40) + 40;
+  const auto& events = json::Arr(report, "events");
+  std::vector<std::string> observers;
+  for (const auto& e : events) {
+    std::string o = json::Str(e, "observer");
+    if (!o.empty() && std::find(observers.begin(), observers.end(), o) == observers.end()) observers.push_back(o);
+  }
+  std::sort(observers.begin(), observers.end());
+  double views_top = steps_end + 12, views_end = views_top + 22.0 * static_cast<double>(observers.size());
+  double lag_top = views_end + 24, lag_height = lag.empty() ? 0 : 80;
+  double height = views_end + (lag.empty() ? 0 : lag_height + 40) + 40;
   std::string svg = "<svg id=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 1000 " + Fixed(height, 0) +
                     "\" width=\"1000\" height=\"" + Fixed(height, 0) + "\" role=\"img\" aria-label=\"drill timeline\">\n";
   svg += "<text class=\"row\" x=\"8\" y=\"64\">client writes</text>\n";
@@ -140,8 +189,18 @@ std::string Timeline(const Json& report, const std::vector<Attempt>& attempts) {
     }
     y += 24;
   }
+  svg += ViewsLane(events, axis, views_top, observers);
   if (!lag.empty()) svg += LagLane(lag, json::Obj(report, "objectives"), axis, lag_top, lag_height);
   double bottom = height - 20;
+  for (const auto& e : events) {
+    auto at = ParseUtc(json::Str(e, "at"));
+    if (!at || json::Str(e, "kind") != "epoch") continue;
+    svg += Line(axis.X(*at), 84, bottom, "epoch",
+                "epoch " + std::to_string(json::U64(e, "epoch")) + ": " + json::Str(e, "primary"), 94);
+  }
+  if (auto t = ParseUtc(json::Str(json::Obj(report, "crash"), "at"))) {
+    svg += Line(axis.X(*t), 110, bottom, "fault", "driver killed", views_top - 2);
+  }
   if (fault) svg += Line(axis.X(*fault), 20, bottom, "fault", "fault", 16);
   if (auto t = ParseUtc(json::Str(failover, "run_started_at"))) svg += Line(axis.X(*t), 90, bottom, "run", "run begins", 104);
   if (auto t = ParseUtc(json::Str(client, "recovered"))) svg += Line(axis.X(*t), 30, bottom, "back", "recovered", 28);
@@ -179,6 +238,10 @@ svg line { stroke-width: 1.5; }
 svg .fault { stroke: #d6453b; } svg .run { stroke: #e6a23c; } svg .back { stroke: #3f9a5a; }
 svg .objective { stroke: #8a1c12; stroke-dasharray: 5 4; }
 svg .axis { stroke: #dde2e6; }
+svg .epoch { stroke: #3f6fb0; stroke-dasharray: 2 3; }
+svg .seen-up { fill: #3f9a5a; } svg .seen-down { fill: #d6453b; }
+svg .vote-down, .legend .vote-down { fill: #d6453b; background: #d6453b; }
+svg .vote-up, .legend .vote-up { fill: #7fa7cf; background: #7fa7cf; } svg .gone { fill: #6b7680; font-style: italic; }
 svg .lag { fill: none; stroke-width: 2; } svg .lag0 { stroke: #3f6fb0; } svg .lag1 { stroke: #3f9a5a; } svg .lag2 { stroke: #b05a3f; }
 svg text { font: 12px system-ui, sans-serif; fill: #1d232a; }
 svg .tick { fill: #6b7680; }
@@ -248,7 +311,9 @@ std::string RenderHtml(const Json& report, const std::vector<Attempt>& attempts)
   h += "<h2>Timeline</h2>\n<div class=\"legend\"><span><i class=\"old\"></i>acknowledged by the old primary</span>"
        "<span><i class=\"new\"></i>acknowledged elsewhere</span><span><i class=\"fail\"></i>failed</span>"
        "<span><i class=\"lost\"></i>acknowledged, then lost</span>"
-       "<span><i class=\"slow\"></i>answered after a wait of over 250 ms</span></div>\n";
+       "<span><i class=\"slow\"></i>answered after a wait of over 250 ms</span>"
+       "<span><i class=\"vote-down\"></i>an agent votes the primary down</span>"
+       "<span><i class=\"vote-up\"></i>and up again</span></div>\n";
   h += Timeline(report, attempts);
   h += "<h2>Runbook steps</h2>\n" + Steps(report);
   if (report.contains("failback") && report["failback"].is_object()) {

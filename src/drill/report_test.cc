@@ -187,5 +187,37 @@ TEST(HtmlReport, DrawsTheReplicationLagOfEachStreamAndTheObjective) {
   EXPECT_EQ(RenderHtml({{"verdict", "pass"}}, attempts).find("<polyline"), std::string::npos);
 }
 
+// Each agent's view gets a row: its health changes, its votes and its view
+// vanishing; epoch changes and a killed driver are marked across the lanes.
+TEST(HtmlReport, DrawsEachObserversViewsVotesAndTheEpochChanges) {
+  auto t0 = *ParseUtc("2026-12-03T10:00:00Z");
+  std::vector<Attempt> attempts(2);
+  attempts[0].start = t0;
+  attempts[0].end = t0 + 5ms;
+  attempts[1].start = t0 + 10s;
+  attempts[1].end = attempts[1].start + 5ms;
+  attempts[0].acked = attempts[1].acked = true;
+  Json events = Json::array({
+      {{"at", "2026-12-03T10:00:02Z"}, {"kind", "health"}, {"observer", "west"}, {"endpoint", "web-east"}, {"healthy", false}},
+      {{"at", "2026-12-03T10:00:02Z"}, {"kind", "health"}, {"observer", "witness"}, {"endpoint", "web-east"}, {"healthy", false}},
+      {{"at", "2026-12-03T10:00:03Z"}, {"kind", "vote"}, {"observer", "west"}, {"down", true}, {"reason", "<all> fail"}},
+      {{"at", "2026-12-03T10:00:03Z"}, {"kind", "observer"}, {"observer", "east"}, {"present", false}},
+      {{"at", "2026-12-03T10:00:04Z"}, {"kind", "epoch"}, {"primary", "west"}, {"epoch", 2}},
+      {{"at", "2026-12-03T10:00:05Z"}, {"kind", "vote"}, {"observer", "west"}, {"down", false}, {"reason", ""}},
+      {{"at", "not a time"}, {"kind", "vote"}, {"observer", "west"}, {"down", true}},
+  });
+  Json report = {{"verdict", "pass"}, {"events", events}, {"crash", {{"at", "2026-12-03T10:00:04.5Z"}}}};
+  std::string html = RenderHtml(report, attempts);
+  EXPECT_EQ(Count(html, " sees</text>"), 3u) << html;  // east, west, witness
+  EXPECT_LT(html.find(">east sees</text>"), html.find(">west sees</text>"));
+  EXPECT_EQ(Count(html, "<polygon class=\"vote-down\""), 1u);
+  EXPECT_EQ(Count(html, "<polygon class=\"vote-up\""), 1u);
+  EXPECT_NE(html.find("west votes the primary down: &lt;all&gt; fail"), std::string::npos);
+  EXPECT_EQ(Count(html, "<rect class=\"seen-down\" x="), 2u);
+  EXPECT_NE(html.find(">view gone<title>"), std::string::npos);
+  EXPECT_NE(html.find(">epoch 2: west</text>"), std::string::npos);
+  EXPECT_NE(html.find(">driver killed</text>"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace lifeboat::drill

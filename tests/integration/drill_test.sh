@@ -164,17 +164,39 @@ grep -q 'start #1"' "$WORK/run4/east/agent.log" && ! grep -q 'start #2"' "$WORK/
 nothing_left
 pass "endpoint-failure: east's application died, its agent lived; west took over (RTO $(jq .rto_seconds "$R")s) and east came back by a planned failover with nothing lost"
 
+# --- agent-crash-mid-failover: the driver killed at promote; the run resumes --------
+"$LIFEBOAT" drill run agent-crash-mid-failover --crash-at promote --plan "$WORK/plan.yaml" --data-dir "$WORK/run5" \
+  --agents-dir "$WORK/data" -o json > "$WORK/run5.json" 2> "$WORK/drill5.err" ||
+  { cat "$WORK/drill5.err" "$WORK/run5.json" >&2; fail "the agent-crash-mid-failover drill failed"; }
+R="$WORK/run5.json"
+jq -e '.verdict == "pass" and .crash.resumed and (.crash.step | IN("promote", "switch-traffic", "verify")) and
+       .crash.restarted_at != null and .failover.primary == "west" and .failover.epoch == 2 and .failover.run_state == "done"' "$R" >/dev/null ||
+  { jq 'del(.events, .replication.lag)' "$R" >&2; fail "the run did not resume after its driver was killed"; }
+# From the store, as the drill watched it: a quorum of observers voted east
+# down, each epoch had one primary, and the lock changed hands.
+jq -e '[.events[] | select(.kind == "vote" and .down) | .observer] | unique | length >= 2' "$R" >/dev/null ||
+  fail "the report shows no quorum of votes"
+jq -e '[.events[] | select(.kind == "epoch")] | (length == 1) and (.[0].epoch == 2) and (.[0].primary == "west")' "$R" >/dev/null ||
+  { jq '[.events[] | select(.kind == "epoch")]' "$R" >&2; fail "the epoch did not move exactly once, to west"; }
+jq -e '[.events[] | select(.kind == "lock" and .owner != "") | .owner] | unique | length >= 2' "$R" >/dev/null ||
+  fail "the run's lock never passed to another driver"
+chrome --dump-dom "file://$WORK/run5/drill.html" > "$WORK/dom5.html"
+grep -q ">driver killed</text>" "$WORK/dom5.html" && grep -q ">west sees</text>" "$WORK/dom5.html" && grep -q ">epoch 2: west</text>" "$WORK/dom5.html" ||
+  fail "the report does not draw the kill, the views and the epoch"
+nothing_left
+pass "agent-crash-mid-failover: $(jq -r .crash.agent "$R") killed at $(jq -r .crash.step "$R"), restarted; $(jq -r .crash.run_owner_after "$R") finished the run (step attempts $(jq .crash.step_attempts "$R")); one epoch change, to west; RTO $(jq .rto_seconds "$R")s"
+
 # --- The drills recorded: drill report, and an agent of the plan shows them --------
 expect_exit 2 "$LIFEBOAT" drill report --plan "$WORK/plan.yaml" --agents-dir "$WORK/nowhere"
 grep -q "no drill of plan 'drilltest' is recorded on this machine: $WORK/nowhere/drilltest-state.db does not exist" <<<"$OUT" ||
   fail "no history: $OUT"
 [ ! -e "$WORK/nowhere" ] || fail "drill report created a store where there was none"
 "$LIFEBOAT" drill report --plan "$WORK/plan.yaml" --agents-dir "$WORK/data" -o json > "$WORK/list.json"
-jq -e 'length == 3 and ([.[].scenario] == ["endpoint-failure", "planned-switchover", "region-outage"]) and
-       all(.[]; .verdict == "pass")' "$WORK/list.json" >/dev/null || { cat "$WORK/list.json" >&2; fail "drill report does not list the 3 drills"; }
+jq -e 'length == 4 and ([.[].scenario] == ["agent-crash-mid-failover", "endpoint-failure", "planned-switchover", "region-outage"]) and
+       all(.[]; .verdict == "pass")' "$WORK/list.json" >/dev/null || { cat "$WORK/list.json" >&2; fail "drill report does not list the 4 drills"; }
 "$LIFEBOAT" drill report --plan "$WORK/plan.yaml" --agents-dir "$WORK/data" | grep -q "^[0-9TZ]*-region-outage  *region-outage  *pass " ||
   fail "the table does not list the region-outage drill"
-ID=$(jq -r '.[2].id' "$WORK/list.json")
+ID=$(jq -r '.[3].id' "$WORK/list.json")
 "$LIFEBOAT" drill report "$ID" --plan "$WORK/plan.yaml" --agents-dir "$WORK/data" -o json |
   jq -e --slurpfile r "$WORK/run/drill.json" '.rto_seconds == $r[0].rto_seconds and .loss == $r[0].loss and (has("attempts") | not)' >/dev/null ||
   fail "drill report $ID -o json is not the drill's report"
@@ -185,12 +207,12 @@ mv "$WORK/run" "$WORK/run-moved"
 marks=$(chrome --dump-dom "file://$WORK/again.html" | grep -o '<rect class="\(old\|new\|fail\|lost\|slow\)"' | wc -l)
 [ "$marks" = "$acked_and_failed" ] || fail "the page from the store shows $marks writes, the drill made $acked_and_failed"
 expect_exit 2 "$LIFEBOAT" drill report 20200101T000000Z-meteor --plan "$WORK/plan.yaml" --agents-dir "$WORK/data"
-grep -q "no drill 20200101T000000Z-meteor in .*; the latest is .*-endpoint-failure" <<<"$OUT" || fail "an unknown drill: $OUT"
-pass "drill report lists the 3 drills, prints one as the drill wrote it, and draws its page again from the store alone ($marks writes)"
+grep -q "no drill 20200101T000000Z-meteor in .*; the latest is .*-agent-crash-mid-failover" <<<"$OUT" || fail "an unknown drill: $OUT"
+pass "drill report lists the 4 drills, prints one as the drill wrote it, and draws its page again from the store alone ($marks writes)"
 
 start_agent east
 wait_http "http://127.0.0.1:$PORT_EAST/healthz"
-curl -sf "http://127.0.0.1:$PORT_EAST/v1/status" | jq -e '.services.drills.recorded == 3 and .services.drills.recent[0].scenario == "endpoint-failure"' >/dev/null ||
+curl -sf "http://127.0.0.1:$PORT_EAST/v1/status" | jq -e '.services.drills.recorded == 4 and .services.drills.recent[0].scenario == "agent-crash-mid-failover"' >/dev/null ||
   fail "the agent's status does not show the recorded drills"
 curl -sf "http://127.0.0.1:$PORT_EAST/status" | grep -q "<h2>Recent drills</h2>" || fail "the status page shows no recent drills"
 curl -sf "http://127.0.0.1:$PORT_EAST/metrics" | grep -q '^lifeboat_drill_last_passed{scenario="region-outage"} 1$' ||

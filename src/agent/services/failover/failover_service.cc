@@ -79,7 +79,9 @@ class FailoverService final : public Service, public EndpointViews, private orch
       : ctx_(ctx),
         detector_(ctx.plan, ctx.region.name),
         owner_(ctx.region.name + "@" + Hostname() + ":" + std::to_string(::getpid())),
-        tick_(TickOf(ctx.plan)) {}
+        tick_(TickOf(ctx.plan)) {
+    if (const char* hold = std::getenv("LIFEBOAT_DRILL_HOLD_STEP")) hold_step_ = hold;
+  }
   ~FailoverService() override { Stop(); }
 
   Status Init() {
@@ -586,6 +588,14 @@ class FailoverService final : public Service, public EndpointViews, private orch
 
   // StepRunner
   Result<std::string> RunStep(const state::StepRecord& step, const state::FailoverRun& run) override {
+    // A drill's hold (LIFEBOAT_DRILL_HOLD_STEP=NAME, set only by `lifeboat
+    // drill run agent-crash-mid-failover` for the agents it starts): the
+    // first attempt of that step waits 2 s before it acts, so that the drill,
+    // watching the run, kills its driver inside the step and not after it.
+    if (!hold_step_.empty() && step.name == hold_step_ && step.attempts <= 1) {
+      spdlog::warn("failover: holding step {} for 2s (LIFEBOAT_DRILL_HOLD_STEP, a drill)", step.name);
+      for (int i = 0; i < 40 && !stop_drive_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
     auto started = SteadyClock::now();
     Result<std::string> out = Internal("unknown step");
     if (step.name == "fence") {
@@ -934,6 +944,7 @@ class FailoverService final : public Service, public EndpointViews, private orch
   std::thread loop_;
   std::unique_ptr<Worker> driver_;  // begins and drives runs
   std::atomic<bool> driving_{false};
+  std::string hold_step_;  // LIFEBOAT_DRILL_HOLD_STEP
   std::atomic<bool> stop_drive_{false};
 
   // The loop thread's own.

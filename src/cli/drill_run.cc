@@ -181,6 +181,7 @@ struct Phase {
   Json failover, run;      // the failover status after the phase
   drill::Recovery recovery;
   drill::Loss loss;
+  drill::Overlap overlap;  // the old primary acknowledging after the new one did
 };
 
 class Drill {
@@ -445,6 +446,14 @@ class Drill {
                      }
                      return true;
                    });
+  }
+
+  // The address of the sample application in `region` (the record's endpoint there).
+  std::string AppOf(const std::string& region) const {
+    for (const auto* e : s_.endpoints) {
+      if (e->region == region) return e->address.ToString();
+    }
+    return "";
   }
 
   std::optional<Address> EndpointOf(const std::string& ip) const {
@@ -785,6 +794,15 @@ class Drill {
       }
       p.loss = drill::MeasureLoss(mine, found, p.at);
       auto v = drill::Judge(plan_.objectives, p.recovery, p.loss);
+      if (p.from != p.to) {
+        Clock::TimePoint end = i + 1 < phases.size() ? phases[i + 1].at : Clock::TimePoint::max();
+        p.overlap = drill::MeasureOverlap(attempts, AppOf(p.from), p.to_app, p.at, end);
+        if (p.overlap.writes > 0) {
+          v.pass = false;
+          v.missed.push_back(std::to_string(p.overlap.writes) + " writes acknowledged by " + p.from + " after " + p.to +
+                             " had acknowledged one: two primaries at once");
+        }
+      }
       if (p.planned && p.loss.missing > 0) {
         v.pass = false;
         v.missed.push_back("a planned failover lost " + std::to_string(p.loss.missing) + " acknowledged records");
@@ -1016,6 +1034,8 @@ class Drill {
               {"first_error", first_error},
               {"recovered", opt_time(p.recovery.recovered)},
               {"recovered_at", p.recovery.recovered_at}}},
+            {"two_primaries",
+             {{"writes", p.overlap.writes}, {"first", p.overlap.first ? Json(FormatUtc(*p.overlap.first)) : Json()}}},
             {"loss",
              {{"missing", p.loss.missing},
               {"first_missing", p.loss.first_missing},

@@ -74,4 +74,23 @@ Verdict Judge(const plan::Objectives& objectives, const Recovery& recovery, cons
   return v;
 }
 
+Overlap MeasureOverlap(const std::vector<Attempt>& attempts, const std::string& old_target,
+                       const std::string& new_target, Clock::TimePoint from, Clock::TimePoint to) {
+  Overlap out;
+  std::optional<Clock::TimePoint> new_since;  // the end of the first acknowledgement at the new target
+  for (const auto& a : attempts) {
+    if (a.start < from || a.start >= to || !a.acked) continue;
+    if (a.target == new_target && (!new_since || a.end < *new_since)) new_since = a.end;
+  }
+  if (!new_since) return out;
+  for (const auto& a : attempts) {
+    if (a.start < from || a.start >= to || !a.acked || a.target != old_target) continue;
+    if (a.start > *new_since) {
+      ++out.writes;
+      if (!out.first || a.end < *out.first) out.first = a.end;
+    }
+  }
+  return out;
+}
+
 }  // namespace lifeboat::drill

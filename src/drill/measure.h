@@ -54,6 +54,16 @@ struct Loss {
 };
 Loss MeasureLoss(const std::vector<Attempt>& attempts, const std::set<uint64_t>& found, Clock::TimePoint fault);
 
+// Writes acknowledged by `old_target` after `new_target` had acknowledged
+// one, among attempts that started in [from, to): the client saw two
+// primaries at once. Zero in every drill, or the fencing failed.
+struct Overlap {
+  uint64_t writes = 0;
+  std::optional<Clock::TimePoint> first;  // the first such acknowledgement
+};
+Overlap MeasureOverlap(const std::vector<Attempt>& attempts, const std::string& old_target,
+                       const std::string& new_target, Clock::TimePoint from, Clock::TimePoint to);
+
 // A measured duration to the millisecond ("3.007s", "41ms"), as the
 // verdict and the drill's summary print it.
 std::string FormatMs(Duration d);

@@ -159,5 +159,33 @@ TEST(Loss, NothingLostIsRpoZeroAndMeetsAnyObjective) {
   EXPECT_EQ(late.missed.at(0), "RTO 1.5s is over the objective 1s");
 }
 
+// A write the old primary acknowledged after the new one had acknowledged
+// one is two primaries at once; writes before the switch, or concurrent
+// with the first one at the new primary, are not.
+TEST(MeasureOverlap, CountsOldPrimaryAcknowledgementsAfterTheNewOnesFirst) {
+  auto t0 = *ParseUtc("2026-12-03T10:00:00Z");
+  auto at = [&](int ms, const std::string& target, bool acked = true) {
+    Attempt a;
+    a.start = t0 + std::chrono::milliseconds(ms);
+    a.end = a.start + std::chrono::milliseconds(5);
+    a.target = target;
+    a.acked = acked;
+    return a;
+  };
+  std::vector<Attempt> clean = {at(0, "east"), at(10, "east"), at(20, "west"), at(22, "east"), at(30, "west")};
+  auto none = MeasureOverlap(clean, "east", "west", t0, t0 + std::chrono::seconds(1));
+  EXPECT_EQ(none.writes, 0u);  // 22 started before the first ack at west ended (25)
+  auto split = clean;
+  split.push_back(at(40, "east"));
+  split.push_back(at(50, "east", false));  // failed: not acknowledged
+  split.push_back(at(60, "east"));
+  auto two = MeasureOverlap(split, "east", "west", t0, t0 + std::chrono::seconds(1));
+  EXPECT_EQ(two.writes, 2u);
+  EXPECT_EQ(two.first, t0 + std::chrono::milliseconds(45));
+  // Outside the window (the next phase's failback) it does not count.
+  EXPECT_EQ(MeasureOverlap(split, "east", "west", t0, t0 + std::chrono::milliseconds(35)).writes, 0u);
+  EXPECT_EQ(MeasureOverlap(split, "east", "nowhere", t0, t0 + std::chrono::seconds(1)).writes, 0u);
+}
+
 }  // namespace
 }  // namespace lifeboat::drill

@@ -1,6 +1,7 @@
 #include "drill/report.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <cstdio>
 #include <optional>
@@ -207,7 +208,13 @@ std::string Timeline(const Json& report, const std::vector<Attempt>& attempts) {
   if (rto_limit) svg += Line(axis.X(*rto_limit), 30, bottom, "objective", "RTO objective", 40);
   // The time axis: seconds from the first write.
   double span = std::chrono::duration<double>(axis.to - axis.from).count();
-  double step = span > 60 ? 10 : span > 20 ? 5 : span > 8 ? 2 : 1;
+  // About ten ticks at 1, 2 or 5 times a power of ten seconds, whatever the
+  // span (a report's times come from a store: it may span centuries).
+  double step = 1;
+  while (span / step > 12) {
+    double m = step / std::pow(10.0, std::floor(std::log10(step) + 1e-9));
+    step *= m < 1.5 ? 2 : m < 3 ? 2.5 : 2;
+  }
   for (double t = 0; t <= span; t += step) {
     double x = axis.left + (span > 0 ? t / span : 0) * axis.width;
     svg += "<text class=\"tick\" x=\"" + Fixed(x) + "\" y=\"" + Fixed(height - 4) + "\">" + Fixed(t, 0) + "s</text>\n";

@@ -3,7 +3,9 @@
 // method, then the path up to a newline, then the body), answered in a
 // scratch directory; and a GET /records body as the client reads it back.
 // A stored record is only ever /records/N with N a plain decimal number, and
-// nothing is written outside DIR/records.
+// nothing is written outside DIR/records. And a drill report (JSON), as
+// `drill report --html` reads one back from a store: it renders, no markup
+// of its own text.
 #include <unistd.h>
 
 #include <cstddef>
@@ -15,6 +17,8 @@
 
 #include "drill/app.h"
 #include "drill/client.h"
+#include "drill/report.h"
+#include "core/json_read.h"
 
 namespace {
 
@@ -40,6 +44,14 @@ bool PlainNumber(std::string_view s) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
   (void)lifeboat::drill::ParseRecordList(in);
+  // A drill's report as `drill report --html` reads it back from a store:
+  // its attempts expand and the page renders, with nothing of it as markup.
+  auto report = nlohmann::ordered_json::parse(in, nullptr, false);
+  if (report.is_object()) {
+    auto attempts = lifeboat::drill::ExpandAttempts(lifeboat::json::Obj(report, "attempts"));
+    std::string html = lifeboat::drill::RenderHtml(report, attempts);
+    if (html.find("<script") != std::string::npos) std::abort();
+  }
   if (in.empty()) return 0;
   static const char* kMethods[] = {"GET", "PUT", "POST", "DELETE"};
   lifeboat::net::HttpRequest r;

@@ -48,5 +48,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     RestoreRecord v;
     if (Decode(line, v) && (v.run.empty() || v.state.empty())) std::abort();  // refused by contract
   }
+  {
+    DrillRecord v;
+    if (Decode(line, v) && (v.id.empty() || v.scenario.empty())) std::abort();  // refused by contract
+  }
   return 0;
 }

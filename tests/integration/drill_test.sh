@@ -81,7 +81,8 @@ jq -e '.verdict == "pass" and .failover.primary == "west" and .failover.epoch ==
   { cat "$R" >&2; fail "the report does not show west promoted at epoch 2"; }
 jq -e '(.rto_seconds > 0) and (.rto_seconds <= 10) and (.detection_seconds > 0) and (.rpo_seconds <= 2)' "$R" >/dev/null ||
   { cat "$R" >&2; fail "the figures are not within the objectives"; }
-jq -e '.client.recovered_at == "127.0.0.2:'"$APP"'" and ([.failover.steps[].state] | all(. == "done"))' "$R" >/dev/null ||
+jq -e '.client.recovered_at == "127.0.0.2:'"$APP"'" and ([.failover.steps[].state] | all(. == "done")) and
+       .two_primaries.writes == 0' "$R" >/dev/null ||
   { cat "$R" >&2; fail "the client did not recover at west, or a step is not done"; }
 # Written every 10 ms, the volume is never at rest: the fence still reports
 # the streaming lag it accepted, not an unknown one.
@@ -137,7 +138,8 @@ grep -q "path: { east: east-vol" "$WORK/rel/plan.yaml" || fail "the relative pla
 R="$WORK/run3/drill.json"
 jq -e '.verdict == "pass" and .failover.primary == "west" and .failover.epoch == 2 and .failover.planned and
        .failback.failover.primary == "east" and .failback.failover.epoch == 3 and .failback.failover.planned and
-       .loss.missing == 0 and .failback.loss.missing == 0 and .detection_seconds == null' "$R" >/dev/null ||
+       .loss.missing == 0 and .failback.loss.missing == 0 and .detection_seconds == null and
+       .two_primaries.writes == 0 and .failback.two_primaries.writes == 0' "$R" >/dev/null ||
   { cat "$R" >&2; fail "the switchover and back did not both complete with nothing lost"; }
 # Recounted from east's copy on disk, where the records end: every acknowledged one is there.
 acked=0

@@ -16,6 +16,17 @@ size_t Count(const std::string& haystack, const std::string& needle) {
   return n;
 }
 
+// Two acknowledged writes 10 s apart: a timeline's span, for the lanes below it.
+std::vector<Attempt> TwoWrites(Clock::TimePoint t0) {
+  std::vector<Attempt> attempts(2);
+  for (int i = 0; i < 2; ++i) {
+    attempts[i].start = t0 + i * 10s;
+    attempts[i].end = attempts[i].start + 5ms;
+    attempts[i].acked = true;
+  }
+  return attempts;
+}
+
 TEST(HtmlReport, DrawsEveryAttemptTheRunAndTheVerdictAndEscapesWhatItShows) {
   auto t0 = *ParseUtc("2026-12-03T10:00:00Z");
   std::vector<Attempt> attempts;
@@ -160,11 +171,7 @@ TEST(HtmlReport, CompactAttemptsComeBackAsTheyWereAndDamagedRowsAreSkipped) {
 // objective; names from the report are escaped there too.
 TEST(HtmlReport, DrawsTheReplicationLagOfEachStreamAndTheObjective) {
   auto t0 = *ParseUtc("2026-12-03T10:00:00Z");
-  std::vector<Attempt> attempts(2);
-  attempts[0].start = t0;
-  attempts[0].end = t0 + 5ms;
-  attempts[1].start = t0 + 10s;
-  attempts[1].end = attempts[1].start + 5ms;
+  auto attempts = TwoWrites(t0);
   Json lag = Json::array();
   for (int i = 0; i < 10; ++i) {
     lag.push_back({{"at", FormatUtc(t0 + i * 1s)}, {"from", "east"}, {"to", "west<x>"}, {"seconds", i * 0.5}});
@@ -191,12 +198,7 @@ TEST(HtmlReport, DrawsTheReplicationLagOfEachStreamAndTheObjective) {
 // vanishing; epoch changes and a killed driver are marked across the lanes.
 TEST(HtmlReport, DrawsEachObserversViewsVotesAndTheEpochChanges) {
   auto t0 = *ParseUtc("2026-12-03T10:00:00Z");
-  std::vector<Attempt> attempts(2);
-  attempts[0].start = t0;
-  attempts[0].end = t0 + 5ms;
-  attempts[1].start = t0 + 10s;
-  attempts[1].end = attempts[1].start + 5ms;
-  attempts[0].acked = attempts[1].acked = true;
+  auto attempts = TwoWrites(t0);
   Json events = Json::array({
       {{"at", "2026-12-03T10:00:02Z"}, {"kind", "health"}, {"observer", "west"}, {"endpoint", "web-east"}, {"healthy", false}},
       {{"at", "2026-12-03T10:00:02Z"}, {"kind", "health"}, {"observer", "witness"}, {"endpoint", "web-east"}, {"healthy", false}},

@@ -11,44 +11,8 @@ source "$(dirname "$0")/lib.sh" "$1"
 command -v promtool >/dev/null || fail "promtool is missing (scripts/deps.sh installs prometheus)"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 
-PORT_EAST=$(free_port); PORT_WEST=$(free_port); PORT_WITNESS=$(free_port); APP=$(free_port); REP=$(free_port)
-mkdir -p "$WORK/east-vol" "$WORK/west-vol"
-head -c 32 /dev/urandom > "$WORK/key"
-cat > "$WORK/plan.yaml" <<PLAN
-name: linktest
-pattern: warm-standby
-objectives: { rto: 10s, rpo: 2s }
-regions:
-  east:    { role: primary, agent: 127.0.0.1:$PORT_EAST }
-  west:    { role: standby, agent: 127.0.0.2:$PORT_WEST }
-  witness: { role: witness, agent: 127.0.0.3:$PORT_WITNESS }
-checks:
-  app: { type: http, path: /healthz, expect_body: ok, interval: 200ms, timeout: 150ms, fall: 3, rise: 2 }
-endpoints:
-  web-east: { region: east, address: 127.0.0.1:$APP, check: app }
-  web-west: { region: west, address: 127.0.0.2:$APP, check: app }
-routing_controls: { safety: { min_on: 1 } }
-dns:
-  zone: example.com.
-  listen: [127.0.0.1:53]
-  ns: [ns1]
-  records:
-    - { name: ns1, type: A, value: 127.0.0.53 }
-    - { name: shop, type: A, policy: failover, primary: web-east, secondary: web-west, ttl: 1s }
-volumes:
-  data:
-    path: { east: $WORK/east-vol, west: $WORK/west-vol }
-    replication: { port: $REP, key_file: $WORK/key, coalesce: 50ms, verify_every: 0s }
-failover:
-  mode: automatic
-  grace: 500ms
-  lease: 2s
-PLAN
-nothing_left() {
-  for p in "$PORT_EAST" "$PORT_WEST" "$PORT_WITNESS" "$APP"; do
-    [ -z "$(listener_pid "$p")" ] || fail "port $p is still served by pid $(listener_pid "$p") after the drill"
-  done
-}
+drill_setup
+drill_plan linktest automatic > "$WORK/plan.yaml"
 # every acknowledged record of attempts.jsonl that DIR lacks, counted
 lacking() {
   local n=0
@@ -73,7 +37,7 @@ jq -e '.verdict == "pass" and .failover.primary == "east" and .failover.epoch ==
   { jq 'del(.replication.lag)' "$R" >&2; fail "the partition failed over, lost records or held nothing back"; }
 [ "$(lacking "$WORK/part/attempts.jsonl" "$WORK/west-vol")" = 0 ] || fail "west's copy lacks acknowledged records after the partition healed"
 acked=$(jq .client.acknowledged "$R"); [ "$acked" -gt 1000 ] || fail "only $acked records were acknowledged"
-nothing_left
+drill_nothing_left
 pass "replication-partition: no failover (east at epoch 1), the client never failed, lag up to $(jq .replication.max_lag_seconds "$R")s; healed, west's copy holds all $acked acknowledged records"
 
 # The lag as the drill sampled it, one value a second (whole seconds), as
@@ -128,5 +92,5 @@ jq -e '.failover.primary == "west" and .failover.epoch == 2 and .replication.lin
 [ "$rc" = "$(jq 'if .verdict == "pass" then 0 else 1 end' "$R")" ] || fail "exit $rc with verdict $(jq .verdict "$R")"
 [ "$(lacking "$WORK/slow/attempts.jsonl" "$WORK/west-vol")" = "$(jq .loss.missing "$R")" ] ||
   fail "the report's loss is not what west's copy lacks"
-nothing_left
+drill_nothing_left
 pass "slow-link (150ms, 128KiB/s): failover to west, RPO $(jq .rpo_seconds "$R")s ($(jq .loss.missing "$R") records lost, recounted from west's copy), highest lag $(jq .replication.max_lag_seconds "$R")s; verdict $(jq -r .verdict "$R")"

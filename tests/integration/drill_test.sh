@@ -8,49 +8,11 @@
 # drill stops everything; bad input is refused before anything starts.
 source "$(dirname "$0")/lib.sh" "$1"
 
-PORT_EAST=$(free_port); PORT_WEST=$(free_port); PORT_WITNESS=$(free_port); APP=$(free_port); REP=$(free_port)
-mkdir -p "$WORK/east-vol" "$WORK/west-vol"
-head -c 32 /dev/urandom > "$WORK/key"
-plan() {  # MODE
-  cat <<PLAN
-name: drilltest
-pattern: warm-standby
-objectives: { rto: 10s, rpo: 2s }
-regions:
-  east:    { role: primary, agent: 127.0.0.1:$PORT_EAST }
-  west:    { role: standby, agent: 127.0.0.2:$PORT_WEST }
-  witness: { role: witness, agent: 127.0.0.3:$PORT_WITNESS }
-checks:
-  app: { type: http, path: /healthz, expect_body: ok, interval: 200ms, timeout: 150ms, fall: 3, rise: 2 }
-endpoints:
-  web-east: { region: east, address: 127.0.0.1:$APP, check: app }
-  web-west: { region: west, address: 127.0.0.2:$APP, check: app }
-routing_controls: { safety: { min_on: 1 } }
-dns:
-  zone: example.com.
-  listen: [127.0.0.1:53]
-  ns: [ns1]
-  records:
-    - { name: ns1, type: A, value: 127.0.0.53 }
-    - { name: shop, type: A, policy: failover, primary: web-east, secondary: web-west, ttl: 1s }
-volumes:
-  data:
-    path: { east: $WORK/east-vol, west: $WORK/west-vol }
-    replication: { port: $REP, key_file: $WORK/key, coalesce: 50ms, verify_every: 0s }
-failover:
-  mode: $1
-  grace: 500ms
-  lease: 2s
-PLAN
-}
+drill_setup
+plan() { drill_plan drilltest "$1"; }
 plan automatic > "$WORK/plan.yaml"
 plan manual > "$WORK/manual.yaml"
 "$LIFEBOAT" plan validate "$WORK/plan.yaml" >/dev/null || fail "the plan does not validate"
-nothing_left() {
-  for p in "$PORT_EAST" "$PORT_WEST" "$PORT_WITNESS" "$APP"; do
-    [ -z "$(listener_pid "$p")" ] || fail "port $p is still served by pid $(listener_pid "$p") after the drill"
-  done
-}
 
 # --- Refused before anything starts ---------------------------------------------
 expect_exit 2 "$LIFEBOAT" drill run meteor --plan "$WORK/plan.yaml"
@@ -60,7 +22,7 @@ grep -q "set failover.mode: automatic" <<<"$OUT" || fail "a manual plan: $OUT"
 expect_exit 2 "$LIFEBOAT" drill run region-outage --plan "$WORK/plan.yaml" --record nope
 grep -q "the plan has no failover A record 'nope'" <<<"$OUT" || fail "an unknown record: $OUT"
 expect_exit 2 "$LIFEBOAT" drill run region-outage --plan "$WORK/plan.yaml" --duration soon
-nothing_left
+drill_nothing_left
 pass "an unknown scenario, a manual plan, an unknown record and a bad duration are refused, nothing started"
 
 # --- A plan whose replication cannot run is not drilled ----------------------------
@@ -68,7 +30,7 @@ sed "s|key_file: $WORK/key|key_file: $WORK/no-such-key|" "$WORK/plan.yaml" > "$W
 expect_exit 1 "$LIFEBOAT" drill run region-outage --plan "$WORK/nokey.yaml" --data-dir "$WORK/nokey" --duration 3s
 grep -q "volume data does not replicate from east to west (.*no-such-key.*); a drill would only measure that" <<<"$OUT" ||
   fail "a plan that cannot replicate: $OUT"
-nothing_left
+drill_nothing_left
 pass "a plan whose replication cannot start is refused before the fault, with the primary's reason"
 
 # --- The drill -------------------------------------------------------------------
@@ -100,7 +62,7 @@ done < <(jq -r 'select(.acked) | .seq' "$WORK/run/attempts.jsonl")
 acked_and_failed=$(wc -l < "$WORK/run/attempts.jsonl")
 grep -q "^Recorded as drill [0-9TZ]*-region-outage in $WORK/data/drilltest-state.db" "$WORK/drill.out" ||
   { cat "$WORK/drill.out" >&2; fail "the drill does not say where it was recorded"; }
-nothing_left
+drill_nothing_left
 pass "region-outage: RTO $(jq .rto_seconds "$R")s, RPO $(jq .rpo_seconds "$R")s ($missing of $acked records lost, recounted from west's copy), detection $(jq .detection_seconds "$R")s; nothing left running"
 
 # --- The HTML report, as a person sees it (headless Chromium) ---------------------
@@ -122,7 +84,7 @@ kill -INT "$DRILL"
 rc=0; wait "$DRILL" || rc=$?
 [ "$rc" = 130 ] || { cat "$WORK/drill2.out" >&2; fail "an interrupted drill exited $rc, not 130"; }
 grep -q "Stopping every process the drill started" "$WORK/drill2.out" || fail "the interrupted drill did not say it stops"
-nothing_left
+drill_nothing_left
 expect_exit 2 "$LIFEBOAT" drill run region-outage --plan "$WORK/plan.yaml" --data-dir "$WORK/run2"
 grep -q "holds an earlier run's state" <<<"$OUT" || fail "a reused data dir: $OUT"
 pass "Ctrl-C during the warm-up: exit 130, every process stopped; a used data dir is refused"
@@ -150,7 +112,7 @@ done < <(jq -r 'select(.acked) | .seq' "$WORK/run3/attempts.jsonl")
 [ "$acked" -gt 100 ] || fail "only $acked records were acknowledged"
 grep -q "^failback: RTO" "$WORK/drill3.out" || { cat "$WORK/drill3.out" >&2; fail "the summary has no failback figures"; }
 chrome --dump-dom "file://$WORK/run3/drill.html" | grep -q "<h2>Failback</h2>" || fail "the report has no failback section"
-nothing_left
+drill_nothing_left
 pass "planned-switchover (paths relative to the plan file): west at epoch 2, east again at epoch 3, all $acked acknowledged records in east's copy; RTO $(jq .rto_seconds "$R")s and $(jq .failback.rto_seconds "$R")s"
 
 # --- endpoint-failure, then --failback ---------------------------------------------
@@ -163,7 +125,7 @@ jq -e '.verdict == "pass" and .fault.what == "application killed; its agent runs
   { cat "$R" >&2; fail "endpoint-failure: no failover to west and back"; }
 # east's agent lived through it: one agent log start, no restart.
 grep -q 'start #1"' "$WORK/run4/east/agent.log" && ! grep -q 'start #2"' "$WORK/run4/east/agent.log" || fail "east's agent was restarted"
-nothing_left
+drill_nothing_left
 pass "endpoint-failure: east's application died, its agent lived; west took over (RTO $(jq .rto_seconds "$R")s) and east came back by a planned failover with nothing lost"
 
 # --- agent-crash-mid-failover: the driver killed at promote; the run resumes --------
@@ -185,7 +147,7 @@ jq -e '[.events[] | select(.kind == "lock" and .owner != "") | .owner] | unique 
 chrome --dump-dom "file://$WORK/run5/drill.html" > "$WORK/dom5.html"
 grep -q ">driver killed</text>" "$WORK/dom5.html" && grep -q ">west sees</text>" "$WORK/dom5.html" && grep -q ">epoch 2: west</text>" "$WORK/dom5.html" ||
   fail "the report does not draw the kill, the views and the epoch"
-nothing_left
+drill_nothing_left
 pass "agent-crash-mid-failover: $(jq -r .crash.agent "$R") killed at $(jq -r .crash.step "$R"), restarted; $(jq -r .crash.run_owner_after "$R") finished the run (step attempts $(jq .crash.step_attempts "$R")); one epoch change, to west; RTO $(jq .rto_seconds "$R")s"
 
 # --- The drills recorded: drill report, and an agent of the plan shows them --------

@@ -174,3 +174,51 @@ start_etcd_cluster() {
   tail -n 20 "$WORK"/etcd-*.log >&2
   fail "could not start a three-member etcd cluster"
 }
+
+# The drill tests' plan: east (primary) and west on 127.0.0.1 and .2 with
+# the sample application on APP, a witness, failover DNS with a 1 s TTL, a
+# volume replicated continuously. drill_setup picks the ports and makes the
+# volumes and the key; drill_plan NAME MODE prints the plan.
+drill_setup() {
+  PORT_EAST=$(free_port); PORT_WEST=$(free_port); PORT_WITNESS=$(free_port); APP=$(free_port); REP=$(free_port)
+  mkdir -p "$WORK/east-vol" "$WORK/west-vol"
+  head -c 32 /dev/urandom > "$WORK/key"
+}
+drill_plan() {
+  cat <<PLAN
+name: $1
+pattern: warm-standby
+objectives: { rto: 10s, rpo: 2s }
+regions:
+  east:    { role: primary, agent: 127.0.0.1:$PORT_EAST }
+  west:    { role: standby, agent: 127.0.0.2:$PORT_WEST }
+  witness: { role: witness, agent: 127.0.0.3:$PORT_WITNESS }
+checks:
+  app: { type: http, path: /healthz, expect_body: ok, interval: 200ms, timeout: 150ms, fall: 3, rise: 2 }
+endpoints:
+  web-east: { region: east, address: 127.0.0.1:$APP, check: app }
+  web-west: { region: west, address: 127.0.0.2:$APP, check: app }
+routing_controls: { safety: { min_on: 1 } }
+dns:
+  zone: example.com.
+  listen: [127.0.0.1:53]
+  ns: [ns1]
+  records:
+    - { name: ns1, type: A, value: 127.0.0.53 }
+    - { name: shop, type: A, policy: failover, primary: web-east, secondary: web-west, ttl: 1s }
+volumes:
+  data:
+    path: { east: $WORK/east-vol, west: $WORK/west-vol }
+    replication: { port: $REP, key_file: $WORK/key, coalesce: 50ms, verify_every: 0s }
+failover:
+  mode: $2
+  grace: 500ms
+  lease: 2s
+PLAN
+}
+# Fails when a port of the drill plan is still served after a drill.
+drill_nothing_left() {
+  for p in "$PORT_EAST" "$PORT_WEST" "$PORT_WITNESS" "$APP"; do
+    [ -z "$(listener_pid "$p")" ] || fail "port $p is still served by pid $(listener_pid "$p") after the drill"
+  done
+}

@@ -2,8 +2,10 @@
 
 #include <sqlite3.h>
 
+
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 namespace lifeboat::state {
 namespace {
@@ -196,7 +198,19 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, 
                               ", newer than this lifeboat understands (" + std::to_string(kFormatVersion) +
                               "); run a newer lifeboat");
   }
-  LB_RETURN_IF_ERROR(Exec(db, "PRAGMA journal_mode=WAL"));
+  // Switching a new file to WAL takes an exclusive lock, and SQLite refuses
+  // it at once (the busy handler is not called) while another process opens
+  // the same new file: the agents of a machine starting together. Asked
+  // again until the deadline.
+  for (auto deadline = std::chrono::steady_clock::now() + options.timeout;;) {
+    Status wal = Exec(db, "PRAGMA journal_mode=WAL");
+    if (wal.ok()) break;
+    int code = sqlite3_errcode(db);
+    if ((code != SQLITE_BUSY && code != SQLITE_LOCKED) || std::chrono::steady_clock::now() > deadline) {
+      return std::move(wal).error();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   LB_RETURN_IF_ERROR(Exec(db, "PRAGMA synchronous=FULL"));
   LB_RETURN_IF_ERROR(Exec(db, "PRAGMA foreign_keys=ON"));
   {  // Schema and version in one transaction: two processes may open a new file at once.

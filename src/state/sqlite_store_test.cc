@@ -51,6 +51,26 @@ TEST_F(SqliteStoreTest, LeasedKeysVanishWhenTheLeaseExpires) {
   EXPECT_EQ(s->Put("x", "y", Expect::Any(), *lease).error().code(), Code::kNotFound);
 }
 
+// Three agents started at once on a machine's first run open one new file
+// together; one of them failed with "PRAGMA journal_mode=WAL: database is
+// locked" (SQLite refuses the switch to WAL at once, without waiting, while
+// another connection holds the new file). Every opener must succeed.
+TEST_F(SqliteStoreTest, OpenersOfOneNewFileAtOnceAllSucceed) {
+  for (int round = 0; round < 30; ++round) {
+    std::string path = (dir_ / ("new-" + std::to_string(round) + ".db")).string();
+    std::vector<std::thread> threads;
+    std::vector<std::string> errors(6);
+    for (size_t i = 0; i < errors.size(); ++i) {
+      threads.emplace_back([&, i] {
+        auto s = SqliteStore::Open(path, clock_);
+        if (!s.ok()) errors[i] = s.error().ToString();
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (const auto& e : errors) ASSERT_EQ(e, "") << "round " << round;
+  }
+}
+
 TEST_F(SqliteStoreTest, DataSurvivesReopen) {
   int64_t rev;
   {

@@ -60,6 +60,54 @@ Agent::Agent(plan::Plan plan, AgentOptions options, FileLock lock)
 Agent::~Agent() {
   for (auto it = services_.rbegin(); it != services_.rend(); ++it) (*it)->Stop();
   if (server_) server_->Stop();
+  std::vector<std::unique_ptr<state::WatchHandle>> watches;
+  {
+    std::lock_guard lock(shared_mu_);
+    watches.swap(shared_watches_);
+  }
+  watches.clear();  // waits for a callback in progress, which takes shared_mu_
+}
+
+Status Agent::FollowShared() {
+  LB_ASSIGN_OR_RETURN(auto range, store_->List("failover/"));
+  Shared next;
+  next.revision = range.revision;
+  for (const auto& kv : range.kvs) {
+    if (kv.key == state::keys::Primary().name()) {
+      state::PrimaryRecord p;
+      if (state::Decode(kv.value, p)) next.primary = p;
+    } else if (kv.key == state::keys::CurrentFailover().name()) {
+      state::FailoverRun r;
+      if (state::Decode(kv.value, r)) next.run = r;
+    }
+  }
+  auto watch = store_->Watch("", range.revision + 1, [this](const state::Event& e) { OnShared(e); });
+  std::lock_guard lock(shared_mu_);
+  shared_ = std::move(next);
+  shared_watches_.push_back(std::move(watch));
+  return Ok();
+}
+
+void Agent::OnShared(const state::Event& e) {
+  if (e.type == state::Event::Type::kCompacted) {
+    // Changes were missed: read again and watch from there.
+    if (auto st = FollowShared(); !st.ok()) {
+      std::lock_guard lock(shared_mu_);
+      shared_.error = st.error().message();
+    }
+    return;
+  }
+  std::lock_guard lock(shared_mu_);
+  shared_.revision = std::max(shared_.revision, e.kv.mod_revision);
+  shared_.error.clear();
+  if (e.type != state::Event::Type::kPut) return;
+  if (e.kv.key == state::keys::Primary().name()) {
+    state::PrimaryRecord p;
+    if (state::Decode(e.kv.value, p)) shared_.primary = p;
+  } else if (e.kv.key == state::keys::CurrentFailover().name()) {
+    state::FailoverRun r;
+    if (state::Decode(e.kv.value, r)) shared_.run = r;
+  }
 }
 
 // An agent of an earlier version kept its state in DATA_DIR/state.db, its
@@ -145,9 +193,10 @@ Status Agent::Init() {
     double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_steady_).count();
     return std::vector<std::pair<metrics::Labels, double>>{{{}, up}};
   });
+  LB_RETURN_IF_ERROR(FollowShared());
   metrics_.AddGaugeCallback("lifeboat_state_revision", "Revision of the last change in the state store.", {}, [this] {
-    auto rev = store_->Revision();
-    return std::vector<std::pair<metrics::Labels, double>>{{{}, rev.ok() ? static_cast<double>(*rev) : -1.0}};
+    std::lock_guard lock(shared_mu_);
+    return std::vector<std::pair<metrics::Labels, double>>{{{}, static_cast<double>(shared_.revision)}};
   });
   requests_ = &metrics_.AddCounter("lifeboat_admin_requests_total", "Admin API requests by path and status code.",
                                    {"path", "code"});
@@ -155,18 +204,23 @@ Status Agent::Init() {
 }
 
 // Who is primary at which epoch, and the current or last failover run, as
-// the store has them (null members when the store cannot be read).
+// the watch last saw them (FollowShared).
 nlohmann::ordered_json Agent::FailoverJson() {
+  Shared shared;
+  {
+    std::lock_guard lock(shared_mu_);
+    shared = shared_;
+  }
   Json f;
-  auto primary = orchestrate::CurrentPrimary(*store_, plan_);
-  f["primary"] = primary.ok() ? Json(primary->record.region) : Json();
-  f["epoch"] = primary.ok() ? Json(primary->record.epoch) : Json();
-  f["since"] = primary.ok() && !primary->record.since.empty() ? Json(primary->record.since) : Json();
-  f["by"] = primary.ok() ? Json(primary->record.by) : Json();
-  if (!primary.ok()) f["error"] = primary.error().message();
-  auto run = state::keys::CurrentFailover().Get(*store_);
-  if (run.ok() && *run) {
-    const state::FailoverRun& r = **run;
+  // Until a failover writes one, the first agent's record says the plan's primary.
+  state::PrimaryRecord primary = shared.primary.value_or(state::PrimaryRecord{plan_.Primary()->name, 1, "", "plan"});
+  f["primary"] = primary.region;
+  f["epoch"] = primary.epoch;
+  f["since"] = !primary.since.empty() ? Json(primary.since) : Json();
+  f["by"] = primary.by;
+  if (!shared.error.empty()) f["error"] = shared.error;
+  if (shared.run) {
+    const state::FailoverRun& r = *shared.run;
     Json steps = Json::array();
     for (const auto& st : r.steps) {
       steps.push_back({{"name", st.name}, {"state", st.state}, {"attempts", st.attempts},
@@ -196,8 +250,10 @@ nlohmann::ordered_json Agent::StatusJson() {
   j["starts"] = starts_;
   j["first_started_at"] = first_started_at_;
   j["data_dir"] = options_.data_dir;
-  auto rev = store_->Revision();
-  j["state"] = {{"store", store_->Describe()}, {"revision", rev.ok() ? Json(*rev) : Json()}};
+  {
+    std::lock_guard lock(shared_mu_);
+    j["state"] = {{"store", store_->Describe()}, {"revision", shared_.revision}};
+  }
   j["failover"] = FailoverJson();
   Json regions = Json::array();
   for (const auto& r : plan_.regions) {

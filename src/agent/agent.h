@@ -9,6 +9,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -20,6 +22,7 @@
 #include "metrics/registry.h"
 #include "net/http.h"
 #include "plan/plan.h"
+#include "state/keys.h"
 #include "state/store.h"
 
 namespace lifeboat::agent {
@@ -80,6 +83,9 @@ class Agent {
   Status MigrateOwnStore();
   nlohmann::ordered_json FailoverJson();
   net::HttpResponse Handle(const net::HttpRequest& req);
+  // Reads what status shows of the shared state and watches for changes.
+  Status FollowShared();
+  void OnShared(const state::Event& e);
 
   plan::Plan plan_;
   AgentOptions options_;
@@ -100,6 +106,18 @@ class Agent {
   Capabilities caps_;
   std::unique_ptr<ServiceContext> context_;
   std::vector<std::unique_ptr<Service>> services_;  // in start order; stopped in reverse by ~Agent
+
+  // What /v1/status and /metrics show of the shared state, kept by a watch
+  // (FollowShared) so that no handler on the event loop waits on the store.
+  struct Shared {
+    int64_t revision = 0;  // of the last change seen
+    std::optional<state::PrimaryRecord> primary;
+    std::optional<state::FailoverRun> run;
+    std::string error;  // why they could not be read, when not
+  };
+  std::mutex shared_mu_;
+  Shared shared_;                                                   // guarded by shared_mu_
+  std::vector<std::unique_ptr<state::WatchHandle>> shared_watches_;  // the last is live; guarded by shared_mu_
 };
 
 }  // namespace lifeboat::agent

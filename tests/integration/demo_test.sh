@@ -49,8 +49,15 @@ pass "the embedded demo: us-east dark, us-west primary (RTO $(jq .rto_seconds "$
 DEMO=$!
 wait_output "$DEMO" "$WORK/stay.out" "Everything runs on until Ctrl-C" 120
 curl -sf http://127.0.0.1:7701/status > "$WORK/stay.html" || fail "no status page while staying"
-grep -q "us-east" "$WORK/stay.html" && grep -q '<td>[0-9TZ]*-region-outage</td><td><span class="pill ok">pass' "$WORK/stay.html" ||
-  { cat "$WORK/stay.html" >&2; fail "the status page does not show the demo's drill"; }
+grep -q "us-east" "$WORK/stay.html" || fail "the status page does not show the regions"
+# The agents learn of the recorded drill by their store watch: a moment later.
+for _ in $(seq 1 100); do
+  curl -sf http://127.0.0.1:7701/status > "$WORK/stay.html" || fail "no status page while staying"
+  grep -q '<td>[0-9TZ]*-region-outage</td><td><span class="pill ok">pass' "$WORK/stay.html" && break
+  sleep 0.1
+done
+grep -q '<td>[0-9TZ]*-region-outage</td><td><span class="pill ok">pass' "$WORK/stay.html" ||
+  { cat "$WORK/stay.html" >&2; fail "the status page does not show the demo's drill within 10 s"; }
 kill -INT "$DEMO"
 rc=0; wait "$DEMO" || rc=$?
 [ "$rc" = 0 ] || { cat "$WORK/stay.out" >&2; fail "the staying demo exited $rc after Ctrl-C"; }

@@ -46,7 +46,7 @@ pass "the embedded demo: us-east dark, us-west primary (RTO $(jq .rto_seconds "$
 
 # --stay: everything runs on until Ctrl-C, with its status page.
 "$LIFEBOAT" demo --stay --data-dir "$WORK/stay" > "$WORK/stay.out" 2>&1 &
-DEMO=$!
+DEMO=$!; PIDS+=("$DEMO")  # a failing check must not leave it (and its regions) running
 wait_output "$DEMO" "$WORK/stay.out" "Everything runs on until Ctrl-C" 120
 curl -sf http://127.0.0.1:7701/status > "$WORK/stay.html" || fail "no status page while staying"
 grep -q "us-east" "$WORK/stay.html" || fail "the status page does not show the regions"

@@ -78,7 +78,7 @@ pass "the HTML report renders in Chromium with its verdict and a timeline of all
 
 # --- Ctrl-C stops the drill and everything it started ----------------------------
 "$LIFEBOAT" drill run region-outage --plan "$WORK/plan.yaml" --data-dir "$WORK/run2" --warmup 60s > "$WORK/drill2.out" 2>&1 &
-DRILL=$!
+DRILL=$!; PIDS+=("$DRILL")
 wait_output "$DRILL" "$WORK/drill2.out" "warming up" 30
 kill -INT "$DRILL"
 rc=0; wait "$DRILL" || rc=$?

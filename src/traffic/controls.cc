@@ -43,7 +43,9 @@ Result<RoutingControls::Switches> RoutingControls::Read() {
 Status RoutingControls::Follow() {
   LB_ASSIGN_OR_RETURN(auto read, Read());
   bool changed = false;
-  for (const auto& [region, saved] : read.regions) changed |= Apply(region, saved.control);
+  for (const auto& [region, saved] : read.regions) {
+    changed |= Apply(region, saved.control, saved.revision ? saved.revision : read.revision);
+  }
   auto watch = store_.Watch(state::keys::kRoutingControlsPrefix, read.revision + 1,
                             [this](const state::Event& e) { OnEvent(e); });
   {
@@ -63,8 +65,11 @@ void RoutingControls::StopWatching() {
   watches.clear();  // waits for a callback in progress, which takes mu_
 }
 
-bool RoutingControls::Apply(const std::string& region, const Control& c) {
+bool RoutingControls::Apply(const std::string& region, const Control& c, int64_t revision) {
   std::lock_guard lock(mu_);
+  int64_t& applied = applied_[region];
+  if (revision <= applied) return false;
+  applied = revision;
   auto it = controls_.find(region);
   if (it == controls_.end() || (it->second.on == c.on && it->second.by == c.by && it->second.at == c.at)) return false;
   it->second = c;
@@ -87,7 +92,7 @@ void RoutingControls::OnEvent(const state::Event& e) {
     spdlog::error("routing controls: state key {} holds a value that is not a routing control; ignored", e.kv.key);
     return;
   }
-  if (!Apply(region, c)) return;
+  if (!Apply(region, c, e.kv.mod_revision)) return;
   spdlog::info("routing control of {} is now {} (set by {})", region, c.on ? "on" : "off", c.by);
   if (on_change_) on_change_();
 }
@@ -137,7 +142,7 @@ Result<Control> RoutingControls::Set(const std::string& region, bool on, bool fo
     }
     return written.error();
   }
-  bool changed = Apply(region, next);
+  bool changed = Apply(region, next, *written);
   changes_c_->With({region, force && on_after < min_on ? "forced" : "applied"}).Inc();
   spdlog::info("routing control of {} switched {} by {}{}", region, on ? "on" : "off", next.by,
                force && on_after < min_on ? " (forced past the safety rule)" : "");

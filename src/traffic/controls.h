@@ -48,8 +48,10 @@ class RoutingControls {
   void OnChange(std::function<void()> fn) { on_change_ = std::move(fn); }
 
  private:
-  // Takes the switch of `region` as the store now has it; true when it changed.
-  bool Apply(const std::string& region, const Control& c);
+  // Takes `c` as the region's switch as of store revision `revision`; an
+  // older one than applied already is stale (a watch event arriving after
+  // this process's own newer write) and ignored. True when it changed.
+  bool Apply(const std::string& region, const Control& c, int64_t revision);
   void OnEvent(const state::Event& e);
   // Every serving region's switch as the store has it, in one read.
   struct Saved {
@@ -71,6 +73,7 @@ class RoutingControls {
   // made here is applied and notified once, by Set, on the caller's thread.
   std::mutex change_mu_;
   std::map<std::string, Control> controls_;  // guarded by mu_
+  std::map<std::string, int64_t> applied_;   // the revision of each switch's value; guarded by mu_
   // The watch and any a compacted history replaced (a callback cannot end its own); guarded by mu_.
   std::vector<std::unique_ptr<state::WatchHandle>> watches_;
   std::function<void()> on_change_;

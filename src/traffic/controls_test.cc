@@ -109,6 +109,28 @@ TEST_F(ControlsTest, ASwitchSetByAnotherAgentOnTheStoreAppliesHere) {
   EXPECT_TRUE(state::WaitUntil([&] { return calls == 1; }, std::chrono::seconds(5)));
 }
 
+// This agent switches north off and on again within one watch poll: the
+// watch then delivers its own "off" after the "on" was applied, and that
+// stale event switched north off again (until the "on" event came) — DNS
+// answered by a switch older than the last one set. Seen under ASan.
+TEST_F(ControlsTest, AStaleWatchEventNeverUndoesANewerSwitch) {
+  std::atomic<int> flips_back{0};  // changes seen after both sets returned: stale events applied
+  std::atomic<bool> set_done{false};
+  controls_->OnChange([&] {
+    if (set_done) ++flips_back;
+  });
+  ASSERT_TRUE(controls_->Set("north", false, false, "test").ok());
+  ASSERT_TRUE(controls_->Set("north", true, false, "test").ok());
+  set_done = true;
+  // The watch delivers both of this agent's own events within a poll or two.
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(300);
+  while (std::chrono::steady_clock::now() < until) {
+    ASSERT_TRUE(controls_->IsOn("north"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(flips_back.load(), 0) << "a stale watch event switched north back and forth";
+}
+
 // The safety rule holds across agents: each reads the store, and the write is
 // conditional on every switch being as read. East and west off at once from
 // two agents, with min_on 2 of 3: only one of them may land.

@@ -67,7 +67,7 @@ struct ReportOptions {
 };
 
 std::string Seconds(double s) {
-  return s < 0 ? "-" : drill::FormatMs(std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s)));
+  return s < 0 ? "-" : drill::FormatSeconds(s);
 }
 
 int RunReportCommand(const ReportOptions& o) {

@@ -621,7 +621,7 @@ class Drill {
         said = SteadyClock::now();
         Json f = FailoverStatus();
         Say("  " + std::to_string(client.acked()) + " records acknowledged; " + s_.standby->name + " is " +
-            drill::FormatMs(std::chrono::duration_cast<Duration>(std::chrono::duration<double>(LastLag()))) +
+            drill::FormatSeconds(LastLag()) +
             " behind; primary " + json::Str(f, "primary") + " at epoch " + std::to_string(json::U64(f, "epoch")));
       }
       return SteadyClock::now() >= end;
@@ -824,8 +824,7 @@ class Drill {
       }
       if (json::Num(replication, "over_objective_seconds").value_or(0) <= 0) {
         miss("the lag never went over the RPO objective during the cut (at most " +
-             drill::FormatMs(std::chrono::duration_cast<Duration>(
-                 std::chrono::duration<double>(json::Num(replication, "max_lag_seconds").value_or(0)))) +
+             drill::FormatSeconds(json::Num(replication, "max_lag_seconds").value_or(0)) +
              "): the partition did not hold replication back, or nothing measured it");
       }
       if (p.loss.missing > 0) {
@@ -1070,7 +1069,7 @@ class Drill {
   void PrintSummary(const Json& r, const drill::Verdict& verdict, const std::string& path) const {
     auto figure = [](const Json& v) {
       return v.is_number()
-                 ? drill::FormatMs(std::chrono::duration_cast<Duration>(std::chrono::duration<double>(v.get<double>())))
+                 ? drill::FormatSeconds(v.get<double>())
                  : std::string("-");
     };
     std::cout << "\n";

@@ -93,4 +93,8 @@ Overlap MeasureOverlap(const std::vector<Attempt>& attempts, const std::string& 
   return out;
 }
 
+std::string FormatSeconds(double seconds) {
+  return FormatMs(std::chrono::duration_cast<Duration>(std::chrono::duration<double>(seconds)));
+}
+
 }  // namespace lifeboat::drill

@@ -67,6 +67,8 @@ Overlap MeasureOverlap(const std::vector<Attempt>& attempts, const std::string& 
 // A measured duration to the millisecond ("3.007s", "41ms"), as the
 // verdict and the drill's summary print it.
 std::string FormatMs(Duration d);
+// The same for a figure in seconds, as the reports keep them.
+std::string FormatSeconds(double seconds);
 
 struct Verdict {
   bool pass = true;

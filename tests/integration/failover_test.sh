@@ -58,7 +58,7 @@ failover:
   grace: 500ms
   lease: 2s
   hooks:
-    announce: { run: "echo \$LIFEBOAT_OLD_PRIMARY to \$LIFEBOAT_NEW_PRIMARY at epoch \$LIFEBOAT_EPOCH >> $WORK/hook.log; if [ -f $WORK/slow ]; then sleep 10; fi" }
+    announce: { run: "echo \$LIFEBOAT_OLD_PRIMARY to \$LIFEBOAT_NEW_PRIMARY at epoch \$LIFEBOAT_EPOCH >> $WORK/hook.log; if [ -f $WORK/slow ]; then sleep 20; fi" }
 $STATE
 PLAN
 "$LIFEBOAT" plan validate "$WORK/plan.yaml" >/dev/null || fail "the plan does not validate"
@@ -201,6 +201,11 @@ until [ "$(q)" = 127.0.0.1 ]; do [ $SECONDS -lt $deadline ] || fail "DNS did not
 echo "written after the failback" > "$WORK/east-vol/order-3"
 deadline=$(( SECONDS + 15 ))
 until [ -f "$WORK/west-vol/order-3" ]; do [ $SECONDS -lt $deadline ] || fail "east's new write never reached west"; sleep 0.1; done
+deadline=$(( SECONDS + 15 ))
+until curl -sf "http://127.0.0.1:$PORT_EAST/v1/status" | jq -e '.failover.epoch == 3 and .failover.run.state == "done"' >/dev/null; do
+  [ $SECONDS -lt $deadline ] || { curl -s "http://127.0.0.1:$PORT_EAST/v1/status" | jq .failover.run >&2; fail "the planned run back to east never ended"; }
+  sleep 0.1
+done
 pass "failback: east caught up with west's writes, became primary at epoch 3 (planned), west follows it, DNS answers east"
 
 # --- 5. The agent driving a failover dies mid-run; another resumes it -------------
@@ -210,17 +215,24 @@ code=$(curl -s -o "$WORK/post.out" -w '%{http_code}' -X POST -H "Authorization: 
   -d '{"to": "west", "by": "it"}' "http://127.0.0.3:$PORT_WITNESS/v1/failover")
 [ "$code" = 202 ] || { cat "$WORK/post.out" >&2; fail "the witness did not accept a manual failover (HTTP $code)"; }
 deadline=$(( SECONDS + 20 ))
-until [ "$(wc -l < "$WORK/hook.log")" -gt "$lines" ]; do
+# Wait for this run's own line: the planned run of step 4 may still be in its hook.
+until tail -n +"$(( lines + 1 ))" "$WORK/hook.log" | grep -qx "east to west at epoch 4"; do
   [ $SECONDS -lt $deadline ] || { tail -20 "$WORK/witness.log" >&2; fail "the run never reached its hook"; }
   sleep 0.05
 done
-"$LIFEBOAT" status --plan "$WORK/plan.yaml" > "$WORK/status-running.txt" || true
-grep -Eq '^primary: .*; failover to west running for [0-9.]+m?s, step announce, driven by witness@' "$WORK/status-running.txt" ||
-  { cat "$WORK/status-running.txt" >&2; fail "lifeboat status does not show the running failover's step and time"; }
+# The agents' views follow the store by a watch: one may be a few milliseconds behind the hook.
+deadline=$(( SECONDS + 5 ))
+until { "$LIFEBOAT" status --plan "$WORK/plan.yaml" > "$WORK/status-running.txt" || true; } &&
+      grep -Eq '^primary: .*; failover to west running for [0-9.]+m?s, step announce, driven by witness@' "$WORK/status-running.txt"; do
+  [ $SECONDS -lt $deadline ] || { cat "$WORK/status-running.txt" >&2; fail "lifeboat status does not show the running failover's step and time"; }
+  sleep 0.1
+done
 # West's status page, as a person sees it during the run.
-chrome --dump-dom "http://127.0.0.2:$PORT_WEST/status" > "$WORK/status-dom.html"
-grep -Eq 'class="banner running" id="failover">primary: west \(epoch 4\) (—|&mdash;) failover to west running for [0-9.]+m?s: step announce' "$WORK/status-dom.html" ||
-  { grep -o '<div class="banner[^<]*' "$WORK/status-dom.html" >&2; fail "west's status page does not show the running failover"; }
+deadline=$(( SECONDS + 10 ))
+until chrome --dump-dom "http://127.0.0.2:$PORT_WEST/status" > "$WORK/status-dom.html" &&
+      grep -Eq 'class="banner running" id="failover">primary: west \(epoch 4\) (—|&mdash;) failover to west running for [0-9.]+m?s: step announce' "$WORK/status-dom.html"; do
+  [ $SECONDS -lt $deadline ] || { grep -o '<div class="banner[^<]*' "$WORK/status-dom.html" >&2; fail "west's status page does not show the running failover"; }
+done
 grep -q '<table id="steps">' "$WORK/status-dom.html" || fail "west's status page has no step table"
 SHOTS=${LIFEBOAT_ARTIFACTS:-$WORK}; mkdir -p "$SHOTS"
 chrome --window-size=1100,1000 --screenshot="$SHOTS/status-page-failover-$STORE.png" "http://127.0.0.2:$PORT_WEST/status"

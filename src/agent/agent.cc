@@ -44,7 +44,8 @@ Result<std::unique_ptr<Agent>> Agent::Create(plan::Plan plan, AgentOptions optio
   Agent& a = *agent;
   a.context_.reset(new ServiceContext{a.plan_, *a.region_, a.io_, *a.store_, a.metrics_, Clock::Real(), a.router_,
                                       a.caps_, a.token_, a.options_.dns_listen,
-                                      a.options_.connect_to});
+                                      a.options_.connect_to, !a.options_.proxy_only});
+  a.caps_.Provide<PrimaryView>(&a);
   for (auto& make : services) {
     LB_ASSIGN_OR_RETURN(auto s, make(*a.context_));
     if (s) a.services_.push_back(std::move(s));
@@ -82,9 +83,17 @@ Status Agent::FollowShared() {
     }
   }
   auto watch = store_->Watch("", range.revision + 1, [this](const state::Event& e) { OnShared(e); });
-  std::lock_guard lock(shared_mu_);
-  shared_ = std::move(next);
-  shared_watches_.push_back(std::move(watch));
+  bool primary_changed = false;
+  {
+    std::lock_guard lock(shared_mu_);
+    auto epoch = [](const std::optional<state::PrimaryRecord>& p) { return p ? p->epoch : 0; };
+    primary_changed = epoch(shared_.primary) != epoch(next.primary);
+    shared_ = std::move(next);
+    shared_watches_.push_back(std::move(watch));
+  }
+  if (primary_changed) {
+    for (auto& fn : on_primary_) fn();
+  }
   return Ok();
 }
 
@@ -97,18 +106,34 @@ void Agent::OnShared(const state::Event& e) {
     }
     return;
   }
-  std::lock_guard lock(shared_mu_);
-  shared_.revision = std::max(shared_.revision, e.kv.mod_revision);
-  shared_.error.clear();
-  if (e.type != state::Event::Type::kPut) return;
-  if (e.kv.key == state::keys::Primary().name()) {
-    state::PrimaryRecord p;
-    if (state::Decode(e.kv.value, p)) shared_.primary = p;
-  } else if (e.kv.key == state::keys::CurrentFailover().name()) {
-    state::FailoverRun r;
-    if (state::Decode(e.kv.value, r)) shared_.run = r;
+  bool primary_changed = false;
+  {
+    std::lock_guard lock(shared_mu_);
+    shared_.revision = std::max(shared_.revision, e.kv.mod_revision);
+    shared_.error.clear();
+    if (e.type != state::Event::Type::kPut) return;
+    if (e.kv.key == state::keys::Primary().name()) {
+      state::PrimaryRecord p;
+      if (state::Decode(e.kv.value, p)) {
+        shared_.primary = p;
+        primary_changed = true;
+      }
+    } else if (e.kv.key == state::keys::CurrentFailover().name()) {
+      state::FailoverRun r;
+      if (state::Decode(e.kv.value, r)) shared_.run = r;
+    }
+  }
+  if (primary_changed) {
+    for (auto& fn : on_primary_) fn();
   }
 }
+
+std::optional<state::PrimaryRecord> Agent::Primary() const {
+  std::lock_guard lock(shared_mu_);
+  return shared_.primary;
+}
+
+void Agent::OnChange(std::function<void()> fn) { on_primary_.push_back(std::move(fn)); }
 
 // An agent of an earlier version kept its state in DATA_DIR/state.db, its
 // own: its keys move into the shared store once, under this region, and the
@@ -152,17 +177,23 @@ Status Agent::Init() {
   }
 
   // How often this region's agent has started: survives restarts, so an
-  // operator can tell a crash loop from a long run.
-  LB_ASSIGN_OR_RETURN(auto starts, state::keys::AgentStarts(region).Get(*store_));
-  starts_ = starts.value_or(0) + 1;
-  LB_RETURN_IF_ERROR(state::keys::AgentStarts(region).Put(*store_, starts_));
-  auto first_key = state::keys::AgentFirstStartedAt(region);
-  LB_ASSIGN_OR_RETURN(auto first, first_key.Get(*store_));
-  if (first) {
-    first_started_at_ = *first;
+  // operator can tell a crash loop from a long run. A standalone proxy is
+  // not the region's agent and counts nothing.
+  if (!options_.proxy_only) {
+    LB_ASSIGN_OR_RETURN(auto starts, state::keys::AgentStarts(region).Get(*store_));
+    starts_ = starts.value_or(0) + 1;
+    LB_RETURN_IF_ERROR(state::keys::AgentStarts(region).Put(*store_, starts_));
+    auto first_key = state::keys::AgentFirstStartedAt(region);
+    LB_ASSIGN_OR_RETURN(auto first, first_key.Get(*store_));
+    if (first) {
+      first_started_at_ = *first;
+    } else {
+      first_started_at_ = FormatUtc(started_at_);
+      LB_RETURN_IF_ERROR(first_key.Put(*store_, first_started_at_, state::Expect::Absent()));
+    }
   } else {
+    starts_ = 1;
     first_started_at_ = FormatUtc(started_at_);
-    LB_RETURN_IF_ERROR(first_key.Put(*store_, first_started_at_, state::Expect::Absent()));
   }
 
   metrics::AddProcessMetrics(metrics_);
@@ -171,7 +202,7 @@ Status Agent::Init() {
       .With({kVersion, kCommit})
       .Set(1);
   metrics_.AddGauge("lifeboat_agent_info", "The plan and region this agent runs; always 1.", {"plan", "region", "role"})
-      .With({plan_.name, region_->name, plan::Name(region_->role)})
+      .With({plan_.name, region_->name, options_.proxy_only ? "proxy" : plan::Name(region_->role)})
       .Set(1);
   metrics_.AddGauge("lifeboat_agent_start_time_seconds", "Unix time the agent started.")
       .Get()
@@ -312,7 +343,7 @@ net::HttpResponse Agent::Handle(const net::HttpRequest& req) {
 
 Status Agent::Run() {
   server_ = std::make_unique<net::HttpServer>(io_, [this](const net::HttpRequest& r) { return Handle(r); });
-  LB_RETURN_IF_ERROR(server_->Listen(region_->agent));
+  LB_RETURN_IF_ERROR(server_->Listen(options_.admin_listen.value_or(region_->agent)));
   for (auto& service : services_) {
     if (auto s = service->Start(); !s.ok()) return s.error().Wrap(std::string(service->name()));
   }
@@ -325,8 +356,11 @@ Status Agent::Run() {
       Stop();
     });
   }
-  spdlog::info("agent for region {} ({}) of plan {} serving on {}; data dir {}; start #{}", region_->name,
-               plan::Name(region_->role), plan_.name, region_->agent.ToString(), options_.data_dir, starts_);
+  Address admin = options_.admin_listen.value_or(region_->agent);
+  admin.port = server_->port();
+  spdlog::info("{} for region {} ({}) of plan {} serving on {}; data dir {}; start #{}",
+               options_.proxy_only ? "proxy" : "agent", region_->name, plan::Name(region_->role), plan_.name,
+               admin.ToString(), options_.data_dir, starts_);
   auto work = boost::asio::make_work_guard(io_);
   std::vector<std::thread> extra;
   for (int i = 1; i < options_.threads; ++i) extra.emplace_back([this] { io_.run(); });

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/capabilities.h"
 #include "agent/service.h"
 #include "core/clock.h"
 #include "core/fs.h"
@@ -41,6 +42,11 @@ struct AgentOptions {
   // replication to other regions ("127.0.0.2:7770" -> a tunnel's or a
   // drill's proxy's address), as curl's --connect-to.
   std::map<std::string, Address> connect_to;
+  // Where the admin API listens instead of the region's agent address.
+  std::optional<Address> admin_listen;
+  // A standalone L4 proxy (lifeboat proxy serve), not the region's agent: it
+  // serves no DNS and leaves the region's agent records (starts) alone.
+  bool proxy_only = false;
 };
 
 // The default data dir for a region: /var/lib/lifeboat/<plan>/<region>.
@@ -52,7 +58,7 @@ std::vector<ServiceFactory> DefaultServices();
 
 // One region's agent. Create, then Run on one thread; Stop may be called from
 // any thread.
-class Agent {
+class Agent final : public PrimaryView {
  public:
   // InvalidArgument for a region not in the plan; PermissionDenied or
   // FailedPrecondition for a data dir that cannot be used (not writable, or
@@ -76,6 +82,10 @@ class Agent {
 
   // The document served at /v1/status.
   nlohmann::ordered_json StatusJson();
+
+  // PrimaryView, which the agent provides to its services.
+  std::optional<state::PrimaryRecord> Primary() const override;
+  void OnChange(std::function<void()> fn) override;
 
  private:
   Agent(plan::Plan plan, AgentOptions options, FileLock lock);
@@ -115,7 +125,8 @@ class Agent {
     std::optional<state::FailoverRun> run;
     std::string error;  // why they could not be read, when not
   };
-  std::mutex shared_mu_;
+  mutable std::mutex shared_mu_;
+  std::vector<std::function<void()>> on_primary_;  // set before the services start
   Shared shared_;                                                   // guarded by shared_mu_
   std::vector<std::unique_ptr<state::WatchHandle>> shared_watches_;  // the last is live; guarded by shared_mu_
 };

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +14,7 @@
 #include "core/result.h"
 #include "plan/plan.h"
 #include "state/keys.h"
+#include "traffic/routing.h"
 
 namespace lifeboat::agent {
 
@@ -128,6 +130,30 @@ class EndpointViews {
   virtual std::optional<bool> Healthy(const std::string& endpoint) const = 0;
   // `fn` runs on the failover service's thread after any endpoint's combined
   // health changed. Set before the agent starts the services.
+  virtual void OnChange(std::function<void()> fn) = 0;
+};
+
+// Published by the agent itself: the failover epoch's primary as the state
+// store says, kept by a watch (no call waits on the store).
+class PrimaryView {
+ public:
+  virtual ~PrimaryView() = default;
+  // nullopt until the record is read, or when it cannot be decoded.
+  virtual std::optional<state::PrimaryRecord> Primary() const = 0;
+  // `fn` runs on the store's watch thread after the primary record changed.
+  // Set before the agent starts the services.
+  virtual void OnChange(std::function<void()> fn) = 0;
+};
+
+// Published by the traffic service: the one routing state (endpoint health,
+// routing controls, the epoch's primary) that its DNS answers and the L4
+// proxy both go by.
+class RoutingView {
+ public:
+  virtual ~RoutingView() = default;
+  virtual std::shared_ptr<const traffic::RoutingState> Current() const = 0;
+  // `fn` runs on the event loop after each new routing state. Set before
+  // the agent starts the services.
   virtual void OnChange(std::function<void()> fn) = 0;
 };
 

@@ -93,6 +93,8 @@ struct ServiceContext {
   const std::vector<Address>& dns_listen;   // overrides the plan's dns.listen when not empty
   // Addresses to connect to instead of the plan's (AgentOptions::connect_to).
   std::map<std::string, Address> connect_to = {};
+  // Whether the traffic service serves the plan's zone (not in a standalone proxy).
+  bool serve_dns = true;
 
   // Where to connect for `a`, an address of another region.
   Address Dial(const Address& a) const {

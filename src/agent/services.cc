@@ -4,6 +4,7 @@
 #include "agent/services/backup/backup_service.h"
 #include "agent/services/drills/drills_service.h"
 #include "agent/services/failover/failover_service.h"
+#include "agent/services/proxy/proxy_service.h"
 #include "agent/services/replication/replication_service.h"
 #include "agent/services/traffic/traffic_service.h"
 
@@ -11,7 +12,8 @@ namespace lifeboat::agent {
 
 std::vector<ServiceFactory> DefaultServices() {
   return {
-      MakeTrafficService,      // health checks, routing controls, DNS; provides TrafficSwitch
+      MakeTrafficService,      // health checks, routing controls, DNS; provides TrafficSwitch, RoutingView
+      MakeProxyService,        // the L4 proxy's listeners; uses RoutingView
       MakeReplicationService,  // volume roles, streams and receivers; provides VolumeRoles
       MakeBackupService,       // scheduled backups at each volume's source; uses VolumeRoles
       MakeFailoverService,     // views, detection, runbooks, reconciling roles to the epoch; uses both

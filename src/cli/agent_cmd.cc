@@ -9,13 +9,16 @@ void AddAgentCommand(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("agent", "Run this region's part of the plan");
   struct Options {
     std::string plan_file, region, data_dir;
-    std::vector<std::string> dns_listen, connect_to;
+    std::vector<std::string> dns_listen, connect_to, proxy_listen;
   };
   auto o = std::make_shared<Options>();
   AddPlanFlag(*cmd, o->plan_file);
   cmd->add_option("--region", o->region, "The region this agent runs (a key of the plan's regions)")->required();
   cmd->add_option("--data-dir", o->data_dir, "State store and locks (default /var/lib/lifeboat/PLAN/REGION)");
   cmd->add_option("--dns-listen", o->dns_listen, "DNS address(es) for this agent instead of the plan's dns.listen");
+  cmd->add_option("--proxy-listen", o->proxy_listen,
+                  "NAME=ADDR: the proxy listener NAME listens on ADDR instead of the plan's; repeatable")
+      ->type_name("NAME=HOST:PORT");
   cmd->add_option("--connect-to", o->connect_to,
                   "PLAN_ADDR=ADDR: replicate to ADDR where the plan names PLAN_ADDR (a tunnel, a proxy); repeatable")
       ->type_name("HOST:PORT=HOST:PORT");
@@ -23,6 +26,7 @@ void AddAgentCommand(CLI::App& app, int& exit_code) {
       "Serves the admin API on the region's agent address: GET /healthz, /v1/status, /metrics.\n"
       "With a dns section in the plan, a primary or standby agent also health-checks every endpoint\n"
       "and serves the zone; routing controls are at /v1/routing-controls (see 'lifeboat traffic').\n"
+      "With a proxy section, it also runs the L4 proxy's listeners (see 'lifeboat proxy serve --help').\n"
       "Stops cleanly on SIGTERM or SIGINT.\n\n"
       "Examples:\n"
       "  lifeboat agent --plan /etc/lifeboat/shop.yaml --region us-east\n"
@@ -32,6 +36,10 @@ void AddAgentCommand(CLI::App& app, int& exit_code) {
     auto plan = plan::LoadPlanOrError(o->plan_file);
     if (!plan.ok()) {
       exit_code = Fail(plan.error());
+      return;
+    }
+    if (auto s = OverrideProxyListen(*plan, o->proxy_listen, "--proxy-listen"); !s.ok()) {
+      exit_code = Fail(s.error());
       return;
     }
     agent::AgentOptions options;

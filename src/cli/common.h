@@ -9,6 +9,7 @@
 
 #include "core/address.h"
 #include "core/result.h"
+#include "plan/plan.h"
 
 namespace lifeboat::cli {
 
@@ -34,6 +35,10 @@ void PrintDocument(const nlohmann::ordered_json& doc, const std::string& output)
 
 // Parses every "host:port" of a repeatable flag; InvalidArgument naming the flag.
 Result<std::vector<Address>> ParseAddresses(const std::vector<std::string>& texts, const std::string& flag);
+
+// Applies "NAME=HOST:PORT" pairs of `flag` to the plan's proxy listeners'
+// listen addresses (several agents or proxies on one host).
+Status OverrideProxyListen(plan::Plan& plan, const std::vector<std::string>& pairs, const std::string& flag);
 
 // The admin API's bearer token: `flag` (--token) when given, else
 // $LIFEBOAT_TOKEN; empty when neither is set.
@@ -67,6 +72,7 @@ void AddReplicateCommands(CLI::App& app, int& exit_code);
 void AddBackupCommands(CLI::App& app, int& exit_code);  // repo, backup, restore
 void AddFailoverCommand(CLI::App& app, int& exit_code);
 void AddAppCommands(CLI::App& app, int& exit_code);  // app serve
-void AddDrillCommands(CLI::App& app, int& exit_code);  // drill run
+void AddDrillCommands(CLI::App& app, int& exit_code);
+void AddProxyCommands(CLI::App& app, int& exit_code);  // proxy serve  // drill run
 
 }  // namespace lifeboat::cli

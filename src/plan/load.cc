@@ -516,7 +516,7 @@ LoadResult LoadPlanText(std::string_view text, const std::string& source, const 
   plan.source = source;
   try {
     Map top(ctx, root, "",
-            {"name", "pattern", "objectives", "regions", "checks", "endpoints", "dns", "routing_controls",
+            {"name", "pattern", "objectives", "regions", "checks", "endpoints", "dns", "proxy", "routing_controls",
              "volumes", "databases", "backup", "failover", "state"});
     if (top.is_map()) {
       if (top.Str("name", plan.name, true) && !ValidNameChars(plan.name)) {
@@ -536,6 +536,7 @@ LoadResult LoadPlanText(std::string_view text, const std::string& source, const 
       LoadChecks(top, plan);
       LoadEndpoints(top, plan);
       LoadDns(top, plan);
+      LoadProxy(top, plan);
       Map rc(ctx, top.Get("routing_controls"), "routing_controls", {"safety", "token_file"});
       Map safety(ctx, rc.Get("safety"), "routing_controls.safety", {"min_on"});
       safety.Int("min_on", plan.routing_controls.min_on, 0, 1000);

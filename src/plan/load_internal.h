@@ -25,6 +25,7 @@ bool CheckRef(Context& ctx, const YAML::Mark& at, const std::string& path, const
               const NameSet& known, const std::string& what);
 
 void LoadDns(const Map& top, Plan& plan);
+void LoadProxy(const Map& top, Plan& plan);
 void LoadVolumes(const Map& top, Plan& plan);
 void LoadDatabases(const Map& top, Plan& plan);
 void LoadBackup(const Map& top, Plan& plan);

@@ -62,6 +62,15 @@ const char* Name(RecordPolicy p) {
   }
   return "?";
 }
+const char* Name(ListenerProtocol p) { return p == ListenerProtocol::kUdp ? "udp" : "tcp"; }
+const char* Name(ProxyPolicy p) {
+  switch (p) {
+    case ProxyPolicy::kFailover: return "failover";
+    case ProxyPolicy::kWeighted: return "weighted";
+    case ProxyPolicy::kNearest: return "nearest";
+  }
+  return "?";
+}
 const char* Name(LocationType t) { return t == LocationType::kS3 ? "s3" : "filesystem"; }
 const char* Name(Access a) { return a == Access::kReadOnly ? "ReadOnly" : "ReadWrite"; }
 const char* Name(S3Addressing a) {

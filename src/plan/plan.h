@@ -25,6 +25,8 @@ enum class Access { kReadWrite, kReadOnly };
 enum class S3Addressing { kAuto, kPath, kVirtual };
 enum class FailoverMode { kAutomatic, kManual };
 enum class ReplicationMode { kContinuous, kOff };
+enum class ListenerProtocol { kTcp, kUdp };
+enum class ProxyPolicy { kFailover, kWeighted, kNearest };
 
 const char* Name(Pattern p);
 const char* Name(Role r);
@@ -35,6 +37,8 @@ const char* Name(Access a);
 const char* Name(S3Addressing a);
 const char* Name(FailoverMode m);
 const char* Name(ReplicationMode m);
+const char* Name(ListenerProtocol p);
+const char* Name(ProxyPolicy p);
 
 struct Objectives {
   std::optional<Duration> rto;
@@ -112,6 +116,33 @@ struct Dns {
   Soa soa;
   std::vector<std::string> ns;
   std::vector<Record> records;
+};
+
+// One entry point of the L4 proxy (plan section `proxy.listeners`): an
+// address that forwards to the endpoints by policy, with the health checks,
+// routing controls and failover epoch the DNS answers go by.
+struct ProxyListener {
+  std::string name;
+  Address listen;
+  ListenerProtocol protocol = ListenerProtocol::kTcp;
+  // failover: the current primary region's up endpoints, then the next
+  // region's; weighted: by weight among the up endpoints; nearest: the up
+  // endpoint with the lowest measured connect time.
+  ProxyPolicy policy = ProxyPolicy::kFailover;
+  std::vector<WeightedTarget> endpoints;  // weights matter for weighted only
+  Duration connect_timeout = std::chrono::seconds(2);  // tcp: then the next endpoint is tried
+  Duration idle_timeout = std::chrono::minutes(5);     // tcp: no byte either way; udp: a flow's
+  // How long a connection to an endpoint that is healthy but no longer chosen
+  // (switched off, an older epoch's primary) may go on before it is closed.
+  Duration drain = std::chrono::seconds(30);
+  int max_connections = 10000;  // tcp connections, or udp flows, at once
+  bool proxy_protocol = false;  // tcp: a PROXY protocol v2 header to the endpoint first
+  bool fail_open = true;        // no endpoint up: try them all rather than refuse
+};
+
+struct Proxy {
+  int threads = 0;  // event loops; 0: one per core
+  std::vector<ProxyListener> listeners;
 };
 
 struct RoutingControls {
@@ -220,6 +251,7 @@ struct Plan {
   std::vector<Check> checks;
   std::vector<Endpoint> endpoints;
   std::optional<Dns> dns;
+  std::optional<Proxy> proxy;
   RoutingControls routing_controls;
   std::vector<Volume> volumes;
   std::vector<Database> databases;

@@ -128,6 +128,27 @@ Json ToJson(const Plan& p) {
     dj["records"] = records;
     j["dns"] = dj;
   }
+  if (p.proxy) {
+    Json listeners = Json::object();
+    for (const auto& l : p.proxy->listeners) {
+      Json eps = Json::array();
+      for (const auto& t : l.endpoints) {
+        eps.push_back(l.policy == ProxyPolicy::kWeighted ? Json{{"endpoint", t.endpoint}, {"weight", t.weight}}
+                                                         : Json(t.endpoint));
+      }
+      listeners[l.name] = {{"listen", l.listen.ToString()},
+                           {"protocol", Name(l.protocol)},
+                           {"policy", Name(l.policy)},
+                           {"endpoints", eps},
+                           {"connect_timeout", Dur(l.connect_timeout)},
+                           {"idle_timeout", Dur(l.idle_timeout)},
+                           {"drain", Dur(l.drain)},
+                           {"max_connections", l.max_connections},
+                           {"proxy_protocol", l.proxy_protocol ? "v2" : "none"},
+                           {"fail_open", l.fail_open}};
+    }
+    j["proxy"] = {{"threads", p.proxy->threads}, {"listeners", listeners}};
+  }
   j["routing_controls"] = {{"safety", {{"min_on", p.routing_controls.min_on}}}};
   if (!p.routing_controls.token_file.empty()) j["routing_controls"]["token_file"] = p.routing_controls.token_file;
   Json volumes = Json::object();

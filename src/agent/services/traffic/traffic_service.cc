@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <mutex>
+
 #include "agent/auth.h"
 #include "agent/capabilities.h"
 #include "dns/server.h"
@@ -15,7 +17,7 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-class TrafficService final : public Service, public TrafficSwitch {
+class TrafficService final : public Service, public TrafficSwitch, public RoutingView {
  public:
   explicit TrafficService(ServiceContext& ctx) : ctx_(ctx) {}
   ~TrafficService() override { Stop(); }
@@ -23,9 +25,11 @@ class TrafficService final : public Service, public TrafficSwitch {
   Status Init() {
     controls_ = std::make_unique<traffic::RoutingControls>(ctx_.store, ctx_.plan, ctx_.metrics);
     health_ = std::make_unique<health::Monitor>(ctx_.io, ctx_.plan, ctx_.metrics);
-    dns::DnsServerOptions o;
-    o.listen = ctx_.dns_listen.empty() ? ctx_.plan.dns->listen : ctx_.dns_listen;
-    dns_ = std::make_unique<dns::DnsServer>(o, ctx_.metrics);
+    if (ctx_.plan.dns && ctx_.serve_dns) {
+      dns::DnsServerOptions o;
+      o.listen = ctx_.dns_listen.empty() ? ctx_.plan.dns->listen : ctx_.dns_listen;
+      dns_ = std::make_unique<dns::DnsServer>(o, ctx_.metrics);
+    }
     // Health changes arrive on the event loop; control changes on the admin
     // API's handler (the event loop too) or, when another agent made them,
     // on the store's watch thread: the rebuild always runs on the loop.
@@ -35,10 +39,21 @@ class TrafficService final : public Service, public TrafficSwitch {
         if (alive.lock()) Rebuild();
       });
     });
+    // The epoch's primary moves failover routing; its record changes on the
+    // store's watch thread.
+    primary_ = ctx_.caps.Get<PrimaryView>();
+    if (primary_ != nullptr) {
+      primary_->OnChange([this, alive = std::weak_ptr<int>(alive_)] {
+        boost::asio::post(ctx_.io, [this, alive] {
+          if (alive.lock()) Rebuild();
+        });
+      });
+    }
     LB_RETURN_IF_ERROR(controls_->Load());
     Rebuild();
     ctx_.router.Add("/v1/routing-controls", [this](const net::HttpRequest& r) { return HandleControls(r); });
     ctx_.caps.Provide<TrafficSwitch>(this);
+    ctx_.caps.Provide<RoutingView>(this);
     return Ok();
   }
 
@@ -55,10 +70,12 @@ class TrafficService final : public Service, public TrafficSwitch {
         });
       });
     }
-    LB_RETURN_IF_ERROR(dns_->Start());
-    std::string where;
-    for (const auto& a : dns_->bound()) where += (where.empty() ? "" : ", ") + a.ToString();
-    spdlog::info("dns: serving {} on {} (UDP and TCP)", ctx_.plan.dns->zone, where);
+    if (dns_) {
+      LB_RETURN_IF_ERROR(dns_->Start());
+      std::string where;
+      for (const auto& a : dns_->bound()) where += (where.empty() ? "" : ", ") + a.ToString();
+      spdlog::info("dns: serving {} on {} (UDP and TCP)", ctx_.plan.dns->zone, where);
+    }
     if (ctx_.token.empty()) {
       spdlog::warn("routing controls: no token (LIFEBOAT_TOKEN or routing_controls.token_file); changes are refused");
     }
@@ -73,6 +90,11 @@ class TrafficService final : public Service, public TrafficSwitch {
   }
 
   Json StatusJson() override {
+    Json out{{"health", health_->StatusJson()}, {"routing_controls", controls_->Json()}};
+    if (auto r = Current()) {
+      out["routing"] = {{"generation", r->generation}, {"primary", r->PrimaryOf(ctx_.plan)}, {"epoch", r->epoch}};
+    }
+    if (!dns_) return out;
     Json dns;
     dns["zone"] = ctx_.plan.dns->zone;
     auto listen = Json::array();
@@ -85,8 +107,16 @@ class TrafficService final : public Service, public TrafficSwitch {
       for (const auto& [name, outcome] : snap->policy_outcomes()) records[name] = dns::OutcomeName(outcome);
     }
     dns["policy_records"] = records;
-    return Json{{"health", health_->StatusJson()}, {"routing_controls", controls_->Json()}, {"dns", dns}};
+    out["dns"] = dns;
+    return out;
   }
+
+  // RoutingView
+  std::shared_ptr<const traffic::RoutingState> Current() const override {
+    std::lock_guard lock(routing_mu_);
+    return routing_;
+  }
+  void OnChange(std::function<void()> fn) override { on_routing_.push_back(std::move(fn)); }
 
   // TrafficSwitch
   Result<state::RoutingControl> Switch(const std::string& region, bool on, bool force, const std::string& who) override {
@@ -104,15 +134,36 @@ class TrafficService final : public Service, public TrafficSwitch {
   }
 
  private:
+  // A new routing state from what is known now, for the DNS answers and
+  // the proxy. Runs on the event loop.
   void Rebuild() {
-    auto up = [this](const std::string& endpoint) {
-      const plan::Endpoint* ep = ctx_.plan.FindEndpoint(endpoint);
-      return ep && AnswerHealthy(endpoint) && controls_->IsOn(ep->region);
-    };
-    // The plan was validated; a failure here is a bug. The old answers stay.
-    if (auto s = dns_->Republish(ctx_.plan, up); !s.ok()) {
-      spdlog::error("dns: cannot build answers, keeping the old ones: {}", s.error().message());
+    auto next = std::make_shared<traffic::RoutingState>();
+    for (const auto& ep : ctx_.plan.endpoints) next->healthy[ep.name] = AnswerHealthy(ep.name);
+    for (const auto& r : ctx_.plan.regions) {
+      if (r.serves()) next->on[r.name] = controls_->IsOn(r.name);
     }
+    if (primary_ != nullptr) {
+      if (auto p = primary_->Primary()) {
+        next->primary = p->region;
+        next->epoch = p->epoch;
+      }
+    }
+    {
+      std::lock_guard lock(routing_mu_);
+      next->generation = routing_ ? routing_->generation + 1 : 1;
+      routing_ = next;
+    }
+    if (dns_) {
+      auto up = [&](const std::string& endpoint) {
+        const plan::Endpoint* ep = ctx_.plan.FindEndpoint(endpoint);
+        return ep && next->Up(*ep);
+      };
+      // The plan was validated; a failure here is a bug. The old answers stay.
+      if (auto s = dns_->Republish(ctx_.plan, up); !s.ok()) {
+        spdlog::error("dns: cannot build answers, keeping the old ones: {}", s.error().message());
+      }
+    }
+    for (auto& fn : on_routing_) fn();
   }
 
   net::HttpResponse HandleControls(const net::HttpRequest& req) {
@@ -143,12 +194,16 @@ class TrafficService final : public Service, public TrafficSwitch {
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // rebuilds queued on the loop check it first
   std::unique_ptr<dns::DnsServer> dns_;
   EndpointViews* views_ = nullptr;  // set at Start; nullptr: own probes only
+  PrimaryView* primary_ = nullptr;  // nullptr: the plan's primary stands
+  mutable std::mutex routing_mu_;
+  std::shared_ptr<const traffic::RoutingState> routing_;  // guarded by routing_mu_
+  std::vector<std::function<void()>> on_routing_;         // set before Start
 };
 
 }  // namespace
 
 Result<std::unique_ptr<Service>> MakeTrafficService(ServiceContext& ctx) {
-  if (!ctx.plan.dns || !ctx.region.serves()) return std::unique_ptr<Service>();
+  if ((!ctx.plan.dns && !ctx.plan.proxy) || !ctx.region.serves()) return std::unique_ptr<Service>();
   auto s = std::make_unique<TrafficService>(ctx);
   LB_RETURN_IF_ERROR(s->Init());
   return std::unique_ptr<Service>(std::move(s));

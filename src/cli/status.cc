@@ -208,6 +208,27 @@ std::string VolumeLagTable(const std::vector<VolumeLag>& lags) {
   return t.Render();
 }
 
+std::string ProxyTable(const std::vector<RegionStatus>& regions) {
+  Table t({"LISTENER", "REGION", "LISTEN", "SENDS TO", "ACTIVE", "REFUSED", "SWITCHES"});
+  bool any = false;
+  for (const auto& r : regions) {
+    if (!r.up) continue;
+    for (const auto& l : json::Arr(json::Obj(json::Obj(r.status, "services"), "proxy"), "listeners")) {
+      std::string to;
+      for (const auto& e : json::Arr(l, "sends_to")) {
+        if (e.is_string()) to += (to.empty() ? "" : ", ") + e.get<std::string>();
+      }
+      if (to.empty()) to = "nobody (no endpoint up)";
+      if (json::Bool(l, "failed_open")) to += " (failing open: none up)";
+      t.Add({json::Str(l, "name", "?") + " (" + json::Str(l, "protocol", "?") + ")", r.region, json::Str(l, "listen", "?"),
+             to, std::to_string(json::U64(l, "active")), std::to_string(json::U64(l, "refused")),
+             std::to_string(json::U64(l, "switches"))});
+      any = true;
+    }
+  }
+  return any ? t.Render() : "";
+}
+
 std::string StatusTable(const std::vector<RegionStatus>& regions) {
   Table t({"REGION", "ROLE", "AGENT", "STATE", "VERSION", "UPTIME", "LAST BACKUP", "DETAIL"});
   for (const auto& r : regions) {

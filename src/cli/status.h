@@ -50,6 +50,10 @@ struct VolumeLag {
 std::vector<VolumeLag> VolumeLags(const plan::Plan& plan, const std::vector<RegionStatus>& regions);
 std::string VolumeLagTable(const std::vector<VolumeLag>& lags);
 
+// One row per proxy listener of each agent that runs the proxy: where it
+// listens, where it sends new connections, and its connections now.
+std::string ProxyTable(const std::vector<RegionStatus>& regions);
+
 // The source of a replicated volume by what the agents report: the region
 // that reports itself its source under the highest epoch (after a promote
 // two may, until the old one is reversed). nullopt when no agent that

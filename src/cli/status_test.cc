@@ -119,5 +119,28 @@ TEST(PrimaryLine, ARunningFailoverSaysItsStepAndHowLongItHasRun) {
             "primary: east (epoch 1)\n");
 }
 
+TEST(ProxyTable, ARowPerListenerOfEachAgentRunningTheProxy) {
+  RegionStatus east;
+  east.region = "east";
+  east.up = true;
+  east.status = nlohmann::ordered_json::parse(R"({"services": {"proxy": {"listeners": [
+    {"name": "web", "protocol": "tcp", "listen": "0.0.0.0:443", "sends_to": ["web-east", "web-east-2"],
+     "failed_open": false, "active": 12, "refused": 0, "switches": 1},
+    {"name": "dns", "protocol": "udp", "listen": "0.0.0.0:53", "sends_to": [], "failed_open": false,
+     "active": 0, "refused": 3, "switches": 2}]}}})");
+  RegionStatus down;
+  down.region = "west";
+  RegionStatus odd;  // an agent of another version: no proxy, odd types
+  odd.region = "south";
+  odd.up = true;
+  odd.status = nlohmann::ordered_json::parse(R"({"services": {"proxy": {"listeners": [{"name": 5, "sends_to": "x"}]}}})");
+  std::string table = ProxyTable({east, down, odd});
+  EXPECT_NE(table.find("web (tcp)  east    0.0.0.0:443  web-east, web-east-2     12      0        1"), std::string::npos)
+      << table;
+  EXPECT_NE(table.find("dns (udp)  east    0.0.0.0:53   nobody (no endpoint up)  0       3        2"), std::string::npos)
+      << table;
+  EXPECT_EQ(ProxyTable({down}), "") << "no agent runs a proxy: no table";
+}
+
 }  // namespace
 }  // namespace lifeboat::cli

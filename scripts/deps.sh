@@ -13,6 +13,8 @@ packages=(
   # test peers and tools
   curl jq prometheus procps iproute2 bind9-dnsutils rsync nodejs python3 python3-yaml python3-dnspython nsd dnsviz
   etcd-server etcd-client chromium
+  # benchmark peers (bench/proxy.sh)
+  haproxy iperf3 wrk bc
 )
 
 missing=()

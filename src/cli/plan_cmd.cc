@@ -17,7 +17,9 @@ std::string Summary(const plan::Plan& p) {
   size_t records = p.dns ? p.dns->records.size() : 0;
   return std::string(plan::Name(p.pattern)) + ", " + Count(p.regions.size(), "region") + ", " +
          Count(p.checks.size(), "check") + ", " + Count(p.endpoints.size(), "endpoint") + ", " +
-         Count(records, "DNS record") + ", " + Count(p.volumes.size(), "volume") + ", " +
+         Count(records, "DNS record") + ", " +
+         (p.proxy ? Count(p.proxy->listeners.size(), "proxy listener") + ", " : std::string()) +
+         Count(p.volumes.size(), "volume") + ", " +
          Count(p.databases.size(), "database") + ", " + Count(p.backup.locations.size(), "backup location");
 }
 

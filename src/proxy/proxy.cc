@@ -41,6 +41,8 @@ constexpr auto kSweepEvery = std::chrono::milliseconds(100);
 // others; it goes on at the next turn.
 constexpr int kRoundsPerTurn = 16;
 constexpr size_t kUdpBuffer = 65536;
+// Empty pipes a loop keeps for its next connections.
+constexpr size_t kSparePipes = 512;
 
 std::string Errno(int e = errno) { return std::strerror(e); }
 
@@ -192,6 +194,7 @@ class Loop {
       LB_RETURN_IF_ERROR(Add(listen_.back().get(), &listen_h_[i], EPOLLIN | EPOLLET));
     }
     routes_.resize(listen_fds.size());
+    accept_blocked_.assign(listen_fds.size(), false);
     return Ok();
   }
 
@@ -292,9 +295,18 @@ class Loop {
       int fd = accept4(listen_[l].get(), reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
-        if (errno != EAGAIN) spdlog::warn("proxy: {}: accept: {}", L.spec->name, Errno());
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+          // Out of descriptors: the clients wait in the backlog and are
+          // accepted at the next sweep (an edge-triggered listener would
+          // not report them again).
+          if (!accept_blocked_[l]) spdlog::warn("proxy: {}: accept: {}; retrying", L.spec->name, Errno());
+          accept_blocked_[l] = true;
+        } else if (errno != EAGAIN) {
+          spdlog::warn("proxy: {}: accept: {}", L.spec->name, Errno());
+        }
         return;
       }
+      accept_blocked_[l] = false;
       UniqueFd client(fd);
       if (L.active.load(std::memory_order_relaxed) >= L.spec->max_connections) {
         // Refused cleanly: the client reads an end of stream at once.
@@ -372,13 +384,7 @@ class Loop {
     const size_t t = c.candidates[c.attempt];
     Target& T = *L.targets[t];
     T.Measured(std::chrono::duration<double>(now_ - c.connect_started).count());
-    int p[2];
-    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) return Close(c, "reset", true);
-    c.up_r.Reset(p[0]);
-    c.up_w.Reset(p[1]);
-    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) return Close(c, "reset", true);
-    c.down_r.Reset(p[0]);
-    c.down_w.Reset(p[1]);
+    if (!TakePipe(c.up_r, c.up_w) || !TakePipe(c.down_r, c.down_w)) return Close(c, "reset", true);
     c.connected = true;
     c.target = t;
     c.last_active = now_;
@@ -457,6 +463,29 @@ class Loop {
     }
   }
 
+  // Pipes are kept for the next connection once empty: a short connection
+  // then costs no pipe2 and no four closes.
+  bool TakePipe(UniqueFd& r, UniqueFd& w) {
+    if (!spare_pipes_.empty()) {
+      r = std::move(spare_pipes_.back().first);
+      w = std::move(spare_pipes_.back().second);
+      spare_pipes_.pop_back();
+      return true;
+    }
+    int p[2];
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) return false;
+    r.Reset(p[0]);
+    w.Reset(p[1]);
+    return true;
+  }
+  void GivePipe(UniqueFd& r, UniqueFd& w, size_t in_pipe) {
+    if (r.valid() && w.valid() && in_pipe == 0 && spare_pipes_.size() < kSparePipes) {
+      spare_pipes_.emplace_back(std::move(r), std::move(w));
+    }
+    r.Reset();
+    w.Reset();
+  }
+
   static void Reset(int fd) {
     linger l{1, 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
@@ -475,10 +504,8 @@ class Loop {
     L.Closed(reason);
     c.client.Reset();
     c.backend.Reset();
-    c.up_r.Reset();
-    c.up_w.Reset();
-    c.down_r.Reset();
-    c.down_w.Reset();
+    GivePipe(c.up_r, c.up_w, c.up_bytes);
+    GivePipe(c.down_r, c.down_w, c.down_bytes);
     // Freed after this turn: events of this turn may still name it.
     graveyard_.splice(graveyard_.end(), conns_, c.self);
   }
@@ -611,6 +638,9 @@ class Loop {
   }
 
   void Sweep() {
+    for (size_t l = 0; l < accept_blocked_.size(); ++l) {
+      if (accept_blocked_[l]) AcceptAll(l);
+    }
     for (auto it = conns_.begin(); it != conns_.end();) {
       Conn& c = **it++;
       const plan::ProxyListener& spec = *proxy_.listeners[c.listener]->spec;
@@ -644,8 +674,10 @@ class Loop {
   std::vector<UniqueFd> listen_;
   std::vector<Handle> listen_h_;
   std::vector<std::shared_ptr<const Route>> routes_;  // this loop's copy, per listener
+  std::vector<bool> accept_blocked_;                   // per listener: accept ran out of descriptors
   std::list<std::unique_ptr<Conn>> conns_, graveyard_;
   std::vector<Conn*> ready_;
+  std::vector<std::pair<UniqueFd, UniqueFd>> spare_pipes_;  // empty pipes: read end, write end
   std::vector<std::unordered_map<std::string, std::unique_ptr<Flow>>> flows_;  // per listener, by client
   std::vector<std::unique_ptr<Flow>> dead_flows_;
   std::vector<size_t> scratch_;
@@ -762,6 +794,18 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(const plan::Plan& plan, metrics::Reg
   if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
     nofile.rlim_cur = nofile.rlim_max;
     setrlimit(RLIMIT_NOFILE, &nofile);
+  }
+  {
+    // Six descriptors a TCP connection, two a UDP flow.
+    uint64_t need = 64;
+    for (const auto& l : plan.proxy->listeners) {
+      need += static_cast<uint64_t>(l.max_connections) * (l.protocol == plan::ListenerProtocol::kTcp ? 6 : 2);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY && nofile.rlim_cur < need) {
+      spdlog::warn("proxy: the listeners' max_connections need up to {} file descriptors, the limit is {}: "
+                   "raise it (LimitNOFILE=, ulimit -n) or lower max_connections; past it, clients wait to be accepted",
+                   need, nofile.rlim_cur);
+    }
   }
   auto impl = std::make_unique<Impl>(plan, options);
   int threads = options.threads > 0 ? options.threads : plan.proxy->threads;

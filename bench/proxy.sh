@@ -130,8 +130,9 @@ latency() {
   echo "$(awk '$1 == "50%" {print $2}' <<<"$out" | to_ms) $(awk '$1 == "99%" {print $2}' <<<"$out" | to_ms)"
 }
 # failover: kills east's app while a client connects through each proxy every
-# 2 ms; prints "lifeboat_ms haproxy_ms" from the kill to each one's first
-# answer from west. Restarts east's app and waits until both are back on it.
+# 2 ms; writes "lifeboat_ms haproxy_ms" from the kill to each one's first
+# answer from west into $W/fo.out (-1: none within 20 s). Restarts east's app
+# and waits until both are back on it. Not in a subshell: it keeps APPE_PID.
 failover() {
   rm -f "$W/killed"
   /usr/bin/python3 - "$LB_WEB" "$HA_WEB" "$W/killed" > "$W/fo.out" <<'PY' &
@@ -168,7 +169,6 @@ PY
   sleep 0.3
   kill "$APPE_PID"; date +%s%N > "$W/killed.tmp"; mv "$W/killed.tmp" "$W/killed"
   wait "$prober"
-  cat "$W/fo.out"
   bg "$LB" app serve --dir "$W/east" --listen "127.0.0.1:$APP_E" --region east; APPE_PID=$LAST
   wait_region "$LB_WEB" east; wait_region "$HA_WEB" east
 }
@@ -183,7 +183,8 @@ for run in $(seq 1 "$RUNS"); do
   read -r d50 d99 <<<"$(latency "$APP_E")"
   read -r l50 l99 <<<"$(latency "$LB_WEB")"
   read -r h50 h99 <<<"$(latency "$HA_WEB")"
-  read -r l_fo h_fo <<<"$(failover)"
+  failover
+  read -r l_fo h_fo < "$W/fo.out"
   echo "$d_gbps $l_gbps $h_gbps $l_cpu $h_cpu $d_rate $l_rate $h_rate $d50 $d99 $l50 $l99 $h50 $h99 $l_fo $h_fo" >> "$W/rows"
   log "  Gbit/s direct $d_gbps lifeboat $l_gbps haproxy $h_gbps; CPU s/GB lifeboat $l_cpu haproxy $h_cpu"
   log "  conn/s direct $d_rate lifeboat $l_rate haproxy $h_rate; p50/p99 ms direct $d50/$d99 lifeboat $l50/$l99 haproxy $h50/$h99"
@@ -191,8 +192,9 @@ for run in $(seq 1 "$RUNS"); do
 done
 
 col() { awk -v c="$1" '{print $c}' "$W/rows" | median; }
+# The median of the runs' own ratios: both proxies ran beside each other in a run.
+ratio_col() { awk -v a="$1" -v b="$2" '{print $a / $b}' "$W/rows" | median | xargs printf "%.2f"; }
 fmt() { printf "%.${2:-2}f" "$1"; }
-ratio() { echo "$1 / $2" | bc -l | xargs printf "%.2f"; }
 D_G=$(col 1); L_G=$(col 2); H_G=$(col 3); L_C=$(col 4); H_C=$(col 5)
 D_R=$(col 6); L_R=$(col 7); H_R=$(col 8)
 D50=$(col 9); D99=$(col 10); L50=$(col 11); L99=$(col 12); H50=$(col 13); H99=$(col 14)
@@ -200,14 +202,15 @@ L_FO=$(col 15); H_FO=$(col 16)
 cat <<EOF
 ## L4 proxy beside HAProxy $(haproxy -v | awk 'NR==1 {print $3}') (mode tcp), $(nproc) cores
 
-Command: \`bench/proxy.sh $RUNS\` (commit $(git rev-parse --short HEAD), $(date -u +%Y-%m-%d)); medians of $RUNS runs.
+Command: \`bench/proxy.sh $RUNS\` (commit $(git rev-parse --short HEAD), $(date -u +%Y-%m-%d)); medians of $RUNS runs
+(the ratio column: the median of each run's own ratio).
 Both proxies: 2 threads, the same backends, tcp checks every 200 ms, fall 2, rise 1.
 
 | | direct | lifeboat | HAProxy | lifeboat / HAProxy |
 |---|---|---|---|---|
-| throughput, one stream (Gbit/s) | $(fmt "$D_G") | $(fmt "$L_G") | $(fmt "$H_G") | $(ratio "$L_G" "$H_G") |
-| proxy CPU per GB moved (s) | - | $(fmt "$L_C" 3) | $(fmt "$H_C" 3) | $(ratio "$H_C" "$L_C") (HAProxy / lifeboat: above 1 is less CPU) |
-| new connections per second | $(fmt "$D_R" 0) | $(fmt "$L_R" 0) | $(fmt "$H_R" 0) | $(ratio "$L_R" "$H_R") |
+| throughput, one stream (Gbit/s) | $(fmt "$D_G") | $(fmt "$L_G") | $(fmt "$H_G") | $(ratio_col 2 3) |
+| proxy CPU per GB moved (s) | - | $(fmt "$L_C" 3) | $(fmt "$H_C" 3) | $(ratio_col 5 4) (HAProxy / lifeboat: above 1 is less CPU) |
+| new connections per second | $(fmt "$D_R" 0) | $(fmt "$L_R" 0) | $(fmt "$H_R" 0) | $(ratio_col 7 8) |
 | request latency p50 (ms) | $(fmt "$D50" 3) | $(fmt "$L50" 3) (+$(fmt "$(echo "$L50 - $D50" | bc -l)" 3)) | $(fmt "$H50" 3) (+$(fmt "$(echo "$H50 - $D50" | bc -l)" 3)) | |
 | request latency p99 (ms) | $(fmt "$D99" 3) | $(fmt "$L99" 3) (+$(fmt "$(echo "$L99 - $D99" | bc -l)" 3)) | $(fmt "$H99" 3) (+$(fmt "$(echo "$H99 - $D99" | bc -l)" 3)) | |
 | failover: backend killed to first answer from the backup (ms) | - | $(fmt "$L_FO" 1) | $(fmt "$H_FO" 1) | (checks allow 400 + 50) |

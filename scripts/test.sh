@@ -10,23 +10,23 @@ start=$SECONDS
 scripts/deps.sh
 # Test peers from npm (s3rver), pinned by tests/peers/package-lock.json.
 if ! cmp -s tests/peers/package-lock.json tests/peers/node_modules/.lifeboat-installed 2>/dev/null; then
-  echo "== npm ci (tests/peers)"
+  echo "== npm ci (tests/peers) (at $(( SECONDS - start ))s)"
   npm ci --prefix tests/peers --no-audit --no-fund --loglevel=error
   cp tests/peers/package-lock.json tests/peers/node_modules/.lifeboat-installed
 fi
-echo "== build (build/)"
+echo "== build (build/) (at $(( SECONDS - start ))s)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j2
-echo "== tests"
+echo "== tests (at $(( SECONDS - start ))s)"
 ctest --test-dir build --output-on-failure -j2
 
 if [ "${LIFEBOAT_QUICK:-0}" != 1 ]; then
-  echo "== fuzz"
-  scripts/fuzz.sh "${LIFEBOAT_FUZZ_SECONDS:-60}"
-  echo "== build with ASan + UBSan (build-asan/)"
+  echo "== fuzz (at $(( SECONDS - start ))s)"
+  scripts/fuzz.sh "${LIFEBOAT_FUZZ_SECONDS:-30}"
+  echo "== build with ASan + UBSan (build-asan/) (at $(( SECONDS - start ))s)"
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLIFEBOAT_SANITIZE=ON >/dev/null
   cmake --build build-asan -j2
-  echo "== tests under ASan + UBSan"
+  echo "== tests under ASan + UBSan (at $(( SECONDS - start ))s)"
   # The slowest integration tests (real peers, large data) ran once above and
   # are not run again here. The failover simulation runs 20 schedules in this
   # unoptimized build (about 1.5 s each under ASan; 2000 ran above).
@@ -35,4 +35,4 @@ if [ "${LIFEBOAT_QUICK:-0}" != 1 ]; then
     ctest --test-dir build-asan --output-on-failure -j2 \
       -E '^integration\.(replicate|backup|etcd|failover_etcd|dns_diff|drill_link)$'
 fi
-echo "== all tests passed in $(( SECONDS - start ))s"
+echo "== all tests passed in $(( SECONDS - start ))s (at $(( SECONDS - start ))s)"

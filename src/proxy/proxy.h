@@ -6,12 +6,14 @@
 // - One event loop (epoll, edge-triggered) per thread, each with its own
 //   SO_REUSEPORT socket for every listener, so the kernel spreads new
 //   connections over the loops and no lock is taken on the data path.
-// - TCP bytes never enter user space: each direction is a splice(2) from one
-//   socket into a pipe and from the pipe into the other socket. A direction
-//   holds at most one pipe's worth (64 KiB) and reads no more until it is
-//   written: a peer that does not read slows its sender, it does not grow
-//   the proxy. A FIN is passed on as a half-close once the pipe is empty; a
-//   reset or an error resets the other side too.
+// - A direction copies small reads (a request, a reply) through a 16 KiB
+//   buffer with recv and send; once a read fills it, the direction's bytes
+//   stop entering user space: a splice(2) from one socket into a pipe and
+//   from the pipe into the other socket. A direction holds at most one
+//   pipe's worth (64 KiB) and reads no more until it is written: a peer that
+//   does not read slows its sender, it does not grow the proxy. A FIN is
+//   passed on as a half-close once the pipe is empty; a reset or an error
+//   resets the other side too.
 // - A connection tries its targets in the route's order: a refused or
 //   timed-out connect moves to the next, so a dead endpoint costs a new
 //   connection one connect, not a failure, before any health check notices.

@@ -35,4 +35,4 @@ if [ "${LIFEBOAT_QUICK:-0}" != 1 ]; then
     ctest --test-dir build-asan --output-on-failure -j2 \
       -E '^integration\.(replicate|backup|etcd|failover_etcd|dns_diff|drill_link)$'
 fi
-echo "== all tests passed in $(( SECONDS - start ))s (at $(( SECONDS - start ))s)"
+echo "== all tests passed in $(( SECONDS - start ))s"

@@ -17,22 +17,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-5}
 
-scripts/deps.sh >/dev/null
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j2 --target lifeboat >/dev/null
-LB=$(readlink -f build/lifeboat)
-W=$(mktemp -d /tmp/lifeboat-bench-fo-XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-log() { echo "$*" >&2; }
-free_port() { local p; while :; do p=$(( (RANDOM % 20000) + 10000 )); [ -z "$(ss -Htln "sport = :$p")" ] && { echo "$p"; return; }; done; }
+source bench/lib.sh
+bench_init fo
 ms_now() { echo $(( $(date +%s%N) / 1000000 )); }
+# Whole milliseconds: the halfway of an even count rounded down.
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : int((a[NR/2] + a[NR/2+1]) / 2)}'; }
 export LIFEBOAT_TOKEN=bench
 

@@ -20,22 +20,8 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-5}
 SECS=4
 
-scripts/deps.sh >/dev/null
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j2 --target lifeboat >/dev/null
-LB=$(readlink -f build/lifeboat)
-W=$(mktemp -d /tmp/lifeboat-bench-px-XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [ -n "${KEEP:-}" ] || rm -rf "$W"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-log() { echo "$*" >&2; }
-free_port() { local p; while :; do p=$(( (RANDOM % 20000) + 10000 )); [ -z "$(ss -Htuln "sport = :$p")" ] && { echo "$p"; return; }; done; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+source bench/lib.sh
+bench_init px
 cpu_seconds() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/stat"; }
 bg() { "$@" > "$W/$(basename "$1")-$RANDOM.log" 2>&1 & LAST=$!; PIDS+=("$LAST"); }
 

@@ -30,6 +30,7 @@ enum class Behaviour {
   kEcho,          // echoes until EOF, then half-closes
   kStall,         // reads and writes nothing
   kProxyHeader,   // reads a PROXY v2 header and replies with it, then echoes
+  kReset,         // sends its name, waits for a line, then resets the connection
 };
 
 uint16_t LocalPort(int fd) {
@@ -102,6 +103,14 @@ class Backend {
   void Serve(int fd) {
     if (behaviour_ == Behaviour::kStall) {
       while (!stop_) std::this_thread::sleep_for(10ms);
+    } else if (behaviour_ == Behaviour::kReset) {
+      std::string hello = name_ + "\n";
+      WriteAll(fd, hello.data(), hello.size());
+      char c;
+      while (recv(fd, &c, 1, 0) == 1 && c != '\n') {
+      }
+      linger l{1, 0};
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
     } else {
       if (behaviour_ == Behaviour::kNameThenEcho) {
         std::string hello = name_ + "\n";
@@ -364,6 +373,23 @@ TEST_F(ProxyTest, AStalledTargetIsClosedAfterTheIdleTimeoutAndHoldsNoMoreThanIts
   EXPECT_GT(sent, 0u);
   EXPECT_TRUE(Ended(fd.get(), 3s));
   EXPECT_EQ(Metric("lifeboat_proxy_closed_total{listener=\"web\",reason=\"idle\"}"), 1);
+}
+
+TEST_F(ProxyTest, ATargetThatResetsHasTheResetPassedOnToTheClient) {
+  Backend east("east", Behaviour::kReset), west("west", Behaviour::kEcho);
+  Load(east.port(), west.port(), "    web: { listen: 127.0.0.1:1, endpoints: [e, w] }\n");
+  StartProxy();
+  UniqueFd fd = Dial(at_);
+  EXPECT_EQ(ReadLine(fd.get()), "east");
+  ASSERT_TRUE(WriteAll(fd.get(), "bye\n", 4));
+  char c;
+  errno = 0;
+  EXPECT_EQ(recv(fd.get(), &c, 1, 0), -1) << "the client read an orderly end, not the target's reset";
+  EXPECT_EQ(errno, ECONNRESET);
+  for (int i = 0; i < 100 && Metric("lifeboat_proxy_closed_total{listener=\"web\",reason=\"reset\"}") != 1; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(Metric("lifeboat_proxy_closed_total{listener=\"web\",reason=\"reset\"}"), 1);
 }
 
 TEST_F(ProxyTest, SilentClientsDoNotStarveAnother) {

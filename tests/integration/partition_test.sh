@@ -92,7 +92,10 @@ PLAN
 for region in east west witness; do
   dns=()
   [ "$region" = witness ] || dns=(--dns-listen "${ADDR[$region]}:5353")
-  in_ns "${NS[$region]}" "$LIFEBOAT" --log-format json agent --plan "$WORK/plan.yaml" --region "$region" \
+  # Not through in_ns: a function in the background is a subshell, whose
+  # pid a kill at cleanup would end while the agent it started lived on.
+  # `ip netns exec` execs the agent, so $! is the agent itself.
+  ip netns exec "${NS[$region]}" "$LIFEBOAT" --log-format json agent --plan "$WORK/plan.yaml" --region "$region" \
     --data-dir "$WORK/data/$region" "${dns[@]}" >>"$WORK/$region.log" 2>&1 &
   PIDS+=("$!")
 done

@@ -14,6 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -450,8 +451,10 @@ class Loop {
           if (w > 0) bytes->Inc(static_cast<double>(w));
           if (w < n) {
             const size_t rest = static_cast<size_t>(n - w);
-            if (::write(pw, buf_ + w, rest) != static_cast<ssize_t>(rest)) return false;
+            // Counted before checking: a pipe holding any byte is never
+            // handed to another connection (GivePipe).
             in_pipe = rest;
+            if (::write(pw, buf_ + w, rest) != static_cast<ssize_t>(rest)) return false;
           }
           bulk = static_cast<size_t>(n) == kCopyBytes;
           progress = true;
@@ -550,6 +553,12 @@ class Loop {
     c.backend.Reset();
     GivePipe(c.up_r, c.up_w, c.up_bytes);
     GivePipe(c.down_r, c.down_w, c.down_bytes);
+    // A connection waiting for its next turn leaves the queue: it is freed
+    // at the end of this turn and the queue is served in the next.
+    if (c.queued) {
+      if (auto it = std::find(ready_.begin(), ready_.end(), &c); it != ready_.end()) ready_.erase(it);
+      c.queued = false;
+    }
     // Freed after this turn: events of this turn may still name it.
     graveyard_.splice(graveyard_.end(), conns_, c.self);
   }

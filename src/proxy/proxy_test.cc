@@ -301,6 +301,38 @@ TEST_F(ProxyTest, AnEpochChangeSendsNewConnectionsToTheNewPrimaryAndDrainsTheOld
   EXPECT_FALSE(Ended(fresh.get(), 600ms)) << "a connection to the chosen target was closed";
 }
 
+TEST_F(ProxyTest, ABusyConnectionIsClosedWhenItsDrainEnds) {
+  // A connection moving bulk bytes waits in the loop's queue between turns;
+  // the sweep that ends its drain must take it out of the queue too.
+  Backend east("east", Behaviour::kEcho), west("west", Behaviour::kEcho);
+  Load(east.port(), west.port(), "    web: { listen: 127.0.0.1:1, drain: 300ms, endpoints: [e, w] }\n");
+  StartProxy();
+  UniqueFd fd = Dial(at_);
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    std::vector<char> chunk(1 << 20, 'z');
+    while (!done && WriteAll(fd.get(), chunk.data(), chunk.size())) {
+    }
+  });
+  std::thread reader([&] {
+    char buf[1 << 16];
+    while (recv(fd.get(), buf, sizeof buf, 0) > 0) {
+    }
+    done = true;
+  });
+  std::this_thread::sleep_for(200ms);
+  routing_.primary = "west";
+  routing_.epoch = 2;
+  Route();
+  for (int i = 0; i < 300 && !done; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(done) << "the busy connection outlived its drain";
+  shutdown(fd.get(), SHUT_RDWR);
+  done = true;
+  writer.join();
+  reader.join();
+  EXPECT_EQ(Metric("lifeboat_proxy_closed_total{listener=\"web\",reason=\"drained\"}"), 1);
+}
+
 TEST_F(ProxyTest, ASwitchedOffRegionIsDrainedNotCut) {
   Backend east("east", Behaviour::kNameThenEcho), west("west", Behaviour::kNameThenEcho);
   Load(east.port(), west.port(), "    web: { listen: 127.0.0.1:1, drain: 10s, endpoints: [e, w] }\n");

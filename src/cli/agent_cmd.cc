@@ -1,5 +1,5 @@
 // lifeboat agent --plan PLAN --region NAME
-#include "agent/agent.h"
+#include "cli/agent_cmd.h"
 #include "cli/common.h"
 #include "plan/load.h"
 
@@ -62,14 +62,15 @@ void AddAgentCommand(CLI::App& app, int& exit_code) {
       options.connect_to[from->ToString()] = *to;
     }
     options.handle_signals = true;
-    auto a = agent::Agent::Create(std::move(*plan), options);
-    if (!a.ok()) {
-      exit_code = Fail(a.error());
-      return;
-    }
-    Status s = (*a)->Run();
-    if (!s.ok()) exit_code = Fail(s.error().message(), kExitFailure);
+    exit_code = RunAgent(std::move(*plan), options);
   });
+}
+
+int RunAgent(plan::Plan plan, const agent::AgentOptions& options, std::vector<agent::ServiceFactory> services) {
+  auto a = agent::Agent::Create(std::move(plan), options, std::move(services));
+  if (!a.ok()) return Fail(a.error());
+  Status s = (*a)->Run();
+  return s.ok() ? kExitOk : Fail(s.error().message(), kExitFailure);
 }
 
 }  // namespace lifeboat::cli

@@ -1,7 +1,7 @@
 // lifeboat proxy serve: the L4 proxy alone, beside (or instead of) a region's agent.
 #include <iostream>
 
-#include "agent/agent.h"
+#include "cli/agent_cmd.h"
 #include "agent/services/proxy/proxy_service.h"
 #include "agent/services/traffic/traffic_service.h"
 #include "cli/common.h"
@@ -114,13 +114,7 @@ void AddProxyCommands(CLI::App& app, int& exit_code) {
     options.admin_listen = *admin;
     options.proxy_only = true;
     options.handle_signals = true;
-    auto a = agent::Agent::Create(std::move(*plan), options, {agent::MakeTrafficService, agent::MakeProxyService});
-    if (!a.ok()) {
-      exit_code = Fail(a.error());
-      return;
-    }
-    Status s = (*a)->Run();
-    if (!s.ok()) exit_code = Fail(s.error().message(), kExitFailure);
+    exit_code = RunAgent(std::move(*plan), options, {agent::MakeTrafficService, agent::MakeProxyService});
   });
 }
 

@@ -421,6 +421,17 @@ class Loop {
 
   // Moves what `src` has through the pipe to `dst`. Returns false on an
   // error of either socket; `rounds` counts pipe loads against the turn.
+  // A read that moved nothing: 0 is the source's FIN (progress), EAGAIN or
+  // EINTR waits for the next edge; false for an error.
+  static bool EndOrWait(ssize_t n, bool& src_eof, bool& progress) {
+    if (n == 0) {
+      src_eof = true;
+      progress = true;
+      return true;
+    }
+    return errno == EAGAIN || errno == EINTR;
+  }
+
   // `other_done`: the other direction has ended too (its FIN passed on).
   bool Pump(int src, int dst, int pr, int pw, size_t& in_pipe, bool& src_eof, bool& dst_shut, bool other_done,
             bool& bulk, metrics::Counter* bytes, int& rounds, bool& moved) {
@@ -458,10 +469,7 @@ class Loop {
           }
           bulk = static_cast<size_t>(n) == kCopyBytes;
           progress = true;
-        } else if (n == 0) {
-          src_eof = true;
-          progress = true;
-        } else if (errno != EAGAIN && errno != EINTR) {
+        } else if (!EndOrWait(n, src_eof, progress)) {
           return false;
         }
       } else if (!src_eof && in_pipe < proxy_.pipe_size) {
@@ -469,10 +477,7 @@ class Loop {
         if (n > 0) {
           in_pipe += static_cast<size_t>(n);
           progress = true;
-        } else if (n == 0) {
-          src_eof = true;
-          progress = true;
-        } else if (errno != EAGAIN && errno != EINTR) {
+        } else if (!EndOrWait(n, src_eof, progress)) {
           return false;
         }
       }

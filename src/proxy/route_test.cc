@@ -40,7 +40,8 @@ class RouteTest : public ::testing::Test {
     for (const auto& l : plan_.proxy->listeners) {
       if (l.name == name) return l;
     }
-    throw std::runtime_error("no listener " + name);
+    ADD_FAILURE() << "no listener " << name;
+    return plan_.proxy->listeners.front();
   }
   // The endpoint names of `idx` for readable failures.
   std::vector<std::string> Names(const std::string& listener, const std::vector<size_t>& idx) {

@@ -363,9 +363,14 @@ TEST(DrillsService, FollowsTheRecordedDrillsIntoStatusAndTheAlertsMetric) {
       << text;
   record("20261203T140000Z-region-outage", "region-outage", true);
   ASSERT_TRUE(h.store().Delete("drills/20261203T120000Z-region-outage").ok());
+  // The put and the delete arrive as two watch events: wait for both (the
+  // metric moves with the first, the count with the second).
+  auto settled = [&] {
+    return h.metrics().Render().find("lifeboat_drill_last_passed{scenario=\"region-outage\"} 1") != std::string::npos &&
+           (*s)->StatusJson()["recorded"] == 3;
+  };
   deadline = std::chrono::steady_clock::now() + 5s;
-  while (h.metrics().Render().find("lifeboat_drill_last_passed{scenario=\"region-outage\"} 1") == std::string::npos &&
-         std::chrono::steady_clock::now() < deadline) {
+  while (!settled() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(20ms);
   }
   EXPECT_NE(h.metrics().Render().find("lifeboat_drill_last_passed{scenario=\"region-outage\"} 1"), std::string::npos);

@@ -9,12 +9,12 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config clang
   # libraries
   libboost-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
-  libfmt-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libxxhash-dev libzstd-dev libgtest-dev libgmock-dev
+  libfmt-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libxxhash-dev libzstd-dev libgtest-dev libgmock-dev libpq-dev
   # test peers and tools
   curl jq prometheus procps iproute2 bind9-dnsutils rsync nodejs python3 python3-yaml python3-dnspython nsd dnsviz
-  etcd-server etcd-client chromium
-  # benchmark peers (bench/proxy.sh)
-  haproxy iperf3 wrk bc
+  etcd-server etcd-client chromium postgresql-15
+  # benchmark peers (bench/proxy.sh, bench/postgres.sh)
+  haproxy iperf3 wrk bc patroni
 )
 
 missing=()

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(plan dns replicate repo state drill)
+[ ${#targets[@]} -gt 0 ] || targets=(plan dns replicate repo state drill postgres)
 scripts/deps.sh
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DLIFEBOAT_FUZZ=ON -DLIFEBOAT_TESTS=OFF >/dev/null
@@ -21,6 +21,7 @@ seed() {  # seed corpus per target
     repo) cp tests/fuzz/repo_seeds/* "$2"/ ;;
     state) cp tests/fuzz/state_seeds/* "$2"/ ;;
     drill) cp tests/fuzz/drill_seeds/* "$2"/ ;;
+    postgres) cp tests/fuzz/postgres_seeds/* "$2"/ ;;
   esac
 }
 

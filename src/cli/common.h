@@ -73,6 +73,7 @@ void AddBackupCommands(CLI::App& app, int& exit_code);  // repo, backup, restore
 void AddFailoverCommand(CLI::App& app, int& exit_code);
 void AddAppCommands(CLI::App& app, int& exit_code);  // app serve
 void AddDrillCommands(CLI::App& app, int& exit_code);
-void AddProxyCommands(CLI::App& app, int& exit_code);  // proxy serve  // drill run
+void AddProxyCommands(CLI::App& app, int& exit_code);  // proxy serve
+void AddDbCommands(CLI::App& app, int& exit_code);     // db status|bootstrap|rewind|promote|fence
 
 }  // namespace lifeboat::cli

@@ -36,6 +36,7 @@ int Main(int argc, char** argv) {
   AddAppCommands(app, exit_code);
   AddDrillCommands(app, exit_code);
   AddProxyCommands(app, exit_code);
+  AddDbCommands(app, exit_code);
   auto* version = app.add_subcommand("version", "Print the version and the commit it was built from");
   version->callback([] { std::cout << "lifeboat " << kVersion << " (" << kCommit << ")\n"; });
   // A command group's --help shows its own commands' examples (subcommands

@@ -19,7 +19,7 @@ namespace lifeboat {
 
 Result<CommandResult> RunCommand(const std::string& command,
                                  const std::vector<std::pair<std::string, std::string>>& env, Duration timeout,
-                                 size_t max_output) {
+                                 size_t max_output, const std::function<void(std::string_view)>& on_output) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return ErrnoError(errno, "pipe");
   UniqueFd read_end(fds[0]), write_end(fds[1]);
@@ -78,6 +78,7 @@ Result<CommandResult> RunCommand(const std::string& command,
     ssize_t got = ::read(read_end.get(), buf, sizeof(buf));
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) break;  // EOF: every writer is gone
+    if (on_output) on_output(std::string_view(buf, static_cast<size_t>(got)));
     size_t room = max_output - std::min(max_output, out.output.size());
     out.output.append(buf, std::min(room, static_cast<size_t>(got)));
     out.truncated |= static_cast<size_t>(got) > room;

@@ -2,7 +2,9 @@
 // failover's hooks, the self-fence hook.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -21,9 +23,11 @@ struct CommandResult {
 // this process's environment and stdin from /dev/null. When `timeout`
 // passes, the whole group gets SIGTERM, then SIGKILL a second later, and the
 // result is DeadlineExceeded with the output so far. A command that exits
-// non-zero is not an error here: the caller reads exit_code.
+// non-zero is not an error here: the caller reads exit_code. `on_output`,
+// when set, sees every piece of output as it arrives (progress).
 Result<CommandResult> RunCommand(const std::string& command,
                                  const std::vector<std::pair<std::string, std::string>>& env, Duration timeout,
-                                 size_t max_output = 16 * 1024);
+                                 size_t max_output = 16 * 1024,
+                                 const std::function<void(std::string_view)>& on_output = {});
 
 }  // namespace lifeboat

@@ -1,4 +1,6 @@
 // The data sections of the plan: volumes, databases and backup.
+#include <libpq-fe.h>
+
 #include "core/cron.h"
 #include "core/strings.h"
 #include "plan/load.h"
@@ -48,6 +50,34 @@ std::map<std::string, std::string> PerRegion(const Map& parent, std::string_view
     }
   }
   return out;
+}
+
+// Why a libpq connection string cannot be a database instance's, or "".
+// A password in it would show in `plan show` and in logs: it comes from
+// password_file or the environment instead.
+std::string ConninfoProblem(const std::string& conninfo) {
+  if (conninfo.empty()) return "empty connection string";
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (opts == nullptr) {
+    std::string why = err != nullptr ? std::string(err) : "cannot be parsed";
+    while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+    PQfreemem(err);
+    return "not a libpq connection string: " + why;
+  }
+  std::string problem;
+  for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr) continue;
+    std::string_view k = o->keyword;
+    if (k == "password") {
+      problem = "holds a password, which would show in `plan show` and in logs; put it in the database's "
+                "password_file (or LIFEBOAT_DB_<NAME>_PASSWORD) instead";
+    } else if (k == "replication") {
+      problem = "sets 'replication', which lifeboat chooses per connection; remove it";
+    }
+  }
+  PQconninfoFree(opts);
+  return problem;
 }
 
 }  // namespace
@@ -108,16 +138,47 @@ void LoadDatabases(const Map& top, Plan& plan) {
   for (const auto& e : dbs.entries()) {
     if (ctx.full()) return;
     if (!CheckName(ctx, e, "database")) continue;
-    Map m(ctx, e.value, dbs.Sub(e.key), {"engine", "instances", "max_lag_on_failover"});
+    Map m(ctx, e.value, dbs.Sub(e.key), {"engine", "instances", "mode", "when_standby_down", "max_lag_on_failover",
+                                          "data_dir", "bin_dir", "password_file"});
     if (!m.is_map()) continue;
     Database d;
     d.name = e.key;
     m.Enum("engine", d.engine, {{"postgresql", std::string("postgresql")}}, true);
     d.instances = PerRegion(m, "instances", plan, "connection string", "\"host=10.0.1.30 dbname=" + e.key + "\"",
-                            [](std::string& s) -> std::string {
-                              return s.empty() ? "empty connection string" : "";
-                            });
+                            [](std::string& s) { return ConninfoProblem(s); });
+    m.Enum("mode", d.mode, {{"async", DbMode::kAsync}, {"sync", DbMode::kSync}});
+    StandbyDown down = StandbyDown::kBlock;
+    if (m.Enum("when_standby_down", down, {{"block", StandbyDown::kBlock}, {"degrade", StandbyDown::kDegrade}})) {
+      d.when_standby_down = down;
+      if (d.mode != DbMode::kSync) {
+        ctx.Warning(m.KeyMark("when_standby_down"), m.Sub("when_standby_down") + ": only a sync database waits for "
+                                                                                "its standby",
+                    "remove it, or set 'mode: sync'");
+      }
+    } else if (d.mode == DbMode::kSync && m.Has("mode")) {
+      m.Missing("when_standby_down", "block (commits wait while the standby is away) or degrade (they go on "
+                                     "asynchronously and an alert fires)");
+    }
     m.SizeOf("max_lag_on_failover", d.max_lag_on_failover);
+    if (m.Has("data_dir")) {
+      Map dirs = Map::Named(ctx, m.Get("data_dir"), m.Sub("data_dir"));
+      auto regions = NamesOf(plan.regions);
+      for (const auto& de : dirs.entries()) {
+        if (!CheckRef(ctx, de.key_node.Mark(), dirs.path(), de.key, regions, "region")) continue;
+        if (!d.instances.count(de.key)) {
+          ctx.Error(de.key_node.Mark(), dirs.Sub(de.key) + ": region '" + de.key + "' has no instance of " + e.key);
+          continue;
+        }
+        auto dir = ScalarOf(ctx, de.value, dirs.Sub(de.key), "path");
+        if (!dir) continue;
+        ctx.ResolvePath(de.value.Mark(), dirs.Sub(de.key), *dir);
+        d.data_dir[de.key] = *dir;
+      }
+    }
+    if (m.Str("bin_dir", d.bin_dir)) ctx.ResolvePath(m.Get("bin_dir").Mark(), m.Sub("bin_dir"), d.bin_dir);
+    if (m.Str("password_file", d.password_file)) {
+      ctx.ResolvePath(m.Get("password_file").Mark(), m.Sub("password_file"), d.password_file);
+    }
     plan.databases.push_back(std::move(d));
   }
 }

@@ -78,6 +78,8 @@ const char* Name(S3Addressing a) {
 }
 const char* Name(FailoverMode m) { return m == FailoverMode::kAutomatic ? "automatic" : "manual"; }
 const char* Name(ReplicationMode m) { return m == ReplicationMode::kOff ? "off" : "continuous"; }
+const char* Name(DbMode m) { return m == DbMode::kSync ? "sync" : "async"; }
+const char* Name(StandbyDown s) { return s == StandbyDown::kBlock ? "block" : "degrade"; }
 
 namespace {
 template <typename T>

@@ -27,6 +27,8 @@ enum class FailoverMode { kAutomatic, kManual };
 enum class ReplicationMode { kContinuous, kOff };
 enum class ListenerProtocol { kTcp, kUdp };
 enum class ProxyPolicy { kFailover, kWeighted, kNearest };
+enum class DbMode { kAsync, kSync };
+enum class StandbyDown { kBlock, kDegrade };
 
 const char* Name(Pattern p);
 const char* Name(Role r);
@@ -39,6 +41,8 @@ const char* Name(FailoverMode m);
 const char* Name(ReplicationMode m);
 const char* Name(ListenerProtocol p);
 const char* Name(ProxyPolicy p);
+const char* Name(DbMode m);
+const char* Name(StandbyDown s);
 
 struct Objectives {
   std::optional<Duration> rto;
@@ -168,8 +172,22 @@ struct Volume {
 struct Database {
   std::string name;
   std::string engine = "postgresql";
-  std::map<std::string, std::string> instances;  // region -> libpq conninfo
-  Size max_lag_on_failover{16'000'000};
+  // region -> libpq conninfo (never a password: see password_file). The user
+  // needs the REPLICATION attribute and pg_hba must let it in for
+  // replication from the other regions' hosts.
+  std::map<std::string, std::string> instances;
+  // async: a commit returns before the standby has it (RPO: the lag);
+  // sync: it returns once the standby has flushed it (RPO 0).
+  DbMode mode = DbMode::kAsync;
+  // sync only, and required there: while the standby is away, commits
+  // block, or the primary goes on asynchronously and an alert fires.
+  std::optional<StandbyDown> when_standby_down;
+  Size max_lag_on_failover{16'000'000};  // a standby further behind is not promoted unless forced
+  // region -> the server's data directory on that region's host, for what
+  // runs there: bootstrap, rewind, re-attaching an old primary. Optional.
+  std::map<std::string, std::string> data_dir;
+  std::string bin_dir;  // PostgreSQL's programs; empty: found (pg_config, /usr/lib/postgresql/*/bin)
+  std::string password_file;  // first line; LIFEBOAT_DB_<NAME>_PASSWORD overrides
 };
 
 struct Location {

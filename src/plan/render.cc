@@ -168,7 +168,17 @@ Json ToJson(const Plan& p) {
   for (const auto& d : p.databases) {
     Json inst = Json::object();
     for (const auto& [region, conn] : d.instances) inst[region] = conn;
-    dbs[d.name] = {{"engine", d.engine}, {"instances", inst}, {"max_lag_on_failover", FormatSize(d.max_lag_on_failover)}};
+    Json dj = {{"engine", d.engine}, {"instances", inst}, {"mode", Name(d.mode)},
+               {"max_lag_on_failover", FormatSize(d.max_lag_on_failover)}};
+    if (d.when_standby_down) dj["when_standby_down"] = Name(*d.when_standby_down);
+    if (!d.data_dir.empty()) {
+      Json dirs = Json::object();
+      for (const auto& [region, dir] : d.data_dir) dirs[region] = dir;
+      dj["data_dir"] = dirs;
+    }
+    if (!d.bin_dir.empty()) dj["bin_dir"] = d.bin_dir;
+    if (!d.password_file.empty()) dj["password_file"] = d.password_file;
+    dbs[d.name] = dj;
   }
   j["databases"] = dbs;
   Json locs = Json::object();

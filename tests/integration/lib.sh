@@ -222,3 +222,82 @@ drill_nothing_left() {
     [ -z "$(listener_pid "$p")" ] || fail "port $p is still served by pid $(listener_pid "$p") after the drill"
   done
 }
+
+# PostgreSQL 15 servers for the database tests (Debian's postgresql-15),
+# each in $PG_ROOT/NAME, listening on 127.0.0.1 only with its socket in
+# $PG_ROOT/sock. PostgreSQL refuses to run as root: as root, the servers run
+# as `nobody`. The user `lifeboat` (a superuser) logs in with the password in
+# $PG_PASSWORD_FILE over TCP. pg_setup first; every server is stopped when
+# the test exits.
+PG_BIN=/usr/lib/postgresql/15/bin
+pg_setup() {
+  [ -x "$PG_BIN/initdb" ] || fail "PostgreSQL 15 is not installed (scripts/deps.sh installs postgresql-15)"
+  PG_ROOT="$WORK/pg"
+  PG_PASSWORD="pw-$RANDOM-it's"
+  PG_PASSWORD_FILE="$WORK/pg.password"
+  mkdir -p "$PG_ROOT/sock"
+  printf '%s\n' "$PG_PASSWORD" > "$PG_PASSWORD_FILE"
+  if [ "$(id -u)" = 0 ]; then
+    PG_AS=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+    chmod 711 "$WORK"
+    chown -R nobody:nogroup "$PG_ROOT"
+    chown nobody:nogroup "$PG_PASSWORD_FILE"
+  else
+    PG_AS=()
+  fi
+  chmod 600 "$PG_PASSWORD_FILE"
+  AFTER_CLEANUP+=(pg_stop_all)
+}
+as_pg() { "${PG_AS[@]}" "$@"; }
+
+# pg_init NAME PORT: a new primary, with checksums (pg_rewind needs them or wal_log_hints).
+pg_init() {
+  local dir="$PG_ROOT/$1"
+  as_pg "$PG_BIN/initdb" -D "$dir" -U lifeboat --pwfile="$PG_PASSWORD_FILE" -k \
+    --auth-local=trust --auth-host=scram-sha-256 > "$WORK/initdb-$1.log" 2>&1 \
+    || { cat "$WORK/initdb-$1.log" >&2; fail "initdb $1"; }
+  cat >> "$dir/postgresql.conf" <<CONF
+port = $2
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$PG_ROOT/sock'
+shared_buffers = 32MB
+max_wal_size = 256MB
+fsync = on
+CONF
+}
+
+# pg_start NAME: starts the server in $PG_ROOT/NAME and waits for it.
+pg_start() {
+  as_pg "$PG_BIN/pg_ctl" start -D "$PG_ROOT/$1" -l "$PG_ROOT/$1.log" -w -t 60 > /dev/null \
+    || { tail -20 "$PG_ROOT/$1.log" >&2; fail "start PostgreSQL in $1"; }
+}
+
+# pg_kill NAME: SIGKILL to the server's postmaster and every process it
+# started (an outage), by their pids.
+pg_kill() {
+  local pid children port
+  pid=$(head -1 "$PG_ROOT/$1/postmaster.pid" 2>/dev/null) || return 0
+  port=$(sed -n 4p "$PG_ROOT/$1/postmaster.pid")
+  children=$(pgrep -P "$pid" 2>/dev/null || true)
+  kill -KILL "$pid" $children 2>/dev/null || true
+  local deadline=$(( SECONDS + 10 ))
+  # Gone, or a zombie whose parent has not reaped it yet.
+  while ps -o stat= -p "$pid" 2>/dev/null | grep -qv '^Z' && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+  # A zombie still answers kill -0, which the next postmaster takes for a
+  # live one holding the data directory: its lock file goes with it.
+  if ps -o stat= -p "$pid" 2>/dev/null | grep -q '^Z'; then
+    rm -f "$PG_ROOT/$1/postmaster.pid" "$PG_ROOT/sock/.s.PGSQL.$port.lock"
+  fi
+}
+
+pg_stop_all() {
+  local d
+  for d in "$PG_ROOT"/*/; do
+    [ -f "$d/postmaster.pid" ] && as_pg "$PG_BIN/pg_ctl" stop -D "$d" -m immediate > /dev/null 2>&1 || true
+  done
+}
+
+# psql_at PORT SQL: runs SQL as lifeboat on 127.0.0.1:PORT, unaligned, no headers.
+psql_at() {
+  PGPASSWORD="$PG_PASSWORD" psql -X -q -At -h 127.0.0.1 -p "$1" -U lifeboat -d postgres -v ON_ERROR_STOP=1 -c "$2"
+}

@@ -133,6 +133,23 @@ class EndpointViews {
   virtual void OnChange(std::function<void()> fn) = 0;
 };
 
+// Published by the database service: this region's servers of the plan's
+// databases, as the failover engine needs them. The service itself brings
+// each server to the epoch (promotes it when the epoch names this region,
+// fences it when the epoch moves away) and records what it did in
+// regions/R/db/NAME/role.
+class DatabaseRoles {
+ public:
+  virtual ~DatabaseRoles() = default;
+  // What this region's view reports of each database with a server here:
+  // its role and how far it was behind the primary's when last measured.
+  virtual std::vector<state::ObserverView::Database> Views() const = 0;
+  // While held, this region's primary servers are fenced (a primary that
+  // lost the state store fences itself); released, the fence is lifted when
+  // this region is still the primary. Returns at once.
+  virtual void HoldWrites(bool held) = 0;
+};
+
 // Published by the agent itself: the failover epoch's primary as the state
 // store says, kept by a watch (no call waits on the store).
 class PrimaryView {

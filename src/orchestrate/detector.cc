@@ -131,6 +131,24 @@ std::string Detector::Unfit(const std::string& region, const state::PrimaryRecor
              std::to_string(c.role.epoch) + "): fail back first";
     }
   }
+  for (const auto& db : plan_.databases) {
+    if (!db.instances.count(region) || !db.instances.count(primary.region)) continue;
+    auto d = std::find_if(own->databases.begin(), own->databases.end(),
+                          [&](const auto& x) { return x.database == db.name; });
+    if (d == own->databases.end()) return "its agent does not report its server of database " + db.name;
+    if (d->role != "standby") {
+      return "its server of database " + db.name + " is " +
+             (d->role == "unreachable" ? std::string("unreachable from its agent") : "a " + d->role + ", not a standby") +
+             (d->role == "fenced primary" ? " (an old primary: lifeboat db rewind makes it follow first)" : "");
+    }
+    if (d->lag_bytes < 0) {
+      return "its server of database " + db.name + " was never measured against " + primary.region + "'s";
+    }
+    if (static_cast<uint64_t>(d->lag_bytes) > db.max_lag_on_failover.bytes) {
+      return "its server of database " + db.name + " was " + HumanBytes(static_cast<uint64_t>(d->lag_bytes)) +
+             " behind, over max_lag_on_failover (" + FormatSize(db.max_lag_on_failover) + ")";
+    }
+  }
   auto checked = CheckedEndpoints(plan_, region);
   int majority = static_cast<int>(current.size()) / 2 + 1;
   bool healthy = checked.empty() || std::any_of(checked.begin(), checked.end(), [&](const plan::Endpoint* e) {

@@ -54,9 +54,11 @@ class Detector {
   // Why `region` cannot become primary now, or "" when it can: its agent
   // must have a view of this epoch (it takes the data over), each volume
   // copy in that view must follow the primary at this epoch or later (a
-  // fenced or older copy may lack writes: fail back first), and, when it has
-  // checked endpoints, one of them must be healthy in a majority of the
-  // views.
+  // fenced or older copy may lack writes: fail back first), its server of
+  // each database must be a standby measured within max_lag_on_failover of
+  // the primary's (a fenced old primary must be rewound first), and, when
+  // it has checked endpoints, one of them must be healthy in a majority of
+  // the views.
   std::string Unfit(const std::string& region, const state::PrimaryRecord& primary,
                     const std::vector<state::ObserverView>& views) const;
 

@@ -24,6 +24,9 @@ Key<std::string> AgentFirstStartedAt(std::string_view region) {
 Key<VolumeRole> VolumeRoleOf(std::string_view region, std::string_view volume) {
   return Key<VolumeRole>(Own(region, "replicate/" + std::string(volume) + "/role"));
 }
+Key<DatabaseRole> DatabaseRoleOf(std::string_view region, std::string_view database) {
+  return Key<DatabaseRole>(Own(region, "db/" + std::string(database) + "/role"));
+}
 Key<RestoreRecord> RestoreOf(std::string_view region) { return Key<RestoreRecord>(Own(region, "failover/restore")); }
 Key<LastBackup> LastBackupOf(std::string_view region, std::string_view schedule, std::string_view volume) {
   return Key<LastBackup>(Own(region, "backup/" + std::string(schedule) + "/" + std::string(volume) + "/last"));
@@ -229,11 +232,34 @@ std::string Encode(const ObserverView& v) {
   }
   Json endpoints = Json::object();
   for (const auto& [name, healthy] : v.endpoints) endpoints[name] = healthy;
-  return Json{{"observer", v.observer}, {"agent", v.agent},          {"primary", v.primary},
-              {"epoch", v.epoch},       {"primary_down", v.primary_down}, {"down_for_ms", v.down_for_ms},
-              {"reason", v.reason},     {"endpoints", endpoints},      {"copies", copies},
-              {"sending", sending},     {"at", v.at}}
-      .dump();
+  Json j = {{"observer", v.observer}, {"agent", v.agent},          {"primary", v.primary},
+            {"epoch", v.epoch},       {"primary_down", v.primary_down}, {"down_for_ms", v.down_for_ms},
+            {"reason", v.reason},     {"endpoints", endpoints},      {"copies", copies},
+            {"sending", sending},     {"at", v.at}};
+  if (!v.databases.empty()) {  // absent without databases: older readers see the same object
+    Json dbs = Json::array();
+    for (const auto& d : v.databases) {
+      Json one = {{"database", d.database}, {"role", d.role}};
+      if (d.lag_bytes >= 0) one["lag_bytes"] = d.lag_bytes;
+      dbs.push_back(std::move(one));
+    }
+    j["databases"] = dbs;
+  }
+  return j.dump();
+}
+
+std::string Encode(const DatabaseRole& v) {
+  return Json{{"role", v.role}, {"epoch", v.epoch}, {"lsn", v.lsn}, {"at", v.at}}.dump();
+}
+
+bool Decode(std::string_view text, DatabaseRole& out) {
+  Json j = Object(text);
+  if (j.is_discarded() || !j.contains("epoch") || !j["epoch"].is_number_unsigned()) return false;
+  out.role = Text(j, "role");
+  out.epoch = j["epoch"];
+  out.lsn = Text(j, "lsn");
+  out.at = Text(j, "at");
+  return out.role == "primary" || out.role == "fenced";
 }
 
 bool Decode(std::string_view text, ObserverView& out) {
@@ -269,6 +295,17 @@ bool Decode(std::string_view text, ObserverView& out) {
         one.lag_ms = s["lag_ms"].get<int64_t>();
       }
       if (!one.volume.empty()) out.sending.push_back(std::move(one));
+    }
+  }
+  out.databases.clear();
+  if (j.contains("databases") && j["databases"].is_array()) {
+    for (const auto& d : j["databases"]) {
+      if (!d.is_object() || Text(d, "database").empty()) continue;
+      ObserverView::Database one{Text(d, "database"), Text(d, "role")};
+      if (d.contains("lag_bytes") && d["lag_bytes"].is_number_integer() && d["lag_bytes"].get<int64_t>() >= 0) {
+        one.lag_bytes = d["lag_bytes"].get<int64_t>();
+      }
+      out.databases.push_back(std::move(one));
     }
   }
   out.endpoints.clear();

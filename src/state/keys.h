@@ -107,7 +107,28 @@ struct ObserverView {
     bool operator==(const Sending&) const = default;
   };
   std::vector<Sending> sending;
+  // This region's server of each database (agent/services/database): its
+  // role and how far behind the primary's server it was when last measured
+  // (what a failover to this region accepts, checked against
+  // max_lag_on_failover).
+  struct Database {
+    std::string database;
+    std::string role;  // "primary", "standby", "fenced primary", "unreachable"
+    int64_t lag_bytes = -1;  // -1: never measured
+    bool operator==(const Database&) const = default;
+  };
+  std::vector<Database> databases;
   std::string at;  // when this view was written, RFC 3339 UTC
+};
+
+// What one region's agent last did to its database server
+// (regions/R/db/NAME/role): promoted it, or fenced it, in which failover
+// epoch. The failover's promote step waits for "primary" at its epoch.
+struct DatabaseRole {
+  std::string role;  // "primary", "fenced"
+  uint64_t epoch = 0;
+  std::string lsn;   // promoted: the first position it wrote at; fenced: its final position
+  std::string at;    // RFC 3339 UTC
 };
 
 // A region's restore of the newest backups into its copies, the
@@ -167,6 +188,7 @@ Key<int64_t> AgentStarts(std::string_view region);
 Key<std::string> AgentFirstStartedAt(std::string_view region);
 // The role of the region's copy of a volume.
 Key<VolumeRole> VolumeRoleOf(std::string_view region, std::string_view volume);
+Key<DatabaseRole> DatabaseRoleOf(std::string_view region, std::string_view database);
 Key<LastBackup> LastBackupOf(std::string_view region, std::string_view schedule, std::string_view volume);
 // Shared: one switch per serving region, seen by every region's DNS server.
 Key<RoutingControl> RoutingControlOf(std::string_view region);
@@ -187,9 +209,9 @@ Key<DrillRecord> DrillOf(std::string_view id);
 inline constexpr std::string_view kDrillsPrefix = "drills/";
 
 // Every key's pattern, as docs/format/state.md writes it.
-inline constexpr std::array<std::string_view, 11> kPatterns = {
+inline constexpr std::array<std::string_view, 12> kPatterns = {
     "regions/{region}/agent/starts", "regions/{region}/agent/first_started_at",
-    "regions/{region}/replicate/{volume}/role", "regions/{region}/backup/{schedule}/{volume}/last",
+    "regions/{region}/replicate/{volume}/role", "regions/{region}/db/{database}/role", "regions/{region}/backup/{schedule}/{volume}/last",
     "regions/{region}/failover/restore", "routing/controls/{region}", "failover/primary", "failover/run",
     "failover/lock", "views/{region}", "drills/{id}"};
 
@@ -212,6 +234,7 @@ std::string Encode(const FailoverRun& v);
 std::string Encode(const ObserverView& v);
 std::string Encode(const RestoreRecord& v);
 std::string Encode(const DrillRecord& v);
+std::string Encode(const DatabaseRole& v);
 // Each returns false when `text` is not a value of its type.
 bool Decode(std::string_view text, int64_t& out);
 bool Decode(std::string_view text, std::string& out);
@@ -223,6 +246,7 @@ bool Decode(std::string_view text, FailoverRun& out);
 bool Decode(std::string_view text, ObserverView& out);
 bool Decode(std::string_view text, RestoreRecord& out);
 bool Decode(std::string_view text, DrillRecord& out);
+bool Decode(std::string_view text, DatabaseRole& out);
 
 template <class V>
 Result<std::optional<V>> Key<V>::Get(Store& store) const {

@@ -29,6 +29,7 @@ TEST(StateKeys, TheFormatDocListsEveryKey) {
   }
   // And every name the code builds matches its documented pattern.
   EXPECT_EQ(keys::VolumeRoleOf("east", "data").name(), "regions/east/replicate/data/role");
+  EXPECT_EQ(keys::DatabaseRoleOf("east", "orders").name(), "regions/east/db/orders/role");
   EXPECT_EQ(keys::RoutingControlOf("east").name(), "routing/controls/east");
   EXPECT_EQ(keys::LastBackupOf("east", "nightly", "data").name(), "regions/east/backup/nightly/data/last");
   EXPECT_EQ(keys::AgentStarts("east").name(), "regions/east/agent/starts");
@@ -190,6 +191,28 @@ TEST(StateKeys, ADrillRecordKeepsItsReportAndItsUnmeasuredFigures) {
   EXPECT_EQ((*got)->report, d.report);
   DrillRecord bad;
   EXPECT_FALSE(Decode(R"({"id":"x","scenario":"y","verdict":"maybe"})", bad));
+}
+
+TEST(StateKeys, DatabaseRolesAndTheViewsDatabasesRoundTrip) {
+  DatabaseRole role{"primary", 4, "0/3000148", "2026-12-03T20:00:00Z"};
+  DatabaseRole back;
+  ASSERT_TRUE(Decode(Encode(role), back));
+  EXPECT_EQ(back.role, "primary");
+  EXPECT_EQ(back.epoch, 4u);
+  EXPECT_EQ(back.lsn, "0/3000148");
+  EXPECT_FALSE(Decode(R"({"role":"sideways","epoch":1})", back));
+
+  ObserverView v;
+  v.observer = "west";
+  v.databases = {{"orders", "standby", 1234}, {"audit", "unreachable", -1}};
+  ObserverView got;
+  ASSERT_TRUE(Decode(Encode(v), got));
+  ASSERT_EQ(got.databases.size(), 2u);
+  EXPECT_EQ(got.databases[0], v.databases[0]);
+  EXPECT_EQ(got.databases[1].lag_bytes, -1);
+  // A view without databases encodes as before (older readers).
+  v.databases.clear();
+  EXPECT_EQ(Encode(v).find("databases"), std::string::npos);
 }
 
 }  // namespace

@@ -20,7 +20,7 @@ cleanup() {
   for c in "${AFTER_CLEANUP[@]:-}"; do
     [ -n "$c" ] && "$c" || true
   done
-  if [ $rc -eq 0 ]; then rm -rf "$WORK"; else echo "test failed; scratch dir kept: $WORK" >&2; fi
+  if [ $rc -eq 0 ] && [ -z "${LIFEBOAT_KEEP_WORK:-}" ]; then rm -rf "$WORK"; else echo "scratch dir kept: $WORK" >&2; fi
 }
 trap cleanup EXIT
 

@@ -22,6 +22,8 @@
 #include "orchestrate/fencing.h"
 #include "orchestrate/primary.h"
 #include "orchestrate/runbook.h"
+#include "postgres/control.h"
+#include "postgres/instance.h"
 #include "state/keys.h"
 
 namespace lifeboat::agent {
@@ -87,6 +89,7 @@ class FailoverService final : public Service, public EndpointViews, private orch
   Status Init() {
     traffic_ = ctx_.caps.Get<TrafficSwitch>();
     roles_ = ctx_.caps.Get<VolumeRoles>();
+    databases_ = ctx_.caps.Get<DatabaseRoles>();
     restorer_ = ctx_.caps.Get<VolumeRestorer>();
     // The witness serves nothing, so no traffic service probes for it: it
     // probes the endpoints itself to have a view.
@@ -265,6 +268,7 @@ class FailoverService final : public Service, public EndpointViews, private orch
         }
       }
     }
+    if (databases_ != nullptr) mine.databases = databases_->Views();
     Publish(mine);
     std::erase_if(*views, [&](const auto& v) { return v.observer == mine.observer; });
     views->push_back(mine);
@@ -553,6 +557,7 @@ class FailoverService final : public Service, public EndpointViews, private orch
              "over, so this region stops sending its volumes until the store answers",
              FormatDuration(ctx_.plan.failover.lease));
     if (roles_ != nullptr) roles_->HoldSending(true);
+    if (databases_ != nullptr) databases_->HoldWrites(true);
     if (!ctx_.plan.failover.self_fence.empty()) {
       const plan::Hook* hook = FindHook(ctx_.plan.failover.self_fence);
       state::FailoverRun fenced;  // what the hook's environment tells: this region, at the epoch it last read
@@ -571,6 +576,7 @@ class FailoverService final : public Service, public EndpointViews, private orch
   void EndSelfFence(const state::PrimaryRecord& p) {
     self_fenced_ = false;
     if (roles_ != nullptr && p.region == ctx_.region.name) roles_->HoldSending(false);
+    if (databases_ != nullptr && p.region == ctx_.region.name) databases_->HoldWrites(false);
     LogWarn({{"primary", p.region}}, "failover: the state store answers again; the primary is {} at epoch {}",
             p.region, p.epoch);
   }
@@ -621,7 +627,7 @@ class FailoverService final : public Service, public EndpointViews, private orch
   // The epoch moves to the run's target, and the old primary's traffic goes.
   Result<std::string> FenceStep(const state::FailoverRun& run) {
     LB_ASSIGN_OR_RETURN(auto p, orchestrate::CurrentPrimary(ctx_.store, ctx_.plan));
-    std::string accepted;
+    std::string accepted, db_fenced;
     if (p.record.epoch < run.epoch) {
       if (p.record.epoch + 1 != run.epoch || p.record.region != run.from) {
         return FailedPrecondition("the primary is " + p.record.region + " at epoch " + std::to_string(p.record.epoch) +
@@ -629,6 +635,7 @@ class FailoverService final : public Service, public EndpointViews, private orch
       }
       if (run.planned) LB_RETURN_IF_ERROR(DrainBeforeSwitch(run));
       std::string lag = run.planned ? std::string() : AcceptedLag(run);
+      LB_ASSIGN_OR_RETURN(db_fenced, FenceDatabases(run));
       LB_ASSIGN_OR_RETURN(p, orchestrate::AdvanceEpoch(ctx_.store, ctx_.plan, p, run.to, owner_));
       if (!lag.empty()) {
         LogWarn({{"from", run.from}, {"to", run.to}}, "failover: epoch {}: unplanned, accepting the lag: {}", run.epoch,
@@ -640,7 +647,7 @@ class FailoverService final : public Service, public EndpointViews, private orch
                                 std::to_string(p.record.epoch));
     }
     std::string out = "epoch " + std::to_string(run.epoch) + ": " + run.to + " is primary" +
-                      (run.planned ? " (planned: every volume was in sync at the switch)" : accepted);
+                      (run.planned ? " (planned: every volume was in sync at the switch)" : accepted) + db_fenced;
     const plan::Region* from = ctx_.plan.FindRegion(run.from);
     if (from != nullptr && from->serves()) {
       LB_RETURN_IF_ERROR(StatusOf(SwitchControl(run.from, false, true, "failover " + run.id)));
@@ -708,15 +715,19 @@ class FailoverService final : public Service, public EndpointViews, private orch
   }
 
   // Waits until the new primary's agent has made it the source of every
-  // volume it holds a copy of (it reconciles to the epoch by itself).
+  // volume it holds a copy of, and has promoted its server of every
+  // database (it reconciles to the epoch by itself).
   Result<std::string> PromoteStep(const state::FailoverRun& run) {
-    std::vector<std::string> volumes;
+    std::vector<std::string> volumes, databases;
     for (const auto& v : ctx_.plan.volumes) {
       if (v.replication.mode == plan::ReplicationMode::kContinuous && v.path.count(run.to) && v.path.size() > 1) {
         volumes.push_back(v.name);
       }
     }
-    if (volumes.empty()) return std::string("no continuously replicated volume to promote");
+    for (const auto& d : ctx_.plan.databases) {
+      if (d.instances.count(run.to) && d.instances.size() > 1) databases.push_back(d.name);
+    }
+    if (volumes.empty() && databases.empty()) return std::string("no continuously replicated volume or database to promote");
     auto deadline = SteadyClock::now() + kPromoteTimeout;
     for (;;) {
       std::string waiting;
@@ -729,9 +740,16 @@ class FailoverService final : public Service, public EndpointViews, private orch
                                 std::to_string(role->epoch)) +
                    ")";
       }
+      for (const auto& d : databases) {
+        LB_ASSIGN_OR_RETURN(auto role, state::keys::DatabaseRoleOf(run.to, d).Get(ctx_.store));
+        if (role && role->role == "primary" && role->epoch >= run.epoch) continue;
+        waiting += (waiting.empty() ? "" : ", ") + ("database " + d) + " (" +
+                   (!role ? std::string("not promoted yet") : role->role + " at epoch " + std::to_string(role->epoch)) + ")";
+      }
       if (waiting.empty()) {
         std::string list;
         for (const auto& v : volumes) list += (list.empty() ? "" : ", ") + v;
+        for (const auto& d : databases) list += (list.empty() ? "database " : ", database ") + d;
         return run.to + " is the source of " + list + " at epoch " + std::to_string(run.epoch);
       }
       if (SteadyClock::now() > deadline || stop_drive_) {
@@ -740,6 +758,50 @@ class FailoverService final : public Service, public EndpointViews, private orch
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
+  }
+
+  // The database part of a fence: each database's server in the old
+  // primary region is fenced when it answers (planned: it must, and the new
+  // primary's server must then receive all it wrote before the epoch
+  // moves). Unplanned and unreachable is fine: that server's own agent
+  // fences it when it sees the epoch, and a server nobody reaches takes no
+  // writes from anyone who reaches lifeboat's traffic.
+  Result<std::string> FenceDatabases(const state::FailoverRun& run) {
+    std::string out;
+    for (const auto& db : ctx_.plan.databases) {
+      if (!db.instances.count(run.from) || !db.instances.count(run.to)) continue;
+      auto target = postgres::TargetOf(db, run.from);
+      if (!target.ok()) return target.error();
+      target->application_name = "lifeboat-failover";
+      auto conn = postgres::Conn::Open(*target, std::chrono::seconds(run.planned ? 5 : 2));
+      if (!conn.ok()) {
+        if (run.planned) return conn.error().Wrap("a planned failover fences " + db.name + " in " + run.from);
+        out += "; database " + db.name + ": " + run.from + "'s server is unreachable (its agent fences it on return)";
+        continue;
+      }
+      auto fenced = postgres::Fence(*conn, std::chrono::seconds(30));
+      if (!fenced.ok()) {
+        if (fenced.error().code() == Code::kFailedPrecondition) continue;  // a standby there: nothing to fence
+        if (run.planned) return fenced.error().Wrap("fence " + db.name + " in " + run.from);
+        out += "; database " + db.name + ": fencing " + run.from + "'s server failed: " + fenced.error().message();
+        continue;
+      }
+      (void)state::keys::DatabaseRoleOf(run.from, db.name)
+          .Put(ctx_.store, {"fenced", run.epoch, postgres::FormatLsn(fenced->final_lsn), FormatUtc(ctx_.clock.Now())});
+      std::string one = "database " + db.name + ": " + run.from + "'s server fenced at " +
+                        postgres::FormatLsn(fenced->final_lsn);
+      if (run.planned) {
+        LB_ASSIGN_OR_RETURN(auto t, postgres::TargetOf(db, run.to));
+        t.application_name = "lifeboat-failover";
+        LB_ASSIGN_OR_RETURN(auto standby, postgres::Conn::Open(t, std::chrono::seconds(5)));
+        if (auto w = postgres::WaitReceived(standby, fenced->final_lsn, kInSyncTimeout); !w.ok()) {
+          return w.error().Wrap(run.to + "'s server of " + db.name + " did not receive " + run.from + "'s last write");
+        }
+        one += ", all of it received by " + run.to;
+      }
+      out += "; " + one;
+    }
+    return out;
   }
 
   // Waits until the new primary's agent has restored the newest backup of
@@ -937,6 +999,7 @@ class FailoverService final : public Service, public EndpointViews, private orch
   const Duration tick_;
   TrafficSwitch* traffic_ = nullptr;
   VolumeRoles* roles_ = nullptr;
+  DatabaseRoles* databases_ = nullptr;
   VolumeRestorer* restorer_ = nullptr;
   std::unique_ptr<health::Monitor> own_health_;
   std::unique_ptr<traffic::RoutingControls> own_controls_;

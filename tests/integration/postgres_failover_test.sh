@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# PostgreSQL inside the failover engine: three agents (east, west, a witness)
+# and two PostgreSQL 15 servers on loopback, east primary, west built by
+# `lifeboat db bootstrap`.
+#   1. the agents report each server's role and west's lag (status, metrics);
+#   2. a planned failover to west under a writer: every acknowledged row is
+#      on west, east's server is fenced, west's agent promoted its server;
+#   3. east rewound to follow west; a region outage of west (agent and
+#      server killed): the quorum fails over automatically, east's agent
+#      promotes its server; the time from the kill to east taking a write;
+#   4. west's agent comes back first, then its server, as a primary: the
+#      agent fences it;
+#   5. with east's replay paused far behind, west cannot be failed over to
+#      (over max_lag_on_failover) unless forced.
+source "$(dirname "$0")/lib.sh" "$1"
+export LIFEBOAT_TOKEN=it-token
+pg_setup
+P_EAST=$(free_port); P_WEST=$(free_port)
+pg_init east "$P_EAST"
+pg_start east
+PORT_EAST=$(free_port); PORT_WEST=$(free_port); PORT_WITNESS=$(free_port)
+conn() { echo "host=127.0.0.1 port=$1 user=lifeboat dbname=postgres connect_timeout=2"; }
+cat > "$WORK/plan.yaml" <<PLAN
+name: pgfo
+pattern: warm-standby
+regions:
+  east:    { role: primary, agent: 127.0.0.1:$PORT_EAST }
+  west:    { role: standby, agent: 127.0.0.2:$PORT_WEST }
+  witness: { role: witness, agent: 127.0.0.3:$PORT_WITNESS }
+databases:
+  orders:
+    engine: postgresql
+    instances: { east: "$(conn "$P_EAST")", west: "$(conn "$P_WEST")" }
+    data_dir: { east: $PG_ROOT/east, west: $PG_ROOT/west }
+    password_file: $PG_PASSWORD_FILE
+    max_lag_on_failover: 1MB
+failover:
+  mode: automatic
+  grace: 500ms
+  lease: 2s
+PLAN
+"$LIFEBOAT" plan validate "$WORK/plan.yaml" > /dev/null || fail "the plan does not validate"
+export LIFEBOAT_PLAN="$WORK/plan.yaml"
+"$LIFEBOAT" db bootstrap orders --region west > "$WORK/bootstrap.out" 2>&1 || { cat "$WORK/bootstrap.out"; fail "bootstrap"; }
+psql_at "$P_EAST" "CREATE TABLE orders (id serial PRIMARY KEY, note text)"
+
+run_agent() {
+  "$LIFEBOAT" --log-format json agent --plan "$WORK/plan.yaml" --region "$1" --data-dir "$WORK/data/$1" \
+    >>"$WORK/$1.log" 2>&1 &
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+}
+run_agent east; EAST=$LAST_PID
+run_agent west; WEST=$LAST_PID
+run_agent witness; WITNESS=$LAST_PID
+wait_http "http://127.0.0.1:$PORT_EAST/healthz"; wait_http "http://127.0.0.2:$PORT_WEST/healthz"
+wait_http "http://127.0.0.3:$PORT_WITNESS/healthz"
+status_of() { curl -sf --max-time 2 "http://$1/v1/status"; }
+
+# --- 1. Roles and lag as the agents see them -------------------------------------
+deadline=$(( SECONDS + 20 ))
+until status_of "127.0.0.2:$PORT_WEST" | jq -e '.services.databases.orders | .role == "standby" and (.lag_bytes | type == "number")' >/dev/null; do
+  [ $SECONDS -lt $deadline ] || { status_of "127.0.0.2:$PORT_WEST" | jq .services.databases >&2; fail "west never reported its standby's lag"; }
+  sleep 0.2
+done
+status_of "127.0.0.1:$PORT_EAST" | jq -e '.services.databases.orders | .role == "primary" and (.standbys[0].name == "lifeboat_west")' >/dev/null ||
+  { status_of "127.0.0.1:$PORT_EAST" | jq .services.databases >&2; fail "east's status"; }
+has_metric "http://127.0.0.1:$PORT_EAST/metrics" '^lifeboat_db_primary{database="orders"} 1' || fail "east's primary metric"
+has_metric "http://127.0.0.2:$PORT_WEST/metrics" '^lifeboat_db_lag_bytes{database="orders"} [0-9]' || fail "west's lag metric"
+deadline=$(( SECONDS + 15 ))
+until curl -sf "http://127.0.0.3:$PORT_WITNESS/v1/failover" | jq -e '[.views[] | select(.observer == "west") | .databases[]? | select(.database == "orders" and .role == "standby" and .lag_bytes >= 0)] | length == 1' >/dev/null; do
+  [ $SECONDS -lt $deadline ] || { curl -sf "http://127.0.0.3:$PORT_WITNESS/v1/failover" | jq .views >&2; fail "west's view never carried its database"; }
+  sleep 0.2
+done
+pass "the agents report east's primary, west's standby and its lag (status, metrics, views)"
+
+wait_run_done() {  # AGENT_ADDR EPOCH
+  local deadline=$(( SECONDS + 60 ))
+  until status_of "$1" | jq -e ".failover.epoch == $2 and .failover.run.state == \"done\"" >/dev/null; do
+    [ $SECONDS -lt $deadline ] || { status_of "$1" | jq .failover >&2; fail "the run to epoch $2 never finished"; }
+    sleep 0.1
+  done
+}
+
+# --- 2. Planned failover under writes ------------------------------------------------
+touch "$WORK/writing"; : > "$WORK/acked"
+( i=0; while [ -f "$WORK/writing" ]; do
+    i=$((i+1))
+    psql_at "$P_EAST" "INSERT INTO orders (note) VALUES ('p$i')" > /dev/null 2>&1 && echo "p$i" >> "$WORK/acked"
+  done ) &
+PIDS+=("$!"); WRITER=$!
+sleep 1
+"$LIFEBOAT" failover --to west --planned --yes > "$WORK/planned.out" 2>&1 || { cat "$WORK/planned.out"; fail "planned failover"; }
+wait_run_done "127.0.0.2:$PORT_WEST" 2
+rm -f "$WORK/writing"; wait "$WRITER" || true
+acked=$(wc -l < "$WORK/acked")
+[ "$acked" -gt 0 ] || fail "no row was acknowledged before the switch"
+missing=0
+while read -r note; do
+  [ "$(psql_at "$P_WEST" "SELECT count(*) FROM orders WHERE note = '$note'")" = 1 ] || missing=$((missing+1))
+done < "$WORK/acked"
+[ "$missing" = 0 ] || fail "$missing of $acked acknowledged rows are missing on west after a planned failover"
+[ "$(psql_at "$P_WEST" "SELECT pg_is_in_recovery()")" = f ] || fail "west's server was not promoted"
+expect_exit 1 psql_at "$P_EAST" "INSERT INTO orders (note) VALUES ('after')"
+grep -q "read-only" <<<"$OUT" || { echo "$OUT"; fail "east's server took a write after the planned failover"; }
+status_of "127.0.0.2:$PORT_WEST" | jq -e '.failover.run.steps[0].output | test("database orders: east.s server fenced at [0-9A-F/]+, all of it received by west")' >/dev/null ||
+  { status_of "127.0.0.2:$PORT_WEST" | jq .failover.run.steps >&2; fail "the fence step did not report the database"; }
+status_of "127.0.0.2:$PORT_WEST" | jq -e '.failover.run.steps[1].output | test("database orders")' >/dev/null ||
+  { status_of "127.0.0.2:$PORT_WEST" | jq .failover.run.steps >&2; fail "the promote step did not wait for the database"; }
+pass "planned failover: west's server promoted by its agent, all $acked acknowledged rows there, east fenced"
+
+# A failover back to east is refused while its server is a fenced old primary.
+expect_exit 1 "$LIFEBOAT" failover --to east --yes
+grep -q "fenced primary" <<<"$OUT" || { echo "$OUT"; fail "a failover to the fenced old primary was not refused"; }
+pass "a failover to the fenced old primary is refused: $(grep -o 'its server of database orders[^(]*' <<<"$OUT" | head -1)"
+
+# --- 3. East follows; west's region dies ----------------------------------------------
+"$LIFEBOAT" db rewind orders --region east > "$WORK/rewind.out" 2>&1 || { cat "$WORK/rewind.out"; fail "rewind east"; }
+deadline=$(( SECONDS + 20 ))
+until status_of "127.0.0.1:$PORT_EAST" | jq -e '.services.databases.orders | .role == "standby" and .lag_bytes == 0' >/dev/null; do
+  [ $SECONDS -lt $deadline ] || { status_of "127.0.0.1:$PORT_EAST" | jq .services.databases >&2; fail "east never caught up with west"; }
+  sleep 0.2
+done
+psql_at "$P_WEST" "INSERT INTO orders (note) VALUES ('before-outage')"
+deadline=$(( SECONDS + 10 ))
+until [ "$(psql_at "$P_EAST" "SELECT count(*) FROM orders WHERE note = 'before-outage'")" = 1 ]; do
+  [ $SECONDS -lt $deadline ] || fail "east never received the last row"
+  sleep 0.1
+done
+sleep 1  # a lag measure after that row
+start=$(date +%s%N)
+kill -9 "$WEST"; wait "$WEST" 2>/dev/null || true
+pg_kill west
+until psql_at "$P_EAST" "INSERT INTO orders (note) VALUES ('after-outage')" > /dev/null 2>&1; do
+  [ $(( ($(date +%s%N) - start) / 1000000 )) -lt 60000 ] || {
+    status_of "127.0.0.1:$PORT_EAST" | jq '.failover, .services.databases' >&2; tail -20 "$WORK/east.log" >&2
+    fail "east's server never took a write after west's outage"; }
+  sleep 0.05
+done
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+wait_run_done "127.0.0.1:$PORT_EAST" 3
+[ "$(psql_at "$P_EAST" "SELECT count(*) FROM orders WHERE note = 'before-outage'")" = 1 ] || fail "the last row before the outage is gone"
+pass "region outage of west: east's server took a write $ms ms after the kill (lease 2s, grace 500ms)"
+
+# --- 4. West's agent returns, then its server (a primary): fenced --------------------
+run_agent west; WEST=$LAST_PID
+wait_http "http://127.0.0.2:$PORT_WEST/healthz"
+pg_start west
+deadline=$(( SECONDS + 15 ))
+until status_of "127.0.0.2:$PORT_WEST" | jq -e '.services.databases.orders.role == "fenced primary"' >/dev/null; do
+  [ $SECONDS -lt $deadline ] || { status_of "127.0.0.2:$PORT_WEST" | jq .services.databases >&2; fail "west's agent never fenced its old primary"; }
+  sleep 0.1
+done
+expect_exit 1 psql_at "$P_WEST" "INSERT INTO orders (note) VALUES ('stale')"
+grep -q "read-only" <<<"$OUT" || { echo "$OUT"; fail "west's returning server took a write"; }
+pass "west's server came back as a primary and its agent fenced it"
+
+# --- 5. A standby too far behind is not failed over to ---------------------------------
+"$LIFEBOAT" db rewind orders --region west > "$WORK/rewind2.out" 2>&1 || { cat "$WORK/rewind2.out"; fail "rewind west"; }
+psql_at "$P_WEST" "SELECT pg_wal_replay_pause()" > /dev/null
+psql_at "$P_EAST" "INSERT INTO orders (note) SELECT repeat('x', 1000) FROM generate_series(1, 3000)"
+deadline=$(( SECONDS + 20 ))
+until curl -sf "http://127.0.0.3:$PORT_WITNESS/v1/failover" | jq -e '[.views[] | select(.observer == "west") | .databases[] | select(.lag_bytes > 1000000)] | length == 1' >/dev/null; do
+  [ $SECONDS -lt $deadline ] || { curl -sf "http://127.0.0.3:$PORT_WITNESS/v1/failover" | jq .views >&2; fail "west's lag never showed"; }
+  sleep 0.2
+done
+expect_exit 1 "$LIFEBOAT" failover --to west --yes
+grep -q "over max_lag_on_failover (1MB)" <<<"$OUT" || { echo "$OUT"; fail "a failover to a lagging standby was not refused"; }
+psql_at "$P_WEST" "SELECT pg_wal_replay_resume()" > /dev/null
+pass "a failover to a standby over max_lag_on_failover is refused"

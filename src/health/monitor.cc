@@ -85,9 +85,12 @@ void Monitor::Schedule(State& s) {
     s.next += s.check->interval;
     auto now = std::chrono::steady_clock::now();
     if (s.next < now) s.next = now + s.check->interval;  // we fell behind (a stalled loop); skip, do not burst
-    Probe(io_, tls_, *s.check, s.endpoint->address, [this, &s, alive](ProbeResult r) {
-      if (*alive) OnResult(s, r);
-    });
+    Probe(
+        io_, tls_, *s.check, s.endpoint->address,
+        [this, &s, alive](ProbeResult r) {
+          if (*alive) OnResult(s, r);
+        },
+        plan_.FindDatabase(s.check->database));
     Schedule(s);
   });
 }
@@ -194,7 +197,8 @@ ProbeResult ProbeOnce(const plan::Plan& plan, const plan::Endpoint& endpoint) {
   }
   asio::io_context io;
   auto tls = MakeClientTls();
-  Probe(io, tls, *check, endpoint.address, [&](ProbeResult r) { result = std::move(r); });
+  Probe(io, tls, *check, endpoint.address, [&](ProbeResult r) { result = std::move(r); },
+        plan.FindDatabase(check->database));
   io.run();
   if (check->invert) {
     bool ok = !result.ok();

@@ -1,12 +1,17 @@
 #include "health/probe.h"
 
+#include <libpq-fe.h>
+
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <memory>
 #include <variant>
+
+#include "postgres/instance.h"
 
 namespace lifeboat::health {
 
@@ -25,6 +30,7 @@ const char* ReasonName(Reason r) {
     case Reason::kBadStatus: return "bad-status";
     case Reason::kBodyMismatch: return "body-mismatch";
     case Reason::kProtocolError: return "protocol-error";
+    case Reason::kWrongRole: return "wrong-role";
   }
   return "?";
 }
@@ -217,10 +223,175 @@ class Prober : public std::enable_shared_from_this<Prober> {
   bool finished_ = false;
 };
 
+// One postgres probe: libpq's non-blocking connect and query, its socket
+// watched by the io_context; the deadline closes everything.
+class PgProber : public std::enable_shared_from_this<PgProber> {
+ public:
+  PgProber(asio::io_context& io, const plan::Check& check, const Address& address, const plan::Database& db,
+           std::function<void(ProbeResult)> done)
+      : check_(check), address_(address), db_(db), done_(std::move(done)), fd_(io), deadline_(io) {}
+  ~PgProber() { Close(); }
+
+  void Start() {
+    start_ = std::chrono::steady_clock::now();
+    deadline_.expires_after(check_.timeout);
+    deadline_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec) return;
+      self->timed_out_ = true;
+      boost::system::error_code ignored;
+      self->fd_.cancel(ignored);  // the pending wait ends with operation_aborted
+    });
+    auto password = postgres::PasswordOf(db_);
+    if (!password.ok()) return Finish(Reason::kConnectError, password.error().message());
+    const std::string& info = db_.instances.empty() ? std::string() : db_.instances.begin()->second;
+    std::string port = std::to_string(address_.port);
+    std::vector<const char*> keys = {"dbname", "host", "port", "application_name", "connect_timeout"};
+    std::vector<const char*> values = {info.c_str(), address_.host.c_str(), port.c_str(), "lifeboat-check", "0"};
+    if (!password->empty()) {
+      keys.push_back("password");
+      values.push_back(password->c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+    conn_ = PQconnectStartParams(keys.data(), values.data(), 1);
+    if (conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD) return Finish(Reason::kConnectError, Error("connect"));
+    PQsetnonblocking(conn_, 1);
+    Connecting(PGRES_POLLING_WRITING);
+  }
+
+ private:
+  // Watches libpq's current socket (it may change between attempts).
+  bool Watch() {
+    int fd = PQsocket(conn_);
+    if (fd < 0) return false;
+    if (fd_.is_open() && fd_.native_handle() == fd) return true;
+    if (fd_.is_open()) fd_.release();
+    boost::system::error_code ec;
+    fd_.assign(fd, ec);
+    return !ec;
+  }
+
+  void Connecting(PostgresPollingStatusType st) {
+    if (st == PGRES_POLLING_OK) return Query();
+    if (st == PGRES_POLLING_FAILED) {
+      std::string why = Error("connect");
+      return Finish(why.find("refused") != std::string::npos ? Reason::kRefused : Reason::kConnectError, why);
+    }
+    if (!Watch()) return Finish(Reason::kConnectError, "libpq has no socket");
+    auto w = st == PGRES_POLLING_READING ? asio::posix::stream_descriptor::wait_read
+                                         : asio::posix::stream_descriptor::wait_write;
+    fd_.async_wait(w, [self = shared_from_this()](boost::system::error_code ec) {
+      if (ec) return self->Aborted();
+      self->Connecting(PQconnectPoll(self->conn_));
+    });
+  }
+
+  void Query() {
+    if (PQsendQuery(conn_, "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')") == 0) {
+      return Finish(Reason::kProtocolError, Error("send the query"));
+    }
+    Flush();
+  }
+
+  void Flush() {
+    int f = PQflush(conn_);
+    if (f < 0) return Finish(Reason::kProtocolError, Error("send the query"));
+    if (f == 0) return Read();
+    if (!Watch()) return Finish(Reason::kProtocolError, "libpq has no socket");
+    fd_.async_wait(asio::posix::stream_descriptor::wait_write, [self = shared_from_this()](boost::system::error_code ec) {
+      if (ec) return self->Aborted();
+      self->Flush();
+    });
+  }
+
+  void Read() {
+    if (PQconsumeInput(conn_) == 0) return Finish(Reason::kProtocolError, Error("read the answer"));
+    if (PQisBusy(conn_) != 0) {
+      if (!Watch()) return Finish(Reason::kProtocolError, "libpq has no socket");
+      fd_.async_wait(asio::posix::stream_descriptor::wait_read, [self = shared_from_this()](boost::system::error_code ec) {
+        if (ec) return self->Aborted();
+        self->Read();
+      });
+      return;
+    }
+    PGresult* r = PQgetResult(conn_);
+    if (r == nullptr || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+      std::string why = r != nullptr ? PQresultErrorMessage(r) : "no result";
+      if (r != nullptr) PQclear(r);
+      while (!why.empty() && why.back() == '\n') why.pop_back();
+      return Finish(Reason::kProtocolError, "query: " + why);
+    }
+    bool standby = std::string_view(PQgetvalue(r, 0, 0)) == "t";
+    bool read_only = std::string_view(PQgetvalue(r, 0, 1)) == "on";
+    PQclear(r);
+    std::string role = standby ? "standby" : read_only ? "fenced primary" : "primary";
+    bool ok = check_.role == "any" || (check_.role == "standby" && standby) || (check_.role == "primary" && role == "primary");
+    Finish(ok ? Reason::kOk : Reason::kWrongRole, ok ? role : role + ", expected " + check_.role);
+  }
+
+  void Aborted() {
+    if (timed_out_) return Finish(Reason::kTimeout, "no answer within " + FormatDuration(check_.timeout));
+    Finish(Reason::kConnectError, "aborted");
+  }
+
+  std::string Error(const std::string& what) const {
+    std::string m = conn_ != nullptr ? PQerrorMessage(conn_) : "out of memory";
+    for (char& c : m) {
+      if (c == '\n') c = ' ';
+    }
+    while (!m.empty() && m.back() == ' ') m.pop_back();
+    return what + ": " + m;
+  }
+
+  void Close() {
+    if (fd_.is_open()) fd_.release();  // libpq owns the descriptor
+    if (conn_ != nullptr) PQfinish(conn_);
+    conn_ = nullptr;
+  }
+
+  void Finish(Reason reason, std::string detail) {
+    if (finished_) return;
+    if (timed_out_ && reason != Reason::kTimeout) {
+      reason = Reason::kTimeout;
+      detail = "no answer within " + FormatDuration(check_.timeout);
+    }
+    finished_ = true;
+    deadline_.cancel();
+    Close();
+    ProbeResult r;
+    r.reason = reason;
+    r.detail = std::move(detail);
+    r.latency = std::chrono::steady_clock::now() - start_;
+    done_(std::move(r));
+  }
+
+  const plan::Check& check_;
+  Address address_;
+  const plan::Database& db_;
+  std::function<void(ProbeResult)> done_;
+  asio::posix::stream_descriptor fd_;
+  asio::steady_timer deadline_;
+  PGconn* conn_ = nullptr;
+  std::chrono::steady_clock::time_point start_;
+  bool timed_out_ = false;
+  bool finished_ = false;
+};
+
 }  // namespace
 
 void Probe(asio::io_context& io, asio::ssl::context& tls, const plan::Check& check, const Address& address,
-           std::function<void(ProbeResult)> done) {
+           std::function<void(ProbeResult)> done, const plan::Database* database) {
+  if (check.type == plan::CheckType::kPostgres) {
+    if (database == nullptr) {
+      ProbeResult r;
+      r.reason = Reason::kConnectError;
+      r.detail = "the plan has no database '" + check.database + "'";
+      done(std::move(r));
+      return;
+    }
+    std::make_shared<PgProber>(io, check, address, *database, std::move(done))->Start();
+    return;
+  }
   std::make_shared<Prober>(io, tls, check, address, std::move(done))->Start();
 }
 

@@ -15,7 +15,17 @@
 namespace lifeboat::health {
 
 // Why a probe failed; kOk when it passed.
-enum class Reason { kOk, kRefused, kTimeout, kConnectError, kTlsError, kBadStatus, kBodyMismatch, kProtocolError };
+enum class Reason {
+  kOk,
+  kRefused,
+  kTimeout,
+  kConnectError,
+  kTlsError,
+  kBadStatus,
+  kBodyMismatch,
+  kProtocolError,
+  kWrongRole,  // postgres: answered, but not in the role the check expects
+};
 const char* ReasonName(Reason r);
 
 struct ProbeResult {
@@ -25,11 +35,15 @@ struct ProbeResult {
   bool ok() const { return reason == Reason::kOk; }
 };
 
-// Probes `address` as `check` says (http, https or tcp; never calculated)
-// and calls `done` on the io_context's thread exactly once, by
-// check.timeout. `tls` is used for https and must outlive the probe.
+// Probes `address` as `check` says (http, https, tcp or postgres; never
+// calculated) and calls `done` on the io_context's thread exactly once, by
+// check.timeout. `tls` is used for https and must outlive the probe. A
+// postgres check needs `database` (the plan's, check.database): its
+// connection string's user and dbname and its password log in at
+// `address`, and one query tells primary from standby.
 void Probe(boost::asio::io_context& io, boost::asio::ssl::context& tls, const plan::Check& check,
-           const Address& address, std::function<void(ProbeResult)> done);
+           const Address& address, std::function<void(ProbeResult)> done,
+           const plan::Database* database = nullptr);
 
 // A TLS client context that verifies with the system's CA certificates.
 boost::asio::ssl::context MakeClientTls();

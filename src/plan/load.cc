@@ -143,13 +143,36 @@ void LoadChecks(const Map& top, Plan& plan) {
     if (!CheckName(ctx, e, "check")) continue;
     Map m(ctx, e.value, checks.Sub(e.key),
           {"type", "path", "host", "expect_status", "expect_body", "tls_verify", "interval", "timeout", "fall",
-           "rise", "invert", "children", "min_healthy", "vantage_quorum"});
+           "rise", "invert", "children", "min_healthy", "vantage_quorum", "database", "role"});
     Check c;
     c.name = e.key;
     m.Enum("type", c.type,
            {{"http", CheckType::kHttp}, {"https", CheckType::kHttps}, {"tcp", CheckType::kTcp},
-            {"calculated", CheckType::kCalculated}},
+            {"postgres", CheckType::kPostgres}, {"calculated", CheckType::kCalculated}},
            true);
+    if (c.type == CheckType::kPostgres) {
+      if (m.Str("database", c.database, true)) {
+        YAML::Node dbs = top.Get("databases");
+        if (!dbs.IsMap() || !dbs[c.database].IsDefined()) {
+          std::vector<std::string> names;
+          if (dbs.IsMap()) {
+            for (const auto& d : dbs) names.push_back(d.first.as<std::string>(""));
+          }
+          ctx.Error(m.Get("database").Mark(), m.Sub("database") + ": no database named '" + c.database + "'",
+                    names.empty() ? "a postgres check logs in as a database of the plan's databases section"
+                                  : "known databases: " + Join(names, ", "));
+        }
+      }
+      m.Enum("role", c.role, {{"any", std::string("any")}, {"primary", std::string("primary")},
+                              {"standby", std::string("standby")}});
+    } else {
+      for (const char* k : {"database", "role"}) {
+        if (m.Has(k)) {
+          ctx.Error(m.Get(k).Mark(), m.Sub(k) + ": only postgres checks have '" + std::string(k) + "'",
+                    "remove it, or make the check 'type: postgres'");
+        }
+      }
+    }
     bool is_http = c.type == CheckType::kHttp || c.type == CheckType::kHttps;
     for (const char* k : {"path", "host", "expect_status", "expect_body"}) {
       if (!is_http && m.Has(k)) {

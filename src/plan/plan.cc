@@ -49,6 +49,7 @@ const char* Name(CheckType t) {
     case CheckType::kHttp: return "http";
     case CheckType::kHttps: return "https";
     case CheckType::kTcp: return "tcp";
+    case CheckType::kPostgres: return "postgres";
     case CheckType::kCalculated: return "calculated";
   }
   return "?";
@@ -121,6 +122,7 @@ Result<const Region*> Plan::RequireRegion(const std::string& n) const {
 }
 
 const Volume* Plan::FindVolume(const std::string& n) const { return FindByName(volumes, n); }
+const Database* Plan::FindDatabase(const std::string& n) const { return FindByName(databases, n); }
 const Location* Plan::FindLocation(const std::string& n) const { return FindByName(backup.locations, n); }
 const Region* Plan::Primary() const {
   for (const auto& r : regions) {

@@ -18,7 +18,7 @@ namespace lifeboat::plan {
 
 enum class Pattern { kBackupRestore, kPilotLight, kWarmStandby, kActiveActive };
 enum class Role { kPrimary, kStandby, kWitness };
-enum class CheckType { kHttp, kHttps, kTcp, kCalculated };
+enum class CheckType { kHttp, kHttps, kTcp, kPostgres, kCalculated };
 enum class RecordPolicy { kSimple, kFailover, kWeighted, kMultivalue };
 enum class LocationType { kFilesystem, kS3 };
 enum class Access { kReadWrite, kReadOnly };
@@ -75,6 +75,11 @@ struct Check {
   bool invert = false;
   std::vector<std::string> children;     // calculated: endpoint names
   int min_healthy = 0;                   // calculated: 0 means all children
+  // postgres: the plan database whose user, dbname and password log in
+  // (at the endpoint's address), and the role the server must have:
+  // "any" (it answers a query), "primary" (writable, not fenced), "standby".
+  std::string database;
+  std::string role = "any";
   // How many regions' views must see an endpoint healthy for the DNS
   // servers to count it healthy; 0: a majority of the regions with a view.
   int vantage_quorum = 0;
@@ -284,6 +289,7 @@ struct Plan {
   const Check* FindCheck(const std::string& name) const;
   const Endpoint* FindEndpoint(const std::string& name) const;
   const Volume* FindVolume(const std::string& name) const;
+  const Database* FindDatabase(const std::string& name) const;
   const Location* FindLocation(const std::string& name) const;
   const Region* Primary() const;
   // The longest TTL of the DNS answers that can send a client to an

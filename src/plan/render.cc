@@ -66,6 +66,10 @@ Json ToJson(const Plan& p) {
       if (!c.expect_body.empty()) cj["expect_body"] = c.expect_body;
     }
     if (c.type == CheckType::kHttps) cj["tls_verify"] = c.tls_verify;
+    if (c.type == CheckType::kPostgres) {
+      cj["database"] = c.database;
+      cj["role"] = c.role;
+    }
     if (c.type == CheckType::kCalculated) {
       cj["children"] = c.children;
       if (c.min_healthy == 0) {

@@ -36,15 +36,24 @@ Result<Fenced> Fence(Conn& c, Duration timeout) {
                             Remaining(deadline)));
   LB_RETURN_IF_ERROR(c.Exec("SELECT pg_reload_conf()", Remaining(deadline)));
   // A transaction already running keeps the settings it started with: end
-  // every client session (waiting up to 5 s for each to go).
-  LB_ASSIGN_OR_RETURN(auto ended, c.Query("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) AS n "
-                                          "FROM pg_stat_activity WHERE backend_type = 'client backend' "
-                                          "AND pid <> pg_backend_pid()",
-                                          {}, Remaining(deadline)));
-  out.sessions_ended = std::atoi(ended.At(0, "n").value_or("0").c_str());
+  // every client session (waiting up to 5 s for each to go). A session
+  // still logging in during this sweep may run one statement under the old
+  // settings, and its commit then waits for the unreachable standby: the
+  // second sweep, after the checkpoint, ends it (its client sees an error,
+  // never an acknowledgement).
+  auto sweep = [&]() -> Result<int> {
+    LB_ASSIGN_OR_RETURN(auto ended, c.Query("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) AS n "
+                                            "FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                                            "AND pid <> pg_backend_pid()",
+                                            {}, Remaining(deadline)));
+    return std::atoi(ended.At(0, "n").value_or("0").c_str());
+  };
+  LB_ASSIGN_OR_RETURN(out.sessions_ended, sweep());
   // Commits acknowledged with synchronous_commit off may sit in WAL
   // buffers: a checkpoint flushes them before the final position is read.
   LB_RETURN_IF_ERROR(c.Exec("CHECKPOINT", Remaining(deadline)));
+  LB_ASSIGN_OR_RETURN(int late, sweep());
+  out.sessions_ended += late;
   LB_ASSIGN_OR_RETURN(auto lsn, c.Query("SELECT pg_current_wal_flush_lsn() AS lsn", {}, Remaining(deadline)));
   auto final_lsn = ParseLsn(lsn.At(0, "lsn").value_or(""));
   if (!final_lsn) return Internal(c.where() + ": unreadable WAL position '" + lsn.At(0, "lsn").value_or("") + "'");

@@ -158,9 +158,12 @@ void LoadChecks(const Map& top, Plan& plan) {
           if (dbs.IsMap()) {
             for (const auto& d : dbs) names.push_back(d.first.as<std::string>(""));
           }
+          std::vector<std::string_view> views(names.begin(), names.end());
+          std::string close = ClosestMatch(c.database, views);
           ctx.Error(m.Get("database").Mark(), m.Sub("database") + ": no database named '" + c.database + "'",
                     names.empty() ? "a postgres check logs in as a database of the plan's databases section"
-                                  : "known databases: " + Join(names, ", "));
+                                  : (close.empty() ? "" : "did you mean '" + close + "'? ") + "known databases: " +
+                                        Join(names, ", "));
         }
       }
       m.Enum("role", c.role, {{"any", std::string("any")}, {"primary", std::string("primary")},

@@ -243,11 +243,16 @@ void AddDbCommands(CLI::App& app, int& exit_code) {
         return;
       }
       if (Structured(o->output)) {
-        PrintDocument(Json{{"database", db.name}, {"region", o->region}, {"follows", r->source}, {"done", r->done}},
+        PrintDocument(Json{{"database", db.name},
+                           {"region", o->region},
+                           {"follows", r->source},
+                           {"done", r->done},
+                           {"warnings", r->warnings}},
                       o->output);
       } else {
         std::cout << db.name << " in " << o->region << ": " << r->done << "\n";
       }
+      for (const auto& w : r->warnings) std::cerr << "lifeboat: warning: " << w << "\n";
       exit_code = kExitOk;
     });
   };

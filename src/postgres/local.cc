@@ -184,8 +184,12 @@ Status ConfigureStandby(const Runner& run, const plan::Database& db, const std::
                         const std::string& source, const std::string& password) {
   std::string conninfo = db.instances.at(source) + " application_name=" + StandbyName(region);
   if (!password.empty()) conninfo += " password=" + ConninfoValue(password);
+  // wal_retrieve_retry_interval: a standby whose primary died retries it
+  // every 5 s by default, and a promotion waited for that retry (5 s of a
+  // failover's time, measured by bench/postgres.sh).
   std::map<std::string, std::string> set = {{"primary_conninfo", conninfo},
-                                            {"primary_slot_name", StandbyName(region)}};
+                                            {"primary_slot_name", StandbyName(region)},
+                                            {"wal_retrieve_retry_interval", "500ms"}};
   if (auto port = PortOf(db.instances.at(region)); !port.empty()) set["port"] = port;
   // A standby's own settings: a fence or a sync list it inherited must not
   // come back when it is promoted (Promote sets them again anyway).
@@ -482,11 +486,19 @@ Result<LocalOutcome> Bootstrap(const plan::Database& db, const std::string& regi
                     password, Remaining(deadline, std::chrono::seconds(1)), on_output);
   if (!bb.ok()) return bb.error().Wrap("build " + region + "'s standby from " + src.region);
   say("base backup", 100, "done");
+  std::vector<std::string> warnings;
+  if (auto keep = src.conn.Query("SELECT current_setting('wal_keep_size') AS k, current_setting('archive_mode') AS a");
+      keep.ok() && keep->At(0, "k").value_or("") == "0" && keep->At(0, "a").value_or("") == "off") {
+    warnings.push_back("wal_keep_size is 0 and nothing archives WAL: after a failover, pg_rewind needs the old "
+                       "primary's WAL back to the last checkpoint the servers shared, which a checkpoint may already "
+                       "have removed; set wal_keep_size (say 1GB) on every server");
+  }
   LB_RETURN_IF_ERROR(ConfigureStandby(run, db, region, src.region, password));
   say("starting", -1, run.data_dir());
   LB_RETURN_IF_ERROR(run.Start(std::chrono::minutes(5)));
   LB_RETURN_IF_ERROR(WaitStreaming(db, region, src.state.timeline, run.log_file(), deadline, opt.progress));
-  return LocalOutcome{"built a standby of " + src.region + " in " + run.data_dir() + "; streaming", src.region};
+  return LocalOutcome{"built a standby of " + src.region + " in " + run.data_dir() + "; streaming", src.region,
+                      std::move(warnings)};
 }
 
 Result<LocalOutcome> Rewind(const plan::Database& db, const std::string& region, const LocalOptions& opt) {
@@ -526,7 +538,16 @@ Result<LocalOutcome> Rewind(const plan::Database& db, const std::string& region,
                       auto open = chunk.rfind('(', close);
                       if (open != std::string_view::npos) say("rewind", std::atoi(std::string(chunk.substr(open + 1)).c_str()), "");
                     });
-  if (!rw.ok()) return rw.error().Wrap("rewind " + region + " against " + src.region);
+  if (!rw.ok()) {
+    std::string hint;
+    if (rw.error().message().find("could not find previous WAL record") != std::string::npos ||
+        rw.error().message().find("could not open file") != std::string::npos) {
+      hint = "; the WAL back to the servers' last common checkpoint is gone from " + run.data_dir() +
+             " (set wal_keep_size on every server so that it stays); to rebuild it instead, move the directory "
+             "away and run `lifeboat db bootstrap " + db.name + " --region " + region + "`";
+    }
+    return Error(rw.error().code(), "rewind " + region + " against " + src.region + ": " + rw.error().message() + hint);
+  }
   bool nothing = rw->output.find("no rewind required") != std::string::npos;
   LB_RETURN_IF_ERROR(ConfigureStandby(run, db, region, src.region, password));
   say("starting", -1, run.data_dir());

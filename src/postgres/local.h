@@ -49,6 +49,7 @@ struct LocalOptions {
 struct LocalOutcome {
   std::string done;
   std::string source;
+  std::vector<std::string> warnings = {};  // settings that will hurt later (a rewind without the WAL it needs)
 };
 
 // Makes `region`'s server of `db` a streaming standby of the primary:

@@ -52,6 +52,10 @@ volumes:
   data:
     path: { east: $WORK/east-vol, west: $WORK/west-vol }
     replication: { port: $REP, key_file: $WORK/key }
+databases:  # a server that never answers: the database metrics are exported all the same
+  orders:
+    engine: postgresql
+    instances: { east: "host=127.0.0.1 port=1 dbname=orders connect_timeout=1", west: "host=127.0.0.1 port=2 dbname=orders" }
 backup:
   locations:
     local: { type: filesystem, path: $WORK/repo }

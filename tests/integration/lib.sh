@@ -262,6 +262,7 @@ listen_addresses = '127.0.0.1'
 unix_socket_directories = '$PG_ROOT/sock'
 shared_buffers = 32MB
 max_wal_size = 256MB
+wal_keep_size = '512MB'
 fsync = on
 CONF
 }

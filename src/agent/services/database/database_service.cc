@@ -71,6 +71,10 @@ class DatabaseService final : public Service, public DatabaseRoles {
         "1 while a sync database's primary here commits asynchronously because no standby streams (when_standby_down: "
         "degrade)",
         {"database"});
+    auto& limit = ctx_.metrics.AddGauge("lifeboat_db_max_lag_on_failover_bytes",
+                                        "The plan's max_lag_on_failover: a standby further behind is not failed over to",
+                                        {"database"});
+    for (const auto& d : dbs_) limit.With({d->plan->name}).Set(static_cast<double>(d->plan->max_lag_on_failover.bytes));
     actions_c_ = &ctx_.metrics.AddCounter("lifeboat_db_actions_total",
                                           "What the agent did to this region's server: promote, fence, unfence, sync",
                                           {"database", "action", "result"});
@@ -233,6 +237,13 @@ class DatabaseService final : public Service, public DatabaseRoles {
         d.last_try = now;
         LogWarn({{"database", name}}, "database {}: epoch {} makes {} primary: promoting this server", name, p->epoch,
                 here);
+        // A promoted standby has no standby of its own yet: with
+        // when_standby_down: degrade it starts asynchronous (KeepSync makes
+        // commits wait again once one streams); with block, commits wait.
+        if (d.plan->when_standby_down == plan::StandbyDown::kDegrade && !d.degraded) {
+          d.degraded = true;
+          sync = postgres::SyncStandbyNames(*d.plan, here, true);
+        }
         auto at = postgres::Promote(*d.conn, sync, kPromoteTimeout);
         if (at.ok()) {
           (void)state::keys::DatabaseRoleOf(here, name)

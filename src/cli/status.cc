@@ -1,5 +1,6 @@
 #include "cli/status.h"
 
+#include <cstdio>
 #include <future>
 
 #include "cli/common.h"
@@ -223,6 +224,42 @@ std::string ProxyTable(const std::vector<RegionStatus>& regions) {
       t.Add({json::Str(l, "name", "?") + " (" + json::Str(l, "protocol", "?") + ")", r.region, json::Str(l, "listen", "?"),
              to, std::to_string(json::U64(l, "active")), std::to_string(json::U64(l, "refused")),
              std::to_string(json::U64(l, "switches"))});
+      any = true;
+    }
+  }
+  return any ? t.Render() : "";
+}
+
+std::string DatabaseTable(const std::vector<RegionStatus>& regions) {
+  Table t({"DATABASE", "REGION", "ROLE", "SERVER", "WAL", "LAG", "DETAIL"});
+  bool any = false;
+  for (const auto& r : regions) {
+    if (!r.up) continue;
+    const auto& dbs = json::Obj(json::Obj(r.status, "services"), "databases");
+    if (!dbs.is_object()) continue;
+    for (const auto& [name, d] : dbs.items()) {
+      if (!d.is_object()) continue;
+      std::string role = json::Str(d, "role", "?");
+      std::string wal = json::Str(d, "wal_lsn", json::Str(d, "replay_lsn", "-"));
+      std::string lag = "-", detail;
+      if (role == "standby") {
+        auto bytes = json::Num(d, "lag_bytes");
+        auto secs = json::Num(d, "lag_seconds");
+        auto seconds = [](double v) {
+          char buf[32];
+          std::snprintf(buf, sizeof buf, "%.1fs", v);
+          return v < 60 ? std::string(buf) : ShortDuration(v);
+        };
+        lag = bytes ? HumanBytes(static_cast<uint64_t>(*bytes)) + (secs ? ", " + seconds(*secs) : "")
+                    : "not measured";
+        detail = "upstream " + json::Str(d, "upstream", "?");
+      } else if (role == "primary" || role == "fenced primary") {
+        size_t n = json::Arr(d, "standbys").size();
+        detail = std::to_string(n) + " standby(s)";
+        if (json::Bool(d, "sync_degraded")) detail += ", sync degraded";
+      }
+      if (auto e = json::Str(d, "error"); !e.empty()) detail = e;
+      t.Add({name, r.region, role, json::Str(d, "server", "?"), wal.empty() ? "-" : wal, lag, detail});
       any = true;
     }
   }

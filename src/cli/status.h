@@ -50,6 +50,10 @@ struct VolumeLag {
 std::vector<VolumeLag> VolumeLags(const plan::Plan& plan, const std::vector<RegionStatus>& regions);
 std::string VolumeLagTable(const std::vector<VolumeLag>& lags);
 
+// One row per database server of each agent that watches one: its role,
+// its WAL position, a standby's lag, a primary's standbys.
+std::string DatabaseTable(const std::vector<RegionStatus>& regions);
+
 // One row per proxy listener of each agent that runs the proxy: where it
 // listens, where it sends new connections, and its connections now.
 std::string ProxyTable(const std::vector<RegionStatus>& regions);

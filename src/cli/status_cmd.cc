@@ -38,6 +38,7 @@ void AddStatusCommand(CLI::App& app, int& exit_code) {
     } else {
       std::cout << PrimaryLine(regions, Clock::Real().Now()) << StatusTable(regions);
       if (auto lags = VolumeLags(*plan, regions); !lags.empty()) std::cout << "\n" << VolumeLagTable(lags);
+      if (auto dbs = DatabaseTable(regions); !dbs.empty()) std::cout << "\n" << dbs;
       if (auto proxies = ProxyTable(regions); !proxies.empty()) std::cout << "\n" << proxies;
     }
   });

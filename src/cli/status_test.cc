@@ -142,5 +142,28 @@ TEST(ProxyTable, ARowPerListenerOfEachAgentRunningTheProxy) {
   EXPECT_EQ(ProxyTable({down}), "") << "no agent runs a proxy: no table";
 }
 
+TEST(DatabaseTable, ARowPerServerWithTheStandbysLag) {
+  RegionStatus east, west, down;
+  east.region = "east";
+  east.up = true;
+  east.status = nlohmann::ordered_json::parse(R"({"services": {"databases": {"orders": {
+    "server": "10.0.1.30:5432/orders", "role": "primary", "wal_lsn": "0/3000148",
+    "standbys": [{"name": "lifeboat_west"}], "sync_degraded": true}}}})");
+  west.region = "west";
+  west.up = true;
+  west.status = nlohmann::ordered_json::parse(R"({"services": {"databases": {"orders": {
+    "server": "10.1.1.30:5432/orders", "role": "standby", "replay_lsn": "0/3000100", "upstream": "streaming",
+    "lag_bytes": 72, "lag_seconds": 0.5}, "audit": {"server": "x", "role": "unreachable", "error": "refused"}}}})");
+  down.region = "north";
+  std::string table = DatabaseTable({east, west, down});
+  EXPECT_NE(table.find("orders    east    primary      10.0.1.30:5432/orders  0/3000148  -"), std::string::npos)
+      << table;
+  EXPECT_NE(table.find("1 standby(s), sync degraded"), std::string::npos) << table;
+  EXPECT_NE(table.find("72 B, 0.5s"), std::string::npos) << table;
+  EXPECT_NE(table.find("audit     west    unreachable"), std::string::npos) << table;
+  EXPECT_NE(table.find("refused"), std::string::npos) << table;
+  EXPECT_EQ(DatabaseTable({down}), "");
+}
+
 }  // namespace
 }  // namespace lifeboat::cli

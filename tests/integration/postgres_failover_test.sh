@@ -5,10 +5,11 @@
 #   1. the agents report each server's role and west's lag (status, metrics);
 #   2. a planned failover to west under a writer: every acknowledged row is
 #      on west, east's server is fenced, west's agent promoted its server;
-#   3. east rewound to follow west; west's server dies (its agent lives):
-#      the postgres health checks of the quorum see it, the failover is
-#      automatic, east's agent promotes its server; the time from the kill
-#      to east taking a write;
+#   3. east rewound to follow west; west's server dies under a writer (its
+#      agent lives): the postgres health checks of the quorum see it, the
+#      failover is automatic, east's agent promotes its server; the time
+#      from the kill to east taking a write; sync mode: every row west
+#      acknowledged is on east;
 #   4. west's server comes back, as a primary: its agent fences it;
 #   5. with east's replay paused far behind, west cannot be failed over to
 #      (over max_lag_on_failover) unless forced.
@@ -39,6 +40,8 @@ databases:
     data_dir: { east: $PG_ROOT/east, west: $PG_ROOT/west }
     password_file: $PG_PASSWORD_FILE
     max_lag_on_failover: 1MB
+    mode: sync
+    when_standby_down: degrade
 failover:
   mode: automatic
   grace: 500ms
@@ -77,7 +80,12 @@ until curl -sf "http://127.0.0.3:$PORT_WITNESS/v1/failover" | jq -e '[.views[] |
   [ $SECONDS -lt $deadline ] || { curl -sf "http://127.0.0.3:$PORT_WITNESS/v1/failover" | jq .views >&2; fail "west's view never carried its database"; }
   sleep 0.2
 done
-pass "the agents report east's primary, west's standby and its lag (status, metrics, views)"
+"$LIFEBOAT" status > "$WORK/status.txt" || { cat "$WORK/status.txt"; fail "lifeboat status"; }
+grep -Eq "^orders +west +standby" "$WORK/status.txt" || { cat "$WORK/status.txt"; fail "lifeboat status shows no database table"; }
+status_of "127.0.0.1:$PORT_EAST" | jq -e '.services.databases.orders.sync_degraded == false' >/dev/null ||
+  { status_of "127.0.0.1:$PORT_EAST" | jq .services.databases >&2; fail "east's sync primary is degraded with its standby streaming"; }
+[ "$(psql_at "$P_EAST" "SHOW synchronous_standby_names")" = 'ANY 1 ("lifeboat_west")' ] || fail "east does not wait for west's standby"
+pass "the agents report east's primary, west's standby and its lag (status, metrics, views, lifeboat status); commits wait for west"
 "$LIFEBOAT" check run db-east > "$WORK/check.out" 2>&1 || { cat "$WORK/check.out"; fail "check run db-east"; }
 grep -q "primary" "$WORK/check.out" || { cat "$WORK/check.out"; fail "the postgres check did not tell the role"; }
 "$LIFEBOAT" check run db-west > "$WORK/check.out" 2>&1 || { cat "$WORK/check.out"; fail "check run db-west"; }
@@ -138,6 +146,13 @@ until [ "$(psql_at "$P_EAST" "SELECT count(*) FROM orders WHERE note = 'before-o
   sleep 0.1
 done
 sleep 1  # a lag measure after that row
+touch "$WORK/writing"; : > "$WORK/acked3"
+( i=0; while [ -f "$WORK/writing" ]; do
+    i=$((i+1))
+    psql_at "$P_WEST" "INSERT INTO orders (note) VALUES ('o$i')" > /dev/null 2>&1 && echo "o$i" >> "$WORK/acked3"
+  done ) &
+PIDS+=("$!"); WRITER=$!
+sleep 1
 start=$(date +%s%N)
 pg_kill west
 until psql_at "$P_EAST" "INSERT INTO orders (note) VALUES ('after-outage')" > /dev/null 2>&1; do
@@ -147,9 +162,17 @@ until psql_at "$P_EAST" "INSERT INTO orders (note) VALUES ('after-outage')" > /d
   sleep 0.05
 done
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
+rm -f "$WORK/writing"; wait "$WRITER" || true
+acked=$(wc -l < "$WORK/acked3")
+[ "$acked" -gt 0 ] || fail "no row was acknowledged by west before its server died"
+missing=0
+while read -r note; do
+  [ "$(psql_at "$P_EAST" "SELECT count(*) FROM orders WHERE note = '$note'")" = 1 ] || missing=$((missing+1))
+done < "$WORK/acked3"
+[ "$missing" = 0 ] || fail "$missing of $acked rows west acknowledged (sync mode) are missing on east"
 wait_run_done "127.0.0.1:$PORT_EAST" 3
 [ "$(psql_at "$P_EAST" "SELECT count(*) FROM orders WHERE note = 'before-outage'")" = 1 ] || fail "the last row before the outage is gone"
-pass "west's server died: east's server took a write $ms ms after the kill (checks 500ms x 3, grace 500ms)"
+pass "west's server died: east's server took a write $ms ms after the kill (checks 500ms x 3, grace 500ms); all $acked rows west acknowledged are there (sync)"
 
 # --- 4. West's server returns (a primary): its agent fences it --------------------
 pg_start west

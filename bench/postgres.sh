@@ -78,6 +78,17 @@ measure() {
 }
 
 # ------------------------------------------------------------------ lifeboat
+# measured_standby WITNESS_ADMIN REGION: ready for a run, as the views say:
+# REGION's server is a standby and its agent has measured its lag.
+measured_standby() {
+  local deadline=$(( SECONDS + 60 ))
+  until curl -sf "http://127.0.0.1:$1/v1/failover" | jq -e --arg s "$2" \
+      '[.views[] | select(.observer == $s) | .databases[]? | select(.role == "standby" and .lag_bytes >= 0)] | length == 1' >/dev/null; do
+    [ $SECONDS -lt $deadline ] || { log "lifeboat: $2 never became a measured standby"; return 1; }
+    sleep 0.2
+  done
+}
+
 lifeboat_bench() {
   local pe pw
   pe=$(free_port); pw=$(free_port)
@@ -121,13 +132,7 @@ PLAN
   start_agent east; start_agent west; start_agent witness
   local primary=east standby=west
   for i in $(seq 1 "$RUNS"); do
-    # Ready: the standby streams and its agent has measured its lag.
-    local deadline=$(( SECONDS + 60 ))
-    until curl -sf "http://127.0.0.1:$a_x/v1/failover" | jq -e --arg s "$standby" \
-        '[.views[] | select(.observer == $s) | .databases[]? | select(.role == "standby" and .lag_bytes >= 0)] | length == 1' >/dev/null; do
-      [ $SECONDS -lt $deadline ] || { log "lifeboat: $standby never became a measured standby"; return 1; }
-      sleep 0.2
-    done
+    measured_standby "$a_x" "$standby" || return 1
     local r
     r=$(measure "kill -9 ${AGENT[$primary]}; pg_kill_dir ${DIR[$primary]}" "${PORT[$standby]}" "$pe,$pw")
     log "lifeboat run $i: $primary killed: $r (seconds to the first write on $standby, rows lost, two-writable instants)"
@@ -140,12 +145,7 @@ PLAN
   done
   # Planned switchovers: from the command to the first write on the new primary.
   for i in $(seq 1 "$PLANNED_RUNS"); do
-    local deadline=$(( SECONDS + 60 ))
-    until curl -sf "http://127.0.0.1:$a_x/v1/failover" | jq -e --arg s "$standby" \
-        '[.views[] | select(.observer == $s) | .databases[]? | select(.role == "standby" and .lag_bytes >= 0)] | length == 1' >/dev/null; do
-      [ $SECONDS -lt $deadline ] || { log "lifeboat: $standby never became a measured standby"; return 1; }
-      sleep 0.2
-    done
+    measured_standby "$a_x" "$standby" || return 1
     local r
     r=$(measure "LIFEBOAT_TOKEN=bench $LB failover --to $standby --planned --yes > /dev/null" "${PORT[$standby]}" "$pe,$pw")
     log "lifeboat planned $i: $primary to $standby: $r"
@@ -212,17 +212,20 @@ YML
     PAT[$1]=$!; PIDS+=("$!")
   }
   role_of() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${PREST[$1]}/$2"; }
+  sync_replica() {  # NODE: ready for a run: a replica that commits wait for
+    local deadline=$(( SECONDS + 180 ))
+    until [ "$(role_of "$1" replica)" = 200 ] && [ "$(role_of "$1" sync)" = 200 ]; do
+      [ $SECONDS -lt $deadline ] || { log "Patroni $name: $1 never became a sync replica"; return 1; }
+      sleep 0.2
+    done
+  }
   start_patroni n1
   until [ "$(role_of n1 primary)" = 200 ]; do sleep 0.2; done
   PGPASSWORD=$(cat "$PW") psql -X -q -h 127.0.0.1 -p "${PPORT[n1]}" -U lifeboat -d postgres -c "CREATE TABLE bench_rows (id bigint)"
   start_patroni n2
   local primary=n1 standby=n2
   for i in $(seq 1 "$runs"); do
-    local deadline=$(( SECONDS + 180 ))
-    until [ "$(role_of "$standby" replica)" = 200 ] && [ "$(role_of "$standby" sync)" = 200 ]; do
-      [ $SECONDS -lt $deadline ] || { log "Patroni $name: $standby never became a sync replica"; return 1; }
-      sleep 0.2
-    done
+    sync_replica "$standby" || return 1
     local r
     r=$(measure "kill -9 ${PAT[$primary]}; pg_kill_dir ${PDIR[$primary]}" "${PPORT[$standby]}" "${PPORT[n1]},${PPORT[n2]}")
     log "Patroni $name run $i: $primary killed: $r"
@@ -233,11 +236,7 @@ YML
   done
   for i in $(seq 1 "$PLANNED_RUNS"); do
     [ "$name" = tight ] || break
-    local deadline=$(( SECONDS + 180 ))
-    until [ "$(role_of "$standby" replica)" = 200 ] && [ "$(role_of "$standby" sync)" = 200 ]; do
-      [ $SECONDS -lt $deadline ] || { log "Patroni $name: $standby never became a sync replica"; return 1; }
-      sleep 0.2
-    done
+    sync_replica "$standby" || return 1
     local r
     r=$(measure "HOME=$W/pg ${AS[*]} patronictl -c $W/$name-n1.yml switchover --leader $primary --candidate $standby --force > /dev/null" \
       "${PPORT[$standby]}" "${PPORT[n1]},${PPORT[n2]}")

@@ -302,3 +302,24 @@ pg_stop_all() {
 psql_at() {
   PGPASSWORD="$PG_PASSWORD" psql -X -q -At -h 127.0.0.1 -p "$1" -U lifeboat -d postgres -v ON_ERROR_STOP=1 -c "$2"
 }
+
+# pg_writer_start PORT FILE PREFIX: inserts rows PREFIX1, PREFIX2, ... into
+# table orders at PORT, one psql each, appending each acknowledged one to
+# FILE, until pg_writer_stop. pg_missing PORT FILE: how many rows of FILE
+# the server at PORT lacks.
+pg_writer_start() {
+  touch "$WORK/writing"; : > "$2"
+  ( i=0; while [ -f "$WORK/writing" ]; do
+      i=$((i+1))
+      psql_at "$1" "INSERT INTO orders (note) VALUES ('$3$i')" > /dev/null 2>&1 && echo "$3$i" >> "$2"
+    done ) &
+  PIDS+=("$!"); PG_WRITER=$!
+}
+pg_writer_stop() { rm -f "$WORK/writing"; wait "$PG_WRITER" || true; }
+pg_missing() {
+  local note missing=0
+  while read -r note; do
+    [ "$(psql_at "$1" "SELECT count(*) FROM orders WHERE note = '$note'")" = 1 ] || missing=$((missing+1))
+  done < "$2"
+  echo "$missing"
+}

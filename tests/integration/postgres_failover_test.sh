@@ -101,22 +101,14 @@ wait_run_done() {  # AGENT_ADDR EPOCH
 }
 
 # --- 2. Planned failover under writes ------------------------------------------------
-touch "$WORK/writing"; : > "$WORK/acked"
-( i=0; while [ -f "$WORK/writing" ]; do
-    i=$((i+1))
-    psql_at "$P_EAST" "INSERT INTO orders (note) VALUES ('p$i')" > /dev/null 2>&1 && echo "p$i" >> "$WORK/acked"
-  done ) &
-PIDS+=("$!"); WRITER=$!
+pg_writer_start "$P_EAST" "$WORK/acked" p
 sleep 1
 "$LIFEBOAT" failover --to west --planned --yes > "$WORK/planned.out" 2>&1 || { cat "$WORK/planned.out"; fail "planned failover"; }
 wait_run_done "127.0.0.2:$PORT_WEST" 2
-rm -f "$WORK/writing"; wait "$WRITER" || true
+pg_writer_stop
 acked=$(wc -l < "$WORK/acked")
 [ "$acked" -gt 0 ] || fail "no row was acknowledged before the switch"
-missing=0
-while read -r note; do
-  [ "$(psql_at "$P_WEST" "SELECT count(*) FROM orders WHERE note = '$note'")" = 1 ] || missing=$((missing+1))
-done < "$WORK/acked"
+missing=$(pg_missing "$P_WEST" "$WORK/acked")
 [ "$missing" = 0 ] || fail "$missing of $acked acknowledged rows are missing on west after a planned failover"
 [ "$(psql_at "$P_WEST" "SELECT pg_is_in_recovery()")" = f ] || fail "west's server was not promoted"
 expect_exit 1 psql_at "$P_EAST" "INSERT INTO orders (note) VALUES ('after')"
@@ -146,12 +138,7 @@ until [ "$(psql_at "$P_EAST" "SELECT count(*) FROM orders WHERE note = 'before-o
   sleep 0.1
 done
 sleep 1  # a lag measure after that row
-touch "$WORK/writing"; : > "$WORK/acked3"
-( i=0; while [ -f "$WORK/writing" ]; do
-    i=$((i+1))
-    psql_at "$P_WEST" "INSERT INTO orders (note) VALUES ('o$i')" > /dev/null 2>&1 && echo "o$i" >> "$WORK/acked3"
-  done ) &
-PIDS+=("$!"); WRITER=$!
+pg_writer_start "$P_WEST" "$WORK/acked3" o
 sleep 1
 start=$(date +%s%N)
 pg_kill west
@@ -162,13 +149,10 @@ until psql_at "$P_EAST" "INSERT INTO orders (note) VALUES ('after-outage')" > /d
   sleep 0.05
 done
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
-rm -f "$WORK/writing"; wait "$WRITER" || true
+pg_writer_stop
 acked=$(wc -l < "$WORK/acked3")
 [ "$acked" -gt 0 ] || fail "no row was acknowledged by west before its server died"
-missing=0
-while read -r note; do
-  [ "$(psql_at "$P_EAST" "SELECT count(*) FROM orders WHERE note = '$note'")" = 1 ] || missing=$((missing+1))
-done < "$WORK/acked3"
+missing=$(pg_missing "$P_EAST" "$WORK/acked3")
 [ "$missing" = 0 ] || fail "$missing of $acked rows west acknowledged (sync mode) are missing on east"
 wait_run_done "127.0.0.1:$PORT_EAST" 3
 [ "$(psql_at "$P_EAST" "SELECT count(*) FROM orders WHERE note = 'before-outage'")" = 1 ] || fail "the last row before the outage is gone"

@@ -84,22 +84,14 @@ psql_at "$P_WEST" "SELECT pg_wal_replay_resume()" > /dev/null
 pass "a promotion over max_lag_on_failover is refused and changes nothing"
 
 # Planned switchover under a writer: every acknowledged row is on west.
-touch "$WORK/writing"; : > "$WORK/acked"
-( i=0; while [ -f "$WORK/writing" ]; do
-    i=$((i+1))
-    psql_at "$P_EAST" "INSERT INTO orders (note) VALUES ('w$i')" > /dev/null 2>&1 && echo "w$i" >> "$WORK/acked"
-  done ) &
-PIDS+=("$!")
+pg_writer_start "$P_EAST" "$WORK/acked" w
 sleep 1
 "$LIFEBOAT" db promote orders --region west --planned -o json > "$WORK/planned.json" 2> "$WORK/planned.err" \
   || { cat "$WORK/planned.json" "$WORK/planned.err"; fail "planned switchover"; }
-sleep 0.5; rm -f "$WORK/writing"; wait "${PIDS[-1]}" || true
+sleep 0.5; pg_writer_stop
 acked=$(wc -l < "$WORK/acked")
 [ "$acked" -gt 0 ] || fail "the writer had no row acknowledged"
-missing=0
-while read -r note; do
-  [ "$(psql_at "$P_WEST" "SELECT count(*) FROM orders WHERE note = '$note'")" = 1 ] || missing=$((missing+1))
-done < "$WORK/acked"
+missing=$(pg_missing "$P_WEST" "$WORK/acked")
 [ "$missing" = 0 ] || fail "$missing of $acked acknowledged rows are missing on west after a planned switchover"
 [ "$(jq -r .fenced "$WORK/planned.json")" = true ] || fail "east was not fenced"
 [ "$(psql_at "$P_WEST" "SELECT pg_is_in_recovery()")" = f ] || fail "west is not the primary"

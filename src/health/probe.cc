@@ -45,6 +45,21 @@ namespace {
 
 constexpr size_t kBodyWindow = 5120;  // expect_body is searched in this much of the body
 
+// The result a probe reports: a probe whose deadline passed reports the
+// timeout, whatever the aborted operation said.
+ProbeResult Outcome(Reason reason, std::string detail, bool timed_out, Duration timeout,
+                    std::chrono::steady_clock::time_point start) {
+  ProbeResult r;
+  if (timed_out && reason != Reason::kTimeout) {
+    reason = Reason::kTimeout;
+    detail = "no answer within " + FormatDuration(timeout);
+  }
+  r.reason = reason;
+  r.detail = std::move(detail);
+  r.latency = std::chrono::steady_clock::now() - start;
+  return r;
+}
+
 // One probe in flight. Owns its sockets; a single deadline timer closes them
 // all, which aborts whatever operation is pending.
 class Prober : public std::enable_shared_from_this<Prober> {
@@ -191,19 +206,11 @@ class Prober : public std::enable_shared_from_this<Prober> {
 
   void Finish(Reason reason, std::string detail) {
     if (finished_) return;
-    if (timed_out_ && reason != Reason::kTimeout) {
-      reason = Reason::kTimeout;
-      detail = "no answer within " + FormatDuration(check_.timeout);
-    }
     finished_ = true;
     deadline_.cancel();
     boost::system::error_code ignored;
     socket_.close(ignored);
-    ProbeResult r;
-    r.reason = reason;
-    r.detail = std::move(detail);
-    r.latency = std::chrono::steady_clock::now() - start_;
-    done_(std::move(r));
+    done_(Outcome(reason, std::move(detail), timed_out_, check_.timeout, start_));
   }
 
   asio::io_context& io_;
@@ -351,18 +358,10 @@ class PgProber : public std::enable_shared_from_this<PgProber> {
 
   void Finish(Reason reason, std::string detail) {
     if (finished_) return;
-    if (timed_out_ && reason != Reason::kTimeout) {
-      reason = Reason::kTimeout;
-      detail = "no answer within " + FormatDuration(check_.timeout);
-    }
     finished_ = true;
     deadline_.cancel();
     Close();
-    ProbeResult r;
-    r.reason = reason;
-    r.detail = std::move(detail);
-    r.latency = std::chrono::steady_clock::now() - start_;
-    done_(std::move(r));
+    done_(Outcome(reason, std::move(detail), timed_out_, check_.timeout, start_));
   }
 
   const plan::Check& check_;

@@ -228,7 +228,9 @@ class DatabaseService final : public Service, public DatabaseRoles {
         state = Read(d, error);
       }
     }
-    if (state && p && p->region == here && !held_ && retry_ok) {
+    // The role record is read only when there may be something to do: a
+    // primary that is neither a standby nor fenced needs no store read.
+    if (state && p && p->region == here && !held_ && retry_ok && (state->in_recovery || state->fenced)) {
       auto role = state::keys::DatabaseRoleOf(here, name).Get(ctx_.store);
       uint64_t done_epoch = role.ok() && *role ? (*role)->epoch : 0;
       bool ours = role.ok() && *role && (*role)->role == "fenced";

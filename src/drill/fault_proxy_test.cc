@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <future>
@@ -156,14 +157,22 @@ TEST(FaultProxy, AShapedLinkIsNeverFasterThanItsLatencyAndRate) {
 
 // An upstream that is not there: the client's connection is closed, not held.
 TEST(FaultProxy, AnUpstreamThatRefusesClosesTheClient) {
-  Address nowhere;
-  {
-    CountingServer gone;
-    nowhere = gone.address();
-  }
+  // A port bound but not listening refuses connections, and stays ours for
+  // the whole test (a closed server's port could be handed to another test
+  // running beside this one, which then answered: seen once under load).
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  socklen_t len = sizeof sa;
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  Address nowhere{"127.0.0.1", ntohs(sa.sin_port)};
   auto proxy = FaultProxy::Start(nowhere);
   ASSERT_TRUE(proxy.ok());
   EXPECT_EQ(Exchange((*proxy)->address(), "hello", 5s), "");
+  ::close(fd);
 }
 
 }  // namespace

@@ -52,7 +52,8 @@ Runbook::Runbook(state::Store& store, StepRunner& runner, RunbookOptions options
     : store_(store), runner_(runner), o_(std::move(options)) {}
 
 Result<state::FailoverRun> Runbook::Begin(const std::string& from, const std::string& to, uint64_t epoch,
-                                          bool planned, const std::vector<std::string>& steps) {
+                                          bool planned, const std::vector<std::string>& steps,
+                                          state::LeaseId lease) {
   auto key = state::keys::CurrentFailover();
   LB_ASSIGN_OR_RETURN(auto kv, store_.Get(key.name()));
   if (kv) {
@@ -75,7 +76,14 @@ Result<state::FailoverRun> Runbook::Begin(const std::string& from, const std::st
     step.name = name;
     run.steps.push_back(std::move(step));
   }
-  LB_RETURN_IF_ERROR(key.Put(store_, run, kv ? state::Expect::Revision(kv->mod_revision) : state::Expect::Absent()));
+  auto written = store_.Txn({{key.name(), kv ? state::Expect::Revision(kv->mod_revision) : state::Expect::Absent()},
+                             {std::string(state::keys::kFailoverLock), state::Expect::Absent()}},
+                            {state::Op::Put(key.name(), state::Encode(run)),
+                             state::Op::Put(std::string(state::keys::kFailoverLock), o_.owner, lease)});
+  if (!written.ok() && written.error().code() == Code::kAborted) {
+    return FailedPrecondition("another agent began or holds a failover meanwhile: " + written.error().message());
+  }
+  if (!written.ok()) return written.error();
   return run;
 }
 
@@ -88,9 +96,12 @@ Result<int64_t> Runbook::Lock(state::LeaseId lease) {
   return FailedPrecondition("the failover is being driven by " + (holder ? holder->value : std::string("another agent")));
 }
 
-Result<state::FailoverRun> Runbook::Drive(const std::atomic<bool>* stop) {
-  // The lock: a key under a lease of ours, created only when absent.
-  LB_ASSIGN_OR_RETURN(state::LeaseId lease, store_.Grant(o_.lease_ttl));
+Result<state::FailoverRun> Runbook::Drive(const std::atomic<bool>* stop, state::LeaseId lease) {
+  // The lock: a key under a lease of ours, created only when absent (or
+  // already created by Begin under the lease given).
+  if (lease == 0) {
+    LB_ASSIGN_OR_RETURN(lease, store_.Grant(o_.lease_ttl));
+  }
   auto locked = Lock(lease);
   if (!locked.ok()) {
     (void)store_.Revoke(lease);

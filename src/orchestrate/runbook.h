@@ -42,19 +42,23 @@ class Runbook {
  public:
   Runbook(state::Store& store, StepRunner& runner, RunbookOptions options);
 
-  // Records a new run with `steps`, all pending. FailedPrecondition while
-  // another run is still running (resume it with Drive, or let it fail).
+  // Records a new run with `steps`, all pending, and takes its lock under
+  // `lease` in the same transaction, so that no other agent ever sees a
+  // running run that nobody holds (it would take the run over before its
+  // driver started). Drive it next under the same lease. FailedPrecondition
+  // while another run is still running (resume it with Drive, or let it
+  // fail) or while another agent holds the lock.
   Result<state::FailoverRun> Begin(const std::string& from, const std::string& to, uint64_t epoch, bool planned,
-                                   const std::vector<std::string>& steps);
-
+                                   const std::vector<std::string>& steps, state::LeaseId lease);
   // Takes the lock and drives the current run to its end: each step not yet
   // done, in order, retried up to `attempts` times. Returns the final record
-  // (state "done" or "failed"). FailedPrecondition naming the holder when
-  // another agent drives it; NotFound when there is no run; Aborted when
-  // this agent lost the lock midway (another has taken over); Cancelled
-  // when `stop` became true between steps.
-  Result<state::FailoverRun> Drive(const std::atomic<bool>* stop = nullptr);
-
+  // (state "done" or "failed"). `lease`: the one Begin locked the run under
+  // (Drive keeps it alive, and revokes it at the end), or 0 to grant one.
+  // FailedPrecondition naming the holder when another agent drives it;
+  // NotFound when there is no run; Aborted when this agent lost the lock
+  // midway (another has taken over); Cancelled when `stop` became true
+  // between steps.
+  Result<state::FailoverRun> Drive(const std::atomic<bool>* stop = nullptr, state::LeaseId lease = 0);
   // One step at a time, for a driver that keeps `lease` alive itself (the
   // simulation test, on its own clock): takes the lock under `lease` when it
   // is free (or already this driver's under it), then runs the next step

@@ -71,14 +71,21 @@ class RunbookTest : public ::testing::Test {
     o.retry_backoff = 10ms;
     return o;
   }
+  // The lease a driver begins a run under and then drives it with.
+  state::LeaseId Lease() {
+    auto lease = store_->Grant(1s);
+    EXPECT_TRUE(lease.ok());
+    return lease.ok() ? *lease : 0;
+  }
   std::unique_ptr<state::Store> store_;
 };
 
 TEST_F(RunbookTest, RunsEveryStepInOrderAndRecordsIt) {
   FakeRunner runner;
   Runbook rb(*store_, runner, Options("west"));
-  ASSERT_TRUE(rb.Begin("east", "west", 2, false, kSteps).ok());
-  auto run = rb.Drive();
+  auto lease = Lease();
+  ASSERT_TRUE(rb.Begin("east", "west", 2, false, kSteps, lease).ok());
+  auto run = rb.Drive(nullptr, lease);
   ASSERT_TRUE(run.ok()) << run.error().ToString();
   EXPECT_EQ(run->state, "done");
   EXPECT_EQ(runner.ran(), kSteps);
@@ -98,8 +105,9 @@ TEST_F(RunbookTest, AFailingStepIsRetriedThenFailsTheRun) {
   FakeRunner runner;
   runner.FailTimes("promote", 1);
   Runbook rb(*store_, runner, Options("west"));
-  ASSERT_TRUE(rb.Begin("east", "west", 2, false, kSteps).ok());
-  auto run = rb.Drive();
+  auto lease = Lease();
+  ASSERT_TRUE(rb.Begin("east", "west", 2, false, kSteps, lease).ok());
+  auto run = rb.Drive(nullptr, lease);
   ASSERT_TRUE(run.ok());
   EXPECT_EQ(run->state, "done");
   EXPECT_EQ(run->steps[1].attempts, 2);
@@ -107,8 +115,9 @@ TEST_F(RunbookTest, AFailingStepIsRetriedThenFailsTheRun) {
   FakeRunner broken;
   broken.FailTimes("switch-traffic", 5);
   Runbook rb2(*store_, broken, Options("west"));
-  ASSERT_TRUE(rb2.Begin("west", "east", 3, false, kSteps).ok());
-  auto failed = rb2.Drive();
+  auto lease2 = Lease();
+  ASSERT_TRUE(rb2.Begin("west", "east", 3, false, kSteps, lease2).ok());
+  auto failed = rb2.Drive(nullptr, lease2);
   ASSERT_TRUE(failed.ok());
   EXPECT_EQ(failed->state, "failed");
   EXPECT_EQ(failed->steps[2].state, "failed");
@@ -123,11 +132,12 @@ TEST_F(RunbookTest, OneRunAtATimeAndOneDriverAtATime) {
   FakeRunner runner;
   runner.BlockAt("promote");
   Runbook a(*store_, runner, Options("west"));
-  ASSERT_TRUE(a.Begin("east", "west", 2, false, kSteps).ok());
-  auto second = a.Begin("east", "north", 2, false, kSteps);
+  auto lease = Lease();
+  ASSERT_TRUE(a.Begin("east", "west", 2, false, kSteps, lease).ok());
+  auto second = a.Begin("east", "north", 2, false, kSteps, Lease());
   EXPECT_EQ(second.error().code(), Code::kFailedPrecondition);
   Result<state::FailoverRun> ra = Internal("not run");
-  std::thread ta([&] { ra = a.Drive(); });
+  std::thread ta([&] { ra = a.Drive(nullptr, lease); });
   runner.WaitBlocked();
   FakeRunner other;
   Runbook b(*store_, other, Options("north"));
@@ -149,9 +159,10 @@ TEST_F(RunbookTest, AnotherAgentResumesAtTheExactStepOfADriverThatDied) {
   FakeRunner dying;
   dying.BlockAt("promote");
   Runbook a(*store_, dying, Options("west@host:1"));
-  ASSERT_TRUE(a.Begin("east", "west", 2, false, kSteps).ok());
+  auto lease = Lease();
+  ASSERT_TRUE(a.Begin("east", "west", 2, false, kSteps, lease).ok());
   Result<state::FailoverRun> ra = Internal("not run");
-  std::thread ta([&] { ra = a.Drive(); });
+  std::thread ta([&] { ra = a.Drive(nullptr, lease); });
   dying.WaitBlocked();
   // The driver's lease ends (the process died; here: its lock is deleted as
   // expiry would). A second agent now takes the run over.
@@ -171,6 +182,39 @@ TEST_F(RunbookTest, AnotherAgentResumesAtTheExactStepOfADriverThatDied) {
   auto saved = *state::keys::CurrentFailover().Get(*store_);
   EXPECT_EQ(saved->state, "done") << "the old driver overwrote the record";
   EXPECT_EQ(saved->owner, "witness@host:2");
+}
+
+// Between Begin and Drive (the run handed to a worker thread) the run is
+// already locked by its beginner: another agent watching the store sees a
+// running run, but cannot take it over as if its driver had died.
+TEST_F(RunbookTest, ARunIsHeldByItsBeginnerBeforeItDrives) {
+  FakeRunner runner, other;
+  Runbook a(*store_, runner, Options("witness@host:1"));
+  auto lease = Lease();
+  ASSERT_TRUE(a.Begin("east", "west", 2, false, kSteps, lease).ok());
+  Runbook b(*store_, other, Options("east@host:2"));
+  auto taken = b.Drive();
+  ASSERT_FALSE(taken.ok());
+  EXPECT_EQ(taken.error().code(), Code::kFailedPrecondition);
+  EXPECT_NE(taken.error().message().find("witness@host:1"), std::string::npos) << taken.error().message();
+  EXPECT_TRUE(other.ran().empty());
+  auto run = a.Drive(nullptr, lease);
+  ASSERT_TRUE(run.ok()) << run.error().ToString();
+  EXPECT_EQ(run->state, "done");
+  EXPECT_EQ(run->owner, "witness@host:1");
+  EXPECT_EQ(runner.ran(), kSteps);
+}
+
+// A Begin under a lease that is gone records nothing: the run and its lock
+// are written together or not at all.
+TEST_F(RunbookTest, ABeginUnderALeaseThatIsGoneRecordsNothing) {
+  FakeRunner runner;
+  Runbook a(*store_, runner, Options("west"));
+  auto lease = Lease();
+  ASSERT_TRUE(store_->Revoke(lease).ok());
+  EXPECT_FALSE(a.Begin("east", "west", 2, false, kSteps, lease).ok());
+  EXPECT_FALSE(store_->Get(state::keys::CurrentFailover().name())->has_value());
+  EXPECT_FALSE(store_->Get(state::keys::kFailoverLock)->has_value());
 }
 
 TEST_F(RunbookTest, NoRunIsNotFound) {

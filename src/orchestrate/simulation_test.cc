@@ -381,7 +381,7 @@ class Simulation {
     if (!verdict.failover || verdict.target != a.name) return;
     if (*run && (*run)->state == "failed" && now_ - failed_at_[(*run)->id] < 10s) return;
     CheckQuorum(p, verdict, read.views);
-    auto begun = rb.Begin(p.region, a.name, p.epoch + 1, false, plan_.failover.steps);
+    auto begun = rb.Begin(p.region, a.name, p.epoch + 1, false, plan_.failover.steps, a.lease);
     if (!begun.ok()) return;
     Note(a.name + " begins a failover from " + p.region + " (epoch " + std::to_string(p.epoch + 1) + "): " +
          verdict.why);

@@ -494,7 +494,7 @@ class FailoverService final : public Service, public EndpointViews, private orch
     }
     if (!failed_run_.empty() && now - failed_seen_ < kFailedRunBackoff) return;
     if (!verdict.failover || verdict.target != ctx_.region.name) return;
-    auto begun = MakeRunbook().Begin(p.region, ctx_.region.name, p.epoch + 1, false, ctx_.plan.failover.steps);
+    auto begun = Begin(p.region, ctx_.region.name, p.epoch + 1, false);
     if (!begun) {
       if (begun.error().code() != Code::kFailedPrecondition && begun.error().code() != Code::kAborted) {
         LogWarn({{"error", begun.error().message()}}, "failover: cannot begin: {}", begun.error().message());
@@ -503,7 +503,21 @@ class FailoverService final : public Service, public EndpointViews, private orch
     }
     LogWarn({{"from", p.region}, {"to", ctx_.region.name}}, "failover: automatic failover from {} to {} (epoch {}): {}",
             p.region, ctx_.region.name, p.epoch + 1, verdict.why);
-    StartDrive("automatic");
+    StartDrive("automatic", begun->second);
+  }
+
+  // Records a run and takes its lock under a new lease of ours (returned
+  // with it, for Drive): no other agent can take the run over before this
+  // one drives it.
+  Result<std::pair<state::FailoverRun, state::LeaseId>> Begin(const std::string& from, const std::string& to,
+                                                               uint64_t epoch, bool planned) {
+    LB_ASSIGN_OR_RETURN(state::LeaseId lease, ctx_.store.Grant(ctx_.plan.failover.lease));
+    auto begun = MakeRunbook().Begin(from, to, epoch, planned, ctx_.plan.failover.steps, lease);
+    if (!begun) {
+      (void)ctx_.store.Revoke(lease);
+      return begun.error();
+    }
+    return std::pair{*begun, lease};
   }
 
   orchestrate::Runbook MakeRunbook() {
@@ -514,20 +528,24 @@ class FailoverService final : public Service, public EndpointViews, private orch
   }
 
   // From the loop thread only (the driver is reset after the loop ends).
-  void StartDrive(const std::string& kind) {
-    if (driving_.exchange(true)) return;
+  // `lease`: the one Begin locked the run under, or 0 (a run to resume).
+  void StartDrive(const std::string& kind, state::LeaseId lease = 0) {
+    if (driving_.exchange(true)) {
+      if (lease != 0) (void)ctx_.store.Revoke(lease);
+      return;
+    }
     Steady quorum_at = down_quorum_at_;
-    driver_->Post([this, kind, quorum_at] {
-      Drive(kind, quorum_at);
+    driver_->Post([this, kind, quorum_at, lease] {
+      Drive(kind, quorum_at, lease);
       driving_ = false;
     });
   }
 
   // On the driver: drives the current run to its end, or until another
   // agent holds it or this agent stops.
-  void Drive(const std::string& kind, Steady quorum_at) {
+  void Drive(const std::string& kind, Steady quorum_at, state::LeaseId lease) {
     auto started = SteadyClock::now();
-    auto r = MakeRunbook().Drive(&stop_drive_);
+    auto r = MakeRunbook().Drive(&stop_drive_, lease);
     if (!r.ok() && r.error().code() == Code::kFailedPrecondition) return;  // another agent drives it
     runs_c_->With({kind, r.ok() ? r->state : std::string(CodeName(r.error().code()))}).Inc();
     if (r.ok() && r->state == "done") {
@@ -949,11 +967,11 @@ class FailoverService final : public Service, public EndpointViews, private orch
                        {"by", who},      {"state", "accepted"}, {"at", FormatUtc(ctx_.clock.Now())}};
     }
     driver_->Post([this, p, to, who, planned] {
-      auto begun = MakeRunbook().Begin(p.region, to, p.epoch + 1, planned, ctx_.plan.failover.steps);
+      auto begun = Begin(p.region, to, p.epoch + 1, planned);
       {
         std::lock_guard lock(mu_);
         last_request_["state"] = begun.ok() ? "running" : "refused";
-        if (begun.ok()) last_request_["run"] = begun->id;
+        if (begun.ok()) last_request_["run"] = begun->first.id;
         if (!begun.ok()) last_request_["error"] = begun.error().message();
       }
       if (!begun.ok()) {
@@ -963,7 +981,7 @@ class FailoverService final : public Service, public EndpointViews, private orch
         LogWarn({{"from", p.region}, {"to", to}, {"by", who}},
                 "failover: manual {}failover from {} to {} (epoch {}) by {}", planned ? "planned " : "", p.region, to,
                 p.epoch + 1, who);
-        Drive("manual", Steady());
+        Drive("manual", Steady(), begun->second);
       }
       driving_ = false;
     });

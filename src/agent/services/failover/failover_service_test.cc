@@ -509,7 +509,11 @@ TEST_F(FailoverServiceTest, ARunWhoseDriverDiedIsResumedAtItsStep) {
     Result<std::string> RunStep(const state::StepRecord&, const state::FailoverRun&) override { return std::string(); }
   } nothing;
   orchestrate::Runbook rb(*store_, nothing, {"ghost@gone:1"});
-  auto begun = rb.Begin("east", "west", 2, false, plan_.failover.steps);
+  // The ghost began the run under a lease of its own and died before it
+  // drove a step: the lock goes when that lease ends.
+  auto lease = store_->Grant(1s);
+  ASSERT_TRUE(lease.ok());
+  auto begun = rb.Begin("east", "west", 2, false, plan_.failover.steps, *lease);
   ASSERT_TRUE(begun.ok()) << begun.error().ToString();
   ASSERT_TRUE(state::WaitUntil([&] { return RunEnded(); }, 30s));
   auto run = *Run();

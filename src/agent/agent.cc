@@ -342,6 +342,10 @@ net::HttpResponse Agent::Handle(const net::HttpRequest& req) {
 }
 
 Status Agent::Run() {
+  // A process that owns its signals (the agent and the proxy run alone)
+  // never dies of a peer that closed a socket or a pipe first: every write
+  // reports EPIPE instead, and the service that made it decides.
+  if (options_.handle_signals) std::signal(SIGPIPE, SIG_IGN);
   server_ = std::make_unique<net::HttpServer>(io_, [this](const net::HttpRequest& r) { return Handle(r); });
   LB_RETURN_IF_ERROR(server_->Listen(options_.admin_listen.value_or(region_->agent)));
   for (auto& service : services_) {

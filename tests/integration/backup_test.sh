@@ -69,12 +69,19 @@ wait_http "http://127.0.0.1:$PORT_EAST/healthz"
 expect_exit 0 lb repo init -l local
 expect_exit 1 lb repo init -l local
 echo "$OUT" | grep -q "already holds a repository" || fail "init twice: $OUT"
-# The minutely schedule must not fire between this backup and the check
-# below (its newer backup would then be the latest, as it should): start
-# at the top of a minute, so that the backup and the check have nearly all
-# of it. CI saw it fire 1 s after a backup started at second 29 on a loaded
-# machine (the ~116 MB backup and the check took over 30 s).
-s=$((10#$(date +%S))); [ "$s" -le 2 ] || sleep $(( 61 - s ))
+# The minutely schedule must not run beside this backup or between it and
+# the check below (its newer backup would then be the latest, as it
+# should): start when the schedule is idle and its next run is at least
+# 50 s away. CI saw it fire 1 s after a backup started at second 29 on a
+# loaded machine, and, when the test started at the top of the minute, the
+# schedule's run of that minute end after the manual backup.
+deadline=$(( SECONDS + 90 ))
+until curl -sf "http://127.0.0.1:$PORT_EAST/v1/backups" | jq -e '
+      [.schedules[] | select(.schedule == "minutely")][0]
+      | .state == "idle" and ((.next_run | fromdateiso8601) - now) >= 50' >/dev/null; do
+  [ $SECONDS -lt $deadline ] || fail "the minutely schedule never left 50 s free: $(curl -s "http://127.0.0.1:$PORT_EAST/v1/backups")"
+  sleep 1
+done
 expect_json 0 json backup create --location local --volume data --tag first
 FIRST=$(echo "$OUT" | jq -r .id)
 [ "$(echo "$OUT" | jq .files)" -eq 47 ] || fail "files: $OUT"

@@ -113,7 +113,8 @@ def hold(target, seconds):
             break
         lines += 1
         time.sleep(0.1)
-    print(name, lines, "until=" + state, flush=True)
+    # The wall-clock second it ended: a test compares it with when it switched the target.
+    print(name, lines, "until=" + state, "%.3f" % time.time(), flush=True)
 
 
 def silent(target, n, ready):

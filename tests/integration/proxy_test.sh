@@ -135,19 +135,21 @@ start_bg app-east "$LIFEBOAT" app serve --dir "$WORK/east-app" --listen "127.0.0
 start_bg echo-east $PEER echo "$ECHO_EAST" east
 wait_sends_to "$PORT_EAST" web web-east 10
 wait_sends_to "$PORT_EAST" bulk echo-east 10
-$PEER hold "127.0.0.1:$P_EAST_BULK" 6 > "$WORK/hold-drain.out" &
+$PEER hold "127.0.0.1:$P_EAST_BULK" 30 > "$WORK/hold-drain.out" &
 HOLD=$!; PIDS+=("$HOLD")
 sleep 0.5
+# No timing assert on a loaded machine: the switch happens no earlier than this command
+# starts, so a drained connection ends no earlier than this plus the drain time (2 s).
+off_at=$(date +%s.%N)
 "$LIFEBOAT" traffic off east --plan "$WORK/plan.yaml" > /dev/null || fail "lifeboat traffic off east"
-wait_sends_to "$PORT_EAST" web web-west 5
+wait_sends_to "$PORT_EAST" web web-west 10
 [ "$(region_via "$P_EAST_WEB")" = west ] || fail "with east switched off, a request still reached east"
-sleep 1
-kill -0 "$HOLD" 2>/dev/null || { cat "$WORK/hold-drain.out" >&2; fail "the held connection to the switched-off east was cut at once"; }
 wait "$HOLD" || true
-# The bulk listener drains for 2 s: the connection ran past the switch, then was closed.
-read -r name lines until < "$WORK/hold-drain.out"
-[ "$name" = east ] && [ "$until" = until=closed ] && [ "$lines" -ge 15 ] ||
-  { cat "$WORK/hold-drain.out" >&2; fail "the held connection to east was not drained (worked on, then closed)"; }
+read -r name lines until ended_at < "$WORK/hold-drain.out"
+[ "$name" = east ] && [ "$until" = until=closed ] ||
+  { cat "$WORK/hold-drain.out" >&2; fail "the held connection to east was not closed when its drain time ended"; }
+awk -v a="$off_at" -v b="$ended_at" 'BEGIN { exit !(b - a >= 1.9) }' ||
+  { cat "$WORK/hold-drain.out" >&2; fail "the held connection to the switched-off east was cut at once, not drained"; }
 has_metric "http://127.0.0.1:$PORT_EAST/metrics" 'lifeboat_proxy_closed_total{listener="bulk",reason="drained"} 1' ||
   fail "the drained connection is not counted"
 "$LIFEBOAT" traffic on east --plan "$WORK/plan.yaml" > /dev/null

@@ -10,6 +10,9 @@
                                         the middle of one, 500 edited, 500 new
                                         and 500 deleted small files, 10 medium
                                         files partly rewritten
+  gen_tree.py db FILE [--gib N]        a database-like file: N GiB (default 4)
+  gen_tree.py pages FILE SEED [N]      N (default 10,000) random 8 KiB page
+                                        writes at 8 KiB-aligned offsets, in place
 
 Bytes come from AES-CTR keystreams (openssl), so every run builds the same tree.
 """
@@ -98,11 +101,36 @@ def change(root, seed):
     s.close()
 
 
+def db(path, gib):
+    s = Stream(7)
+    with open(path, "wb") as f:
+        for _ in range(int(gib * 1024)):
+            f.write(s.read(1 << 20))
+    s.close()
+
+
+def pages(path, seed, n):
+    rng = random.Random(seed)
+    s = Stream(seed + 1000)
+    npages = os.path.getsize(path) // 8192
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        for _ in range(n):
+            os.pwrite(fd, s.read(8192), rng.randrange(npages) * 8192)
+    finally:
+        os.close(fd)
+    s.close()
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "create":
         scale = float(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[3] == "--scale" else 1.0
         create(sys.argv[2], scale)
     elif len(sys.argv) == 4 and sys.argv[1] == "change":
         change(sys.argv[2], int(sys.argv[3]))
+    elif len(sys.argv) >= 3 and sys.argv[1] == "db":
+        db(sys.argv[2], float(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[3] == "--gib" else 4.0)
+    elif len(sys.argv) in (4, 5) and sys.argv[1] == "pages":
+        pages(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) == 5 else 10000)
     else:
         sys.exit(__doc__)

@@ -44,7 +44,7 @@ Result<std::unique_ptr<Agent>> Agent::Create(plan::Plan plan, AgentOptions optio
   Agent& a = *agent;
   a.context_.reset(new ServiceContext{a.plan_, *a.region_, a.io_, *a.store_, a.metrics_, Clock::Real(), a.router_,
                                       a.caps_, a.token_, a.options_.dns_listen,
-                                      a.options_.connect_to, !a.options_.proxy_only});
+                                      a.options_.connect_to, !a.options_.proxy_only, a.options_.data_dir});
   a.caps_.Provide<PrimaryView>(&a);
   for (auto& make : services) {
     LB_ASSIGN_OR_RETURN(auto s, make(*a.context_));

@@ -95,6 +95,9 @@ struct ServiceContext {
   std::map<std::string, Address> connect_to = {};
   // Whether the traffic service serves the plan's zone (not in a standalone proxy).
   bool serve_dns = true;
+  // The agent's data directory (what a service keeps across restarts goes
+  // below it); empty in tests that keep nothing.
+  std::string data_dir = {};
 
   // Where to connect for `a`, an address of another region.
   Address Dial(const Address& a) const {

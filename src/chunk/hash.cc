@@ -1,6 +1,7 @@
 #include "chunk/hash.h"
 
 #include "core/check.h"
+#include "core/strings.h"
 
 #include <openssl/evp.h>
 #include <xxhash.h>
@@ -21,6 +22,8 @@ Digest Sha256(std::span<const uint8_t> data) {
   return d;
 }
 
+uint64_t Xxh64(std::span<const uint8_t> data) { return XXH3_64bits(data.data(), data.size()); }
+
 Digest128 Xxh128(std::span<const uint8_t> data) {
   XXH128_canonical_t c;
   XXH128_canonicalFromHash(&c, XXH3_128bits(data.data(), data.size()));
@@ -30,16 +33,7 @@ Digest128 Xxh128(std::span<const uint8_t> data) {
   return d;
 }
 
-std::string Hex(std::span<const uint8_t> bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (uint8_t b : bytes) {
-    out.push_back(kDigits[b >> 4]);
-    out.push_back(kDigits[b & 15]);
-  }
-  return out;
-}
+std::string Hex(std::span<const uint8_t> bytes) { return HexOf(bytes); }
 
 Hasher::Hasher() : ctx_(std::make_unique<Ctx>()) {
   ctx_->md = EVP_MD_CTX_new();

@@ -19,6 +19,8 @@ using Digest128 = std::array<uint8_t, 16>;
 Digest Sha256(std::span<const uint8_t> data);
 // XXH3-128 in its canonical (big-endian) byte form.
 Digest128 Xxh128(std::span<const uint8_t> data);
+// XXH3-64: the block hashes of replication's in-place updates (replicate/blocks.h).
+uint64_t Xxh64(std::span<const uint8_t> data);
 std::string Hex(std::span<const uint8_t> bytes);
 
 // Incremental SHA-256.

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "core/base64.h"
+
 namespace lifeboat {
 namespace {
 
@@ -21,6 +23,18 @@ TEST(Strings, ClosestMatchFindsTyposOnly) {
 TEST(Strings, QuoteEscapesControlBytes) {
   EXPECT_EQ(Quote("web"), "'web'");
   EXPECT_EQ(Quote(std::string("a\0b", 3)), "'a\\x00b'");
+}
+
+TEST(Base64, RoundTripsEveryLengthAndRefusesWhatIsNotBase64) {
+  std::string s;
+  for (int i = 0; i < 40; ++i) {
+    EXPECT_EQ(Base64Decode(Base64Encode(s)), s) << i;
+    s.push_back(static_cast<char>(i * 37));
+  }
+  EXPECT_EQ(Base64Encode("kube"), "a3ViZQ==");
+  EXPECT_EQ(Base64Decode("a3ViZQ=="), "kube");
+  EXPECT_FALSE(Base64Decode("a3ViZQ=").has_value());  // length
+  EXPECT_FALSE(Base64Decode("a3V*ZQ==").has_value());  // alphabet
 }
 
 }  // namespace

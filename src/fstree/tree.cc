@@ -265,7 +265,7 @@ Status RemoveTree(Env& env, int dirfd, const std::string& base) {
   return Ok();
 }
 
-Result<uint64_t> RemoveTempNames(Env& env, int dirfd) {
+Result<uint64_t> RemoveTempNames(Env& env, int dirfd, const TempFn& first) {
   UniqueFd own(::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!own.valid()) return ErrnoError(errno, "open directory");
   DIR* d = ::fdopendir(own.get());
@@ -284,6 +284,7 @@ Result<uint64_t> RemoveTempNames(Env& env, int dirfd) {
   uint64_t removed = 0;
   int fd = ::dirfd(d);
   for (const auto& t : temps) {
+    if (first && first(fd, t)) continue;
     Status s = RemoveTree(env, fd, t);
     if (!s.ok()) {
       ::closedir(d);
@@ -294,7 +295,7 @@ Result<uint64_t> RemoveTempNames(Env& env, int dirfd) {
   for (const auto& sub : subdirs) {
     UniqueFd child(::openat(fd, sub.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!child.valid()) continue;  // not a directory, a symlink, or gone
-    auto n = RemoveTempNames(env, child.get());
+    auto n = RemoveTempNames(env, child.get(), first);
     if (!n.ok()) {
       ::closedir(d);
       return n.error();

@@ -99,8 +99,11 @@ Status RemoveTree(Env& env, int dirfd, const std::string& base);
 
 // Removes every temporary name (IsTempName) below the directory `dirfd`,
 // without following symlinks: what a killed receiver or restore left. Returns
-// how many were removed.
-Result<uint64_t> RemoveTempNames(Env& env, int dirfd);
+// how many were removed. `first`, when given, sees each name before (the
+// directory it is in, the name) and returns true to keep it (replication
+// applies a sealed journal there; one it could not apply stays).
+using TempFn = std::function<bool(int dirfd, const std::string& name)>;
+Result<uint64_t> RemoveTempNames(Env& env, int dirfd, const TempFn& first = {});
 
 // Applies mode (not for symlinks), owner and mtime to `base` in `dirfd`.
 Status ApplyMeta(Env& env, int dirfd, const char* base, EntryType type, const Meta& meta);

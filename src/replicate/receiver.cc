@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -92,6 +93,7 @@ Status Session::Handle(const Frame& f) {
     case Type::kList: s = HandleList(r); break;
     case Type::kDeltaReq: s = HandleDeltaReq(r); break;
     case Type::kFileBegin: s = HandleFileBegin(r); break;
+    case Type::kPatchBegin: s = HandlePatchBegin(r); break;
     case Type::kData: s = HandleData(r); break;
     case Type::kCopy: s = HandleCopy(r); break;
     case Type::kFileEnd: return HandleFileEnd();
@@ -209,9 +211,58 @@ Status Session::HandleFileBegin(Reader& r) {
   LB_ASSIGN_OR_RETURN(auto parent, Parent(f->path));
   f->dir = std::move(parent.dir);
   f->temp = TempName(f->path, ".part");
-  f->fd.Reset(env_.OpenAt(f->dir.get(), f->temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+  // Created with its final permission bits (never setuid, setgid or sticky
+  // before FILE_END), so that FILE_END seldom has to change them.
+  f->fd.Reset(env_.OpenAt(f->dir.get(), f->temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+                          f->meta.mode & 0777));
   if (!f->fd.valid()) return IoError(errno, "create a temporary file for '" + Printable(f->path) + "'");
   file_ = std::move(f);
+  return Ok();
+}
+
+// An in-place update of a large file the target holds at the version the
+// source last sent (docs/format/replication.md, "In-place updates"): the
+// changed ranges go to a journal, which is sealed and made durable at
+// FILE_END before the file is touched.
+Status Session::HandlePatchBegin(Reader& r) {
+  auto f = std::make_unique<OpenFile>();
+  f->path = r.Path();
+  uint64_t base_size = r.U64();
+  uint64_t base_sec = r.U64();
+  uint32_t base_nsec = r.U32();
+  f->meta = r.GetMeta();
+  f->size = r.U64();
+  LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kPatchBegin)));
+  LB_RETURN_IF_ERROR(ValidatePath(f->path));
+  if (f->size > (uint64_t{1} << 50)) return InvalidArgument("file size out of range");
+  LB_RETURN_IF_ERROR(CommitIfPending(f->path));
+  LB_ASSIGN_OR_RETURN(auto parent, OpenParent(root_.get(), f->path));
+  struct stat st;
+  if (::fstatat(parent.dir.get(), parent.base.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
+      st.st_nlink != 1 || static_cast<uint64_t>(st.st_size) != base_size ||
+      st.st_mtim.tv_sec != static_cast<int64_t>(base_sec) || static_cast<uint32_t>(st.st_mtim.tv_nsec) != base_nsec) {
+    // The source's idea of this file is wrong: the next pass lists it again
+    // and sends it by delta.
+    return FailedPrecondition("'" + Printable(f->path) +
+                              "' is not the version the source updates in place (it changed at the target)");
+  }
+  f->dir = std::move(parent.dir);
+  LB_ASSIGN_OR_RETURN(f->journal, JournalWriter::Create(env_, f->dir.get(), TempName(f->path, ".journal"),
+                                                        parent.base, f->size, f->meta));
+  file_ = std::move(f);
+  return Ok();
+}
+
+Status Session::FinishPatch(std::unique_ptr<OpenFile> f) {
+  LB_RETURN_IF_ERROR(f->journal->Seal());
+  if (Status s = ApplyJournal(env_, f->dir.get(), f->journal->name()); !s.ok()) {
+    unapplied_.push_back(f->path);  // sealed: applied before the next session, or at the next start
+    return s;
+  }
+  if (stats_) {
+    stats_->patches.fetch_add(1, std::memory_order_relaxed);
+    stats_->files.fetch_add(1, std::memory_order_relaxed);
+  }
   return Ok();
 }
 
@@ -219,6 +270,8 @@ Status Session::WriteAt(const uint8_t* p, size_t n, uint64_t offset) {
   if (offset > file_->size || n > file_->size - offset) {
     return InvalidArgument("write beyond the announced size of '" + Printable(file_->path) + "'");
   }
+  if (file_->journal) return file_->journal->Add(offset, {p, n});
+  file_->end = std::max(file_->end, offset + n);
   while (n > 0) {
     ssize_t w = env_.PWrite(file_->fd.get(), p, n, static_cast<off_t>(offset));
     if (w < 0) {
@@ -234,11 +287,11 @@ Status Session::WriteAt(const uint8_t* p, size_t n, uint64_t offset) {
 
 Status Session::HandleData(Reader& r) {
   uint64_t offset = r.U64();
-  std::string bytes = r.Str();
+  std::string_view bytes = r.View();
   LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kData)));
   LB_RETURN_IF_ERROR(WriteAt(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), offset));
   if (stats_) stats_->bytes_written.fetch_add(bytes.size(), std::memory_order_relaxed);
-  pending_bytes_ += bytes.size();
+  if (!file_->journal) pending_bytes_ += bytes.size();
   return Ok();
 }
 
@@ -271,15 +324,29 @@ Status Session::HandleCopy(Reader& r) {
 
 Status Session::HandleFileEnd() {
   auto f = std::move(file_);
+  if (f->journal) return FinishPatch(std::move(f));
   int fd = f->fd.get();
-  if (env_.Ftruncate(fd, static_cast<off_t>(f->size)) != 0) return IoError(errno, "truncate '" + Printable(f->path) + "'");
-  if (env_.Fchown(fd, f->meta.uid, f->meta.gid) != 0 && errno != EPERM) return ErrnoError(errno, "chown");
-  if (env_.Fchmod(fd, f->meta.mode) != 0) return ErrnoError(errno, "chmod");
+  // Each of these is a metadata change of its own (and a journal entry):
+  // skipped when the new file already is as it should be.
+  if (f->end != f->size && env_.Ftruncate(fd, static_cast<off_t>(f->size)) != 0) {
+    return IoError(errno, "truncate '" + Printable(f->path) + "'");
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return ErrnoError(errno, "stat '" + Printable(f->path) + "'");
+  if ((st.st_uid != f->meta.uid || st.st_gid != f->meta.gid) && env_.Fchown(fd, f->meta.uid, f->meta.gid) != 0 &&
+      errno != EPERM) {
+    return ErrnoError(errno, "chown");
+  }
+  // chown clears setuid and setgid: the mode goes after it.
+  if ((st.st_mode & 07777) != f->meta.mode || st.st_uid != f->meta.uid || st.st_gid != f->meta.gid) {
+    if (env_.Fchmod(fd, f->meta.mode) != 0) return ErrnoError(errno, "chmod");
+  }
   struct timespec ts[2] = {{0, UTIME_OMIT}, {f->meta.mtime_sec, static_cast<long>(f->meta.mtime_nsec)}};
   if (env_.Futimens(fd, ts) != 0) return ErrnoError(errno, "set times");
-  // Start writing back now, so that the group commit's flush finds the work
-  // mostly done while more files arrive.
-  ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+  // Large files start writing back now, so that the group commit's flush
+  // finds the work mostly done while more files arrive; small ones are left
+  // to the commit's one syncfs.
+  if (f->size >= (1u << 20)) ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   f->fd.Reset();
   if (f->delta && !f->delta->prev.empty()) env_.UnlinkAt(f->dir.get(), f->delta->prev.c_str(), 0);
   pending_.push_back({f->temp, f->path, false});
@@ -289,7 +356,8 @@ Status Session::HandleFileEnd() {
 }
 
 void Session::DropPartials() {
-  if (file_) env_.UnlinkAt(file_->dir.get(), file_->temp.c_str(), 0);
+  if (file_ && file_->journal) file_->journal->Abandon();
+  if (file_ && !file_->journal) env_.UnlinkAt(file_->dir.get(), file_->temp.c_str(), 0);
   file_.reset();
   for (const auto& [path, d] : deltas_) {
     if (d->prev.empty()) continue;
@@ -488,6 +556,44 @@ Status Session::Commit() {
 
 Receiver::Receiver(Config config) : config_(std::move(config)) {}
 
+Status Receiver::Recover() {
+  // A receiver killed earlier left temporary files: partials of files the
+  // source may since have deleted, previous versions, links, and journals
+  // of in-place updates. The sealed journals are applied; everything else
+  // goes (the source resends whatever is still needed).
+  UniqueFd root(::open(config_.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root.valid()) return Ok();  // created by the first session
+  uint64_t applied = 0;
+  std::optional<Error> failed;
+  auto n = RemoveTempNames(*config_.env, root.get(), [&](int dir, const std::string& name) {
+    if (!IsJournalName(name)) return false;
+    Status s = ApplyJournal(*config_.env, dir, name);
+    if (s.ok()) {
+      ++applied;
+      return true;  // applied and removed
+    }
+    if (s.error().code() == Code::kDataLoss) return false;  // never sealed: its file was never touched
+    if (!failed) failed = s.error().Wrap("applying journal " + name);
+    return true;  // kept for the next try
+  });
+  {
+    std::lock_guard lock(mu_);
+    recover_ = failed.has_value();
+  }
+  if (applied > 0) {
+    stats_.journals_recovered.fetch_add(applied);
+    spdlog::info("replication {}: completed {} in-place update(s) an interrupted session left", config_.volume, applied);
+  }
+  if (!n.ok()) {
+    spdlog::warn("replication {}: cannot remove leftover temporary files: {}", config_.volume, n.error().message());
+  } else if (*n > 0) {
+    stats_.leftovers_removed.fetch_add(*n);
+    spdlog::info("replication {}: removed {} temporary file(s) an interrupted session left", config_.volume, *n);
+  }
+  if (failed) return *failed;
+  return Ok();
+}
+
 Receiver::~Receiver() {
   Stop();
   std::list<std::unique_ptr<Worker>> workers;
@@ -539,18 +645,10 @@ void Receiver::JoinFinished() {
 
 
 void Receiver::Run(Listener& listener) {
-  // A receiver killed earlier left temporary files: partials of files the
-  // source may since have deleted, previous versions, links. The source
-  // resends whatever is still needed.
-  if (UniqueFd root(::open(config_.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)); root.valid()) {
-    auto n = RemoveTempNames(*config_.env, root.get());
-    if (!n.ok()) {
-      spdlog::warn("replication {}: cannot remove leftover temporary files: {}", config_.volume, n.error().message());
-    } else if (*n > 0) {
-      stats_.leftovers_removed.store(*n);
-      spdlog::info("replication {}: removed {} temporary file(s) an interrupted session left", config_.volume, *n);
-    }
+  if (Status st = Recover(); !st.ok()) {
+    spdlog::error("replication {}: {}; no source may write until it is", config_.volume, st.error().message());
   }
+  stats_.ready.store(true);
   auto backoff = std::chrono::milliseconds(10);
   int64_t last_warning_ms = 0;
   while (!stopping_.load()) {
@@ -686,10 +784,27 @@ Status Receiver::ServeSession(Conn& conn, const std::function<void()>& authentic
       r->source_.clear();
     }
   } release{this, writer};
+  if (writer) {
+    bool recover;
+    {
+      std::lock_guard lock(mu_);
+      recover = recover_;
+    }
+    if (recover) LB_RETURN_IF_ERROR(Recover());
+  }
   auto session = Session::Open(config_.root, [&](std::string f) { return conn.Send(f); }, &stats_, !writer, *config_.env);
   if (!session) return session.error();
   stats_.sessions.fetch_add(1, std::memory_order_relaxed);
-  LB_RETURN_IF_ERROR(conn.Send(Writer(Type::kWelcome).Finish()));
+  LB_RETURN_IF_ERROR(conn.Send(Writer(Type::kWelcome).U32(kFeaturePatch).Finish()));
+  struct Unapplied {  // a journal sealed but not applied: recover before the next writer
+    Receiver* r;
+    Session* s;
+    ~Unapplied() {
+      if (s->TakeUnapplied().empty()) return;
+      std::lock_guard lock(r->mu_);
+      r->recover_ = true;
+    }
+  } unapplied{this, session->get()};
   spdlog::info("replication {}: {} session from region {} ({})", config_.volume, writer ? "sync" : "read-only", hello.region,
            conn.peer());
   while (true) {

@@ -25,6 +25,7 @@
 #include "core/env.h"
 #include "core/fd.h"
 #include "core/result.h"
+#include "replicate/journal.h"
 #include "replicate/transport.h"
 #include "fstree/tree.h"
 #include "replicate/wire.h"
@@ -43,6 +44,9 @@ struct ReceiverStats {
   std::atomic<uint64_t> accept_errors{0};      // accept(2) failed (EMFILE, ENOBUFS, ...); retried with backoff
   std::atomic<uint64_t> handshakes_failed{0};  // wrong key, not TLS, or nothing sent in time
   std::atomic<uint64_t> leftovers_removed{0};  // temporary files a killed receiver left, removed at start
+  std::atomic<uint64_t> patches{0};            // large files updated in place (journaled)
+  std::atomic<uint64_t> journals_recovered{0};  // sealed journals a killed receiver left, applied at start
+  std::atomic<bool> ready{false};  // recovered (journals applied, leftovers removed) and accepting
 };
 
 // Applies the frames of one session. Replies go through `reply`; every change
@@ -62,6 +66,10 @@ class Session {
   // Removes the partial files of this session (they only save resending; a
   // full disk needs the room more).
   void DropPartials();
+  // Paths whose sealed journal could not be applied (a full disk, an I/O
+  // error): the file may hold a mix until it is, so the receiver applies
+  // them before the next writing session (Receiver::ServeSession).
+  std::vector<std::string> TakeUnapplied() { return std::move(unapplied_); }
 
  private:
   struct Pending {
@@ -88,13 +96,17 @@ class Session {
     UniqueFd dir, fd;
     Meta meta;
     uint64_t size = 0;
+    uint64_t end = 0;  // the end of the furthest write: ftruncate only when it is not `size`
     std::unique_ptr<DeltaSource> delta;
+    std::unique_ptr<JournalWriter> journal;  // an in-place update (PATCH_BEGIN), not a new file
   };
 
   Session(UniqueFd root, ReplyFn reply, ReceiverStats* stats, bool read_only, Env& env);
   Status HandleList(Reader& r);
   Status HandleDeltaReq(Reader& r);
   Status HandleFileBegin(Reader& r);
+  Status HandlePatchBegin(Reader& r);
+  Status FinishPatch(std::unique_ptr<OpenFile> f);
   Status HandleData(Reader& r);
   Status HandleCopy(Reader& r);
   Status HandleFileEnd();
@@ -120,10 +132,14 @@ class Session {
   std::set<std::string> pending_paths_;
   std::set<std::string> dirty_dirs_;  // directories whose entries changed since the last commit
   uint64_t pending_bytes_ = 0;
+  std::vector<std::string> unapplied_;
 };
 
+// Features a receiver announces in WELCOME (a u32; older receivers send none).
+inline constexpr uint32_t kFeaturePatch = 1;  // PATCH_BEGIN: in-place updates through a journal
+
 // The temporary name for `path` (in its directory) with `suffix` (".part",
-// ".prev", ".link", ".hl"): stable, so that a crashed partial is found again.
+// ".prev", ".link", ".hl", ".journal"): stable, so that a crashed partial is found again.
 std::string TempName(const std::string& path, const char* suffix);
 
 // Serves connections for one volume: at most one writing session at a time
@@ -173,6 +189,10 @@ class Receiver {
   void ServeOne(UniqueFd fd, std::string address);
   Status ServeSession(Conn& conn, const std::function<void()>& authenticated);
   void JoinFinished();  // joins workers whose connection ended; needs mu_ not held
+  // Applies the sealed journals a killed receiver (or a failed apply) left and
+  // removes every other temporary file. An error when a journal could not be
+  // applied: its file may hold a mix until it is, so no writer is admitted.
+  Status Recover();
   // Gives back one of `address`'s unauthenticated slots; needs mu_ held.
   void ReleaseSlotLocked(const std::string& address);
 
@@ -183,6 +203,7 @@ class Receiver {
   std::list<std::unique_ptr<Worker>> workers_;      // guarded by mu_
   std::map<std::string, size_t> unauthenticated_;  // peer address -> connections not yet past HELLO; guarded by mu_
   std::string source_;                              // guarded by mu_
+  bool recover_ = false;  // a sealed journal is not applied yet: recover before the next writer; guarded by mu_
   bool writer_busy_ = false;                        // guarded by mu_
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> last_handshake_warning_ms_{0};

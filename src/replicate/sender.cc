@@ -18,10 +18,25 @@ namespace {
 
 constexpr size_t kFlushAt = 256 * 1024;
 constexpr size_t kDataFrame = 1 << 20;
+// Read-ahead of the files to send: this many, or this many bytes, ahead.
+constexpr size_t kPrefetchFiles = 64;
+constexpr uint64_t kPrefetchBytes = 32 << 20;
+// DATA frames at least this large are sent from their own buffer.
+constexpr size_t kDirectRead = 64 << 10;
 // Files at least this large are sent as a delta even when the target has no
 // file at the path: it may hold a partial copy from an interrupted transfer.
 constexpr uint64_t kDeltaMinSize = 1 << 20;
 constexpr size_t kDeltaWindow = 16;
+// Reads of a file being planned for a patch: whole blocks.
+constexpr size_t kPatchRead = 1 << 20;
+// A patch is sent when at most this part of the file changed (1/4).
+constexpr uint64_t kPatchMaxChangedPart = 4;
+static_assert(kPatchRead % kBlockSize == 0);
+
+// Whether the block record describes the version `t` the target lists.
+bool Matches(const FileBlocks& b, const Entry& t) {
+  return b.size == t.size && b.mtime_sec == t.meta.mtime_sec && b.mtime_nsec == t.meta.mtime_nsec;
+}
 
 std::string MetaDiff(const Meta& a, const Meta& b) {
   std::string out;
@@ -89,7 +104,13 @@ Result<std::unique_ptr<Link>> Link::Open(const LinkConfig& config, uint8_t mode)
   if (reply.type != static_cast<uint8_t>(Type::kWelcome)) {
     return InvalidArgument(std::string("expected WELCOME, got ") + TypeName(reply.type));
   }
-  return std::unique_ptr<Link>(new Link(config, std::move(conn), std::move(root)));
+  std::unique_ptr<Link> link(new Link(config, std::move(conn), std::move(root)));
+  // WELCOME's features: absent from older receivers.
+  if (reply.payload.size() >= 4) {
+    Reader r(reply.payload);
+    link->patches_ = (r.U32() & kFeaturePatch) != 0;
+  }
+  return link;
 }
 
 void Link::ReadLoop() {
@@ -130,16 +151,28 @@ void Link::Queue(std::string frame) {
   }
 }
 
+Result<UniqueFd> Link::OpenSource(const std::string& path) {
+  auto parent = OpenParent(root_.get(), path);
+  if (!parent) return parent.error().code() == Code::kNotFound ? Result<UniqueFd>(UniqueFd()) : parent.error();
+  UniqueFd fd(::openat(parent->dir.get(), parent->base.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  if (!fd.valid() && errno != ENOENT && errno != ELOOP) return ErrnoError(errno, "open '" + Printable(path) + "'");
+  return fd;
+}
+
 Status Link::Flush() {
   if (send_failed_) return *send_failed_;  // the session is broken; the caller ends it
   if (out_.empty()) return Ok();
   std::string out = std::move(out_);
   out_.clear();
+  return SendNow(out);
+}
+
+Status Link::SendNow(std::string_view frames) {
   {
     std::lock_guard lock(mu_);
     if (failed_) return *failed_;  // the target has ended the session: sending more is waste
   }
-  Status st = conn_->Send(out);
+  Status st = conn_->Send(frames);
   if (!st.ok()) {
     // The target's ERROR, read by ReadLoop, explains the end better than a
     // send error; it may be a moment behind.
@@ -147,6 +180,48 @@ Status Link::Flush() {
     if (cv_.wait_for(lock, std::chrono::seconds(1), [&] { return failed_.has_value(); })) return *failed_;
   }
   return st;
+}
+
+Result<size_t> Link::QueueRead(int fd, uint64_t off, size_t len, const std::string& path, BlockHasher* hasher) {
+  // The frame is built around the bytes where they are read: a large one in
+  // a buffer of its own, sent at once after what is queued; a small one at
+  // the end of the queue.
+  constexpr size_t kHeader = 4 + 1 + 8 + 4;  // length, type, offset, byte count
+  len = std::min(len, kDataFrame);
+  bool direct = len >= kDirectRead;
+  if (direct && data_frame_.size() < kHeader + kDataFrame) data_frame_.resize(kHeader + kDataFrame);
+  std::string& buf = direct ? data_frame_ : out_;
+  size_t at = direct ? 0 : out_.size();
+  if (!direct) out_.resize(at + kHeader + len);
+  ssize_t n;
+  do n = ::pread(fd, buf.data() + at + kHeader, len, static_cast<off_t>(off));
+  while (n < 0 && errno == EINTR);
+  if (n <= 0) {
+    if (!direct) out_.resize(at);
+    if (n < 0) return ErrnoError(errno, "read '" + Printable(path) + "'");
+    return size_t{0};
+  }
+  if (hasher) hasher->Add(off, {reinterpret_cast<const uint8_t*>(buf.data() + at + kHeader), static_cast<size_t>(n)});
+  auto put = [&](size_t pos, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) buf[at + pos + static_cast<size_t>(i)] = static_cast<char>(v >> (8 * (bytes - 1 - i)));
+  };
+  put(0, 1 + 8 + 4 + static_cast<uint64_t>(n), 4);
+  buf[at + 4] = static_cast<char>(Type::kData);
+  put(5, off, 8);
+  put(13, static_cast<uint64_t>(n), 4);
+  if (direct) {
+    LB_RETURN_IF_ERROR(Flush());
+    if (Status st = SendNow({data_frame_.data(), kHeader + static_cast<size_t>(n)}); !st.ok()) {
+      if (!send_failed_) send_failed_ = st.error();
+      return st.error();
+    }
+  } else {
+    out_.resize(at + kHeader + static_cast<size_t>(n));
+    if (out_.size() >= kFlushAt) {
+      if (Status st = Flush(); !st.ok() && !send_failed_) send_failed_ = st.error();
+    }
+  }
+  return static_cast<size_t>(n);
 }
 
 Status Link::RequestLists(const std::vector<Root>& roots, uint8_t flags) {
@@ -232,13 +307,8 @@ Result<std::unordered_map<ChunkId, uint32_t, ChunkIdHash>> Link::AwaitChunks() {
 
 Status Link::SendFile(const Entry& s, const std::unordered_map<ChunkId, uint32_t, ChunkIdHash>* chunks,
                       const SyncOptions& options) {
-  auto parent = OpenParent(root_.get(), s.path);
-  if (!parent) return parent.error().code() == Code::kNotFound ? Ok() : parent.error();
-  UniqueFd fd(::openat(parent->dir.get(), parent->base.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
-  if (!fd.valid()) {
-    if (errno == ENOENT || errno == ELOOP) return Ok();  // gone or replaced: a later event covers it
-    return ErrnoError(errno, "open '" + Printable(s.path) + "'");
-  }
+  LB_ASSIGN_OR_RETURN(UniqueFd fd, OpenSource(s.path));
+  if (!fd.valid()) return Ok();  // gone or replaced: a later event covers it
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return ErrnoError(errno, "stat '" + Printable(s.path) + "'");
   if (!S_ISREG(st.st_mode)) return Ok();
@@ -259,6 +329,10 @@ Status Link::SendFile(const Entry& s, const std::unordered_map<ChunkId, uint32_t
     if (progress) progress->bytes_literal += literal.size();
     literal.clear();
   };
+  // A large file's block hashes, from the bytes as they go: its next change
+  // can then travel as an in-place patch.
+  std::optional<BlockHasher> hasher;
+  if (patches_ && config_.blocks != nullptr && size >= kPatchMinSize) hasher.emplace(size);
   auto emit = [&](uint64_t off, std::span<const uint8_t> b) -> Status {
     if (!literal.empty() && literal_at + literal.size() != off) flush_literal();
     if (literal.empty()) literal_at = off;
@@ -272,6 +346,7 @@ Status Link::SendFile(const Entry& s, const std::unordered_map<ChunkId, uint32_t
     if (chunks != nullptr && !chunks->empty()) {
       auto params = chunk::ChunkParams::ForFileSize(size);
       LB_RETURN_IF_ERROR(chunk::ChunkRange(fd.get(), off, len, params, [&](uint64_t o, std::span<const uint8_t> b) {
+        if (hasher) hasher->Add(o, b);
         ChunkId id = IdOf(b);
         auto it = chunks->find(id);
         if (it == chunks->end() || it->second != b.size()) return emit(o, b);
@@ -282,18 +357,20 @@ Status Link::SendFile(const Entry& s, const std::unordered_map<ChunkId, uint32_t
         return Status(Ok());
       }));
     } else {
-      std::vector<uint8_t> buf(static_cast<size_t>(std::min<uint64_t>(len, kDataFrame)));
+      flush_literal();
       uint64_t done = 0;
       while (done < len) {
-        size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), len - done));
-        ssize_t n = ::pread(fd.get(), buf.data(), want, static_cast<off_t>(off + done));
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          return ErrnoError(errno, "read '" + Printable(s.path) + "'");
-        }
+        // Read straight into the frame: the bytes are copied once, then encrypted.
+        LB_ASSIGN_OR_RETURN(size_t n, QueueRead(fd.get(), off + done, static_cast<size_t>(std::min<uint64_t>(
+                                                                           len - done, kDataFrame)), s.path,
+                                                         hasher ? &*hasher : nullptr));
         if (n == 0) break;  // shrank while read: its next event resends it
-        LB_RETURN_IF_ERROR(emit(off + done, {buf.data(), static_cast<size_t>(n)}));
-        done += static_cast<uint64_t>(n);
+        if (progress) {
+          progress->bytes_done += n;
+          progress->bytes_literal += n;
+        }
+        counted += n;
+        done += n;
       }
     }
   }
@@ -303,6 +380,108 @@ Status Link::SendFile(const Entry& s, const std::unordered_map<ChunkId, uint32_t
     if (counted < counts_for) progress->bytes_done += counts_for - counted;
     progress->files_done += 1;
   }
+  if (hasher) {
+    // What was not read (the file shrank meanwhile) the target has as zeros,
+    // and so does the record.
+    Meta m = MetaOf(st);
+    config_.blocks->Put(s.path, {size, m.mtime_sec, m.mtime_nsec, hasher->Finish()});
+  }
+  return Ok();
+}
+
+std::optional<FileBlocks> Link::PatchBase(const Entry& s, const Entry& t, const SyncOptions& options) {
+  // Verify repairs what it found different: the target's bytes are not what
+  // the record says, so such a file is rebuilt, never patched.
+  if (!patches_ || config_.blocks == nullptr || options.hashes || s.size < kPatchMinSize || t.nlink != 1) {
+    return std::nullopt;
+  }
+  auto b = config_.blocks->Get(s.path);
+  if (!b || !Matches(*b, t)) return std::nullopt;
+  return b;
+}
+
+Result<std::optional<PatchPlan>> Link::PlanPatch(const Entry& s, const FileBlocks& base) {
+  LB_ASSIGN_OR_RETURN(UniqueFd fd, OpenSource(s.path));
+  if (!fd.valid()) return std::optional<PatchPlan>();  // gone: a later event covers it
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return ErrnoError(errno, "stat '" + Printable(s.path) + "'");
+  if (!S_ISREG(st.st_mode)) return std::optional<PatchPlan>();
+  PatchPlan plan;
+  plan.size = static_cast<uint64_t>(st.st_size);
+  plan.meta = MetaOf(st);
+  plan.base = {base.size, base.mtime_sec, base.mtime_nsec, {}};
+  plan.hashes.reserve(static_cast<size_t>((plan.size + kBlockSize - 1) / kBlockSize));
+  ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+  std::vector<uint8_t> buf(kPatchRead);
+  for (uint64_t off = 0; off < plan.size;) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), plan.size - off));
+    ssize_t n = ::pread(fd.get(), buf.data(), want, static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError(errno, "read '" + Printable(s.path) + "'");
+    if (static_cast<size_t>(n) < want) std::memset(buf.data() + n, 0, want - static_cast<size_t>(n));  // shrank
+    for (size_t at = 0; at < want; at += kBlockSize) {
+      size_t len = std::min<size_t>(kBlockSize, want - at);
+      uint64_t h = BlockHash({buf.data() + at, len});
+      size_t i = plan.hashes.size();
+      plan.hashes.push_back(h);
+      if (i < base.hashes.size() && base.hashes[i] == h) continue;
+      uint64_t o = off + at;
+      if (!plan.runs.empty() && plan.runs.back().first + plan.runs.back().second == o) {
+        plan.runs.back().second += len;
+      } else {
+        plan.runs.emplace_back(o, len);
+      }
+      plan.changed += len;
+    }
+    off += want;
+  }
+  return std::optional<PatchPlan>(std::move(plan));
+}
+
+Status Link::SendPatch(const Entry& s, PatchPlan& plan, const SyncOptions& options) {
+  Progress* progress = options.progress;
+  auto opened = OpenSource(s.path);
+  UniqueFd fd = opened ? std::move(*opened) : UniqueFd();
+  if (!fd.valid()) {  // gone or replaced since planned (or unreadable): a later event covers it
+    if (progress) progress->files_done += 1;
+    config_.blocks->Drop(s.path);
+    return Ok();
+  }
+  Queue(Writer(Type::kPatchBegin).Str(s.path).U64(plan.base.size).U64(static_cast<uint64_t>(plan.base.mtime_sec))
+            .U32(plan.base.mtime_nsec).Put(plan.meta).U64(plan.size).Finish());
+  std::vector<uint8_t> buf;
+  for (auto [off, len] : plan.runs) {
+    for (uint64_t done = 0; done < len;) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(len - done, kDataFrame));
+      buf.resize(want);
+      ssize_t n = ::pread(fd.get(), buf.data(), want, static_cast<off_t>(off + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoError(errno, "read '" + Printable(s.path) + "'");
+      // Shrank since planned: the target gets zeros there (and its size).
+      if (static_cast<size_t>(n) < want) std::memset(buf.data() + n, 0, want - static_cast<size_t>(n));
+      // The record describes what the target gets: the blocks sent are
+      // hashed again as sent, since the file may have changed since it was
+      // planned (runs start on block boundaries and frames hold whole blocks).
+      for (size_t at = 0; at < want; at += kBlockSize) {
+        size_t i = static_cast<size_t>((off + done + at) / kBlockSize);
+        plan.hashes[i] = BlockHash({buf.data() + at, std::min<size_t>(kBlockSize, want - at)});
+      }
+      Queue(Writer(Type::kData).U64(off + done).Str({reinterpret_cast<const char*>(buf.data()), want}).Finish());
+      if (progress) progress->bytes_literal += want;
+      done += want;
+    }
+  }
+  Queue(Writer(Type::kFileEnd).Finish());
+  if (progress) {
+    progress->bytes_done += std::max(s.size, plan.size);
+    progress->files_done += 1;
+    progress->files_patched += 1;
+  }
+  // Blocks not sent are as the target had them (unchanged when planned),
+  // the ones sent as hashed above: the record is the target's new version
+  // even when the file changed meanwhile (then its mtime moved, and the next
+  // pass patches again).
+  config_.blocks->Put(s.path, {plan.size, plan.meta.mtime_sec, plan.meta.mtime_nsec, std::move(plan.hashes)});
   return Ok();
 }
 
@@ -380,9 +559,11 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
 
   // 2. What the source has: decide per entry, sending in path order (parents
   // first). Files go through a window of delta requests sent ahead.
+  enum class How { kWhole, kDelta, kPatch };
   struct Send {
     const Entry* entry;
-    bool delta;
+    How how;
+    std::unique_ptr<PatchPlan> patch;  // for kPatch
   };
   std::vector<Send> files;
   std::vector<std::pair<std::string, std::string>> links;  // path, leader
@@ -418,6 +599,10 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
             break;
           }
         }
+        if (t == nullptr && options.defer && options.deferred != nullptr && options.defer(s)) {
+          options.deferred->push_back(path);
+          break;
+        }
         bool content = t == nullptr || t->size != s.size || (options.hashes && t->has_hash && t->hash != s.hash) ||
                        (!options.hashes && (t->meta.mtime_sec != s.meta.mtime_sec ||
                                             t->meta.mtime_nsec != s.meta.mtime_nsec));
@@ -431,7 +616,19 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
           diffs.push_back({path, "metadata", MetaDiff(s.meta, t->meta)});
         }
         if (content) {
-          files.push_back({&s, t != nullptr ? t->size > 0 : s.size >= kDeltaMinSize});
+          How how = (t != nullptr ? t->size > 0 : s.size >= kDeltaMinSize) ? How::kDelta : How::kWhole;
+          std::unique_ptr<PatchPlan> plan;
+          if (auto base = t != nullptr && options.apply ? PatchBase(s, *t, options) : std::nullopt) {
+            LB_ASSIGN_OR_RETURN(auto p, PlanPatch(s, *base));
+            // Fixed blocks cannot see bytes that moved (an insertion shifts
+            // all that follows): when much changed, content-defined chunks
+            // against the target's file find what merely moved.
+            if (p && p->changed <= p->size / kPatchMaxChangedPart) {
+              how = How::kPatch;
+              plan = std::make_unique<PatchPlan>(std::move(*p));
+            }
+          }
+          files.push_back({&s, how, std::move(plan)});
           resent.insert(path);
           changed_dirs.insert(ParentOf(path));
         } else if (!(t->meta == s.meta)) {
@@ -461,17 +658,38 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
     progress->files_total += files.size();
     for (const auto& f : files) progress->bytes_total += f.entry->size;
   }
-  size_t ahead = 0;  // delta requests sent for files[0..ahead)
+  size_t ahead = 0;     // delta requests sent for files[0..ahead)
+  size_t prefetched = 0;  // read-ahead asked for files[0..prefetched)
+  uint64_t prefetch_bytes = 0;
   for (size_t i = 0; i < files.size(); ++i) {
+    // Ask the kernel for the next files' bytes now: from a cold cache, small
+    // files read one by one wait on the disk one by one; asked ahead, their
+    // reads overlap (the disk's queue) while this one is sent.
+    if (prefetched <= i) prefetch_bytes = 0;
+    for (; prefetched < files.size() && prefetched < i + kPrefetchFiles && prefetch_bytes < kPrefetchBytes;
+         ++prefetched) {
+      if (files[prefetched].how == How::kPatch) continue;  // read moments ago to plan it
+      const Entry& e = *files[prefetched].entry;
+      prefetch_bytes += e.size;
+      if (auto f = OpenSource(e.path); f && f->valid()) {
+        ::posix_fadvise(f->get(), 0, static_cast<off_t>(std::min<uint64_t>(e.size, kPrefetchBytes)), POSIX_FADV_WILLNEED);
+      }
+    }
+    if (i < prefetched) prefetch_bytes -= std::min(prefetch_bytes, files[i].entry->size);
     for (; ahead < files.size() && ahead < i + kDeltaWindow; ++ahead) {
-      if (!files[ahead].delta) continue;
+      if (files[ahead].how != How::kDelta) continue;
       const Entry& e = *files[ahead].entry;
       Queue(Writer(Type::kDeltaReq).U32(next_id_++).Str(e.path).U32(chunk::ChunkParams::ForFileSize(e.size).avg_size)
                 .Finish());
     }
-    if (files[i].delta) {
+    spdlog::debug("replication {}: sending '{}' ({} bytes) {}", config_.volume, Printable(files[i].entry->path),
+                  files[i].entry->size,
+                  files[i].how == How::kDelta ? "as a delta" : files[i].how == How::kPatch ? "in place" : "whole");
+    if (files[i].how == How::kDelta) {
       LB_ASSIGN_OR_RETURN(auto chunks, AwaitChunks());
       LB_RETURN_IF_ERROR(SendFile(*files[i].entry, &chunks, options));
+    } else if (files[i].how == How::kPatch) {
+      LB_RETURN_IF_ERROR(SendPatch(*files[i].entry, *files[i].patch, options));
     } else {
       LB_RETURN_IF_ERROR(SendFile(*files[i].entry, nullptr, options));
     }
@@ -488,6 +706,14 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
   uint64_t seq = next_seq_++;
   Queue(Writer(Type::kCommit).U64(seq).Finish());
   LB_RETURN_IF_ERROR(AwaitCommit(seq));
+  // After a pass over the whole tree, forget the large files that are gone.
+  if (config_.blocks != nullptr && roots.size() == 1 && roots[0].path.empty() && roots[0].recursive) {
+    std::set<std::string> live;
+    for (const auto& [path, e] : source) {
+      if (e.type == EntryType::kFile && e.size >= kPatchMinSize) live.insert(path);
+    }
+    config_.blocks->Prune(live);
+  }
   return diffs;
 }
 

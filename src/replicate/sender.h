@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -24,6 +25,7 @@
 #include "core/fd.h"
 #include "core/result.h"
 #include "core/units.h"
+#include "replicate/blocks.h"
 #include "replicate/receiver.h"
 #include "replicate/transport.h"
 #include "replicate/wire.h"
@@ -39,6 +41,9 @@ struct LinkConfig {
   PskKey key;
   std::optional<Rate> bandwidth;
   std::chrono::milliseconds connect_timeout{5000};
+  // What this source remembers of the large files it sent to this target;
+  // with it, their changes go as in-place patches. Null: always by delta.
+  BlockIndex* blocks = nullptr;
 };
 
 // A part of the tree to compare: the entry at `path`, and everything below it
@@ -63,8 +68,9 @@ struct Progress {
   std::atomic<uint64_t> files_total{0}, files_done{0};
   std::atomic<uint64_t> bytes_total{0}, bytes_done{0};  // file bytes to bring over / done
   std::atomic<uint64_t> bytes_literal{0};               // sent as data (not reused at the target)
+  std::atomic<uint64_t> files_patched{0};               // large files updated in place
   void Reset() {
-    files_total = files_done = bytes_total = bytes_done = bytes_literal = 0;
+    files_total = files_done = bytes_total = bytes_done = bytes_literal = files_patched = 0;
   }
 };
 
@@ -75,6 +81,21 @@ struct SyncOptions {
   // Source inode -> its known names, kept across syncs (hard links whose
   // other names lie outside the roots of a sync). Optional.
   std::map<uint64_t, std::set<std::string>>* links = nullptr;
+  // Asked for each file the target lacks: true leaves it out of this pass
+  // and adds its path to `deferred` (a file still being written, whose bytes
+  // the target would otherwise receive twice). Optional.
+  std::function<bool(const Entry&)> defer = nullptr;
+  std::vector<std::string>* deferred = nullptr;
+};
+
+// An in-place update, planned before it is sent.
+struct PatchPlan {
+  FileBlocks base;  // the version at the target (size and mtime; no hashes)
+  uint64_t size = 0;
+  Meta meta;
+  std::vector<uint64_t> hashes;                      // of the file as planned
+  std::vector<std::pair<uint64_t, uint64_t>> runs;  // offset, length: what differs from the base
+  uint64_t changed = 0;
 };
 
 class Link {
@@ -99,6 +120,16 @@ class Link {
   Result<Frame> Next();
   void Queue(std::string frame);
   Status Flush();
+  // Sends bytes (whole frames) now, after what Flush sent.
+  Status SendNow(std::string_view frames);
+  // Queues a DATA frame of up to `len` bytes (at most one frame's worth) of
+  // `fd` at `off`, read straight into the frame (and fed to `hasher`).
+  // Returns the bytes read, 0 at the end of the file.
+  Result<size_t> QueueRead(int fd, uint64_t off, size_t len, const std::string& path, BlockHasher* hasher);
+  // Opens a file of the source tree for reading, never through a symlink. An
+  // invalid descriptor when it is gone or was replaced by a symlink (a later
+  // event covers it).
+  Result<UniqueFd> OpenSource(const std::string& path);
   Status RequestLists(const std::vector<Root>& roots, uint8_t flags);
   Status CollectLists(size_t count, std::map<std::string, Entry>& target);
   Status ScanSource(const std::vector<Root>& roots, bool hashes, std::map<std::string, Entry>& out);
@@ -106,6 +137,15 @@ class Link {
   Result<std::unordered_map<ChunkId, uint32_t, ChunkIdHash>> AwaitChunks();
   Status SendFile(const Entry& s, const std::unordered_map<ChunkId, uint32_t, ChunkIdHash>* chunks,
                   const SyncOptions& options);
+  // The record of the version `t` of `s` the target holds, when `s` may go
+  // as an in-place patch: the target takes them, holds the version this
+  // source recorded (size and mtime), with one name, and this is no repair.
+  std::optional<FileBlocks> PatchBase(const Entry& s, const Entry& t, const SyncOptions& options);
+  // Hashes `s` block by block (one read, from the page cache as a rule) and
+  // finds the runs of blocks that differ from `base`. Nullopt when it is gone.
+  Result<std::optional<PatchPlan>> PlanPatch(const Entry& s, const FileBlocks& base);
+  // Sends the planned runs as an in-place update, and records the new version.
+  Status SendPatch(const Entry& s, PatchPlan& plan, const SyncOptions& options);
   Status AwaitCommit(uint64_t seq);
 
   LinkConfig config_;
@@ -117,10 +157,12 @@ class Link {
   std::deque<Frame> inbox_;         // guarded by mu_
   std::optional<Error> failed_;     // guarded by mu_
   std::string out_;                 // frames queued for sending
+  std::string data_frame_;          // a large DATA frame, read in place (QueueRead)
   std::optional<Error> send_failed_;  // a send that failed inside Queue
   uint32_t next_id_ = 1;
   uint64_t next_seq_ = 1;
   uint64_t committed_ = 0;
+  bool patches_ = false;  // the target takes PATCH_BEGIN (it said so in WELCOME)
 };
 
 // Sorts roots and drops the ones inside a recursive root.

@@ -8,6 +8,12 @@
 namespace lifeboat::replicate {
 namespace {
 
+// How long a new file may be held back while it is being written.
+constexpr auto kMaxDefer = std::chrono::seconds(5);
+// New files at least this large also wait while they changed within the last
+// coalescing window (smaller ones cost little to send again).
+constexpr uint64_t kDeferRecentFrom = 1 << 20;
+
 using SteadyClock = std::chrono::steady_clock;
 
 int64_t NowMs() {
@@ -32,6 +38,7 @@ nlohmann::ordered_json StreamStatus::ToJson() const {
             {"bytes_sent", bytes_sent},
             {"bytes_received", bytes_received},
             {"files_sent", files_sent},
+            {"files_patched", files_patched},
             {"passes", passes},
             {"rate_bytes_per_second", rate_bytes_per_second},
             {"progress",
@@ -53,7 +60,11 @@ Result<std::unique_ptr<Stream>> Stream::Create(StreamConfig config) {
 }
 
 Stream::Stream(StreamConfig config, std::unique_ptr<Watcher> watcher)
-    : config_(std::move(config)), watcher_(std::move(watcher)) {}
+    : config_(std::move(config)),
+      blocks_(std::make_unique<BlockIndex>(config_.blocks_dir)),
+      watcher_(std::move(watcher)) {
+  config_.link.blocks = blocks_.get();
+}
 
 Stream::~Stream() { Stop(); }
 
@@ -172,7 +183,34 @@ lifeboat::Status Stream::RunSession() {
     if (full && !synced_once_) {
       spdlog::info("replication {} -> {}: initial sync", config_.link.volume, config_.target_region);
     }
-    auto diffs = link->Sync(changes.renames, changes.roots, {true, verify, &progress_, &links_});
+    // A new file that is still being written (a copy under way, or a
+    // temporary file about to be renamed over an old version) waits: sent
+    // now, its bytes would travel as they are, and then again with no
+    // version at the target to take a delta from. Being written: open for
+    // writing as inotify tells, or (1 MiB and up) changed within the last
+    // coalescing window, since it may be closed and renamed a moment later.
+    // At most kMaxDefer.
+    std::vector<std::string> deferred;
+    int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+    auto defer = [&](const Entry& e) {
+      int64_t age_ns = now_ns - (e.meta.mtime_sec * 1'000'000'000LL + e.meta.mtime_nsec);
+      bool recent = e.size >= kDeferRecentFrom && age_ns < std::chrono::nanoseconds(config_.coalesce).count();
+      if (!recent && !watcher_->BeingWritten(e.path)) return false;
+      auto [it, fresh] = deferred_since_.try_emplace(e.path, SteadyClock::now());
+      return SteadyClock::now() - it->second < kMaxDefer;
+    };
+    SyncOptions options{true, verify, &progress_, &links_};
+    if (!full && !verify) {
+      options.defer = defer;
+      options.deferred = &deferred;
+    }
+    auto diffs = link->Sync(changes.renames, changes.roots, options);
+    for (auto it = deferred_since_.begin(); it != deferred_since_.end();) {  // forget the ones that went
+      it = std::find(deferred.begin(), deferred.end(), it->first) == deferred.end() ? deferred_since_.erase(it)
+                                                                                   : std::next(it);
+    }
+    if (diffs && !deferred.empty()) watcher_->Requeue(deferred, changes.first_seen);
     std::lock_guard lock(mu_);
     busy_ = false;
     double secs = std::chrono::duration<double>(SteadyClock::now() - pass_started_).count();
@@ -190,6 +228,7 @@ lifeboat::Status Stream::RunSession() {
     if (config_.on_pass) config_.on_pass(verify ? "verify" : full ? "full" : "changes", secs);
     if (secs > 0.5) last_rate_ = static_cast<double>(progress_.bytes_done.load()) / secs;
     files_sent_ += progress_.files_done.load();
+    files_patched_ += progress_.files_patched.load();
     ++passes_;
     last_sync_ms_ = NowMs();
     if (verify) {
@@ -218,6 +257,12 @@ lifeboat::Status Stream::RunSession() {
   return Ok();
 }
 
+uint64_t PendingCount(bool busy, uint64_t total, uint64_t done, uint64_t unsent) {
+  if (!busy) return unsent;
+  uint64_t left = total - std::min(done, total);
+  return std::max(left, unsent - std::min(done, unsent));
+}
+
 StreamStatus Stream::GetStatus() const {
   // The watcher first, then mu_: Take's callback holds the watcher's lock
   // while it takes mu_, so changes are always in one of the two places.
@@ -236,11 +281,12 @@ StreamStatus Stream::GetStatus() const {
   s.files_done = progress_.files_done.load();
   s.bytes_total = progress_.bytes_total.load();
   s.bytes_done = progress_.bytes_done.load();
-  s.pending_files = (busy_ ? s.files_total - std::min(s.files_done, s.files_total) : unsent_files_) + watcher_pending;
-  s.pending_bytes = busy_ ? s.bytes_total - std::min(s.bytes_done, s.bytes_total) : unsent_bytes_;
+  s.pending_files = PendingCount(busy_, s.files_total, s.files_done, unsent_files_) + watcher_pending;
+  s.pending_bytes = PendingCount(busy_, s.bytes_total, s.bytes_done, unsent_bytes_);
   s.bytes_sent = bytes_sent_before_ + (link_ != nullptr ? link_->bytes_sent() : 0);
   s.bytes_received = bytes_received_before_ + (link_ != nullptr ? link_->bytes_received() : 0);
   s.files_sent = files_sent_ + (busy_ ? s.files_done : 0);
+  s.files_patched = files_patched_ + (busy_ ? progress_.files_patched.load() : 0);
   s.passes = passes_;
   s.rate_bytes_per_second = last_rate_;
   if (busy_) {

@@ -28,6 +28,10 @@ struct StreamConfig {
   std::string target_region;
   std::chrono::milliseconds coalesce{200};
   std::chrono::milliseconds verify_every{0};  // zero: never
+  // Where this source keeps the block records of the large files it sent to
+  // this target (replicate/blocks.h), for in-place patches after a restart.
+  // Empty: kept in memory (a restart sends the next change by delta).
+  std::string blocks_dir;
   // Called on the stream's thread after each pass that succeeded: its kind
   // ("full", "changes" or "verify") and duration (for a histogram).
   std::function<void(std::string_view kind, double seconds)> on_pass;
@@ -41,6 +45,7 @@ struct StreamStatus {
   double rpo_seconds = 0;
   uint64_t pending_files = 0, pending_bytes = 0;
   uint64_t bytes_sent = 0, bytes_received = 0, files_sent = 0, passes = 0;
+  uint64_t files_patched = 0;  // of files_sent: large files updated in place
   double rate_bytes_per_second = 0;  // file bytes of the current (or last) pass
   uint64_t files_total = 0, files_done = 0, bytes_total = 0, bytes_done = 0;
   double eta_seconds = -1;
@@ -49,6 +54,13 @@ struct StreamStatus {
   int64_t last_verify_differences = -1;
   nlohmann::ordered_json ToJson() const;
 };
+
+// What a stream has yet to send (files or bytes), for status: between
+// passes, what the last one left unsent (kept while disconnected); during a
+// pass, what it counted so far and has not done, but never less than what
+// the last pass left, less what this one did, since a pass counts its work
+// as it lists (0 while a retry compares listings is not "nothing pending").
+uint64_t PendingCount(bool busy, uint64_t total, uint64_t done, uint64_t unsent);
 
 class Stream {
  public:
@@ -70,6 +82,7 @@ class Stream {
   void Sleep(std::chrono::milliseconds d);
 
   StreamConfig config_;
+  std::unique_ptr<BlockIndex> blocks_;  // config_.link.blocks points here
   std::unique_ptr<Watcher> watcher_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
@@ -85,10 +98,11 @@ class Stream {
   std::chrono::steady_clock::time_point pass_started_{};                // guarded by mu_
   double last_rate_ = 0;                 // guarded by mu_
   uint64_t bytes_sent_before_ = 0, bytes_received_before_ = 0;  // of finished sessions; guarded by mu_
-  uint64_t files_sent_ = 0, passes_ = 0;  // guarded by mu_
+  uint64_t files_sent_ = 0, passes_ = 0, files_patched_ = 0;  // guarded by mu_
   int64_t last_sync_ms_ = 0, last_verify_ms_ = 0, last_verify_diffs_ = -1;  // guarded by mu_
   Progress progress_;
   std::map<uint64_t, std::set<std::string>> links_;  // used by the loop thread only
+  std::map<std::string, std::chrono::steady_clock::time_point> deferred_since_;  // loop thread only
 };
 
 }  // namespace lifeboat::replicate

@@ -84,6 +84,15 @@ void Watcher::Mark(const std::string& path, bool recursive) {
   r = r || recursive;
 }
 
+void Watcher::Requeue(const std::vector<std::string>& paths, std::chrono::steady_clock::time_point since) {
+  if (paths.empty()) return;
+  std::lock_guard lock(mu_);
+  bool was_empty = dirty_.empty() && renames_.empty() && !full_;
+  for (const auto& p : paths) dirty_.try_emplace(p, false);
+  first_ = was_empty ? since : std::min(first_, since);
+  cv_.notify_all();
+}
+
 void Watcher::MovePaths(const std::string& from, const std::string& to) {
   for (auto& [wd, p] : paths_) {
     if (IsWithin(p, from)) p = to + p.substr(from.size());
@@ -126,6 +135,7 @@ void Watcher::Handle(const inotify_event* ev) {
   std::string path = JoinPath(dir, ev->name);
   bool is_dir = ev->mask & IN_ISDIR;
   if (ev->mask & IN_MOVED_FROM) {
+    writing_.erase(path);  // the events of its new name tell the rest
     moved_from_[ev->cookie] = {path, is_dir};
     Mark(path, false);
     Mark(dir, false);
@@ -150,8 +160,17 @@ void Watcher::Handle(const inotify_event* ev) {
     Mark(dir, false);
     return;
   }
+  // Created or written to, and not closed since: still being written (a file
+  // opened with O_CREAT counts from its creation, before its first byte).
+  if (ev->mask & (IN_CREATE | IN_MODIFY)) writing_.insert(path);
+  if (ev->mask & (IN_CLOSE_WRITE | IN_DELETE)) writing_.erase(path);
   Mark(path, false);
   if (ev->mask & (IN_CREATE | IN_DELETE)) Mark(dir, false);
+}
+
+bool Watcher::BeingWritten(const std::string& path) const {
+  std::lock_guard lock(mu_);
+  return writing_.count(path) > 0;
 }
 
 void Watcher::Loop() {

@@ -49,6 +49,12 @@ class Watcher {
                const std::function<void(const Changes&)>& on_take = {});
   // Marks everything for a rescan (used after a reconnection).
   void Clear();
+  // Whether a process has the file open for writing, as far as the events
+  // tell (written to and not closed since).
+  bool BeingWritten(const std::string& path) const;
+  // Puts paths back for the next Take, as changed since `since` (files a pass
+  // chose not to send yet).
+  void Requeue(const std::vector<std::string>& paths, std::chrono::steady_clock::time_point since);
   // The oldest change not yet taken, if any.
   std::optional<std::chrono::steady_clock::time_point> oldest() const;
   size_t pending() const;
@@ -74,6 +80,7 @@ class Watcher {
   std::unordered_map<int, std::string> paths_;  // watch descriptor -> directory
   std::set<std::string> unwatched_;             // could not be watched (limit)
   std::map<std::string, bool> dirty_;           // path -> recursive
+  std::set<std::string> writing_;               // files written to and not closed since
   std::vector<std::pair<std::string, std::string>> renames_;
   std::map<uint32_t, std::pair<std::string, bool>> moved_from_;  // cookie -> path, is dir
   bool full_ = false;

@@ -25,6 +25,7 @@ const char* TypeName(uint8_t type) {
     case Type::kDelete: return "DELETE";
     case Type::kRename: return "RENAME";
     case Type::kSetMeta: return "SET_META";
+    case Type::kPatchBegin: return "PATCH_BEGIN";
     case Type::kCommit: return "COMMIT";
     case Type::kCommitted: return "COMMITTED";
   }
@@ -108,11 +109,13 @@ uint64_t Reader::U64() {
   return v;
 }
 
-std::string Reader::Str(size_t max) {
+std::string Reader::Str(size_t max) { return std::string(View(max)); }
+
+std::string_view Reader::View(size_t max) {
   uint32_t n = U32();
   if (n > max) ok_ = false;
   if (!Need(n)) return {};
-  std::string s(p_.substr(0, n));
+  std::string_view s = p_.substr(0, n);
   p_.remove_prefix(n);
   return s;
 }

@@ -41,6 +41,7 @@ enum class Type : uint8_t {
   kDelete = 37,    // path
   kRename = 38,    // from, to
   kSetMeta = 39,   // path, meta
+  kPatchBegin = 40,  // path, base size, base mtime, meta, size: an in-place update (DATA..., FILE_END)
   kCommit = 50,     // seq: make everything before it durable
   kCommitted = 51,  // seq
 };
@@ -114,6 +115,8 @@ class Reader {
   uint32_t U32();
   uint64_t U64();
   std::string Str(size_t max = kMaxFrame);
+  // The same, without a copy: valid while the payload is.
+  std::string_view View(size_t max = kMaxFrame);
   // A path: at most kMaxPath bytes; checked by ValidatePath where used.
   std::string Path() { return Str(kMaxPath); }
   void Raw(std::span<uint8_t> out);

@@ -1,6 +1,7 @@
 #include "repo/crypto.h"
 
 #include "core/check.h"
+#include "core/strings.h"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -11,7 +12,6 @@
 #include <memory>
 #include <stdexcept>
 
-#include "chunk/hash.h"
 
 namespace lifeboat::repo {
 namespace {
@@ -107,22 +107,8 @@ Result<KeyBytes> DeriveKey(std::string_view password, std::span<const uint8_t> s
   return k;
 }
 
-std::string HexOf(std::span<const uint8_t> b) { return chunk::Hex(b); }
+std::string HexOf(std::span<const uint8_t> b) { return lifeboat::HexOf(b); }
 
-bool ParseHex(std::string_view hex, std::span<uint8_t> out) {
-  if (hex.size() != out.size() * 2) return false;
-  auto nib = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  for (size_t i = 0; i < out.size(); ++i) {
-    int hi = nib(hex[2 * i]), lo = nib(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out[i] = static_cast<uint8_t>(hi << 4 | lo);
-  }
-  return true;
-}
+bool ParseHex(std::string_view hex, std::span<uint8_t> out) { return lifeboat::ParseHex(hex, out); }
 
 }  // namespace lifeboat::repo

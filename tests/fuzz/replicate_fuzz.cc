@@ -2,15 +2,21 @@
 // is a stream of frames (4-byte length, type, payload) applied to a Session
 // rooted in a scratch directory that holds a symlink pointing outside it.
 // Any bytes must give an error or a change inside the root: never a crash, a
-// sanitizer report, or a file outside the root.
+// sanitizer report, or a file outside the root. The same bytes are then read
+// as the two files replication keeps on disk, a source's block record and a
+// receiver's journal (a damaged one must be refused, never applied).
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
 
+#include "replicate/blocks.h"
+#include "replicate/journal.h"
 #include "replicate/receiver.h"
 #include "fstree/tree.h"
 
@@ -57,5 +63,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!fs::is_empty(Base() / "outside")) {
     std::abort();  // something was written through a symlink, outside the volume
   }
+
+  std::string_view bytes(reinterpret_cast<const char*>(data), size);
+  if (auto path = PathOfRecord(bytes)) (void)DecodeBlocks(bytes, *path);
+  (void)DecodeBlocks(bytes, "dir/file");
+  {
+    const fs::path dir = root / "dir";
+    FILE* f = std::fopen((dir / ".lifeboat~fuzz.journal").c_str(), "wb");
+    if (f == nullptr) std::abort();
+    std::fwrite(data, 1, size, f);
+    std::fclose(f);
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    (void)ApplyJournal(lifeboat::Env::Default(), fd, ".lifeboat~fuzz.journal");
+    ::close(fd);
+  }
+  if (!fs::is_empty(Base() / "outside")) std::abort();
   return 0;
 }

@@ -270,6 +270,7 @@ Result<Running> ReplicationService::Launch(Volume& v, const state::VolumeRole& r
       c.target_region = region;
       c.coalesce = std::chrono::duration_cast<std::chrono::milliseconds>(rep.coalesce);
       c.verify_every = std::chrono::duration_cast<std::chrono::milliseconds>(rep.verify_every);
+      if (!ctx_.data_dir.empty()) c.blocks_dir = ctx_.data_dir + "/replicate/" + v.plan->name + "/blocks-" + region;
       c.on_pass = [h = pass_seconds_, volume = v.plan->name, to = region](std::string_view kind, double seconds) {
         h->With({volume, to, std::string(kind)}).Observe(seconds);
       };
@@ -498,11 +499,14 @@ Json ReplicationService::VolumeJson(Volume& v) {
     auto& st = v.run.receiver->stats();
     std::string from = v.run.receiver->connected_source();
     j["receiver"] = {{"port", v.run.listener ? v.run.listener->port() : 0},
+                     {"ready", st.ready.load()},
                      {"connected", !from.empty()},
                      {"files", st.files.load()},
                      {"bytes_written", st.bytes_written.load()},
                      {"bytes_reused", st.bytes_copied.load()},
                      {"commits", st.commits.load()},
+                     {"patches", st.patches.load()},
+                     {"journals_recovered", st.journals_recovered.load()},
                      {"last_commit", st.last_commit_unix_ms.load() > 0
                                          ? Json(FormatUtc(Clock::TimePoint(std::chrono::milliseconds(st.last_commit_unix_ms.load()))))
                                          : Json()}};
@@ -690,6 +694,12 @@ void ReplicationService::RegisterMetrics() {
   m.AddCounterCallback("lifeboat_replication_leftovers_removed_total",
                        "Temporary files an interrupted session had left, removed when the receiver started",
                        {"volume"}, per_receiver([](R& r) { return r.leftovers_removed.load(); }));
+  m.AddCounterCallback("lifeboat_replication_patches_total",
+                       "Large files updated in place through a journal (the changed blocks only)", {"volume"},
+                       per_receiver([](R& r) { return r.patches.load(); }));
+  m.AddCounterCallback("lifeboat_replication_journals_recovered_total",
+                       "Sealed journals of in-place updates an interrupted receiver left, applied when it started",
+                       {"volume"}, per_receiver([](R& r) { return r.journals_recovered.load(); }));
   m.AddCounterCallback("lifeboat_replication_accept_errors_total",
                        "accept() failures on the replication port (out of descriptors or memory), retried with backoff",
                        {"volume"}, per_receiver([](R& r) { return r.accept_errors.load(); }));

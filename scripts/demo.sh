@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds lifeboat, and runs `lifeboat demo` on the
-# embedded plan (two regions and a witness on this machine). Arguments go to
-# the demo: scripts/demo.sh --stay
+# embedded plan (two regions and a witness on this machine, the records in
+# PostgreSQL 15, which deps.sh installs). Arguments go to the demo:
+# scripts/demo.sh --stay, scripts/demo.sh --store files
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh

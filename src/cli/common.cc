@@ -125,4 +125,12 @@ std::string ShortDuration(double seconds) {
   return buf;
 }
 
+Result<const plan::Database*> FindDatabase(const plan::Plan& plan, const std::string& name) {
+  if (const plan::Database* d = plan.FindDatabase(name)) return d;
+  std::string names;
+  for (const auto& d : plan.databases) names += (names.empty() ? "" : ", ") + d.name;
+  return NotFound("the plan has no database '" + name + "'" +
+                  (names.empty() ? " (it has no databases section)" : " (it has: " + names + ")"));
+}
+
 }  // namespace lifeboat::cli

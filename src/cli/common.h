@@ -47,6 +47,9 @@ std::string AdminToken(const std::string& flag);
 // --plan, required, defaulting to $LIFEBOAT_PLAN: every command that reads a plan.
 CLI::Option* AddPlanFlag(CLI::App& cmd, std::string& file);
 
+// The plan's database `name`; NotFound naming the ones it has.
+Result<const plan::Database*> FindDatabase(const plan::Plan& plan, const std::string& name);
+
 // A left-aligned text table.
 class Table {
  public:

@@ -19,16 +19,6 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-Result<const plan::Database*> FindDatabase(const plan::Plan& plan, const std::string& name) {
-  std::string names;
-  for (const auto& d : plan.databases) {
-    if (d.name == name) return &d;
-    names += (names.empty() ? "" : ", ") + d.name;
-  }
-  return NotFound("the plan has no database '" + name + "'" +
-                  (names.empty() ? " (it has no databases section)" : " (it has: " + names + ")"));
-}
-
 // Progress on stderr: one line per phase and per 5 % on a pipe, one line
 // rewritten in place on a terminal.
 postgres::ProgressFn Printer() {

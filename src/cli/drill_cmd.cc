@@ -18,7 +18,7 @@ namespace lifeboat::cli {
 namespace {
 
 struct DrillOptions {
-  std::string scenario, plan_file, data_dir, duration = "60s", warmup = "3s", record, volume, output = "table",
+  std::string scenario, plan_file, data_dir, duration = "60s", warmup = "3s", record, volume, database, output = "table",
       agents_dir, fault_for = "75s", link_delay = "200ms", link_rate = "256KiB/s", crash_at = "promote";
   bool failback = false;
 };
@@ -49,6 +49,7 @@ int RunDrillCommand(const DrillOptions& o) {
   c.failback = o.failback;
   c.record = o.record;
   c.volume = o.volume;
+  c.database = o.database;
   c.output = o.output;
   c.agents_dir = o.agents_dir;
   auto loaded = plan::LoadPlanFile(o.plan_file);
@@ -178,6 +179,8 @@ void AddDrillCommands(CLI::App& app, int& exit_code) {
   cmd->add_option("--record", o->record, "The failover A record the client writes through (default: the plan's only one)");
   cmd->add_option("--volume", o->volume,
                   "The volume the sample application keeps records in (default: the only replicated one)");
+  cmd->add_option("--database", o->database,
+                  "The plan database it keeps them in instead (default: the plan's only database, if any)");
   AddOutputFlag(*cmd, o->output);
   cmd->footer(
       "Starts an agent per region (each with its own DNS server on loopback) and the sample\n"
@@ -204,11 +207,17 @@ void AddDrillCommands(CLI::App& app, int& exit_code) {
       "Every drill is recorded in the state store of the plan's agents on this machine (--agents-dir):\n"
       "lifeboat drill report lists them, the agents' status pages show them, and the alert\n"
       "LifeboatDrillFailed fires while a scenario's last drill missed the objectives.\n"
+      "With a database (--database, or the plan's only one), the sample application keeps its records\n"
+      "as rows in the region's PostgreSQL server (acknowledged once committed: in sync mode, once the\n"
+      "standby has them); region-outage stops that server too (pg_ctl stop -m immediate), the\n"
+      "failback rewinds it (pg_rewind), and the drill always fails back, leaving both servers as it\n"
+      "found them: the primary region's a primary, the other's a streaming standby.\n"
       "The plan must use the embedded store at its default place: a drill never touches a shared store.\n"
       "Relative paths in the plan are relative to its file's directory.\n\n"
       "Examples:\n"
       "  lifeboat drill run region-outage --plan examples/drill.yaml\n"
       "  lifeboat drill run region-outage --plan examples/drill.yaml --failback\n"
+      "  lifeboat drill run region-outage --plan pg.yaml --database orders   # RPO 0 in sync mode\n"
       "  lifeboat drill run planned-switchover --plan examples/drill.yaml -o json | jq .failback.rto_seconds\n"
       "  lifeboat drill run replication-partition --plan examples/drill.yaml --fault-for 90s\n"
       "  lifeboat drill run slow-link --plan examples/drill.yaml --link-delay 300ms --link-rate 128KiB/s");

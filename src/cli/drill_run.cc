@@ -24,6 +24,8 @@
 #include "drill/timeline.h"
 #include "drill/report.h"
 #include "net/http.h"
+#include "postgres/instance.h"
+#include "postgres/local.h"
 #include "repo/crypto.h"
 #include "state/open.h"
 #include "state/sqlite_store.h"
@@ -62,7 +64,8 @@ using SteadyClock = std::chrono::steady_clock;
 // What the drill runs and writes to, chosen from the plan.
 struct Setup {
   const plan::Record* record = nullptr;
-  const plan::Volume* volume = nullptr;
+  const plan::Volume* volume = nullptr;      // where the records are: a volume,
+  const plan::Database* database = nullptr;  // or a database
   const plan::Region* primary = nullptr;
   const plan::Region* standby = nullptr;       // the region of the record's secondary endpoint
   std::vector<const plan::Endpoint*> endpoints;  // the record's, primary first
@@ -105,7 +108,40 @@ Result<Setup> Choose(const plan::Plan& plan, const DrillConfig& o) {
   for (const auto& name : {s.record->primary, s.record->secondary}) {
     if (const plan::Endpoint* e = plan.FindEndpoint(name)) s.endpoints.push_back(e);
   }
+  if (!o.database.empty() && !o.volume.empty()) {
+    return invalid("--volume and --database both say where the sample application keeps its records: give one");
+  }
+  if (!o.database.empty()) {
+    s.database = plan.FindDatabase(o.database);
+    if (s.database == nullptr) return invalid("--database: the plan has no database '" + o.database + "'");
+  } else if (o.volume.empty() && plan.databases.size() == 1) {
+    s.database = &plan.databases[0];
+  } else if (o.volume.empty() && plan.databases.size() > 1) {
+    return invalid("the plan has several databases: name the one the sample application keeps its records in with "
+                   "--database (or a volume with --volume)");
+  }
+  if (s.database != nullptr) {
+    if (o.scenario == Scenario::kReplicationPartition || o.scenario == Scenario::kSlowLink) {
+      return invalid(std::string(Name(o.scenario)) + " cuts or slows a volume's replication link through the drill's "
+                     "proxy; database " + s.database->name + " streams over PostgreSQL's own connection, which the "
+                     "drill does not proxy. Drill it with region-outage, endpoint-failure, planned-switchover or "
+                     "agent-crash-mid-failover");
+    }
+    for (const auto& name : {s.record->primary, s.record->secondary}) {
+      const plan::Endpoint* e = plan.FindEndpoint(name);
+      if (e == nullptr) continue;
+      if (!s.database->instances.count(e->region)) {
+        return invalid("database " + s.database->name + " has no server in " + e->region + ", where endpoint " +
+                       e->name + " runs the sample application");
+      }
+      if (!s.database->data_dir.count(e->region)) {
+        return invalid("database " + s.database->name + " has no data_dir for " + e->region +
+                       ": the drill stops and starts the region's server, and rewinds it to fail back");
+      }
+    }
+  }
   for (const auto& v : plan.volumes) {
+    if (s.database != nullptr) break;
     if (!o.volume.empty()) {
       if (v.name != o.volume) continue;
     } else if (v.replication.mode != plan::ReplicationMode::kContinuous) {
@@ -116,12 +152,13 @@ Result<Setup> Choose(const plan::Plan& plan, const DrillConfig& o) {
     }
     s.volume = &v;
   }
-  if (s.volume == nullptr) {
-    return invalid(o.volume.empty() ? "the plan replicates no volume for the sample application's records"
+  if (s.volume == nullptr && s.database == nullptr) {
+    return invalid(o.volume.empty() ? "the plan replicates no volume and has no database for the sample "
+                                      "application's records"
                                     : "--volume: the plan has no volume '" + o.volume + "'");
   }
   for (const auto* e : s.endpoints) {
-    if (!s.volume->path.count(e->region)) {
+    if (s.volume != nullptr && !s.volume->path.count(e->region)) {
       return invalid("volume " + s.volume->name + " has no path in " + e->region + ", where endpoint " + e->name +
                      " runs the sample application");
     }
@@ -279,6 +316,14 @@ class Drill {
       names.push_back(c.name);
     }
     if (!apps_only) dark_.insert(region);
+    if (!apps_only && s_.database) {
+      // The region's database server goes with it, as in a crash.
+      if (auto st = postgres::StopServer(*s_.database, region, 30s, true); st.ok()) {
+        names.push_back(region + " database server");
+      } else {
+        Say("  could not stop " + region + "'s server of database " + s_.database->name + ": " + st.error().message());
+      }
+    }
     return names;
   }
 
@@ -332,10 +377,12 @@ class Drill {
       std::string apps;
       for (const auto* e : s_.endpoints) {
         if (e->region != r.name) continue;
-        if (auto st = StartChild(r.name + " app " + e->name,
-                                 {exe, "--log-format", "json", "app", "serve", "--dir", s_.volume->path.at(r.name),
-                                  "--listen", e->address.ToString(), "--region", r.name},
-                                 dir + "/app-" + e->name + ".log");
+        std::vector<std::string> where = {"--dir", s_.volume ? s_.volume->path.at(r.name) : ""};
+        if (s_.database) where = {"--database", s_.database->name, "--plan", plan_path_};
+        std::vector<std::string> app = {exe, "--log-format", "json", "app", "serve"};
+        app.insert(app.end(), where.begin(), where.end());
+        app.insert(app.end(), {"--listen", e->address.ToString(), "--region", r.name});
+        if (auto st = StartChild(r.name + " app " + e->name, app, dir + "/app-" + e->name + ".log");
             !st.ok()) {
           return st;
         }
@@ -357,12 +404,25 @@ class Drill {
   }
 
   // Samples how far behind each stream of the volume is, from every agent
-  // that answers (a source reports its streams), every 250 ms until Stop.
+  // that answers (a source reports its streams), or each standby of the
+  // database (its agent reports its lag), every 250 ms until Stop.
   void StartSampling() {
     sampler_ = std::thread([this] {
       while (!stop_sampling_) {
         auto now = Clock::Real().Now();
         for (const auto& r : plan_.regions) {
+          if (s_.database) {
+            if (r.name != s_.primary->name && r.name != s_.standby->name) continue;
+            auto st = GetAgentJson(r, "/v1/status", 300ms);
+            if (!st.ok()) continue;
+            Json db = json::Obj(json::Obj(json::Obj(*st, "services"), "databases"), s_.database->name.c_str());
+            auto lag = json::Num(db, "lag_seconds");
+            if (json::Str(db, "role") != "standby" || !lag || *lag < 0) continue;
+            std::lock_guard lock(lag_mu_);
+            const std::string& from = r.name == s_.primary->name ? s_.standby->name : s_.primary->name;
+            lag_.push_back({now, from, r.name, *lag, "streaming"});
+            continue;
+          }
           auto v = GetAgentJson(r, "/v1/replication/" + s_.volume->name, 300ms);
           if (!v.ok()) continue;
           for (const auto& t : v->value("targets", AgentJson::array())) {
@@ -467,6 +527,7 @@ class Drill {
   // pass done): a drill of a plan whose replication does not run would
   // only measure that. The error says what the source's agent reports.
   Status WaitReplicating(const plan::Region& source, const std::string& target, Duration limit) {
+    if (s_.database) return WaitStreaming(source.name, target, limit);
     std::string why = "no answer from " + source.name + "'s agent";
     auto st = WaitFor("replication of " + s_.volume->name + " from " + source.name + " to " + target, limit, [&] {
       auto volume = GetAgentJson(source, "/v1/replication/" + s_.volume->name, 1s);
@@ -485,6 +546,69 @@ class Drill {
                                                   "Logs: " + dir_);
     }
     return st;
+  }
+
+  // Waits until `target`'s server of the database is a standby streaming
+  // from `source`'s, an unfenced primary, with its agent reporting its lag.
+  Status WaitStreaming(const std::string& source, const std::string& target, Duration limit) {
+    const plan::Database& db = *s_.database;
+    std::string why = "no answer";
+    auto st = WaitFor("database " + db.name + " to stream from " + source + " to " + target, limit, [&] {
+      auto seen = postgres::ObserveAll(db, 2s);
+      const auto& src = seen.at(source);
+      const auto& dst = seen.at(target);
+      if (!src.state || !dst.state) {
+        const auto& gone = !src.state ? src : dst;
+        why = gone.region + "'s server: " + (gone.error ? gone.error->message() : "no answer");
+        return false;
+      }
+      if (src.state->in_recovery || src.state->fenced) {
+        why = source + "'s server is a " + src.state->Role();
+        return false;
+      }
+      if (!dst.state->in_recovery || dst.state->upstream_status != "streaming") {
+        why = target + "'s server is a " + dst.state->Role() +
+              (dst.state->in_recovery ? " whose WAL receiver is '" + dst.state->upstream_status + "'" : "");
+        return false;
+      }
+      const plan::Region* r = plan_.FindRegion(target);
+      auto status = r ? GetAgentJson(*r, "/v1/status", 1s) : Result<AgentJson>(NotFound("no region"));
+      if (!status.ok()) {
+        why = target + "'s agent does not answer";
+        return false;
+      }
+      Json mine = json::Obj(json::Obj(json::Obj(*status, "services"), "databases"), db.name.c_str());
+      if (json::Str(mine, "role") != "standby" || !json::Num(mine, "lag_bytes")) {
+        why = target + "'s agent has not measured its standby's lag yet";
+        return false;
+      }
+      return true;
+    });
+    if (!st.ok() && st.error().code() == Code::kDeadlineExceeded) {
+      return Error(Code::kFailedPrecondition,
+                   "database " + db.name + " does not stream from " + source + " to " + target + " (" + why +
+                       "); a drill would only measure that. `lifeboat db status " + db.name + "` shows each server; "
+                       "`lifeboat db bootstrap " + db.name + " --region " + target + "` builds a standby. Logs: " + dir_);
+    }
+    return st;
+  }
+
+  // Makes `region`'s server (an old primary, stopped or fenced) a standby of
+  // the current primary: pg_rewind, configured, started, streaming.
+  Status RewindDatabase(const std::string& region) {
+    Say("  database " + s_.database->name + ": rewinding " + region + "'s server to follow the new primary...");
+    postgres::LocalOptions lo;
+    lo.timeout = o_.duration;
+    auto done = postgres::Rewind(*s_.database, region, lo);
+    if (!done.ok()) return done.error().Wrap("rewind " + region + "'s server of database " + s_.database->name);
+    Say("  database " + s_.database->name + ": " + region + "'s server " + done->done);
+    for (const auto& w : done->warnings) Say("  warning: " + w);
+    return Ok();
+  }
+
+  // "volume shop", "database shop": where the sample application's records are.
+  std::string Data() const {
+    return s_.database ? "database " + s_.database->name : "volume " + s_.volume->name;
   }
 
   // The failover status as the first agent that answers reports it (the
@@ -546,15 +670,23 @@ class Drill {
     p.epoch_before = json::U64(FailoverStatus(), "epoch");
     // A region that has just come back is refused as a target until a
     // majority of the agents' views see its endpoints healthy again (its
-    // checks' rise): ask again until then.
+    // checks' rise), and until its own view reports its database server
+    // measured as a standby (published on the agent's next tick): ask
+    // again until then.
+    auto coming_back = [](const std::string& why) {
+      for (const char* s : {"healthy", "unreachable from its agent", "was never measured", "has no view of epoch"}) {
+        if (why.find(s) != std::string::npos) return true;
+      }
+      return false;
+    };
     Result<AcceptedFailover> accepted = Unavailable("not asked yet");
     bool said = false;
     auto st = WaitFor("the agents to accept a planned failover to " + p.to, o_.duration, [&] {
       p.at = Clock::Real().Now();
       accepted = RequestFailover(plan_, {p.to, "lifeboat drill", token_, true, false},
                                  [this](const std::string& line) { Say("  " + line); });
-      if (accepted.ok() || accepted.error().message().find("healthy") == std::string::npos) return true;
-      if (!said) Say("  waiting until the agents see " + p.to + "'s endpoints healthy again...");
+      if (accepted.ok() || !coming_back(accepted.error().message())) return true;
+      if (!said) Say("  waiting until the agents see " + p.to + " ready again (" + accepted.error().message() + ")...");
       said = true;
       std::this_thread::sleep_for(200ms);
       return false;
@@ -567,6 +699,37 @@ class Drill {
     Say("  a planned failover from " + p.from + " to " + p.to + " (epoch " + std::to_string(accepted->epoch) +
         ") accepted by " + accepted->agent->name + "'s agent");
     return WaitPhase(p, client);
+  }
+
+  // A database drill starts from the plan's layout: the primary region's
+  // server an unfenced primary, the standby region's server (started
+  // when it is down) streaming from it.
+  Status StartDatabase() {
+    if (!s_.database) return Ok();
+    const plan::Database& db = *s_.database;
+    for (const auto* r : {s_.primary, s_.standby}) {
+      if (auto st = postgres::StartServer(db, r->name, 60s); !st.ok()) {
+        return st.error().Wrap("start " + r->name + "'s server of database " + db.name);
+      }
+    }
+    auto seen = postgres::ObserveAll(db, 5s);
+    auto primary = postgres::WritablePrimary(seen);
+    if (!primary.ok()) {
+      return Error(Code::kFailedPrecondition, "database " + db.name + ": " + primary.error().message() +
+                                                  "; the drill starts from a writable primary in " + s_.primary->name);
+    }
+    if (*primary != s_.primary->name) {
+      return Error(Code::kFailedPrecondition,
+                   "database " + db.name + "'s primary is in " + *primary + ", and the plan's primary region is " +
+                       s_.primary->name + ": the drill starts from the plan's layout. Move it back first (a planned "
+                       "failover to " + s_.primary->name + ", then `lifeboat db rewind " + db.name + " --region " +
+                       *primary + "`)");
+    }
+    Say("  database " + db.name + ": " + s_.primary->name + "'s server is the primary (" +
+        postgres::Describe(db.instances.at(s_.primary->name)) + "), " + s_.standby->name + "'s a standby (" +
+        postgres::Describe(db.instances.at(s_.standby->name)) + ")" +
+        (db.mode == plan::DbMode::kSync ? "; commits wait for the standby (sync)" : "; asynchronous"));
+    return Ok();
   }
 
   // The first phase: the scenario's fault.
@@ -590,11 +753,13 @@ class Drill {
     p.at = Clock::Real().Now();
     bool apps_only = o_.scenario == Scenario::kEndpointFailure;
     killed_names_ = Kill(p.from, apps_only);
+    const std::string killed =
+        s_.database ? "agent, application and database server killed" : "agent and application killed";
     p.what = apps_only ? "application killed; its agent runs"
-             : o_.scenario == Scenario::kSlowLink ? "agent and application killed, replicating over a slow link"
+             : o_.scenario == Scenario::kSlowLink ? killed + ", replicating over a slow link"
              : o_.scenario == Scenario::kAgentCrashMidFailover
-                 ? "agent and application killed; then the failover's driver, at its " + o_.crash_at + " step"
-                 : "agent and application killed";
+                 ? killed + "; then the failover's driver, at its " + o_.crash_at + " step"
+                 : killed;
     Say((apps_only ? "The application of " + p.from + " died at " : "Region " + p.from + " went dark at ") +
         FormatUtc(p.at) + " (" + p.what + ", " + std::to_string(client.acked()) +
         " records acknowledged so far). Waiting for the others to fail over...");
@@ -666,6 +831,7 @@ class Drill {
     if (!killed_names_.empty()) {
       Say("Failing back: starting again what was killed in " + first.from);
       for (const auto& name : killed_names_) {
+        if (name.ends_with(" database server")) continue;  // the rewind below starts it
         if (auto st = Restart(name); !st.ok()) return st;
       }
       dark_.erase(first.from);
@@ -673,12 +839,16 @@ class Drill {
     }
     const plan::Region* back = plan_.FindRegion(p.to);
     const plan::Region* now = plan_.FindRegion(p.from);
-    Json f = FailoverStatus();
-    auto follows = FollowPrimary(*back, json::Str(f, "primary"), json::U64(f, "epoch"), token_,
-                                 [this](const std::string& line) { Say("  " + line); });
-    if (!follows.ok()) return follows.error();
+    if (s_.database) {
+      LB_RETURN_IF_ERROR(RewindDatabase(p.to));
+    } else {
+      Json f = FailoverStatus();
+      auto follows = FollowPrimary(*back, json::Str(f, "primary"), json::U64(f, "epoch"), token_,
+                                   [this](const std::string& line) { Say("  " + line); });
+      if (!follows.ok()) return follows.error();
+    }
     LB_RETURN_IF_ERROR(WaitReplicating(*now, p.to, o_.duration));
-    Say("  " + s_.volume->name + ": " + p.to + " has caught up with " + p.from + "; switching back (" +
+    Say("  " + Data() + ": " + p.to + " has caught up with " + p.from + "; switching back (" +
         std::to_string(client.acked()) + " records acknowledged so far)...");
     return PlannedMove(p, client);
   }
@@ -704,8 +874,10 @@ class Drill {
                 "at its " + o_.crash_at + " step";
         break;
     }
+    if (s_.database) story += "; the application keeps its records in database " + s_.database->name;
     Say("lifeboat drill: " + std::string(Name(o_.scenario)) + " on plan '" + plan_.name + "'; " + story +
         ". Logs and the report: " + dir_);
+    if (auto st = StartDatabase(); !st.ok()) return Fail(st.error());
     if (auto st = StartAll(); !st.ok()) return Fail(st.error());
     std::set<std::string> all;
     for (const auto& r : plan_.regions) all.insert(r.name);
@@ -733,7 +905,7 @@ class Drill {
                          std::move(*resolver));
     client.Start();
     StartSampling();
-    Say("Every region answers and " + s_.volume->name + " replicates. The client writes a numbered record to " +
+    Say("Every region answers and " + Data() + " replicates. The client writes a numbered record to " +
         s_.record->name + " every 10ms; warming up for " + FormatDuration(o_.warmup) + ".");
     auto warm_end = SteadyClock::now() + o_.warmup;
     st = WaitFor("the warm-up", o_.warmup + 30s, [&] { return SteadyClock::now() >= warm_end && client.acked() > 0; });
@@ -759,6 +931,13 @@ class Drill {
     }
     std::this_thread::sleep_for(1s);  // writes after the recovery, counted too
     client.Stop();
+    if (s_.database && phases.size() > 1) {
+      // The servers end as they began: the region the primary left follows it.
+      if (auto st = RewindDatabase(phases.back().from); !st.ok()) {
+        Say("  warning: " + st.error().message() + "; `lifeboat db rewind " + s_.database->name + " --region " +
+            phases.back().from + "` does it by hand");
+      }
+    }
     if (o_.scenario == Scenario::kReplicationPartition) {
       if (auto wait = WaitInSync(); !wait.ok()) return Fail(wait.error());
     }
@@ -987,7 +1166,7 @@ class Drill {
               {"bytes_up", st.bytes_up},
               {"bytes_down", st.bytes_down}};
     }
-    return {{"volume", s_.volume->name},
+    return {{s_.database ? "database" : "volume", s_.database ? s_.database->name : s_.volume->name},
             {"link", link},
             {"max_lag_seconds", max},
             {"over_objective_seconds", objective ? Json(over) : Json()},
@@ -1186,7 +1365,12 @@ int RunDrill(const plan::Plan& plan, const DrillConfig& config, const std::strin
     return Fail("--data-dir " + data_dir + " holds an earlier run's state; give the drill a new directory",
                 kExitInvalid);
   }
-  Drill drill(plan, *setup, config, data_dir, plan_path);
+  DrillConfig c = config;
+  if (setup->database && !c.failback && c.scenario != Scenario::kReplicationPartition) {
+    // A database drill leaves the servers as it found them.
+    c.failback = true;
+  }
+  Drill drill(plan, *setup, c, data_dir, plan_path);
   return drill.Run();
 }
 

@@ -41,6 +41,11 @@ struct DrillConfig {
   Duration warmup = std::chrono::seconds(3);     // the client writes this long before the fault
   bool failback = false;  // after the failover, back to the first primary (always for planned-switchover)
   std::string record, volume;  // empty: the plan's only failover A record, its only replicated volume
+  // The plan database the sample application keeps its records in instead
+  // of a volume; empty: the plan's only database when it has one and no
+  // --volume was given. The drill stops and starts its servers (data_dir)
+  // and always fails back, so that the servers end as they began.
+  std::string database;
   std::string output = "table";
   bool stay = false;  // after the report, keep every process running until Ctrl-C
   Duration fault_for = std::chrono::seconds(75);  // how long a replication partition lasts
@@ -60,7 +65,8 @@ std::string DrillHistoryPath(const plan::Plan& plan, const std::string& agents_d
 
 // Checks that `plan` can be drilled (the embedded store at its default
 // place, a failover A record, a replicated volume with a path in each
-// endpoint's region; automatic failover for the unplanned scenarios).
+// endpoint's region or a database with a server and a data_dir there;
+// automatic failover for the unplanned scenarios).
 // InvalidArgument saying what to change.
 Status CheckDrillable(const plan::Plan& plan, const DrillConfig& config);
 

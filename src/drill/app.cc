@@ -22,7 +22,27 @@ std::optional<uint64_t> RecordNumber(std::string_view text) {
   return n;
 }
 
-std::string RecordsDir(const AppOptions& o) { return o.dir + "/records"; }
+// Records as files DIR/records/N, each written whole, fsynced and renamed.
+class FileRecords final : public Records {
+ public:
+  explicit FileRecords(const std::string& dir) : dir_(dir), records_(dir + "/records") {}
+  Status Put(uint64_t n, const std::string& body) override {
+    std::string file = records_ + "/" + std::to_string(n);
+    auto s = WriteFileAtomic(file, body);
+    if (!s.ok() && s.error().code() == Code::kNotFound) {  // the first record: make the directory
+      std::error_code ec;
+      std::filesystem::create_directories(records_, ec);
+      s = WriteFileAtomic(file, body);
+    }
+    return s;
+  }
+  Result<std::string> Get(uint64_t n) override { return ReadFile(records_ + "/" + std::to_string(n), kMaxRecordBytes); }
+  Result<std::set<uint64_t>> List() override { return ListRecords(dir_); }
+
+ private:
+  std::string dir_;
+  std::string records_;
+};
 
 net::HttpResponse Answer(const AppOptions& o, net::HttpResponse r) {
   if (!o.region.empty()) r.headers.emplace_back("X-Lifeboat-Region", o.region);
@@ -47,21 +67,22 @@ Result<std::set<uint64_t>> ListRecords(const std::string& dir) {
 net::HttpResponse HandleAppRequest(const AppOptions& o, const net::HttpRequest& req) {
   using net::HttpResponse;
   if (req.path == "/healthz") return Answer(o, HttpResponse::Text(200, "ok\n"));
+  FileRecords files(o.dir);
+  Records& records = o.records ? *o.records : files;
   if (req.path == "/records") {
     if (req.method != "GET") return Answer(o, HttpResponse::Text(405, "GET /records lists the records\n"));
-    auto records = ListRecords(o.dir);
-    if (!records.ok()) return Answer(o, HttpResponse::Text(503, records.error().message() + "\n"));
+    auto list = records.List();
+    if (!list.ok()) return Answer(o, HttpResponse::Text(503, list.error().message() + "\n"));
     std::string body;
-    for (uint64_t n : *records) body += std::to_string(n) + "\n";
+    for (uint64_t n : *list) body += std::to_string(n) + "\n";
     return Answer(o, HttpResponse::Text(200, body));
   }
   constexpr std::string_view kPrefix = "/records/";
   if (req.path.rfind(kPrefix, 0) != 0) return Answer(o, HttpResponse::Text(404, "no such path\n"));
   auto n = RecordNumber(std::string_view(req.path).substr(kPrefix.size()));
   if (!n) return Answer(o, HttpResponse::Text(400, "a record is named by a decimal number: /records/42\n"));
-  std::string file = RecordsDir(o) + "/" + std::to_string(*n);
   if (req.method == "GET") {
-    auto body = ReadFile(file, kMaxRecordBytes);
+    auto body = records.Get(*n);
     if (!body.ok()) {
       return Answer(o, HttpResponse::Text(body.error().code() == Code::kNotFound ? 404 : 503,
                                           body.error().message() + "\n"));
@@ -72,13 +93,7 @@ net::HttpResponse HandleAppRequest(const AppOptions& o, const net::HttpRequest& 
   if (req.body.size() > kMaxRecordBytes) {
     return Answer(o, HttpResponse::Text(413, "a record holds 4096 bytes at most\n"));
   }
-  auto s = WriteFileAtomic(file, req.body);
-  if (!s.ok() && s.error().code() == Code::kNotFound) {  // the first record: make the directory
-    std::error_code ec;
-    std::filesystem::create_directories(RecordsDir(o), ec);
-    s = WriteFileAtomic(file, req.body);
-  }
-  if (!s.ok()) {
+  if (auto s = records.Put(*n, req.body); !s.ok()) {
     return Answer(o, HttpResponse::Text(503, s.error().message() + "\n"));
   }
   return Answer(o, HttpResponse::Text(201, "stored " + std::to_string(*n) + "\n"));

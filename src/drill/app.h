@@ -1,10 +1,13 @@
 // The sample application that drills and the demo run on each region's
-// endpoint: a tiny stateful HTTP service whose records live as files in the
-// region's copy of a volume, so that replication carries them and a drill
-// can count what a failover lost.
+// endpoint: a tiny stateful HTTP service whose records live where the
+// region's data does (as files in the region's copy of a volume, or in the
+// region's PostgreSQL server: drill/pg_records.h), so that replication
+// carries them and a drill can count what a failover lost.
 //
 //   PUT  /records/N   keeps the body (up to 4 KiB) as record N, durably
-//                     (written whole, fsynced, renamed) before answering 201
+//                     before answering 201 (a file written whole, fsynced
+//                     and renamed; a committed row); 503 when it cannot
+//                     (a read-only standby, a server gone)
 //   GET  /records     the numbers of the records held, one per line
 //   GET  /records/N   record N's body
 //   GET  /healthz     "ok" (the endpoint's check)
@@ -25,12 +28,26 @@
 
 namespace lifeboat::drill {
 
-struct AppOptions {
-  std::string dir;     // the volume copy; records go to DIR/records/
-  std::string region;  // named in every answer; may be empty
+// Where the application keeps its records.
+class Records {
+ public:
+  virtual ~Records() = default;
+  // Keeps record `n` (replacing one of that number) durably before Ok.
+  virtual Status Put(uint64_t n, const std::string& body) = 0;
+  // Record `n`'s body; NotFound when there is none.
+  virtual Result<std::string> Get(uint64_t n) = 0;
+  // The numbers of the records held.
+  virtual Result<std::set<uint64_t>> List() = 0;
 };
 
-// Answers one request. Thread-safe: each record is its own file.
+struct AppOptions {
+  std::string dir;     // the volume copy: records go to DIR/records/ (when `records` is null)
+  std::string region;  // named in every answer; may be empty
+  std::shared_ptr<Records> records = nullptr;  // elsewhere (a database); thread-safe
+};
+
+// Answers one request. Thread-safe: each record file is its own; `records`
+// serializes itself.
 net::HttpResponse HandleAppRequest(const AppOptions& options, const net::HttpRequest& request);
 
 // The record numbers under DIR/records/ (files named by a number only).

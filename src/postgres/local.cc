@@ -124,12 +124,21 @@ class Runner {
     return Ok();
   }
 
-  Status Stop(Duration timeout) const {
+  Status Stop(Duration timeout, bool immediate = false) const {
     LB_ASSIGN_OR_RETURN(int st, RunState());
     if (st != 0) return Ok();
     auto secs = std::to_string(std::max<int64_t>(5, std::chrono::duration_cast<std::chrono::seconds>(timeout).count()));
-    return StatusOf(Run("pg_ctl", {"stop", "-D", data_dir_, "-m", "fast", "-w", "-t", secs}, "",
-                        timeout + std::chrono::seconds(5)));
+    return StatusOf(Run("pg_ctl", {"stop", "-D", data_dir_, "-m", immediate ? "immediate" : "fast", "-w", "-t", secs},
+                        "", timeout + std::chrono::seconds(5)));
+  }
+
+  // Writes a file beside the data directory (which may not exist yet),
+  // owned by its owner; for initdb's password file.
+  Result<std::string> WriteBeside(const std::string& name, std::string_view data) const {
+    std::string path = (fs::path(data_dir_).parent_path() / name).string();
+    LB_RETURN_IF_ERROR(WriteFileAtomic(path, data, 0600));
+    if (::geteuid() == 0 && ::chown(path.c_str(), uid_, gid_) != 0) return ErrnoError(errno, "chown " + path);
+    return path;
   }
 
   // The cluster's system identifier from pg_control; "" when there is none.
@@ -161,25 +170,35 @@ class Runner {
   gid_t gid_ = 0;
 };
 
-// The port a region's connection string names, or "".
-std::string PortOf(const std::string& conninfo) {
+// The value of `keyword` in a connection string, or "".
+std::string ConninfoOf(const std::string& conninfo, std::string_view keyword) {
   char* err = nullptr;
   PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
   if (opts == nullptr) {
     PQfreemem(err);
     return "";
   }
-  std::string port;
+  std::string value;
   for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
-    if (o->val != nullptr && std::string_view(o->keyword) == "port") port = o->val;
+    if (o->val != nullptr && std::string_view(o->keyword) == keyword) value = o->val;
   }
   PQconninfoFree(opts);
-  return port;
+  return value;
+}
+
+// The port a region's connection string names, or "".
+std::string PortOf(const std::string& conninfo) { return ConninfoOf(conninfo, "port"); }
+
+// The TCP host a region's connection string names, or "" (none, or a
+// socket directory).
+std::string TcpHostOf(const std::string& conninfo) {
+  std::string host = ConninfoOf(conninfo, "host");
+  return !host.empty() && host.front() == '/' ? "" : host;
 }
 
 // Makes the data directory a standby of `source`: standby.signal, and in
 // postgresql.auto.conf whom to follow, through which slot, and this
-// region's own port (the files came from another server).
+// region's own address and port (the files came from another server).
 Status ConfigureStandby(const Runner& run, const plan::Database& db, const std::string& region,
                         const std::string& source, const std::string& password) {
   std::string conninfo = db.instances.at(source) + " application_name=" + StandbyName(region);
@@ -191,6 +210,7 @@ Status ConfigureStandby(const Runner& run, const plan::Database& db, const std::
                                             {"primary_slot_name", StandbyName(region)},
                                             {"wal_retrieve_retry_interval", "500ms"}};
   if (auto port = PortOf(db.instances.at(region)); !port.empty()) set["port"] = port;
+  if (auto host = TcpHostOf(db.instances.at(region)); !host.empty()) set["listen_addresses"] = host;
   // A standby's own settings: a fence or a sync list it inherited must not
   // come back when it is promoted (Promote sets them again anyway).
   std::vector<std::string> drop = {"default_transaction_read_only", "synchronous_standby_names"};
@@ -558,9 +578,59 @@ Result<LocalOutcome> Rewind(const plan::Database& db, const std::string& region,
                       src.region};
 }
 
-Status StopServer(const plan::Database& db, const std::string& region, Duration timeout) {
+Status StopServer(const plan::Database& db, const std::string& region, Duration timeout, bool immediate) {
   LB_ASSIGN_OR_RETURN(auto run, Runner::For(db, region, 0));
-  return run.Stop(timeout);
+  return run.Stop(timeout, immediate);
+}
+
+Status StartServer(const plan::Database& db, const std::string& region, Duration timeout) {
+  LB_ASSIGN_OR_RETURN(auto run, Runner::For(db, region, 0));
+  LB_ASSIGN_OR_RETURN(int state, run.RunState());
+  if (state == 0) return Ok();
+  if (state == 4) return NotFound("no server in " + run.data_dir() + " (lifeboat db bootstrap builds a standby)");
+  return run.Start(timeout);
+}
+
+Result<std::string> InitServer(const plan::Database& db, const std::string& region) {
+  LB_ASSIGN_OR_RETURN(auto run, Runner::For(db, region, 0));
+  std::error_code ec;
+  if (fs::exists(run.data_dir(), ec) && !fs::is_empty(run.data_dir(), ec)) {
+    return FailedPrecondition(run.data_dir() + " is not empty: a new server needs a new data directory");
+  }
+  auto target = TargetOf(db, region);
+  if (!target.ok()) return target.error();
+  std::string user = ConninfoOf(target->conninfo, "user");
+  if (user.empty()) return InvalidArgument("the connection string of " + region + " names no user to create");
+  std::vector<std::string> args = {"-D", run.data_dir(), "-U", user, "-k", "--auth-local=trust"};
+  std::string pwfile;
+  if (!target->password.empty()) {
+    LB_ASSIGN_OR_RETURN(pwfile, run.WriteBeside(".lifeboat-initdb-password", target->password + "\n"));
+    args.insert(args.end(), {"--pwfile=" + pwfile, "--auth-host=scram-sha-256"});
+  }
+  auto made = run.Run("initdb", args, "", std::chrono::minutes(5));
+  if (!pwfile.empty()) fs::remove(pwfile, ec);
+  if (!made.ok()) return made.error().Wrap("initdb " + run.data_dir());
+  // This region's address, the WAL a standby needs to start, and the
+  // hosts of the other regions let in for replication.
+  std::string host = TcpHostOf(target->conninfo);
+  std::string conf = "\n# lifeboat: a server made for region " + region + "\n";
+  conf += "listen_addresses = " + GucValue(host.empty() ? "localhost" : host) + "\n";
+  if (auto port = PortOf(target->conninfo); !port.empty()) conf += "port = " + port + "\n";
+  conf += "unix_socket_directories = ''\nwal_keep_size = '256MB'\nmax_wal_size = '256MB'\nshared_buffers = '32MB'\n";
+  std::string hba = "\n# lifeboat: the other regions' servers and agents\n";
+  for (const auto& [other, conninfo] : db.instances) {
+    std::string h = TcpHostOf(conninfo);
+    if (h.empty()) continue;
+    std::string auth = target->password.empty() ? "trust" : "scram-sha-256";
+    hba += "host all all " + h + "/32 " + auth + "\nhost replication all " + h + "/32 " + auth + "\n";
+  }
+  for (const auto& [name, text] : {std::pair{"postgresql.conf", conf}, std::pair{"pg_hba.conf", hba}}) {
+    std::string path = (fs::path(run.data_dir()) / name).string();
+    auto old = ReadFile(path);
+    if (!old.ok()) return old.error();
+    LB_RETURN_IF_ERROR(run.WriteOwned(name, *old + text));
+  }
+  return run.data_dir();
 }
 
 }  // namespace lifeboat::postgres

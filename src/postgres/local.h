@@ -66,8 +66,21 @@ Result<LocalOutcome> Bootstrap(const plan::Database& db, const std::string& regi
 Result<LocalOutcome> Rewind(const plan::Database& db, const std::string& region, const LocalOptions& opt);
 
 // Stops `region`'s server (fast mode: sessions are ended, then a clean
-// shutdown); nothing to do when it is not running.
-Status StopServer(const plan::Database& db, const std::string& region, Duration timeout);
+// shutdown; immediate: every process quits at once, as in a crash, and the
+// next start recovers); nothing to do when it is not running.
+Status StopServer(const plan::Database& db, const std::string& region, Duration timeout, bool immediate = false);
+
+// Starts `region`'s server from its data directory; nothing to do when it
+// runs. NotFound when there is no data directory.
+Status StartServer(const plan::Database& db, const std::string& region, Duration timeout);
+
+// Makes a new server for `region` in its data_dir (absent or empty), for
+// the demo and for trying lifeboat out: initdb with checksums (pg_rewind
+// needs them), the user of the region's connection string as superuser
+// with the database's password, the connection string's host and port,
+// TCP only, and pg_hba entries for every region's host (replication too).
+// Does not start it. Returns the data directory.
+Result<std::string> InitServer(const plan::Database& db, const std::string& region);
 
 // PostgreSQL's program directory: `configured`, else the one of
 // `major` (15), else the newest under /usr/lib/postgresql.

@@ -298,6 +298,25 @@ pg_stop_all() {
   done
 }
 
+# pg_conn PORT: the connection string of the server on 127.0.0.1:PORT.
+pg_conn() { echo "host=127.0.0.1 port=$1 user=lifeboat dbname=postgres connect_timeout=${PG_CONNECT_TIMEOUT:-2}"; }
+
+# pg_database_yaml MAX_LAG [MODE]: a plan's `databases:` section, database
+# orders on the servers east ($P_EAST) and west ($P_WEST); a MODE (sync)
+# degrades when the standby is down.
+pg_database_yaml() {
+  cat <<YAML
+databases:
+  orders:
+    engine: postgresql
+    instances: { east: "$(pg_conn "$P_EAST")", west: "$(pg_conn "$P_WEST")" }
+    data_dir: { east: $PG_ROOT/east, west: $PG_ROOT/west }
+    password_file: $PG_PASSWORD_FILE
+    max_lag_on_failover: $1
+YAML
+  if [ -n "${2:-}" ]; then printf '    mode: %s\n    when_standby_down: degrade\n' "$2"; fi
+}
+
 # psql_at PORT SQL: runs SQL as lifeboat on 127.0.0.1:PORT, unaligned, no headers.
 psql_at() {
   PGPASSWORD="$PG_PASSWORD" psql -X -q -At -h 127.0.0.1 -p "$1" -U lifeboat -d postgres -v ON_ERROR_STOP=1 -c "$2"

@@ -20,7 +20,6 @@ P_EAST=$(free_port); P_WEST=$(free_port)
 pg_init east "$P_EAST"
 pg_start east
 PORT_EAST=$(free_port); PORT_WEST=$(free_port); PORT_WITNESS=$(free_port)
-conn() { echo "host=127.0.0.1 port=$1 user=lifeboat dbname=postgres connect_timeout=2"; }
 cat > "$WORK/plan.yaml" <<PLAN
 name: pgfo
 pattern: warm-standby
@@ -33,15 +32,7 @@ checks:
 endpoints:
   db-east: { region: east, address: 127.0.0.1:$P_EAST, check: db }
   db-west: { region: west, address: 127.0.0.1:$P_WEST, check: db }
-databases:
-  orders:
-    engine: postgresql
-    instances: { east: "$(conn "$P_EAST")", west: "$(conn "$P_WEST")" }
-    data_dir: { east: $PG_ROOT/east, west: $PG_ROOT/west }
-    password_file: $PG_PASSWORD_FILE
-    max_lag_on_failover: 1MB
-    mode: sync
-    when_standby_down: degrade
+$(pg_database_yaml 1MB sync)
 failover:
   mode: automatic
   grace: 500ms

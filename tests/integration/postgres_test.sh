@@ -14,20 +14,14 @@ pg_init east "$P_EAST"
 pg_start east
 pass "primary east up on $P_EAST"
 
-conn() { echo "host=127.0.0.1 port=$1 user=lifeboat dbname=postgres connect_timeout=3"; }
+PG_CONNECT_TIMEOUT=3
 cat > "$WORK/plan.yaml" <<PLAN
 name: pgtest
 pattern: warm-standby
 regions:
   east: { role: primary, agent: 127.0.0.1:$(free_port) }
   west: { role: standby, agent: 127.0.0.1:$(free_port) }
-databases:
-  orders:
-    engine: postgresql
-    instances: { east: "$(conn "$P_EAST")", west: "$(conn "$P_WEST")" }
-    data_dir: { east: $PG_ROOT/east, west: $PG_ROOT/west }
-    password_file: $PG_PASSWORD_FILE
-    max_lag_on_failover: 1MB
+$(pg_database_yaml 1MB)
 PLAN
 "$LIFEBOAT" plan validate "$WORK/plan.yaml" > /dev/null || fail "the plan does not validate"
 export LIFEBOAT_PLAN="$WORK/plan.yaml"
@@ -52,11 +46,17 @@ grep -q "already a standby of east, streaming" "$WORK/bootstrap2.out" || { cat "
 pass "bootstrap again: nothing to do"
 
 # The connection layer against both servers.
-LIFEBOAT_TEST_PG_PRIMARY="$(conn "$P_EAST")" LIFEBOAT_TEST_PG_STANDBY="$(conn "$P_WEST")" \
+LIFEBOAT_TEST_PG_PRIMARY="$(pg_conn "$P_EAST")" LIFEBOAT_TEST_PG_STANDBY="$(pg_conn "$P_WEST")" \
   LIFEBOAT_TEST_PG_PASSWORD="$PG_PASSWORD" "$PG_TEST" --gtest_filter='RealServer.*' --gtest_brief=1 \
   > "$WORK/gtest.log" 2>&1 || { cat "$WORK/gtest.log"; fail "the connection tests against the servers"; }
 grep -q '\[  PASSED  \] 5 tests' "$WORK/gtest.log" || { cat "$WORK/gtest.log"; fail "expected 5 server tests to pass"; }
 pass "connection, inspection, errors and deadlines hold against real servers"
+DRILL_TEST="$(dirname "$LIFEBOAT")/src/drill_test"
+LIFEBOAT_TEST_PG_PRIMARY="$(pg_conn "$P_EAST")" LIFEBOAT_TEST_PG_STANDBY="$(pg_conn "$P_WEST")" \
+  LIFEBOAT_TEST_PG_PASSWORD="$PG_PASSWORD" "$DRILL_TEST" --gtest_filter='PgRecords.*' --gtest_brief=1 \
+  > "$WORK/gtest_records.log" 2>&1 || { cat "$WORK/gtest_records.log"; fail "the sample application's records against the servers"; }
+grep -q '\[  PASSED  \] 3 tests' "$WORK/gtest_records.log" || { cat "$WORK/gtest_records.log"; fail "expected 3 records tests to pass"; }
+pass "the sample application keeps its records in PostgreSQL, and the standby refuses them"
 
 # Status: who is what, and the lag.
 "$LIFEBOAT" db status orders -o json > "$WORK/status.json" || fail "db status"

@@ -12,7 +12,7 @@ packages=(
   libfmt-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libxxhash-dev libzstd-dev libgtest-dev libgmock-dev libpq-dev
   # test peers and tools
   curl jq prometheus procps iproute2 bind9-dnsutils rsync nodejs python3 python3-yaml python3-dnspython nsd dnsviz
-  etcd-server etcd-client chromium postgresql-15
+  etcd-server etcd-client chromium postgresql-15 python3-kubernetes
   # benchmark peers (bench/proxy.sh, bench/postgres.sh)
   haproxy iperf3 wrk bc patroni
 )
@@ -23,6 +23,12 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
+
+# kubectl: Debian's kubernetes-client, unless a kubectl is already installed
+# (another package may own /usr/bin/kubectl).
+if ! command -v kubectl >/dev/null 2>&1; then
+  missing+=(kubernetes-client)
+fi
 
 # npm ships inside some nodejs builds (NodeSource) and separately in Debian's.
 if ! command -v npm >/dev/null 2>&1 && ! printf '%s\n' "${missing[@]}" | grep -qx nodejs; then

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(plan dns replicate repo state drill postgres)
+[ ${#targets[@]} -gt 0 ] || targets=(plan dns replicate repo state drill postgres k8s)
 scripts/deps.sh
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DLIFEBOAT_FUZZ=ON -DLIFEBOAT_TESTS=OFF >/dev/null
@@ -22,6 +22,7 @@ seed() {  # seed corpus per target
     state) cp tests/fuzz/state_seeds/* "$2"/ ;;
     drill) cp tests/fuzz/drill_seeds/* "$2"/ ;;
     postgres) cp tests/fuzz/postgres_seeds/* "$2"/ ;;
+    k8s) cp tests/fuzz/k8s_seeds/* "$2"/ ;;
   esac
 }
 

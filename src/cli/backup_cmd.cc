@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "backup/backup.h"
+#include "cli/backup_common.h"
 #include "cli/common.h"
 #include "cli/status.h"
 #include "core/units.h"
@@ -18,28 +19,6 @@
 #include "plan/load.h"
 
 namespace lifeboat::cli {
-namespace {
-
-using Json = nlohmann::ordered_json;  // keys print in the order written
-using namespace std::chrono_literals;
-
-struct BackupCliOptions {
-  std::string plan_file, location, password_file, output = "table";
-  // repo
-  bool no_encryption = false, read_data = false;
-  // backup create
-  std::string volume, region, path;
-  std::vector<std::string> tags;
-  // describe / delete / restore
-  std::string id, to;
-  std::vector<std::string> include;
-};
-
-// The plan and one of its locations: named, or the only one.
-struct Target {
-  plan::Plan plan;
-  const plan::Location* location = nullptr;
-};
 
 std::optional<Target> LoadTarget(const BackupCliOptions& o, int& exit_code) {
   auto plan = plan::LoadPlanOrError(o.plan_file);
@@ -80,11 +59,6 @@ std::unique_ptr<repo::Repository> OpenRepo(const Target& t, const BackupCliOptio
   return std::move(*r);
 }
 
-// The location's repository, open.
-struct Opened {
-  Target target;
-  std::unique_ptr<repo::Repository> repo;
-};
 std::optional<Opened> OpenTarget(const BackupCliOptions& o, int& exit_code) {
   auto t = LoadTarget(o, exit_code);
   if (!t) return std::nullopt;
@@ -93,11 +67,6 @@ std::optional<Opened> OpenTarget(const BackupCliOptions& o, int& exit_code) {
   return Opened{std::move(*t), std::move(repo)};
 }
 
-// The repository and the backup `o.id` names (a unique prefix is enough).
-struct Found {
-  Opened opened;
-  repo::Snapshot snapshot;
-};
 std::optional<Found> FindBackup(const BackupCliOptions& o, int& exit_code) {
   auto opened = OpenTarget(o, exit_code);
   if (!opened) return std::nullopt;
@@ -108,44 +77,6 @@ std::optional<Found> FindBackup(const BackupCliOptions& o, int& exit_code) {
   }
   return Found{std::move(*opened), std::move(*s)};
 }
-
-// A progress line on stderr while `work` runs, when stderr is a terminal.
-class ProgressLine {
- public:
-  ProgressLine(const backup::Progress& p, std::string verb) : p_(p), verb_(std::move(verb)) {
-    if (!::isatty(2)) return;
-    thread_ = std::thread([this] {
-      auto start = std::chrono::steady_clock::now();
-      while (!stop_) {
-        std::this_thread::sleep_for(200ms);
-        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        if (p_.scanning) {
-          std::fprintf(stderr, "\r%s: scanning, %llu files so far\033[K", verb_.c_str(),
-                       static_cast<unsigned long long>(p_.files_total.load()));
-          continue;
-        }
-        uint64_t bd = p_.bytes_done, bt = p_.bytes_total;
-        double rate = secs > 0 ? static_cast<double>(bd) / secs : 0;
-        std::string eta = rate > 0 && bt > bd ? "  ETA " + ShortDuration(static_cast<double>(bt - bd) / rate) : "";
-        std::fprintf(stderr, "\r%s: files %llu/%llu  %s/%s  %s/s%s\033[K", verb_.c_str(),
-                     static_cast<unsigned long long>(p_.files_done.load()),
-                     static_cast<unsigned long long>(p_.files_total.load()), HumanBytes(bd).c_str(),
-                     HumanBytes(bt).c_str(), HumanBytes(static_cast<uint64_t>(rate)).c_str(), eta.c_str());
-      }
-      std::fprintf(stderr, "\r\033[K");
-    });
-  }
-  ~ProgressLine() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-
- private:
-  const backup::Progress& p_;
-  std::string verb_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
 
 Json StatsJson(const repo::Snapshot& s) {
   const auto& st = s.stats;
@@ -199,6 +130,48 @@ std::string Describe(const repo::Snapshot& s) {
   if (st.errors > 0) out += "errors     " + std::to_string(st.errors) + " files could not be read\n";
   return out;
 }
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// A progress line on stderr while `work` runs, when stderr is a terminal.
+class ProgressLine {
+ public:
+  ProgressLine(const backup::Progress& p, std::string verb) : p_(p), verb_(std::move(verb)) {
+    if (!::isatty(2)) return;
+    thread_ = std::thread([this] {
+      auto start = std::chrono::steady_clock::now();
+      while (!stop_) {
+        std::this_thread::sleep_for(200ms);
+        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (p_.scanning) {
+          std::fprintf(stderr, "\r%s: scanning, %llu files so far\033[K", verb_.c_str(),
+                       static_cast<unsigned long long>(p_.files_total.load()));
+          continue;
+        }
+        uint64_t bd = p_.bytes_done, bt = p_.bytes_total;
+        double rate = secs > 0 ? static_cast<double>(bd) / secs : 0;
+        std::string eta = rate > 0 && bt > bd ? "  ETA " + ShortDuration(static_cast<double>(bt - bd) / rate) : "";
+        std::fprintf(stderr, "\r%s: files %llu/%llu  %s/%s  %s/s%s\033[K", verb_.c_str(),
+                     static_cast<unsigned long long>(p_.files_done.load()),
+                     static_cast<unsigned long long>(p_.files_total.load()), HumanBytes(bd).c_str(),
+                     HumanBytes(bt).c_str(), HumanBytes(static_cast<uint64_t>(rate)).c_str(), eta.c_str());
+      }
+      std::fprintf(stderr, "\r\033[K");
+    });
+  }
+  ~ProgressLine() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  const backup::Progress& p_;
+  std::string verb_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
 
 // ---------------------------------------------------------------- repo
 
@@ -352,7 +325,14 @@ std::string SourceForBackup(const plan::Plan& plan, const plan::Volume& v) {
 
 int Create(const BackupCliOptions& o) {
   int code = kExitOk;
-  if (o.volume.empty() == o.path.empty()) return Fail("give exactly one of --volume and --path", kExitInvalid);
+  if (!o.cluster.empty()) {
+    if (!o.volume.empty() || !o.path.empty()) return Fail("give one of --cluster, --volume and --path", kExitInvalid);
+    return ClusterBackupCreate(o);
+  }
+  bool cluster_flags = !o.namespaces.empty() || !o.exclude_namespaces.empty() || !o.resources.empty() ||
+                       !o.exclude_resources.empty() || !o.selector.empty();
+  if (cluster_flags) return Fail("--namespace, --resource and --selector go with --cluster", kExitInvalid);
+  if (o.volume.empty() == o.path.empty()) return Fail("give exactly one of --volume, --path and --cluster", kExitInvalid);
   auto t = LoadTarget(o, code);
   if (!t) return code;
   backup::BackupOptions bo;
@@ -461,8 +441,12 @@ int Delete(const BackupCliOptions& o) {
 
 int RestoreCmd(const BackupCliOptions& o) {
   int code = kExitOk;
+  bool to_cluster = !o.cluster.empty() || !o.to_dir.empty();
+  if (to_cluster && !o.to.empty()) return Fail("give --to (files) or --cluster / --to-dir (objects), not both", kExitInvalid);
+  if (!to_cluster && o.to.empty()) return Fail("give --to DIR, or --cluster REGION (or --to-dir DIR) for a cluster backup", kExitInvalid);
   auto found = FindBackup(o, code);
   if (!found) return code;
+  if (to_cluster) return ClusterRestore(o, *found);
   auto& repo = found->opened.repo;
   auto s = &found->snapshot;
   backup::RestoreOptions ro;
@@ -548,17 +532,31 @@ void AddBackupCommands(CLI::App& app, int& exit_code) {
 
   auto* bk = app.add_subcommand("backup", "Deduplicated, encrypted backups: create, list, describe, delete");
   bk->require_subcommand(1);
-  auto* create = bk->add_subcommand("create", "Back up a volume or a directory now");
+  auto* create = bk->add_subcommand("create", "Back up a volume, a directory or a cluster's objects now");
   CommonFlags(*create, *o, false);
   create->add_option("--volume", o->volume, "A volume of the plan");
   create->add_option("--region", o->region, "With --volume: the region whose copy to read (default: the volume's source, as its agents report it)");
   create->add_option("--path", o->path, "Any directory (absolute)");
   create->add_option("--tag", o->tags, "A tag for the backup (repeatable)");
+  create->add_option("--cluster", o->cluster, "The Kubernetes cluster of this region (plan: clusters) : its objects");
+  create->add_option("--namespace", o->namespaces, "With --cluster: only namespaces matching this glob (repeatable)");
+  create->add_option("--exclude-namespace", o->exclude_namespaces, "With --cluster: not these namespaces (glob, repeatable)");
+  create->add_option("--resource", o->resources, "With --cluster: only this kind (deployments, deploy, deployments.apps; repeatable)");
+  create->add_option("--exclude-resource", o->exclude_resources, "With --cluster: not this kind (repeatable)");
+  create->add_option("--selector,-L", o->selector, "With --cluster: only objects with these labels (app=web,tier!=db)");
+  create->add_option("--include-cluster-resources", o->cluster_resources,
+                     "With --cluster: auto (all when no namespace is chosen, else only what the chosen objects "
+                     "need), true, false")
+      ->check(CLI::IsMember({"auto", "true", "false"}));
   AddOutputFlag(*create, o->output);
   create->footer("Files unchanged since the last backup of the same volume or path are not read again.\n"
-                 "Exit 1 when some files could not be read (they are listed; the backup is still written).\n\n"
+                 "A cluster backup stores one JSON file per object (docs/kubernetes.md has the layout and what is\n"
+                 "never backed up: nodes, events, leases and other runtime objects).\n"
+                 "Exit 1 when some files could not be read or some kinds not listed (they are listed; the backup\n"
+                 "is still written).\n\n"
                  "Examples:\n  lifeboat backup create --plan shop.yaml --location local --volume uploads\n"
-                 "  lifeboat backup create --plan shop.yaml -l dr-s3 --path /srv/config --tag before-upgrade -o json\n");
+                 "  lifeboat backup create --plan shop.yaml -l dr-s3 --path /srv/config --tag before-upgrade -o json\n"
+                 "  lifeboat backup create --plan shop.yaml -l dr-s3 --cluster us-east --namespace 'shop*'\n");
   create->callback([&exit_code, o] { exit_code = Create(*o); });
 
   auto* list = bk->add_subcommand("list", "The backups at a location, oldest first");
@@ -580,17 +578,33 @@ void AddBackupCommands(CLI::App& app, int& exit_code) {
   del->footer("Example:\n  lifeboat backup delete 1a2b3c4d --plan shop.yaml -l local\n");
   del->callback([&exit_code, o] { exit_code = Delete(*o); });
 
-  auto* restore = app.add_subcommand("restore", "Restore a backup into a directory");
+  auto* restore = app.add_subcommand("restore", "Restore a backup into a directory, or a cluster backup into a cluster");
   restore->add_option("ID", o->id, "Backup id (or a unique prefix)")->required();
-  restore->add_option("--to", o->to, "Target directory (created if missing)")->required();
-  restore->add_option("--include", o->include, "Only paths matching this glob, or below a match (repeatable)");
+  restore->add_option("--to", o->to, "Target directory (created if missing)");
+  restore->add_option("--include", o->include, "With --to: only paths matching this glob, or below a match (repeatable)");
+  restore->add_option("--cluster", o->cluster, "A cluster backup: into the Kubernetes cluster of this region");
+  restore->add_option("--to-dir", o->to_dir, "A cluster backup: write the mapped manifests here (for kubectl apply -R -f)");
+  restore->add_option("--namespace-map", o->namespace_map, "OLD:NEW, restore namespace OLD as NEW (repeatable)");
+  restore->add_option("--storage-class-map", o->storage_class_map, "OLD:NEW, for PVCs, PVs and volume claim templates (repeatable)");
+  restore->add_option("--namespace", o->namespaces, "Only namespaces matching this glob, as backed up (repeatable)");
+  restore->add_option("--exclude-namespace", o->exclude_namespaces, "Not these namespaces (glob, repeatable)");
+  restore->add_option("--resource", o->resources, "Only this kind (repeatable)");
+  restore->add_option("--exclude-resource", o->exclude_resources, "Not this kind (repeatable)");
+  restore->add_option("--existing", o->existing, "An object that exists: skip (default) or update")
+      ->check(CLI::IsMember({"skip", "update"}));
+  restore->add_flag("--dry-run", o->dry_run, "Say what would be done, change nothing");
   CommonFlags(*restore, *o, false);
   AddOutputFlag(*restore, o->output);
   restore->footer("Files are written under a temporary name and renamed when complete. Entries that cannot be\n"
                   "restored (a damaged or missing pack, a conflicting path) are listed with the reason; the rest\n"
                   "is restored, and the exit code is 1.\n\n"
+                  "A cluster backup restores object by object in dependency order; each gets a result (created,\n"
+                  "updated, skipped and why, failed and the API server's reason), printed as a table or with -o json.\n"
+                  "Exit 1 when an item failed.\n\n"
                   "Examples:\n  lifeboat restore 1a2b3c4d --to /srv/restore --plan shop.yaml -l dr-s3\n"
-                  "  lifeboat restore 1a2b --to /tmp/x --include 'img/*.png' --plan shop.yaml\n");
+                  "  lifeboat restore 1a2b --to /tmp/x --include 'img/*.png' --plan shop.yaml\n"
+                  "  lifeboat restore 5e6f --cluster us-west --namespace-map shop:shop-dr --storage-class-map gp2:standard --plan shop.yaml\n"
+                  "  lifeboat restore 5e6f --to-dir /tmp/manifests --plan shop.yaml && kubectl apply -R -f /tmp/manifests\n");
   restore->callback([&exit_code, o] { exit_code = RestoreCmd(*o); });
 }
 

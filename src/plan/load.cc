@@ -543,7 +543,7 @@ LoadResult LoadPlanText(std::string_view text, const std::string& source, const 
   try {
     Map top(ctx, root, "",
             {"name", "pattern", "objectives", "regions", "checks", "endpoints", "dns", "proxy", "routing_controls",
-             "volumes", "databases", "backup", "failover", "state"});
+             "volumes", "databases", "backup", "failover", "state", "clusters"});
     if (top.is_map()) {
       if (top.Str("name", plan.name, true) && !ValidNameChars(plan.name)) {
         ctx.Error(top.Get("name").Mark(), "name: " + Quote(plan.name) + " is not a valid name",
@@ -572,6 +572,7 @@ LoadResult LoadPlanText(std::string_view text, const std::string& source, const 
       LoadVolumes(top, plan);
       LoadDatabases(top, plan);
       LoadBackup(top, plan);
+      LoadClusters(top, plan);
       LoadFailover(top, plan);
       LoadState(top, plan);
       CheckPattern(top, plan);

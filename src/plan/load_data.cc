@@ -265,4 +265,23 @@ void LoadBackup(const Map& top, Plan& plan) {
   }
 }
 
+void LoadClusters(const Map& top, Plan& plan) {
+  Context& ctx = top.ctx();
+  Map clusters = Map::Named(ctx, top.Get("clusters"), "clusters");
+  auto regions = NamesOf(plan.regions);
+  for (const auto& e : clusters.entries()) {
+    if (ctx.full()) return;
+    if (!CheckRef(ctx, e.key_node.Mark(), clusters.path(), e.key, regions, "region")) continue;
+    Map m(ctx, e.value, clusters.Sub(e.key), {"kubeconfig", "context", "qps", "burst"});
+    if (!m.is_map()) continue;
+    Cluster c;
+    c.region = e.key;
+    if (m.Str("kubeconfig", c.kubeconfig, true)) ctx.ResolvePath(m.Get("kubeconfig").Mark(), m.Sub("kubeconfig"), c.kubeconfig);
+    m.Str("context", c.context);
+    m.Int("qps", c.qps, 1, 100000);
+    m.Int("burst", c.burst, 1, 100000);
+    plan.clusters.push_back(std::move(c));
+  }
+}
+
 }  // namespace lifeboat::plan

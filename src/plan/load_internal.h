@@ -29,6 +29,7 @@ void LoadProxy(const Map& top, Plan& plan);
 void LoadVolumes(const Map& top, Plan& plan);
 void LoadDatabases(const Map& top, Plan& plan);
 void LoadBackup(const Map& top, Plan& plan);
+void LoadClusters(const Map& top, Plan& plan);
 
 template <typename T>
 NameSet NamesOf(const std::vector<T>& items) {

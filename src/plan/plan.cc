@@ -123,6 +123,13 @@ Result<const Region*> Plan::RequireRegion(const std::string& n) const {
 
 const Volume* Plan::FindVolume(const std::string& n) const { return FindByName(volumes, n); }
 const Database* Plan::FindDatabase(const std::string& n) const { return FindByName(databases, n); }
+const Cluster* Plan::FindCluster(const std::string& region) const {
+  for (const auto& c : clusters) {
+    if (c.region == region) return &c;
+  }
+  return nullptr;
+}
+
 const Location* Plan::FindLocation(const std::string& n) const { return FindByName(backup.locations, n); }
 const Region* Plan::Primary() const {
   for (const auto& r : regions) {

@@ -249,6 +249,15 @@ struct Failover {
   std::vector<Hook> hooks;
 };
 
+// A region's Kubernetes cluster (plan section `clusters`, keyed by region):
+// how to reach it, and the client's rate limit.
+struct Cluster {
+  std::string region;
+  std::string kubeconfig;  // absolute path
+  std::string context;     // empty: the kubeconfig's current-context
+  int qps = 100, burst = 200;
+};
+
 enum class StoreKind { kEmbedded, kEtcd };
 const char* Name(StoreKind k);
 
@@ -281,6 +290,7 @@ struct Plan {
   Backup backup;
   Failover failover;
   StateConfig state;
+  std::vector<Cluster> clusters;
 
   const Region* FindRegion(const std::string& name) const;
   // The region, or InvalidArgument listing the plan's regions and the
@@ -291,6 +301,7 @@ struct Plan {
   const Volume* FindVolume(const std::string& name) const;
   const Database* FindDatabase(const std::string& name) const;
   const Location* FindLocation(const std::string& name) const;
+  const Cluster* FindCluster(const std::string& region) const;
   const Region* Primary() const;
   // The longest TTL of the DNS answers that can send a client to an
   // endpoint of `region` (failover, weighted and multivalue records): how

@@ -1,13 +1,13 @@
 #include "state/etcd_store.h"
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
 
 #include <atomic>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/base64.h"
 #include "core/json_read.h"
 
 namespace lifeboat::state {
@@ -21,24 +21,12 @@ void GlobalInit() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-std::string B64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3), '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
+std::string B64(std::string_view in) { return Base64Encode(in); }
 
 Result<std::string> Unb64(std::string_view in) {
-  if (in.size() % 4 != 0) return DataLoss("etcd: bad base64 (length " + std::to_string(in.size()) + ")");
-  std::string out(in.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  if (n < 0) return DataLoss("etcd: bad base64");
-  size_t pad = 0;
-  for (size_t i = in.size(); i > 0 && in[i - 1] == '='; --i) ++pad;
-  out.resize(static_cast<size_t>(n) - std::min<size_t>(pad, static_cast<size_t>(n)));
-  return out;
+  auto out = Base64Decode(in);
+  if (!out) return DataLoss("etcd: bad base64 (length " + std::to_string(in.size()) + ")");
+  return std::move(*out);
 }
 
 // The gateway writes int64 as strings; json::I64 reads both. Members are

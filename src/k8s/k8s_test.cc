@@ -1,0 +1,232 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/base64.h"
+#include "k8s/cluster_backup.h"
+#include "k8s/kubeconfig.h"
+#include "k8s/rules.h"
+
+namespace lifeboat::k8s {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Config(const std::string& user) {
+  return "apiVersion: v1\nkind: Config\ncurrent-context: a\n"
+         "clusters:\n"
+         "- name: one\n  cluster: {server: 'https://127.0.0.1:6443/', certificate-authority-data: " +
+         Base64Encode("-----BEGIN CERTIFICATE-----\nx\n") +
+         "}\n"
+         "- name: two\n  cluster: {server: 'https://10.0.0.1', certificate-authority: ca.pem, insecure-skip-tls-verify: true}\n"
+         "users:\n- name: u\n  user: " + user + "\n"
+         "contexts:\n- name: a\n  context: {cluster: one, user: u}\n- name: b\n  context: {cluster: two, user: u}\n";
+}
+
+TEST(Kubeconfig, ReadsTheCurrentContextOrTheNamedOne) {
+  auto a = ParseKubeconfig(Config("{token: abc}"), "kc", "/etc/kube", "");
+  ASSERT_TRUE(a.ok()) << a.error().ToString();
+  EXPECT_EQ(a->server, "https://127.0.0.1:6443");
+  EXPECT_EQ(a->ca_pem, "-----BEGIN CERTIFICATE-----\nx\n");
+  EXPECT_EQ(a->token, "abc");
+  EXPECT_FALSE(a->insecure);
+
+  // A CA file is read relative to the kubeconfig's directory.
+  fs::path dir = fs::temp_directory_path() / ("lifeboat-kc-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "ca.pem") << "CA FROM FILE";
+  auto b = ParseKubeconfig(Config("{tokenFile: tok}"), "kc", dir.string(), "b");
+  ASSERT_TRUE(b.ok()) << b.error().ToString();
+  EXPECT_EQ(b->ca_pem, "CA FROM FILE");
+  EXPECT_TRUE(b->insecure);
+  EXPECT_EQ(b->token_file, (dir / "tok").string());
+  fs::remove_all(dir);
+}
+
+TEST(Kubeconfig, SaysWhatIsWrong) {
+  auto missing = ParseKubeconfig(Config("{token: abc}"), "kc", "", "nope");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message().find("no context 'nope' (it has a, b)"), std::string::npos)
+      << missing.error().message();
+  auto provider = ParseKubeconfig(Config("{auth-provider: {name: gcp}}"), "kc", "", "");
+  ASSERT_FALSE(provider.ok());
+  EXPECT_NE(provider.error().message().find("auth-provider"), std::string::npos);
+  auto half = ParseKubeconfig(Config("{client-certificate-data: " + Base64Encode("C") + "}"), "kc", "", "");
+  ASSERT_FALSE(half.ok());
+  EXPECT_NE(half.error().message().find("both"), std::string::npos);
+  EXPECT_FALSE(ParseKubeconfig("[1, 2]", "kc", "", "").ok());
+  EXPECT_FALSE(ParseKubeconfig("{{{", "kc", "", "").ok());
+  // Found by the fuzzer: a scalar where a map belongs threw out of yaml-cpp.
+  EXPECT_FALSE(ParseKubeconfig("current-context: a\ncontexts: [{name: a, context: x}]", "kc", "", "").ok());
+  EXPECT_FALSE(ParseKubeconfig(Config("{exec: {apiVersion: client.authentication.k8s.io/v1, command: x, args: [{a: b}]}}"),
+                               "kc", "", "").ok());
+}
+
+TEST(Kubeconfig, ExecPluginsAndTheirCredentials) {
+  auto a = ParseKubeconfig(
+      Config("{exec: {apiVersion: client.authentication.k8s.io/v1, command: ./get-token, args: [--cluster, one], "
+             "env: [{name: REGION, value: east}]}}"),
+      "kc", "/opt/kube", "");
+  ASSERT_TRUE(a.ok()) << a.error().ToString();
+  ASSERT_TRUE(a->exec.has_value());
+  EXPECT_EQ(a->exec->command, "/opt/kube/./get-token");
+  EXPECT_EQ(a->exec->args, (std::vector<std::string>{"--cluster", "one"}));
+  EXPECT_EQ(a->exec->env[0], (std::pair<std::string, std::string>{"REGION", "east"}));
+  EXPECT_FALSE(ParseKubeconfig(Config("{exec: {apiVersion: v0, command: x}}"), "kc", "", "").ok());
+
+  auto c = ParseExecCredential(
+      R"({"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1",
+          "status":{"token":"t0k","expirationTimestamp":"2030-01-02T03:04:05Z"}})",
+      "p");
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ(c->token, "t0k");
+  ASSERT_TRUE(c->expires.has_value());
+  EXPECT_EQ(std::chrono::system_clock::to_time_t(*c->expires), 1893553445);
+  EXPECT_EQ(ParseExecCredential("not json", "p").error().code(), Code::kUnauthenticated);
+  // Found by the fuzzer: a year past what system_clock holds (undefined behaviour before).
+  auto far = ParseExecCredential(R"({"kind":"ExecCredential","status":{"token":"t","expirationTimestamp":"9999-01-01T00:00:00Z"}})", "p");
+  ASSERT_TRUE(far.ok());
+  EXPECT_FALSE(far->expires.has_value());
+  EXPECT_FALSE(ParseExecCredential(R"({"kind":"ExecCredential","status":{}})", "p").ok());
+  EXPECT_FALSE(ParseExecCredential(R"({"kind":"Other","status":{"token":"x"}})", "p").ok());
+}
+
+TEST(Kubeconfig, RunsAnExecPluginAndTellsItsStderrWhenItFails) {
+  ExecPlugin p{"client.authentication.k8s.io/v1", "/bin/sh",
+               {"-c", R"(printf '{"kind":"ExecCredential","status":{"token":"%s"}}' "$TOKEN")"},
+               {{"TOKEN", "from-env"}}};
+  auto c = RunExecPlugin(p);
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ(c->token, "from-env");
+  ExecPlugin bad{"client.authentication.k8s.io/v1", "/bin/sh", {"-c", "echo 'login expired' >&2; exit 3"}, {}};
+  auto e = RunExecPlugin(bad);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.error().message().find("exited with 3: login expired"), std::string::npos) << e.error().message();
+}
+
+TEST(Rules, ObjectPathsRoundTripAndNothingElseParses) {
+  EXPECT_EQ(ObjectPath("deployments.apps", "shop", "web"), "resources/deployments.apps/namespaces/shop/web.json");
+  EXPECT_EQ(ObjectPath("namespaces", "", "shop"), "resources/namespaces/cluster/shop.json");
+  for (auto [q, ns, name] : {std::tuple{"configmaps", "a", "b"}, std::tuple{"storageclasses.storage.k8s.io", "", "fast"}}) {
+    auto r = ParseObjectPath(ObjectPath(q, ns, name));
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->qualified, q);
+    EXPECT_EQ(r->ns, ns);
+    EXPECT_EQ(r->name, name);
+  }
+  for (const char* bad : {"resources/x/cluster/.json", "resources/x/namespaces//a.json", "resources/x/cluster/a",
+                          "other/x/cluster/a.json", "resources/x/namespaces/a/b/c.json", "lifeboat-backup.json"}) {
+    EXPECT_FALSE(ParseObjectPath(bad).has_value()) << bad;
+  }
+}
+
+TEST(Rules, RuntimeObjectsAreNeverBackedUp) {
+  for (const char* q : {"nodes", "events", "events.events.k8s.io", "leases.coordination.k8s.io", "endpoints"}) {
+    EXPECT_TRUE(NeverBackedUp(q)) << q;
+  }
+  for (const char* q : {"configmaps", "deployments.apps", "widgets.example.com"}) EXPECT_FALSE(NeverBackedUp(q)) << q;
+}
+
+TEST(Rules, RestoreOrderFollowsReferencesThenPriorities) {
+  std::set<std::string> kinds = {"services", "deployments.apps", "configmaps", "widgets.example.com",
+                                 "customresourcedefinitions.apiextensions.k8s.io", "namespaces", "zebras.example.com"};
+  // A custom kind that workloads need (a reference against the priorities).
+  std::set<std::pair<std::string, std::string>> before = {
+      {"customresourcedefinitions.apiextensions.k8s.io", "widgets.example.com"},
+      {"widgets.example.com", "deployments.apps"}};
+  std::vector<std::string> broken;
+  auto order = RestoreOrder(kinds, before, &broken);
+  // Among the kinds ready, the priorities pick: services (a tier of its
+  // own) before widgets (the alphabetical rest), and the deployments wait
+  // for the widgets they refer to.
+  EXPECT_EQ(order, (std::vector<std::string>{"customresourcedefinitions.apiextensions.k8s.io", "namespaces",
+                                             "configmaps", "services", "widgets.example.com", "deployments.apps",
+                                             "zebras.example.com"}));
+  EXPECT_TRUE(broken.empty());
+
+  before.insert({"deployments.apps", "widgets.example.com"});  // a cycle
+  order = RestoreOrder(kinds, before, &broken);
+  ASSERT_EQ(broken.size(), 1u);
+  EXPECT_NE(broken[0].find("cycle: deployments.apps restored before widgets.example.com"), std::string::npos)
+      << broken[0];
+  EXPECT_LT(std::find(order.begin(), order.end(), "deployments.apps"),
+            std::find(order.begin(), order.end(), "widgets.example.com"));
+}
+
+TEST(Rules, ReferencesOfWorkloadsClaimsAndBindings) {
+  Json deploy = Json::parse(R"({"spec":{"template":{"spec":{
+      "serviceAccountName":"app","volumes":[{"configMap":{"name":"c"}},{"persistentVolumeClaim":{"claimName":"d"}}],
+      "containers":[{"envFrom":[{"secretRef":{"name":"s"}}]}]}}}})");
+  EXPECT_EQ(ReferencedKinds("deployments.apps", deploy),
+            (std::set<std::string>{"configmaps", "persistentvolumeclaims", "secrets", "serviceaccounts"}));
+  Json pvc = Json::parse(R"({"spec":{"storageClassName":"fast"}})");
+  EXPECT_EQ(ReferencedKinds("persistentvolumeclaims", pvc), (std::set<std::string>{"storageclasses.storage.k8s.io"}));
+  Json rb = Json::parse(R"({"roleRef":{"kind":"Role","name":"r"},"subjects":[{"kind":"ServiceAccount","name":"a"}]})");
+  EXPECT_EQ(ReferencedKinds("rolebindings.rbac.authorization.k8s.io", rb),
+            (std::set<std::string>{"roles.rbac.authorization.k8s.io", "serviceaccounts"}));
+  EXPECT_TRUE(ReferencedKinds("configmaps", deploy).empty());
+}
+
+TEST(Rules, PreparingStripsWhatTheClusterAssignedAndMaps) {
+  Json pvc = Json::parse(R"({"apiVersion":"v1","kind":"PersistentVolumeClaim",
+      "metadata":{"name":"data","namespace":"shop","uid":"u1","resourceVersion":"5","generation":2,
+                  "creationTimestamp":"2026-01-01T00:00:00Z","managedFields":[{}],
+                  "annotations":{"pv.kubernetes.io/bind-completed":"yes","keep":"me"}},
+      "spec":{"storageClassName":"gp2","volumeName":"pv-1"},"status":{"phase":"Bound"}})");
+  RestoreMapping m{{{"shop", "shop-dr"}}, {{"gp2", "standard"}}};
+  Json out = PrepareForRestore(pvc, "persistentvolumeclaims", m, false, {});
+  EXPECT_EQ(out["metadata"]["namespace"], "shop-dr");
+  EXPECT_EQ(out["spec"]["storageClassName"], "standard");
+  EXPECT_FALSE(out["spec"].contains("volumeName"));
+  EXPECT_FALSE(out.contains("status"));
+  for (const char* k : {"uid", "resourceVersion", "generation", "creationTimestamp", "managedFields"}) {
+    EXPECT_FALSE(out["metadata"].contains(k)) << k;
+  }
+  EXPECT_EQ(out["metadata"]["annotations"], Json({{"keep", "me"}}));
+  // With its PV restored too, the claim keeps its volume.
+  EXPECT_EQ(PrepareForRestore(pvc, "persistentvolumeclaims", m, true, {})["spec"]["volumeName"], "pv-1");
+
+  Json svc = Json::parse(R"({"metadata":{"name":"web","namespace":"shop"},"spec":{"clusterIP":"10.0.0.5","clusterIPs":["10.0.0.5"]}})");
+  EXPECT_FALSE(PrepareForRestore(svc, "services", m, false, {})["spec"].contains("clusterIP"));
+  svc["spec"]["clusterIP"] = "None";
+  EXPECT_EQ(PrepareForRestore(svc, "services", m, false, {})["spec"]["clusterIP"], "None");
+
+  Json sts = Json::parse(R"({"metadata":{"name":"db","namespace":"shop"},
+      "spec":{"volumeClaimTemplates":[{"metadata":{"name":"d"},"spec":{"storageClassName":"gp2"}}]}})");
+  EXPECT_EQ(PrepareForRestore(sts, "statefulsets.apps", m, false, {})["spec"]["volumeClaimTemplates"][0]["spec"]
+                                                                          ["storageClassName"],
+            "standard");
+  Json ns = Json::parse(R"({"metadata":{"name":"shop"}})");
+  EXPECT_EQ(PrepareForRestore(ns, "namespaces", m, false, {})["metadata"]["name"], "shop-dr");
+}
+
+TEST(Rules, ObjectsTheirRestoredControllersMakeAreSkippedAndOwnersDropped) {
+  Json rs = Json::parse(R"({"metadata":{"name":"web-1","namespace":"shop",
+      "ownerReferences":[{"apiVersion":"apps/v1","kind":"Deployment","name":"web","uid":"x","controller":true}]}})");
+  auto in = [](const std::string& av, const std::string& kind, const std::string& ns, const std::string& name) {
+    return av == "apps/v1" && kind == "Deployment" && ns == "shop" && name == "web";
+  };
+  EXPECT_NE(SkipReason("replicasets.apps", rs, in).find("Deployment.apps web"), std::string::npos);
+  EXPECT_EQ(SkipReason("replicasets.apps", rs, {}), "");
+  EXPECT_FALSE(PrepareForRestore(rs, "replicasets.apps", {}, false, in)["metadata"].contains("ownerReferences"));
+  EXPECT_TRUE(PrepareForRestore(rs, "replicasets.apps", {}, false, {})["metadata"].contains("ownerReferences"));
+  Json token = Json::parse(R"({"type":"kubernetes.io/service-account-token","metadata":{"name":"t"}})");
+  EXPECT_NE(SkipReason("secrets", token, {}), "");
+}
+
+TEST(Rules, SelectionByNamesAndNamespaceGlobs) {
+  ApiResource r{"apps", "v1", "deployments", "Deployment", true, {}, {"deploy"}};
+  for (const char* n : {"deployments", "deployments.apps", "deploy", "Deployment", "deployment.apps"}) {
+    EXPECT_TRUE(Selection::Names({n}, r)) << n;
+  }
+  EXPECT_FALSE(Selection::Names({"statefulsets"}, r));
+  Selection s{{"shop-*"}, {"shop-test"}, {}, {}};
+  EXPECT_TRUE(s.NamespaceIncluded("shop-prod"));
+  EXPECT_FALSE(s.NamespaceIncluded("shop-test"));
+  EXPECT_FALSE(s.NamespaceIncluded("kube-system"));
+  EXPECT_TRUE(Selection{}.NamespaceIncluded("anything"));
+}
+
+}  // namespace
+}  // namespace lifeboat::k8s

@@ -1,0 +1,39 @@
+// Feeds untrusted bytes to what lifeboat reads from clusters and backups of
+// them: a kubeconfig, an exec plugin's ExecCredential, a path in a backup,
+// and an object as a restore prepares it (its references, whether it is
+// skipped, the fields stripped and mapped). Each must refuse or succeed,
+// and a parsed backup path must name the same object again.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "k8s/kubeconfig.h"
+#include "k8s/rules.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace lifeboat::k8s;
+  std::string_view text(reinterpret_cast<const char*>(data), size);
+  // No base directory: relative file names in the input are not read.
+  (void)ParseKubeconfig(text, "fuzz", "/nonexistent", "");
+  (void)ParseExecCredential(text, "fuzz");
+  if (auto ref = ParseObjectPath(std::string(text))) {
+    if (ObjectPath(ref->qualified, ref->ns, ref->name) != text) std::abort();
+  }
+  Json obj = Json::parse(text, nullptr, false);
+  if (obj.is_discarded()) return 0;
+  for (const char* q : {"pods", "deployments.apps", "statefulsets.apps", "persistentvolumeclaims", "persistentvolumes",
+                        "services", "namespaces", "secrets", "replicasets.apps", "cronjobs.batch",
+                        "rolebindings.rbac.authorization.k8s.io", "ingresses.networking.k8s.io"}) {
+    (void)ReferencedKinds(q, obj);
+    auto in = [](const std::string&, const std::string& kind, const std::string&, const std::string&) {
+      return kind.size() % 2 == 0;
+    };
+    (void)SkipReason(q, obj, in);
+    RestoreMapping m{{{"a", "b"}}, {{"gp2", "standard"}}};
+    Json out = PrepareForRestore(obj, q, m, size % 2 == 0, in);
+    if (out.is_object() && out.contains("status")) std::abort();  // always stripped
+  }
+  return 0;
+}

@@ -1,0 +1,390 @@
+#!/usr/bin/env bash
+# Kubernetes: cluster backup and restore through the real binary.
+#
+# No kube-apiserver can run on these machines (none is packaged), so the
+# clusters are tests/integration/fake_apiserver.py, a FAKE API server. Its
+# faithfulness is checked first with real clients: kubectl (apply, get with
+# --chunk-size, api-resources, delete) and python3-kubernetes (paged list,
+# create, 409). Then: a realistic application backed up from "east" and
+# restored into "west" with namespace and storage-class maps, compared with
+# `kubectl get -o json` on both sides after stripping what clusters assign;
+# a second restore (skipped: exists; --existing update); --dry-run changes
+# nothing; --to-dir manifests that kubectl applies; a cluster that does not
+# serve a kind (a failed item, the rest restored); an unreachable cluster and
+# refused credentials (clear errors, no backup written); 429 throttling
+# (retried); a ReadOnly location untouched by a restore.
+source "$(dirname "$0")/lib.sh" "$1"
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+FAKE=$ROOT/tests/integration/fake_apiserver.py
+PY=/usr/bin/python3  # Debian's, with python3-kubernetes
+KUBECTL=${KUBECTL:-kubectl}
+command -v "$KUBECTL" >/dev/null || fail "kubectl is missing (scripts/deps.sh installs kubernetes-client)"
+$PY -c "import kubernetes" 2>/dev/null || fail "python3-kubernetes is missing (scripts/deps.sh installs it)"
+export LIFEBOAT_REPO_PASSWORD=correct-horse
+
+# --- Certificates, servers, kubeconfigs --------------------------------------------
+cd "$WORK"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt -days 2 \
+  -subj /CN=fake-ca 2>/dev/null
+cert() {  # cert NAME SUBJECT [EXT]
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.csr" -subj "$2" 2>/dev/null
+  openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -out "$1.crt" -days 2 ${3:+-extfile "$3"} 2>/dev/null
+}
+printf 'subjectAltName=IP:127.0.0.1\n' > san.ext
+cert server /CN=127.0.0.1 san.ext
+cert client /CN=lifeboat
+
+declare -A PORT
+start_fake() {  # start_fake NAME [ARGS...]
+  local name=$1; shift
+  PORT[$name]=$(free_port)
+  $PY "$FAKE" --port "${PORT[$name]}" --cert server.crt --key server.key --client-ca ca.crt --token "token-$name" "$@" \
+    > "$WORK/fake-$name.log" 2>&1 &
+  PIDS+=("$!")
+  wait_listening "$!" "${PORT[$name]}" 20 || { cat "$WORK/fake-$name.log" >&2; fail "the fake API server $name did not start"; }
+}
+start_fake east
+start_fake west
+start_fake south --without networking.k8s.io
+
+# east: a token from an exec plugin; west: a client certificate; south: a token.
+cat > get-token <<'SH'
+#!/bin/sh
+[ "$KUBERNETES_EXEC_INFO" != "" ] || { echo "no KUBERNETES_EXEC_INFO" >&2; exit 1; }
+printf '{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential","status":{"token":"%s","expirationTimestamp":"2099-01-01T00:00:00Z"}}\n' "$FAKE_TOKEN"
+SH
+chmod +x get-token
+kubeconfig() {  # kubeconfig NAME USER-YAML
+  cat > "kc-$1" <<EOF
+apiVersion: v1
+kind: Config
+current-context: $1
+clusters:
+- name: $1
+  cluster: { server: "https://127.0.0.1:${PORT[$1]}", certificate-authority-data: "$(base64 -w0 ca.crt)" }
+users:
+- name: $1
+  user: $2
+contexts:
+- name: $1
+  context: { cluster: $1, user: $1 }
+EOF
+}
+kubeconfig east "{ exec: { apiVersion: client.authentication.k8s.io/v1beta1, command: ./get-token, env: [ { name: FAKE_TOKEN, value: token-east } ] } }"
+kubeconfig west "{ client-certificate: client.crt, client-key: client.key }"
+kubeconfig south "{ token: token-south }"
+PORT[gone]=$(free_port)
+kubeconfig gone "{ token: x }"
+cp kc-east kc-expired
+sed -i 's/value: token-east/value: expired-token/' kc-expired
+k() { local c=$1; shift; "$KUBECTL" --kubeconfig "$WORK/kc-$c" "$@"; }
+
+# --- The fake against real clients ------------------------------------------------------
+k east api-resources | grep -q "^deployments .*apps/v1 .*true .*Deployment" || fail "kubectl api-resources: $(k east api-resources 2>&1)"
+k east create namespace probe >/dev/null
+for i in 1 2 3 4 5; do k east -n probe create configmap "c$i" --from-literal=k=$i >/dev/null; done
+got=$(k east -n probe get configmaps --chunk-size=2 -o name -v=6 2>&1)
+[ "$(grep -c 'continue=' <<<"$got")" -ge 2 ] || fail "kubectl --chunk-size did not page: $got"
+[ "$(grep -c '^configmap/' <<<"$got")" -eq 5 ] || fail "kubectl listed: $got"
+k east -n probe delete configmap c5 >/dev/null
+$PY - "$WORK/kc-east" <<'PY' || fail "python3-kubernetes against the fake"
+import sys
+from kubernetes import client, config
+config.load_kube_config(sys.argv[1])
+v1 = client.CoreV1Api()
+page = v1.list_namespaced_config_map("probe", limit=3)
+rest = v1.list_namespaced_config_map("probe", limit=3, _continue=page.metadata._continue)
+names = [c.metadata.name for c in page.items + rest.items]
+assert names == ["c1", "c2", "c3", "c4"], names
+v1.create_namespaced_config_map("probe", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="py"), data={"a": "b"}))
+try:
+    v1.create_namespaced_config_map("probe", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="py")))
+    raise SystemExit("no conflict")
+except client.ApiException as e:
+    assert e.status == 409, e.status
+PY
+k east delete namespace probe >/dev/null
+pass "the fake API server answers kubectl (api-resources, apply, get --chunk-size, delete) and python3-kubernetes (paged list, create, 409)"
+
+# --- The application in east --------------------------------------------------------------
+cat > storage.yaml <<'EOF'
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: { name: gp2 }
+provisioner: ebs.csi.aws.com
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: { name: pv-uploads }
+spec:
+  capacity: { storage: 1Gi }
+  accessModes: [ReadWriteOnce]
+  storageClassName: gp2
+  hostPath: { path: /srv/uploads }
+  claimRef: { namespace: shop, name: uploads }
+EOF
+cat > crd.yaml <<'EOF'
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: { name: widgets.example.com }
+spec:
+  group: example.com
+  scope: Namespaced
+  names: { plural: widgets, singular: widget, kind: Widget, shortNames: [wd] }
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: { openAPIV3Schema: { type: object, x-kubernetes-preserve-unknown-fields: true } }
+EOF
+cat > app.yaml <<'EOF'
+apiVersion: v1
+kind: Namespace
+metadata: { name: shop, labels: { team: shop } }
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: web, namespace: shop }
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: { name: web-config, namespace: shop, labels: { app: web } }
+data: { LOG_LEVEL: info, FEATURES: "a,b" }
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: db-password, namespace: shop }
+type: Opaque
+data: { password: c2VjcmV0 }
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: { name: uploads, namespace: shop }
+spec:
+  accessModes: [ReadWriteOnce]
+  storageClassName: gp2
+  volumeName: pv-uploads
+  resources: { requests: { storage: 1Gi } }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: web, namespace: shop, labels: { app: web } }
+spec:
+  replicas: 3
+  selector: { matchLabels: { app: web } }
+  template:
+    metadata: { labels: { app: web } }
+    spec:
+      serviceAccountName: web
+      containers:
+      - name: web
+        image: nginx:1.25
+        envFrom: [ { configMapRef: { name: web-config } } ]
+        env: [ { name: DB_PASSWORD, valueFrom: { secretKeyRef: { name: db-password, key: password } } } ]
+        volumeMounts: [ { name: uploads, mountPath: /uploads } ]
+      volumes: [ { name: uploads, persistentVolumeClaim: { claimName: uploads } } ]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: { name: db, namespace: shop }
+spec:
+  serviceName: db
+  replicas: 2
+  selector: { matchLabels: { app: db } }
+  template:
+    metadata: { labels: { app: db } }
+    spec: { containers: [ { name: db, image: postgres:15 } ] }
+  volumeClaimTemplates:
+  - metadata: { name: data }
+    spec: { accessModes: [ReadWriteOnce], storageClassName: gp2, resources: { requests: { storage: 10Gi } } }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: shop }
+spec: { selector: { app: web }, ports: [ { port: 80, targetPort: 8080 } ] }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: db, namespace: shop }
+spec: { clusterIP: None, selector: { app: db }, ports: [ { port: 5432 } ] }
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: { name: web, namespace: shop }
+spec:
+  rules:
+  - host: shop.example.com
+    http: { paths: [ { path: /, pathType: Prefix, backend: { service: { name: web, port: { number: 80 } } } } ] }
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: { name: reader, namespace: shop }
+rules: [ { apiGroups: [""], resources: [configmaps], verbs: [get, list] } ]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: { name: web-reads, namespace: shop }
+roleRef: { apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader }
+subjects: [ { kind: ServiceAccount, name: web, namespace: shop } ]
+---
+apiVersion: v1
+kind: Event
+metadata: { name: web.1, namespace: shop }
+involvedObject: { kind: Deployment, name: web, namespace: shop }
+reason: ScalingReplicaSet
+message: runtime noise, never backed up
+---
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: { name: leader, namespace: shop }
+spec: { holderIdentity: web-1 }
+EOF
+cat > widgets.yaml <<'EOF'
+apiVersion: example.com/v1
+kind: Widget
+metadata: { name: blue, namespace: shop }
+spec: { color: blue, size: 3 }
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata: { name: red, namespace: shop }
+spec: { color: red, size: 5 }
+EOF
+k east apply --validate=false -f storage.yaml -f crd.yaml -f app.yaml >/dev/null
+deadline=$(( SECONDS + 20 ))
+until k east get widgets -A >/dev/null 2>&1; do [ $SECONDS -lt $deadline ] || fail "the CRD was never served"; sleep 0.2; done
+k east apply --validate=false -f widgets.yaml >/dev/null
+# What the deployment's controller made: a replica set owned by it, a pod owned by that.
+uid=$(k east -n shop get deployment web -o jsonpath='{.metadata.uid}')
+cat > owned.yaml <<EOF
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: web-5d4f
+  namespace: shop
+  ownerReferences: [ { apiVersion: apps/v1, kind: Deployment, name: web, uid: "$uid", controller: true } ]
+spec:
+  replicas: 3
+  selector: { matchLabels: { app: web } }
+  template: { metadata: { labels: { app: web } }, spec: { containers: [ { name: web, image: nginx:1.25 } ] } }
+EOF
+k east apply --validate=false -f owned.yaml >/dev/null
+k west apply --validate=false -f - >/dev/null <<'EOF'
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: { name: standard }
+provisioner: pd.csi.storage.gke.io
+EOF
+
+# --- The plan ------------------------------------------------------------------------------
+write_plan
+cat >> "$WORK/plan.yaml" <<PLAN
+  south:   { role: standby, agent: 127.0.0.1:$(free_port) }
+backup:
+  locations:
+    local: { type: filesystem, path: $WORK/repo }
+    local-ro: { type: filesystem, path: $WORK/repo, access: ReadOnly }
+clusters:
+  east:  { kubeconfig: $WORK/kc-east }
+  west:  { kubeconfig: $WORK/kc-west, qps: 50, burst: 100 }
+  south: { kubeconfig: $WORK/kc-south }
+PLAN
+cp "$WORK/plan.yaml" "$WORK/plan-bad.yaml"
+cat >> "$WORK/plan-bad.yaml" <<PLAN
+  witness: { kubeconfig: $WORK/kc-gone }
+PLAN
+sed -i "s|east:  { kubeconfig: $WORK/kc-east }|east:  { kubeconfig: $WORK/kc-expired }|" "$WORK/plan-bad.yaml"
+lb() { "$LIFEBOAT" "$@" --plan "$WORK/plan.yaml"; }
+expect_exit 0 lb repo init -l local
+
+# --- Bad input: nothing written ---------------------------------------------------------------
+expect_exit 1 "$LIFEBOAT" backup create -l local --cluster witness --plan "$WORK/plan-bad.yaml"
+grep -q "cluster https://127.0.0.1:${PORT[gone]}: .*onnect" <<<"$OUT" || fail "an unreachable cluster: $OUT"
+expect_exit 1 "$LIFEBOAT" backup create -l local --cluster east --plan "$WORK/plan-bad.yaml"
+grep -q "refused the credentials" <<<"$OUT" || fail "expired credentials: $OUT"
+expect_exit 2 lb backup create -l local --cluster north
+grep -q "no cluster for region 'north'" <<<"$OUT" || fail "an unknown cluster: $OUT"
+expect_exit 0 lb backup list -l local -o json
+[ "$(jq length <<<"$OUT")" -eq 0 ] || fail "a failed backup wrote something: $OUT"
+pass "an unreachable cluster, refused credentials and an unknown cluster: clear errors, no backup written"
+
+# --- Backup (429s on the way are retried) ---------------------------------------------------
+curl -sk -X POST -d '{"count": 3}' "https://127.0.0.1:${PORT[east]}/fake/throttle" >/dev/null
+expect_exit 0 lb backup create -l local --cluster east -o json
+ID=$(jq -r .id <<<"$OUT")
+[ "$(jq .api.retries <<<"$OUT")" -ge 3 ] || fail "the 429s were not retried: $OUT"
+objects=$(jq .objects <<<"$OUT")
+expect_exit 0 lb restore "$ID" -l local --to "$WORK/files"
+F=$WORK/files/resources
+for f in deployments.apps/namespaces/shop/web.json statefulsets.apps/namespaces/shop/db.json \
+         widgets.example.com/namespaces/shop/blue.json secrets/namespaces/shop/db-password.json \
+         customresourcedefinitions.apiextensions.k8s.io/cluster/widgets.example.com.json \
+         storageclasses.storage.k8s.io/cluster/gp2.json persistentvolumes/cluster/pv-uploads.json \
+         namespaces/cluster/shop.json replicasets.apps/namespaces/shop/web-5d4f.json; do
+  [ -f "$F/$f" ] || fail "not in the backup: resources/$f (has: $(cd "$F" && find . -name '*.json' | sort | tr '\n' ' '))"
+done
+for d in events events.events.k8s.io leases.coordination.k8s.io nodes; do
+  [ ! -e "$F/$d" ] || fail "a runtime kind was backed up: $d"
+done
+[ "$(jq -r .apiVersion "$F/deployments.apps/namespaces/shop/web.json")" = apps/v1 ] || fail "no apiVersion in the object"
+[ "$(stat -c %a "$F/secrets/namespaces/shop/db-password.json")" = 600 ] || fail "a secret's file is readable by others"
+pass "backup of a cluster: $objects objects in the documented layout, CRDs and PVs included, events/leases left out, 429s retried"
+
+# --- Restore into west with maps, and compare ------------------------------------------------
+expect_exit 0 lb restore "$ID" -l local --cluster west --namespace-map shop:shop-dr --storage-class-map gp2:standard -o json
+R=$OUT
+[ "$(jq '[.items[] | select(.result == "failed")] | length' <<<"$R")" -eq 0 ] || fail "failed items: $R"
+jq -e '.items[] | select(.kind == "replicasets.apps" and .result == "skipped" and (.reason | test("Deployment.apps web")))' <<<"$R" >/dev/null ||
+  fail "the replica set its deployment makes again was not skipped: $R"
+order=$(jq -r '.order | join(" ")' <<<"$R")
+pos() { local i=0; for w in $order; do [ "$w" = "$1" ] && { echo $i; return; }; i=$((i+1)); done; echo 999; }
+[ "$(pos customresourcedefinitions.apiextensions.k8s.io)" -lt "$(pos widgets.example.com)" ] || fail "order: $order"
+[ "$(pos configmaps)" -lt "$(pos deployments.apps)" ] || fail "order: $order"
+[ "$(pos storageclasses.storage.k8s.io)" -lt "$(pos persistentvolumeclaims)" ] || fail "order: $order"
+strip='del(.metadata.uid, .metadata.resourceVersion, .metadata.generation, .metadata.creationTimestamp,
+           .metadata.managedFields, .metadata.namespace, .metadata.annotations, .status, .spec.clusterIP, .spec.clusterIPs)'
+map='walk(if type == "object" and .storageClassName == "gp2" then .storageClassName = "standard" else . end)
+     | walk(if type == "object" and .kind == "ServiceAccount" and .namespace == "shop" then .namespace = "shop-dr" else . end)'
+for kind in configmaps secrets serviceaccounts persistentvolumeclaims services deployments.apps statefulsets.apps \
+            ingresses.networking.k8s.io roles.rbac.authorization.k8s.io rolebindings.rbac.authorization.k8s.io widgets.example.com; do
+  a=$(k east -n shop get "$kind" -o json | jq -S "[.items[] | $strip | $map] | sort_by(.metadata.name)")
+  b=$(k west -n shop-dr get "$kind" -o json | jq -S "[.items[] | $strip] | sort_by(.metadata.name)")
+  [ "$(jq length <<<"$a")" -gt 0 ] || fail "east has no $kind"
+  [ "$a" = "$b" ] || { diff <(echo "$a") <(echo "$b") >&2; fail "$kind differs between east and west"; }
+done
+[ "$(k west -n shop-dr get replicasets -o name | wc -l)" -eq 0 ] || fail "the owned replica set was restored"
+[ "$(k west get pv pv-uploads -o jsonpath='{.spec.storageClassName}')" = standard ] || fail "the PV's storage class was not mapped"
+[ "$(k west -n shop-dr get pvc uploads -o jsonpath='{.spec.volumeName}')" = pv-uploads ] || fail "the PVC lost its restored PV"
+pass "restore into another cluster with namespace and storage-class maps: every kind equal to the source after stripping (11 kinds), CRD before its resources, owned objects left to their controller"
+
+# --- Again: skipped, then updated; a dry run ----------------------------------------------
+expect_exit 0 lb restore "$ID" -l local --cluster west --namespace-map shop:shop-dr -o json
+[ "$(jq '.created' <<<"$OUT")" -eq 0 ] && [ "$(jq '.skipped' <<<"$OUT")" -ge 10 ] || fail "a second restore: $OUT"
+jq -e '.items[] | select(.kind == "configmaps" and .result == "skipped" and .reason == "exists")' <<<"$OUT" >/dev/null || fail "no 'skipped: exists': $OUT"
+k west -n shop-dr patch configmap web-config --type merge -p '{"data":{"LOG_LEVEL":"debug"}}' >/dev/null
+expect_exit 0 lb restore "$ID" -l local --cluster west --namespace-map shop:shop-dr --resource configmaps --existing update
+grep -q "^configmaps  *shop-dr  *web-config  *updated" <<<"$OUT" || fail "--existing update: $OUT"
+[ "$(k west -n shop-dr get configmap web-config -o jsonpath='{.data.LOG_LEVEL}')" = info ] || fail "the update did not restore the backed-up data"
+before=$(k west get namespaces -o name | sort)
+expect_exit 0 lb restore "$ID" -l local --cluster west --namespace-map shop:shop-new --dry-run
+grep -q "dry run, nothing changed" <<<"$OUT" && grep -q "would-create" <<<"$OUT" || fail "dry run: $OUT"
+[ "$(k west get namespaces -o name | sort)" = "$before" ] || fail "the dry run changed the cluster"
+pass "a second restore skips what exists (reason: exists), --existing update puts the backed-up version back, --dry-run changes nothing"
+
+# --- Manifests for kubectl; a cluster that does not serve a kind; a ReadOnly location ------
+touch "$WORK/marker"; sleep 0.01
+expect_exit 0 lb restore "$ID" -l local-ro --to-dir "$WORK/manifests" --namespace-map shop:shop-apply --exclude-resource replicasets
+[ -z "$(find "$WORK/repo" -newer "$WORK/marker")" ] || fail "a restore from a ReadOnly location wrote: $(find "$WORK/repo" -newer "$WORK/marker")"
+ls "$WORK/manifests" | head -1 | grep -q "^000-namespaces" || fail "manifests not in restore order: $(ls "$WORK/manifests")"
+k south apply --validate=false -R -f "$WORK/manifests/000-namespaces" >/dev/null 2>&1
+for d in "$WORK/manifests"/*; do
+  case $d in *ingresses*|*000-namespaces*|*widgets*) continue;; esac
+  k south apply --validate=false -R -f "$d" >/dev/null || fail "kubectl could not apply $d"
+done
+[ "$(k south -n shop-apply get deployment web -o jsonpath='{.spec.replicas}')" = 3 ] || fail "the applied manifests"
+expect_exit 1 lb restore "$ID" -l local-ro --cluster south --namespace-map shop:shop-south
+grep -q "ingresses.networking.k8s.io  *shop-south  *web  *failed  *the cluster does not serve ingresses.networking.k8s.io" <<<"$OUT" ||
+  fail "a kind the cluster does not serve: $OUT"
+[ "$(k south -n shop-south get deployment web -o jsonpath='{.metadata.name}')" = web ] || fail "the rest was not restored"
+[ -z "$(find "$WORK/repo" -newer "$WORK/marker")" ] || fail "a restore from a ReadOnly location wrote to it"
+pass "--to-dir writes manifests kubectl applies; a kind the cluster does not serve fails alone (exit 1); a ReadOnly location stays untouched"

@@ -11,27 +11,12 @@
 #include "cli/common.h"
 #include "core/units.h"
 #include "k8s/cluster_backup.h"
+#include "k8s/runbook.h"
 
 namespace lifeboat::cli {
 namespace {
 
 using namespace std::chrono_literals;
-
-// The plan's cluster of `region`, and a client of it.
-Result<std::unique_ptr<k8s::Client>> ClientFor(const plan::Plan& plan, const std::string& region) {
-  const plan::Cluster* c = plan.FindCluster(region);
-  if (c == nullptr) {
-    std::string names;
-    for (const auto& cl : plan.clusters) names += (names.empty() ? "" : ", ") + cl.region;
-    return InvalidArgument("the plan has no cluster for region '" + region + "'" +
-                           (names.empty() ? std::string(" (it has no clusters section)") : " (it has " + names + ")"));
-  }
-  LB_ASSIGN_OR_RETURN(k8s::Access access, k8s::LoadKubeconfig(c->kubeconfig, c->context));
-  k8s::ClientOptions options;
-  options.qps = c->qps;
-  options.burst = c->burst;
-  return k8s::Client::Create(std::move(access), options);
-}
 
 // A progress line on stderr while the work runs, when stderr is a terminal.
 class Ticker {
@@ -84,7 +69,7 @@ int ClusterBackupCreate(const BackupCliOptions& o) {
   if (t->location->access == plan::Access::kReadOnly) {
     return Fail("location '" + t->location->name + "' is ReadOnly: backups go to a ReadWrite location", kExitInvalid);
   }
-  auto client = ClientFor(t->plan, o.cluster);
+  auto client = k8s::ConnectCluster(t->plan, o.cluster);
   if (!client.ok()) return Fail(client.error());
   auto repo = OpenRepo(*t, o, code);
   if (!repo) return code;
@@ -149,7 +134,7 @@ int ClusterRestore(const BackupCliOptions& o, const Found& found) {
   std::unique_ptr<k8s::Client> client;
   if (!o.cluster.empty()) {
     if (!o.to_dir.empty()) return Fail("give --cluster or --to-dir, not both", kExitInvalid);
-    auto c = ClientFor(found.opened.target.plan, o.cluster);
+    auto c = k8s::ConnectCluster(found.opened.target.plan, o.cluster);
     if (!c.ok()) return Fail(c.error());
     client = std::move(*c);
   }

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -7,6 +9,7 @@
 #include "k8s/cluster_backup.h"
 #include "k8s/kubeconfig.h"
 #include "k8s/rules.h"
+#include "k8s/workloads.h"
 
 namespace lifeboat::k8s {
 namespace {
@@ -226,6 +229,76 @@ TEST(Rules, SelectionByNamesAndNamespaceGlobs) {
   EXPECT_FALSE(s.NamespaceIncluded("shop-test"));
   EXPECT_FALSE(s.NamespaceIncluded("kube-system"));
   EXPECT_TRUE(Selection{}.NamespaceIncluded("anything"));
+}
+
+TEST(Workloads, ADeploymentIsRolledOutWhenEveryReplicaIsUpdatedAndAvailable) {
+  auto dep = [](int gen, int observed, Json status) {
+    Json o{{"kind", "Deployment"}, {"metadata", {{"generation", gen}}}, {"status", status}};
+    o["status"]["observedGeneration"] = observed;
+    return o;
+  };
+  std::string why;
+  // The controller has not seen the new spec yet: old counts say nothing.
+  EXPECT_FALSE(RolledOut(dep(2, 1, {{"replicas", 3}, {"updatedReplicas", 3}, {"availableReplicas", 3}}), 3, &why));
+  EXPECT_EQ(why, "the controller has not seen generation 2 yet");
+  EXPECT_FALSE(RolledOut(dep(2, 2, {{"replicas", 3}, {"updatedReplicas", 1}}), 3, &why));
+  EXPECT_EQ(why, "1 of 3 updated");
+  EXPECT_FALSE(RolledOut(dep(2, 2, {{"replicas", 4}, {"updatedReplicas", 3}, {"availableReplicas", 3}}), 3, &why));
+  EXPECT_EQ(why, "1 old replicas still terminating");
+  EXPECT_FALSE(RolledOut(dep(2, 2, {{"replicas", 3}, {"updatedReplicas", 3}, {"availableReplicas", 2}}), 3, &why));
+  EXPECT_EQ(why, "2 of 3 available");
+  EXPECT_TRUE(RolledOut(dep(2, 2, {{"replicas", 3}, {"updatedReplicas", 3}, {"availableReplicas", 3}}), 3));
+  // Scaled to zero: the API server leaves zero counts out.
+  EXPECT_TRUE(RolledOut(dep(3, 3, Json::object()), 0));
+  EXPECT_FALSE(RolledOut(dep(3, 3, {{"replicas", 1}}), 0, &why));
+  EXPECT_EQ(why, "1 old replicas still terminating");
+}
+
+TEST(Workloads, AStatefulSetIsRolledOutWhenItsReplicasAreReadyAndNoMore) {
+  auto sts = [](Json status) {
+    Json o{{"kind", "StatefulSet"}, {"metadata", {{"generation", 1}}}, {"status", status}};
+    o["status"]["observedGeneration"] = 1;
+    return o;
+  };
+  std::string why;
+  EXPECT_FALSE(RolledOut(sts({{"replicas", 2}, {"readyReplicas", 1}}), 2, &why));
+  EXPECT_EQ(why, "1 of 2 ready");
+  EXPECT_FALSE(RolledOut(sts({{"replicas", 3}, {"readyReplicas", 3}}), 2, &why));
+  EXPECT_EQ(why, "1 extra replicas still terminating");
+  EXPECT_TRUE(RolledOut(sts({{"replicas", 2}, {"readyReplicas", 2}}), 2));
+  // No status at all (a workload the controller never saw).
+  EXPECT_FALSE(RolledOut(Json{{"kind", "StatefulSet"}, {"metadata", {{"generation", 1}}}}, 1, &why));
+  EXPECT_EQ(why, "the controller has not seen generation 1 yet");
+}
+
+TEST(Workloads, PathsNameTheAppsGroupAndThePluralKind) {
+  EXPECT_EQ(WorkloadPath({"Deployment", "shop", "web", 3}), "/apis/apps/v1/namespaces/shop/deployments/web");
+  EXPECT_EQ(WorkloadPath({"StatefulSet", "shop", "db", 1}), "/apis/apps/v1/namespaces/shop/statefulsets/db");
+}
+
+TEST(Kubeconfig, InClusterReadsTheServiceAccountAndTheServiceEnvironment) {
+  fs::path dir = fs::temp_directory_path() / ("lb-sa-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "token") << "sa-token";
+  std::ofstream(dir / "ca.crt") << "-----BEGIN CERTIFICATE-----\nx\n";
+  ::unsetenv("KUBERNETES_SERVICE_HOST");
+  auto missing = InClusterAccess(dir.string());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message().find("KUBERNETES_SERVICE_HOST"), std::string::npos);
+  ::setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+  ::setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+  auto a = InClusterAccess(dir.string());
+  ASSERT_TRUE(a.ok()) << a.error().ToString();
+  EXPECT_EQ(a->server, "https://10.96.0.1:443");
+  EXPECT_EQ(a->token_file, (dir / "token").string());  // re-read at each use: the kubelet rotates it
+  EXPECT_EQ(a->ca_pem, "-----BEGIN CERTIFICATE-----\nx\n");
+  ::setenv("KUBERNETES_SERVICE_HOST", "fd00::1", 1);
+  EXPECT_EQ(InClusterAccess(dir.string())->server, "https://[fd00::1]:443");
+  fs::remove(dir / "token");
+  EXPECT_FALSE(InClusterAccess(dir.string()).ok());
+  ::unsetenv("KUBERNETES_SERVICE_HOST");
+  ::unsetenv("KUBERNETES_SERVICE_PORT");
+  fs::remove_all(dir);
 }
 
 }  // namespace

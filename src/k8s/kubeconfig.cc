@@ -167,6 +167,29 @@ Result<Access> LoadKubeconfig(const std::string& path, const std::string& contex
   return ParseKubeconfig(*text, path, std::filesystem::path(path).parent_path().string(), context);
 }
 
+Result<Access> InClusterAccess(const std::string& dir) {
+  const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
+  const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
+  if (host == nullptr || *host == '\0' || port == nullptr || *port == '\0') {
+    return FailedPrecondition("kubeconfig: in-cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not "
+                              "set (lifeboat is not running in a pod); name a kubeconfig file instead");
+  }
+  Access a;
+  a.context = a.cluster_name = a.user_name = "in-cluster";
+  std::string h = host;
+  a.server = "https://" + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + port;
+  a.token_file = dir + "/token";
+  if (::access(a.token_file.c_str(), R_OK) != 0) {
+    return FailedPrecondition("kubeconfig: in-cluster: cannot read the service account token " + a.token_file +
+                              " (is automountServiceAccountToken off?)");
+  }
+  auto ca = ReadFile(dir + "/ca.crt", kMaxFile);
+  if (!ca.ok()) return ca.error().Wrap("kubeconfig: in-cluster: the cluster's CA");
+  a.ca_pem = std::move(*ca);
+  a.source = "in-cluster (" + dir + ")";
+  return a;
+}
+
 Result<ExecCredential> ParseExecCredential(std::string_view json, const std::string& plugin) {
   auto j = nlohmann::json::parse(json, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {

@@ -47,6 +47,13 @@ Result<Access> LoadKubeconfig(const std::string& path, const std::string& contex
 Result<Access> ParseKubeconfig(std::string_view text, const std::string& source, const std::string& base_dir,
                                const std::string& context);
 
+// The pod's own service account, as client-go's in-cluster config: the API
+// server from KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT, the token
+// and CA from `dir` (the token is re-read at each use: the kubelet rotates
+// it). A plan names it as `kubeconfig: in-cluster`.
+inline constexpr const char* kServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount";
+Result<Access> InClusterAccess(const std::string& dir = kServiceAccountDir);
+
 // What an exec plugin gave: a token or a client certificate, and until when.
 struct ExecCredential {
   std::string token, cert_pem, key_pem;

@@ -429,9 +429,20 @@ void LoadFailover(const Map& top, Plan& plan) {
         ctx.Error(at, "failover.steps: 'restore' restores the newest backups, and the plan has no backup location",
                   "add backup.locations, or remove the step");
       }
+      auto any_cluster = [&](auto has) { return std::any_of(plan.clusters.begin(), plan.clusters.end(), has); };
+      if (f.steps[i] == "scale" && !any_cluster([](const Cluster& c) { return !c.scale.empty(); })) {
+        ctx.Error(at, "failover.steps: 'scale' scales the workloads of the new primary's clusters.REGION.scale, and no "
+                      "cluster of the plan has a scale list",
+                  "add clusters.REGION.scale: [{ deployment: NAMESPACE/NAME, replicas: N }], or remove the step");
+      }
+      if (f.steps[i] == "restore-resources" && !any_cluster([](const Cluster& c) { return c.restore.has_value(); })) {
+        ctx.Error(at, "failover.steps: 'restore-resources' restores into the new primary's cluster what "
+                      "clusters.REGION.restore names, and no cluster of the plan has a restore section",
+                  "add clusters.REGION.restore: { from: REGION, location: LOCATION }, or remove the step");
+      }
     }
   } else {
-    f.steps = DefaultSteps(plan.pattern, f.hooks, f.self_fence);
+    f.steps = DefaultSteps(plan.pattern, f.hooks, f.self_fence, plan.clusters);
   }
 }
 

@@ -265,6 +265,86 @@ void LoadBackup(const Map& top, Plan& plan) {
   }
 }
 
+namespace {
+
+// clusters.REGION.scale: [{ deployment: NAMESPACE/NAME, replicas: N }, { statefulset: ... }]
+void LoadScale(Context& ctx, const Map& m, Cluster& c) {
+  YAML::Node list = m.Get("scale");
+  if (!list.IsDefined() || list.IsNull()) return;
+  if (!list.IsSequence()) {
+    ctx.Error(list.Mark(), m.Sub("scale") + ": expected a list",
+              "scale: [{ deployment: NAMESPACE/NAME, replicas: N }, { statefulset: NAMESPACE/NAME, replicas: N }]");
+    return;
+  }
+  for (size_t i = 0; i < list.size(); ++i) {
+    std::string path = m.Sub("scale") + "[" + std::to_string(i) + "]";
+    Map w(ctx, list[i], path, {"deployment", "statefulset", "replicas"});
+    if (!w.is_map()) continue;
+    ScaleTarget t;
+    std::string ref;
+    bool dep = w.Has("deployment"), sts = w.Has("statefulset");
+    if (dep == sts) {
+      ctx.Error(w.mark(), path + ": name exactly one workload, as deployment: NAMESPACE/NAME or statefulset: NAMESPACE/NAME");
+      continue;
+    }
+    const char* key = dep ? "deployment" : "statefulset";
+    t.kind = dep ? "Deployment" : "StatefulSet";
+    if (!w.Str(key, ref, true)) continue;
+    auto slash = ref.find('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == ref.size() || ref.find('/', slash + 1) != std::string::npos) {
+      ctx.Error(w.Get(key).Mark(), path + "." + key + ": " + Quote(ref) + " is not NAMESPACE/NAME",
+                "write the namespace too, as in shop/web");
+      continue;
+    }
+    t.ns = ref.substr(0, slash);
+    t.name = ref.substr(slash + 1);
+    w.Int("replicas", t.replicas, 0, 100000, true);
+    for (const auto& o : c.scale) {
+      if (o.kind == t.kind && o.ns == t.ns && o.name == t.name) {
+        ctx.Error(w.mark(), path + ": " + key + " " + ref + " is listed twice");
+      }
+    }
+    c.scale.push_back(std::move(t));
+  }
+}
+
+// A map of OLD: NEW names (clusters.REGION.restore.namespace_map, ...).
+std::map<std::string, std::string> LoadNameMap(Context& ctx, const Map& parent, std::string_view key) {
+  std::map<std::string, std::string> out;
+  if (!parent.Has(key)) return out;
+  Map m = Map::Named(ctx, parent.Get(key), parent.Sub(key));
+  for (const auto& e : m.entries()) {
+    if (auto v = ScalarOf(ctx, e.value, m.Sub(e.key), "a name")) out[e.key] = *v;
+  }
+  return out;
+}
+
+void LoadClusterRestore(Context& ctx, const Map& m, const Plan& plan, Cluster& c) {
+  if (!m.Has("restore")) return;
+  Map r(ctx, m.Get("restore"), m.Sub("restore"),
+        {"from", "location", "namespaces", "exclude_namespaces", "namespace_map", "storage_class_map", "existing"});
+  if (!r.is_map()) return;
+  ClusterRestorePlan rp;
+  if (r.Str("from", rp.from, true)) {
+    CheckRef(ctx, r.Get("from").Mark(), r.Sub("from"), rp.from, NamesOf(plan.regions), "region");
+  }
+  if (r.Str("location", rp.location, true)) {
+    CheckRef(ctx, r.Get("location").Mark(), r.Sub("location"), rp.location, NamesOf(plan.backup.locations),
+             "backup location");
+  }
+  r.StrList("namespaces", rp.namespaces);
+  r.StrList("exclude_namespaces", rp.exclude_namespaces);
+  rp.namespace_map = LoadNameMap(ctx, r, "namespace_map");
+  rp.storage_class_map = LoadNameMap(ctx, r, "storage_class_map");
+  enum class Ex { kSkip, kUpdate };
+  Ex ex = Ex::kSkip;
+  r.Enum("existing", ex, {{"skip", Ex::kSkip}, {"update", Ex::kUpdate}});
+  rp.update_existing = ex == Ex::kUpdate;
+  c.restore = std::move(rp);
+}
+
+}  // namespace
+
 void LoadClusters(const Map& top, Plan& plan) {
   Context& ctx = top.ctx();
   Map clusters = Map::Named(ctx, top.Get("clusters"), "clusters");
@@ -272,14 +352,27 @@ void LoadClusters(const Map& top, Plan& plan) {
   for (const auto& e : clusters.entries()) {
     if (ctx.full()) return;
     if (!CheckRef(ctx, e.key_node.Mark(), clusters.path(), e.key, regions, "region")) continue;
-    Map m(ctx, e.value, clusters.Sub(e.key), {"kubeconfig", "context", "qps", "burst"});
+    Map m(ctx, e.value, clusters.Sub(e.key),
+          {"kubeconfig", "context", "qps", "burst", "scale", "scale_timeout", "restore"});
     if (!m.is_map()) continue;
     Cluster c;
     c.region = e.key;
-    if (m.Str("kubeconfig", c.kubeconfig, true)) ctx.ResolvePath(m.Get("kubeconfig").Mark(), m.Sub("kubeconfig"), c.kubeconfig);
+    if (m.Str("kubeconfig", c.kubeconfig, true) && c.kubeconfig != "in-cluster") {
+      ctx.ResolvePath(m.Get("kubeconfig").Mark(), m.Sub("kubeconfig"), c.kubeconfig);
+    }
     m.Str("context", c.context);
     m.Int("qps", c.qps, 1, 100000);
     m.Int("burst", c.burst, 1, 100000);
+    LoadScale(ctx, m, c);
+    if (m.Dur("scale_timeout", c.scale_timeout) && c.scale_timeout <= Duration::zero()) {
+      ctx.Error(m.Get("scale_timeout").Mark(), m.Sub("scale_timeout") + ": must be above zero");
+    }
+    LoadClusterRestore(ctx, m, plan, c);
+    if (c.restore && c.restore->from == c.region) {
+      ctx.Error(m.Get("restore").Mark(), m.Sub("restore.from") + ": " + c.region +
+                                             " would restore its own cluster's backups into itself",
+                "name the region whose cluster this one takes over (the primary's)");
+    }
     plan.clusters.push_back(std::move(c));
   }
 }

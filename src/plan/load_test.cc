@@ -137,6 +137,55 @@ backup:
             (V{"fence", "promote", "switch-traffic"}));
 }
 
+TEST(PlanLoad, ClusterStepsReadTheirSectionsAndJoinTheDefaultSteps) {
+  std::string text = std::string(kMinimal) + R"(
+backup:
+  locations: { dr: { type: filesystem, path: /b } }
+clusters:
+  a: { kubeconfig: in-cluster }
+  b:
+    kubeconfig: /etc/lifeboat/b.kubeconfig
+    scale:
+      - { deployment: shop/web, replicas: 3 }
+      - { statefulset: shop/db, replicas: 0 }
+    scale_timeout: 2m
+    restore:
+      from: a
+      location: dr
+      namespaces: [shop, 'team-*']
+      namespace_map: { shop: shop-dr }
+      storage_class_map: { gp2: standard }
+      existing: update
+)";
+  LoadResult r = LoadPlanText(text, "k8s.yaml");
+  ASSERT_TRUE(r.plan) << FormatDiagnostics(r.diagnostics);
+  const Cluster* a = r.plan->FindCluster("a");
+  const Cluster* b = r.plan->FindCluster("b");
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(a->kubeconfig, "in-cluster");  // not a path to resolve
+  EXPECT_TRUE(a->scale.empty());
+  EXPECT_FALSE(a->restore.has_value());
+  ASSERT_EQ(b->scale.size(), 2u);
+  EXPECT_EQ(b->scale[0].kind, "Deployment");
+  EXPECT_EQ(b->scale[0].ns, "shop");
+  EXPECT_EQ(b->scale[0].name, "web");
+  EXPECT_EQ(b->scale[0].replicas, 3);
+  EXPECT_EQ(b->scale[1].kind, "StatefulSet");
+  EXPECT_EQ(b->scale[1].replicas, 0);
+  EXPECT_EQ(b->scale_timeout, std::chrono::minutes(2));
+  ASSERT_TRUE(b->restore.has_value());
+  EXPECT_EQ(b->restore->from, "a");
+  EXPECT_EQ(b->restore->location, "dr");
+  EXPECT_EQ(b->restore->namespaces, (std::vector<std::string>{"shop", "team-*"}));
+  EXPECT_EQ(b->restore->namespace_map.at("shop"), "shop-dr");
+  EXPECT_EQ(b->restore->storage_class_map.at("gp2"), "standard");
+  EXPECT_TRUE(b->restore->update_existing);
+  // The cluster steps come after the promote and before capacity hooks and traffic.
+  EXPECT_EQ(r.plan->failover.steps,
+            (std::vector<std::string>{"fence", "promote", "restore-resources", "scale", "switch-traffic", "verify"}));
+}
+
 TEST(PlanLoad, BackupRestoreVolumesReplicateOnlyWhenThePlanSaysSo) {
   std::string text = kMinimal;
   text.replace(text.find("pilot-light"), std::string("pilot-light").size(), "backup-restore");

@@ -17,7 +17,8 @@ const char* Name(Pattern p) {
   }
   return "?";
 }
-std::vector<std::string> DefaultSteps(Pattern pattern, const std::vector<Hook>& hooks, const std::string& self_fence) {
+std::vector<std::string> DefaultSteps(Pattern pattern, const std::vector<Hook>& hooks, const std::string& self_fence,
+                                      const std::vector<Cluster>& clusters) {
   auto has = [&](const std::string& name) {
     return name != self_fence && std::any_of(hooks.begin(), hooks.end(), [&](const Hook& h) { return h.name == name; });
   };
@@ -26,6 +27,12 @@ std::vector<std::string> DefaultSteps(Pattern pattern, const std::vector<Hook>& 
     steps.push_back("restore");
   } else if (pattern != Pattern::kActiveActive) {
     steps.push_back("promote");
+  }
+  if (std::any_of(clusters.begin(), clusters.end(), [](const Cluster& c) { return c.restore.has_value(); })) {
+    steps.push_back("restore-resources");
+  }
+  if (std::any_of(clusters.begin(), clusters.end(), [](const Cluster& c) { return !c.scale.empty(); })) {
+    steps.push_back("scale");
   }
   if (has(kScaleUpHook)) steps.push_back(kScaleUpHook);
   steps.push_back("switch-traffic");

@@ -249,13 +249,33 @@ struct Failover {
   std::vector<Hook> hooks;
 };
 
+// A workload the runbook step `scale` sets to a replica count.
+struct ScaleTarget {
+  std::string kind;  // "Deployment" or "StatefulSet"
+  std::string ns, name;
+  int replicas = 1;
+};
+
+// What the runbook step `restore-resources` restores into this region's
+// cluster: the newest backup of the cluster of region `from` in `location`.
+struct ClusterRestorePlan {
+  std::string from, location;
+  std::vector<std::string> namespaces, exclude_namespaces;  // globs; empty: all
+  std::map<std::string, std::string> namespace_map, storage_class_map;
+  bool update_existing = false;  // existing: update (default skip)
+};
+
 // A region's Kubernetes cluster (plan section `clusters`, keyed by region):
-// how to reach it, and the client's rate limit.
+// how to reach it, the client's rate limit, and what the runbook steps
+// `scale` and `restore-resources` do there when the region becomes primary.
 struct Cluster {
   std::string region;
-  std::string kubeconfig;  // absolute path
+  std::string kubeconfig;  // absolute path, or "in-cluster" (the pod's service account)
   std::string context;     // empty: the kubeconfig's current-context
   int qps = 100, burst = 200;
+  std::vector<ScaleTarget> scale;
+  Duration scale_timeout = std::chrono::minutes(5);
+  std::optional<ClusterRestorePlan> restore;
 };
 
 enum class StoreKind { kEmbedded, kEtcd };
@@ -311,18 +331,22 @@ struct Plan {
 };
 
 // The built-in failover steps, in their usual order.
-inline constexpr const char* kBuiltinSteps[] = {"fence", "promote", "restore", "switch-traffic", "verify"};
+inline constexpr const char* kBuiltinSteps[] = {"fence", "promote", "restore", "restore-resources",
+                                                "scale", "switch-traffic", "verify"};
 // The hook a plan's default steps run before switch-traffic: capacity in the
 // new primary before its traffic arrives.
 inline constexpr const char* kScaleUpHook = "scale-up";
 
 // The steps of a plan without failover.steps, which the pattern implies:
-//   pilot-light, warm-standby: fence, promote, [scale-up], switch-traffic, hooks, verify
-//   backup-restore:            fence, restore, [scale-up], switch-traffic, hooks, verify
-//   active-active:             fence, [scale-up], switch-traffic, hooks, verify
+//   pilot-light, warm-standby: fence, promote, [k8s], [scale-up], switch-traffic, hooks, verify
+//   backup-restore:            fence, restore, [k8s], [scale-up], switch-traffic, hooks, verify
+//   active-active:             fence, [k8s], [scale-up], switch-traffic, hooks, verify
 // (both regions serve already: nothing waits for a promote; the copies still
-// follow the epoch). "hooks" are the plan's other hooks in their order; the
-// self-fence hook is not a step.
-std::vector<std::string> DefaultSteps(Pattern pattern, const std::vector<Hook>& hooks, const std::string& self_fence);
+// follow the epoch). [k8s] is restore-resources when a cluster of the plan
+// has a `restore` section, then scale when one has a `scale` list. "hooks"
+// are the plan's other hooks in their order; the self-fence hook is not a
+// step.
+std::vector<std::string> DefaultSteps(Pattern pattern, const std::vector<Hook>& hooks, const std::string& self_fence,
+                                      const std::vector<Cluster>& clusters = {});
 
 }  // namespace lifeboat::plan

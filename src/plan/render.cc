@@ -238,6 +238,34 @@ Json ToJson(const Plan& p) {
   }
   state["timeout"] = Dur(st.timeout);
   j["state"] = state;
+  Json clusters = Json::object();
+  for (const auto& c : p.clusters) {
+    Json cj = {{"kubeconfig", c.kubeconfig}};
+    if (!c.context.empty()) cj["context"] = c.context;
+    cj["qps"] = c.qps;
+    cj["burst"] = c.burst;
+    if (!c.scale.empty()) {
+      Json scale = Json::array();
+      for (const auto& t : c.scale) {
+        scale.push_back({{t.kind == "Deployment" ? "deployment" : "statefulset", t.ns + "/" + t.name},
+                         {"replicas", t.replicas}});
+      }
+      cj["scale"] = scale;
+      cj["scale_timeout"] = Dur(c.scale_timeout);
+    }
+    if (c.restore) {
+      const ClusterRestorePlan& r = *c.restore;
+      Json rj = {{"from", r.from}, {"location", r.location}};
+      if (!r.namespaces.empty()) rj["namespaces"] = r.namespaces;
+      if (!r.exclude_namespaces.empty()) rj["exclude_namespaces"] = r.exclude_namespaces;
+      if (!r.namespace_map.empty()) rj["namespace_map"] = r.namespace_map;
+      if (!r.storage_class_map.empty()) rj["storage_class_map"] = r.storage_class_map;
+      rj["existing"] = r.update_existing ? "update" : "skip";
+      cj["restore"] = rj;
+    }
+    clusters[c.region] = cj;
+  }
+  if (!p.clusters.empty()) j["clusters"] = clusters;
   return j;
 }
 

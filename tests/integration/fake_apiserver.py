@@ -18,13 +18,18 @@ kubectl and python3-kubernetes):
     merge patch (PATCH), delete; 409 AlreadyExists; 404 for an object, a
     namespace or a resource not served; metav1.Status bodies for errors
   - bearer tokens, and client certificates when --client-ca is given
+  - a stand-in for the workload controllers (no pods exist): a Deployment
+    or StatefulSet written with a new spec gets, after --ready-delay
+    seconds, a status with observedGeneration and every replica ready; one
+    named in POST /fake/stuck {"namespace", "name"} never gets ready
+    replicas (a rollout that hangs)
   - on demand (POST /fake/throttle {"count": N}): the next N requests get
     429 with Retry-After; POST /fake/fail {"count": N}: the next N get 500;
     POST /fake/load {"resource", "group", "version", "namespace", "count",
     "prefix", "template"}: COUNT objects at once (benchmarks)
 
 Usage: fake_apiserver.py --port P --cert C --key K [--client-ca CA]
-           [--token T ...] [--without GROUP ...] [--establish-delay S]
+           [--token T ...] [--without GROUP ...] [--establish-delay S] [--ready-delay S]
 """
 import argparse
 import base64
@@ -71,6 +76,7 @@ BUILTIN = [
     ("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False, ["crd", "crds"]),
 ]
 VERBS = ["create", "delete", "get", "list", "patch", "update"]
+WORKLOADS = {("apps", "deployments"), ("apps", "statefulsets")}
 
 
 def now_text():
@@ -96,7 +102,7 @@ class Resource:
 class Cluster:
     """Objects in memory, keyed by (group, resource) then (namespace, name)."""
 
-    def __init__(self, without, establish_delay):
+    def __init__(self, without, establish_delay, ready_delay=0.5):
         self.lock = threading.Lock()
         self.rv = 1000
         self.resources = {}  # (group, version, resource) -> Resource
@@ -105,6 +111,8 @@ class Cluster:
         self.fail = 0
         self.requests = 0
         self.establish_delay = establish_delay
+        self.ready_delay = ready_delay
+        self.stuck = set()  # "ns/name" of workloads whose replicas never get ready
         for g, v, r, k, n, s in BUILTIN:
             if g in without:
                 continue
@@ -142,7 +150,28 @@ class Cluster:
         self.objects.setdefault((res.group, res.name), {})[(ns or "", meta["name"])] = obj
         if res.name == "customresourcedefinitions":
             threading.Timer(self.establish_delay, self._establish, [meta["name"]]).start()
+        self._workload_written(res, ns, meta["name"])
         return obj
+
+    def _workload_written(self, res, ns, name):
+        if (res.group, res.name) in WORKLOADS:
+            threading.Timer(self.ready_delay, self._rolled_out, [res.group, res.name, ns, name]).start()
+
+    def _rolled_out(self, group, resource, ns, name):
+        """What the controller would report once the rollout of the current spec ended."""
+        with self.lock:
+            obj = self.objects.get((group, resource), {}).get((ns or "", name))
+            if obj is None:
+                return
+            want = (obj.get("spec") or {}).get("replicas", 1)
+            ready = 0 if f"{ns}/{name}" in self.stuck else want
+            status = {"observedGeneration": obj["metadata"].get("generation", 1), "replicas": want,
+                      "updatedReplicas": want}
+            if ready:  # as the API server does, zero counts are left out
+                status["readyReplicas"] = ready
+                status["availableReplicas" if resource == "deployments" else "currentReplicas"] = ready
+            obj["status"] = status
+            obj["metadata"]["resourceVersion"] = self.next_rv()
 
     def _establish(self, name):
         with self.lock:
@@ -223,6 +252,8 @@ class Cluster:
             if "status" in old and "status" not in new:
                 new["status"] = old["status"]
             store[(ns or "", name)] = new
+            if new.get("spec") != old.get("spec"):
+                self._workload_written(res, ns, name)
             return copy.deepcopy(new)
 
     def delete(self, res, ns, name):
@@ -353,6 +384,8 @@ class Handler(BaseHTTPRequestHandler):
                         c.throttle = int(body.get("count", 1))
                     elif parts[1:] == ["fail"]:
                         c.fail = int(body.get("count", 1))
+                    elif parts[1:] == ["stuck"]:
+                        c.stuck.add(f'{body["namespace"]}/{body["name"]}')
                     elif parts[1:] == ["requests"]:
                         return self.send_json(200, {"requests": c.requests})
                 if parts[1:] == ["load"]:  # bulk objects for benchmarks, without a request each
@@ -482,9 +515,10 @@ def main():
     ap.add_argument("--token", action="append", default=[], help="a bearer token it accepts (repeatable)")
     ap.add_argument("--without", action="append", default=[], help="an API group it does not serve")
     ap.add_argument("--establish-delay", type=float, default=0.3)
+    ap.add_argument("--ready-delay", type=float, default=0.5, help="seconds until a written workload is ready")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args()
-    Handler.cluster = Cluster(set(a.without), a.establish_delay)
+    Handler.cluster = Cluster(set(a.without), a.establish_delay, a.ready_delay)
     Handler.tokens = set(a.token)
     server = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
     server.daemon_threads = True

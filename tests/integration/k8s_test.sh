@@ -388,3 +388,50 @@ grep -q "ingresses.networking.k8s.io  *shop-south  *web  *failed  *the cluster d
 [ "$(k south -n shop-south get deployment web -o jsonpath='{.metadata.name}')" = web ] || fail "the rest was not restored"
 [ -z "$(find "$WORK/repo" -newer "$WORK/marker")" ] || fail "a restore from a ReadOnly location wrote to it"
 pass "--to-dir writes manifests kubectl applies; a kind the cluster does not serve fails alone (exit 1); a ReadOnly location stays untouched"
+
+# --- The runbook: restore-resources and scale in a failover to west ------------------------
+# A pilot-light west takes over: the newest backup of east's cluster is
+# restored into west (shop mapped to shop-fo), then web and db are scaled up
+# and waited for (the fake's stand-in controller reports them ready after
+# 0.5 s), then west's traffic goes on.
+sed -e "s|^  west:  { kubeconfig: $WORK/kc-west, qps: 50, burst: 100 }|  west:\n    kubeconfig: $WORK/kc-west\n    scale:\n      - { deployment: shop-fo/web, replicas: 5 }\n      - { statefulset: shop-fo/db, replicas: 3 }\n    scale_timeout: 30s\n    restore: { from: east, location: local, namespaces: [shop], namespace_map: { shop: shop-fo } }|" \
+  -e "s|^  east:  { kubeconfig: $WORK/kc-east }|  east: { kubeconfig: $WORK/kc-east, scale: [ { deployment: shop/web, replicas: 4 } ], scale_timeout: 1s }|" \
+  -e "s|^pattern: warm-standby|pattern: pilot-light|" "$WORK/plan.yaml" > "$WORK/plan-fo.yaml"
+grep -q "restore: { from: east" "$WORK/plan-fo.yaml" || fail "the failover plan was not written: $(cat "$WORK/plan-fo.yaml")"
+expect_exit 0 "$LIFEBOAT" plan show "$WORK/plan-fo.yaml" -o json
+jq -e '.failover.steps == ["fence","promote","restore-resources","scale","switch-traffic","verify"]' <<<"$OUT" >/dev/null ||
+  fail "the default steps of a plan with cluster sections: $(jq -c .failover.steps <<<"$OUT")"
+jq -e '.clusters.west.scale[0] == {"deployment": "shop-fo/web", "replicas": 5}' <<<"$OUT" >/dev/null || fail "plan show: $(jq -c .clusters <<<"$OUT")"
+export LIFEBOAT_TOKEN=k8s-it-token
+for r in east west witness; do
+  "$LIFEBOAT" --log-format json agent --plan "$WORK/plan-fo.yaml" --region "$r" --data-dir "$WORK/data/$r" >>"$WORK/$r.log" 2>&1 &
+  PIDS+=("$!")
+done
+WEST_AGENT=$(sed -n 's/^  west: *{ role: standby, agent: \([0-9.:]*\) }$/\1/p' "$WORK/plan-fo.yaml")
+wait_http "http://$WEST_AGENT/healthz"
+"$LIFEBOAT" failover --to west --plan "$WORK/plan-fo.yaml" --yes > "$WORK/fo.out" 2>&1 ||
+  { cat "$WORK/fo.out" "$WORK/west.log" >&2; fail "the failover to west"; }
+run=$(curl -sf "http://$WEST_AGENT/v1/status" | jq .failover.run)
+jq -e '[.steps[].name] == ["fence","promote","restore-resources","scale","switch-traffic","verify"] and ([.steps[].state] | all(. == "done"))' <<<"$run" >/dev/null ||
+  fail "the run: $run"
+jq -e '.steps[2].output | test("^backup [0-9a-f]{8} of east.s cluster \\(.*\\) into west: [1-9][0-9]* created, 0 updated, [0-9]+ skipped, 0 failed$")' <<<"$run" >/dev/null ||
+  fail "restore-resources: $(jq .steps[2] <<<"$run")"
+jq -e '.steps[3].output == "scaled in west: deployment shop-fo/web 3->5 ready; statefulset shop-fo/db 2->3 ready"' <<<"$run" >/dev/null ||
+  fail "scale: $(jq .steps[3] <<<"$run")"
+[ "$(k west -n shop-fo get deployment web -o jsonpath='{.spec.replicas}/{.status.availableReplicas}')" = 5/5 ] ||
+  fail "web in west: $(k west -n shop-fo get deployment web -o json)"
+[ "$(k west -n shop-fo get statefulset db -o jsonpath='{.spec.replicas}/{.status.readyReplicas}')" = 3/3 ] ||
+  fail "db in west: $(k west -n shop-fo get statefulset db -o json)"
+[ "$(k west -n shop-fo get configmap web-config -o jsonpath='{.data.LOG_LEVEL}')" = info ] || fail "the restored config map"
+pass "a failover to a pilot-light west: restore-resources put east's newest backup into west (shop -> shop-fo), scale brought web to 5 and db to 3 and waited until ready, then traffic"
+
+# Back to east, whose web never gets ready (a rollout that hangs): the scale
+# step fails, naming what it waited for, and traffic does not move.
+curl -sk -X POST -d '{"namespace": "shop", "name": "web"}' "https://127.0.0.1:${PORT[east]}/fake/stuck" >/dev/null
+expect_exit 1 "$LIFEBOAT" failover --to east --plan "$WORK/plan-fo.yaml" --yes
+run=$(curl -sf "http://$WEST_AGENT/v1/status" | jq .failover.run)
+jq -e '.state == "failed" and (.steps[] | select(.name == "scale") | .state == "failed" and
+       (.output | test("not rolled out within 1s in east: deployment shop/web [34]->4 not ready \\(0 of 4 available\\)")))' <<<"$run" >/dev/null ||
+  fail "a scale that never gets ready: $run"
+jq -e '[.steps[] | select(.name == "switch-traffic") | .state] == ["pending"]' <<<"$run" >/dev/null || fail "traffic moved after a failed scale: $run"
+pass "a rollout that hangs fails the scale step (named, with its status) and traffic stays"

@@ -17,6 +17,7 @@
 #include "core/process.h"
 #include "core/worker.h"
 #include "health/monitor.h"
+#include "k8s/runbook.h"
 #include "traffic/controls.h"
 #include "orchestrate/detector.h"
 #include "orchestrate/fencing.h"
@@ -628,6 +629,10 @@ class FailoverService final : public Service, public EndpointViews, private orch
       out = PromoteStep(run);
     } else if (step.name == "restore") {
       out = RestoreStep(run, step);
+    } else if (step.name == "restore-resources") {
+      out = k8s::RestoreResourcesStep(ctx_.plan, run.to);
+    } else if (step.name == "scale") {
+      out = k8s::ScaleStep(ctx_.plan, run.to, [this] { return stop_drive_.load(); });
     } else if (step.name == "switch-traffic") {
       out = SwitchStep(run);
     } else if (step.name == "verify") {

@@ -12,7 +12,9 @@
 # nothing; --to-dir manifests that kubectl applies; a cluster that does not
 # serve a kind (a failed item, the rest restored); an unreachable cluster and
 # refused credentials (clear errors, no backup written); 429 throttling
-# (retried); a ReadOnly location untouched by a restore.
+# (retried); a ReadOnly location untouched by a restore; the runbook steps
+# restore-resources and scale in a failover (and a rollout that hangs);
+# deploy/kubernetes rendered by kubectl kustomize and applied.
 source "$(dirname "$0")/lib.sh" "$1"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 FAKE=$ROOT/tests/integration/fake_apiserver.py
@@ -435,3 +437,64 @@ jq -e '.state == "failed" and (.steps[] | select(.name == "scale") | .state == "
   fail "a scale that never gets ready: $run"
 jq -e '[.steps[] | select(.name == "switch-traffic") | .state] == ["pending"]' <<<"$run" >/dev/null || fail "traffic moved after a failed scale: $run"
 pass "a rollout that hangs fails the scale step (named, with its status) and traffic stays"
+
+# --- deploy/kubernetes: the kustomize base and its example overlay ---------------------------
+# Rendered by kubectl kustomize; the overlay is rendered from a copy, with the
+# secret files it needs (never in the repository).
+k8s_render() { "$KUBECTL" kustomize "$1" 2>"$WORK/kustomize.err" || { cat "$WORK/kustomize.err" >&2; fail "kubectl kustomize $1"; }; }
+k8s_render "$ROOT/deploy/kubernetes/base" > "$WORK/base.yaml"
+cp -r "$ROOT/deploy/kubernetes" "$WORK/deploy"
+printf %s admin-secret > "$WORK/deploy/example-us-west/admin-token"
+printf %s repo-secret > "$WORK/deploy/example-us-west/repo-password"
+k8s_render "$WORK/deploy/example-us-west" > "$WORK/overlay.yaml"
+$PY - "$WORK/base.yaml" "$WORK/overlay.yaml" "$WORK/deployed-plan.yaml" <<'PY' || fail "the rendered manifests"
+import base64, sys, yaml
+def load(p): return [d for d in yaml.safe_load_all(open(p)) if d]
+base, over = load(sys.argv[1]), load(sys.argv[2])
+def kinds(docs): return sorted(d["kind"] for d in docs)
+assert kinds(base) == sorted(["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+                              "PersistentVolumeClaim", "Deployment", "Service", "ConfigMap", "ConfigMap"]), kinds(base)
+assert kinds(over) == sorted(kinds(base) + ["Secret"]), kinds(over)
+by = {(d["kind"], d["metadata"]["name"]) for d in over}
+dep = next(d for d in over if d["kind"] == "Deployment")
+pod = dep["spec"]["template"]["spec"]
+c = pod["containers"][0]
+assert c["image"] == "registry.example.com/lifeboat:0.1", c["image"]
+# Every generated name the pod refers to exists (kustomize's hash suffixes).
+refs = [("ConfigMap", v["configMap"]["name"]) for v in pod["volumes"] if "configMap" in v]
+refs += [("Secret", v["secret"]["secretName"]) for v in pod["volumes"] if "secret" in v]
+for e in c["env"]:
+    src = e.get("valueFrom", {})
+    if "configMapKeyRef" in src: refs.append(("ConfigMap", src["configMapKeyRef"]["name"]))
+    if "secretKeyRef" in src: refs.append(("Secret", src["secretKeyRef"]["name"]))
+refs.append(("PersistentVolumeClaim", next(v for v in pod["volumes"] if "persistentVolumeClaim" in v)["persistentVolumeClaim"]["claimName"]))
+refs.append(("ServiceAccount", pod["serviceAccountName"]))
+missing = [r for r in refs if r not in by]
+assert not missing, missing
+assert {n for k, n in refs if k == "Secret"} == {"lifeboat-secrets"}, refs
+region = next(d for d in over if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("lifeboat-region"))
+assert region["data"] == {"region": "us-west"}, region
+secret = next(d for d in over if d["kind"] == "Secret")
+assert base64.b64decode(secret["data"]["admin-token"]) == b"admin-secret"
+# The pod: non-root, no privilege, read-only root; one agent at a time.
+sc, csc = pod["securityContext"], c["securityContext"]
+assert sc["runAsNonRoot"] and sc["seccompProfile"]["type"] == "RuntimeDefault", sc
+assert csc["readOnlyRootFilesystem"] and not csc["allowPrivilegeEscalation"] and csc["capabilities"]["drop"] == ["ALL"], csc
+assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate"
+assert "--region=$(LIFEBOAT_REGION)" in c["args"]
+# The role: least privilege (nothing that deletes, watches or escalates).
+role = next(d for d in over if d["kind"] == "ClusterRole")
+verbs = {v for r in role["rules"] for v in r["verbs"]}
+assert verbs <= {"get", "list", "create", "update", "patch"}, verbs
+patch = [r for r in role["rules"] if "patch" in r["verbs"]]
+assert patch == [{"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["patch"]}], patch
+binding = next(d for d in over if d["kind"] == "ClusterRoleBinding")
+assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "lifeboat", "namespace": "lifeboat"}], binding
+plan = next(d for d in over if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("lifeboat-plan"))
+open(sys.argv[3], "w").write(plan["data"]["plan.yaml"])
+PY
+expect_exit 0 "$LIFEBOAT" plan validate "$WORK/deployed-plan.yaml"
+k south apply --validate=false -f "$WORK/overlay.yaml" >/dev/null 2>"$WORK/apply.err" || { cat "$WORK/apply.err" >&2; fail "kubectl apply of the overlay"; }
+[ "$(k south -n lifeboat get deployment lifeboat-agent -o jsonpath='{.spec.template.spec.serviceAccountName}')" = lifeboat ] ||
+  fail "the applied agent"
+pass "deploy/kubernetes: kubectl kustomize renders the base and the us-west overlay (generated names all resolve, least-privilege role, restricted pod, the plan validates) and kubectl applies them"

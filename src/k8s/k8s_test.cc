@@ -269,6 +269,11 @@ TEST(Workloads, AStatefulSetIsRolledOutWhenItsReplicasAreReadyAndNoMore) {
   // No status at all (a workload the controller never saw).
   EXPECT_FALSE(RolledOut(Json{{"kind", "StatefulSet"}, {"metadata", {{"generation", 1}}}}, 1, &why));
   EXPECT_EQ(why, "the controller has not seen generation 1 yet");
+  // A hostile or broken server's answer is not ready, and says so.
+  EXPECT_FALSE(RolledOut(Json::array({1, 2}), 1, &why));
+  EXPECT_EQ(why, "the server answered with no object");
+  EXPECT_FALSE(RolledOut(Json{{"kind", 7}, {"metadata", "x"}, {"status", {{"readyReplicas", "3"}}}}, 1, &why));
+  EXPECT_EQ(why, "0 of 1 ready");
 }
 
 TEST(Workloads, PathsNameTheAppsGroupAndThePluralKind) {

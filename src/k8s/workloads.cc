@@ -24,6 +24,7 @@ bool RolledOut(const Json& object, int want, std::string* why) {
     if (why != nullptr) *why = std::move(text);
     return false;
   };
+  if (!object.is_object()) return say("the server answered with no object");
   const Json empty = Json::object();
   const Json& status = object.contains("status") && object["status"].is_object() ? object["status"] : empty;
   int64_t generation = Field(object, "metadata", "generation");
@@ -34,7 +35,8 @@ bool RolledOut(const Json& object, int want, std::string* why) {
     return v != status.end() && v->is_number_integer() ? v->get<int64_t>() : 0;
   };
   int64_t replicas = count("replicas"), ready = count("readyReplicas");
-  bool deployment = object.value("kind", "") == "Deployment";
+  auto kind = object.find("kind");
+  bool deployment = kind != object.end() && *kind == "Deployment";
   if (deployment) {
     int64_t updated = count("updatedReplicas"), available = count("availableReplicas");
     if (updated < want) return say(std::to_string(updated) + " of " + std::to_string(want) + " updated");
@@ -76,8 +78,11 @@ Result<ScaleResult> ScaleWorkloads(Client& client, const std::vector<plan::Scale
     LB_ASSIGN_OR_RETURN(Json obj, client.GetJson(WorkloadPath(t)));
     ScaledWorkload w;
     w.target = t;
-    auto spec = obj.find("spec");
-    w.from = spec != obj.end() && spec->is_object() ? static_cast<int>(spec->value("replicas", 1)) : 1;
+    // A Deployment or StatefulSet without spec.replicas runs one.
+    w.from = obj.is_object() ? static_cast<int>(Field(obj, "spec", "replicas")) : 0;
+    if (obj.is_object() && obj.contains("spec") && obj["spec"].is_object() && !obj["spec"].contains("replicas")) {
+      w.from = 1;
+    }
     if (w.from != t.replicas) {
       Json patch = {{"spec", {{"replicas", t.replicas}}}};
       LB_ASSIGN_OR_RETURN(Response r, client.Call("PATCH", WorkloadPath(t), patch.dump(), "application/merge-patch+json"));

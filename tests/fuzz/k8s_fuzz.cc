@@ -1,7 +1,8 @@
 // Feeds untrusted bytes to what lifeboat reads from clusters and backups of
 // them: a kubeconfig, an exec plugin's ExecCredential, a path in a backup,
-// and an object as a restore prepares it (its references, whether it is
-// skipped, the fields stripped and mapped). Each must refuse or succeed,
+// an object as a restore prepares it (its references, whether it is
+// skipped, the fields stripped and mapped), and a workload's status as the
+// scale step reads it. Each must refuse or succeed,
 // and a parsed backup path must name the same object again.
 #include <cstddef>
 #include <cstdint>
@@ -11,6 +12,7 @@
 
 #include "k8s/kubeconfig.h"
 #include "k8s/rules.h"
+#include "k8s/workloads.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace lifeboat::k8s;
@@ -23,6 +25,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   Json obj = Json::parse(text, nullptr, false);
   if (obj.is_discarded()) return 0;
+  for (int want : {0, 3}) {
+    std::string why;
+    if (!RolledOut(obj, want, &why) && why.empty()) std::abort();  // a refusal always says why
+  }
   for (const char* q : {"pods", "deployments.apps", "statefulsets.apps", "persistentvolumeclaims", "persistentvolumes",
                         "services", "namespaces", "secrets", "replicasets.apps", "cronjobs.batch",
                         "rolebindings.rbac.authorization.k8s.io", "ingresses.networking.k8s.io"}) {

@@ -26,11 +26,6 @@ void PutInt(std::string& out, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>(v >> (i * 8)));
 }
 
-Error IoError(int err, const std::string& what) {
-  if (err == ENOSPC || err == EDQUOT) return ResourceExhausted(what + ": the target's disk is full");
-  return ErrnoError(err, what);
-}
-
 Status WriteAllIo(Env& env, int fd, std::span<const uint8_t> data, const std::string& what) {
   while (!data.empty()) {
     ssize_t w = env.Write(fd, data.data(), data.size());
@@ -281,6 +276,11 @@ Status ApplyJournal(Env& env, int dirfd, const std::string& journal) {
   if (env.UnlinkAt(dirfd, journal.c_str(), 0) != 0) return IoError(errno, "remove journal " + journal);
   if (env.Fsync(dirfd) != 0) return IoError(errno, "fsync the directory of journal " + journal);
   return Ok();
+}
+
+Error IoError(int err, const std::string& what) {
+  if (err == ENOSPC || err == EDQUOT) return ResourceExhausted(what + ": the target's disk is full");
+  return ErrnoError(err, what);
 }
 
 }  // namespace lifeboat::replicate

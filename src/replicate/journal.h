@@ -59,6 +59,11 @@ class JournalWriter {
 // file's bytes, size, owner, mode and mtime end as the journal says.
 Status ApplyJournal(Env& env, int dirfd, const std::string& journal);
 
+// An I/O error at the target: a full disk (ENOSPC, EDQUOT) is
+// ResourceExhausted saying so, anything else ErrnoError. The receiver's and
+// the journal's writes share it.
+Error IoError(int err, const std::string& what);
+
 inline bool IsJournalName(std::string_view name) {
   return fstree::IsTempName(name) && name.ends_with(".journal");
 }

@@ -35,11 +35,6 @@ std::pair<int64_t, int64_t> Stamp(const struct stat& st) {
   return {st.st_size, st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec};
 }
 
-Error IoError(int err, const std::string& what) {
-  if (err == ENOSPC || err == EDQUOT) return ResourceExhausted(what + ": the target's disk is full");
-  return ErrnoError(err, what);
-}
-
 Status MkdirParents(Env& env, int root_fd, const std::string& dir) {
   if (dir.empty()) return Ok();
   auto fd = OpenDirBeneath(root_fd, dir);

@@ -77,9 +77,7 @@ int ClusterBackupCreate(const BackupCliOptions& o) {
   bo.cluster = o.cluster;
   bo.select = SelectionOf(o);
   bo.selector = o.selector;
-  bo.cluster_resources = o.cluster_resources == "true"    ? k8s::ClusterResources::kInclude
-                         : o.cluster_resources == "false" ? k8s::ClusterResources::kExclude
-                                                          : k8s::ClusterResources::kAuto;
+  bo.cluster_resources = k8s::ClusterResourcesOf(o.cluster_resources);
   bo.tags = o.tags;
   k8s::ClusterProgress progress;
   auto start = std::chrono::steady_clock::now();

@@ -24,6 +24,10 @@
 namespace lifeboat::k8s {
 
 enum class ClusterResources { kAuto, kInclude, kExclude };
+// "true", "false", anything else (the plan and the CLI check it): auto.
+inline ClusterResources ClusterResourcesOf(const std::string& s) {
+  return s == "true" ? ClusterResources::kInclude : s == "false" ? ClusterResources::kExclude : ClusterResources::kAuto;
+}
 
 struct Selection {
   std::vector<std::string> namespaces;          // globs; empty: all

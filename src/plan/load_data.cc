@@ -225,7 +225,9 @@ void LoadBackup(const Map& top, Plan& plan) {
   for (const auto& e : scheds.entries()) {
     if (ctx.full()) return;
     if (!CheckName(ctx, e, "schedule")) continue;
-    Map m(ctx, e.value, scheds.Sub(e.key), {"cron", "location", "volumes", "ttl", "keep"});
+    Map m(ctx, e.value, scheds.Sub(e.key),
+          {"cron", "location", "volumes", "cluster", "namespaces", "exclude_namespaces", "resources",
+           "exclude_resources", "selector", "include_cluster_resources", "ttl", "keep"});
     if (!m.is_map()) continue;
     Schedule s;
     s.name = e.key;
@@ -240,7 +242,33 @@ void LoadBackup(const Map& top, Plan& plan) {
                   "schedules write backups; point it at a ReadWrite location");
       }
     }
-    if (m.StrList("volumes", s.volumes, true)) {
+    if (m.Str("cluster", s.cluster)) {
+      CheckRef(ctx, m.Get("cluster").Mark(), m.Sub("cluster"), s.cluster, NamesOf(plan.regions), "region");
+      if (m.Has("volumes")) {
+        ctx.Error(m.Get("volumes").Mark(), m.Sub("volumes") + ": a schedule backs up volumes or a cluster, not both",
+                  "make two schedules");
+      }
+    } else {
+      for (const char* k : {"namespaces", "exclude_namespaces", "resources", "exclude_resources", "selector",
+                            "include_cluster_resources"}) {
+        if (m.Has(k)) {
+          ctx.Error(m.KeyMark(k), m.Sub(k) + ": selects what a cluster backup holds, and this schedule has no cluster",
+                    "add cluster: REGION, or remove it");
+        }
+      }
+    }
+    m.StrList("namespaces", s.namespaces);
+    m.StrList("exclude_namespaces", s.exclude_namespaces);
+    m.StrList("resources", s.resources);
+    m.StrList("exclude_resources", s.exclude_resources);
+    m.Str("selector", s.selector);
+    m.Enum("include_cluster_resources", s.include_cluster_resources,
+           {{"auto", std::string("auto")}, {"true", std::string("true")}, {"false", std::string("false")}});
+    if (s.cluster.empty() && !m.Has("volumes")) {
+      ctx.Error(e.value.Mark(), scheds.Sub(e.key) + ": backs up neither volumes nor a cluster",
+                "add volumes: [a, b, ...] or cluster: REGION");
+    }
+    if (s.cluster.empty() && m.StrList("volumes", s.volumes)) {
       YAML::Node vn = m.Get("volumes");
       for (size_t i = 0; i < s.volumes.size(); ++i) {
         CheckRef(ctx, vn.IsSequence() ? vn[i].Mark() : vn.Mark(), m.Sub("volumes"), s.volumes[i], volumes, "volume");
@@ -374,6 +402,14 @@ void LoadClusters(const Map& top, Plan& plan) {
                 "name the region whose cluster this one takes over (the primary's)");
     }
     plan.clusters.push_back(std::move(c));
+  }
+  // A schedule's cluster (read before this section) must be one of these.
+  for (const auto& s : plan.backup.schedules) {
+    if (s.cluster.empty() || plan.FindRegion(s.cluster) == nullptr || plan.FindCluster(s.cluster) != nullptr) continue;
+    YAML::Node at = Child(Child(Child(top.Get("backup"), "schedules"), s.name), "cluster");
+    ctx.Error(at.IsDefined() ? at.Mark() : top.KeyMark("backup"),
+              "backup.schedules." + s.name + ".cluster: the plan has no cluster for region '" + s.cluster + "'",
+              "add clusters." + s.cluster + ": { kubeconfig: FILE }");
   }
 }
 

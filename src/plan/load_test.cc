@@ -186,6 +186,35 @@ clusters:
             (std::vector<std::string>{"fence", "promote", "restore-resources", "scale", "switch-traffic", "verify"}));
 }
 
+TEST(PlanLoad, AClusterScheduleReadsItsSelection) {
+  std::string text = std::string(kMinimal) + R"(
+backup:
+  locations: { dr: { type: filesystem, path: /b } }
+  schedules:
+    east-objects:
+      cron: "*/30 * * * *"
+      location: dr
+      cluster: a
+      namespaces: [shop, 'team-*']
+      exclude_resources: [secrets]
+      selector: tier=front
+      include_cluster_resources: false
+clusters:
+  a: { kubeconfig: in-cluster }
+)";
+  LoadResult r = LoadPlanText(text, "k8s.yaml");
+  ASSERT_TRUE(r.plan) << FormatDiagnostics(r.diagnostics);
+  ASSERT_EQ(r.plan->backup.schedules.size(), 1u);
+  const Schedule& s = r.plan->backup.schedules[0];
+  EXPECT_EQ(s.cluster, "a");
+  EXPECT_TRUE(s.volumes.empty());
+  EXPECT_EQ(s.Targets(), std::vector<std::string>{"cluster:a"});
+  EXPECT_EQ(s.namespaces, (std::vector<std::string>{"shop", "team-*"}));
+  EXPECT_EQ(s.exclude_resources, std::vector<std::string>{"secrets"});
+  EXPECT_EQ(s.selector, "tier=front");
+  EXPECT_EQ(s.include_cluster_resources, "false");
+}
+
 TEST(PlanLoad, BackupRestoreVolumesReplicateOnlyWhenThePlanSaysSo) {
   std::string text = kMinimal;
   text.replace(text.find("pilot-light"), std::string("pilot-light").size(), "backup-restore");

@@ -219,6 +219,15 @@ struct Schedule {
   std::string cron;
   std::string location;
   std::vector<std::string> volumes;
+  // Instead of volumes, a cluster backup: the Kubernetes cluster of this
+  // region (clusters.REGION), made by that region's agent, with a selection
+  // as `lifeboat backup create --cluster` takes it.
+  std::string cluster;
+  std::vector<std::string> namespaces, exclude_namespaces, resources, exclude_resources;
+  std::string selector;
+  std::string include_cluster_resources = "auto";  // auto, true, false
+  // What the schedule backs up: its volumes, or "cluster:REGION".
+  std::vector<std::string> Targets() const { return cluster.empty() ? volumes : std::vector{"cluster:" + cluster}; }
   Duration ttl = std::chrono::hours(720);  // a backup older than this is deleted
   Keep keep;  // when set, a backup no rule keeps is deleted too
 };

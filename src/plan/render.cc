@@ -203,7 +203,20 @@ Json ToJson(const Plan& p) {
   }
   Json scheds = Json::object();
   for (const auto& s : p.backup.schedules) {
-    scheds[s.name] = {{"cron", s.cron}, {"location", s.location}, {"volumes", s.volumes}, {"ttl", Dur(s.ttl)}};
+    Json sj = {{"cron", s.cron}, {"location", s.location}};
+    if (s.cluster.empty()) {
+      sj["volumes"] = s.volumes;
+    } else {
+      sj["cluster"] = s.cluster;
+      for (auto [key, list] : {std::pair{"namespaces", &s.namespaces}, {"exclude_namespaces", &s.exclude_namespaces},
+                               {"resources", &s.resources}, {"exclude_resources", &s.exclude_resources}}) {
+        if (!list->empty()) sj[key] = *list;
+      }
+      if (!s.selector.empty()) sj["selector"] = s.selector;
+      sj["include_cluster_resources"] = s.include_cluster_resources;
+    }
+    sj["ttl"] = Dur(s.ttl);
+    scheds[s.name] = sj;
     if (s.keep.any()) {
       Json k = Json::object();
       for (auto [key, n] : {std::pair{"last", s.keep.last}, {"hourly", s.keep.hourly}, {"daily", s.keep.daily},

@@ -398,6 +398,7 @@ pass "--to-dir writes manifests kubectl applies; a kind the cluster does not ser
 # 0.5 s), then west's traffic goes on.
 sed -e "s|^  west:  { kubeconfig: $WORK/kc-west, qps: 50, burst: 100 }|  west:\n    kubeconfig: $WORK/kc-west\n    scale:\n      - { deployment: shop-fo/web, replicas: 5 }\n      - { statefulset: shop-fo/db, replicas: 3 }\n    scale_timeout: 30s\n    restore: { from: east, location: local, namespaces: [shop], namespace_map: { shop: shop-fo } }|" \
   -e "s|^  east:  { kubeconfig: $WORK/kc-east }|  east: { kubeconfig: $WORK/kc-east, scale: [ { deployment: shop/web, replicas: 4 } ], scale_timeout: 1s }|" \
+  -e "s|^    local-ro: .*|&\n  schedules:\n    cluster-east: { cron: '0 0 1 1 *', location: local, cluster: east, namespaces: [shop], exclude_resources: [secrets], keep: { last: 1 } }|" \
   -e "s|^pattern: warm-standby|pattern: pilot-light|" "$WORK/plan.yaml" > "$WORK/plan-fo.yaml"
 grep -q "restore: { from: east" "$WORK/plan-fo.yaml" || fail "the failover plan was not written: $(cat "$WORK/plan-fo.yaml")"
 expect_exit 0 "$LIFEBOAT" plan show "$WORK/plan-fo.yaml" -o json
@@ -437,6 +438,55 @@ jq -e '.state == "failed" and (.steps[] | select(.name == "scale") | .state == "
   fail "a scale that never gets ready: $run"
 jq -e '[.steps[] | select(.name == "switch-traffic") | .state] == ["pending"]' <<<"$run" >/dev/null || fail "traffic moved after a failed scale: $run"
 pass "a rollout that hangs fails the scale step (named, with its status) and traffic stays"
+
+# --- A cluster backup schedule -----------------------------------------------------------------
+# backup.schedules.cluster-east backs up east's cluster (shop, without
+# secrets), made by east's agent only; run twice by the admin API, its
+# retention (keep last 1) leaves one.
+EAST_AGENT=$(sed -n 's/^  east: *{ role: primary, agent: \([0-9.:]*\) }$/\1/p' "$WORK/plan-fo.yaml")
+schedule_of() { curl -sf "http://$1/v1/backups" | jq -c '.schedules[] | select(.schedule == "cluster-east")'; }
+run_schedule() {
+  local before after i
+  before=$(schedule_of "$1" | jq .runs)
+  curl -sf -X POST -H "Authorization: Bearer $LIFEBOAT_TOKEN" "http://$1/v1/backups/cluster-east/run" >/dev/null ||
+    fail "POST /v1/backups/cluster-east/run to $1"
+  for i in $(seq 1 300); do
+    after=$(schedule_of "$1")
+    [ "$(jq .runs <<<"$after")" -gt "$before" ] && [ "$(jq -r .state <<<"$after")" = idle ] && return 0
+    case $(jq -r .state <<<"$after") in skipped*) return 0;; esac
+    sleep 0.1
+  done
+  fail "the schedule did not run on $1: $after"
+}
+run_schedule "$EAST_AGENT"
+first=$(schedule_of "$EAST_AGENT")
+jq -e '.volume == "cluster:east" and .failures == 0 and (.last_backup | length) == 64 and (has("last_error") | not)' <<<"$first" >/dev/null ||
+  fail "the scheduled cluster backup: $first"
+run_schedule "$EAST_AGENT"
+second=$(schedule_of "$EAST_AGENT")
+jq -e '.runs == 2 and .deleted_by_retention == 1' <<<"$second" >/dev/null || fail "the second run and its retention: $second"
+run_schedule "$WEST_AGENT"
+jq -e '.state == "skipped: east'"'"'s agent backs up its cluster" and .runs == 0' <<<"$(schedule_of "$WEST_AGENT")" >/dev/null ||
+  fail "west ran east's cluster schedule: $(schedule_of "$WEST_AGENT")"
+expect_exit 0 "$LIFEBOAT" backup list -l local --plan "$WORK/plan-fo.yaml" -o json
+jq -e --arg id "$(jq -r .last_backup <<<"$second")" '[.[] | select(.schedule == "cluster-east")] | length == 1 and .[0].id == $id and .[0].source == "cluster:east"' <<<"$OUT" >/dev/null ||
+  fail "the schedule's backups in the location: $OUT"
+rm -rf "$WORK/files-s"
+expect_exit 0 "$LIFEBOAT" restore "$(jq -r .last_backup <<<"$second")" -l local --plan "$WORK/plan-fo.yaml" --to "$WORK/files-s"
+[ -f "$WORK/files-s/resources/deployments.apps/namespaces/shop/web.json" ] || fail "web is not in the scheduled backup"
+[ "$(ls "$WORK/files-s/resources/namespaces/cluster")" = shop.json ] ||
+  fail "namespaces beside shop in the scheduled backup: $(ls "$WORK/files-s/resources/namespaces/cluster")"
+[ -z "$(find "$WORK/files-s/resources" -type f \( -path '*secrets*' -o -path '*/resources/*/namespaces/*' ! -path '*/namespaces/shop/*' \) | head -1)" ] ||
+  fail "the schedule's selection: $(cd "$WORK/files-s" && find . -name '*.json' | sort | tr '\n' ' ')"
+curl -sf -X POST -H "Authorization: Bearer $LIFEBOAT_TOKEN" "http://$EAST_AGENT/v1/backups/refresh" >/dev/null
+for i in $(seq 1 100); do
+  latest=$(curl -sf "http://$EAST_AGENT/v1/backups" | jq -c '.latest[] | select(.volume == "cluster:east")')
+  [ -n "$latest" ] && break
+  sleep 0.1
+done
+jq -e --arg id "$(jq -r .last_backup <<<"$second")" '.backup == $id and .schedule == "cluster-east"' <<<"$latest" >/dev/null ||
+  fail "east's catalog: $(curl -sf "http://$EAST_AGENT/v1/backups" | jq -c .latest)"
+pass "a cluster backup schedule: east's agent backs up east's cluster with the schedule's selection (shop, no secrets), keeps the last one, lists it as east's latest; west skips it"
 
 # --- deploy/kubernetes: the kustomize base and its example overlay ---------------------------
 # Rendered by kubectl kustomize; the overlay is rendered from a copy, with the

@@ -14,6 +14,8 @@
 #include "core/cron.h"
 #include "core/log.h"
 #include "core/worker.h"
+#include "k8s/cluster_backup.h"
+#include "k8s/runbook.h"
 #include "state/keys.h"
 
 namespace lifeboat::agent {
@@ -56,7 +58,10 @@ class BackupService final : public Service, public VolumeRestorer {
 
   void Loop();
   void RunSchedule(const Schedule& s);
-  // Lists every location's backups (of the volumes whose source is here);
+  struct Made;
+  Result<Made> BackupOne(const plan::Schedule& ps, const std::string& target, repo::Repository& repo);
+  // Lists every location's backups (of the volumes whose source is here,
+  // and of this region's cluster);
   // on the scheduler thread, after runs and every kCatalogEvery.
   void RefreshCatalog();
   bool IsSourceHere(const std::string& volume);
@@ -89,7 +94,7 @@ Status BackupService::Init() {
   for (const auto& ps : ctx_.plan.backup.schedules) {
     LB_ASSIGN_OR_RETURN(CronSchedule cron, CronSchedule::Parse(ps.cron));
     schedules_.push_back({&ps, cron, {}});
-    for (const auto& v : ps.volumes) {
+    for (const auto& v : ps.Targets()) {
       Run& r = RunOf(ps.name, v);
       // The last success survives restarts (the age metric stays true).
       auto last = state::keys::LastBackupOf(ctx_.region.name, ps.name, v).Get(ctx_.store);
@@ -261,10 +266,17 @@ void BackupService::RefreshCatalog() {
       continue;
     }
     for (const auto& snap : *snaps) {
-      if (snap.source.rfind("volume:", 0) != 0) continue;
-      std::string volume = snap.source.substr(7);
-      if (!here[volume]) continue;
-      auto& l = latest[volume];
+      // A volume whose source is here, or this region's cluster.
+      std::string key;
+      if (snap.source.starts_with("volume:")) {
+        key = snap.source.substr(7);
+        if (!here[key]) continue;
+      } else if (snap.source == "cluster:" + ctx_.region.name) {
+        key = snap.source;
+      } else {
+        continue;
+      }
+      auto& l = latest[key];
       if (snap.time_ns > l.time_ns) l = Latest{loc.name, snap.id, snap.schedule, snap.time_ns};
     }
   }
@@ -280,13 +292,55 @@ bool BackupService::IsSourceHere(const std::string& volume) {
   return SourceOf(ctx_.plan, ctx_.region, ctx_.caps.Get<VolumeRoles>(), volume) == ctx_.region.name;
 }
 
+// One backup a schedule makes: of a volume's copy here, or of this region's
+// cluster. `problems` counts what could not be read (files, or kinds).
+struct BackupService::Made {
+  repo::Snapshot snapshot;
+  size_t problems = 0;
+  std::string problem_kind;  // "files could not be read", "kinds could not be listed"
+};
+
+Result<BackupService::Made> BackupService::BackupOne(const plan::Schedule& ps, const std::string& target,
+                                                      repo::Repository& repo) {
+  Made made;
+  if (!ps.cluster.empty()) {
+    LB_ASSIGN_OR_RETURN(auto client, k8s::ConnectCluster(ctx_.plan, ps.cluster));
+    k8s::ClusterBackupOptions o;
+    o.cluster = ps.cluster;
+    o.select = {ps.namespaces, ps.exclude_namespaces, ps.resources, ps.exclude_resources};
+    o.selector = ps.selector;
+    o.cluster_resources = k8s::ClusterResourcesOf(ps.include_cluster_resources);
+    o.schedule = ps.name;
+    o.tags = {"schedule:" + ps.name};
+    LB_ASSIGN_OR_RETURN(auto res, k8s::BackupCluster(repo, *client, o));
+    for (const auto& e : res.errors) spdlog::warn("backup {} of {}: not backed up: {}", ps.name, target, e);
+    made.snapshot = std::move(res.snapshot);
+    made.problems = res.errors.size();
+    made.problem_kind = "kinds could not be listed";
+    return made;
+  }
+  backup::BackupOptions bo;
+  bo.path = ctx_.plan.FindVolume(target)->path.at(ctx_.region.name);
+  bo.source = "volume:" + target;
+  bo.schedule = ps.name;
+  bo.tags = {"schedule:" + ps.name};
+  LB_ASSIGN_OR_RETURN(auto res, backup::CreateBackup(repo, bo));
+  made.snapshot = std::move(res.snapshot);
+  made.problems = res.errors.size();
+  made.problem_kind = "files could not be read";
+  return made;
+}
+
 void BackupService::RunSchedule(const Schedule& s) {
   const plan::Schedule& ps = *s.plan;
   const plan::Location* loc = ctx_.plan.FindLocation(ps.location);
-  for (const auto& volume : ps.volumes) {
-    if (!IsSourceHere(volume)) {
+  for (const auto& volume : ps.Targets()) {  // a volume, or "cluster:REGION"
+    std::string skip = !ps.cluster.empty()
+                           ? (ps.cluster == ctx_.region.name ? "" : "skipped: " + ps.cluster + "'s agent backs up its cluster")
+                           : (IsSourceHere(volume) ? "" : "skipped: not the source of this volume here");
+    if (!skip.empty()) {
       std::lock_guard l(mu_);
-      RunOf(ps.name, volume).state = "skipped: not the source of this volume here";
+      RunOf(ps.name, volume).state = skip;
       continue;
     }
     {
@@ -303,27 +357,23 @@ void BackupService::RunSchedule(const Schedule& s) {
       r.runs++;
       r.last_error = e.message();
     };
-    spdlog::info("backup {}: backing up volume {} to {}", ps.name, volume, ps.location);
+    spdlog::info("backup {}: backing up {} to {}", ps.name, volume, ps.location);
     auto repo = backup::OpenLocation(*loc);
     if (!repo.ok()) {
       fail(repo.error());
       continue;
     }
-    backup::BackupOptions bo;
-    bo.path = ctx_.plan.FindVolume(volume)->path.at(ctx_.region.name);
-    bo.source = "volume:" + volume;
-    bo.schedule = ps.name;
-    bo.tags = {"schedule:" + ps.name};
-    auto res = backup::CreateBackup(**repo, bo);
+    auto res = BackupOne(ps, volume, **repo);
     if (!res.ok()) {
       fail(res.error());
       continue;
     }
     const auto& snap = res->snapshot;
+    const std::string problems =
+        res->problems == 0 ? "" : std::to_string(res->problems) + " " + res->problem_kind;
     LogInfo({{"schedule", ps.name}, {"volume", volume}, {"backup", snap.id}}, "backup {} of {}: {} ({} files, {} new, {} in {:.1f}s{})", ps.name, volume, snap.id.substr(0, 8),
                  snap.stats.files, HumanBytes(snap.stats.new_bytes), HumanBytes(snap.stats.bytes),
-                 snap.stats.duration_seconds,
-                 res->errors.empty() ? "" : ", " + std::to_string(res->errors.size()) + " files unreadable");
+                 snap.stats.duration_seconds, problems.empty() ? "" : ", " + problems);
     duration_h_->With({ps.name, volume}).Observe(snap.stats.duration_seconds);
     state::LastBackup last{snap.time_ns, snap.id, snap.stats.bytes, snap.stats.stored_bytes,
                            snap.stats.duration_seconds};
@@ -340,7 +390,7 @@ void BackupService::RunSchedule(const Schedule& s) {
       r.last_bytes = snap.stats.bytes;
       r.last_stored = snap.stats.stored_bytes;
       r.last_duration = snap.stats.duration_seconds;
-      r.last_error = res->errors.empty() ? "" : std::to_string(res->errors.size()) + " files could not be read";
+      r.last_error = problems;
       r.state = "retention";
     }
     // Retention over this schedule's backups of this volume.
@@ -349,7 +399,7 @@ void BackupService::RunSchedule(const Schedule& s) {
     if (snaps.ok()) {
       std::vector<repo::Snapshot> mine;
       for (auto& x : *snaps) {
-        if (x.source == bo.source && x.schedule == ps.name) mine.push_back(x);
+        if (x.source == snap.source && x.schedule == ps.name) mine.push_back(x);
       }
       for (const auto& id : backup::SelectForDeletion(mine, ps.ttl, ps.keep, std::chrono::system_clock::now())) {
         Status d = (*repo)->DeleteSnapshot(id);
@@ -395,7 +445,7 @@ OJson BackupService::Json() {
   OJson catalog = {{"refreshed_at", catalog_refreshed_ns_ ? OJson(repo::TimeText(catalog_refreshed_ns_)) : OJson()},
                    {"errors", catalog_errors_}};
   for (const auto& s : schedules_) {
-    for (const auto& v : s.plan->volumes) {
+    for (const auto& v : s.plan->Targets()) {
       const Run& r = RunOf(s.plan->name, v);
       OJson j = {{"schedule", r.schedule},
                  {"volume", r.volume},

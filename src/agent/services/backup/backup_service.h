@@ -5,6 +5,9 @@
 // of each of those volumes in any location, manual or scheduled (listed
 // after runs, every 5 minutes and on request), which `lifeboat status` shows.
 //
+// A schedule with a cluster backs up this region's Kubernetes cluster
+// (k8s::BackupCluster) when the cluster is this region's, whatever its role.
+//
 // "The source" is SourceOf (agent/capabilities.h): the region the volume's
 // replication role names, or the plan's primary for a volume that is not
 // replicated; so after a failover the new primary takes the backups over.

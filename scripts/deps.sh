@@ -13,6 +13,8 @@ packages=(
   # test peers and tools
   curl jq prometheus procps iproute2 bind9-dnsutils rsync nodejs python3 python3-yaml python3-dnspython nsd dnsviz
   etcd-server etcd-client chromium postgresql-15 python3-kubernetes
+  # the container image (scripts/image.sh) and its test: buildah builds, podman and runc run it
+  buildah podman runc busybox-static
   # benchmark peers (bench/proxy.sh, bench/postgres.sh)
   haproxy iperf3 wrk bc patroni
 )

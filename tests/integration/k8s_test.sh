@@ -82,7 +82,7 @@ sed -i 's/value: token-east/value: expired-token/' kc-expired
 k() { local c=$1; shift; "$KUBECTL" --kubeconfig "$WORK/kc-$c" "$@"; }
 
 # --- The fake against real clients ------------------------------------------------------
-k east api-resources | grep -q "^deployments .*apps/v1 .*true .*Deployment" || fail "kubectl api-resources: $(k east api-resources 2>&1)"
+grep -q "^deployments .*apps/v1 .*true .*Deployment" <<<"$(k east api-resources)" || fail "kubectl api-resources: $(k east api-resources 2>&1)"
 k east create namespace probe >/dev/null
 for i in 1 2 3 4 5; do k east -n probe create configmap "c$i" --from-literal=k=$i >/dev/null; done
 got=$(k east -n probe get configmaps --chunk-size=2 -o name -v=6 2>&1)
@@ -496,6 +496,7 @@ k8s_render "$ROOT/deploy/kubernetes/base" > "$WORK/base.yaml"
 cp -r "$ROOT/deploy/kubernetes" "$WORK/deploy"
 printf %s admin-secret > "$WORK/deploy/example-us-west/admin-token"
 printf %s repo-secret > "$WORK/deploy/example-us-west/repo-password"
+for f in etcd-ca.pem etcd-client.pem etcd-client.key; do printf '%s\n' "not a real $f" > "$WORK/deploy/example-us-west/$f"; done
 k8s_render "$WORK/deploy/example-us-west" > "$WORK/overlay.yaml"
 $PY - "$WORK/base.yaml" "$WORK/overlay.yaml" "$WORK/deployed-plan.yaml" <<'PY' || fail "the rendered manifests"
 import base64, sys, yaml
@@ -532,6 +533,9 @@ assert sc["runAsNonRoot"] and sc["seccompProfile"]["type"] == "RuntimeDefault", 
 assert csc["readOnlyRootFilesystem"] and not csc["allowPrivilegeEscalation"] and csc["capabilities"]["drop"] == ["ALL"], csc
 assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate"
 assert "--region=$(LIFEBOAT_REGION)" in c["args"]
+# The data dir is inside the data volume, and so is an embedded store beside it.
+assert "--data-dir=/var/lib/lifeboat/agent" in c["args"], c["args"]
+assert sorted(secret["data"]) == ["admin-token", "etcd-ca.pem", "etcd-client.key", "etcd-client.pem", "repo-password"], sorted(secret["data"])
 # The role: least privilege (nothing that deletes, watches or escalates).
 role = next(d for d in over if d["kind"] == "ClusterRole")
 verbs = {v for r in role["rules"] for v in r["verbs"]}

@@ -94,7 +94,7 @@ mkdir -p "$WORK/rel/east-vol" "$WORK/rel/west-vol"; cp "$WORK/key" "$WORK/rel/ke
 plan manual | sed -e "s|path: { east: $WORK/east-vol, west: $WORK/west-vol }|path: { east: east-vol, west: ./west-vol }|" \
                   -e "s|key_file: $WORK/key|key_file: key|" > "$WORK/rel/plan.yaml"
 grep -q "path: { east: east-vol" "$WORK/rel/plan.yaml" || fail "the relative plan was not written"
-(cd / && "$LIFEBOAT" plan show "$WORK/rel/plan.yaml") | grep -q "$WORK/rel/west-vol" || fail "plan show does not resolve a relative path"
+grep -q "$WORK/rel/west-vol" <<<"$(cd / && "$LIFEBOAT" plan show "$WORK/rel/plan.yaml")" || fail "plan show does not resolve a relative path"
 "$LIFEBOAT" drill run planned-switchover --plan "$WORK/rel/plan.yaml" --data-dir "$WORK/run3" --agents-dir "$WORK/data" > "$WORK/drill3.out" 2>&1 ||
   { cat "$WORK/drill3.out" >&2; fail "the planned switchover drill failed"; }
 R="$WORK/run3/drill.json"
@@ -111,7 +111,7 @@ while read -r seq; do
 done < <(jq -r 'select(.acked) | .seq' "$WORK/run3/attempts.jsonl")
 [ "$acked" -gt 100 ] || fail "only $acked records were acknowledged"
 grep -q "^failback: RTO" "$WORK/drill3.out" || { cat "$WORK/drill3.out" >&2; fail "the summary has no failback figures"; }
-chrome --dump-dom "file://$WORK/run3/drill.html" | grep -q "<h2>Failback</h2>" || fail "the report has no failback section"
+grep -q "<h2>Failback</h2>" <<<"$(chrome --dump-dom "file://$WORK/run3/drill.html")" || fail "the report has no failback section"
 drill_nothing_left
 pass "planned-switchover (paths relative to the plan file): west at epoch 2, east again at epoch 3, all $acked acknowledged records in east's copy; RTO $(jq .rto_seconds "$R")s and $(jq .failback.rto_seconds "$R")s"
 
@@ -158,7 +158,7 @@ grep -q "no drill of plan 'drilltest' is recorded on this machine: $WORK/nowhere
 "$LIFEBOAT" drill report --plan "$WORK/plan.yaml" --agents-dir "$WORK/data" -o json > "$WORK/list.json"
 jq -e 'length == 4 and ([.[].scenario] == ["agent-crash-mid-failover", "endpoint-failure", "planned-switchover", "region-outage"]) and
        all(.[]; .verdict == "pass")' "$WORK/list.json" >/dev/null || { cat "$WORK/list.json" >&2; fail "drill report does not list the 4 drills"; }
-"$LIFEBOAT" drill report --plan "$WORK/plan.yaml" --agents-dir "$WORK/data" | grep -q "^[0-9TZ]*-region-outage  *region-outage  *pass " ||
+grep -q "^[0-9TZ]*-region-outage  *region-outage  *pass " <<<"$("$LIFEBOAT" drill report --plan "$WORK/plan.yaml" --agents-dir "$WORK/data")" ||
   fail "the table does not list the region-outage drill"
 ID=$(jq -r '.[3].id' "$WORK/list.json")
 "$LIFEBOAT" drill report "$ID" --plan "$WORK/plan.yaml" --agents-dir "$WORK/data" -o json |
@@ -178,7 +178,7 @@ start_agent east
 wait_http "http://127.0.0.1:$PORT_EAST/healthz"
 curl -sf "http://127.0.0.1:$PORT_EAST/v1/status" | jq -e '.services.drills.recorded == 4 and .services.drills.recent[0].scenario == "agent-crash-mid-failover"' >/dev/null ||
   fail "the agent's status does not show the recorded drills"
-curl -sf "http://127.0.0.1:$PORT_EAST/status" | grep -q "<h2>Recent drills</h2>" || fail "the status page shows no recent drills"
-curl -sf "http://127.0.0.1:$PORT_EAST/metrics" | grep -q '^lifeboat_drill_last_passed{scenario="region-outage"} 1$' ||
+grep -q "<h2>Recent drills</h2>" <<<"$(curl -sf "http://127.0.0.1:$PORT_EAST/status")" || fail "the status page shows no recent drills"
+grep -q '^lifeboat_drill_last_passed{scenario="region-outage"} 1$' <<<"$(curl -sf "http://127.0.0.1:$PORT_EAST/metrics")" ||
   fail "the agent does not export the last drill's verdict"
 pass "an agent of the plan on this machine shows the drills in status and on its page, and exports lifeboat_drill_last_passed"

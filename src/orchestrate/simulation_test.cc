@@ -106,7 +106,7 @@ struct Agent {
 
 class Simulation {
  public:
-  Simulation(uint64_t seed, const plan::Plan& plan) : seed_(seed), rng_(seed), plan_(plan) {
+  Simulation(uint64_t seed, const plan::Plan& plan) : rng_(seed), plan_(plan) {
     store_ = std::make_unique<state::SimStore>([this] { return now_; });
     for (const auto& name : kRegions) {
       auto a = std::make_unique<Agent>();
@@ -521,7 +521,6 @@ class Simulation {
   int epochs() const { return static_cast<int>(primary_of_epoch_.size()); }
 
  private:
-  uint64_t seed_;
   std::mt19937_64 rng_;
   const plan::Plan& plan_;
   Duration now_{};

@@ -180,7 +180,7 @@ namespace {
 
 class Loop {
  public:
-  Loop(Proxy::Impl& proxy, size_t id) : proxy_(proxy), id_(id) {}
+  explicit Loop(Proxy::Impl& proxy) : proxy_(proxy) {}
   ~Loop() { Stop(); }
 
   Status Init(const std::vector<UniqueFd*>& listen_fds) {
@@ -726,7 +726,6 @@ class Loop {
   }
 
   Proxy::Impl& proxy_;
-  size_t id_;
   UniqueFd epoll_, wake_;
   Handle wake_h_{Handle::Kind::kWake};
   std::vector<UniqueFd> listen_;
@@ -979,7 +978,7 @@ Result<std::unique_ptr<Proxy>> Proxy::Start(const plan::Plan& plan, metrics::Reg
     impl->Reroute(routing, false);
   }
   for (int i = 0; i < threads; ++i) {
-    auto loop = std::make_unique<Loop>(*impl, static_cast<size_t>(i));
+    auto loop = std::make_unique<Loop>(*impl);
     std::vector<UniqueFd*> mine;
     for (auto& fd : fds[static_cast<size_t>(i)]) mine.push_back(&fd);
     LB_RETURN_IF_ERROR(loop->Init(mine));

@@ -120,7 +120,7 @@ Result<Response> Client::Call(std::string_view method, const std::string& path, 
   LB_RETURN_IF_ERROR(Authenticate(false));
   bool refreshed = false;
   auto backoff = std::chrono::milliseconds(250);
-  std::string last_problem;
+  std::string last_problem, unsure_write;
   for (int attempt = 0; attempt <= options_.retries; ++attempt) {
     Pace();
     CURL* c = curl_;
@@ -190,10 +190,14 @@ Result<Response> Client::Call(std::string_view method, const std::string& path, 
       if (!Retriable(r.status) || attempt == options_.retries) {
         if (Retriable(r.status)) return ApiError(r, std::string(method) + " " + path + " (after " +
                                                         std::to_string(attempt) + " retries)");
+        r.retried_after = unsure_write;
         return r;
       }
       if (r.status == 429) ++stats_.throttled;
       last_problem = "HTTP " + std::to_string(r.status);
+      // A 429 was refused before anything was done; a 5xx to a write may
+      // come after it was done (kube-apiserver's 504 Timeout).
+      if (r.status >= 500 && method != "GET") unsure_write = last_problem;
     }
     if (attempt == options_.retries) break;
     ++stats_.retries;

@@ -37,6 +37,9 @@ struct ClientOptions {
 struct Response {
   long status = 0;
   std::string body;
+  // A write retried after an answer that does not say whether it was done
+  // (a 5xx): that answer ("HTTP 504"). The object may be this request's own.
+  std::string retried_after;
 };
 
 struct ClientStats {

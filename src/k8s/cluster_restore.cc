@@ -388,6 +388,11 @@ class Restorer {
       if (o_.existing == Existing::kSkip) {
         r.result = "skipped";
         r.reason = "exists";
+        // The create was answered 5xx first, then retried: the object may be
+        // the one that first attempt made, not one that was there before.
+        if (!made->retried_after.empty()) {
+          r.reason += " (the create was retried after " + made->retried_after + ": it may have made it)";
+        }
         return;
       }
       // Update: on the current version, keeping what the cluster assigned.

@@ -25,6 +25,9 @@ kubectl and python3-kubernetes):
     replicas (a rollout that hangs)
   - on demand (POST /fake/throttle {"count": N}): the next N requests get
     429 with Retry-After; POST /fake/fail {"count": N}: the next N get 500;
+    POST /fake/timeout {"count": N}: the next N creates (POST) are done and
+    then answered 504 Timeout, as a real API server's write that finished
+    after its request timed out;
     POST /fake/load {"resource", "group", "version", "namespace", "count",
     "prefix", "template"}: COUNT objects at once (benchmarks)
 
@@ -109,6 +112,7 @@ class Cluster:
         self.objects = {}  # (group, resource) -> {(ns, name): obj}
         self.throttle = 0
         self.fail = 0
+        self.timeout = 0
         self.requests = 0
         self.establish_delay = establish_delay
         self.ready_delay = ready_delay
@@ -342,7 +346,11 @@ class Handler(BaseHTTPRequestHandler):
         if self.server.verbose:
             sys.stderr.write("fake-apiserver: " + fmt % args + "\n")
 
+    swallow = False  # a write the fake does, then answers 504 (POST /fake/timeout)
+
     def send_json(self, code, body, headers=None):
+        if self.swallow:
+            return
         data = json.dumps(body).encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
@@ -384,6 +392,8 @@ class Handler(BaseHTTPRequestHandler):
                         c.throttle = int(body.get("count", 1))
                     elif parts[1:] == ["fail"]:
                         c.fail = int(body.get("count", 1))
+                    elif parts[1:] == ["timeout"]:
+                        c.timeout = int(body.get("count", 1))
                     elif parts[1:] == ["stuck"]:
                         c.stuck.add(f'{body["namespace"]}/{body["name"]}')
                     elif parts[1:] == ["requests"]:
@@ -411,6 +421,16 @@ class Handler(BaseHTTPRequestHandler):
                 if c.fail > 0:
                     c.fail -= 1
                     raise ApiError(500, "InternalError", "Internal error occurred: the fake server was told to fail")
+                time_out = verb == "POST" and c.timeout > 0
+                if time_out:
+                    c.timeout -= 1
+            if time_out:  # done, and the answer lost
+                self.swallow = True
+                try:
+                    self.route(verb, parts, query)
+                finally:
+                    self.swallow = False
+                raise ApiError(504, "Timeout", "Timeout: request did not complete within requested timeout - context deadline exceeded")
             self.route(verb, parts, query)
         except ApiError as e:
             self.send_status(e)

@@ -371,7 +371,16 @@ before=$(k west get namespaces -o name | sort)
 expect_exit 0 lb restore "$ID" -l local --cluster west --namespace-map shop:shop-new --dry-run
 grep -q "dry run, nothing changed" <<<"$OUT" && grep -q "would-create" <<<"$OUT" || fail "dry run: $OUT"
 [ "$(k west get namespaces -o name | sort)" = "$before" ] || fail "the dry run changed the cluster"
-pass "a second restore skips what exists (reason: exists), --existing update puts the backed-up version back, --dry-run changes nothing"
+# A create the server did and then answered 504 (the fake's /fake/timeout):
+# the retry finds the object, and its result says it may be the restore's own.
+k west create namespace shop-504 >/dev/null
+curl -sk -X POST -d '{"count": 1}' "https://127.0.0.1:${PORT[west]}/fake/timeout" >/dev/null
+expect_exit 0 lb restore "$ID" -l local --cluster west --namespace-map shop:shop-504 --resource configmaps -o json
+jq -e '[.items[] | select(.result == "skipped" and .reason == "exists (the create was retried after HTTP 504: it may have made it)")] | length == 1' <<<"$OUT" >/dev/null ||
+  fail "a create answered 504 after it was done: $OUT"
+jq -e '[.items[] | select(.result == "failed")] | length == 0' <<<"$OUT" >/dev/null || fail "a 504 failed an item: $OUT"
+[ "$(k west -n shop-504 get configmap web-config -o jsonpath='{.data.LOG_LEVEL}')" = info ] || fail "web-config in shop-504"
+pass "a second restore skips what exists (reason: exists), --existing update puts the backed-up version back, --dry-run changes nothing, a create answered 504 after it was done says it may be the restore's own"
 
 # --- Manifests for kubectl; a cluster that does not serve a kind; a ReadOnly location ------
 touch "$WORK/marker"; sleep 0.01

@@ -76,6 +76,10 @@ std::optional<Clock::TimePoint> ParseUtc(std::string_view text) {
   if (!sep('Z') || i != text.size()) return std::nullopt;
   year_month_day ymd{year(*y), month(static_cast<unsigned>(*mo)), day(static_cast<unsigned>(*d))};
   if (!ymd.ok() || *h > 23 || *mi > 59 || *s > 60) return std::nullopt;
+  // Nanoseconds in int64 reach from 1677 to 2262: a year outside would
+  // overflow (undefined behaviour, found by fuzz_drill under UBSan). 1970 to
+  // 2200 leaves room for the sums and differences readers make of them.
+  if (*y < 1970 || *y > 2200) return std::nullopt;
   auto t = sys_days(ymd) + hours(*h) + minutes(*mi) + seconds(*s) + nanoseconds(nanos);
   return time_point_cast<Clock::TimePoint::duration>(t);
 }

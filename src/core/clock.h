@@ -37,7 +37,8 @@ std::string FormatUtc(Clock::TimePoint t);
 
 // The reverse of FormatUtc, also without the fraction or with up to nine
 // digits of it ("2026-11-22T03:00:00Z"); nullopt for anything else,
-// including a time zone other than Z.
+// including a time zone other than Z and a year outside 1970-2200 (so that
+// sums and differences of two never overflow int64 nanoseconds).
 std::optional<Clock::TimePoint> ParseUtc(std::string_view text);
 
 // The real clock's time as nanoseconds since the Unix epoch.

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 namespace lifeboat::json {
 
@@ -67,6 +69,24 @@ uint64_t U64(const J& j, const char* name, uint64_t fallback = 0) {
          : it != j.end() && it->is_number_integer() && it->template get<int64_t>() >= 0
              ? static_cast<uint64_t>(it->template get<int64_t>())
              : fallback;
+}
+
+// A value that is an integer and fits T; nullopt otherwise. nlohmann's
+// get<T>() converts a float to an integer type without complaint, and a
+// float out of T's range (1e22) makes that conversion undefined behaviour:
+// an integer type read from outside goes through this.
+template <class T, class J>
+std::optional<T> IntOf(const J& v) {
+  static_assert(std::is_integral_v<T>);
+  if (v.is_number_unsigned()) {
+    uint64_t u = v.template get<uint64_t>();
+    return std::in_range<T>(u) ? std::optional<T>(static_cast<T>(u)) : std::nullopt;
+  }
+  if (v.is_number_integer()) {
+    int64_t s = v.template get<int64_t>();
+    return std::in_range<T>(s) ? std::optional<T>(static_cast<T>(s)) : std::nullopt;
+  }
+  return std::nullopt;
 }
 
 }  // namespace lifeboat::json

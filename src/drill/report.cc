@@ -36,9 +36,12 @@ std::string Figure(const Json& seconds) {
 struct Axis {
   Clock::TimePoint from, to;
   double left = 150, width = 800;
+  // In seconds since the epoch as doubles: two time points a report may
+  // hold can be further apart than int64 nanoseconds reach.
+  static double Secs(Clock::TimePoint t) { return std::chrono::duration<double>(t.time_since_epoch()).count(); }
   double X(Clock::TimePoint t) const {
-    double span = std::chrono::duration<double>(to - from).count();
-    double at = std::chrono::duration<double>(t - from).count();
+    double span = Secs(to) - Secs(from);
+    double at = Secs(t) - Secs(from);
     return left + std::clamp(span > 0 ? at / span : 0.0, 0.0, 1.0) * width;
   }
 };
@@ -136,7 +139,8 @@ std::string Timeline(const Json& report, const std::vector<Attempt>& attempts) {
   // The RTO objective, drawn from the first failure: the axis reaches it.
   std::optional<Clock::TimePoint> rto_limit;
   auto first_failure = ParseUtc(json::Str(client, "first_failure"));
-  if (auto o = json::Obj(report, "objectives"); first_failure && o.contains("rto_seconds") && o["rto_seconds"].is_number()) {
+  if (auto o = json::Obj(report, "objectives"); first_failure && o.contains("rto_seconds") && o["rto_seconds"].is_number() &&
+                                                 o["rto_seconds"].get<double>() >= 0 && o["rto_seconds"].get<double>() < 1e7) {
     rto_limit = *first_failure + std::chrono::duration_cast<Clock::TimePoint::duration>(
                                      std::chrono::duration<double>(o["rto_seconds"].get<double>()));
     axis.to = std::max(axis.to, *rto_limit + std::chrono::milliseconds(200));
@@ -207,7 +211,7 @@ std::string Timeline(const Json& report, const std::vector<Attempt>& attempts) {
   if (auto t = ParseUtc(json::Str(client, "recovered"))) svg += Line(axis.X(*t), 30, bottom, "back", "recovered", 28);
   if (rto_limit) svg += Line(axis.X(*rto_limit), 30, bottom, "objective", "RTO objective", 40);
   // The time axis: seconds from the first write.
-  double span = std::chrono::duration<double>(axis.to - axis.from).count();
+  double span = Axis::Secs(axis.to) - Axis::Secs(axis.from);
   // About ten ticks at 1, 2 or 5 times a power of ten seconds, whatever the
   // span (a report's times come from a store: it may span centuries).
   double step = 1;
@@ -373,6 +377,11 @@ std::vector<Attempt> ExpandAttempts(const Json& compact) {
         !row[2].is_number_integer() || !row[4].is_number_integer()) {
       continue;
     }
+    // Offsets from t0 in microseconds; within a year, or the conversion to
+    // the time point's nanoseconds could overflow.
+    constexpr int64_t kYearUs = 366LL * 24 * 3600 * 1000000;
+    auto offset_ok = [&](const Json& v) { int64_t x = v.get<int64_t>(); return x > -kYearUs && x < kYearUs; };
+    if (!offset_ok(row[1]) || !offset_ok(row[2])) continue;
     Attempt a;
     a.seq = row[0].get<uint64_t>();
     a.start = *t0 + std::chrono::microseconds(row[1].get<int64_t>());

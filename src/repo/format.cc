@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/bytes.h"
+#include "core/json_read.h"
 
 namespace lifeboat::repo {
 namespace {
@@ -41,6 +42,28 @@ bool GetEntry(ByteReader& r, PackEntry& e) {
   return true;
 }
 
+// A member that is not an integer of the field's type (a float, a number
+// out of range): thrown by IntAt and IntOr, caught by JsonTry.
+struct NotAnInteger {
+  std::string name;
+};
+
+template <class T>
+T IntAt(const Json& j, const char* name) {
+  auto v = json::IntOf<T>(j.at(name));  // at() throws when it is absent
+  if (!v) throw NotAnInteger{name};
+  return *v;
+}
+
+template <class T>
+T IntOr(const Json& j, const char* name, T fallback) {
+  auto it = j.find(name);
+  if (it == j.end()) return fallback;
+  auto v = json::IntOf<T>(*it);
+  if (!v) throw NotAnInteger{name};
+  return *v;
+}
+
 template <typename F>
 auto JsonTry(std::string_view text, std::string_view what, F f) -> decltype(f(std::declval<const Json&>())) {
   Json j = Json::parse(text, nullptr, false);
@@ -49,6 +72,8 @@ auto JsonTry(std::string_view text, std::string_view what, F f) -> decltype(f(st
     return f(j);
   } catch (const Json::exception& e) {
     return Bad(std::string(what) + ": " + e.what());
+  } catch (const NotAnInteger& e) {
+    return Bad(std::string(what) + ": '" + e.name + "' is not an integer in range");
   }
 }
 
@@ -230,7 +255,7 @@ std::string Config::ToJson() const {
 Result<Config> Config::FromJson(std::string_view text) {
   return JsonTry(text, "config", [](const Json& j) -> Result<Config> {
     Config c;
-    c.version = j.at("version").get<int>();
+    c.version = IntAt<int>(j, "version");
     if (c.version != kFormatVersion) {
       return Error(Code::kFailedPrecondition, "repository format version " + std::to_string(c.version) +
                                                   " is not supported (this lifeboat reads version " +
@@ -241,9 +266,9 @@ Result<Config> Config::FromJson(std::string_view text) {
     if (enc != "aes-256-gcm" && enc != "none") return Bad("config: unknown encryption '" + enc + "'");
     c.encrypted = enc != "none";
     const Json& ch = j.at("chunker");
-    c.chunker.min_size = ch.at("min").get<uint32_t>();
-    c.chunker.avg_size = ch.at("avg").get<uint32_t>();
-    c.chunker.max_size = ch.at("max").get<uint32_t>();
+    c.chunker.min_size = IntAt<uint32_t>(ch, "min");
+    c.chunker.avg_size = IntAt<uint32_t>(ch, "avg");
+    c.chunker.max_size = IntAt<uint32_t>(ch, "max");
     if (!c.chunker.Valid()) return Bad("config: invalid chunker parameters");
     if (!c.encrypted) c.mac_key_hex = j.at("mac_key").get<std::string>();
     return c;
@@ -260,9 +285,9 @@ Result<KeyFile> KeyFile::FromJson(std::string_view text) {
   return JsonTry(text, "key file", [](const Json& j) -> Result<KeyFile> {
     KeyFile k;
     if (j.at("kdf").get<std::string>() != "scrypt") return Bad("key file: unknown kdf");
-    k.kdf.n = j.at("N").get<uint64_t>();
-    k.kdf.r = j.at("r").get<uint32_t>();
-    k.kdf.p = j.at("p").get<uint32_t>();
+    k.kdf.n = IntAt<uint64_t>(j, "N");
+    k.kdf.r = IntAt<uint32_t>(j, "r");
+    k.kdf.p = IntAt<uint32_t>(j, "p");
     k.salt_hex = j.at("salt").get<std::string>();
     k.data_hex = j.at("data").get<std::string>();
     k.host = j.value("host", "");
@@ -302,7 +327,7 @@ std::string Snapshot::ToJson() const {
 Result<Snapshot> Snapshot::FromJson(std::string_view text) {
   return JsonTry(text, "snapshot", [](const Json& j) -> Result<Snapshot> {
     Snapshot s;
-    s.time_ns = j.at("time_ns").get<int64_t>();
+    s.time_ns = IntAt<int64_t>(j, "time_ns");
     s.host = j.at("host").get<std::string>();
     s.source = j.at("source").get<std::string>();
     s.path = j.value("path", "");
@@ -314,25 +339,25 @@ Result<Snapshot> Snapshot::FromJson(std::string_view text) {
     if (!ParseHex(s.tree, tree)) return Bad("snapshot: bad tree id");
     if (j.contains("root")) {
       const Json& r = j.at("root");
-      s.root_mode = r.value("mode", 0755u) & 07777u;
-      s.root_uid = r.value("uid", 0u);
-      s.root_gid = r.value("gid", 0u);
-      s.root_mtime_sec = r.value("mtime_sec", int64_t{0});
-      s.root_mtime_nsec = r.value("mtime_nsec", 0u) % 1000000000u;
+      s.root_mode = IntOr<uint32_t>(r, "mode", 0755u) & 07777u;
+      s.root_uid = IntOr<uint32_t>(r, "uid", 0u);
+      s.root_gid = IntOr<uint32_t>(r, "gid", 0u);
+      s.root_mtime_sec = IntOr<int64_t>(r, "mtime_sec", 0);
+      s.root_mtime_nsec = IntOr<uint32_t>(r, "mtime_nsec", 0u) % 1000000000u;
     }
     const Json& st = j.at("stats");
     auto& o = s.stats;
-    o.files = st.value("files", uint64_t{0});
-    o.dirs = st.value("dirs", uint64_t{0});
-    o.bytes = st.value("bytes", uint64_t{0});
-    o.files_new = st.value("files_new", uint64_t{0});
-    o.files_changed = st.value("files_changed", uint64_t{0});
-    o.files_unchanged = st.value("files_unchanged", uint64_t{0});
-    o.new_blobs = st.value("new_blobs", uint64_t{0});
-    o.new_bytes = st.value("new_bytes", uint64_t{0});
-    o.stored_bytes = st.value("stored_bytes", uint64_t{0});
+    o.files = IntOr<uint64_t>(st, "files", 0);
+    o.dirs = IntOr<uint64_t>(st, "dirs", 0);
+    o.bytes = IntOr<uint64_t>(st, "bytes", 0);
+    o.files_new = IntOr<uint64_t>(st, "files_new", 0);
+    o.files_changed = IntOr<uint64_t>(st, "files_changed", 0);
+    o.files_unchanged = IntOr<uint64_t>(st, "files_unchanged", 0);
+    o.new_blobs = IntOr<uint64_t>(st, "new_blobs", 0);
+    o.new_bytes = IntOr<uint64_t>(st, "new_bytes", 0);
+    o.stored_bytes = IntOr<uint64_t>(st, "stored_bytes", 0);
     o.duration_seconds = st.value("duration_seconds", 0.0);
-    o.errors = st.value("errors", uint64_t{0});
+    o.errors = IntOr<uint64_t>(st, "errors", 0);
     return s;
   });
 }
@@ -348,8 +373,8 @@ Result<LockInfo> LockInfo::FromJson(std::string_view text) {
     l.exclusive = j.at("exclusive").get<bool>();
     l.host = j.at("host").get<std::string>();
     l.operation = j.value("operation", "");
-    l.pid = j.at("pid").get<int64_t>();
-    l.time_ns = j.at("time_ns").get<int64_t>();
+    l.pid = IntAt<int64_t>(j, "pid");
+    l.time_ns = IntAt<int64_t>(j, "time_ns");
     return l;
   });
 }

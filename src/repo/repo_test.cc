@@ -95,6 +95,28 @@ TEST(FormatTest, PackHeaderOffsetsMustCoverData) {
   EXPECT_FALSE(DecodePackHeader(EncodePackHeader(e), 31).ok());
 }
 
+TEST(FormatTest, IntegersMustBeIntegersInRange) {
+  // A float out of an integer's range was converted (undefined behaviour,
+  // found by fuzz_repo under UBSan); floats and out-of-range numbers refuse.
+  const std::string tree(64, 'a');
+  auto snap = [&](const std::string& time) {
+    return Snapshot::FromJson(R"({"time_ns": )" + time + R"(, "host": "h", "source": "s", "tree": ")" + tree +
+                              R"(", "stats": {}})");
+  };
+  ASSERT_TRUE(snap("1700000000000000000").ok());
+  EXPECT_EQ(snap("1700000000000000000")->time_ns, 1700000000000000000);
+  EXPECT_FALSE(snap("11111111111111111111111.1").ok());
+  EXPECT_FALSE(snap("1.5").ok());
+  EXPECT_FALSE(snap("18446744073709551615").ok());  // above int64
+  EXPECT_NE(snap("1e22").error().message().find("'time_ns' is not an integer in range"), std::string::npos);
+  auto cfg = Config::FromJson(R"({"version": 1, "id": "x", "encryption": "none", "mac_key": "00",
+                                  "chunker": {"min": 4294967296, "avg": 2, "max": 3}})");
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_NE(cfg.error().message().find("'min'"), std::string::npos) << cfg.error().message();
+  auto lock = LockInfo::FromJson(R"({"exclusive": true, "host": "h", "pid": -1e300, "time_ns": 1})");
+  EXPECT_FALSE(lock.ok());
+}
+
 TEST(FormatTest, CompressSkipsIncompressible) {
   EXPECT_FALSE(Compress(Random(100000, 1), 1).has_value());
   std::string text(100000, 'a');

@@ -68,7 +68,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto path = PathOfRecord(bytes)) (void)DecodeBlocks(bytes, *path);
   (void)DecodeBlocks(bytes, "dir/file");
   {
-    const fs::path dir = root / "dir";
+    // Its own directory: the frames above may have made root/dir anything
+    // (a symlink to a missing path, say).
+    const fs::path dir = Base() / "journal";
+    fs::remove_all(dir, ec);
+    fs::create_directories(dir);
     FILE* f = std::fopen((dir / ".lifeboat~fuzz.journal").c_str(), "wb");
     if (f == nullptr) std::abort();
     std::fwrite(data, 1, size, f);

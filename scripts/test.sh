@@ -22,10 +22,11 @@ ctest --test-dir build --output-on-failure -j2
 
 if [ "${LIFEBOAT_QUICK:-0}" != 1 ]; then
   # One more build, with clang, ASan + UBSan and libFuzzer's instrumentation:
-  # the fuzz targets and the sanitized tests both come from it.
+  # the fuzz targets and the sanitized tests both come from it. -O1 and line
+  # tables only (what the sanitizers' reports need), with assertions on.
   echo "== build with clang, ASan + UBSan (build-san/) (at $(( SECONDS - start ))s)"
-  cmake -S . -B build-san -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DLIFEBOAT_SANITIZE=ON -DLIFEBOAT_FUZZ=ON >/dev/null
+  cmake -S . -B build-san -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
+    -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only" -DLIFEBOAT_SANITIZE=ON -DLIFEBOAT_FUZZ=ON >/dev/null
   cmake --build build-san -j2
   echo "== fuzz (at $(( SECONDS - start ))s)"
   LIFEBOAT_FUZZ_BUILD_DIR=build-san scripts/fuzz.sh "${LIFEBOAT_FUZZ_SECONDS:-30}"

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/json_read.h"
 #include "core/fs.h"
 #include "core/log.h"
 
@@ -226,7 +227,7 @@ Result<Json> Client::GetJson(const std::string& path) {
 
 std::string ApiReason(const Response& r) {
   auto j = Json::parse(r.body, nullptr, false);
-  if (j.is_object() && j.value("kind", "") == "Status" && j.contains("reason") && j["reason"].is_string()) {
+  if (j.is_object() && json::Str(j, "kind") == "Status" && j.contains("reason") && j["reason"].is_string()) {
     return j["reason"].get<std::string>();
   }
   return "";
@@ -275,8 +276,8 @@ Status AddResources(Client& client, const std::string& group, const std::string&
     a.version = version;
     a.resource = r["name"].get<std::string>();
     if (a.resource.find('/') != std::string::npos) continue;  // a subresource
-    a.kind = r.value("kind", "");
-    a.namespaced = r.value("namespaced", false);
+    a.kind = json::Str(r, "kind");
+    a.namespaced = json::Bool(r, "namespaced");
     for (auto [key, list] : {std::pair{"verbs", &a.verbs}, std::pair{"shortNames", &a.short_names}}) {
       if (!r.contains(key) || !r[key].is_array()) continue;
       for (const auto& v : r[key]) {
@@ -303,13 +304,13 @@ Result<std::vector<ApiResource>> Discover(Client& client, std::vector<std::strin
   if (!groups.contains("groups") || !groups["groups"].is_array()) return DataLoss("/apis: no groups");
   for (const auto& g : groups["groups"]) {
     if (!g.is_object()) continue;
-    std::string name = g.value("name", "");
+    std::string name = json::Str(g, "name");
     std::string version;
     if (g.contains("preferredVersion") && g["preferredVersion"].is_object()) {
-      version = g["preferredVersion"].value("version", "");
+      version = json::Str(g["preferredVersion"], "version");
     }
     if (version.empty() && g.contains("versions") && g["versions"].is_array() && !g["versions"].empty()) {
-      version = g["versions"][0].value("version", "");
+      version = json::Str(g["versions"][0], "version");
     }
     if (name.empty() || version.empty()) continue;
     Status st = AddResources(client, name, version, out);
@@ -347,7 +348,7 @@ Status ListAll(Client& client, const ApiResource& r, const std::string& ns, cons
     if (!cont.empty()) path += "&continue=" + QueryEscape(cont);
     LB_ASSIGN_OR_RETURN(Json list, client.GetJson(path));
     cont.clear();
-    if (list.contains("metadata") && list["metadata"].is_object()) cont = list["metadata"].value("continue", "");
+    if (list.contains("metadata") && list["metadata"].is_object()) cont = json::Str(list["metadata"], "continue");
     if (!list.contains("items") || !list["items"].is_array()) return DataLoss("LIST " + r.Qualified() + ": no items");
     for (auto& item : list["items"]) {
       if (!item.is_object()) continue;

@@ -14,6 +14,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "k8s/cluster_backup.h"
+#include "core/json_read.h"
 
 namespace lifeboat::k8s {
 namespace {
@@ -93,12 +94,12 @@ class Restorer {
     }
     for (const auto& k : meta["kinds"]) {
       KindInfo info;
-      info.group = k.value("group", "");
-      info.version = k.value("version", "");
-      info.kind = k.value("kind", "");
-      info.namespaced = k.value("namespaced", false);
-      info.custom = k.value("custom", false);
-      std::string resource = k.value("resource", "");
+      info.group = json::Str(k, "group");
+      info.version = json::Str(k, "version");
+      info.kind = json::Str(k, "kind");
+      info.namespaced = json::Bool(k, "namespaced");
+      info.custom = json::Bool(k, "custom");
+      std::string resource = json::Str(k, "resource");
       info.qualified = info.group.empty() ? resource : resource + "." + info.group;
       kind_of_[info.kind + "/" + info.group] = info.qualified;
       kinds_[info.qualified] = std::move(info);
@@ -209,7 +210,7 @@ class Restorer {
         Json list = Json::parse(r.body, nullptr, false);
         if (list.is_object() && list.contains("resources") && list["resources"].is_array()) {
           for (const auto& e : list["resources"]) {
-            std::string n = e.value("name", "");
+            std::string n = json::Str(e, "name");
             names.insert(k.group.empty() ? n : n + "." + k.group);
           }
         }
@@ -443,7 +444,7 @@ class Restorer {
         if (got.ok() && got->contains("status") && (*got)["status"].contains("conditions") &&
             (*got)["status"]["conditions"].is_array()) {
           for (const auto& c : (*got)["status"]["conditions"]) {
-            if (c.value("type", "") == "Established" && c.value("status", "") == "True") established = true;
+            if (json::Str(c, "type") == "Established" && json::Str(c, "status") == "True") established = true;
           }
         }
         if (established || !got.ok()) break;

@@ -93,6 +93,8 @@ TEST(Kubeconfig, ExecPluginsAndTheirCredentials) {
   EXPECT_FALSE(far->expires.has_value());
   EXPECT_FALSE(ParseExecCredential(R"({"kind":"ExecCredential","status":{}})", "p").ok());
   EXPECT_FALSE(ParseExecCredential(R"({"kind":"Other","status":{"token":"x"}})", "p").ok());
+  // A kind that is not a string is refused, not thrown (found by fuzz_k8s).
+  EXPECT_FALSE(ParseExecCredential(R"({"kind":{"kind":"x"},"status":{"token":"x"}})", "p").ok());
 }
 
 TEST(Kubeconfig, RunsAnExecPluginAndTellsItsStderrWhenItFails) {

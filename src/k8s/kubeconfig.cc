@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "core/json_read.h"
 #include "core/base64.h"
 #include "core/fs.h"
 #include "core/process.h"
@@ -195,8 +196,8 @@ Result<ExecCredential> ParseExecCredential(std::string_view json, const std::str
   if (j.is_discarded() || !j.is_object()) {
     return Unauthenticated("exec plugin " + plugin + " did not print an ExecCredential (not JSON)");
   }
-  if (j.value("kind", "") != "ExecCredential") {
-    return Unauthenticated("exec plugin " + plugin + " printed kind '" + j.value("kind", "") +
+  if (json::Str(j, "kind") != "ExecCredential") {
+    return Unauthenticated("exec plugin " + plugin + " printed kind '" + json::Str(j, "kind") +
                            "', not an ExecCredential");
   }
   const auto status = j.find("status");

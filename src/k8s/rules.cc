@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "core/json_read.h"
+
 namespace lifeboat::k8s {
 namespace {
 
@@ -266,7 +268,7 @@ std::string SkipReason(const std::string& q, const Json& obj, const InRestore& i
   if (owners == nullptr || !owners->is_array()) return "";
   std::string ns = StringAt(obj, {"metadata", "namespace"});
   for (const auto& o : *owners) {
-    if (!o.is_object() || !o.value("controller", false)) continue;
+    if (!o.is_object() || !json::Bool(o, "controller")) continue;
     std::string av = StringAt(o, {"apiVersion"}), kind = StringAt(o, {"kind"}), name = StringAt(o, {"name"});
     if (in_restore && in_restore(av, kind, ns, name)) {
       std::string group = GroupOf(av);

@@ -42,26 +42,23 @@ bool GetEntry(ByteReader& r, PackEntry& e) {
   return true;
 }
 
-// A member that is not an integer of the field's type (a float, a number
-// out of range): thrown by IntAt and IntOr, caught by JsonTry.
-struct NotAnInteger {
-  std::string name;
-};
-
+// An integer member that fits T (json::IntOf: a float or a number out of
+// range is refused); `what` names the file for the message.
 template <class T>
-T IntAt(const Json& j, const char* name) {
-  auto v = json::IntOf<T>(j.at(name));  // at() throws when it is absent
-  if (!v) throw NotAnInteger{name};
+Result<T> IntAt(const Json& j, std::string_view what, const char* name) {
+  auto it = j.find(name);
+  if (it == j.end()) return Bad(std::string(what) + ": '" + name + "' is missing");
+  auto v = json::IntOf<T>(*it);
+  if (!v) return Bad(std::string(what) + ": '" + name + "' is not an integer in range");
   return *v;
 }
 
+// The same for an optional member: `fallback` when it is absent.
 template <class T>
-T IntOr(const Json& j, const char* name, T fallback) {
-  auto it = j.find(name);
-  if (it == j.end()) return fallback;
-  auto v = json::IntOf<T>(*it);
-  if (!v) throw NotAnInteger{name};
-  return *v;
+Result<T> IntOr(const Json& j, std::string_view what, const char* name, T fallback) {
+  if (!j.is_object()) return Bad(std::string(what) + ": '" + name + "' belongs in an object, and this is none");
+  if (!j.contains(name)) return fallback;
+  return IntAt<T>(j, what, name);
 }
 
 template <typename F>
@@ -72,8 +69,6 @@ auto JsonTry(std::string_view text, std::string_view what, F f) -> decltype(f(st
     return f(j);
   } catch (const Json::exception& e) {
     return Bad(std::string(what) + ": " + e.what());
-  } catch (const NotAnInteger& e) {
-    return Bad(std::string(what) + ": '" + e.name + "' is not an integer in range");
   }
 }
 
@@ -255,7 +250,7 @@ std::string Config::ToJson() const {
 Result<Config> Config::FromJson(std::string_view text) {
   return JsonTry(text, "config", [](const Json& j) -> Result<Config> {
     Config c;
-    c.version = IntAt<int>(j, "version");
+    LB_ASSIGN_OR_RETURN(c.version, IntAt<int>(j, "config", "version"));
     if (c.version != kFormatVersion) {
       return Error(Code::kFailedPrecondition, "repository format version " + std::to_string(c.version) +
                                                   " is not supported (this lifeboat reads version " +
@@ -266,9 +261,9 @@ Result<Config> Config::FromJson(std::string_view text) {
     if (enc != "aes-256-gcm" && enc != "none") return Bad("config: unknown encryption '" + enc + "'");
     c.encrypted = enc != "none";
     const Json& ch = j.at("chunker");
-    c.chunker.min_size = IntAt<uint32_t>(ch, "min");
-    c.chunker.avg_size = IntAt<uint32_t>(ch, "avg");
-    c.chunker.max_size = IntAt<uint32_t>(ch, "max");
+    LB_ASSIGN_OR_RETURN(c.chunker.min_size, IntAt<uint32_t>(ch, "config", "min"));
+    LB_ASSIGN_OR_RETURN(c.chunker.avg_size, IntAt<uint32_t>(ch, "config", "avg"));
+    LB_ASSIGN_OR_RETURN(c.chunker.max_size, IntAt<uint32_t>(ch, "config", "max"));
     if (!c.chunker.Valid()) return Bad("config: invalid chunker parameters");
     if (!c.encrypted) c.mac_key_hex = j.at("mac_key").get<std::string>();
     return c;
@@ -285,9 +280,9 @@ Result<KeyFile> KeyFile::FromJson(std::string_view text) {
   return JsonTry(text, "key file", [](const Json& j) -> Result<KeyFile> {
     KeyFile k;
     if (j.at("kdf").get<std::string>() != "scrypt") return Bad("key file: unknown kdf");
-    k.kdf.n = IntAt<uint64_t>(j, "N");
-    k.kdf.r = IntAt<uint32_t>(j, "r");
-    k.kdf.p = IntAt<uint32_t>(j, "p");
+    LB_ASSIGN_OR_RETURN(k.kdf.n, IntAt<uint64_t>(j, "key file", "N"));
+    LB_ASSIGN_OR_RETURN(k.kdf.r, IntAt<uint32_t>(j, "key file", "r"));
+    LB_ASSIGN_OR_RETURN(k.kdf.p, IntAt<uint32_t>(j, "key file", "p"));
     k.salt_hex = j.at("salt").get<std::string>();
     k.data_hex = j.at("data").get<std::string>();
     k.host = j.value("host", "");
@@ -327,7 +322,7 @@ std::string Snapshot::ToJson() const {
 Result<Snapshot> Snapshot::FromJson(std::string_view text) {
   return JsonTry(text, "snapshot", [](const Json& j) -> Result<Snapshot> {
     Snapshot s;
-    s.time_ns = IntAt<int64_t>(j, "time_ns");
+    LB_ASSIGN_OR_RETURN(s.time_ns, IntAt<int64_t>(j, "snapshot", "time_ns"));
     s.host = j.at("host").get<std::string>();
     s.source = j.at("source").get<std::string>();
     s.path = j.value("path", "");
@@ -339,25 +334,27 @@ Result<Snapshot> Snapshot::FromJson(std::string_view text) {
     if (!ParseHex(s.tree, tree)) return Bad("snapshot: bad tree id");
     if (j.contains("root")) {
       const Json& r = j.at("root");
-      s.root_mode = IntOr<uint32_t>(r, "mode", 0755u) & 07777u;
-      s.root_uid = IntOr<uint32_t>(r, "uid", 0u);
-      s.root_gid = IntOr<uint32_t>(r, "gid", 0u);
-      s.root_mtime_sec = IntOr<int64_t>(r, "mtime_sec", 0);
-      s.root_mtime_nsec = IntOr<uint32_t>(r, "mtime_nsec", 0u) % 1000000000u;
+      LB_ASSIGN_OR_RETURN(uint32_t mode, IntOr<uint32_t>(r, "snapshot", "mode", 0755u));
+      s.root_mode = mode & 07777u;
+      LB_ASSIGN_OR_RETURN(s.root_uid, IntOr<uint32_t>(r, "snapshot", "uid", 0u));
+      LB_ASSIGN_OR_RETURN(s.root_gid, IntOr<uint32_t>(r, "snapshot", "gid", 0u));
+      LB_ASSIGN_OR_RETURN(s.root_mtime_sec, IntOr<int64_t>(r, "snapshot", "mtime_sec", 0));
+      LB_ASSIGN_OR_RETURN(uint32_t nsec, IntOr<uint32_t>(r, "snapshot", "mtime_nsec", 0u));
+      s.root_mtime_nsec = nsec % 1000000000u;
     }
     const Json& st = j.at("stats");
     auto& o = s.stats;
-    o.files = IntOr<uint64_t>(st, "files", 0);
-    o.dirs = IntOr<uint64_t>(st, "dirs", 0);
-    o.bytes = IntOr<uint64_t>(st, "bytes", 0);
-    o.files_new = IntOr<uint64_t>(st, "files_new", 0);
-    o.files_changed = IntOr<uint64_t>(st, "files_changed", 0);
-    o.files_unchanged = IntOr<uint64_t>(st, "files_unchanged", 0);
-    o.new_blobs = IntOr<uint64_t>(st, "new_blobs", 0);
-    o.new_bytes = IntOr<uint64_t>(st, "new_bytes", 0);
-    o.stored_bytes = IntOr<uint64_t>(st, "stored_bytes", 0);
+    LB_ASSIGN_OR_RETURN(o.files, IntOr<uint64_t>(st, "snapshot", "files", uint64_t{0}));
+    LB_ASSIGN_OR_RETURN(o.dirs, IntOr<uint64_t>(st, "snapshot", "dirs", uint64_t{0}));
+    LB_ASSIGN_OR_RETURN(o.bytes, IntOr<uint64_t>(st, "snapshot", "bytes", uint64_t{0}));
+    LB_ASSIGN_OR_RETURN(o.files_new, IntOr<uint64_t>(st, "snapshot", "files_new", uint64_t{0}));
+    LB_ASSIGN_OR_RETURN(o.files_changed, IntOr<uint64_t>(st, "snapshot", "files_changed", uint64_t{0}));
+    LB_ASSIGN_OR_RETURN(o.files_unchanged, IntOr<uint64_t>(st, "snapshot", "files_unchanged", uint64_t{0}));
+    LB_ASSIGN_OR_RETURN(o.new_blobs, IntOr<uint64_t>(st, "snapshot", "new_blobs", uint64_t{0}));
+    LB_ASSIGN_OR_RETURN(o.new_bytes, IntOr<uint64_t>(st, "snapshot", "new_bytes", uint64_t{0}));
+    LB_ASSIGN_OR_RETURN(o.stored_bytes, IntOr<uint64_t>(st, "snapshot", "stored_bytes", uint64_t{0}));
     o.duration_seconds = st.value("duration_seconds", 0.0);
-    o.errors = IntOr<uint64_t>(st, "errors", 0);
+    LB_ASSIGN_OR_RETURN(o.errors, IntOr<uint64_t>(st, "snapshot", "errors", uint64_t{0}));
     return s;
   });
 }
@@ -373,8 +370,8 @@ Result<LockInfo> LockInfo::FromJson(std::string_view text) {
     l.exclusive = j.at("exclusive").get<bool>();
     l.host = j.at("host").get<std::string>();
     l.operation = j.value("operation", "");
-    l.pid = IntAt<int64_t>(j, "pid");
-    l.time_ns = IntAt<int64_t>(j, "time_ns");
+    LB_ASSIGN_OR_RETURN(l.pid, IntAt<int64_t>(j, "lock", "pid"));
+    LB_ASSIGN_OR_RETURN(l.time_ns, IntAt<int64_t>(j, "lock", "time_ns"));
     return l;
   });
 }

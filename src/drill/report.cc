@@ -36,12 +36,9 @@ std::string Figure(const Json& seconds) {
 struct Axis {
   Clock::TimePoint from, to;
   double left = 150, width = 800;
-  // In seconds since the epoch as doubles: two time points a report may
-  // hold can be further apart than int64 nanoseconds reach.
-  static double Secs(Clock::TimePoint t) { return std::chrono::duration<double>(t.time_since_epoch()).count(); }
   double X(Clock::TimePoint t) const {
-    double span = Secs(to) - Secs(from);
-    double at = Secs(t) - Secs(from);
+    double span = std::chrono::duration<double>(to - from).count();
+    double at = std::chrono::duration<double>(t - from).count();
     return left + std::clamp(span > 0 ? at / span : 0.0, 0.0, 1.0) * width;
   }
 };
@@ -211,7 +208,7 @@ std::string Timeline(const Json& report, const std::vector<Attempt>& attempts) {
   if (auto t = ParseUtc(json::Str(client, "recovered"))) svg += Line(axis.X(*t), 30, bottom, "back", "recovered", 28);
   if (rto_limit) svg += Line(axis.X(*rto_limit), 30, bottom, "objective", "RTO objective", 40);
   // The time axis: seconds from the first write.
-  double span = Axis::Secs(axis.to) - Axis::Secs(axis.from);
+  double span = std::chrono::duration<double>(axis.to - axis.from).count();
   // About ten ticks at 1, 2 or 5 times a power of ten seconds, whatever the
   // span (a report's times come from a store: it may span centuries).
   double step = 1;

@@ -12,9 +12,9 @@
 #include <unordered_set>
 
 #include "core/fs.h"
+#include "core/json_read.h"
 #include "core/log.h"
 #include "k8s/cluster_backup.h"
-#include "core/json_read.h"
 
 namespace lifeboat::k8s {
 namespace {

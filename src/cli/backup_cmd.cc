@@ -548,6 +548,9 @@ void AddBackupCommands(CLI::App& app, int& exit_code) {
                      "With --cluster: auto (all when no namespace is chosen, else only what the chosen objects "
                      "need), true, false")
       ->check(CLI::IsMember({"auto", "true", "false"}));
+  create->add_flag("--volume-data", o->volume_data,
+                   "With --cluster: the files of the PVCs running pods mount too, read by the node agents "
+                   "(lifeboat agent --node)");
   AddOutputFlag(*create, o->output);
   create->footer("Files unchanged since the last backup of the same volume or path are not read again.\n"
                  "A cluster backup stores one JSON file per object (docs/kubernetes.md has the layout and what is\n"
@@ -556,7 +559,8 @@ void AddBackupCommands(CLI::App& app, int& exit_code) {
                  "is still written).\n\n"
                  "Examples:\n  lifeboat backup create --plan shop.yaml --location local --volume uploads\n"
                  "  lifeboat backup create --plan shop.yaml -l dr-s3 --path /srv/config --tag before-upgrade -o json\n"
-                 "  lifeboat backup create --plan shop.yaml -l dr-s3 --cluster us-east --namespace 'shop*'\n");
+                 "  lifeboat backup create --plan shop.yaml -l dr-s3 --cluster us-east --namespace 'shop*'\n"
+                 "  lifeboat backup create --plan shop.yaml -l dr-s3 --cluster us-east --volume-data\n");
   create->callback([&exit_code, o] { exit_code = Create(*o); });
 
   auto* list = bk->add_subcommand("list", "The backups at a location, oldest first");

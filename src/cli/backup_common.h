@@ -30,7 +30,7 @@ struct BackupCliOptions {
   std::string cluster, selector, cluster_resources = "auto", existing = "skip", to_dir;
   std::vector<std::string> namespaces, exclude_namespaces, resources, exclude_resources;
   std::vector<std::string> namespace_map, storage_class_map;
-  bool dry_run = false;
+  bool dry_run = false, volume_data = false;
 };
 
 // The plan and one of its locations: named, or the only one.

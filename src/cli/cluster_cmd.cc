@@ -7,6 +7,7 @@
 #include <iostream>
 #include <thread>
 
+#include "agent/auth.h"
 #include "cli/backup_common.h"
 #include "cli/common.h"
 #include "core/units.h"
@@ -79,6 +80,13 @@ int ClusterBackupCreate(const BackupCliOptions& o) {
   bo.selector = o.selector;
   bo.cluster_resources = k8s::ClusterResourcesOf(o.cluster_resources);
   bo.tags = o.tags;
+  if (o.volume_data) {
+    auto token = agent::LoadToken(t->plan);
+    if (!token.ok()) return Fail(token.error());
+    if (token->empty()) return Fail("--volume-data: the node agents need the admin token (LIFEBOAT_TOKEN)", kExitInvalid);
+    bo.volumes = k8s::VolumeBackupFor(t->plan, o.cluster, t->location->name, *token);
+    bo.volumes->tags = o.tags;
+  }
   k8s::ClusterProgress progress;
   auto start = std::chrono::steady_clock::now();
   Result<k8s::ClusterBackupResult> res = [&] {
@@ -88,7 +96,10 @@ int ClusterBackupCreate(const BackupCliOptions& o) {
              std::to_string(progress.kinds_total.load()) + "  objects " + std::to_string(progress.objects.load()) +
              "  " + HumanBytes(progress.bytes.load()) + "  " +
              std::to_string(static_cast<uint64_t>(secs > 0 ? static_cast<double>(progress.objects.load()) / secs : 0)) +
-             " objects/s";
+             " objects/s" +
+             (o.volume_data && progress.kinds_done == progress.kinds_total
+                  ? "  volumes " + std::to_string(progress.volumes_done.load())
+                  : "");
     });
     return k8s::BackupCluster(*repo, **client, bo, &progress);
   }();
@@ -101,12 +112,22 @@ int ClusterBackupCreate(const BackupCliOptions& o) {
     j["objects"] = res->objects;
     j["not_backed_up"] = res->errors;
     j["groups_not_discovered"] = res->skipped_groups;
+    Json volumes = Json::array();
+    for (const auto& l : res->volumes) volumes.push_back(Json::parse(l.ToJson().dump()));
+    j["volumes"] = volumes;
     j["api"] = {{"requests", stats.requests}, {"retries", stats.retries}, {"throttled", stats.throttled}};
     PrintDocument(j, o.output);
   } else {
     std::cout << Describe(res->snapshot);
     std::cout << "objects    " << res->objects << " (" << stats.requests << " API requests, " << stats.retries
               << " retried)\n";
+    for (const auto& l : res->volumes) {
+      std::cout << "volume     " << l.ns << "/" << l.pvc << " on " << (l.node.empty() ? "?" : l.node) << ": "
+                << (l.snapshot.empty() ? "failed: " + l.error
+                                       : "backup " + l.snapshot.substr(0, 8) + ", " + std::to_string(l.files) +
+                                             " files, " + HumanBytes(l.bytes))
+                << "\n";
+    }
   }
   return res->errors.empty() ? kExitOk : kExitFailure;
 }
@@ -135,6 +156,9 @@ int ClusterRestore(const BackupCliOptions& o, const Found& found) {
     auto c = k8s::ConnectCluster(found.opened.target.plan, o.cluster);
     if (!c.ok()) return Fail(c.error());
     client = std::move(*c);
+    auto token = agent::LoadToken(found.opened.target.plan);
+    if (!token.ok()) return Fail(token.error());
+    ro.volumes = k8s::VolumeRestoreFor(found.opened.target.plan, o.cluster, found.opened.target.location->name, *token);
   }
   std::atomic<uint64_t> done{0};
   auto start = std::chrono::steady_clock::now();
@@ -163,6 +187,7 @@ int ClusterRestore(const BackupCliOptions& o, const Found& found) {
                {"skipped", res->skipped},
                {"written", res->written},
                {"failed", res->failed},
+               {"volumes_restored", res->restored},
                {"duration_seconds", secs}};
   if (o.output == "json") {
     // Item by item: a restore of 100,000 objects should not need its report twice in memory.
@@ -188,7 +213,9 @@ int ClusterRestore(const BackupCliOptions& o, const Found& found) {
     std::snprintf(dur, sizeof dur, "%.2fs", secs);
     std::cout << (o.dry_run ? "dry run, nothing changed: " : "") << "restore of " << snap.id.substr(0, 8) << " into "
               << into << ": " << res->created << " created, " << res->updated << " updated, " << res->skipped
-              << " skipped, " << res->written << " written, " << res->failed << " failed in " << dur << "\n";
+              << " skipped, " << res->written << " written, " << res->failed << " failed";
+    if (res->restored) std::cout << ", files of " << res->restored << " PVC(s) restored";
+    std::cout << " in " << dur << "\n";
   }
   return res->Failed() ? kExitFailure : kExitOk;
 }

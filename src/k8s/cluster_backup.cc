@@ -14,6 +14,7 @@
 
 #include "core/clock.h"
 #include "core/fs.h"
+#include "core/json_read.h"
 #include "core/log.h"
 #include "core/strings.h"
 #include "repo/crypto.h"
@@ -155,6 +156,27 @@ bool Selection::NamespaceIncluded(const std::string& ns) const {
 }
 
 bool IsClusterBackup(const repo::Snapshot& s) { return s.source.starts_with("cluster:"); }
+
+Result<std::vector<std::string>> LinkedVolumeSnapshots(repo::Repository& repo, const repo::Snapshot& s) {
+  std::vector<std::string> out;
+  if (!IsClusterBackup(s)) return out;
+  LB_RETURN_IF_ERROR(repo.LoadIndex());
+  LB_ASSIGN_OR_RETURN(repo::Tree root, repo.LoadTree(s.TreeId()));
+  for (const auto& n : root.nodes) {
+    if (n.name != kMetaFile || n.type != NodeType::kFile) continue;
+    std::string text;
+    for (const auto& id : n.content) {
+      LB_ASSIGN_OR_RETURN(std::string part, repo.LoadBlob(id));
+      text += part;
+    }
+    Json meta = Json::parse(text, nullptr, false);
+    for (const auto& v : json::Arr(meta, "volumes")) {
+      std::string id = json::Str(v, "snapshot");
+      if (!id.empty()) out.push_back(id);
+    }
+  }
+  return out;
+}
 
 Result<ClusterBackupResult> BackupCluster(repo::Repository& repo, Client& client, const ClusterBackupOptions& o,
                                           ClusterProgress* progress) {
@@ -302,6 +324,22 @@ Result<ClusterBackupResult> BackupCluster(repo::Repository& repo, Client& client
     ++pr.kinds_done;
   }
 
+  Json volumes = Json::array();
+  if (o.volumes) {
+    auto links = BackupVolumes(client, o.select, o.selector, *o.volumes, [&](const VolumeLink&) { ++pr.volumes_done; });
+    if (!links.ok()) {
+      res.errors.push_back("volume data: " + links.error().message());
+    } else {
+      for (const auto& l : *links) {
+        std::string what = "volume data of PVC " + l.ns + "/" + l.pvc + ": ";
+        if (!l.error.empty()) res.errors.push_back(what + l.error);
+        if (l.file_errors) res.errors.push_back(what + std::to_string(l.file_errors) + " files could not be read");
+        volumes.push_back(l.ToJson());
+      }
+      res.volumes = std::move(*links);
+    }
+  }
+
   Json meta = {{"kind", "ClusterBackup"},
                {"format", 1},
                {"cluster", o.cluster},
@@ -328,6 +366,7 @@ Result<ClusterBackupResult> BackupCluster(repo::Repository& repo, Client& client
                   {"count", rec.count}});
   }
   meta["kinds"] = ks;
+  meta["volumes"] = volumes;
   LB_RETURN_IF_ERROR(w.AddFile(kMetaFile, meta.dump(2) + "\n", false));
   LB_ASSIGN_OR_RETURN(Id root, w.Finish());
 

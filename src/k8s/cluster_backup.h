@@ -14,11 +14,13 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "k8s/client.h"
 #include "k8s/rules.h"
+#include "k8s/volume_data.h"
 #include "repo/repository.h"
 
 namespace lifeboat::k8s {
@@ -48,10 +50,14 @@ struct ClusterBackupOptions {
   std::vector<std::string> tags;
   std::string schedule;
   int page_size = 500;
+  // Set: the files of the PVCs running pods mount are backed up too, by the
+  // node agents (k8s/volume_data.h), and linked from lifeboat-backup.json.
+  std::optional<VolumeBackupOptions> volumes;
 };
 
 struct ClusterProgress {
   std::atomic<uint64_t> objects{0}, bytes{0}, kinds_done{0}, kinds_total{0};
+  std::atomic<uint64_t> volumes_done{0};  // PVCs whose files were backed up (or failed)
 };
 
 struct ClusterBackupResult {
@@ -59,6 +65,7 @@ struct ClusterBackupResult {
   uint64_t objects = 0;
   std::vector<std::string> errors;  // kinds that could not be listed, with the server's reason
   std::vector<std::string> skipped_groups;  // discovery failures
+  std::vector<VolumeLink> volumes;          // with options.volumes: one per PVC
 };
 
 Result<ClusterBackupResult> BackupCluster(repo::Repository& repo, Client& client, const ClusterBackupOptions& options,
@@ -76,10 +83,16 @@ struct ClusterRestoreOptions {
   // Objects of one kind are created by this many connections at once, each
   // with its share of the cluster's rate limit.
   int workers = 4;
+  // The PVCs' files the backup links to, restored through the target's
+  // node agents (k8s/volume_data.h). Unset, or with to_dir: not restored
+  // (the report says so).
+  std::optional<VolumeRestoreOptions> volumes;
 };
 
 // One item's outcome: created, updated, skipped, failed (or would-create,
-// would-update, would-skip in a dry run; written with --to-dir).
+// would-update, would-skip in a dry run; written with --to-dir). A PVC's
+// files are an item of kind "volume-data": restored (would-restore) or
+// failed.
 struct ItemResult {
   std::string kind;  // qualified resource
   std::string ns, name;  // after mapping
@@ -91,7 +104,7 @@ struct ClusterRestoreResult {
   std::vector<ItemResult> items;
   std::vector<std::string> order;  // kinds in the order they were restored
   std::vector<std::string> notes;  // cycles broken, kinds waited for
-  uint64_t created = 0, updated = 0, skipped = 0, failed = 0, written = 0;
+  uint64_t created = 0, updated = 0, skipped = 0, failed = 0, written = 0, restored = 0;
   bool Failed() const { return failed > 0; }
 };
 
@@ -103,5 +116,9 @@ Result<ClusterRestoreResult> RestoreCluster(repo::Repository& repo, const repo::
 
 // True when the snapshot is a cluster backup.
 bool IsClusterBackup(const repo::Snapshot& s);
+
+// The snapshots of PVC files a cluster backup links to (none for another
+// backup): retention deletes them with it.
+Result<std::vector<std::string>> LinkedVolumeSnapshots(repo::Repository& repo, const repo::Snapshot& s);
 
 }  // namespace lifeboat::k8s

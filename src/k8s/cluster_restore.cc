@@ -11,6 +11,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <openssl/rand.h>
+
+#include "core/check.h"
 #include "core/fs.h"
 #include "core/json_read.h"
 #include "core/log.h"
@@ -54,11 +57,13 @@ class Restorer {
         workers_.push_back(std::move(c));
       }
     }
+    PrepareVolumes();
     for (const auto& q : res_.order) {
       KindInfo& k = kinds_[q];
       LB_RETURN_IF_ERROR(RestoreKind(k));
       if (q == kCrdKind && client_ != nullptr && !o_.dry_run && o_.to_dir.empty()) WaitForCrds(k);
     }
+    RestoreVolumeData();
     return std::move(res_);
   }
 
@@ -91,6 +96,10 @@ class Restorer {
     }
     if (!meta.is_object() || !meta.contains("kinds") || !meta["kinds"].is_array()) {
       return InvalidArgument("backup " + snap_.id.substr(0, 8) + " is not a cluster backup (no lifeboat-backup.json)");
+    }
+    for (const auto& v : json::Arr(meta, "volumes")) {
+      VolumeLink l = VolumeLink::FromJson(v);
+      if (!l.snapshot.empty() && o_.select.NamespaceIncluded(l.ns)) links_.push_back(std::move(l));
     }
     for (const auto& k : meta["kinds"]) {
       KindInfo info;
@@ -193,6 +202,7 @@ class Restorer {
     else if (r.result == "updated" || r.result == "would-update") ++res_.updated;
     else if (r.result == "skipped" || r.result == "would-skip") ++res_.skipped;
     else if (r.result == "written") ++res_.written;
+    else if (r.result == "restored" || r.result == "would-restore") ++res_.restored;
     else ++res_.failed;
     if (on_item_) on_item_(r);
     res_.items.push_back(std::move(r));
@@ -335,9 +345,19 @@ class Restorer {
     bool pv_restored = false;
     if (k.qualified == "persistentvolumeclaims") {
       std::string pv = StringAt(obj, {"spec", "volumeName"});
-      pv_restored = !pv.empty() && names_.count("persistentvolumes//" + pv) > 0;
+      pv_restored = !pv.empty() && names_.count("persistentvolumes//" + pv) > 0 && !linked_pvs_.count(pv);
+    }
+    if (k.qualified == "persistentvolumes" && linked_pvs_.count(name)) {
+      r.result = o_.dry_run ? "would-skip" : "skipped";
+      r.reason = "its claim's files are restored into a new volume";
+      return Record(std::move(r));
     }
     obj = PrepareForRestore(std::move(obj), k.qualified, o_.mapping, pv_restored, in_restore);
+    {
+      static const std::set<std::string> kNone;
+      auto w = wait_pvcs_.find(ns);
+      AddRestoreWait(obj, k.qualified, w == wait_pvcs_.end() ? kNone : w->second, wait_image_, marker_);
+    }
     if (!o_.to_dir.empty()) {
       Status st = WriteManifest(k, k.namespaced ? ns : "", name, obj);
       r.result = st.ok() ? "written" : "failed";
@@ -459,6 +479,63 @@ class Restorer {
     res_.notes.push_back("waited for " + std::to_string(crds.items.size()) + " CRD(s) to be Established");
   }
 
+  // The PVCs whose files the backup holds: decides whether they are
+  // restored, and makes the workloads that mount them wait for them.
+  void PrepareVolumes() {
+    if (links_.empty()) return;
+    for (const auto& l : links_) linked_pvs_.insert(l.pv);
+    std::string why;
+    if (!o_.to_dir.empty()) {
+      why = "manifests for kubectl apply cannot carry them";
+    } else if (!o_.volumes) {
+      why = "not asked for";
+    } else if (!o_.dry_run) {
+      auto agents = FindNodeAgents(*client_, o_.volumes->agents.ns);
+      if (!agents.ok()) {
+        why = agents.error().message();
+      } else if (agents->empty()) {
+        why = "no node agent runs in namespace " + o_.volumes->agents.ns + " of the cluster";
+      } else {
+        wait_image_ = agents->begin()->second.image;
+      }
+    }
+    if (!why.empty()) {
+      res_.notes.push_back("the files of " + std::to_string(links_.size()) + " PVC(s) were not restored: " + why);
+      volume_failure_ = why;
+      linked_pvs_.clear();
+      return;
+    }
+    unsigned char raw[8];
+    LB_CHECK(RAND_bytes(raw, sizeof raw) == 1, "RAND_bytes failed");
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (unsigned char c : raw) {
+      marker_ += kHex[c >> 4];
+      marker_ += kHex[c & 15];
+    }
+    if (!o_.dry_run) {
+      for (const auto& l : links_) wait_pvcs_[Mapped(l.ns)].insert(l.pvc);
+    }
+  }
+
+  void RestoreVolumeData() {
+    if (links_.empty()) return;
+    if (!volume_failure_.empty() || o_.dry_run) {
+      for (const auto& l : links_) {
+        ItemResult r{"volume-data", Mapped(l.ns), l.pvc, o_.dry_run && volume_failure_.empty() ? "would-restore" : "failed",
+                     volume_failure_.empty() ? "snapshot " + l.snapshot.substr(0, 8) + ", " +
+                                                   std::to_string(l.files) + " files, " + std::to_string(l.bytes) +
+                                                   " bytes"
+                                             : "not restored: " + volume_failure_};
+        if (!o_.to_dir.empty()) r.result = "skipped";  // --to-dir restores no data at all
+        Record(std::move(r));
+      }
+      return;
+    }
+    for (auto& v : RestoreVolumes(*client_, links_, o_.mapping.namespaces, marker_, *o_.volumes)) {
+      Record({"volume-data", v.ns, v.pvc, v.result, v.reason});
+    }
+  }
+
   repo::Repository& repo_;
   const repo::Snapshot& snap_;
   Client* client_;
@@ -472,6 +549,10 @@ class Restorer {
   std::vector<std::unique_ptr<Client>> workers_;  // connections for the objects of large kinds
   std::mutex record_mu_;                          // guards res_ while workers record
   ClusterRestoreResult res_;
+  std::vector<VolumeLink> links_;                            // PVCs with files in the backup
+  std::set<std::string> linked_pvs_;                         // their old PVs: not restored
+  std::map<std::string, std::set<std::string>> wait_pvcs_;   // mapped namespace -> PVCs pods wait for
+  std::string wait_image_, marker_, volume_failure_;
 };
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "k8s/cluster_backup.h"
 #include "k8s/kubeconfig.h"
 #include "k8s/rules.h"
+#include "k8s/volume_data.h"
 #include "k8s/workloads.h"
 
 namespace lifeboat::k8s {
@@ -306,6 +307,66 @@ TEST(Kubeconfig, InClusterReadsTheServiceAccountAndTheServiceEnvironment) {
   ::unsetenv("KUBERNETES_SERVICE_HOST");
   ::unsetenv("KUBERNETES_SERVICE_PORT");
   fs::remove_all(dir);
+}
+
+
+Json Deployment(const std::string& claim) {
+  return Json::parse(R"({"metadata": {"name": "web"}, "spec": {"template": {"spec": {
+    "initContainers": [{"name": "lifeboat-restore-wait", "image": "old"}, {"name": "migrate", "image": "app"}],
+    "containers": [{"name": "web", "image": "nginx"}],
+    "volumes": [{"name": "files", "persistentVolumeClaim": {"claimName": ")" + claim + R"("}},
+                {"name": "tmp", "emptyDir": {}}]}}}})");
+}
+
+TEST(RestoreWait, WaitsForTheMarkerOfEachRestoredClaimAndDropsAFormerWait) {
+  Json d = Deployment("uploads");
+  ASSERT_TRUE(AddRestoreWait(d, "deployments.apps", {"uploads"}, "reg/lifeboat:1", "ab12"));
+  const Json& inits = d["spec"]["template"]["spec"]["initContainers"];
+  ASSERT_EQ(inits.size(), 2u);  // the old wait gone, the new one first, the app's own kept
+  EXPECT_EQ(inits[0]["name"], "lifeboat-restore-wait");
+  EXPECT_EQ(inits[0]["image"], "reg/lifeboat:1");
+  EXPECT_EQ(inits[0]["command"].back(), "/lifeboat-restore/files/.lifeboat-restore/ab12");
+  EXPECT_EQ(inits[0]["volumeMounts"][0]["name"], "files");
+  EXPECT_EQ(inits[0]["volumeMounts"][0]["readOnly"], true);
+  EXPECT_EQ(inits[1]["name"], "migrate");
+
+  // A workload whose claims have no files: no wait, and a former one is dropped.
+  Json other = Deployment("cache");
+  EXPECT_FALSE(AddRestoreWait(other, "deployments.apps", {"uploads"}, "reg/lifeboat:1", "ab12"));
+  ASSERT_EQ(other["spec"]["template"]["spec"]["initContainers"].size(), 1u);
+  EXPECT_EQ(other["spec"]["template"]["spec"]["initContainers"][0]["name"], "migrate");
+  // Kinds without pods are left alone.
+  Json cm = Json::parse(R"({"data": {"a": "b"}})");
+  EXPECT_FALSE(AddRestoreWait(cm, "configmaps", {"uploads"}, "i", "m"));
+  EXPECT_EQ(cm, Json::parse(R"({"data": {"a": "b"}})"));
+}
+
+TEST(RestoreWait, AStatefulSetWaitsOnlyWhenEveryReplicasClaimHasFiles) {
+  Json sts = Json::parse(R"({"metadata": {"name": "db"}, "spec": {"replicas": 2,
+    "template": {"spec": {"containers": [{"name": "db"}]}},
+    "volumeClaimTemplates": [{"metadata": {"name": "data"}}]}})");
+  Json partial = sts;
+  // data-db-1 has no files: its replica would wait for ever.
+  EXPECT_FALSE(AddRestoreWait(partial, "statefulsets.apps", {"data-db-0"}, "i", "m"));
+  EXPECT_FALSE(partial["spec"]["template"]["spec"].contains("initContainers"));
+  ASSERT_TRUE(AddRestoreWait(sts, "statefulsets.apps", {"data-db-0", "data-db-1"}, "i", "m"));
+  EXPECT_EQ(sts["spec"]["template"]["spec"]["initContainers"][0]["volumeMounts"][0]["name"], "data");
+  // A hostile backup's odd shapes change nothing and do not throw.
+  for (const char* odd : {R"({"spec": 3})", R"({"spec": {"template": {"spec": []}}})",
+                          R"({"spec": {"replicas": 1e300, "volumeClaimTemplates": [7]}})"}) {
+    Json o = Json::parse(odd);
+    EXPECT_FALSE(AddRestoreWait(o, "statefulsets.apps", {"x"}, "i", "m")) << odd;
+  }
+}
+
+TEST(VolumeLink, RoundTripsThroughJsonAndReadsOddTypesAsAbsent) {
+  VolumeLink l{"shop", "uploads", "web-1", "node-a", "pv-1", "fast", "abcd", 3, 300, 1, ""};
+  VolumeLink back = VolumeLink::FromJson(l.ToJson());
+  EXPECT_EQ(back.ToJson(), l.ToJson());
+  VolumeLink odd = VolumeLink::FromJson(Json::parse(R"({"pvc": 5, "files": -3, "bytes": "x", "snapshot": ["a"]})"));
+  EXPECT_EQ(odd.pvc, "");
+  EXPECT_EQ(odd.files, 0u);
+  EXPECT_EQ(odd.snapshot, "");
 }
 
 }  // namespace

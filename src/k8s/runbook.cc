@@ -38,7 +38,29 @@ Result<std::string> ScaleStep(const plan::Plan& plan, const std::string& region,
   return "scaled in " + region + ": " + r.Summary();
 }
 
-Result<std::string> RestoreResourcesStep(const plan::Plan& plan, const std::string& region) {
+VolumeBackupOptions VolumeBackupFor(const plan::Plan& plan, const std::string& region, const std::string& location,
+                                    const std::string& token) {
+  VolumeBackupOptions o;
+  o.location = location;
+  o.cluster = region;
+  o.agents.token = token;
+  if (const plan::Cluster* c = plan.FindCluster(region)) o.agents.ns = c->node_agent_namespace;
+  return o;
+}
+
+VolumeRestoreOptions VolumeRestoreFor(const plan::Plan& plan, const std::string& region, const std::string& location,
+                                      const std::string& token) {
+  VolumeRestoreOptions o;
+  o.location = location;
+  o.agents.token = token;
+  if (const plan::Cluster* c = plan.FindCluster(region)) {
+    o.agents.ns = c->node_agent_namespace;
+    o.wait = std::chrono::duration_cast<std::chrono::seconds>(c->volume_wait);
+  }
+  return o;
+}
+
+Result<std::string> RestoreResourcesStep(const plan::Plan& plan, const std::string& region, const std::string& token) {
   const plan::Cluster* c = plan.FindCluster(region);
   if (c == nullptr || !c->restore) {
     return "nothing to restore into " + region + "'s cluster (no clusters." + region + ".restore)";
@@ -63,12 +85,14 @@ Result<std::string> RestoreResourcesStep(const plan::Plan& plan, const std::stri
   o.select.exclude_namespaces = rp.exclude_namespaces;
   o.mapping = {rp.namespace_map, rp.storage_class_map};
   o.existing = rp.update_existing ? Existing::kUpdate : Existing::kSkip;
+  o.volumes = VolumeRestoreFor(plan, region, rp.location, token);
   LB_ASSIGN_OR_RETURN(ClusterRestoreResult r, RestoreCluster(*repo, *newest, client.get(), o));
   std::string summary = "backup " + newest->id.substr(0, 8) + " of " + rp.from + "'s cluster (" +
                         FormatUtc(Clock::TimePoint(std::chrono::duration_cast<Clock::TimePoint::duration>(
                             std::chrono::nanoseconds(newest->time_ns)))) + ") into " + region +
                         ": " + std::to_string(r.created) + " created, " + std::to_string(r.updated) + " updated, " +
-                        std::to_string(r.skipped) + " skipped, " + std::to_string(r.failed) + " failed";
+                        std::to_string(r.skipped) + " skipped, " + std::to_string(r.failed) + " failed" +
+                        (r.restored ? ", files of " + std::to_string(r.restored) + " PVC(s) restored" : "");
   if (r.Failed()) {
     std::string failures;
     int shown = 0;

@@ -10,6 +10,7 @@
 
 #include "core/result.h"
 #include "k8s/client.h"
+#include "k8s/volume_data.h"
 #include "plan/plan.h"
 
 namespace lifeboat::k8s {
@@ -28,6 +29,15 @@ Result<std::string> ScaleStep(const plan::Plan& plan, const std::string& region,
 // cluster with the section's selection and mappings. Objects that exist are
 // skipped (or updated), so that another attempt is safe. An error when
 // there is no such backup or an object failed (the first few named).
-Result<std::string> RestoreResourcesStep(const plan::Plan& plan, const std::string& region);
+// The backup's PVC files are restored too (through the node agents, with
+// `token`).
+Result<std::string> RestoreResourcesStep(const plan::Plan& plan, const std::string& region, const std::string& token);
+
+// How PVC files go through the node agents of REGION's cluster: their
+// namespace and the wait of clusters.REGION, the location, the token.
+VolumeBackupOptions VolumeBackupFor(const plan::Plan& plan, const std::string& region, const std::string& location,
+                                    const std::string& token);
+VolumeRestoreOptions VolumeRestoreFor(const plan::Plan& plan, const std::string& region, const std::string& location,
+                                      const std::string& token);
 
 }  // namespace lifeboat::k8s

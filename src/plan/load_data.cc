@@ -227,7 +227,7 @@ void LoadBackup(const Map& top, Plan& plan) {
     if (!CheckName(ctx, e, "schedule")) continue;
     Map m(ctx, e.value, scheds.Sub(e.key),
           {"cron", "location", "volumes", "cluster", "namespaces", "exclude_namespaces", "resources",
-           "exclude_resources", "selector", "include_cluster_resources", "ttl", "keep"});
+           "exclude_resources", "selector", "include_cluster_resources", "volume_data", "ttl", "keep"});
     if (!m.is_map()) continue;
     Schedule s;
     s.name = e.key;
@@ -250,7 +250,7 @@ void LoadBackup(const Map& top, Plan& plan) {
       }
     } else {
       for (const char* k : {"namespaces", "exclude_namespaces", "resources", "exclude_resources", "selector",
-                            "include_cluster_resources"}) {
+                            "include_cluster_resources", "volume_data"}) {
         if (m.Has(k)) {
           ctx.Error(m.KeyMark(k), m.Sub(k) + ": selects what a cluster backup holds, and this schedule has no cluster",
                     "add cluster: REGION, or remove it");
@@ -262,6 +262,7 @@ void LoadBackup(const Map& top, Plan& plan) {
     m.StrList("resources", s.resources);
     m.StrList("exclude_resources", s.exclude_resources);
     m.Str("selector", s.selector);
+    m.Bool("volume_data", s.volume_data);
     m.Enum("include_cluster_resources", s.include_cluster_resources,
            {{"auto", std::string("auto")}, {"true", std::string("true")}, {"false", std::string("false")}});
     if (s.cluster.empty() && !m.Has("volumes")) {
@@ -381,7 +382,8 @@ void LoadClusters(const Map& top, Plan& plan) {
     if (ctx.full()) return;
     if (!CheckRef(ctx, e.key_node.Mark(), clusters.path(), e.key, regions, "region")) continue;
     Map m(ctx, e.value, clusters.Sub(e.key),
-          {"kubeconfig", "context", "qps", "burst", "scale", "scale_timeout", "restore"});
+          {"kubeconfig", "context", "qps", "burst", "scale", "scale_timeout", "restore", "node_agent_namespace",
+           "volume_wait"});
     if (!m.is_map()) continue;
     Cluster c;
     c.region = e.key;
@@ -394,6 +396,10 @@ void LoadClusters(const Map& top, Plan& plan) {
     LoadScale(ctx, m, c);
     if (m.Dur("scale_timeout", c.scale_timeout) && c.scale_timeout <= Duration::zero()) {
       ctx.Error(m.Get("scale_timeout").Mark(), m.Sub("scale_timeout") + ": must be above zero");
+    }
+    m.Str("node_agent_namespace", c.node_agent_namespace);
+    if (m.Dur("volume_wait", c.volume_wait) && c.volume_wait <= Duration::zero()) {
+      ctx.Error(m.Get("volume_wait").Mark(), m.Sub("volume_wait") + ": must be above zero");
     }
     LoadClusterRestore(ctx, m, plan, c);
     if (c.restore && c.restore->from == c.region) {

@@ -199,8 +199,9 @@ backup:
       exclude_resources: [secrets]
       selector: tier=front
       include_cluster_resources: false
+      volume_data: true
 clusters:
-  a: { kubeconfig: in-cluster }
+  a: { kubeconfig: in-cluster, node_agent_namespace: dr-system, volume_wait: 3m }
 )";
   LoadResult r = LoadPlanText(text, "k8s.yaml");
   ASSERT_TRUE(r.plan) << FormatDiagnostics(r.diagnostics);
@@ -213,6 +214,9 @@ clusters:
   EXPECT_EQ(s.exclude_resources, std::vector<std::string>{"secrets"});
   EXPECT_EQ(s.selector, "tier=front");
   EXPECT_EQ(s.include_cluster_resources, "false");
+  EXPECT_TRUE(s.volume_data);
+  EXPECT_EQ(r.plan->clusters[0].node_agent_namespace, "dr-system");
+  EXPECT_EQ(r.plan->clusters[0].volume_wait, std::chrono::minutes(3));
 }
 
 TEST(PlanLoad, BackupRestoreVolumesReplicateOnlyWhenThePlanSaysSo) {

@@ -226,6 +226,7 @@ struct Schedule {
   std::vector<std::string> namespaces, exclude_namespaces, resources, exclude_resources;
   std::string selector;
   std::string include_cluster_resources = "auto";  // auto, true, false
+  bool volume_data = false;  // the PVCs' files too, through the node agents
   // What the schedule backs up: its volumes, or "cluster:REGION".
   std::vector<std::string> Targets() const { return cluster.empty() ? volumes : std::vector{"cluster:" + cluster}; }
   Duration ttl = std::chrono::hours(720);  // a backup older than this is deleted
@@ -285,6 +286,11 @@ struct Cluster {
   std::vector<ScaleTarget> scale;
   Duration scale_timeout = std::chrono::minutes(5);
   std::optional<ClusterRestorePlan> restore;
+  // Where the node agents (lifeboat agent --node) run, for PVC files.
+  std::string node_agent_namespace = "lifeboat";
+  // How long a restore waits for a pod that mounts a restored PVC to be
+  // scheduled, before its files are reported not restored.
+  Duration volume_wait = std::chrono::minutes(10);
 };
 
 enum class StoreKind { kEmbedded, kEtcd };

@@ -214,6 +214,7 @@ Json ToJson(const Plan& p) {
       }
       if (!s.selector.empty()) sj["selector"] = s.selector;
       sj["include_cluster_resources"] = s.include_cluster_resources;
+      if (s.volume_data) sj["volume_data"] = true;
     }
     sj["ttl"] = Dur(s.ttl);
     scheds[s.name] = sj;
@@ -266,6 +267,8 @@ Json ToJson(const Plan& p) {
       cj["scale"] = scale;
       cj["scale_timeout"] = Dur(c.scale_timeout);
     }
+    if (c.node_agent_namespace != "lifeboat") cj["node_agent_namespace"] = c.node_agent_namespace;
+    if (c.volume_wait != std::chrono::minutes(10)) cj["volume_wait"] = Dur(c.volume_wait);
     if (c.restore) {
       const ClusterRestorePlan& r = *c.restore;
       Json rj = {{"from", r.from}, {"location", r.location}};

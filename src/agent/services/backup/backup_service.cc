@@ -312,6 +312,11 @@ Result<BackupService::Made> BackupService::BackupOne(const plan::Schedule& ps, c
     o.cluster_resources = k8s::ClusterResourcesOf(ps.include_cluster_resources);
     o.schedule = ps.name;
     o.tags = {"schedule:" + ps.name};
+    if (ps.volume_data) {
+      o.volumes = k8s::VolumeBackupFor(ctx_.plan, ps.cluster, ps.location, ctx_.token);
+      o.volumes->tags = o.tags;
+      o.volumes->schedule = ps.name;
+    }
     LB_ASSIGN_OR_RETURN(auto res, k8s::BackupCluster(repo, *client, o));
     for (const auto& e : res.errors) spdlog::warn("backup {} of {}: not backed up: {}", ps.name, target, e);
     made.snapshot = std::move(res.snapshot);
@@ -402,6 +407,18 @@ void BackupService::RunSchedule(const Schedule& s) {
         if (x.source == snap.source && x.schedule == ps.name) mine.push_back(x);
       }
       for (const auto& id : backup::SelectForDeletion(mine, ps.ttl, ps.keep, std::chrono::system_clock::now())) {
+        // A cluster backup's PVC files go with it (read before it is gone).
+        std::vector<std::string> linked;
+        for (const auto& x : mine) {
+          if (x.id != id) continue;
+          auto l = k8s::LinkedVolumeSnapshots(**repo, x);
+          if (l.ok()) linked = std::move(*l);
+          else spdlog::warn("backup {} of {}: the PVC files of {} are not found: {}", ps.name, volume, id.substr(0, 8),
+                            l.error().message());
+        }
+        for (const auto& v : linked) {
+          if (Status d = (*repo)->DeleteSnapshot(v); d.ok()) ++deleted;
+        }
         Status d = (*repo)->DeleteSnapshot(id);
         if (d.ok()) {
           ++deleted;

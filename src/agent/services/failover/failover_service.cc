@@ -630,7 +630,7 @@ class FailoverService final : public Service, public EndpointViews, private orch
     } else if (step.name == "restore") {
       out = RestoreStep(run, step);
     } else if (step.name == "restore-resources") {
-      out = k8s::RestoreResourcesStep(ctx_.plan, run.to);
+      out = k8s::RestoreResourcesStep(ctx_.plan, run.to, ctx_.token);
     } else if (step.name == "scale") {
       out = k8s::ScaleStep(ctx_.plan, run.to, [this] { return stop_drive_.load(); });
     } else if (step.name == "switch-traffic") {

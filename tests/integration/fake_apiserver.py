@@ -69,6 +69,7 @@ BUILTIN = [
     ("batch", "v1", "jobs", "Job", True, []),
     ("batch", "v1", "cronjobs", "CronJob", True, ["cj"]),
     ("networking.k8s.io", "v1", "ingresses", "Ingress", True, ["ing"]),
+    ("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, ["netpol"]),
     ("rbac.authorization.k8s.io", "v1", "roles", "Role", True, []),
     ("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True, []),
     ("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False, []),

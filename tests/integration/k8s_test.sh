@@ -513,7 +513,8 @@ def load(p): return [d for d in yaml.safe_load_all(open(p)) if d]
 base, over = load(sys.argv[1]), load(sys.argv[2])
 def kinds(docs): return sorted(d["kind"] for d in docs)
 assert kinds(base) == sorted(["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
-                              "PersistentVolumeClaim", "Deployment", "Service", "ConfigMap", "ConfigMap"]), kinds(base)
+                              "PersistentVolumeClaim", "Deployment", "Service", "ConfigMap", "ConfigMap",
+                              "DaemonSet", "ServiceAccount", "NetworkPolicy"]), kinds(base)
 assert kinds(over) == sorted(kinds(base) + ["Secret"]), kinds(over)
 by = {(d["kind"], d["metadata"]["name"]) for d in over}
 dep = next(d for d in over if d["kind"] == "Deployment")
@@ -553,11 +554,43 @@ patch = [r for r in role["rules"] if "patch" in r["verbs"]]
 assert patch == [{"apiGroups": ["apps"], "resources": ["deployments", "statefulsets"], "verbs": ["patch"]}], patch
 binding = next(d for d in over if d["kind"] == "ClusterRoleBinding")
 assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "lifeboat", "namespace": "lifeboat"}], binding
+# The node agent: on every node, the kubelet's pod volumes by hostPath, the
+# port the agent finds by name, no API access at all, root with only the
+# capabilities files take; only the agent's pods may reach it.
+ds = next(d for d in over if d["kind"] == "DaemonSet")
+nspec = ds["spec"]["template"]["spec"]
+nc = nspec["containers"][0]
+assert nc["image"] == "registry.example.com/lifeboat:0.1", nc["image"]
+assert nc["args"][:2] == ["agent", "--node"] and "--kubelet-root=/host/kubelet" in nc["args"], nc["args"]
+assert ds["spec"]["template"]["metadata"]["labels"] == {"app.kubernetes.io/name": "lifeboat", "app.kubernetes.io/component": "node-agent"}
+assert {"name": "node-api", "containerPort": 7790, "protocol": "TCP"} in nc["ports"], nc["ports"]
+hp = next(v for v in nspec["volumes"] if "hostPath" in v)
+assert hp["hostPath"]["path"] == "/var/lib/kubelet/pods", hp
+mount = next(m for m in nc["volumeMounts"] if m["name"] == hp["name"])
+assert mount["mountPath"] == "/host/kubelet/pods" and mount["mountPropagation"] == "HostToContainer", mount
+ncsc = nc["securityContext"]
+assert ncsc["readOnlyRootFilesystem"] and not ncsc["allowPrivilegeEscalation"] and ncsc["capabilities"]["drop"] == ["ALL"], ncsc
+assert set(ncsc["capabilities"]["add"]) == {"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID"}, ncsc
+assert not ncsc.get("privileged", False)
+assert nspec["automountServiceAccountToken"] is False and nspec["serviceAccountName"] == "lifeboat-node", nspec
+assert ("ServiceAccount", "lifeboat-node") in by
+assert all(s["name"] != "lifeboat-node" for b in over if b["kind"].endswith("Binding") for s in b["subjects"])
+for e in nc["env"]:
+    ref = e.get("valueFrom", {}).get("secretKeyRef")
+    if ref: assert ("Secret", ref["name"]) in by, ref
+np = next(d for d in over if d["kind"] == "NetworkPolicy")
+assert np["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "node-agent", np
+assert np["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "agent", np
+# The agent's Service selects the agent's pod only, never a node agent.
+svc = next(d for d in over if d["kind"] == "Service")
+assert svc["spec"]["selector"]["app.kubernetes.io/component"] == "agent", svc
 plan = next(d for d in over if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("lifeboat-plan"))
 open(sys.argv[3], "w").write(plan["data"]["plan.yaml"])
 PY
 expect_exit 0 "$LIFEBOAT" plan validate "$WORK/deployed-plan.yaml"
-k south apply --validate=false -f "$WORK/overlay.yaml" >/dev/null 2>"$WORK/apply.err" || { cat "$WORK/apply.err" >&2; fail "kubectl apply of the overlay"; }
-[ "$(k south -n lifeboat get deployment lifeboat-agent -o jsonpath='{.spec.template.spec.serviceAccountName}')" = lifeboat ] ||
+k west apply --validate=false -f "$WORK/overlay.yaml" >/dev/null 2>"$WORK/apply.err" || { cat "$WORK/apply.err" >&2; fail "kubectl apply of the overlay"; }
+[ "$(k west -n lifeboat get deployment lifeboat-agent -o jsonpath='{.spec.template.spec.serviceAccountName}')" = lifeboat ] ||
   fail "the applied agent"
-pass "deploy/kubernetes: kubectl kustomize renders the base and the us-west overlay (generated names all resolve, least-privilege role, restricted pod, the plan validates) and kubectl applies them"
+[ "$(k west -n lifeboat get daemonset lifeboat-node-agent -o jsonpath='{.spec.template.spec.serviceAccountName}')" = lifeboat-node ] ||
+  fail "the applied node agent"
+pass "deploy/kubernetes: kubectl kustomize renders the base and the us-west overlay (generated names all resolve, least-privilege role, restricted agent pod, a node agent DaemonSet with the kubelet's pod volumes and no API access, the plan validates) and kubectl applies them"

@@ -341,6 +341,17 @@ net::HttpResponse Agent::Handle(const net::HttpRequest& req) {
   return res;
 }
 
+std::unique_ptr<boost::asio::signal_set> StopOnSignals(boost::asio::io_context& io, std::function<void()> stop) {
+  std::signal(SIGPIPE, SIG_IGN);
+  auto signals = std::make_unique<boost::asio::signal_set>(io, SIGINT, SIGTERM);
+  signals->async_wait([stop = std::move(stop)](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    stop();
+  });
+  return signals;
+}
+
 Status Agent::Run() {
   // A process that owns its signals (the agent and the proxy run alone)
   // never dies of a peer that closed a socket or a pipe first: every write
@@ -351,15 +362,7 @@ Status Agent::Run() {
   for (auto& service : services_) {
     if (auto s = service->Start(); !s.ok()) return s.error().Wrap(std::string(service->name()));
   }
-  std::unique_ptr<boost::asio::signal_set> signals;
-  if (options_.handle_signals) {
-    signals = std::make_unique<boost::asio::signal_set>(io_, SIGINT, SIGTERM);
-    signals->async_wait([this](const boost::system::error_code& ec, int sig) {
-      if (ec) return;
-      spdlog::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-      Stop();
-    });
-  }
+  auto signals = options_.handle_signals ? StopOnSignals(io_, [this] { Stop(); }) : nullptr;
   Address admin = options_.admin_listen.value_or(region_->agent);
   admin.port = server_->port();
   spdlog::info("{} for region {} ({}) of plan {} serving on {}; data dir {}; start #{}",

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <functional>
 #include <map>
 #include <memory>
@@ -48,6 +49,12 @@ struct AgentOptions {
   // serves no DNS and leaves the region's agent records (starts) alone.
   bool proxy_only = false;
 };
+
+// For a process that runs alone (an agent, a node agent): a write to a
+// closed socket or pipe reports EPIPE instead of killing it, and SIGINT or
+// SIGTERM calls `stop` on the event loop (logged). Keep the result while
+// the loop runs.
+std::unique_ptr<boost::asio::signal_set> StopOnSignals(boost::asio::io_context& io, std::function<void()> stop);
 
 // The default data dir for a region: /var/lib/lifeboat/<plan>/<region>.
 std::string DefaultDataDir(const plan::Plan& plan, const std::string& region);

@@ -6,18 +6,18 @@
 
 #include <algorithm>
 #include <atomic>
-#include <boost/asio/signal_set.hpp>
-#include <csignal>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "agent/agent.h"
 #include "agent/auth.h"
 #include "backup/backup.h"
 #include "backup/location.h"
 #include "core/fd.h"
 #include "core/json_read.h"
 #include "core/strings.h"
+#include "metrics/process.h"
 
 namespace lifeboat::agent {
 
@@ -109,7 +109,21 @@ struct JobOutcome {
   std::vector<std::string> error_samples;
 };
 
-NodeAgent::NodeAgent(const plan::Plan& plan, NodeAgentOptions options) : plan_(plan), options_(std::move(options)) {}
+NodeAgent::NodeAgent(const plan::Plan& plan, NodeAgentOptions options) : plan_(plan), options_(std::move(options)) {
+  metrics::AddProcessMetrics(metrics_);
+  jobs_total_ = &metrics_.AddCounter("lifeboat_node_jobs_total", "Volume file jobs ended, by kind and result",
+                                     {"kind", "result"});
+  bytes_total_ = &metrics_.AddCounter("lifeboat_node_bytes_total",
+                                      "Bytes of the files of finished jobs (backed up: read; restored: written)",
+                                      {"kind"});
+  files_total_ = &metrics_.AddCounter("lifeboat_node_files_total", "Files of finished jobs", {"kind"});
+  job_seconds_ = &metrics_.AddHistogram("lifeboat_node_job_duration_seconds", "How long jobs ran, by kind", {"kind"},
+                                        metrics::DurationBuckets());
+  metrics_.AddGaugeCallback("lifeboat_node_jobs_running", "Jobs running now", {}, [this] {
+    std::lock_guard lock(mu_);
+    return std::vector<std::pair<metrics::Labels, double>>{{{}, static_cast<double>(running_)}};
+  });
+}
 
 NodeAgent::~NodeAgent() { Stop(); }
 
@@ -137,6 +151,11 @@ Json NodeAgent::JobJson(const Job& j) const {
 
 net::HttpResponse NodeAgent::Handle(const net::HttpRequest& req) {
   if (req.path == "/healthz") return net::HttpResponse::Text(200, "ok\n");
+  if (req.path == "/metrics" && req.method == "GET") {
+    auto res = net::HttpResponse::Text(200, metrics_.Render());
+    res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return res;
+  }
   if (auto denied = CheckToken(req, options_.token, "the node agent's API")) return *denied;
   if (req.path == "/v1/status" && req.method == "GET") {
     std::lock_guard lock(mu_);
@@ -227,6 +246,7 @@ void NodeAgent::RunJob(Job& j) {
     ++running_;
     j.state = "running";
   }
+  auto started = std::chrono::steady_clock::now();
   JobOutcome out;
   Status result = [&]() -> Status {
     const plan::Location* loc = plan_.FindLocation(j.location);
@@ -286,7 +306,12 @@ void NodeAgent::RunJob(Job& j) {
   j.bytes = out.bytes;
   j.file_errors = out.file_errors;
   j.error_samples = std::move(out.error_samples);
+  const char* kind = j.restore ? "restore" : "backup";
+  jobs_total_->With({kind, result.ok() ? "done" : "failed"}).Inc();
+  job_seconds_->With({kind}).Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   if (result.ok()) {
+    bytes_total_->With({kind}).Inc(static_cast<double>(j.bytes));
+    files_total_->With({kind}).Inc(static_cast<double>(j.files));
     j.state = "done";
     spdlog::info("node agent: job {} done: {} files, {} bytes{}", j.id, j.files, j.bytes,
                  j.file_errors ? ", " + std::to_string(j.file_errors) + " files failed" : "");
@@ -298,18 +323,9 @@ void NodeAgent::RunJob(Job& j) {
 }
 
 Status NodeAgent::Run() {
-  if (options_.handle_signals) std::signal(SIGPIPE, SIG_IGN);
+  auto signals = options_.handle_signals ? StopOnSignals(io_, [this] { Stop(); }) : nullptr;
   server_ = std::make_unique<net::HttpServer>(io_, [this](const net::HttpRequest& r) { return Handle(r); });
   LB_RETURN_IF_ERROR(server_->Listen(options_.listen));
-  std::unique_ptr<boost::asio::signal_set> signals;
-  if (options_.handle_signals) {
-    signals = std::make_unique<boost::asio::signal_set>(io_, SIGINT, SIGTERM);
-    signals->async_wait([this](const boost::system::error_code& ec, int sig) {
-      if (ec) return;
-      spdlog::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-      Stop();
-    });
-  }
   Address bound = options_.listen;
   bound.port = server_->port();
   spdlog::info("node agent for node {} of plan {} serving on {}; kubelet root {}",

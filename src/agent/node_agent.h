@@ -9,7 +9,7 @@
 //   POST /v1/node/backups   {location, pod_uid, volume, source, tags, schedule}  -> 202 {job}
 //   POST /v1/node/restores  {location, snapshot, pod_uid, volume, marker}       -> 202 {job}
 //   GET  /v1/node/jobs/ID   the job's state, progress and result
-//   GET  /v1/status, /healthz
+//   GET  /v1/status, /healthz, /metrics (the last two without the token)
 // `volume` names the directory below pods/POD_UID/volumes/PLUGIN/ (a PVC's
 // is its PV's name); nothing outside the kubelet's pod volumes is reachable.
 #pragma once
@@ -27,6 +27,7 @@
 #include "core/address.h"
 #include "core/result.h"
 #include "core/units.h"
+#include "metrics/registry.h"
 #include "net/http.h"
 #include "plan/plan.h"
 
@@ -74,6 +75,11 @@ class NodeAgent {
 
   const plan::Plan& plan_;
   NodeAgentOptions options_;
+  metrics::Registry metrics_;
+  metrics::Family<metrics::Counter>* jobs_total_ = nullptr;    // kind, result
+  metrics::Family<metrics::Counter>* bytes_total_ = nullptr;   // kind
+  metrics::Family<metrics::Counter>* files_total_ = nullptr;   // kind
+  metrics::Family<metrics::Histogram>* job_seconds_ = nullptr; // kind
   boost::asio::io_context io_;
   std::unique_ptr<net::HttpServer> server_;
   mutable std::mutex mu_;

@@ -111,6 +111,10 @@ TEST_F(NodeAgentTest, TheApiWantsTheTokenAndPlainNames) {
   }
   EXPECT_NE(state.find("\"state\":\"failed\""), std::string::npos) << state;
   EXPECT_NE(state.find("\"error\""), std::string::npos) << state;
+  // Counted in /metrics, which (as /healthz) needs no token.
+  auto m = call("GET", "/metrics", "", false);
+  EXPECT_EQ(m.status, 200);
+  EXPECT_NE(m.body.find("lifeboat_node_jobs_total{kind=\"backup\",result=\"failed\"} 1"), std::string::npos) << m.body;
 }
 
 }  // namespace

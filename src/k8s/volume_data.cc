@@ -167,7 +167,10 @@ Result<std::vector<VolumeLink>> BackupVolumes(Client& client, const Selection& s
   std::vector<VolumeLink> out;
   if (links.empty()) return out;
   LB_ASSIGN_OR_RETURN(auto agents, FindNodeAgents(client, o.agents.ns));
-  for (auto& [key, l] : links) {
+  for (auto& entry : links) {
+    // Named, not bound: Debian 12's clang (14) cannot capture a structured binding in a lambda.
+    const auto& key = entry.first;
+    VolumeLink& l = entry.second;
     Status one = [&]() -> Status {
       LB_ASSIGN_OR_RETURN(Json pvc, client.GetJson("/api/v1/namespaces/" + l.ns + "/persistentvolumeclaims/" + l.pvc));
       l.pv = StringAt(pvc, {"spec", "volumeName"});

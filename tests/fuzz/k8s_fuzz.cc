@@ -2,7 +2,8 @@
 // them: a kubeconfig, an exec plugin's ExecCredential, a path in a backup,
 // an object as a restore prepares it (its references, whether it is
 // skipped, the fields stripped and mapped), and a workload's status as the
-// scale step reads it. Each must refuse or succeed,
+// scale step reads it, the restore-wait init container added to it, and a
+// backup's link to a PVC's files. Each must refuse or succeed,
 // and a parsed backup path must name the same object again.
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,7 @@
 
 #include "k8s/kubeconfig.h"
 #include "k8s/rules.h"
+#include "k8s/volume_data.h"
 #include "k8s/workloads.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -40,6 +42,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     RestoreMapping m{{{"a", "b"}}, {{"gp2", "standard"}}};
     Json out = PrepareForRestore(obj, q, m, size % 2 == 0, in);
     if (out.is_object() && out.contains("status")) std::abort();  // always stripped
+    Json waits = out;
+    if (AddRestoreWait(waits, q, {"data", "data-web-0", "uploads"}, "img", "m1")) {
+      // A wait was added, so the object now has a pod spec whose first init container is it.
+      if (waits.dump().find("lifeboat-restore-wait") == std::string::npos) std::abort();
+    }
+    Json again = waits;
+    (void)AddRestoreWait(again, q, {}, "img", "m1");  // no claims with files: every wait is removed
+    if (again.dump().find("\"lifeboat-restore-wait\"") != std::string::npos &&
+        out.dump().find("\"lifeboat-restore-wait\"") == std::string::npos) {
+      std::abort();
+    }
   }
+  VolumeLink link = VolumeLink::FromJson(obj);
+  if (VolumeLink::FromJson(link.ToJson()).ToJson() != link.ToJson()) std::abort();
   return 0;
 }

@@ -78,6 +78,62 @@ pm stop -t 10 "$NAME" >/dev/null
   fail "the agent did not stop cleanly on SIGTERM: exit $(pm inspect "$NAME" --format '{{.State.ExitCode}}'); $(pm logs "$NAME" 2>&1 | tail -5)"
 pass "in the image, the sample plan validates and the agent runs on a read-only root as deploy/kubernetes runs it (healthz, state in its volume, clean stop)"
 
+# --- The node agent, as deploy/kubernetes/base/node-agent.yaml runs it -------------------------
+# Root with five capabilities, read-only root, the kubelet's pods as a
+# volume: it reads a file only its owner may read, restores it into another
+# pod's volume with its owner, and writes the marker that the restore-wait
+# init container (this image's sh, as the restore adds it) then sees.
+cat >> "$WORK/plan/plan.yaml" <<PLAN
+backup:
+  locations:
+    local: { type: filesystem, path: $WORK/repo }
+PLAN
+export LIFEBOAT_REPO_PASSWORD=image-it
+expect_exit 0 "$LIFEBOAT" repo init -l local --plan "$WORK/plan/plan.yaml"
+V=$WORK/kubelet/pods/u1/volumes/kubernetes.io~csi/pv-1/mount
+mkdir -p "$V" "$WORK/kubelet/pods/u2/volumes/kubernetes.io~csi/pv-2/mount"
+echo private > "$V/only-1234"
+chown 1234:1234 "$V/only-1234"
+chmod 0600 "$V/only-1234"
+NPORT=$(free_port)
+pm run -d --name "$NAME-node" --network host --read-only --tmpfs /tmp --user 0:0 --cap-drop ALL \
+  --cap-add CHOWN,DAC_OVERRIDE,DAC_READ_SEARCH,FOWNER,FSETID \
+  -v "$WORK/plan:/etc/lifeboat/plan:ro" -v "$WORK/kubelet/pods:/host/kubelet/pods" -v "$WORK/repo:$WORK/repo" \
+  -e LIFEBOAT_TOKEN=image-it -e LIFEBOAT_REPO_PASSWORD=image-it -e NODE_NAME=node-1 \
+  lifeboat:it agent --node --plan /etc/lifeboat/plan/plan.yaml --listen "127.0.0.1:$NPORT" --kubelet-root /host/kubelet \
+  >/dev/null || fail "podman run the node agent"
+stop_node() { pm rm -f -t 1 "$NAME-node" >/dev/null 2>&1 || true; }
+AFTER_CLEANUP=(stop_node "${AFTER_CLEANUP[@]}")
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$NPORT/healthz" >/dev/null && break; sleep 0.1; done
+node_job() {  # node_job KIND BODY: the job's final JSON
+  local job state
+  job=$(curl -sf -H "Authorization: Bearer image-it" -X POST "http://127.0.0.1:$NPORT/v1/node/$1" -d "$2" | jq -r .job) ||
+    fail "POST /v1/node/$1: $(pm logs "$NAME-node" 2>&1 | tail -5)"
+  for _ in $(seq 1 200); do
+    state=$(curl -sf -H "Authorization: Bearer image-it" "http://127.0.0.1:$NPORT/v1/node/jobs/$job")
+    case $(jq -r .state <<<"$state") in done|failed) echo "$state"; return;; esac
+    sleep 0.1
+  done
+  fail "job $job did not end: $state"
+}
+done_backup=$(node_job backups '{"location":"local","pod_uid":"u1","volume":"pv-1","source":"pvc:east/shop/data"}')
+[ "$(jq -r .state <<<"$done_backup")" = done ] && [ "$(jq .files <<<"$done_backup")" = 1 ] || fail "the backup job: $done_backup"
+done_restore=$(node_job restores "$(jq -nc --arg s "$(jq -r .snapshot <<<"$done_backup")" \
+  '{location: "local", snapshot: $s, pod_uid: "u2", volume: "pv-2", marker: "m1"}')")
+[ "$(jq -r .state <<<"$done_restore")" = done ] || fail "the restore job: $done_restore"
+R=$WORK/kubelet/pods/u2/volumes/kubernetes.io~csi/pv-2/mount
+[ "$(stat -c '%u %a' "$R/only-1234")" = "1234 600" ] && [ "$(cat "$R/only-1234")" = private ] ||
+  fail "the restored file: $(stat -c '%u %a' "$R/only-1234" 2>&1)"
+# The wait as k8s/volume_data.cc (AddRestoreWait) writes it.
+wait_cmd='for f in "$@"; do until [ -e "$f" ]; do sleep 1; done; done; echo lifeboat: volume files restored'
+got=$(timeout 30 podman "${STORE[@]}" --runtime runc --cgroup-manager cgroupfs --events-backend file run --rm --network none \
+  --user 65532 -v "$R:/lifeboat-restore/data:ro" --entrypoint sh lifeboat:it -c "$wait_cmd" lifeboat-restore-wait \
+  /lifeboat-restore/data/.lifeboat-restore/m1 2>&1) || fail "the restore-wait command in the image: $got"
+[ "$got" = "lifeboat: volume files restored" ] || fail "the restore-wait command said: $got"
+pm stop -t 10 "$NAME-node" >/dev/null
+[ "$(pm inspect "$NAME-node" --format '{{.State.ExitCode}}')" = 0 ] || fail "the node agent did not stop cleanly"
+pass "in the image, the node agent backs up a file only its owner reads and restores it with its owner into another pod's volume (root, five capabilities, read-only root), and the restore-wait command ends on its marker"
+
 # --- The OCI archive ---------------------------------------------------------------------------
 pm rmi -f lifeboat:it >/dev/null
 pm load -q -i "$WORK/lifeboat.tar" >/dev/null || fail "podman load the archive"

@@ -17,7 +17,6 @@
 # deploy/kubernetes rendered by kubectl kustomize and applied.
 source "$(dirname "$0")/lib.sh" "$1"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-FAKE=$ROOT/tests/integration/fake_apiserver.py
 PY=/usr/bin/python3  # Debian's, with python3-kubernetes
 KUBECTL=${KUBECTL:-kubectl}
 command -v "$KUBECTL" >/dev/null || fail "kubectl is missing (scripts/deps.sh installs kubernetes-client)"
@@ -26,25 +25,8 @@ export LIFEBOAT_REPO_PASSWORD=correct-horse
 
 # --- Certificates, servers, kubeconfigs --------------------------------------------
 cd "$WORK"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt -days 2 \
-  -subj /CN=fake-ca 2>/dev/null
-cert() {  # cert NAME SUBJECT [EXT]
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1.key" -out "$1.csr" -subj "$2" 2>/dev/null
-  openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -out "$1.crt" -days 2 ${3:+-extfile "$3"} 2>/dev/null
-}
-printf 'subjectAltName=IP:127.0.0.1\n' > san.ext
-cert server /CN=127.0.0.1 san.ext
-cert client /CN=lifeboat
-
+fake_k8s_certs
 declare -A PORT
-start_fake() {  # start_fake NAME [ARGS...]
-  local name=$1; shift
-  PORT[$name]=$(free_port)
-  $PY "$FAKE" --port "${PORT[$name]}" --cert server.crt --key server.key --client-ca ca.crt --token "token-$name" "$@" \
-    > "$WORK/fake-$name.log" 2>&1 &
-  PIDS+=("$!")
-  wait_listening "$!" "${PORT[$name]}" 20 || { cat "$WORK/fake-$name.log" >&2; fail "the fake API server $name did not start"; }
-}
 start_fake east
 start_fake west
 start_fake south --without networking.k8s.io

@@ -23,8 +23,6 @@
 # the files; a PVC whose pod never comes is reported failed after the wait.
 source "$(dirname "$0")/lib.sh" "$1"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-FAKE=$ROOT/tests/integration/fake_apiserver.py
-PY=/usr/bin/python3
 KUBECTL=${KUBECTL:-kubectl}
 command -v "$KUBECTL" >/dev/null || fail "kubectl is missing (scripts/deps.sh installs kubernetes-client)"
 export LIFEBOAT_REPO_PASSWORD=correct-horse
@@ -32,17 +30,10 @@ export LIFEBOAT_TOKEN=node-secret
 cd "$WORK"
 
 # --- Two clusters -----------------------------------------------------------------------
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt -days 2 \
-  -subj /CN=fake-ca 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\n' > san.ext
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null
-openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san.ext 2>/dev/null
+fake_k8s_certs
 declare -A PORT
 for c in east west; do
-  PORT[$c]=$(free_port)
-  $PY "$FAKE" --port "${PORT[$c]}" --cert server.crt --key server.key --token "token-$c" > "fake-$c.log" 2>&1 &
-  PIDS+=("$!")
-  wait_listening "$!" "${PORT[$c]}" 20 || { cat "fake-$c.log" >&2; fail "the fake API server $c did not start"; }
+  start_fake "$c"
   cat > "kc-$c" <<EOF
 apiVersion: v1
 kind: Config
@@ -77,13 +68,14 @@ lb() { "$LIFEBOAT" "$@" --plan "$WORK/plan.yaml"; }
 expect_exit 0 lb repo init -l local
 
 # --- Node agents: node-a in east, node-b in west ----------------------------------------------
-declare -A NODE_PORT
+declare -A NODE_PORT NODE_PID
 start_node() {  # start_node CLUSTER NODE
   NODE_PORT[$2]=$(free_port)
   mkdir -p "kubelet-$2/pods"
   "$LIFEBOAT" --log-format json agent --node --plan plan.yaml --listen "127.0.0.1:${NODE_PORT[$2]}" \
     --kubelet-root "$WORK/kubelet-$2" --node-name "$2" > "node-$2.log" 2>&1 &
   PIDS+=("$!")
+  NODE_PID[$2]=$!
   wait_listening "$!" "${NODE_PORT[$2]}" 20 || { cat "node-$2.log" >&2; fail "the node agent $2 did not start"; }
   post "$1" /api/v1/namespaces/lifeboat/pods "$(jq -n --arg node "$2" --argjson port "${NODE_PORT[$2]}" '{
     apiVersion: "v1", kind: "Pod",
@@ -291,6 +283,8 @@ marker=$(jq -r '.spec.template.spec.initContainers[0].command[4]' <<<"$dep")
 [ -f "$WEB2/.lifeboat-restore/${marker##*/}" ] || fail "no marker ${marker##*/} in the restored volume"
 timeout 10 sh -c "$cmd" lifeboat-restore-wait "$WEB2/.lifeboat-restore/${marker##*/}" >/dev/null ||
   fail "the init container's command does not end with the marker written"
+grep -q '^lifeboat_node_jobs_total{kind="restore",result="done"} 2$' <<<"$(curl -sf "http://127.0.0.1:${NODE_PORT[node-b]}/metrics")" ||
+  fail "node-b's metrics: $(curl -sf "http://127.0.0.1:${NODE_PORT[node-b]}/metrics" | grep lifeboat_node)"
 pass "restore: workloads wait for their files (an init container with the node agent's image), old PVs are not restored, the files land in the new volumes on node-b with modes and symlinks, and the marker ends the wait"
 
 # A PVC whose pod never comes: failed after the plan's volume_wait, and the exit code says so.
@@ -326,3 +320,9 @@ expect_exit 0 lb restore "$(jq -r '.[] | select(.schedule == "vol" and .source =
 jq -e --arg id "$kept" '.volumes[] | select(.pvc == "uploads") | .snapshot == $id' sched/lifeboat-backup.json >/dev/null ||
   fail "the kept cluster backup links to a PVC snapshot that is gone: $(cat sched/lifeboat-backup.json)"
 pass "a cluster schedule with volume_data: retention deletes a cluster backup's PVC files with it"
+
+# A node agent stops cleanly on SIGTERM.
+kill -TERM "${NODE_PID[node-b]}"
+wait "${NODE_PID[node-b]}" || fail "node-b's agent exited $? on SIGTERM: $(tail -3 node-node-b.log)"
+grep -q '"received SIGTERM, stopping"' node-node-b.log || fail "node-b's log: $(tail -3 node-node-b.log)"
+pass "a node agent stops cleanly on SIGTERM"

@@ -5,6 +5,7 @@ set -euo pipefail
 
 LIFEBOAT=${1:?usage: test.sh PATH_TO_LIFEBOAT}
 LIFEBOAT=$(readlink -f "$LIFEBOAT")
+LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/lifeboat-it-XXXXXX")
 PIDS=()
 AFTER_CLEANUP=()  # commands a test adds, run once its processes have ended
@@ -341,4 +342,32 @@ pg_missing() {
     [ "$(psql_at "$1" "SELECT count(*) FROM orders WHERE note = '$note'")" = 1 ] || missing=$((missing+1))
   done < "$2"
   echo "$missing"
+}
+
+# --- Kubernetes: the FAKE API server (tests/integration/fake_apiserver.py) ---
+# fake_k8s_certs: in the current directory, a CA (ca.crt, ca.key), a server
+# certificate for 127.0.0.1 (server.crt, .key) and a client one (client.crt,
+# .key, CN lifeboat) it signed.
+fake_k8s_certs() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt -days 2 \
+    -subj /CN=fake-ca 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\n' > san.ext
+  local name subject ext
+  for name in server client; do
+    subject=/CN=lifeboat ext=
+    [ "$name" = server ] && subject=/CN=127.0.0.1 ext=san.ext
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$name.key" -out "$name.csr" -subj "$subject" 2>/dev/null
+    openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -out "$name.crt" -days 2 ${ext:+-extfile "$ext"} 2>/dev/null
+  done
+}
+# start_fake NAME [ARGS...]: a fake API server on a free port (PORT[NAME], the
+# caller's `declare -A PORT`), TLS with fake_k8s_certs' files, accepting the
+# token token-NAME and client certificates of that CA; log in $WORK/fake-NAME.log.
+start_fake() {
+  local name=$1; shift
+  PORT[$name]=$(free_port)
+  /usr/bin/python3 "$LIB_DIR/fake_apiserver.py" --port "${PORT[$name]}" --cert server.crt \
+    --key server.key --client-ca ca.crt --token "token-$name" "$@" > "$WORK/fake-$name.log" 2>&1 &
+  PIDS+=("$!")
+  wait_listening "$!" "${PORT[$name]}" 20 || { cat "$WORK/fake-$name.log" >&2; fail "the fake API server $name did not start"; }
 }

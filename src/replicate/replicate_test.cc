@@ -215,6 +215,35 @@ TEST_F(ReplicateTest, ChangesDeletionsAndTypeChanges) {
   EXPECT_FALSE(fs::exists(dst_ / "d"));
 }
 
+// More files than one group commit holds (1000): every batch lands, changes
+// and deletions across batches too, and no temporary name is left.
+TEST_F(ReplicateTest, ManyFilesCommitInTheBackgroundAndEveryOneLands) {
+  for (int d = 0; d < 5; ++d) {
+    fs::create_directories(src_ / ("d" + std::to_string(d)));
+    for (int i = 0; i < 700; ++i) {
+      WriteFile(src_ / ("d" + std::to_string(d)) / ("f" + std::to_string(i)), Random(100 + i, d * 1000 + i));
+    }
+  }
+  SyncAll();
+  ExpectSame();
+  ASSERT_NE(receiver_, nullptr);
+  // Files of every batch changed, some removed, one directory replaced by a file.
+  for (int d = 0; d < 5; ++d) {
+    for (int i = 0; i < 700; i += 97) {
+      WriteFile(src_ / ("d" + std::to_string(d)) / ("f" + std::to_string(i)), "changed " + std::to_string(i));
+    }
+    fs::remove(src_ / ("d" + std::to_string(d)) / "f5");
+  }
+  fs::remove_all(src_ / "d4");
+  WriteFile(src_ / "d4", "now a file");
+  SyncAll();
+  ExpectSame();
+  // No temporary name is left at the target.
+  for (const auto& e : fs::recursive_directory_iterator(dst_)) {
+    EXPECT_EQ(e.path().filename().string().find(".lifeboat~"), std::string::npos) << e.path();
+  }
+}
+
 TEST_F(ReplicateTest, DeltaSendsOnlyChangedChunks) {
   std::string data = Random(8 << 20, 7);
   WriteFile(src_ / "large", data);

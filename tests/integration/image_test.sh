@@ -7,6 +7,10 @@
 # - the agent runs in it as deploy/kubernetes runs it (read-only root, a
 #   tmpfs /tmp, a volume owned by 65532 holding the data dir) and answers
 #   /healthz, then stops cleanly on SIGTERM;
+# - the node agent runs in it as the DaemonSet runs it (root with five
+#   capabilities, read-only root, the kubelet's pods as a volume): a backup
+#   and a restore job keep a file's owner and mode, and the restore-wait
+#   init container's command ends on the marker it writes;
 # - the OCI archive holds the same image.
 source "$(dirname "$0")/lib.sh" "$1"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)

@@ -157,11 +157,7 @@ bool Selection::NamespaceIncluded(const std::string& ns) const {
 
 bool IsClusterBackup(const repo::Snapshot& s) { return s.source.starts_with("cluster:"); }
 
-Result<std::vector<std::string>> LinkedVolumeSnapshots(repo::Repository& repo, const repo::Snapshot& s) {
-  std::vector<std::string> out;
-  if (!IsClusterBackup(s)) return out;
-  LB_RETURN_IF_ERROR(repo.LoadIndex());
-  LB_ASSIGN_OR_RETURN(repo::Tree root, repo.LoadTree(s.TreeId()));
+Result<Json> ReadBackupMeta(repo::Repository& repo, const repo::Tree& root) {
   for (const auto& n : root.nodes) {
     if (n.name != kMetaFile || n.type != NodeType::kFile) continue;
     std::string text;
@@ -169,11 +165,19 @@ Result<std::vector<std::string>> LinkedVolumeSnapshots(repo::Repository& repo, c
       LB_ASSIGN_OR_RETURN(std::string part, repo.LoadBlob(id));
       text += part;
     }
-    Json meta = Json::parse(text, nullptr, false);
-    for (const auto& v : json::Arr(meta, "volumes")) {
-      std::string id = json::Str(v, "snapshot");
-      if (!id.empty()) out.push_back(id);
-    }
+    return Json::parse(text, nullptr, false);
+  }
+  return Json();
+}
+
+Result<std::vector<std::string>> LinkedVolumeSnapshots(repo::Repository& repo, const repo::Snapshot& s) {
+  std::vector<std::string> out;
+  if (!IsClusterBackup(s)) return out;
+  LB_ASSIGN_OR_RETURN(repo::Tree root, repo.LoadTree(s.TreeId()));
+  LB_ASSIGN_OR_RETURN(Json meta, ReadBackupMeta(repo, root));
+  for (const auto& v : json::Arr(meta, "volumes")) {
+    std::string id = json::Str(v, "snapshot");
+    if (!id.empty()) out.push_back(id);
   }
   return out;
 }

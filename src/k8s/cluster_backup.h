@@ -117,8 +117,13 @@ Result<ClusterRestoreResult> RestoreCluster(repo::Repository& repo, const repo::
 // True when the snapshot is a cluster backup.
 bool IsClusterBackup(const repo::Snapshot& s);
 
+// A cluster backup's lifeboat-backup.json from its loaded root tree: the
+// parsed document, discarded when it is not JSON, null when there is none.
+Result<Json> ReadBackupMeta(repo::Repository& repo, const repo::Tree& root);
+
 // The snapshots of PVC files a cluster backup links to (none for another
-// backup): retention deletes them with it.
+// backup): retention deletes them with it. The repository's index must be
+// loaded (it is after a backup with it).
 Result<std::vector<std::string>> LinkedVolumeSnapshots(repo::Repository& repo, const repo::Snapshot& s);
 
 }  // namespace lifeboat::k8s

@@ -11,13 +11,11 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include <openssl/rand.h>
-
-#include "core/check.h"
 #include "core/fs.h"
 #include "core/json_read.h"
 #include "core/log.h"
 #include "k8s/cluster_backup.h"
+#include "repo/crypto.h"
 
 namespace lifeboat::k8s {
 namespace {
@@ -87,13 +85,7 @@ class Restorer {
   // The kinds and the names of their objects (not the objects).
   Status ReadIndex() {
     LB_ASSIGN_OR_RETURN(repo::Tree root, repo_.LoadTree(snap_.TreeId()));
-    Json meta;
-    for (const auto& n : root.nodes) {
-      if (n.name == "lifeboat-backup.json" && n.type == repo::NodeType::kFile) {
-        LB_ASSIGN_OR_RETURN(std::string text, ReadFile(n.content));
-        meta = Json::parse(text, nullptr, false);
-      }
-    }
+    LB_ASSIGN_OR_RETURN(Json meta, ReadBackupMeta(repo_, root));
     if (!meta.is_object() || !meta.contains("kinds") || !meta["kinds"].is_array()) {
       return InvalidArgument("backup " + snap_.id.substr(0, 8) + " is not a cluster backup (no lifeboat-backup.json)");
     }
@@ -505,13 +497,9 @@ class Restorer {
       linked_pvs_.clear();
       return;
     }
-    unsigned char raw[8];
-    LB_CHECK(RAND_bytes(raw, sizeof raw) == 1, "RAND_bytes failed");
-    static constexpr char kHex[] = "0123456789abcdef";
-    for (unsigned char c : raw) {
-      marker_ += kHex[c >> 4];
-      marker_ += kHex[c & 15];
-    }
+    uint8_t raw[8];
+    repo::RandomBytes(raw);
+    marker_ = repo::HexOf(raw);
     if (!o_.dry_run) {
       for (const auto& l : links_) wait_pvcs_[Mapped(l.ns)].insert(l.pvc);
     }

@@ -76,9 +76,21 @@ Result<Json> RunNodeJob(const NodeAgentRef& agent, const std::string& kind, cons
   }
 }
 
-uint64_t U64(const Json& j, const char* name) {
-  auto v = json::Num(j, name);
-  return v && *v >= 0 && *v < 1.8e19 ? static_cast<uint64_t>(*v) : 0;
+// The claims that pods of `ns` on a node mount: for each, the first such
+// pod's UID and node.
+struct Placed {
+  std::string uid, node;
+};
+Result<std::map<std::string, Placed>> ScheduledClaims(Client& client, const std::string& ns) {
+  std::map<std::string, Placed> out;
+  LB_RETURN_IF_ERROR(ListAll(client, Pods(), ns, "", 500, [&](Json& pod) -> Status {
+    const Json& spec = json::Obj(pod, "spec");
+    std::string node = json::Str(spec, "nodeName");
+    if (node.empty()) return Ok();
+    for (const auto& [volume, claim] : ClaimsOf(spec)) out.emplace(claim, Placed{StringAt(pod, {"metadata", "uid"}), node});
+    return Ok();
+  }));
+  return out;
 }
 
 }  // namespace
@@ -131,9 +143,9 @@ VolumeLink VolumeLink::FromJson(const Json& j) {
   l.pv = json::Str(j, "pv");
   l.storage_class = json::Str(j, "storage_class");
   l.snapshot = json::Str(j, "snapshot");
-  l.files = U64(j, "files");
-  l.bytes = U64(j, "bytes");
-  l.file_errors = U64(j, "file_errors");
+  l.files = json::U64(j, "files");
+  l.bytes = json::U64(j, "bytes");
+  l.file_errors = json::U64(j, "file_errors");
   l.error = json::Str(j, "error");
   return l;
 }
@@ -189,9 +201,9 @@ Result<std::vector<VolumeLink>> BackupVolumes(Client& client, const Selection& s
                    {"schedule", o.schedule}};
       LB_ASSIGN_OR_RETURN(Json done, RunNodeJob(agent->second, "backups", body, o.agents));
       l.snapshot = json::Str(done, "snapshot");
-      l.files = U64(done, "files");
-      l.bytes = U64(done, "bytes");
-      l.file_errors = U64(done, "file_errors");
+      l.files = json::U64(done, "files");
+      l.bytes = json::U64(done, "bytes");
+      l.file_errors = json::U64(done, "file_errors");
       if (l.snapshot.empty()) return Unavailable("the node agent's job ended without a snapshot");
       return Ok();
     }();
@@ -294,20 +306,21 @@ std::vector<VolumeRestoreResult> RestoreVolumes(Client& client, const std::vecto
   while (!pending.empty()) {
     if (stop && stop()) break;
     auto agents = FindNodeAgents(client, o.agents.ns);
+    std::map<std::string, Result<std::map<std::string, Placed>>> placed;  // by namespace, listed once a round
     std::vector<const VolumeLink*> still;
     for (const VolumeLink* l : pending) {
       VolumeRestoreResult r{mapped(l->ns), l->pvc, "", "", ""};
       // A pod on a node that mounts the PVC, and the PVC bound.
       std::string uid, why;
-      Status listed = ListAll(client, Pods(), r.ns, "", 500, [&](Json& pod) -> Status {
-        const Json& spec = json::Obj(pod, "spec");
-        for (const auto& [volume, claim] : ClaimsOf(spec)) {
-          if (claim != r.pvc || !uid.empty()) continue;
-          r.node = json::Str(spec, "nodeName");
-          if (!r.node.empty()) uid = StringAt(pod, {"metadata", "uid"});
+      auto in_ns = placed.find(r.ns);
+      if (in_ns == placed.end()) in_ns = placed.emplace(r.ns, ScheduledClaims(client, r.ns)).first;
+      const auto& listed = in_ns->second;
+      if (listed.ok()) {
+        if (auto p = listed->find(r.pvc); p != listed->end()) {
+          uid = p->second.uid;
+          r.node = p->second.node;
         }
-        return Ok();
-      });
+      }
       auto pvc = client.GetJson("/api/v1/namespaces/" + r.ns + "/persistentvolumeclaims/" + r.pvc);
       std::string pv = pvc.ok() ? StringAt(*pvc, {"spec", "volumeName"}) : "";
       if (!listed.ok()) {
@@ -336,9 +349,9 @@ std::vector<VolumeRestoreResult> RestoreVolumes(Client& client, const std::vecto
                    {"volume", pv},           {"marker", marker}};
       auto done = RunNodeJob(agents->at(r.node), "restores", body, o.agents, stop);
       if (done.ok()) {
-        r.files = U64(*done, "files");
-        r.bytes = U64(*done, "bytes");
-        uint64_t failed = U64(*done, "file_errors");
+        r.files = json::U64(*done, "files");
+        r.bytes = json::U64(*done, "bytes");
+        uint64_t failed = json::U64(*done, "file_errors");
         r.result = failed ? "failed" : "restored";
         r.reason = std::to_string(r.files) + " files, " + std::to_string(r.bytes) + " bytes on node " + r.node;
         if (failed) r.reason += "; " + std::to_string(failed) + " files could not be written";

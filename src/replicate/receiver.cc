@@ -86,7 +86,8 @@ Status Session::Handle(const Frame& f) {
   Status s;
   switch (type) {
     case Type::kList: s = HandleList(r); break;
-    case Type::kDeltaReq: s = HandleDeltaReq(r); break;
+    case Type::kDeltaReq:
+    case Type::kDeltaReqBasis: s = HandleDeltaReq(r, type); break;
     case Type::kFileBegin: s = HandleFileBegin(r); break;
     case Type::kPatchBegin: s = HandlePatchBegin(r); break;
     case Type::kData: s = HandleData(r); break;
@@ -137,27 +138,44 @@ Status Session::HandleList(Reader& r) {
   return reply_(Writer(Type::kListEnd).U32(id).Finish());
 }
 
-Status Session::HandleDeltaReq(Reader& r) {
+// Opens the regular file at `path` beneath the volume for reading, or an
+// invalid fd (absent, not a regular file, through a symlink).
+static UniqueFd OpenRegular(int dir, const std::string& base) {
+  UniqueFd fd(::openat(dir, base.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  struct stat st;
+  if (fd.valid() && (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))) fd.Reset(-1);
+  return fd;
+}
+
+Status Session::HandleDeltaReq(Reader& r, Type type) {
   uint32_t id = r.U32();
   std::string path = r.Path();
   uint32_t avg = r.U32();
-  LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kDeltaReq)));
+  std::string basis = type == Type::kDeltaReqBasis ? r.Path() : std::string();
+  LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(type)));
   LB_RETURN_IF_ERROR(ValidatePath(path));
+  if (type == Type::kDeltaReqBasis) LB_RETURN_IF_ERROR(ValidatePath(basis));
   auto params = chunk::ChunkParams::ForAverage(avg);
   auto src = std::make_unique<DeltaSource>();
   LB_RETURN_IF_ERROR(CommitIfPending(path));
-  // Sources of chunks: the file at `path` now, and a partial one a crash left.
+  if (!basis.empty()) LB_RETURN_IF_ERROR(CommitIfPending(basis));
+  // Sources of chunks: the file at `path` now, a partial one a crash left,
+  // and the basis the sender named (the old version a new file is likely
+  // to replace: `f` for `f.tmp`).
   if (auto parent = OpenParent(root_.get(), path); parent) {
     int dir = parent->dir.get();
-    UniqueFd fd(::openat(dir, parent->base.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
-    struct stat st;
-    if (fd.valid() && ::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode)) src->fds.push_back(std::move(fd));
+    if (UniqueFd fd = OpenRegular(dir, parent->base); fd.valid()) src->fds.push_back(std::move(fd));
     std::string part = TempName(path, ".part");
     std::string prev = TempName(path, ".prev");
     env_.RenameAt(dir, part.c_str(), dir, prev.c_str());
     if (UniqueFd p(::openat(dir, prev.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)); p.valid()) {
       src->prev = prev;
       src->fds.push_back(std::move(p));
+    }
+  }
+  if (!basis.empty() && basis != path) {
+    if (auto parent = OpenParent(root_.get(), basis); parent) {
+      if (UniqueFd fd = OpenRegular(parent->dir.get(), parent->base); fd.valid()) src->fds.push_back(std::move(fd));
     }
   }
   std::vector<std::tuple<uint64_t, uint32_t, ChunkId>> batch;
@@ -790,7 +808,7 @@ Status Receiver::ServeSession(Conn& conn, const std::function<void()>& authentic
   auto session = Session::Open(config_.root, [&](std::string f) { return conn.Send(f); }, &stats_, !writer, *config_.env);
   if (!session) return session.error();
   stats_.sessions.fetch_add(1, std::memory_order_relaxed);
-  LB_RETURN_IF_ERROR(conn.Send(Writer(Type::kWelcome).U32(kFeaturePatch).Finish()));
+  LB_RETURN_IF_ERROR(conn.Send(Writer(Type::kWelcome).U32(kFeaturePatch | kFeatureBasis).Finish()));
   struct Unapplied {  // a journal sealed but not applied: recover before the next writer
     Receiver* r;
     Session* s;

@@ -103,7 +103,7 @@ class Session {
 
   Session(UniqueFd root, ReplyFn reply, ReceiverStats* stats, bool read_only, Env& env);
   Status HandleList(Reader& r);
-  Status HandleDeltaReq(Reader& r);
+  Status HandleDeltaReq(Reader& r, Type type);
   Status HandleFileBegin(Reader& r);
   Status HandlePatchBegin(Reader& r);
   Status FinishPatch(std::unique_ptr<OpenFile> f);
@@ -137,6 +137,7 @@ class Session {
 
 // Features a receiver announces in WELCOME (a u32; older receivers send none).
 inline constexpr uint32_t kFeaturePatch = 1;  // PATCH_BEGIN: in-place updates through a journal
+inline constexpr uint32_t kFeatureBasis = 2;  // DELTA_REQ_BASIS: a new file's delta against another file
 
 // The temporary name for `path` (in its directory) with `suffix` (".part",
 // ".prev", ".link", ".hl", ".journal"): stable, so that a crashed partial is found again.

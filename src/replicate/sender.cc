@@ -1,5 +1,6 @@
 #include "replicate/sender.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -47,7 +48,66 @@ std::string MetaDiff(const Meta& a, const Meta& b) {
   return out;
 }
 
+// A name as PickBasis compares it: without the leading dots and '#' that
+// editors' and tools' temporary names add.
+std::string_view BasisStem(std::string_view name) {
+  while (!name.empty() && (name.front() == '.' || name.front() == '#')) name.remove_prefix(1);
+  return name;
+}
+
 }  // namespace
+
+bool BasisCandidate(std::string_view name, std::string_view sibling) {
+  std::string_view a = BasisStem(name), b = BasisStem(sibling);
+  size_t len = std::min(a.size(), b.size());
+  return len > 0 && name != sibling && a.substr(0, len) == b.substr(0, len);
+}
+
+std::optional<std::string> PickBasis(std::string_view name, uint64_t size, const std::vector<Sibling>& siblings) {
+  const Sibling* best = nullptr;
+  size_t best_len = 0;
+  uint64_t best_gap = 0;
+  for (const auto& s : siblings) {
+    if (s.size == 0 || !BasisCandidate(name, s.name)) continue;
+    size_t len = std::min(BasisStem(name).size(), BasisStem(s.name).size());
+    uint64_t gap = s.size > size ? s.size - size : size - s.size;
+    if (best == nullptr || len > best_len || (len == best_len && gap < best_gap)) {
+      best = &s;
+      best_len = len;
+      best_gap = gap;
+    }
+  }
+  if (best == nullptr) return std::nullopt;
+  return best->name;
+}
+
+std::string Link::BasisFor(const std::string& path, uint64_t size) {
+  std::string dir = ParentOf(path);
+  std::string_view name = std::string_view(path).substr(dir.empty() ? 0 : dir.size() + 1);
+  auto fd = OpenDirBeneath(root_.get(), dir);
+  if (!fd) return "";
+  int dup = ::dup(fd->get());
+  if (dup < 0) return "";
+  DIR* d = ::fdopendir(dup);
+  if (d == nullptr) {
+    ::close(dup);
+    return "";
+  }
+  std::vector<Sibling> siblings;
+  constexpr size_t kMaxScan = 10000;  // a huge directory: not worth it
+  size_t scanned = 0;
+  while (struct dirent* de = ::readdir(d)) {
+    if (++scanned > kMaxScan) break;
+    std::string_view n = de->d_name;
+    if (n == "." || n == ".." || IsTempName(n) || !BasisCandidate(name, n)) continue;
+    struct stat st;
+    if (::fstatat(fd->get(), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
+    siblings.push_back({std::string(n), static_cast<uint64_t>(st.st_size)});
+  }
+  ::closedir(d);
+  auto best = PickBasis(name, size, siblings);
+  return best ? JoinPath(dir, *best) : "";
+}
 
 size_t ChunkIdHash::operator()(const ChunkId& id) const {
   size_t h;
@@ -108,7 +168,9 @@ Result<std::unique_ptr<Link>> Link::Open(const LinkConfig& config, uint8_t mode)
   // WELCOME's features: absent from older receivers.
   if (reply.payload.size() >= 4) {
     Reader r(reply.payload);
-    link->patches_ = (r.U32() & kFeaturePatch) != 0;
+    uint32_t features = r.U32();
+    link->patches_ = (features & kFeaturePatch) != 0;
+    link->basis_ = (features & kFeatureBasis) != 0;
   }
   return link;
 }
@@ -564,6 +626,7 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
     const Entry* entry;
     How how;
     std::unique_ptr<PatchPlan> patch;  // for kPatch
+    std::string basis;                 // for kDelta of a file the target lacks: its likely old version
   };
   std::vector<Send> files;
   std::vector<std::pair<std::string, std::string>> links;  // path, leader
@@ -628,7 +691,12 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
               plan = std::make_unique<PatchPlan>(std::move(*p));
             }
           }
-          files.push_back({&s, how, std::move(plan)});
+          // A file the target lacks may be a new version saved under a
+          // temporary name, about to be renamed over the old one: its delta
+          // is taken against that old version too.
+          std::string basis;
+          if (t == nullptr && how == How::kDelta && basis_) basis = BasisFor(path, s.size);
+          files.push_back({&s, how, std::move(plan), std::move(basis)});
           resent.insert(path);
           changed_dirs.insert(ParentOf(path));
         } else if (!(t->meta == s.meta)) {
@@ -679,12 +747,16 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
     for (; ahead < files.size() && ahead < i + kDeltaWindow; ++ahead) {
       if (files[ahead].how != How::kDelta) continue;
       const Entry& e = *files[ahead].entry;
-      Queue(Writer(Type::kDeltaReq).U32(next_id_++).Str(e.path).U32(chunk::ChunkParams::ForFileSize(e.size).avg_size)
-                .Finish());
+      const std::string& basis = files[ahead].basis;
+      Writer req(basis.empty() ? Type::kDeltaReq : Type::kDeltaReqBasis);
+      req.U32(next_id_++).Str(e.path).U32(chunk::ChunkParams::ForFileSize(e.size).avg_size);
+      if (!basis.empty()) req.Str(basis);
+      Queue(req.Finish());
     }
-    spdlog::debug("replication {}: sending '{}' ({} bytes) {}", config_.volume, Printable(files[i].entry->path),
+    spdlog::debug("replication {}: sending '{}' ({} bytes) {}{}", config_.volume, Printable(files[i].entry->path),
                   files[i].entry->size,
-                  files[i].how == How::kDelta ? "as a delta" : files[i].how == How::kPatch ? "in place" : "whole");
+                  files[i].how == How::kDelta ? "as a delta" : files[i].how == How::kPatch ? "in place" : "whole",
+                  files[i].basis.empty() ? "" : " (basis '" + Printable(files[i].basis) + "')");
     if (files[i].how == How::kDelta) {
       LB_ASSIGN_OR_RETURN(auto chunks, AwaitChunks());
       LB_RETURN_IF_ERROR(SendFile(*files[i].entry, &chunks, options));

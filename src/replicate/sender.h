@@ -147,6 +147,9 @@ class Link {
   // Sends the planned runs as an in-place update, and records the new version.
   Status SendPatch(const Entry& s, PatchPlan& plan, const SyncOptions& options);
   Status AwaitCommit(uint64_t seq);
+  // PickBasis over the regular files beside `path` in the source tree (the
+  // target has them too, as a rule: they are in sync). Empty when none.
+  std::string BasisFor(const std::string& path, uint64_t size);
 
   LinkConfig config_;
   std::unique_ptr<Conn> conn_;
@@ -163,7 +166,23 @@ class Link {
   uint64_t next_seq_ = 1;
   uint64_t committed_ = 0;
   bool patches_ = false;  // the target takes PATCH_BEGIN (it said so in WELCOME)
+  bool basis_ = false;    // the target takes DELTA_REQ_BASIS
 };
+
+// A file beside another: its name and size.
+struct Sibling {
+  std::string name;
+  uint64_t size = 0;
+};
+// For a new file named `name` of `size` bytes (the target has none at its
+// path), the sibling most likely to be its old version, to take a delta
+// from: one whose name, leading dots and '#' aside, is a prefix of the new
+// one's or the other way round ("f" for "f.tmp", ".f.swp", ".#f" or "f.new";
+// "f.bak" for "f"), the longest such name, then the nearest in size; never
+// an empty one or `name` itself. Nullopt when none is.
+std::optional<std::string> PickBasis(std::string_view name, uint64_t size, const std::vector<Sibling>& siblings);
+// Whether `sibling`'s name could be PickBasis's choice for `name`.
+bool BasisCandidate(std::string_view name, std::string_view sibling);
 
 // Sorts roots and drops the ones inside a recursive root.
 std::vector<Root> NormalizeRoots(std::vector<Root> roots);

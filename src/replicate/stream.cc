@@ -13,6 +13,8 @@ constexpr auto kMaxDefer = std::chrono::seconds(5);
 // New files at least this large also wait while they changed within the last
 // coalescing window (smaller ones cost little to send again).
 constexpr uint64_t kDeferRecentFrom = 1 << 20;
+// ... or closed after writing less than this ago (BeingWritten).
+constexpr auto kDeferClosed = std::chrono::milliseconds(1000);
 
 using SteadyClock = std::chrono::steady_clock;
 
@@ -188,15 +190,17 @@ lifeboat::Status Stream::RunSession() {
     // now, its bytes would travel as they are, and then again with no
     // version at the target to take a delta from. Being written: open for
     // writing as inotify tells, or (1 MiB and up) changed within the last
-    // coalescing window, since it may be closed and renamed a moment later.
-    // At most kMaxDefer.
+    // coalescing window or closed less than kDeferClosed ago, since it may be
+    // renamed a moment later (ext4 holds that rename until the new file's
+    // writeback is done). At most kMaxDefer. One sent anyway still goes as a
+    // delta against the old version it is likely to replace (PickBasis).
     std::vector<std::string> deferred;
     int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                          std::chrono::system_clock::now().time_since_epoch()).count();
     auto defer = [&](const Entry& e) {
       int64_t age_ns = now_ns - (e.meta.mtime_sec * 1'000'000'000LL + e.meta.mtime_nsec);
       bool recent = e.size >= kDeferRecentFrom && age_ns < std::chrono::nanoseconds(config_.coalesce).count();
-      if (!recent && !watcher_->BeingWritten(e.path)) return false;
+      if (!recent && !watcher_->BeingWritten(e.path, e.size >= kDeferRecentFrom ? kDeferClosed : std::chrono::milliseconds(0))) return false;
       auto [it, fresh] = deferred_since_.try_emplace(e.path, SteadyClock::now());
       return SteadyClock::now() - it->second < kMaxDefer;
     };

@@ -14,6 +14,8 @@
 namespace lifeboat::replicate {
 namespace {
 
+// How long a written file's close is remembered (BeingWritten's window).
+constexpr auto kClosedMemory = std::chrono::seconds(10);
 constexpr uint32_t kMask = IN_CREATE | IN_DELETE | IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_MOVED_FROM |
                            IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_DONT_FOLLOW | IN_ONLYDIR | IN_EXCL_UNLINK;
 constexpr auto kUnwatchedRescan = std::chrono::seconds(5);
@@ -136,6 +138,7 @@ void Watcher::Handle(const inotify_event* ev) {
   bool is_dir = ev->mask & IN_ISDIR;
   if (ev->mask & IN_MOVED_FROM) {
     writing_.erase(path);  // the events of its new name tell the rest
+    closed_.erase(path);
     moved_from_[ev->cookie] = {path, is_dir};
     Mark(path, false);
     Mark(dir, false);
@@ -163,14 +166,20 @@ void Watcher::Handle(const inotify_event* ev) {
   // Created or written to, and not closed since: still being written (a file
   // opened with O_CREAT counts from its creation, before its first byte).
   if (ev->mask & (IN_CREATE | IN_MODIFY)) writing_.insert(path);
-  if (ev->mask & (IN_CLOSE_WRITE | IN_DELETE)) writing_.erase(path);
+  if ((ev->mask & IN_CLOSE_WRITE) && writing_.erase(path) > 0) closed_[path] = std::chrono::steady_clock::now();
+  if (ev->mask & IN_DELETE) {
+    writing_.erase(path);
+    closed_.erase(path);
+  }
   Mark(path, false);
   if (ev->mask & (IN_CREATE | IN_DELETE)) Mark(dir, false);
 }
 
-bool Watcher::BeingWritten(const std::string& path) const {
+bool Watcher::BeingWritten(const std::string& path, std::chrono::milliseconds closed_within) const {
   std::lock_guard lock(mu_);
-  return writing_.count(path) > 0;
+  if (writing_.count(path) > 0) return true;
+  auto it = closed_.find(path);
+  return it != closed_.end() && std::chrono::steady_clock::now() - it->second < closed_within;
 }
 
 void Watcher::Loop() {
@@ -225,6 +234,9 @@ Changes Watcher::Take(std::chrono::milliseconds timeout, std::chrono::millisecon
   full_ = false;
   dirty_.clear();
   renames_.clear();
+  // Closes older than any window a caller asks about are forgotten.
+  auto now = std::chrono::steady_clock::now();
+  std::erase_if(closed_, [&](const auto& kv) { return now - kv.second > kClosedMemory; });
   if (on_take && !c.empty()) on_take(c);
   return c;
 }

@@ -50,8 +50,12 @@ class Watcher {
   // Marks everything for a rescan (used after a reconnection).
   void Clear();
   // Whether a process has the file open for writing, as far as the events
-  // tell (written to and not closed since).
-  bool BeingWritten(const std::string& path) const;
+  // tell (written to and not closed since), or closed it after writing less
+  // than `closed_within` ago (a temporary file's rename over the old version
+  // comes a moment after its close, and ext4 makes that rename wait for the
+  // new file's writeback: long, for a large one).
+  bool BeingWritten(const std::string& path,
+                    std::chrono::milliseconds closed_within = std::chrono::milliseconds(0)) const;
   // Puts paths back for the next Take, as changed since `since` (files a pass
   // chose not to send yet).
   void Requeue(const std::vector<std::string>& paths, std::chrono::steady_clock::time_point since);
@@ -81,6 +85,7 @@ class Watcher {
   std::set<std::string> unwatched_;             // could not be watched (limit)
   std::map<std::string, bool> dirty_;           // path -> recursive
   std::set<std::string> writing_;               // files written to and not closed since
+  std::map<std::string, std::chrono::steady_clock::time_point> closed_;  // written files' last close (recent ones)
   std::vector<std::pair<std::string, std::string>> renames_;
   std::map<uint32_t, std::pair<std::string, bool>> moved_from_;  // cookie -> path, is dir
   bool full_ = false;

@@ -13,6 +13,7 @@ const char* TypeName(uint8_t type) {
     case Type::kEntries: return "ENTRIES";
     case Type::kListEnd: return "LIST_END";
     case Type::kDeltaReq: return "DELTA_REQ";
+    case Type::kDeltaReqBasis: return "DELTA_REQ_BASIS";
     case Type::kDeltaChunks: return "DELTA_CHUNKS";
     case Type::kDeltaEnd: return "DELTA_END";
     case Type::kFileBegin: return "FILE_BEGIN";

@@ -31,6 +31,7 @@ enum class Type : uint8_t {
   kDeltaReq = 20,     // id, path, average chunk size: the chunks of the receiver's file
   kDeltaChunks = 21,  // id, count, (offset, size, chunk id)
   kDeltaEnd = 22,     // id
+  kDeltaReqBasis = 23,  // id, path, average chunk size, basis path: DELTA_REQ offering the basis' chunks too
   kFileBegin = 30,  // path, meta, size
   kData = 31,       // offset, bytes
   kCopy = 32,       // offset, chunk id, size: bytes the receiver already has

@@ -380,7 +380,7 @@ void Session::DropPartials() {
 }
 
 Status Session::CommitIfPending(const std::string& path) {
-  return pending_paths_.count(path) ? Commit() : Ok();
+  return pending_paths_.count(path) ? Land() : Ok();
 }
 
 Result<ParentRef> Session::Parent(const std::string& path) {
@@ -435,7 +435,7 @@ Status Session::HandleHardlink(Reader& r) {
   LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kHardlink)));
   LB_RETURN_IF_ERROR(ValidatePath(path));
   LB_RETURN_IF_ERROR(ValidatePath(existing));
-  LB_RETURN_IF_ERROR(Commit());
+  LB_RETURN_IF_ERROR(Land());
   LB_ASSIGN_OR_RETURN(auto from, OpenParent(root_.get(), existing));
   LB_ASSIGN_OR_RETURN(auto to, Parent(path));
   std::string tmp = TempName(path, ".hl");
@@ -462,7 +462,7 @@ Status Session::HandleDelete(Reader& r) {
   std::string path = r.Path();
   LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kDelete)));
   LB_RETURN_IF_ERROR(ValidatePath(path));
-  LB_RETURN_IF_ERROR(Commit());
+  LB_RETURN_IF_ERROR(Land());
   auto parent = OpenParent(root_.get(), path);
   if (!parent) return parent.error().code() == Code::kNotFound ? Ok() : parent.error();
   LB_RETURN_IF_ERROR(RemoveTree(env_, parent->dir.get(), parent->base));
@@ -478,7 +478,7 @@ Status Session::HandleRename(Reader& r) {
   LB_RETURN_IF_ERROR(ValidatePath(from));
   LB_RETURN_IF_ERROR(ValidatePath(to));
   if (IsWithin(to, from)) return InvalidArgument("cannot move '" + Printable(from) + "' into itself");
-  LB_RETURN_IF_ERROR(Commit());
+  LB_RETURN_IF_ERROR(Land());
   auto a = OpenParent(root_.get(), from);
   if (!a) return a.error().code() == Code::kNotFound ? Ok() : a.error();
   LB_ASSIGN_OR_RETURN(auto b, Parent(to));
@@ -500,7 +500,7 @@ Status Session::HandleSetMeta(Reader& r) {
   LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kSetMeta)));
   LB_RETURN_IF_ERROR(ValidatePath(path, true));
   // Renames into a directory move its mtime: commit them first.
-  LB_RETURN_IF_ERROR(Commit());
+  LB_RETURN_IF_ERROR(Land());
   if (path.empty()) return ApplyMeta(env_, root_.get(), "", EntryType::kDir, meta);
   auto parent = OpenParent(root_.get(), path);
   if (!parent) return parent.error().code() == Code::kNotFound ? Ok() : parent.error();
@@ -511,7 +511,24 @@ Status Session::HandleSetMeta(Reader& r) {
 }
 
 Status Session::Commit() {
-  if (pending_.empty() && dirty_dirs_.empty()) return Ok();
+  LB_RETURN_IF_ERROR(Land());
+  // 3. The directories holding the new names (and whatever else changed in
+  // them since the last commit) are durable.
+  if (dirty_dirs_.size() <= kFsyncEach) {
+    for (const auto& d : dirty_dirs_) {
+      auto fd = OpenDirBeneath(root_.get(), d);
+      if (fd && env_.Fsync(fd->get()) != 0) return IoError(errno, "fsync directory '" + Printable(d) + "'");
+    }
+  } else if (!dirty_dirs_.empty() && env_.Syncfs(root_.get()) != 0) {
+    return IoError(errno, "syncfs");
+  }
+  if (stats_ && !dirty_dirs_.empty()) stats_->last_commit_unix_ms.store(NowUnixMs(), std::memory_order_relaxed);
+  dirty_dirs_.clear();
+  return Ok();
+}
+
+Status Session::Land() {
+  if (pending_.empty()) return Ok();
   // Directories opened once per commit (files come in path order).
   std::map<std::string, UniqueFd> dirs;
   auto dir_of = [&](const std::string& path) -> Result<int> {
@@ -546,15 +563,6 @@ Status Session::Commit() {
     }
     dirty_dirs_.insert(ParentOf(p.path));
   }
-  // 3. The directories holding the new names are durable.
-  if (dirty_dirs_.size() <= kFsyncEach) {
-    for (const auto& d : dirty_dirs_) {
-      auto fd = OpenDirBeneath(root_.get(), d);
-      if (fd && env_.Fsync(fd->get()) != 0) return IoError(errno, "fsync directory '" + Printable(d) + "'");
-    }
-  } else if (env_.Syncfs(root_.get()) != 0) {
-    return IoError(errno, "syncfs");
-  }
   if (stats_) {
     stats_->files.fetch_add(pending_.size(), std::memory_order_relaxed);
     stats_->commits.fetch_add(1, std::memory_order_relaxed);
@@ -562,7 +570,6 @@ Status Session::Commit() {
   }
   pending_.clear();
   pending_paths_.clear();
-  dirty_dirs_.clear();
   pending_bytes_ = 0;
   return Ok();
 }

@@ -61,7 +61,8 @@ class Session {
   // malformed or out-of-order frame or a bad path, PermissionDenied for a
   // path through a symlink, ResourceExhausted for a full disk, ...
   Status Handle(const Frame& f);
-  // Makes every completed file durable and visible (group commit).
+  // Makes every completed file durable and visible (group commit), and the
+  // directories whose entries changed since the last commit durable.
   Status Commit();
   // Removes the partial files of this session (they only save resending; a
   // full disk needs the room more).
@@ -119,6 +120,11 @@ class Session {
   // The parent of `path`, created (0755, owned by us) where missing.
   Result<ParentRef> Parent(const std::string& path);
   Status CommitIfPending(const std::string& path);
+  // Commit's first half: the completed files durable, then at their final
+  // names; their directories are left for the next Commit. What a DELETE,
+  // RENAME, HARDLINK or SET_META needs first (order, not durability: a
+  // crash before the next COMMIT is resent by the sender's next full pass).
+  Status Land();
   Status WriteAt(const uint8_t* p, size_t n, uint64_t offset);
 
   UniqueFd root_;

@@ -230,6 +230,9 @@ lifeboat::Status Stream::RunSession() {
     }
     unsent_files_ = unsent_bytes_ = 0;
     if (config_.on_pass) config_.on_pass(verify ? "verify" : full ? "full" : "changes", secs);
+    spdlog::debug("replication {} -> {}: {} pass of {} root(s): {} file(s) sent, {} deferred, {:.3f}s",
+                  config_.link.volume, config_.target_region, verify ? "verify" : full ? "full" : "changes",
+                  changes.roots.size(), progress_.files_done.load(), deferred.size(), secs);
     if (secs > 0.5) last_rate_ = static_cast<double>(progress_.bytes_done.load()) / secs;
     files_sent_ += progress_.files_done.load();
     files_patched_ += progress_.files_patched.load();

@@ -220,7 +220,11 @@ Changes Watcher::Take(std::chrono::milliseconds timeout, std::chrono::millisecon
   std::unique_lock lock(mu_);
   auto has = [&] { return stopped_ || full_ || !dirty_.empty() || !renames_.empty(); };
   if (!cv_.wait_for(lock, timeout, has) || stopped_) return {};
-  cv_.wait_for(lock, coalesce, [&] { return stopped_; });
+  // The window runs from the first change (changes that piled up during a
+  // long pass have waited long enough), and a quarter of it at least (files
+  // a pass put back, Requeue, keep their first time: not a busy loop).
+  cv_.wait_until(lock, std::max(first_ + coalesce, std::chrono::steady_clock::now() + coalesce / 4),
+                 [&] { return stopped_; });
   if (stopped_) return {};
   Changes c;
   c.full = full_;

@@ -18,29 +18,6 @@ Error OpenError(int err, std::string_view rel) {
   return ErrnoError(err, "open '" + Printable(rel) + "'");
 }
 
-Result<std::vector<std::string>> ListNames(int dirfd) {
-  int dup = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dup < 0) return ErrnoError(errno, "open directory");
-  DIR* d = ::fdopendir(dup);
-  if (d == nullptr) {
-    int err = errno;
-    ::close(dup);
-    return ErrnoError(err, "read directory");
-  }
-  std::vector<std::string> names;
-  errno = 0;
-  while (struct dirent* de = ::readdir(d)) {
-    std::string_view n = de->d_name;
-    if (n == "." || n == "..") continue;
-    names.emplace_back(n);
-  }
-  int err = errno;
-  ::closedir(d);
-  if (err != 0) return ErrnoError(err, "read directory");
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 Status WalkDir(int dirfd, const std::string& rel, bool hashes, const EntryFn& fn) {
   LB_ASSIGN_OR_RETURN(auto names, ListNames(dirfd));
   for (const auto& name : names) {
@@ -77,6 +54,29 @@ Status WalkDir(int dirfd, const std::string& rel, bool hashes, const EntryFn& fn
 }
 
 }  // namespace
+
+Result<std::vector<std::string>> ListNames(int dirfd) {
+  int dup = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dup < 0) return ErrnoError(errno, "open directory");
+  DIR* d = ::fdopendir(dup);
+  if (d == nullptr) {
+    int err = errno;
+    ::close(dup);
+    return ErrnoError(err, "read directory");
+  }
+  std::vector<std::string> names;
+  errno = 0;
+  while (struct dirent* de = ::readdir(d)) {
+    std::string_view n = de->d_name;
+    if (n == "." || n == "..") continue;
+    names.emplace_back(n);
+  }
+  int err = errno;
+  ::closedir(d);
+  if (err != 0) return ErrnoError(err, "read directory");
+  std::sort(names.begin(), names.end());
+  return names;
+}
 
 Result<UniqueFd> OpenDirBeneath(int root_fd, std::string_view rel) {
   UniqueFd cur(::openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));

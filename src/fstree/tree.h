@@ -74,6 +74,9 @@ EntryType TypeOf(mode_t mode);
 // `rel`. NotFound when it does not exist.
 Result<Entry> StatEntry(int dirfd, const char* base, std::string rel);
 
+// The names in directory `dirfd` ("." and ".." aside), in byte order.
+Result<std::vector<std::string>> ListNames(int dirfd);
+
 // Calls fn for the entry at `rel` and, when `recursive` and it is a directory,
 // for every entry below it, parents first, names in byte order. Temporary
 // names (IsTempName) are skipped. Nothing when `rel` does not exist. With `hashes`,

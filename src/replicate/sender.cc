@@ -1,6 +1,5 @@
 #include "replicate/sender.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -86,25 +85,15 @@ std::string Link::BasisFor(const std::string& path, uint64_t size) {
   std::string_view name = std::string_view(path).substr(dir.empty() ? 0 : dir.size() + 1);
   auto fd = OpenDirBeneath(root_.get(), dir);
   if (!fd) return "";
-  int dup = ::dup(fd->get());
-  if (dup < 0) return "";
-  DIR* d = ::fdopendir(dup);
-  if (d == nullptr) {
-    ::close(dup);
-    return "";
-  }
+  auto names = fstree::ListNames(fd->get());
+  if (!names) return "";
   std::vector<Sibling> siblings;
-  constexpr size_t kMaxScan = 10000;  // a huge directory: not worth it
-  size_t scanned = 0;
-  while (struct dirent* de = ::readdir(d)) {
-    if (++scanned > kMaxScan) break;
-    std::string_view n = de->d_name;
-    if (n == "." || n == ".." || IsTempName(n) || !BasisCandidate(name, n)) continue;
+  for (const auto& n : *names) {
+    if (IsTempName(n) || !BasisCandidate(name, n)) continue;
     struct stat st;
-    if (::fstatat(fd->get(), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
-    siblings.push_back({std::string(n), static_cast<uint64_t>(st.st_size)});
+    if (::fstatat(fd->get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
+    siblings.push_back({n, static_cast<uint64_t>(st.st_size)});
   }
-  ::closedir(d);
   auto best = PickBasis(name, size, siblings);
   return best ? JoinPath(dir, *best) : "";
 }
@@ -693,9 +682,12 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
           }
           // A file the target lacks may be a new version saved under a
           // temporary name, about to be renamed over the old one: its delta
-          // is taken against that old version too.
+          // is taken against that old version too (where the target has the
+          // directory: not in an initial sync).
           std::string basis;
-          if (t == nullptr && how == How::kDelta && basis_) basis = BasisFor(path, s.size);
+          if (t == nullptr && how == How::kDelta && basis_ && target_of(ParentOf(path), EntryType::kDir) != nullptr) {
+            basis = BasisFor(path, s.size);
+          }
           files.push_back({&s, how, std::move(plan), std::move(basis)});
           resent.insert(path);
           changed_dirs.insert(ParentOf(path));

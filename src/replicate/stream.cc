@@ -199,8 +199,9 @@ lifeboat::Status Stream::RunSession() {
                          std::chrono::system_clock::now().time_since_epoch()).count();
     auto defer = [&](const Entry& e) {
       int64_t age_ns = now_ns - (e.meta.mtime_sec * 1'000'000'000LL + e.meta.mtime_nsec);
-      bool recent = e.size >= kDeferRecentFrom && age_ns < std::chrono::nanoseconds(config_.coalesce).count();
-      if (!recent && !watcher_->BeingWritten(e.path, e.size >= kDeferRecentFrom ? kDeferClosed : std::chrono::milliseconds(0))) return false;
+      bool large = e.size >= kDeferRecentFrom;
+      bool recent = large && age_ns < std::chrono::nanoseconds(config_.coalesce).count();
+      if (!recent && !watcher_->BeingWritten(e.path, large ? kDeferClosed : std::chrono::milliseconds(0))) return false;
       auto [it, fresh] = deferred_since_.try_emplace(e.path, SteadyClock::now());
       return SteadyClock::now() - it->second < kMaxDefer;
     };

@@ -41,8 +41,9 @@ class Watcher {
   static Result<std::unique_ptr<Watcher>> Start(const std::string& root);
   ~Watcher();
 
-  // Waits until a change arrives (or `timeout`), then until `coalesce` after the first change (a quarter of it at least) to
-  // gather the ones that follow it, and takes them all. `on_take` runs while
+  // Waits until a change arrives (or `timeout`), then until `coalesce` after
+  // the first change (a quarter of it at least) to gather the ones that
+  // follow it, and takes them all. `on_take` runs while
   // they change hands (under the watcher's lock), so that whoever reports
   // lag never sees them in neither place.
   Changes Take(std::chrono::milliseconds timeout, std::chrono::milliseconds coalesce,

@@ -838,6 +838,30 @@ TEST_F(ReplicateTest, ALargeFileChangedInPlaceTravelsAsItsChangedBlocksAndStaysO
   }
 }
 
+// An insertion shifts all that follows it: early in a large file, a sample
+// of blocks shows that far more than a quarter differs, and the file goes as
+// a delta (content-defined chunks find what merely moved); late in it, only
+// the tail differs and an in-place patch is cheaper.
+TEST_F(ReplicateTest, ALargeFileWithAnInsertionGoesAsADeltaUnlessTheInsertionIsNearItsEnd) {
+  fs::path db = src_ / "db";
+  std::string data = Random(2 * kPatchMinSize, 12);
+  WriteFile(db.string(), data);
+  SyncAll();
+  data.insert(data.size() / 8, "inserted early: seven eighths of the blocks shift");
+  WriteFile(db.string(), data);
+  uint64_t written = receiver_->stats().bytes_written.load();
+  SyncAll();
+  EXPECT_EQ(receiver_->stats().patches.load(), 0u);
+  EXPECT_GT(receiver_->stats().bytes_copied.load(), data.size() / 2) << "the unchanged chunks were reused";
+  EXPECT_LT(receiver_->stats().bytes_written.load() - written, 512u << 10) << "only the chunks around the insertion";
+  ExpectSame();
+  data.insert(data.size() - data.size() / 16, "inserted late: a sixteenth shifts");
+  WriteFile(db.string(), data);
+  SyncAll();
+  EXPECT_EQ(receiver_->stats().patches.load(), 1u);
+  ExpectSame();
+}
+
 TEST_F(ReplicateTest, ALargeFileThatChangedAtTheTargetIsRebuiltNotPatched) {
   fs::path db = src_ / "db";
   WriteFile(db.string(), Random(kPatchMinSize + 4096, 8));

@@ -31,6 +31,9 @@ constexpr size_t kDeltaWindow = 16;
 constexpr size_t kPatchRead = 1 << 20;
 // A patch is sent when at most this part of the file changed (1/4).
 constexpr uint64_t kPatchMaxChangedPart = 4;
+// Blocks compared before a file is read whole to plan a patch: more than 3/8
+// of them different, and it goes as a delta at once.
+constexpr uint64_t kPatchSamples = 64;
 static_assert(kPatchRead % kBlockSize == 0);
 
 // Whether the block record describes the version `t` the target lists.
@@ -462,8 +465,27 @@ Result<std::optional<PatchPlan>> Link::PlanPatch(const Entry& s, const FileBlock
   plan.meta = MetaOf(st);
   plan.base = {base.size, base.mtime_sec, base.mtime_nsec, {}};
   plan.hashes.reserve(static_cast<size_t>((plan.size + kBlockSize - 1) / kBlockSize));
-  ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+  // A sample of blocks first: when far more than a quarter of them differ
+  // (an insertion or deletion early in the file shifts all that follows),
+  // the file goes as a delta without being read whole here.
   std::vector<uint8_t> buf(kPatchRead);
+  uint64_t common = std::min<uint64_t>((plan.size + kBlockSize - 1) / kBlockSize, base.hashes.size());
+  if (common >= kPatchSamples * 4) {
+    size_t differ = 0;
+    for (uint64_t k = 0; k < kPatchSamples; ++k) {
+      uint64_t i = k * common / kPatchSamples;
+      uint64_t off = i * kBlockSize;
+      size_t want = static_cast<size_t>(std::min<uint64_t>(kBlockSize, plan.size - off));
+      ssize_t n;
+      do n = ::pread(fd.get(), buf.data(), want, static_cast<off_t>(off));
+      while (n < 0 && errno == EINTR);
+      if (n < 0) return ErrnoError(errno, "read '" + Printable(s.path) + "'");
+      if (static_cast<size_t>(n) < want) std::memset(buf.data() + n, 0, want - static_cast<size_t>(n));
+      if (BlockHash({buf.data(), want}) != base.hashes[i]) ++differ;
+    }
+    if (differ > kPatchSamples * 3 / 8) return std::optional<PatchPlan>();
+  }
+  ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
   for (uint64_t off = 0; off < plan.size;) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), plan.size - off));
     ssize_t n = ::pread(fd.get(), buf.data(), want, static_cast<off_t>(off));
@@ -484,6 +506,9 @@ Result<std::optional<PatchPlan>> Link::PlanPatch(const Entry& s, const FileBlock
       }
       plan.changed += len;
     }
+    // Too much differs for a patch (an insertion shifted all that follows):
+    // the rest need not be read.
+    if (plan.changed > plan.size / kPatchMaxChangedPart) return std::optional<PatchPlan>();
     off += want;
   }
   return std::optional<PatchPlan>(std::move(plan));
@@ -671,11 +696,11 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
           How how = (t != nullptr ? t->size > 0 : s.size >= kDeltaMinSize) ? How::kDelta : How::kWhole;
           std::unique_ptr<PatchPlan> plan;
           if (auto base = t != nullptr && options.apply ? PatchBase(s, *t, options) : std::nullopt) {
-            LB_ASSIGN_OR_RETURN(auto p, PlanPatch(s, *base));
             // Fixed blocks cannot see bytes that moved (an insertion shifts
             // all that follows): when much changed, content-defined chunks
             // against the target's file find what merely moved.
-            if (p && p->changed <= p->size / kPatchMaxChangedPart) {
+            LB_ASSIGN_OR_RETURN(auto p, PlanPatch(s, *base));
+            if (p) {
               how = How::kPatch;
               plan = std::make_unique<PatchPlan>(std::move(*p));
             }

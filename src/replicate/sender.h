@@ -142,7 +142,9 @@ class Link {
   // source recorded (size and mtime), with one name, and this is no repair.
   std::optional<FileBlocks> PatchBase(const Entry& s, const Entry& t, const SyncOptions& options);
   // Hashes `s` block by block (one read, from the page cache as a rule) and
-  // finds the runs of blocks that differ from `base`. Nullopt when it is gone.
+  // finds the runs of blocks that differ from `base`. Nullopt when it is gone
+  // or too much of it differs for a patch: a sample of its blocks says so
+  // before it is read, or more than a quarter of it while it is.
   Result<std::optional<PatchPlan>> PlanPatch(const Entry& s, const FileBlocks& base);
   // Sends the planned runs as an in-place update, and records the new version.
   Status SendPatch(const Entry& s, PatchPlan& plan, const SyncOptions& options);

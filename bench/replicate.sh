@@ -37,7 +37,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 log() { echo "$*" >&2; }
-free_port() { local p; while :; do p=$(( (RANDOM % 20000) + 30000 )); [ -z "$(ss -Htln "sport = :$p")" ] && { echo "$p"; return; }; done; }
+# Ports below the kernel's ephemeral range (32768-60999 here): an agent restarted
+# between runs could otherwise find its port taken by an outgoing connection.
+free_port() { local p; while :; do p=$(( (RANDOM % 20000) + 10000 )); [ -z "$(ss -Htln "sport = :$p")" ] && { echo "$p"; return; }; done; }
 now() { date +%s.%N; }
 since() { echo "$(now) - $1" | bc; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }

@@ -454,6 +454,17 @@ std::optional<FileBlocks> Link::PatchBase(const Entry& s, const Entry& t, const 
   return b;
 }
 
+// Reads `want` bytes of `fd` at `off` into `buf`; what lies past the end
+// (the file shrank since it was listed) reads as zeros.
+static Status ReadPadded(int fd, uint8_t* buf, size_t want, uint64_t off, const std::string& path) {
+  ssize_t n;
+  do n = ::pread(fd, buf, want, static_cast<off_t>(off));
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return ErrnoError(errno, "read '" + Printable(path) + "'");
+  if (static_cast<size_t>(n) < want) std::memset(buf + n, 0, want - static_cast<size_t>(n));
+  return Ok();
+}
+
 Result<std::optional<PatchPlan>> Link::PlanPatch(const Entry& s, const FileBlocks& base) {
   LB_ASSIGN_OR_RETURN(UniqueFd fd, OpenSource(s.path));
   if (!fd.valid()) return std::optional<PatchPlan>();  // gone: a later event covers it
@@ -476,11 +487,7 @@ Result<std::optional<PatchPlan>> Link::PlanPatch(const Entry& s, const FileBlock
       uint64_t i = k * common / kPatchSamples;
       uint64_t off = i * kBlockSize;
       size_t want = static_cast<size_t>(std::min<uint64_t>(kBlockSize, plan.size - off));
-      ssize_t n;
-      do n = ::pread(fd.get(), buf.data(), want, static_cast<off_t>(off));
-      while (n < 0 && errno == EINTR);
-      if (n < 0) return ErrnoError(errno, "read '" + Printable(s.path) + "'");
-      if (static_cast<size_t>(n) < want) std::memset(buf.data() + n, 0, want - static_cast<size_t>(n));
+      LB_RETURN_IF_ERROR(ReadPadded(fd.get(), buf.data(), want, off, s.path));
       if (BlockHash({buf.data(), want}) != base.hashes[i]) ++differ;
     }
     if (differ > kPatchSamples * 3 / 8) return std::optional<PatchPlan>();
@@ -488,10 +495,7 @@ Result<std::optional<PatchPlan>> Link::PlanPatch(const Entry& s, const FileBlock
   ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
   for (uint64_t off = 0; off < plan.size;) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), plan.size - off));
-    ssize_t n = ::pread(fd.get(), buf.data(), want, static_cast<off_t>(off));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoError(errno, "read '" + Printable(s.path) + "'");
-    if (static_cast<size_t>(n) < want) std::memset(buf.data() + n, 0, want - static_cast<size_t>(n));  // shrank
+    LB_RETURN_IF_ERROR(ReadPadded(fd.get(), buf.data(), want, off, s.path));
     for (size_t at = 0; at < want; at += kBlockSize) {
       size_t len = std::min<size_t>(kBlockSize, want - at);
       uint64_t h = BlockHash({buf.data() + at, len});
@@ -530,11 +534,8 @@ Status Link::SendPatch(const Entry& s, PatchPlan& plan, const SyncOptions& optio
     for (uint64_t done = 0; done < len;) {
       size_t want = static_cast<size_t>(std::min<uint64_t>(len - done, kDataFrame));
       buf.resize(want);
-      ssize_t n = ::pread(fd.get(), buf.data(), want, static_cast<off_t>(off + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return ErrnoError(errno, "read '" + Printable(s.path) + "'");
       // Shrank since planned: the target gets zeros there (and its size).
-      if (static_cast<size_t>(n) < want) std::memset(buf.data() + n, 0, want - static_cast<size_t>(n));
+      LB_RETURN_IF_ERROR(ReadPadded(fd.get(), buf.data(), want, off + done, s.path));
       // The record describes what the target gets: the blocks sent are
       // hashed again as sent, since the file may have changed since it was
       // planned (runs start on block boundaries and frames hold whole blocks).

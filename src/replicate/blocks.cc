@@ -59,6 +59,13 @@ struct Cursor {
 
 uint64_t BlockHash(std::span<const uint8_t> block) { return chunk::Xxh64(block); }
 
+uint64_t RunDigest(std::span<const uint64_t> hashes) {
+  std::string bytes;
+  bytes.reserve(hashes.size() * 8);
+  for (uint64_t h : hashes) PutU64(bytes, h);
+  return chunk::Xxh64({reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()});
+}
+
 BlockHasher::BlockHasher(uint64_t size) : size_(size) {
   hashes_.reserve(static_cast<size_t>((size + kBlockSize - 1) / kBlockSize));
   partial_.reserve(kBlockSize);

@@ -59,6 +59,9 @@ class BlockHasher {
 
 // The hash of one block (a file's last block may be short).
 uint64_t BlockHash(std::span<const uint8_t> block);
+// The digest of a run of blocks (COPY_BASE): the XXH3-64 of their hashes,
+// each as 8 big-endian bytes.
+uint64_t RunDigest(std::span<const uint64_t> hashes);
 
 class BlockIndex {
  public:

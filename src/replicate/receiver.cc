@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "chunk/fastcdc.h"
+#include "replicate/blocks.h"
 #include <spdlog/spdlog.h>
 
 namespace lifeboat::replicate {
@@ -20,6 +21,8 @@ namespace {
 
 constexpr size_t kEntriesPerFrame = 2000;
 constexpr size_t kChunksPerFrame = 16384;
+// COPY_BASE copies the base in reads of this size (whole blocks).
+constexpr size_t kCopyBaseRead = 4 << 20;
 constexpr size_t kMaxPendingFiles = 1000;
 constexpr uint64_t kMaxPendingBytes = 256u << 20;
 // Up to this many files or directories are fsynced one by one; above it one
@@ -80,7 +83,7 @@ Status Session::Handle(const Frame& f) {
     return PermissionDenied(std::string("a read-only session may not send ") + TypeName(f.type));
   }
   bool in_file = file_ != nullptr;
-  if (in_file != (type == Type::kData || type == Type::kCopy || type == Type::kFileEnd)) {
+  if (in_file != (type == Type::kData || type == Type::kCopy || type == Type::kCopyBase || type == Type::kFileEnd)) {
     return InvalidArgument(std::string(TypeName(f.type)) + (in_file ? " inside a file" : " outside a file"));
   }
   Status s;
@@ -90,8 +93,10 @@ Status Session::Handle(const Frame& f) {
     case Type::kDeltaReqBasis: s = HandleDeltaReq(r, type); break;
     case Type::kFileBegin: s = HandleFileBegin(r); break;
     case Type::kPatchBegin: s = HandlePatchBegin(r); break;
+    case Type::kBaseBegin: s = HandleBaseBegin(r); break;
     case Type::kData: s = HandleData(r); break;
     case Type::kCopy: s = HandleCopy(r); break;
+    case Type::kCopyBase: s = HandleCopyBase(r); break;
     case Type::kFileEnd: return HandleFileEnd();
     case Type::kSymlink: s = HandleSymlink(r); break;
     case Type::kMkdir: s = HandleMkdir(r); break;
@@ -221,6 +226,10 @@ Status Session::HandleFileBegin(Reader& r) {
     f->delta = std::move(it->second);
     deltas_.erase(it);
   }
+  return BeginNewFile(std::move(f));
+}
+
+Status Session::BeginNewFile(std::unique_ptr<OpenFile> f) {
   LB_ASSIGN_OR_RETURN(auto parent, Parent(f->path));
   f->dir = std::move(parent.dir);
   f->temp = TempName(f->path, ".part");
@@ -231,6 +240,42 @@ Status Session::HandleFileBegin(Reader& r) {
   if (!f->fd.valid()) return IoError(errno, "create a temporary file for '" + Printable(f->path) + "'");
   file_ = std::move(f);
   return Ok();
+}
+
+Result<ParentRef> Session::CheckBase(const OpenFile& f, uint64_t size, uint64_t sec, uint32_t nsec) {
+  LB_ASSIGN_OR_RETURN(auto parent, OpenParent(root_.get(), f.path));
+  struct stat st;
+  if (::fstatat(parent.dir.get(), parent.base.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
+      st.st_nlink != 1 || static_cast<uint64_t>(st.st_size) != size || st.st_mtim.tv_sec != static_cast<int64_t>(sec) ||
+      static_cast<uint32_t>(st.st_mtim.tv_nsec) != nsec) {
+    // The source's idea of this file is wrong: the next pass lists it again
+    // and sends it by delta.
+    return FailedPrecondition("'" + Printable(f.path) +
+                              "' is not the version the source recorded (it changed at the target)");
+  }
+  return parent;
+}
+
+// A new version of a large file made of blocks of the version the target
+// holds (the one the source recorded: docs/format/replication.md, "Moved
+// blocks") and DATA, written under a temporary name like FILE_BEGIN's.
+Status Session::HandleBaseBegin(Reader& r) {
+  auto f = std::make_unique<OpenFile>();
+  f->path = r.Path();
+  uint64_t base_size = r.U64();
+  uint64_t base_sec = r.U64();
+  uint32_t base_nsec = r.U32();
+  f->meta = r.GetMeta();
+  f->size = r.U64();
+  LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kBaseBegin)));
+  LB_RETURN_IF_ERROR(ValidatePath(f->path));
+  if (f->size > (uint64_t{1} << 50)) return InvalidArgument("file size out of range");
+  LB_RETURN_IF_ERROR(CommitIfPending(f->path));
+  LB_ASSIGN_OR_RETURN(auto parent, CheckBase(*f, base_size, base_sec, base_nsec));
+  f->base = OpenRegular(parent.dir.get(), parent.base);
+  if (!f->base.valid()) return IoError(errno, "open '" + Printable(f->path) + "'");
+  f->base_size = base_size;
+  return BeginNewFile(std::move(f));
 }
 
 // An in-place update of a large file the target holds at the version the
@@ -249,16 +294,7 @@ Status Session::HandlePatchBegin(Reader& r) {
   LB_RETURN_IF_ERROR(ValidatePath(f->path));
   if (f->size > (uint64_t{1} << 50)) return InvalidArgument("file size out of range");
   LB_RETURN_IF_ERROR(CommitIfPending(f->path));
-  LB_ASSIGN_OR_RETURN(auto parent, OpenParent(root_.get(), f->path));
-  struct stat st;
-  if (::fstatat(parent.dir.get(), parent.base.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
-      st.st_nlink != 1 || static_cast<uint64_t>(st.st_size) != base_size ||
-      st.st_mtim.tv_sec != static_cast<int64_t>(base_sec) || static_cast<uint32_t>(st.st_mtim.tv_nsec) != base_nsec) {
-    // The source's idea of this file is wrong: the next pass lists it again
-    // and sends it by delta.
-    return FailedPrecondition("'" + Printable(f->path) +
-                              "' is not the version the source updates in place (it changed at the target)");
-  }
+  LB_ASSIGN_OR_RETURN(auto parent, CheckBase(*f, base_size, base_sec, base_nsec));
   f->dir = std::move(parent.dir);
   LB_ASSIGN_OR_RETURN(f->journal, JournalWriter::Create(env_, f->dir.get(), TempName(f->path, ".journal"),
                                                         parent.base, f->size, f->meta));
@@ -335,6 +371,45 @@ Status Session::HandleCopy(Reader& r) {
   return Ok();
 }
 
+// Blocks of the base, hashed as they are copied: the run's digest must be
+// the one the source computed from its record, or the base is not what the
+// source believes (changed without its size or mtime moving).
+Status Session::HandleCopyBase(Reader& r) {
+  uint64_t offset = r.U64();
+  uint64_t from = r.U64();
+  uint64_t size = r.U64();
+  uint64_t digest = r.U64();
+  LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kCopyBase)));
+  if (!file_->base.valid()) return InvalidArgument("COPY_BASE outside BASE_BEGIN");
+  uint64_t base_size = file_->base_size;
+  if (from % kBlockSize != 0 || from > base_size || size > base_size - from ||
+      (size % kBlockSize != 0 && from + size != base_size) || size == 0) {
+    return InvalidArgument("COPY_BASE of a range that is not whole blocks of the base");
+  }
+  std::vector<uint64_t> hashes;
+  hashes.reserve(static_cast<size_t>((size + kBlockSize - 1) / kBlockSize));
+  std::vector<uint8_t> buf(static_cast<size_t>(std::min<uint64_t>(size, kCopyBaseRead)));
+  for (uint64_t done = 0; done < size;) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - done));
+    ssize_t n;
+    do n = ::pread(file_->base.get(), buf.data(), want, static_cast<off_t>(from + done));
+    while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(want)) {
+      return Aborted("'" + Printable(file_->path) + "' shrank while its blocks were being reused");
+    }
+    for (size_t at = 0; at < want; at += kBlockSize) {
+      hashes.push_back(BlockHash({buf.data() + at, std::min<size_t>(kBlockSize, want - at)}));
+    }
+    LB_RETURN_IF_ERROR(WriteAt(buf.data(), want, offset + done));
+    done += want;
+  }
+  if (RunDigest(hashes) != digest) {
+    return Aborted("blocks of '" + Printable(file_->path) + "' are not the ones the source recorded");
+  }
+  if (stats_) stats_->bytes_copied.fetch_add(size, std::memory_order_relaxed);
+  return Ok();
+}
+
 Status Session::HandleFileEnd() {
   auto f = std::move(file_);
   if (f->journal) return FinishPatch(std::move(f));
@@ -362,6 +437,7 @@ Status Session::HandleFileEnd() {
   if (f->size >= (1u << 20)) ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   f->fd.Reset();
   if (f->delta && !f->delta->prev.empty()) env_.UnlinkAt(f->dir.get(), f->delta->prev.c_str(), 0);
+  if (f->base.valid() && stats_) stats_->moves.fetch_add(1, std::memory_order_relaxed);
   pending_.push_back({f->temp, f->path, false});
   pending_paths_.insert(f->path);
   if (pending_.size() >= kMaxPendingFiles || pending_bytes_ >= kMaxPendingBytes) return Commit();
@@ -815,7 +891,7 @@ Status Receiver::ServeSession(Conn& conn, const std::function<void()>& authentic
   auto session = Session::Open(config_.root, [&](std::string f) { return conn.Send(f); }, &stats_, !writer, *config_.env);
   if (!session) return session.error();
   stats_.sessions.fetch_add(1, std::memory_order_relaxed);
-  LB_RETURN_IF_ERROR(conn.Send(Writer(Type::kWelcome).U32(kFeaturePatch | kFeatureBasis).Finish()));
+  LB_RETURN_IF_ERROR(conn.Send(Writer(Type::kWelcome).U32(kFeaturePatch | kFeatureBasis | kFeatureBase).Finish()));
   struct Unapplied {  // a journal sealed but not applied: recover before the next writer
     Receiver* r;
     Session* s;

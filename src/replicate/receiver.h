@@ -45,6 +45,7 @@ struct ReceiverStats {
   std::atomic<uint64_t> handshakes_failed{0};  // wrong key, not TLS, or nothing sent in time
   std::atomic<uint64_t> leftovers_removed{0};  // temporary files a killed receiver left, removed at start
   std::atomic<uint64_t> patches{0};            // large files updated in place (journaled)
+  std::atomic<uint64_t> moves{0};              // large files rebuilt from blocks of their old version (BASE_BEGIN)
   std::atomic<uint64_t> journals_recovered{0};  // sealed journals a killed receiver left, applied at start
   std::atomic<bool> ready{false};  // recovered (journals applied, leftovers removed) and accepting
 };
@@ -100,6 +101,8 @@ class Session {
     uint64_t end = 0;  // the end of the furthest write: ftruncate only when it is not `size`
     std::unique_ptr<DeltaSource> delta;
     std::unique_ptr<JournalWriter> journal;  // an in-place update (PATCH_BEGIN), not a new file
+    UniqueFd base;           // BASE_BEGIN: the version COPY_BASE reads from
+    uint64_t base_size = 0;
   };
 
   Session(UniqueFd root, ReplyFn reply, ReceiverStats* stats, bool read_only, Env& env);
@@ -107,9 +110,16 @@ class Session {
   Status HandleDeltaReq(Reader& r, Type type);
   Status HandleFileBegin(Reader& r);
   Status HandlePatchBegin(Reader& r);
+  Status HandleBaseBegin(Reader& r);
+  // The file at `f->path` is a regular file with one name, of the size and
+  // mtime the sender names as its base: FailedPrecondition otherwise.
+  Result<ParentRef> CheckBase(const OpenFile& f, uint64_t size, uint64_t sec, uint32_t nsec);
+  // FILE_BEGIN's and BASE_BEGIN's common part: a temporary file to write.
+  Status BeginNewFile(std::unique_ptr<OpenFile> f);
   Status FinishPatch(std::unique_ptr<OpenFile> f);
   Status HandleData(Reader& r);
   Status HandleCopy(Reader& r);
+  Status HandleCopyBase(Reader& r);
   Status HandleFileEnd();
   Status HandleSymlink(Reader& r);
   Status HandleMkdir(Reader& r);
@@ -144,6 +154,7 @@ class Session {
 // Features a receiver announces in WELCOME (a u32; older receivers send none).
 inline constexpr uint32_t kFeaturePatch = 1;  // PATCH_BEGIN: in-place updates through a journal
 inline constexpr uint32_t kFeatureBasis = 2;  // DELTA_REQ_BASIS: a new file's delta against another file
+inline constexpr uint32_t kFeatureBase = 4;   // BASE_BEGIN, COPY_BASE: a new version from the old one's blocks
 
 // The temporary name for `path` (in its directory) with `suffix` (".part",
 // ".prev", ".link", ".hl", ".journal"): stable, so that a crashed partial is found again.

@@ -839,10 +839,12 @@ TEST_F(ReplicateTest, ALargeFileChangedInPlaceTravelsAsItsChangedBlocksAndStaysO
 }
 
 // An insertion shifts all that follows it: early in a large file, a sample
-// of blocks shows that far more than a quarter differs, and the file goes as
-// a delta (content-defined chunks find what merely moved); late in it, only
-// the tail differs and an in-place patch is cheaper.
-TEST_F(ReplicateTest, ALargeFileWithAnInsertionGoesAsADeltaUnlessTheInsertionIsNearItsEnd) {
+// of blocks shows that far more than a quarter differs but is found shifted
+// by the change of size, and the file is rebuilt from the target's blocks
+// (nothing cut or hashed there but the blocks copied); late in it, only the
+// tail differs and an in-place patch is cheaper. Two insertions of other
+// sizes far apart shift the middle by neither amount: a delta.
+TEST_F(ReplicateTest, ALargeFileWithAnInsertionTravelsAsMovedBlocksOrAPatchAndWithTwoAsADelta) {
   fs::path db = src_ / "db";
   std::string data = Random(2 * kPatchMinSize, 12);
   WriteFile(db.string(), data);
@@ -852,13 +854,54 @@ TEST_F(ReplicateTest, ALargeFileWithAnInsertionGoesAsADeltaUnlessTheInsertionIsN
   uint64_t written = receiver_->stats().bytes_written.load();
   SyncAll();
   EXPECT_EQ(receiver_->stats().patches.load(), 0u);
-  EXPECT_GT(receiver_->stats().bytes_copied.load(), data.size() / 2) << "the unchanged chunks were reused";
-  EXPECT_LT(receiver_->stats().bytes_written.load() - written, 512u << 10) << "only the chunks around the insertion";
+  EXPECT_EQ(receiver_->stats().moves.load(), 1u);
+  EXPECT_GT(receiver_->stats().bytes_copied.load(), data.size() - (64u << 10)) << "all but the inserted block copied";
+  EXPECT_LT(receiver_->stats().bytes_written.load() - written, 16u << 10) << "only the block around the insertion";
   ExpectSame();
+
   data.insert(data.size() - data.size() / 16, "inserted late: a sixteenth shifts");
   WriteFile(db.string(), data);
   SyncAll();
   EXPECT_EQ(receiver_->stats().patches.load(), 1u);
+  EXPECT_EQ(receiver_->stats().moves.load(), 1u);
+  ExpectSame();
+
+  data.insert(data.size() / 4, std::string(100, 'a'));
+  data.insert(data.size() * 3 / 4, std::string(1000, 'b'));
+  WriteFile(db.string(), data);
+  uint64_t copied = receiver_->stats().bytes_copied.load();
+  written = receiver_->stats().bytes_written.load();
+  SyncAll();
+  EXPECT_EQ(receiver_->stats().patches.load(), 1u);
+  EXPECT_EQ(receiver_->stats().moves.load(), 1u) << "half the file shifted by neither insertion's size";
+  EXPECT_GT(receiver_->stats().bytes_copied.load() - copied, data.size() / 2) << "the unchanged chunks were reused";
+  EXPECT_LT(receiver_->stats().bytes_written.load() - written, 512u << 10) << "only the chunks around the insertions";
+  ExpectSame();
+}
+
+// The target's copy changed without its size or mtime moving: the blocks
+// copied from it do not hash as the source's record says, the receiver
+// refuses the file (the old version stays), and the next pass, which no
+// longer trusts the record, repairs it.
+TEST_F(ReplicateTest, MovedBlocksFromABaseThatChangedSilentlyAreRefusedAndTheNextPassRepairs) {
+  fs::path db = src_ / "db";
+  std::string data = Random(kPatchMinSize + 5000, 14);
+  WriteFile(db.string(), data);
+  SyncAll();
+  auto mtime = fs::last_write_time(dst_ / "db");
+  Overwrite(dst_ / "db", kPatchMinSize / 2, "bit rot");
+  fs::last_write_time(dst_ / "db", mtime);
+  std::string rotten = ReadAll(dst_ / "db");
+  data.insert(1000, "an insertion near the start");
+  WriteFile(db.string(), data);
+  auto link = OpenLink(kModeSync);
+  ASSERT_TRUE(link.ok()) << link.error().ToString();
+  auto d = (*link)->Sync({}, {{"", true}}, {true, false, nullptr, &links_});
+  ASSERT_FALSE(d.ok()) << "the copy from a changed base was accepted";
+  EXPECT_NE(d.error().message().find("not the ones the source recorded"), std::string::npos) << d.error().ToString();
+  link->reset();
+  EXPECT_EQ(ReadAll(dst_ / "db"), rotten) << "the refused file must leave the old version in place";
+  SyncAll();
   ExpectSame();
 }
 
@@ -895,30 +938,39 @@ TEST_F(ReplicateTest, VerifyRepairsALargeFileByRebuildingIt) {
 }
 
 // The receiver killed (or its disk full) at each of its file calls in turn
-// while it updates a large file in place: after it starts again (applying a
-// sealed journal, dropping an unsealed one) the file is byte for byte the old
-// version or the new one, never a mix, and the next session converges.
-TEST_F(ReplicateTest, KilledOrDiskFullAtAnyFileCallOfAnInPlaceUpdateTheFileIsOldOrNew) {
-  fs::path db = src_ / "db";
+// while it updates a large file in place and rebuilds another from moved
+// blocks: after it starts again (applying a sealed journal, dropping an
+// unsealed one) each file is byte for byte the old version or the new one,
+// never a mix, and the next session converges.
+TEST_F(ReplicateTest, KilledOrDiskFullAtAnyFileCallOfAnInPlaceUpdateOrMovedBlocksTheFileIsOldOrNew) {
+  fs::path db = src_ / "db", img = src_ / "img";
   WriteFile(db.string(), Random(kPatchMinSize + 3000, 10));
+  std::string w1 = Random(kPatchMinSize + 5000, 11);
+  WriteFile(img.string(), w1);
   WriteFile((src_ / "small").string(), "small, unchanged");
   SyncAll();
   std::string v1 = ReadAll(db);
   auto record = blocks_.Get("db");
+  auto img_record = blocks_.Get("img");
   ASSERT_TRUE(record.has_value());
+  ASSERT_TRUE(img_record.has_value());
   fs::path pristine = base_ / "pristine";
   fs::copy(dst_, pristine, fs::copy_options::recursive);
-  fs::last_write_time(pristine / "db", fs::last_write_time(dst_ / "db"));
+  for (const char* f : {"db", "img"}) fs::last_write_time(pristine / f, fs::last_write_time(dst_ / f));
   ChangeLikeADatabase(db, 12, 30, 70000);
   std::string v2 = ReadAll(db);
+  std::string w2 = w1;
+  w2.insert(w2.size() / 3, "an insertion a third of the way in");
+  WriteFile(img.string(), w2);
 
   FaultEnv env;
   auto reset_target = [&] {
     StopReceiver();
     fs::remove_all(dst_);
     fs::copy(pristine, dst_, fs::copy_options::recursive);
-    fs::last_write_time(dst_ / "db", fs::last_write_time(pristine / "db"));
+    for (const char* f : {"db", "img"}) fs::last_write_time(dst_ / f, fs::last_write_time(pristine / f));
     blocks_.Put("db", *record);
+    blocks_.Put("img", *img_record);
     StartReceiver(env);
   };
   reset_target();
@@ -926,6 +978,7 @@ TEST_F(ReplicateTest, KilledOrDiskFullAtAnyFileCallOfAnInPlaceUpdateTheFileIsOld
   SyncAll();
   uint64_t total = env.calls();
   ASSERT_EQ(receiver_->stats().patches.load(), 1u);
+  ASSERT_EQ(receiver_->stats().moves.load(), 1u);
   ASSERT_GE(total, 8u);
   for (auto [fault, what] : {std::pair{FaultEnv::Fault::kCrash, "killed at "},
                              std::pair{FaultEnv::Fault::kDiskFull, "disk full from "}})
@@ -948,6 +1001,8 @@ TEST_F(ReplicateTest, KilledOrDiskFullAtAnyFileCallOfAnInPlaceUpdateTheFileIsOld
     std::string now = ReadAll(dst_ / "db");
     EXPECT_TRUE(now == v1 || now == v2) << "the file is a mix of versions after recovery (" << now.size()
                                         << " bytes; old " << v1.size() << ", new " << v2.size() << ")";
+    now = ReadAll(dst_ / "img");
+    EXPECT_TRUE(now == w1 || now == w2) << "the moved-blocks file is neither version after recovery";
     SyncAll();
     ExpectSame();
     for (auto& e : fs::recursive_directory_iterator(dst_)) {

@@ -34,6 +34,11 @@ constexpr uint64_t kPatchMaxChangedPart = 4;
 // Blocks compared before a file is read whole to plan a patch: more than 3/8
 // of them different, and it goes as a delta at once.
 constexpr uint64_t kPatchSamples = 64;
+// Moved blocks are sent when at most this many of the sample are found
+// neither where they were nor shifted by the change of size (several
+// insertions of other sizes shift parts by other amounts, and content-defined
+// chunks find those).
+constexpr uint64_t kMovedMaxLost = kPatchSamples / 8;
 static_assert(kPatchRead % kBlockSize == 0);
 
 // Whether the block record describes the version `t` the target lists.
@@ -163,6 +168,7 @@ Result<std::unique_ptr<Link>> Link::Open(const LinkConfig& config, uint8_t mode)
     uint32_t features = r.U32();
     link->patches_ = (features & kFeaturePatch) != 0;
     link->basis_ = (features & kFeatureBasis) != 0;
+    link->moves_ = (features & kFeatureBase) != 0;
   }
   return link;
 }
@@ -465,32 +471,42 @@ static Status ReadPadded(int fd, uint8_t* buf, size_t want, uint64_t off, const 
   return Ok();
 }
 
-Result<std::optional<PatchPlan>> Link::PlanPatch(const Entry& s, const FileBlocks& base) {
+Result<Link::How> Link::PlanUpdate(const Entry& s, const FileBlocks& base, PatchPlan& plan) {
   LB_ASSIGN_OR_RETURN(UniqueFd fd, OpenSource(s.path));
-  if (!fd.valid()) return std::optional<PatchPlan>();  // gone: a later event covers it
+  if (!fd.valid()) return How::kDelta;  // gone: SendFile finds so, and a later event covers it
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return ErrnoError(errno, "stat '" + Printable(s.path) + "'");
-  if (!S_ISREG(st.st_mode)) return std::optional<PatchPlan>();
-  PatchPlan plan;
+  if (!S_ISREG(st.st_mode)) return How::kDelta;
   plan.size = static_cast<uint64_t>(st.st_size);
   plan.meta = MetaOf(st);
   plan.base = {base.size, base.mtime_sec, base.mtime_nsec, {}};
   plan.hashes.reserve(static_cast<size_t>((plan.size + kBlockSize - 1) / kBlockSize));
   // A sample of blocks first: when far more than a quarter of them differ
   // (an insertion or deletion early in the file shifts all that follows),
-  // the file goes as a delta without being read whole here.
+  // the file is not read whole here. Moved blocks, when most of the sample
+  // is found where it was or shifted by the change of size; else a delta.
   std::vector<uint8_t> buf(kPatchRead);
   uint64_t common = std::min<uint64_t>((plan.size + kBlockSize - 1) / kBlockSize, base.hashes.size());
+  int64_t shift = static_cast<int64_t>(plan.size) - static_cast<int64_t>(base.size);
   if (common >= kPatchSamples * 4) {
-    size_t differ = 0;
+    size_t differ = 0, lost = 0;
     for (uint64_t k = 0; k < kPatchSamples; ++k) {
       uint64_t i = k * common / kPatchSamples;
       uint64_t off = i * kBlockSize;
       size_t want = static_cast<size_t>(std::min<uint64_t>(kBlockSize, plan.size - off));
       LB_RETURN_IF_ERROR(ReadPadded(fd.get(), buf.data(), want, off, s.path));
-      if (BlockHash({buf.data(), want}) != base.hashes[i]) ++differ;
+      if (BlockHash({buf.data(), want}) == base.hashes[i]) continue;
+      ++differ;
+      int64_t moved = static_cast<int64_t>(off) + shift;
+      want = static_cast<size_t>(std::min<uint64_t>(kBlockSize, base.size - off));
+      if (moved < 0 || static_cast<uint64_t>(moved) + want > plan.size) {
+        ++lost;
+        continue;
+      }
+      LB_RETURN_IF_ERROR(ReadPadded(fd.get(), buf.data(), want, static_cast<uint64_t>(moved), s.path));
+      if (BlockHash({buf.data(), want}) != base.hashes[i]) ++lost;
     }
-    if (differ > kPatchSamples * 3 / 8) return std::optional<PatchPlan>();
+    if (differ > kPatchSamples * 3 / 8) return moves_ && lost <= kMovedMaxLost ? How::kMoved : How::kDelta;
   }
   ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
   for (uint64_t off = 0; off < plan.size;) {
@@ -510,12 +526,12 @@ Result<std::optional<PatchPlan>> Link::PlanPatch(const Entry& s, const FileBlock
       }
       plan.changed += len;
     }
-    // Too much differs for a patch (an insertion shifted all that follows):
-    // the rest need not be read.
-    if (plan.changed > plan.size / kPatchMaxChangedPart) return std::optional<PatchPlan>();
+    // Too much differs for a patch (an insertion late in the file shifted
+    // all that follows, or many scattered writes): the rest need not be read.
+    if (plan.changed > plan.size / kPatchMaxChangedPart) return moves_ ? How::kMoved : How::kDelta;
     off += want;
   }
-  return std::optional<PatchPlan>(std::move(plan));
+  return How::kPatch;
 }
 
 Status Link::SendPatch(const Entry& s, PatchPlan& plan, const SyncOptions& options) {
@@ -559,6 +575,110 @@ Status Link::SendPatch(const Entry& s, PatchPlan& plan, const SyncOptions& optio
   // even when the file changed meanwhile (then its mtime moved, and the next
   // pass patches again).
   config_.blocks->Put(s.path, {plan.size, plan.meta.mtime_sec, plan.meta.mtime_nsec, std::move(plan.hashes)});
+  return Ok();
+}
+
+Status Link::SendMoved(const Entry& s, const FileBlocks& base, const SyncOptions& options) {
+  Progress* progress = options.progress;
+  auto opened = OpenSource(s.path);
+  UniqueFd fd = opened ? std::move(*opened) : UniqueFd();
+  struct stat st;
+  if (!fd.valid() || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    // Gone or replaced since planned (or unreadable): a later event covers it.
+    if (progress) progress->files_done += 1;
+    config_.blocks->Drop(s.path);
+    return Ok();
+  }
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  Meta meta = MetaOf(st);
+  Queue(Writer(Type::kBaseBegin).Str(s.path).U64(base.size).U64(static_cast<uint64_t>(base.mtime_sec))
+            .U32(base.mtime_nsec).Put(meta).U64(size).Finish());
+  ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+  // The file is read once, in order: what is sent and what the new record
+  // says are those bytes (a base block is copied only where its hash is
+  // that of the bytes read at its new place).
+  BlockHasher hasher(size);
+  std::vector<uint8_t> buf;
+  uint64_t buf_at = 0;  // the file offset of buf[0]
+  auto have = [&](uint64_t p, uint64_t n) -> Result<const uint8_t*> {
+    if (p + n > buf_at + buf.size()) {
+      buf.erase(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(p - buf_at));
+      buf_at = p;
+      size_t old = buf.size();
+      size_t want = static_cast<size_t>(std::min<uint64_t>(std::max<uint64_t>(n - old, kPatchRead), size - p - old));
+      buf.resize(old + want);
+      LB_RETURN_IF_ERROR(ReadPadded(fd.get(), buf.data() + old, want, p + old, s.path));
+    }
+    return buf.data() + (p - buf_at);
+  };
+  std::string literal;
+  uint64_t literal_at = 0;
+  auto flush_literal = [&] {
+    if (literal.empty()) return;
+    Queue(Writer(Type::kData).U64(literal_at).Str(literal).Finish());
+    if (progress) progress->bytes_literal += literal.size();
+    literal.clear();
+  };
+  uint64_t copy_at = 0, copy_from = 0, copy_len = 0;  // a run of base blocks, sent as one COPY_BASE
+  auto flush_copy = [&] {
+    if (copy_len == 0) return;
+    size_t first = static_cast<size_t>(copy_from / kBlockSize);
+    size_t count = static_cast<size_t>((copy_len + kBlockSize - 1) / kBlockSize);
+    uint64_t digest = RunDigest(std::span<const uint64_t>(base.hashes).subspan(first, count));
+    Queue(Writer(Type::kCopyBase).U64(copy_at).U64(copy_from).U64(copy_len).U64(digest).Finish());
+    copy_len = 0;
+  };
+  uint64_t blocks = base.hashes.size();
+  int64_t shift = static_cast<int64_t>(size) - static_cast<int64_t>(base.size);
+  // The base block that would lie at `p` unmoved (a = 0) or shifted (a = 1);
+  // and how far `p` is past that grid.
+  auto grid = [&](uint64_t p, int a) -> std::pair<int64_t, uint64_t> {
+    int64_t q = static_cast<int64_t>(p) - (a == 0 ? 0 : shift);
+    int64_t past = ((q % kBlockSize) + kBlockSize) % kBlockSize;
+    return {(q - past) / static_cast<int64_t>(kBlockSize), static_cast<uint64_t>(past)};
+  };
+  for (uint64_t p = 0; p < size;) {
+    bool copied = false;
+    uint64_t next = size;
+    for (int a = 0; a < (shift == 0 ? 1 : 2) && !copied; ++a) {
+      auto [j, past] = grid(p, a);
+      next = std::min(next, p + (kBlockSize - past));
+      if (past != 0 || j < 0 || static_cast<uint64_t>(j) >= blocks) continue;
+      uint64_t from = static_cast<uint64_t>(j) * kBlockSize;
+      uint64_t len = std::min<uint64_t>(kBlockSize, base.size - from);
+      if (len > size - p) continue;
+      LB_ASSIGN_OR_RETURN(const uint8_t* b, have(p, len));
+      if (BlockHash({b, static_cast<size_t>(len)}) != base.hashes[static_cast<size_t>(j)]) continue;
+      flush_literal();
+      if (copy_len == 0 || copy_at + copy_len != p || copy_from + copy_len != from) {
+        flush_copy();
+        copy_at = p;
+        copy_from = from;
+      }
+      copy_len += len;
+      hasher.Add(p, {b, static_cast<size_t>(len)});
+      p += len;
+      copied = true;
+    }
+    if (copied) continue;
+    // Nothing of the base starts here: bytes up to the next place one could.
+    uint64_t n = std::min(next, size) - p;
+    LB_ASSIGN_OR_RETURN(const uint8_t* b, have(p, n));
+    flush_copy();
+    if (literal.empty()) literal_at = p;
+    literal.append(reinterpret_cast<const char*>(b), static_cast<size_t>(n));
+    hasher.Add(p, {b, static_cast<size_t>(n)});
+    p += n;
+    if (literal.size() >= kDataFrame) flush_literal();
+  }
+  flush_literal();
+  flush_copy();
+  Queue(Writer(Type::kFileEnd).Finish());
+  if (progress) {
+    progress->bytes_done += std::max(s.size, size);
+    progress->files_done += 1;
+  }
+  config_.blocks->Put(s.path, {size, meta.mtime_sec, meta.mtime_nsec, hasher.Finish()});
   return Ok();
 }
 
@@ -636,11 +756,10 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
 
   // 2. What the source has: decide per entry, sending in path order (parents
   // first). Files go through a window of delta requests sent ahead.
-  enum class How { kWhole, kDelta, kPatch };
   struct Send {
     const Entry* entry;
     How how;
-    std::unique_ptr<PatchPlan> patch;  // for kPatch
+    std::unique_ptr<PatchPlan> patch;  // for kPatch; for kMoved, its base
     std::string basis;                 // for kDelta of a file the target lacks: its likely old version
   };
   std::vector<Send> files;
@@ -697,14 +816,13 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
           How how = (t != nullptr ? t->size > 0 : s.size >= kDeltaMinSize) ? How::kDelta : How::kWhole;
           std::unique_ptr<PatchPlan> plan;
           if (auto base = t != nullptr && options.apply ? PatchBase(s, *t, options) : std::nullopt) {
-            // Fixed blocks cannot see bytes that moved (an insertion shifts
-            // all that follows): when much changed, content-defined chunks
-            // against the target's file find what merely moved.
-            LB_ASSIGN_OR_RETURN(auto p, PlanPatch(s, *base));
-            if (p) {
-              how = How::kPatch;
-              plan = std::make_unique<PatchPlan>(std::move(*p));
-            }
+            // Fixed blocks see bytes that moved only by the change of size
+            // (one insertion or deletion): when much else changed,
+            // content-defined chunks against the target's file find them.
+            plan = std::make_unique<PatchPlan>();
+            LB_ASSIGN_OR_RETURN(how, PlanUpdate(s, *base, *plan));
+            if (how == How::kMoved) plan->base = std::move(*base);
+            if (how == How::kDelta) plan.reset();
           }
           // A file the target lacks may be a new version saved under a
           // temporary name, about to be renamed over the old one: its delta
@@ -773,13 +891,18 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
     }
     spdlog::debug("replication {}: sending '{}' ({} bytes) {}{}", config_.volume, Printable(files[i].entry->path),
                   files[i].entry->size,
-                  files[i].how == How::kDelta ? "as a delta" : files[i].how == How::kPatch ? "in place" : "whole",
+                  files[i].how == How::kDelta   ? "as a delta"
+                  : files[i].how == How::kPatch ? "in place"
+                  : files[i].how == How::kMoved ? "by moved blocks"
+                                                : "whole",
                   files[i].basis.empty() ? "" : " (basis '" + Printable(files[i].basis) + "')");
     if (files[i].how == How::kDelta) {
       LB_ASSIGN_OR_RETURN(auto chunks, AwaitChunks());
       LB_RETURN_IF_ERROR(SendFile(*files[i].entry, &chunks, options));
     } else if (files[i].how == How::kPatch) {
       LB_RETURN_IF_ERROR(SendPatch(*files[i].entry, *files[i].patch, options));
+    } else if (files[i].how == How::kMoved) {
+      LB_RETURN_IF_ERROR(SendMoved(*files[i].entry, files[i].patch->base, options));
     } else {
       LB_RETURN_IF_ERROR(SendFile(*files[i].entry, nullptr, options));
     }

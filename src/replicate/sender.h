@@ -141,13 +141,26 @@ class Link {
   // as an in-place patch: the target takes them, holds the version this
   // source recorded (size and mtime), with one name, and this is no repair.
   std::optional<FileBlocks> PatchBase(const Entry& s, const Entry& t, const SyncOptions& options);
-  // Hashes `s` block by block (one read, from the page cache as a rule) and
-  // finds the runs of blocks that differ from `base`. Nullopt when it is gone
-  // or too much of it differs for a patch: a sample of its blocks says so
-  // before it is read, or more than a quarter of it while it is.
-  Result<std::optional<PatchPlan>> PlanPatch(const Entry& s, const FileBlocks& base);
+  // How a file goes.
+  enum class How {
+    kWhole,  // every byte
+    kDelta,  // against the chunks the target cuts from its files (DELTA_REQ)
+    kPatch,  // in place: the blocks that differ from the recorded version
+    kMoved,  // rebuilt from blocks of the recorded version, wherever they moved
+  };
+  // For a file whose recorded version `base` the target holds: a patch
+  // (`plan` filled) when few blocks differ where they were; else moved
+  // blocks when a sample finds most of them where they were or shifted by
+  // the change of size (one insertion or deletion); else a delta. A sample
+  // of blocks decides before the file is read whole for a patch, and that
+  // read stops once more than a quarter of it differs.
+  Result<How> PlanUpdate(const Entry& s, const FileBlocks& base, PatchPlan& plan);
   // Sends the planned runs as an in-place update, and records the new version.
   Status SendPatch(const Entry& s, PatchPlan& plan, const SyncOptions& options);
+  // Sends `s` as BASE_BEGIN: in one read, each block of `base` found at its
+  // place or shifted by the change of size goes as COPY_BASE, the rest as
+  // DATA; records the new version.
+  Status SendMoved(const Entry& s, const FileBlocks& base, const SyncOptions& options);
   Status AwaitCommit(uint64_t seq);
   // PickBasis over the regular files beside `path` in the source tree (the
   // target has them too, as a rule: they are in sync). Empty when none.
@@ -169,6 +182,7 @@ class Link {
   uint64_t committed_ = 0;
   bool patches_ = false;  // the target takes PATCH_BEGIN (it said so in WELCOME)
   bool basis_ = false;    // the target takes DELTA_REQ_BASIS
+  bool moves_ = false;    // the target takes BASE_BEGIN
 };
 
 // A file beside another: its name and size.

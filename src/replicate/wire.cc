@@ -27,6 +27,8 @@ const char* TypeName(uint8_t type) {
     case Type::kRename: return "RENAME";
     case Type::kSetMeta: return "SET_META";
     case Type::kPatchBegin: return "PATCH_BEGIN";
+    case Type::kBaseBegin: return "BASE_BEGIN";
+    case Type::kCopyBase: return "COPY_BASE";
     case Type::kCommit: return "COMMIT";
     case Type::kCommitted: return "COMMITTED";
   }

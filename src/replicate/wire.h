@@ -43,6 +43,9 @@ enum class Type : uint8_t {
   kRename = 38,    // from, to
   kSetMeta = 39,   // path, meta
   kPatchBegin = 40,  // path, base size, base mtime, meta, size: an in-place update (DATA..., FILE_END)
+  kBaseBegin = 41,   // path, base size, base mtime, meta, size: a new version rebuilt from the current one
+                     // (COPY_BASE, DATA..., FILE_END)
+  kCopyBase = 42,    // offset, base offset, size, digest: whole blocks of the base, checked by their hashes
   kCommit = 50,     // seq: make everything before it durable
   kCommitted = 51,  // seq
 };

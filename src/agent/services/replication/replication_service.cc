@@ -506,6 +506,7 @@ Json ReplicationService::VolumeJson(Volume& v) {
                      {"bytes_reused", st.bytes_copied.load()},
                      {"commits", st.commits.load()},
                      {"patches", st.patches.load()},
+                     {"moves", st.moves.load()},
                      {"journals_recovered", st.journals_recovered.load()},
                      {"last_commit", st.last_commit_unix_ms.load() > 0
                                          ? Json(FormatUtc(Clock::TimePoint(std::chrono::milliseconds(st.last_commit_unix_ms.load()))))
@@ -697,6 +698,10 @@ void ReplicationService::RegisterMetrics() {
   m.AddCounterCallback("lifeboat_replication_patches_total",
                        "Large files updated in place through a journal (the changed blocks only)", {"volume"},
                        per_receiver([](R& r) { return r.patches.load(); }));
+  m.AddCounterCallback("lifeboat_replication_moves_total",
+                       "Large files rebuilt from blocks of their old version found where they were or shifted "
+                       "(an insertion or deletion)",
+                       {"volume"}, per_receiver([](R& r) { return r.moves.load(); }));
   m.AddCounterCallback("lifeboat_replication_journals_recovered_total",
                        "Sealed journals of in-place updates an interrupted receiver left, applied when it started",
                        {"volume"}, per_receiver([](R& r) { return r.journals_recovered.load(); }));

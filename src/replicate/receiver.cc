@@ -242,24 +242,7 @@ Status Session::BeginNewFile(std::unique_ptr<OpenFile> f) {
   return Ok();
 }
 
-Result<ParentRef> Session::CheckBase(const OpenFile& f, uint64_t size, uint64_t sec, uint32_t nsec) {
-  LB_ASSIGN_OR_RETURN(auto parent, OpenParent(root_.get(), f.path));
-  struct stat st;
-  if (::fstatat(parent.dir.get(), parent.base.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
-      st.st_nlink != 1 || static_cast<uint64_t>(st.st_size) != size || st.st_mtim.tv_sec != static_cast<int64_t>(sec) ||
-      static_cast<uint32_t>(st.st_mtim.tv_nsec) != nsec) {
-    // The source's idea of this file is wrong: the next pass lists it again
-    // and sends it by delta.
-    return FailedPrecondition("'" + Printable(f.path) +
-                              "' is not the version the source recorded (it changed at the target)");
-  }
-  return parent;
-}
-
-// A new version of a large file made of blocks of the version the target
-// holds (the one the source recorded: docs/format/replication.md, "Moved
-// blocks") and DATA, written under a temporary name like FILE_BEGIN's.
-Status Session::HandleBaseBegin(Reader& r) {
+Result<Session::OnBase> Session::BeginOnBase(Reader& r, Type type) {
   auto f = std::make_unique<OpenFile>();
   f->path = r.Path();
   uint64_t base_size = r.U64();
@@ -267,15 +250,32 @@ Status Session::HandleBaseBegin(Reader& r) {
   uint32_t base_nsec = r.U32();
   f->meta = r.GetMeta();
   f->size = r.U64();
-  LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kBaseBegin)));
+  LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(type)));
   LB_RETURN_IF_ERROR(ValidatePath(f->path));
   if (f->size > (uint64_t{1} << 50)) return InvalidArgument("file size out of range");
   LB_RETURN_IF_ERROR(CommitIfPending(f->path));
-  LB_ASSIGN_OR_RETURN(auto parent, CheckBase(*f, base_size, base_sec, base_nsec));
-  f->base = OpenRegular(parent.dir.get(), parent.base);
-  if (!f->base.valid()) return IoError(errno, "open '" + Printable(f->path) + "'");
+  LB_ASSIGN_OR_RETURN(auto parent, OpenParent(root_.get(), f->path));
+  struct stat st;
+  if (::fstatat(parent.dir.get(), parent.base.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
+      st.st_nlink != 1 || static_cast<uint64_t>(st.st_size) != base_size ||
+      st.st_mtim.tv_sec != static_cast<int64_t>(base_sec) || static_cast<uint32_t>(st.st_mtim.tv_nsec) != base_nsec) {
+    // The source's idea of this file is wrong: the next pass lists it again
+    // and sends it by delta.
+    return FailedPrecondition("'" + Printable(f->path) +
+                              "' is not the version the source recorded (it changed at the target)");
+  }
   f->base_size = base_size;
-  return BeginNewFile(std::move(f));
+  return OnBase{std::move(f), std::move(parent)};
+}
+
+// A new version of a large file made of blocks of the version the target
+// holds (the one the source recorded: docs/format/replication.md, "Moved
+// blocks") and DATA, written under a temporary name like FILE_BEGIN's.
+Status Session::HandleBaseBegin(Reader& r) {
+  LB_ASSIGN_OR_RETURN(auto b, BeginOnBase(r, Type::kBaseBegin));
+  b.file->base = OpenRegular(b.parent.dir.get(), b.parent.base);
+  if (!b.file->base.valid()) return IoError(errno, "open '" + Printable(b.file->path) + "'");
+  return BeginNewFile(std::move(b.file));
 }
 
 // An in-place update of a large file the target holds at the version the
@@ -283,21 +283,11 @@ Status Session::HandleBaseBegin(Reader& r) {
 // changed ranges go to a journal, which is sealed and made durable at
 // FILE_END before the file is touched.
 Status Session::HandlePatchBegin(Reader& r) {
-  auto f = std::make_unique<OpenFile>();
-  f->path = r.Path();
-  uint64_t base_size = r.U64();
-  uint64_t base_sec = r.U64();
-  uint32_t base_nsec = r.U32();
-  f->meta = r.GetMeta();
-  f->size = r.U64();
-  LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kPatchBegin)));
-  LB_RETURN_IF_ERROR(ValidatePath(f->path));
-  if (f->size > (uint64_t{1} << 50)) return InvalidArgument("file size out of range");
-  LB_RETURN_IF_ERROR(CommitIfPending(f->path));
-  LB_ASSIGN_OR_RETURN(auto parent, CheckBase(*f, base_size, base_sec, base_nsec));
-  f->dir = std::move(parent.dir);
+  LB_ASSIGN_OR_RETURN(auto b, BeginOnBase(r, Type::kPatchBegin));
+  auto& f = b.file;
+  f->dir = std::move(b.parent.dir);
   LB_ASSIGN_OR_RETURN(f->journal, JournalWriter::Create(env_, f->dir.get(), TempName(f->path, ".journal"),
-                                                        parent.base, f->size, f->meta));
+                                                        b.parent.base, f->size, f->meta));
   file_ = std::move(f);
   return Ok();
 }

@@ -111,9 +111,14 @@ class Session {
   Status HandleFileBegin(Reader& r);
   Status HandlePatchBegin(Reader& r);
   Status HandleBaseBegin(Reader& r);
-  // The file at `f->path` is a regular file with one name, of the size and
-  // mtime the sender names as its base: FailedPrecondition otherwise.
-  Result<ParentRef> CheckBase(const OpenFile& f, uint64_t size, uint64_t sec, uint32_t nsec);
+  struct OnBase {
+    std::unique_ptr<OpenFile> file;
+    ParentRef parent;
+  };
+  // PATCH_BEGIN's and BASE_BEGIN's common part: the frame read, and the file
+  // at its path checked to be the base it names (a regular file with one
+  // name, of that size and mtime): FailedPrecondition otherwise.
+  Result<OnBase> BeginOnBase(Reader& r, Type type);
   // FILE_BEGIN's and BASE_BEGIN's common part: a temporary file to write.
   Status BeginNewFile(std::unique_ptr<OpenFile> f);
   Status FinishPatch(std::unique_ptr<OpenFile> f);

@@ -284,6 +284,13 @@ Result<size_t> Link::QueueRead(int fd, uint64_t off, size_t len, const std::stri
   return static_cast<size_t>(n);
 }
 
+void Link::QueueLiteral(std::string& bytes, uint64_t offset, Progress* progress) {
+  if (bytes.empty()) return;
+  Queue(Writer(Type::kData).U64(offset).Str(bytes).Finish());
+  if (progress) progress->bytes_literal += bytes.size();
+  bytes.clear();
+}
+
 Status Link::RequestLists(const std::vector<Root>& roots, uint8_t flags) {
   for (const auto& r : roots) {
     Queue(Writer(Type::kList).U32(next_id_++).Str(r.path).U8(flags | (r.recursive ? kListRecursive : 0)).Finish());
@@ -383,12 +390,7 @@ Status Link::SendFile(const Entry& s, const std::unordered_map<ChunkId, uint32_t
   if (progress && size > s.size) progress->bytes_total += size - s.size;
   std::string literal;
   uint64_t literal_at = 0;
-  auto flush_literal = [&] {
-    if (literal.empty()) return;
-    Queue(Writer(Type::kData).U64(literal_at).Str(literal).Finish());
-    if (progress) progress->bytes_literal += literal.size();
-    literal.clear();
-  };
+  auto flush_literal = [&] { QueueLiteral(literal, literal_at, progress); };
   // A large file's block hashes, from the bytes as they go: its next change
   // can then travel as an in-place patch.
   std::optional<BlockHasher> hasher;
@@ -613,12 +615,7 @@ Status Link::SendMoved(const Entry& s, const FileBlocks& base, const SyncOptions
   };
   std::string literal;
   uint64_t literal_at = 0;
-  auto flush_literal = [&] {
-    if (literal.empty()) return;
-    Queue(Writer(Type::kData).U64(literal_at).Str(literal).Finish());
-    if (progress) progress->bytes_literal += literal.size();
-    literal.clear();
-  };
+  auto flush_literal = [&] { QueueLiteral(literal, literal_at, progress); };
   uint64_t copy_at = 0, copy_from = 0, copy_len = 0;  // a run of base blocks, sent as one COPY_BASE
   auto flush_copy = [&] {
     if (copy_len == 0) return;

@@ -126,6 +126,9 @@ class Link {
   // `fd` at `off`, read straight into the frame (and fed to `hasher`).
   // Returns the bytes read, 0 at the end of the file.
   Result<size_t> QueueRead(int fd, uint64_t off, size_t len, const std::string& path, BlockHasher* hasher);
+  // Queues `bytes` (of the file at `offset`), when any, as a DATA frame, and
+  // empties it.
+  void QueueLiteral(std::string& bytes, uint64_t offset, Progress* progress);
   // Opens a file of the source tree for reading, never through a symlink. An
   // invalid descriptor when it is gone or was replaced by a symlink (a later
   // event covers it).

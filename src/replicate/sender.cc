@@ -568,6 +568,8 @@ Status Link::SendPatch(const Entry& s, PatchPlan& plan, const SyncOptions& optio
   }
   Queue(Writer(Type::kFileEnd).Finish());
   if (progress) {
+    // Like SendFile: max(scanned, sent) in both the total and the done.
+    if (plan.size > s.size) progress->bytes_total += plan.size - s.size;
     progress->bytes_done += std::max(s.size, plan.size);
     progress->files_done += 1;
     progress->files_patched += 1;
@@ -672,6 +674,7 @@ Status Link::SendMoved(const Entry& s, const FileBlocks& base, const SyncOptions
   flush_copy();
   Queue(Writer(Type::kFileEnd).Finish());
   if (progress) {
+    if (size > s.size) progress->bytes_total += size - s.size;
     progress->bytes_done += std::max(s.size, size);
     progress->files_done += 1;
   }

@@ -2,6 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -78,7 +80,18 @@ Result<std::vector<std::string>> ListNames(int dirfd) {
   return names;
 }
 
+
+int TryOpenBeneath(int root_fd, std::string_view rel, int flags) {
+  if (rel.empty() || rel.size() >= PATH_MAX) return -1;
+  std::string path(rel);
+  struct open_how how = {};
+  how.flags = static_cast<uint64_t>(flags | O_NOFOLLOW | O_CLOEXEC);
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  return static_cast<int>(::syscall(SYS_openat2, root_fd, path.c_str(), &how, sizeof(how)));
+}
+
 Result<UniqueFd> OpenDirBeneath(int root_fd, std::string_view rel) {
+  if (int fd = TryOpenBeneath(root_fd, rel, O_RDONLY | O_DIRECTORY); fd >= 0) return UniqueFd(fd);
   UniqueFd cur(::openat(root_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!cur.valid()) return ErrnoError(errno, "open volume root");
   size_t start = 0;

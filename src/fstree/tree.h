@@ -54,8 +54,15 @@ std::string Printable(std::string_view path);
 inline constexpr std::string_view kTempPrefix = ".lifeboat~";
 inline bool IsTempName(std::string_view name) { return name.starts_with(kTempPrefix); }
 
+// Opens `rel` beneath `root_fd` with `flags` in one openat2(2) that refuses
+// symlinks (the last component's too) and any way out of the root. -1 when
+// it fails for any reason, "" included: the caller then takes the component
+// walk below, which says exactly what is wrong (and works where openat2 does
+// not: an old kernel, a sandbox that forbids it).
+int TryOpenBeneath(int root_fd, std::string_view rel, int flags);
+
 // Opens the directory `rel` ("" is the root itself) beneath `root_fd`,
-// component by component with O_NOFOLLOW. NotFound when a component is
+// component by component with O_NOFOLLOW (one openat2 when it can). NotFound when a component is
 // missing; PermissionDenied when one is a symlink ("escapes through a
 // symlink"); FailedPrecondition when one is not a directory.
 Result<UniqueFd> OpenDirBeneath(int root_fd, std::string_view rel);

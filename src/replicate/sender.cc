@@ -212,9 +212,11 @@ void Link::Queue(std::string frame) {
 }
 
 Result<UniqueFd> Link::OpenSource(const std::string& path) {
+  constexpr int kFlags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK;
+  if (int fd = fstree::TryOpenBeneath(root_.get(), path, kFlags); fd >= 0) return UniqueFd(fd);
   auto parent = OpenParent(root_.get(), path);
   if (!parent) return parent.error().code() == Code::kNotFound ? Result<UniqueFd>(UniqueFd()) : parent.error();
-  UniqueFd fd(::openat(parent->dir.get(), parent->base.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  UniqueFd fd(::openat(parent->dir.get(), parent->base.c_str(), kFlags));
   if (!fd.valid() && errno != ENOENT && errno != ELOOP) return ErrnoError(errno, "open '" + Printable(path) + "'");
   return fd;
 }

@@ -78,6 +78,11 @@ class Conn {
   // while it wants the socket. Returns its positive result.
   template <typename Op>
   Result<int> Io(Op op, std::chrono::milliseconds timeout, const char* what);
+  // Waits (unlocked) until the socket may be ready for `events`, 200 ms at
+  // most; DeadlineExceeded once `deadline` has passed.
+  Status Await(short events, std::chrono::steady_clock::time_point deadline, const char* what);
+  // Writes out what the write buffer holds (Send's records).
+  Status FlushWrites();
   Status ReadExactly(uint8_t* p, size_t n, std::chrono::milliseconds idle);
   void Pace(size_t bytes);
 

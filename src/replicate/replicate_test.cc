@@ -707,6 +707,35 @@ TEST(Session, RefusesPathsEscapingTheVolume) {
   fs::remove_all(base);
 }
 
+// The one-call open beneath a root refuses what the component walk refuses:
+// a symlink anywhere (the last component too), `..` out of the root, an
+// absolute path. OpenDirBeneath then walks and names the cause.
+TEST(TryOpenBeneath, RefusesSymlinksAndEveryWayOutOfTheRoot) {
+  auto base = fs::temp_directory_path() / ("lifeboat-beneath-" + std::to_string(::getpid()));
+  fs::remove_all(base);
+  fs::create_directories(base / "root/a/b");
+  fs::create_directories(base / "outside");
+  std::ofstream(base / "root/a/b/f") << "x";
+  fs::create_symlink(base / "outside", base / "root/a/out");
+  fs::create_symlink("b", base / "root/a/in");
+  fs::create_symlink("f", base / "root/a/b/lf");
+  UniqueFd root(::open((base / "root").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(root.valid());
+  UniqueFd dir(fstree::TryOpenBeneath(root.get(), "a/b", O_RDONLY | O_DIRECTORY));
+  EXPECT_TRUE(dir.valid());
+  UniqueFd file(fstree::TryOpenBeneath(root.get(), "a/b/f", O_RDONLY));
+  EXPECT_TRUE(file.valid());
+  for (const char* p : {"a/out", "a/in", "a/in/f", "a/b/lf", "..", "a/../../outside", "/etc", ""}) {
+    UniqueFd fd(fstree::TryOpenBeneath(root.get(), p, O_RDONLY));
+    EXPECT_FALSE(fd.valid()) << p;
+  }
+  auto walked = fstree::OpenDirBeneath(root.get(), "a/in");
+  ASSERT_FALSE(walked.ok());
+  EXPECT_NE(walked.error().message().find("escapes through a symlink"), std::string::npos) << walked.error().ToString();
+  EXPECT_TRUE(fstree::OpenDirBeneath(root.get(), "a/b").ok());
+  fs::remove_all(base);
+}
+
 }  // namespace
 }  // namespace lifeboat::replicate
 

@@ -80,7 +80,6 @@ Result<std::vector<std::string>> ListNames(int dirfd) {
   return names;
 }
 
-
 int TryOpenBeneath(int root_fd, std::string_view rel, int flags) {
   if (rel.empty() || rel.size() >= PATH_MAX) return -1;
   std::string path(rel);

@@ -61,10 +61,11 @@ inline bool IsTempName(std::string_view name) { return name.starts_with(kTempPre
 // not: an old kernel, a sandbox that forbids it).
 int TryOpenBeneath(int root_fd, std::string_view rel, int flags);
 
-// Opens the directory `rel` ("" is the root itself) beneath `root_fd`,
-// component by component with O_NOFOLLOW (one openat2 when it can). NotFound when a component is
-// missing; PermissionDenied when one is a symlink ("escapes through a
-// symlink"); FailedPrecondition when one is not a directory.
+// Opens the directory `rel` ("" is the root itself) beneath `root_fd`: one
+// TryOpenBeneath, else component by component with O_NOFOLLOW. NotFound
+// when a component is missing; PermissionDenied when one is a symlink
+// ("escapes through a symlink"); FailedPrecondition when one is not a
+// directory.
 Result<UniqueFd> OpenDirBeneath(int root_fd, std::string_view rel);
 
 // The parent directory of `rel` (opened as above) and its last component.

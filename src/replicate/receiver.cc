@@ -23,8 +23,6 @@ constexpr size_t kEntriesPerFrame = 2000;
 constexpr size_t kChunksPerFrame = 16384;
 // COPY_BASE copies the base in reads of this size (whole blocks).
 constexpr size_t kCopyBaseRead = 4 << 20;
-constexpr size_t kMaxPendingFiles = 1000;
-constexpr uint64_t kMaxPendingBytes = 256u << 20;
 // Up to this many files or directories are fsynced one by one; above it one
 // syncfs() flushes them all at once.
 constexpr size_t kFsyncEach = 4;
@@ -64,16 +62,18 @@ size_t Session::IdHash::operator()(const ChunkId& id) const {
   return h;
 }
 
-Session::Session(UniqueFd root, ReplyFn reply, ReceiverStats* stats, bool read_only, Env& env)
-    : root_(std::move(root)), reply_(std::move(reply)), stats_(stats), read_only_(read_only), env_(env) {}
+Session::Session(UniqueFd root, ReplyFn reply, ReceiverStats* stats, bool read_only, Env& env, Batch batch)
+    : root_(std::move(root)), reply_(std::move(reply)), stats_(stats), read_only_(read_only), env_(env), batch_(batch) {}
 
-Session::~Session() = default;
+Session::~Session() {
+  if (landing_.valid()) landing_.wait();  // it writes landing_dirs_, destroyed before it
+}
 
 Result<std::unique_ptr<Session>> Session::Open(const std::string& root, ReplyFn reply, ReceiverStats* stats,
-                                               bool read_only, Env& env) {
+                                               bool read_only, Env& env, Batch batch) {
   UniqueFd r(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!r.valid()) return ErrnoError(errno, "open volume " + root);
-  return std::unique_ptr<Session>(new Session(std::move(r), std::move(reply), stats, read_only, env));
+  return std::unique_ptr<Session>(new Session(std::move(r), std::move(reply), stats, read_only, env, batch));
 }
 
 Status Session::Handle(const Frame& f) {
@@ -122,6 +122,7 @@ Status Session::HandleList(Reader& r) {
   uint8_t flags = r.U8();
   LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kList)));
   LB_RETURN_IF_ERROR(ValidatePath(path, true));
+  LB_RETURN_IF_ERROR(AwaitLanding());  // lists each file at its old or its new version, not mid-rename
   std::vector<Entry> batch;
   auto flush = [&]() -> Status {
     Writer w(Type::kEntries);
@@ -430,7 +431,7 @@ Status Session::HandleFileEnd() {
   if (f->base.valid() && stats_) stats_->moves.fetch_add(1, std::memory_order_relaxed);
   pending_.push_back({f->temp, f->path, false});
   pending_paths_.insert(f->path);
-  if (pending_.size() >= kMaxPendingFiles || pending_bytes_ >= kMaxPendingBytes) return Commit();
+  if (pending_.size() >= batch_.files || pending_bytes_ >= batch_.bytes) return LandInBackground();
   return Ok();
 }
 
@@ -446,6 +447,7 @@ void Session::DropPartials() {
 }
 
 Status Session::CommitIfPending(const std::string& path) {
+  if (landing_paths_.count(path)) LB_RETURN_IF_ERROR(AwaitLanding());
   return pending_paths_.count(path) ? Land() : Ok();
 }
 
@@ -594,8 +596,35 @@ Status Session::Commit() {
 }
 
 Status Session::Land() {
+  LB_RETURN_IF_ERROR(AwaitLanding());
   if (pending_.empty()) return Ok();
-  // Directories opened once per commit (files come in path order).
+  LB_RETURN_IF_ERROR(LandBatch(pending_, dirty_dirs_));
+  pending_.clear();
+  pending_paths_.clear();
+  pending_bytes_ = 0;
+  return Ok();
+}
+
+Status Session::LandInBackground() {
+  LB_RETURN_IF_ERROR(AwaitLanding());
+  landing_paths_ = std::exchange(pending_paths_, {});
+  landing_ = std::async(std::launch::async,
+                        [this, batch = std::exchange(pending_, {})] { return LandBatch(batch, landing_dirs_); });
+  pending_bytes_ = 0;
+  return Ok();
+}
+
+Status Session::AwaitLanding() {
+  if (!landing_.valid()) return Ok();
+  Status s = landing_.get();
+  landing_paths_.clear();
+  dirty_dirs_.merge(landing_dirs_);
+  landing_dirs_.clear();
+  return s;
+}
+
+Status Session::LandBatch(const std::vector<Pending>& batch, std::set<std::string>& changed) {
+  // Directories opened once per batch (files come in path order).
   std::map<std::string, UniqueFd> dirs;
   auto dir_of = [&](const std::string& path) -> Result<int> {
     std::string d = ParentOf(path);
@@ -605,8 +634,8 @@ Status Session::Land() {
     return dirs.emplace(d, std::move(parent.dir)).first->second.get();
   };
   // 1. The temporary files' contents are durable.
-  if (pending_.size() <= kFsyncEach) {
-    for (const auto& p : pending_) {
+  if (batch.size() <= kFsyncEach) {
+    for (const auto& p : batch) {
       if (p.symlink) continue;
       LB_ASSIGN_OR_RETURN(int dir, dir_of(p.path));
       UniqueFd fd(env_.OpenAt(dir, p.temp.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
@@ -616,7 +645,7 @@ Status Session::Land() {
     return IoError(errno, "syncfs");
   }
   // 2. They take their final names.
-  for (const auto& p : pending_) {
+  for (const auto& p : batch) {
     LB_ASSIGN_OR_RETURN(int dir, dir_of(p.path));
     std::string base = p.path.substr(p.path.rfind('/') == std::string::npos ? 0 : p.path.rfind('/') + 1);
     if (env_.RenameAt(dir, p.temp.c_str(), dir, base.c_str()) != 0) {
@@ -627,16 +656,13 @@ Status Session::Land() {
         return IoError(errno, "rename '" + Printable(p.path) + "'");
       }
     }
-    dirty_dirs_.insert(ParentOf(p.path));
+    changed.insert(ParentOf(p.path));
   }
   if (stats_) {
-    stats_->files.fetch_add(pending_.size(), std::memory_order_relaxed);
+    stats_->files.fetch_add(batch.size(), std::memory_order_relaxed);
     stats_->commits.fetch_add(1, std::memory_order_relaxed);
     stats_->last_commit_unix_ms.store(NowUnixMs(), std::memory_order_relaxed);
   }
-  pending_.clear();
-  pending_paths_.clear();
-  pending_bytes_ = 0;
   return Ok();
 }
 
@@ -878,7 +904,8 @@ Status Receiver::ServeSession(Conn& conn, const std::function<void()>& authentic
     }
     if (recover) LB_RETURN_IF_ERROR(Recover());
   }
-  auto session = Session::Open(config_.root, [&](std::string f) { return conn.Send(f); }, &stats_, !writer, *config_.env);
+  auto session = Session::Open(config_.root, [&](std::string f) { return conn.Send(f); }, &stats_, !writer, *config_.env,
+                               config_.batch);
   if (!session) return session.error();
   stats_.sessions.fetch_add(1, std::memory_order_relaxed);
   LB_RETURN_IF_ERROR(conn.Send(Writer(Type::kWelcome).U32(kFeaturePatch | kFeatureBasis | kFeatureBase).Finish()));

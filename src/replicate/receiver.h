@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <functional>
+#include <future>
 #include <list>
 #include <map>
 #include <memory>
@@ -50,13 +51,25 @@ struct ReceiverStats {
   std::atomic<bool> ready{false};  // recovered (journals applied, leftovers removed) and accepting
 };
 
+// Completed files wait at temporary names until this many files or bytes of
+// them are pending; then they land (made durable, then renamed to their
+// names) on a thread of their own while the next batch is received, so that
+// the disk's flush overlaps the receiving. One batch lands at a time.
+struct LandingBatch {
+  size_t files = 1000;
+  uint64_t bytes = 256u << 20;
+};
+
 // Applies the frames of one session. Replies go through `reply`; every change
-// to the volume goes through `env`. Not thread-safe.
+// to the volume goes through `env`. Not thread-safe: called from one thread,
+// which hands each full batch of completed files to a thread of its own to
+// land (Batch).
 class Session {
  public:
   using ReplyFn = std::function<Status(std::string frame)>;
+  using Batch = LandingBatch;
   static Result<std::unique_ptr<Session>> Open(const std::string& root, ReplyFn reply, ReceiverStats* stats,
-                                               bool read_only, Env& env);
+                                               bool read_only, Env& env, Batch batch = {});
   ~Session();
   // Applies one frame. Errors end the session: InvalidArgument for a
   // malformed or out-of-order frame or a bad path, PermissionDenied for a
@@ -105,7 +118,7 @@ class Session {
     uint64_t base_size = 0;
   };
 
-  Session(UniqueFd root, ReplyFn reply, ReceiverStats* stats, bool read_only, Env& env);
+  Session(UniqueFd root, ReplyFn reply, ReceiverStats* stats, bool read_only, Env& env, Batch batch);
   Status HandleList(Reader& r);
   Status HandleDeltaReq(Reader& r, Type type);
   Status HandleFileBegin(Reader& r);
@@ -134,12 +147,25 @@ class Session {
   Status HandleSetMeta(Reader& r);
   // The parent of `path`, created (0755, owned by us) where missing.
   Result<ParentRef> Parent(const std::string& path);
+  // Lands what is pending (or landing) at `path`, before a frame reads or
+  // replaces what is there.
   Status CommitIfPending(const std::string& path);
   // Commit's first half: the completed files durable, then at their final
   // names; their directories are left for the next Commit. What a DELETE,
   // RENAME, HARDLINK or SET_META needs first (order, not durability: a
   // crash before the next COMMIT is resent by the sender's next full pass).
+  // Waits for the batch landing in the background first.
   Status Land();
+  // Land() of the pending batch on a thread of its own; returns at once
+  // (after the previous batch has landed).
+  Status LandInBackground();
+  // Waits for the batch landing in the background, if any: its error, or
+  // its directories added to dirty_dirs_.
+  Status AwaitLanding();
+  // Makes `batch` durable and renames it into place; adds the directories
+  // whose entries changed to `dirs`. Runs on either thread: it touches no
+  // member but the thread-safe ones (root_, env_, stats_).
+  Status LandBatch(const std::vector<Pending>& batch, std::set<std::string>& dirs);
   Status WriteAt(const uint8_t* p, size_t n, uint64_t offset);
 
   UniqueFd root_;
@@ -154,6 +180,12 @@ class Session {
   std::set<std::string> dirty_dirs_;  // directories whose entries changed since the last commit
   uint64_t pending_bytes_ = 0;
   std::vector<std::string> unapplied_;
+  Batch batch_;
+  // The batch landing in the background: its paths, and the directories it
+  // changes (written by its thread until AwaitLanding).
+  std::future<Status> landing_;
+  std::set<std::string> landing_paths_;
+  std::set<std::string> landing_dirs_;
 };
 
 // Features a receiver announces in WELCOME (a u32; older receivers send none).
@@ -186,6 +218,8 @@ class Receiver {
     std::chrono::milliseconds handshake_timeout{5000};
     // Every change to the volume goes through it (tests inject faults).
     Env* env = &Env::Default();
+    // Files landed per batch (tests make it small).
+    LandingBatch batch{};
   };
   explicit Receiver(Config config);
   ~Receiver();

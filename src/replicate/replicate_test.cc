@@ -55,8 +55,9 @@ class ReplicateTest : public ::testing::Test {
     StopReceiver();
     fs::remove_all(base_);
   }
-  // A receiver for dst_ on a new port; it makes its changes through `env`.
-  void StartReceiver(Env& env) {
+  // A receiver for dst_ on a new port; it makes its changes through `env`
+  // and lands completed files in batches of `batch`.
+  void StartReceiver(Env& env, LandingBatch batch = {}) {
     auto l = Listener::Listen({"127.0.0.1", 0});
     ASSERT_TRUE(l.ok()) << l.error().ToString();
     listener_ = std::move(*l);
@@ -65,6 +66,7 @@ class ReplicateTest : public ::testing::Test {
                               return Ok();
                             }};
     config.env = &env;
+    config.batch = batch;
     receiver_ = std::make_unique<Receiver>(std::move(config));
     thread_ = std::thread([this] { receiver_->Run(*listener_); });
   }
@@ -398,17 +400,20 @@ TEST_F(ReplicateTest, KilledOrDiskFullAtAnyFileCallEveryFileIsOldOrNew) {
   auto after = Contents(src_);
 
   FaultEnv env;
+  // Batches of two files: most land on the session's landing thread while
+  // the next files are written, so its calls are killed too.
   auto reset_target = [&] {
     StopReceiver();
     fs::remove_all(dst_);
     fs::copy(pristine, dst_, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
-    StartReceiver(env);
+    StartReceiver(env, {2, 1 << 20});
   };
   reset_target();
   env.Disarm();
   SyncAll();
   uint64_t total = env.calls();
   ASSERT_GE(total, 20u);
+  ASSERT_GE(receiver_->stats().commits.load(), 3u) << "the files must land in several batches";
   ASSERT_GT(receiver_->stats().bytes_copied.load(), 0u) << "the big file must go by delta (COPY of local chunks)";
   // Each call in turn: the receiver killed there, or its disk full from there on.
   for (auto [fault, what] : {std::pair{FaultEnv::Fault::kCrash, "killed at "},
@@ -449,7 +454,7 @@ TEST_F(ReplicateTest, KilledOrDiskFullAtAnyFileCallEveryFileIsOldOrNew) {
           << state(after).substr(0, 40) << "): " << s.substr(0, 40) << " (" << s.size() << " bytes)";
     }
     env.Disarm();
-    StartReceiver(env);
+    StartReceiver(env, {2, 1 << 20});
     SyncAll();
     ExpectSame();
     for (auto& e : fs::recursive_directory_iterator(dst_)) {

@@ -55,9 +55,24 @@ Status WalkDir(int dirfd, const std::string& rel, bool hashes, const EntryFn& fn
   return Ok();
 }
 
+Status WalkDirsBelow(int dirfd, const std::string& rel, const DirFn& fn) {
+  LB_ASSIGN_OR_RETURN(auto names, ListNames(dirfd, true));
+  for (const auto& name : names) {
+    if (IsTempName(name)) continue;
+    // Beneath this directory's descriptor, O_NOFOLLOW: a name replaced by a
+    // symlink meanwhile is refused, never followed.
+    UniqueFd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!sub.valid()) continue;  // gone or replaced meanwhile
+    std::string path = JoinPath(rel, name);
+    LB_RETURN_IF_ERROR(fn(path));
+    LB_RETURN_IF_ERROR(WalkDirsBelow(sub.get(), path, fn));
+  }
+  return Ok();
+}
+
 }  // namespace
 
-Result<std::vector<std::string>> ListNames(int dirfd) {
+Result<std::vector<std::string>> ListNames(int dirfd, bool dirs_only) {
   int dup = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dup < 0) return ErrnoError(errno, "open directory");
   DIR* d = ::fdopendir(dup);
@@ -71,6 +86,12 @@ Result<std::vector<std::string>> ListNames(int dirfd) {
   while (struct dirent* de = ::readdir(d)) {
     std::string_view n = de->d_name;
     if (n == "." || n == "..") continue;
+    if (dirs_only && de->d_type != DT_DIR) {
+      struct stat st;
+      if (de->d_type != DT_UNKNOWN || ::fstatat(dup, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) {
+        continue;
+      }
+    }
     names.emplace_back(n);
   }
   int err = errno;
@@ -157,6 +178,16 @@ Result<Entry> StatEntry(int dirfd, const char* base, std::string rel) {
     e.link = std::move(buf);
   }
   return e;
+}
+
+Status WalkDirs(int root_fd, const std::string& rel, const DirFn& fn) {
+  auto dir = OpenDirBeneath(root_fd, rel);
+  if (!dir) {
+    bool none = dir.error().code() == Code::kNotFound || dir.error().code() == Code::kFailedPrecondition;
+    return none ? Ok() : dir.error();
+  }
+  LB_RETURN_IF_ERROR(fn(rel));
+  return WalkDirsBelow(dir->get(), rel, fn);
 }
 
 Status Walk(int root_fd, const std::string& rel, bool recursive, bool hashes, const EntryFn& fn) {

@@ -82,8 +82,10 @@ EntryType TypeOf(mode_t mode);
 // `rel`. NotFound when it does not exist.
 Result<Entry> StatEntry(int dirfd, const char* base, std::string rel);
 
-// The names in directory `dirfd` ("." and ".." aside), in byte order.
-Result<std::vector<std::string>> ListNames(int dirfd);
+// The names in directory `dirfd` ("." and ".." aside), in byte order. With
+// `dirs_only`, only those of directories (readdir's d_type; an lstat only
+// where the file system does not fill it in).
+Result<std::vector<std::string>> ListNames(int dirfd, bool dirs_only = false);
 
 // Calls fn for the entry at `rel` and, when `recursive` and it is a directory,
 // for every entry below it, parents first, names in byte order. Temporary
@@ -91,6 +93,14 @@ Result<std::vector<std::string>> ListNames(int dirfd);
 // regular files carry the SHA-256 of their content.
 using EntryFn = std::function<Status(Entry&)>;
 Status Walk(int root_fd, const std::string& rel, bool recursive, bool hashes, const EntryFn& fn);
+
+// Calls fn with `rel`, when it is a directory, and with every directory below
+// it, parents first, names in byte order, temporary names skipped: Walk's
+// directories without a stat of every file (what a watcher needs to set up).
+// Nothing when `rel` is missing or not a directory; OpenDirBeneath's error
+// when a component of it is a symlink.
+using DirFn = std::function<Status(const std::string& rel)>;
+Status WalkDirs(int root_fd, const std::string& rel, const DirFn& fn);
 
 // The data regions of a file as (offset, length), in order; holes are left
 // out (SEEK_DATA/SEEK_HOLE). One region covering everything where the file

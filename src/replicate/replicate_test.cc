@@ -741,6 +741,46 @@ TEST(TryOpenBeneath, RefusesSymlinksAndEveryWayOutOfTheRoot) {
   fs::remove_all(base);
 }
 
+// WalkDirs finds the directories Walk finds, in the same order, from the
+// root or from a directory below it, and none from a file, a symlink, a
+// missing path or a path through a symlink.
+TEST(WalkDirs, FindsWhatWalkFindsWithoutStatingFiles) {
+  auto base = fs::temp_directory_path() / ("lifeboat-walkdirs-" + std::to_string(::getpid()));
+  fs::remove_all(base);
+  fs::create_directories(base / "root/a/b/c");
+  fs::create_directories(base / "root/a/z");
+  fs::create_directories(base / "root/e");
+  fs::create_directories(base / "root/e" / (std::string(kTempPrefix) + "x"));
+  fs::create_directories(base / "outside/d");
+  std::ofstream(base / "root/a/f") << "x";
+  std::ofstream(base / "root/e/g") << "x";
+  fs::create_symlink(base / "outside", base / "root/a/out");
+  UniqueFd root(::open((base / "root").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(root.valid());
+  auto dirs_of = [&](const std::string& rel) {
+    std::vector<std::string> dirs;
+    (void)fstree::WalkDirs(root.get(), rel, [&](const std::string& p) {
+      dirs.push_back(p);
+      return Ok();
+    });
+    return dirs;
+  };
+  auto walked = [&](const std::string& rel) {
+    std::vector<std::string> dirs;
+    EXPECT_TRUE(Walk(root.get(), rel, true, false, [&](Entry& e) {
+                  if (e.type == EntryType::kDir) dirs.push_back(e.path);
+                  return Ok();
+                }).ok());
+    return dirs;
+  };
+  EXPECT_EQ(dirs_of(""), (std::vector<std::string>{"", "a", "a/b", "a/b/c", "a/z", "e"}));
+  EXPECT_EQ(dirs_of(""), walked(""));
+  EXPECT_EQ(dirs_of("a"), (std::vector<std::string>{"a", "a/b", "a/b/c", "a/z"}));
+  EXPECT_EQ(dirs_of("a"), walked("a"));
+  for (const char* p : {"a/f", "a/out", "missing", "a/out/d"}) EXPECT_TRUE(dirs_of(p).empty()) << p;
+  fs::remove_all(base);
+}
+
 }  // namespace
 }  // namespace lifeboat::replicate
 

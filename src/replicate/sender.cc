@@ -42,6 +42,10 @@ constexpr uint64_t kMovedMaxLost = kPatchSamples / 8;
 static_assert(kPatchRead % kBlockSize == 0);
 
 // Whether the block record describes the version `t` the target lists.
+int64_t MillisBetween(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
+}
+
 bool Matches(const FileBlocks& b, const Entry& t) {
   return b.size == t.size && b.mtime_sec == t.meta.mtime_sec && b.mtime_nsec == t.meta.mtime_nsec;
 }
@@ -694,8 +698,13 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
   // Ask the target first, so that it lists while this side scans.
   LB_RETURN_IF_ERROR(RequestLists(roots, flags));
   std::map<std::string, Entry> source, target;
+  auto started = std::chrono::steady_clock::now();
   LB_RETURN_IF_ERROR(ScanSource(roots, options.hashes, source));
+  auto scanned = std::chrono::steady_clock::now();
   LB_RETURN_IF_ERROR(CollectLists(roots.size(), target));
+  spdlog::debug("replication {}: {} entries here scanned in {} ms, {} at the target listed {} ms later", config_.volume,
+                source.size(), MillisBetween(started, scanned), target.size(),
+                MillisBetween(scanned, std::chrono::steady_clock::now()));
   // Hard links: a changed file may have names outside the roots; bring the
   // ones the index knows into the comparison.
   if (options.links != nullptr) {
@@ -858,6 +867,8 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
     }
   }
   if (!options.apply) return diffs;
+  spdlog::debug("replication {}: compared and planned {} files to send in {} ms", config_.volume, files.size(),
+                MillisBetween(started, std::chrono::steady_clock::now()));
 
   Progress* progress = options.progress;
   if (progress) {

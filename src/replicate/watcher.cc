@@ -59,9 +59,8 @@ void Watcher::Stop() {
 void Watcher::AddWatches(const std::string& rel) {
   UniqueFd root(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!root.valid()) return;
-  (void)Walk(root.get(), rel, true, false, [&](Entry& e) -> Status {
-    if (e.type != EntryType::kDir) return Ok();
-    std::string abs = e.path.empty() ? root_ : root_ + "/" + e.path;
+  (void)fstree::WalkDirs(root.get(), rel, [&](const std::string& path) -> Status {
+    std::string abs = path.empty() ? root_ : root_ + "/" + path;
     int wd = ::inotify_add_watch(fd_.get(), abs.c_str(), kMask);
     if (wd < 0) {
       if (errno == ENOSPC || errno == ENOMEM) {
@@ -71,11 +70,11 @@ void Watcher::AddWatches(const std::string& rel) {
                        root_, kUnwatchedRescan.count());
           limit_logged_ = true;
         }
-        unwatched_.insert(e.path);
+        unwatched_.insert(path);
       }
       return Ok();
     }
-    paths_[wd] = e.path;
+    paths_[wd] = path;
     return Ok();
   });
 }

@@ -953,6 +953,37 @@ TEST_F(ReplicateTest, ALargeFileWithAnInsertionTravelsAsMovedBlocksOrAPatchAndWi
   ExpectSame();
 }
 
+// Large files are planned when the send reaches them, so delta requests
+// stop at each until then: two that turn out to need a delta, each followed
+// by small delta files within the window, and one patched in between, all
+// arrive (a request sent out of order would pair a file with another's
+// chunks and fail the pass).
+TEST_F(ReplicateTest, FilesPlannedWhenReachedKeepTheDeltaRequestsInOrder) {
+  std::map<std::string, std::string> files;
+  for (const char* big : {"a", "c", "e"}) files[big] = Random(2 * kPatchMinSize, big[0]);
+  for (int i = 0; i < 5; ++i) {
+    files["b" + std::to_string(i)] = Random(64 << 10, 100 + i);
+    files["d" + std::to_string(i)] = Random(64 << 10, 200 + i);
+  }
+  for (const auto& [name, data] : files) WriteFile((src_ / name).string(), data);
+  SyncAll();
+  for (const char* big : {"a", "c"}) {  // half of each shifts by neither insertion's size: a delta
+    auto& data = files[big];
+    data.insert(data.size() / 4, std::string(100, 'a'));
+    data.insert(data.size() * 3 / 4, std::string(1000, 'b'));
+  }
+  files["e"].replace(kPatchMinSize, 5, "EDIT!");
+  for (auto& [name, data] : files) {
+    if (name.size() == 2) data.replace(1000, 5, "EDIT!");
+    WriteFile((src_ / name).string(), data);
+  }
+  uint64_t copied = receiver_->stats().bytes_copied.load();
+  SyncAll();
+  ExpectSame();
+  EXPECT_EQ(receiver_->stats().patches.load(), 1u) << "e is patched";
+  EXPECT_GT(receiver_->stats().bytes_copied.load() - copied, 2 * kPatchMinSize) << "a and c reuse their chunks";
+}
+
 // The target's copy changed without its size or mtime moving: the blocks
 // copied from it do not hash as the source's record says, the receiver
 // refuses the file (the old version stays), and the next pass, which no

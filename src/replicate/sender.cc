@@ -772,6 +772,7 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
     How how;
     std::unique_ptr<PatchPlan> patch;  // for kPatch; for kMoved, its base
     std::string basis;                 // for kDelta of a file the target lacks: its likely old version
+    std::optional<FileBlocks> base;    // for kPlan: the recorded version the target holds
   };
   std::vector<Send> files;
   std::vector<std::pair<std::string, std::string>> links;  // path, leader
@@ -825,16 +826,8 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
         }
         if (content) {
           How how = (t != nullptr ? t->size > 0 : s.size >= kDeltaMinSize) ? How::kDelta : How::kWhole;
-          std::unique_ptr<PatchPlan> plan;
-          if (auto base = t != nullptr && options.apply ? PatchBase(s, *t, options) : std::nullopt) {
-            // Fixed blocks see bytes that moved only by the change of size
-            // (one insertion or deletion): when much else changed,
-            // content-defined chunks against the target's file find them.
-            plan = std::make_unique<PatchPlan>();
-            LB_ASSIGN_OR_RETURN(how, PlanUpdate(s, *base, *plan));
-            if (how == How::kMoved) plan->base = std::move(*base);
-            if (how == How::kDelta) plan.reset();
-          }
+          auto base = t != nullptr && options.apply ? PatchBase(s, *t, options) : std::nullopt;
+          if (base) how = How::kPlan;
           // A file the target lacks may be a new version saved under a
           // temporary name, about to be renamed over the old one: its delta
           // is taken against that old version too (where the target has the
@@ -843,7 +836,7 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
           if (t == nullptr && how == How::kDelta && basis_ && target_of(ParentOf(path), EntryType::kDir) != nullptr) {
             basis = BasisFor(path, s.size);
           }
-          files.push_back({&s, how, std::move(plan), std::move(basis)});
+          files.push_back({&s, how, nullptr, std::move(basis), std::move(base)});
           resent.insert(path);
           changed_dirs.insert(ParentOf(path));
         } else if (!(t->meta == s.meta)) {
@@ -867,7 +860,7 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
     }
   }
   if (!options.apply) return diffs;
-  spdlog::debug("replication {}: compared and planned {} files to send in {} ms", config_.volume, files.size(),
+  spdlog::debug("replication {}: compared: {} files to send, {} ms after the scan began", config_.volume, files.size(),
                 MillisBetween(started, std::chrono::steady_clock::now()));
 
   Progress* progress = options.progress;
@@ -879,13 +872,24 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
   size_t prefetched = 0;  // read-ahead asked for files[0..prefetched)
   uint64_t prefetch_bytes = 0;
   for (size_t i = 0; i < files.size(); ++i) {
+    if (files[i].how == How::kPlan) {
+      // Fixed blocks see bytes that moved only by the change of size (one
+      // insertion or deletion): when much else changed, content-defined
+      // chunks against the target's file find them.
+      auto plan = std::make_unique<PatchPlan>();
+      LB_ASSIGN_OR_RETURN(files[i].how, PlanUpdate(*files[i].entry, *files[i].base, *plan));
+      if (files[i].how == How::kMoved) plan->base = std::move(*files[i].base);
+      if (files[i].how != How::kDelta) files[i].patch = std::move(plan);
+      files[i].base.reset();
+    }
     // Ask the kernel for the next files' bytes now: from a cold cache, small
     // files read one by one wait on the disk one by one; asked ahead, their
     // reads overlap (the disk's queue) while this one is sent.
     if (prefetched <= i) prefetch_bytes = 0;
     for (; prefetched < files.size() && prefetched < i + kPrefetchFiles && prefetch_bytes < kPrefetchBytes;
          ++prefetched) {
-      if (files[prefetched].how == How::kPatch) continue;  // read moments ago to plan it
+      // Planning reads it whole (a patch: moments ago).
+      if (files[prefetched].how == How::kPatch || files[prefetched].how == How::kPlan) continue;
       const Entry& e = *files[prefetched].entry;
       prefetch_bytes += e.size;
       if (auto f = OpenSource(e.path); f && f->valid()) {
@@ -893,7 +897,9 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
       }
     }
     if (i < prefetched) prefetch_bytes -= std::min(prefetch_bytes, files[i].entry->size);
-    for (; ahead < files.size() && ahead < i + kDeltaWindow; ++ahead) {
+    // Requests go in file order (the replies are read in it): they stop at a
+    // file not planned yet until the send reaches it.
+    for (; ahead < files.size() && ahead < i + kDeltaWindow && files[ahead].how != How::kPlan; ++ahead) {
       if (files[ahead].how != How::kDelta) continue;
       const Entry& e = *files[ahead].entry;
       const std::string& basis = files[ahead].basis;

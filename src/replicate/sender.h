@@ -150,6 +150,10 @@ class Link {
     kDelta,  // against the chunks the target cuts from its files (DELTA_REQ)
     kPatch,  // in place: the blocks that differ from the recorded version
     kMoved,  // rebuilt from blocks of the recorded version, wherever they moved
+    // One of the three above, decided by PlanUpdate when the send reaches
+    // the file (it reads the whole file: meanwhile the target works on the
+    // files before it).
+    kPlan,
   };
   // For a file whose recorded version `base` the target holds: a patch
   // (`plan` filled) when few blocks differ where they were; else moved

@@ -108,6 +108,7 @@ ccpu_of() { awk -v t="$TICK" '{print ($16 + $17) / t}' "/proc/$1/stat" 2>/dev/nu
 # per-connection child, reaped by the daemon, counts as the receiver).
 run_rsync() {
   local t0 module=${1:-mod} d0; shift || true
+  sync  # starts with nothing dirty (see flushed below)
   d0=$(ccpu_of "$(cat "$W/rsyncd.pid")")
   t0=$(now)
   /usr/bin/time -f '%M %U %S' -o "$W/rsync.rss" rsync -aH --delete --stats "$@" "${RS_FROM:-$SRC}/" \
@@ -145,6 +146,10 @@ same() {  # DIR [SOURCE]: rsync finds nothing to change from the source
   [ -z "$d" ] || { log "DIFFERS: $1"; head -20 <<<"$d" >&2; exit 1; }
 }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
+# Each timed catch-up starts with nothing dirty in the page cache: lifeboat's
+# commit flushes the whole file system (syncfs), and would otherwise also
+# write out the gigabyte the rsync runs before it left dirty.
+flushed() { sync; }
 
 declare -A R
 add() { R[$1]+="$2 "; }  # KEY VALUE: one run's figure
@@ -177,7 +182,7 @@ for run in $(seq 1 "$RUNS"); do
   python3 bench/gen_tree.py change "$SRC" "$run"
   run_rsync; add rs_catch "$RS_SECS"; add rs_catch_b "$RS_BYTES"; add rs_catch_c "$RS_CPU"
   run_rsync inplace --inplace; add ri_catch "$RS_SECS"; add ri_catch_b "$RS_BYTES"; add ri_catch_c "$RS_CPU"
-  C0W=$(cpu_of "$WEST")
+  flushed; C0W=$(cpu_of "$WEST")
   t0=$(now); agent east; EAST=$LAST; C0E=0; wait_in_sync
   add lb_catch "$(since "$t0")"; add lb_catch_b "$(lb_bytes)"; add lb_catch_c "$(lb_cpu)"
   same "$DLB"; same "$DRS"; same "$DRI"
@@ -237,7 +242,7 @@ PY
   add db_rs_rss "$RS_RSS_KB"
   RS_FROM=$SRCDB run_rsync dbinplace --inplace
   add db_ri_catch "$RS_SECS"; add db_ri_catch_b "$RS_BYTES"; add db_ri_catch_c "$RS_CPU"
-  C0W=$(cpu_of "$WEST")
+  flushed; C0W=$(cpu_of "$WEST")
   t0=$(now); agent east "$W/plan-db.yaml"; EAST=$LAST; C0E=0; wait_in_sync
   add db_lb_catch "$(since "$t0")"; add db_lb_catch_b "$(lb_bytes)"; add db_lb_catch_c "$(lb_cpu)"
   log "run $run: database-like file, continuous mode"
@@ -299,7 +304,7 @@ files, 500 edited, 500 new, 500 deleted small files, 10 medium files partly rewr
 Database-like file: ${DB_GIB} GiB of random bytes, changed by 10,000 random 8 KiB page writes in place (bench/gen_tree.py pages).
 rsync $(rsync --version | head -1 | awk '{print $3}') -aH --delete (and --inplace) to an rsync daemon on 127.0.0.1; lifeboat: two agents on
 127.0.0.1, TLS 1.3 PSK, coalesce 200ms. Fresh directories every run; page cache dropped before each initial sync,
-warm in the other phases. $RUNS runs, medians. CPU seconds: user + system.
+warm in the other phases, with dirty pages written out (sync) before each timed rsync run and lifeboat catch-up. $RUNS runs, medians. CPU seconds: user + system.
 Command: \`bench/replicate.sh $RUNS $SCALE $DB_GIB\`.
 
 $HDR

@@ -66,7 +66,7 @@ Session::Session(UniqueFd root, ReplyFn reply, ReceiverStats* stats, bool read_o
     : root_(std::move(root)), reply_(std::move(reply)), stats_(stats), read_only_(read_only), env_(env), batch_(batch) {}
 
 Session::~Session() {
-  if (landing_.valid()) landing_.wait();  // it writes landing_dirs_, destroyed before it
+  if (landing_.valid()) landing_.wait();  // it uses landing_files_ and landing_dirs_, destroyed before it
 }
 
 Result<std::unique_ptr<Session>> Session::Open(const std::string& root, ReplyFn reply, ReceiverStats* stats,
@@ -607,16 +607,21 @@ Status Session::Land() {
 
 Status Session::LandInBackground() {
   LB_RETURN_IF_ERROR(AwaitLanding());
+  landing_files_ = std::exchange(pending_, {});
   landing_paths_ = std::exchange(pending_paths_, {});
-  landing_ = std::async(std::launch::async,
-                        [this, batch = std::exchange(pending_, {})] { return LandBatch(batch, landing_dirs_); });
   pending_bytes_ = 0;
+  try {
+    landing_ = std::async(std::launch::async, [this] { return LandBatch(landing_files_, landing_dirs_); });
+  } catch (const std::system_error&) {
+    return AwaitLanding();  // no thread to spare: the batch lands on this one
+  }
   return Ok();
 }
 
 Status Session::AwaitLanding() {
-  if (!landing_.valid()) return Ok();
-  Status s = landing_.get();
+  if (landing_files_.empty()) return Ok();
+  Status s = landing_.valid() ? landing_.get() : LandBatch(landing_files_, landing_dirs_);
+  landing_files_.clear();
   landing_paths_.clear();
   dirty_dirs_.merge(landing_dirs_);
   landing_dirs_.clear();

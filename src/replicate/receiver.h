@@ -157,7 +157,8 @@ class Session {
   // Waits for the batch landing in the background first.
   Status Land();
   // Land() of the pending batch on a thread of its own; returns at once
-  // (after the previous batch has landed).
+  // (after the previous batch has landed). Without a thread to spare, the
+  // batch lands on the calling thread.
   Status LandInBackground();
   // Waits for the batch landing in the background, if any: its error, or
   // its directories added to dirty_dirs_.
@@ -181,9 +182,10 @@ class Session {
   uint64_t pending_bytes_ = 0;
   std::vector<std::string> unapplied_;
   Batch batch_;
-  // The batch landing in the background: its paths, and the directories it
-  // changes (written by its thread until AwaitLanding).
+  // The batch landing in the background: its files and their paths, and
+  // the directories it changes (its thread's until AwaitLanding).
   std::future<Status> landing_;
+  std::vector<Pending> landing_files_;
   std::set<std::string> landing_paths_;
   std::set<std::string> landing_dirs_;
 };

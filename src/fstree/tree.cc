@@ -88,9 +88,8 @@ Result<std::vector<std::string>> ListNames(int dirfd, bool dirs_only) {
     if (n == "." || n == "..") continue;
     if (dirs_only && de->d_type != DT_DIR) {
       struct stat st;
-      if (de->d_type != DT_UNKNOWN || ::fstatat(dup, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) {
-        continue;
-      }
+      bool unknown = de->d_type == DT_UNKNOWN;
+      if (!unknown || ::fstatat(dup, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) continue;
     }
     names.emplace_back(n);
   }

@@ -63,7 +63,12 @@ size_t Session::IdHash::operator()(const ChunkId& id) const {
 }
 
 Session::Session(UniqueFd root, ReplyFn reply, ReceiverStats* stats, bool read_only, Env& env, Batch batch)
-    : root_(std::move(root)), reply_(std::move(reply)), stats_(stats), read_only_(read_only), env_(env), batch_(batch) {}
+    : root_(std::move(root)),
+      reply_(std::move(reply)),
+      stats_(stats),
+      read_only_(read_only),
+      env_(env),
+      batch_(batch) {}
 
 Session::~Session() {
   if (landing_.valid()) landing_.wait();  // it uses landing_files_ and landing_dirs_, destroyed before it
@@ -909,8 +914,8 @@ Status Receiver::ServeSession(Conn& conn, const std::function<void()>& authentic
     }
     if (recover) LB_RETURN_IF_ERROR(Recover());
   }
-  auto session = Session::Open(config_.root, [&](std::string f) { return conn.Send(f); }, &stats_, !writer, *config_.env,
-                               config_.batch);
+  auto reply = [&](std::string f) { return conn.Send(f); };
+  auto session = Session::Open(config_.root, reply, &stats_, !writer, *config_.env, config_.batch);
   if (!session) return session.error();
   stats_.sessions.fetch_add(1, std::memory_order_relaxed);
   LB_RETURN_IF_ERROR(conn.Send(Writer(Type::kWelcome).U32(kFeaturePatch | kFeatureBasis | kFeatureBase).Finish()));

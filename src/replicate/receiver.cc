@@ -62,7 +62,7 @@ size_t Session::IdHash::operator()(const ChunkId& id) const {
   return h;
 }
 
-Session::Session(UniqueFd root, ReplyFn reply, ReceiverStats* stats, bool read_only, Env& env, Batch batch)
+Session::Session(UniqueFd root, ReplyFn reply, ReceiverStats* stats, bool read_only, Env& env, LandingBatch batch)
     : root_(std::move(root)),
       reply_(std::move(reply)),
       stats_(stats),
@@ -75,7 +75,7 @@ Session::~Session() {
 }
 
 Result<std::unique_ptr<Session>> Session::Open(const std::string& root, ReplyFn reply, ReceiverStats* stats,
-                                               bool read_only, Env& env, Batch batch) {
+                                               bool read_only, Env& env, LandingBatch batch) {
   UniqueFd r(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!r.valid()) return ErrnoError(errno, "open volume " + root);
   return std::unique_ptr<Session>(new Session(std::move(r), std::move(reply), stats, read_only, env, batch));

@@ -63,13 +63,12 @@ struct LandingBatch {
 // Applies the frames of one session. Replies go through `reply`; every change
 // to the volume goes through `env`. Not thread-safe: called from one thread,
 // which hands each full batch of completed files to a thread of its own to
-// land (Batch).
+// land (LandingBatch).
 class Session {
  public:
   using ReplyFn = std::function<Status(std::string frame)>;
-  using Batch = LandingBatch;
   static Result<std::unique_ptr<Session>> Open(const std::string& root, ReplyFn reply, ReceiverStats* stats,
-                                               bool read_only, Env& env, Batch batch = {});
+                                               bool read_only, Env& env, LandingBatch batch = {});
   ~Session();
   // Applies one frame. Errors end the session: InvalidArgument for a
   // malformed or out-of-order frame or a bad path, PermissionDenied for a
@@ -118,7 +117,7 @@ class Session {
     uint64_t base_size = 0;
   };
 
-  Session(UniqueFd root, ReplyFn reply, ReceiverStats* stats, bool read_only, Env& env, Batch batch);
+  Session(UniqueFd root, ReplyFn reply, ReceiverStats* stats, bool read_only, Env& env, LandingBatch batch);
   Status HandleList(Reader& r);
   Status HandleDeltaReq(Reader& r, Type type);
   Status HandleFileBegin(Reader& r);
@@ -181,7 +180,7 @@ class Session {
   std::set<std::string> dirty_dirs_;  // directories whose entries changed since the last commit
   uint64_t pending_bytes_ = 0;
   std::vector<std::string> unapplied_;
-  Batch batch_;
+  LandingBatch batch_;
   // The batch landing in the background: its files and their paths, and
   // the directories it changes (its thread's until AwaitLanding).
   std::future<Status> landing_;

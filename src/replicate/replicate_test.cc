@@ -712,19 +712,37 @@ TEST(Session, RefusesPathsEscapingTheVolume) {
   fs::remove_all(base);
 }
 
+// A tree for the tests of opening beneath a root: `base`/root, the root,
+// beside `base`/outside, a directory that no path beneath the root reaches.
+// `dirs` are made below the root; the whole base is removed at the end.
+struct BeneathTree {
+  explicit BeneathTree(const std::string& name, std::initializer_list<const char*> dirs)
+      : base(fs::temp_directory_path() / ("lifeboat-" + name + "-" + std::to_string(::getpid()))) {
+    fs::remove_all(base);
+    fs::create_directories(base / "outside");
+    fs::create_directories(base / "root");
+    for (const char* d : dirs) fs::create_directories(base / "root" / d);
+    root = UniqueFd(::open((base / "root").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  }
+  ~BeneathTree() { fs::remove_all(base); }
+  BeneathTree(const BeneathTree&) = delete;
+  BeneathTree& operator=(const BeneathTree&) = delete;
+
+  fs::path base;
+  UniqueFd root;
+};
+
 // The one-call open beneath a root refuses what the component walk refuses:
 // a symlink anywhere (the last component too), `..` out of the root, an
 // absolute path. OpenDirBeneath then walks and names the cause.
 TEST(TryOpenBeneath, RefusesSymlinksAndEveryWayOutOfTheRoot) {
-  auto base = fs::temp_directory_path() / ("lifeboat-beneath-" + std::to_string(::getpid()));
-  fs::remove_all(base);
-  fs::create_directories(base / "root/a/b");
-  fs::create_directories(base / "outside");
+  BeneathTree tree("beneath", {"a/b"});
+  const fs::path& base = tree.base;
+  const UniqueFd& root = tree.root;
   std::ofstream(base / "root/a/b/f") << "x";
   fs::create_symlink(base / "outside", base / "root/a/out");
   fs::create_symlink("b", base / "root/a/in");
   fs::create_symlink("f", base / "root/a/b/lf");
-  UniqueFd root(::open((base / "root").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   ASSERT_TRUE(root.valid());
   UniqueFd dir(fstree::TryOpenBeneath(root.get(), "a/b", O_RDONLY | O_DIRECTORY));
   EXPECT_TRUE(dir.valid());
@@ -738,24 +756,20 @@ TEST(TryOpenBeneath, RefusesSymlinksAndEveryWayOutOfTheRoot) {
   ASSERT_FALSE(walked.ok());
   EXPECT_NE(walked.error().message().find("escapes through a symlink"), std::string::npos) << walked.error().ToString();
   EXPECT_TRUE(fstree::OpenDirBeneath(root.get(), "a/b").ok());
-  fs::remove_all(base);
 }
 
 // WalkDirs finds the directories Walk finds, in the same order, from the
 // root or from a directory below it, and none from a file, a symlink, a
 // missing path or a path through a symlink.
 TEST(WalkDirs, FindsWhatWalkFindsWithoutStatingFiles) {
-  auto base = fs::temp_directory_path() / ("lifeboat-walkdirs-" + std::to_string(::getpid()));
-  fs::remove_all(base);
-  fs::create_directories(base / "root/a/b/c");
-  fs::create_directories(base / "root/a/z");
-  fs::create_directories(base / "root/e");
-  fs::create_directories(base / "root/e" / (std::string(kTempPrefix) + "x"));
+  std::string temp_dir = "e/" + std::string(kTempPrefix) + "x";
+  BeneathTree tree("walkdirs", {"a/b/c", "a/z", temp_dir.c_str()});
+  const fs::path& base = tree.base;
+  const UniqueFd& root = tree.root;
   fs::create_directories(base / "outside/d");
   std::ofstream(base / "root/a/f") << "x";
   std::ofstream(base / "root/e/g") << "x";
   fs::create_symlink(base / "outside", base / "root/a/out");
-  UniqueFd root(::open((base / "root").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   ASSERT_TRUE(root.valid());
   auto dirs_of = [&](const std::string& rel) {
     std::vector<std::string> dirs;
@@ -778,7 +792,6 @@ TEST(WalkDirs, FindsWhatWalkFindsWithoutStatingFiles) {
   EXPECT_EQ(dirs_of("a"), (std::vector<std::string>{"a", "a/b", "a/b/c", "a/z"}));
   EXPECT_EQ(dirs_of("a"), walked("a"));
   for (const char* p : {"a/f", "a/out", "missing", "a/out/d"}) EXPECT_TRUE(dirs_of(p).empty()) << p;
-  fs::remove_all(base);
 }
 
 }  // namespace

@@ -112,6 +112,16 @@ void BlockHasher::Add(uint64_t offset, std::span<const uint8_t> bytes) {
   }
 }
 
+void BlockHasher::AddBlock(uint64_t offset, std::span<const uint8_t> block, uint64_t hash) {
+  if (offset >= at_) ZerosTo(offset);
+  bool whole = block.size() == kBlockSize || (!block.empty() && offset + block.size() == size_);
+  if (offset != at_ || !partial_.empty() || offset % kBlockSize != 0 || !whole || block.size() > kBlockSize) {
+    return Add(offset, block);
+  }
+  hashes_.push_back(hash);
+  at_ += block.size();
+}
+
 std::vector<uint64_t> BlockHasher::Finish() {
   ZerosTo(size_);
   if (!partial_.empty()) hashes_.push_back(BlockHash(partial_));

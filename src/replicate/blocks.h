@@ -47,6 +47,9 @@ class BlockHasher {
  public:
   explicit BlockHasher(uint64_t size);
   void Add(uint64_t offset, std::span<const uint8_t> bytes);
+  // Add for a block whose BlockHash is known: taken as is where the block is
+  // one of this file's (whole, or its last), hashed again elsewhere.
+  void AddBlock(uint64_t offset, std::span<const uint8_t> block, uint64_t hash);
   // The hashes of all blocks of `size` bytes; what was never added is zeros.
   std::vector<uint64_t> Finish();
 

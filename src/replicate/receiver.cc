@@ -390,6 +390,7 @@ Status Session::HandleCopyBase(Reader& r) {
     ssize_t n;
     do n = ::pread(file_->base.get(), buf.data(), want, static_cast<off_t>(from + done));
     while (n < 0 && errno == EINTR);
+    if (n < 0) return IoError(errno, "read the blocks of '" + Printable(file_->path) + "' to reuse");
     if (n != static_cast<ssize_t>(want)) {
       return Aborted("'" + Printable(file_->path) + "' shrank while its blocks were being reused");
     }

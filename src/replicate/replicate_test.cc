@@ -1192,6 +1192,34 @@ TEST(BlocksTest, HashesWithGapsAreTheHashesOfZeros) {
   EXPECT_EQ(a[3], BlockHash(bytes(holey, 3 * kBlockSize, 100)));
 }
 
+// AddBlock takes the given hash for a whole block at its place (or the
+// file's short last one) and hashes the bytes anywhere else: the given
+// hashes below are wrong on purpose, to tell which way each block went.
+TEST(BlocksTest, AddBlockTakesTheHashOnlyOfABlockAtItsPlace) {
+  constexpr uint64_t kTaken = 0xfeed, kAlsoTaken = 0xbeef, kIgnored = 0xbad;
+  std::string data = Random(4 * kBlockSize + 100, 2);
+  std::fill(data.begin() + 2 * kBlockSize, data.begin() + 2 * kBlockSize + 10, '\0');  // a gap below
+  auto bytes = [&](size_t from, size_t n) { return std::span(reinterpret_cast<const uint8_t*>(data.data()) + from, n); };
+  BlockHasher plain(data.size());
+  plain.Add(0, bytes(0, data.size()));
+  auto want = plain.Finish();
+  BlockHasher h(data.size());
+  h.AddBlock(0, bytes(0, kBlockSize), want[0]);
+  h.AddBlock(kBlockSize, bytes(kBlockSize, kBlockSize), kTaken);
+  h.AddBlock(2 * kBlockSize + 10, bytes(2 * kBlockSize + 10, kBlockSize), kIgnored);  // off the grid, after a gap
+  h.Add(3 * kBlockSize + 10, bytes(3 * kBlockSize + 10, kBlockSize - 10));
+  h.AddBlock(4 * kBlockSize, bytes(4 * kBlockSize, 100), kAlsoTaken);  // the short last block
+  want[1] = kTaken;
+  want[4] = kAlsoTaken;
+  EXPECT_EQ(h.Finish(), want);
+  // A short block at its place but not the last: hashed with what follows.
+  BlockHasher p2(2 * kBlockSize), h2(2 * kBlockSize);
+  p2.Add(0, bytes(0, 2 * kBlockSize));
+  h2.AddBlock(0, bytes(0, 50), kIgnored);
+  h2.Add(50, bytes(50, 2 * kBlockSize - 50));
+  EXPECT_EQ(h2.Finish(), p2.Finish());
+}
+
 TEST(BlocksTest, RecordsRoundTripAndADamagedOneIsRefused) {
   FileBlocks b{kBlockSize * 2 + 5, 1700000000, 42, {1, 2, 3}};
   std::string rec = EncodeBlocks("dir/db", b);

@@ -653,7 +653,8 @@ Status Link::SendMoved(const Entry& s, const FileBlocks& base, const SyncOptions
       uint64_t len = std::min<uint64_t>(kBlockSize, base.size - from);
       if (len > size - p) continue;
       LB_ASSIGN_OR_RETURN(const uint8_t* b, have(p, len));
-      if (BlockHash({b, static_cast<size_t>(len)}) != base.hashes[static_cast<size_t>(j)]) continue;
+      uint64_t hash = BlockHash({b, static_cast<size_t>(len)});
+      if (hash != base.hashes[static_cast<size_t>(j)]) continue;
       flush_literal();
       if (copy_len == 0 || copy_at + copy_len != p || copy_from + copy_len != from) {
         flush_copy();
@@ -661,7 +662,7 @@ Status Link::SendMoved(const Entry& s, const FileBlocks& base, const SyncOptions
         copy_from = from;
       }
       copy_len += len;
-      hasher.Add(p, {b, static_cast<size_t>(len)});
+      hasher.AddBlock(p, {b, static_cast<size_t>(len)}, hash);
       p += len;
       copied = true;
     }

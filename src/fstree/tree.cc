@@ -8,7 +8,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 namespace lifeboat::fstree {
@@ -20,40 +26,159 @@ Error OpenError(int err, std::string_view rel) {
   return ErrnoError(err, "open '" + Printable(rel) + "'");
 }
 
+// The entry `name` of directory `dirfd`, named `rel`, hashed when asked;
+// nothing for a temporary name or one deleted meanwhile.
+Result<std::optional<Entry>> ReadEntry(int dirfd, const std::string& name, std::string rel, bool hashes) {
+  if (IsTempName(name)) return std::optional<Entry>();
+  auto e = StatEntry(dirfd, name.c_str(), std::move(rel));
+  if (!e) {
+    if (e.error().code() == Code::kNotFound) return std::optional<Entry>();  // deleted meanwhile
+    return e.error();
+  }
+  if (hashes && e->type == EntryType::kFile) {
+    int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) return std::optional<Entry>();
+      return ErrnoError(errno, "open '" + Printable(e->path) + "'");
+    }
+    UniqueFd f(fd);
+    LB_ASSIGN_OR_RETURN(e->hash, HashFile(fd, e->size));
+    e->has_hash = true;
+  }
+  return std::optional<Entry>(std::move(*e));
+}
+
+// The subdirectory `name` of `dirfd`, named `rel`, opened without following
+// a symlink; an invalid fd when it was replaced meanwhile.
+Result<UniqueFd> OpenSubdir(int dirfd, const std::string& name, const std::string& rel) {
+  UniqueFd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!sub.valid() && errno != ENOENT && errno != ENOTDIR && errno != ELOOP) {
+    return ErrnoError(errno, "open '" + Printable(rel) + "'");
+  }
+  return sub;
+}
+
 Status WalkDir(int dirfd, const std::string& rel, bool hashes, const EntryFn& fn) {
   LB_ASSIGN_OR_RETURN(auto names, ListNames(dirfd));
   for (const auto& name : names) {
-    if (IsTempName(name)) continue;
-    auto e = StatEntry(dirfd, name.c_str(), JoinPath(rel, name));
-    if (!e) {
-      if (e.error().code() == Code::kNotFound) continue;  // deleted meanwhile
-      return e.error();
-    }
-    if (hashes && e->type == EntryType::kFile) {
-      int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-      if (fd < 0) {
-        if (errno == ENOENT) continue;
-        return ErrnoError(errno, "open '" + Printable(e->path) + "'");
-      }
-      UniqueFd f(fd);
-      LB_ASSIGN_OR_RETURN(e->hash, HashFile(fd, e->size));
-      e->has_hash = true;
-    }
+    LB_ASSIGN_OR_RETURN(auto e, ReadEntry(dirfd, name, JoinPath(rel, name), hashes));
+    if (!e) continue;
     EntryType type = e->type;
     std::string path = e->path;
     LB_RETURN_IF_ERROR(fn(*e));
     if (type == EntryType::kDir) {
-      int sub = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (sub < 0) {
-        if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) continue;  // replaced meanwhile
-        return ErrnoError(errno, "open '" + Printable(path) + "'");
-      }
-      UniqueFd s(sub);
-      LB_RETURN_IF_ERROR(WalkDir(sub, path, hashes, fn));
+      LB_ASSIGN_OR_RETURN(auto sub, OpenSubdir(dirfd, name, path));
+      if (sub.valid()) LB_RETURN_IF_ERROR(WalkDir(sub.get(), path, hashes, fn));
     }
   }
   return Ok();
 }
+
+// WalkParallel below a directory: threads take directories from a stack,
+// list and stat them, and hand their entries to fn under one lock. A
+// directory waiting on the stack keeps its parent open, not itself: open
+// descriptors stay near the tree's depth times the threads, however wide.
+class ParallelWalk {
+ public:
+  ParallelWalk(bool hashes, const EntryFn& fn) : hashes_(hashes), fn_(fn) {}
+
+  Status Run(int dirfd, const std::string& rel, int threads) {
+    UniqueFd top(::fcntl(dirfd, F_DUPFD_CLOEXEC, 0));
+    if (!top.valid()) return ErrnoError(errno, "open '" + Printable(rel) + "'");
+    stack_.push_back({std::make_shared<UniqueFd>(std::move(top)), "", rel});
+    std::vector<std::thread> helpers;
+    for (int i = 1; i < threads; ++i) {
+      try {
+        helpers.emplace_back([this] { Work(); });
+      } catch (const std::system_error&) {
+        break;  // no thread to spare: fewer walk
+      }
+    }
+    Work();
+    for (auto& t : helpers) t.join();
+    return failed_ ? Status(*failed_) : Ok();
+  }
+
+ private:
+  struct Dir {
+    std::shared_ptr<const UniqueFd> parent;  // or the directory itself, with name ""
+    std::string name;
+    std::string rel;
+  };
+  // Entries handed to fn at a time from a directory, so that a huge one is
+  // not held whole.
+  static constexpr size_t kHandOver = 1024;
+
+  void Work() {
+    while (true) {
+      Dir d;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return failed_ || !stack_.empty() || busy_ == 0; });
+        if (failed_ || stack_.empty()) return;
+        d = std::move(stack_.back());
+        stack_.pop_back();
+        ++busy_;
+      }
+      Status s = List(d);
+      {
+        std::lock_guard lock(mu_);
+        --busy_;
+        if (!s.ok() && !failed_) failed_ = s.error();
+      }
+      cv_.notify_all();
+    }
+  }
+
+  Status List(const Dir& d) {
+    UniqueFd opened;
+    int dirfd = d.parent->get();
+    if (!d.name.empty()) {
+      LB_ASSIGN_OR_RETURN(opened, OpenSubdir(d.parent->get(), d.name, d.rel));
+      if (!opened.valid()) return Ok();  // replaced meanwhile
+      dirfd = opened.get();
+    }
+    LB_ASSIGN_OR_RETURN(auto names, ListNames(dirfd));
+    // Subdirectories wait with this directory open, shared among them.
+    std::shared_ptr<const UniqueFd> self =
+        d.name.empty() ? d.parent : std::make_shared<const UniqueFd>(std::move(opened));
+    std::vector<Entry> entries;
+    std::vector<Dir> subdirs;
+    for (size_t i = 0; i < names.size(); ++i) {
+      LB_ASSIGN_OR_RETURN(auto e, ReadEntry(dirfd, names[i], JoinPath(d.rel, names[i]), hashes_));
+      if (e) {
+        if (e->type == EntryType::kDir) subdirs.push_back({self, names[i], e->path});
+        entries.push_back(std::move(*e));
+      }
+      if (entries.size() >= kHandOver || i + 1 == names.size()) LB_RETURN_IF_ERROR(HandOver(entries, subdirs));
+    }
+    return Ok();
+  }
+
+  // Gives fn the entries and stacks the subdirectories among them (a parent
+  // reaches fn before anything below it).
+  Status HandOver(std::vector<Entry>& entries, std::vector<Dir>& subdirs) {
+    {
+      std::lock_guard lock(mu_);
+      if (failed_) return Ok();
+      for (auto& e : entries) LB_RETURN_IF_ERROR(fn_(e));
+      // Pushed in reverse: the stack hands them out in name order.
+      for (auto it = subdirs.rbegin(); it != subdirs.rend(); ++it) stack_.push_back(std::move(*it));
+    }
+    cv_.notify_all();
+    entries.clear();
+    subdirs.clear();
+    return Ok();
+  }
+
+  const bool hashes_;
+  const EntryFn& fn_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Dir> stack_;
+  int busy_ = 0;  // threads listing a directory
+  std::optional<Error> failed_;
+};
 
 Status WalkDirsBelow(int dirfd, const std::string& rel, const DirFn& fn) {
   LB_ASSIGN_OR_RETURN(auto names, ListNames(dirfd, true));
@@ -189,12 +314,17 @@ Status WalkDirs(int root_fd, const std::string& rel, const DirFn& fn) {
   return WalkDirsBelow(dir->get(), rel, fn);
 }
 
-Status Walk(int root_fd, const std::string& rel, bool recursive, bool hashes, const EntryFn& fn) {
+namespace {
+
+// The entry at `rel` to fn, then, when it is a directory and `recursive`,
+// `below` with it open.
+Status WalkFrom(int root_fd, const std::string& rel, bool recursive, bool hashes, const EntryFn& fn,
+                const std::function<Status(int dirfd)>& below) {
   if (rel.empty()) {
     auto e = StatEntry(root_fd, "", "");
     if (!e) return e.error();
     LB_RETURN_IF_ERROR(fn(*e));
-    return recursive ? WalkDir(root_fd, "", hashes, fn) : Ok();
+    return recursive ? below(root_fd) : Ok();
   }
   auto parent = OpenParent(root_fd, rel);
   if (!parent) return parent.error().code() == Code::kNotFound ? Ok() : parent.error();
@@ -211,7 +341,20 @@ Status Walk(int root_fd, const std::string& rel, bool recursive, bool hashes, co
   if (!dir || !recursive) return Ok();
   UniqueFd sub(::openat(parent->dir.get(), parent->base.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!sub.valid()) return Ok();  // replaced meanwhile
-  return WalkDir(sub.get(), rel, hashes, fn);
+  return below(sub.get());
+}
+
+}  // namespace
+
+Status Walk(int root_fd, const std::string& rel, bool recursive, bool hashes, const EntryFn& fn) {
+  return WalkFrom(root_fd, rel, recursive, hashes, fn, [&](int dirfd) { return WalkDir(dirfd, rel, hashes, fn); });
+}
+
+Status WalkParallel(int root_fd, const std::string& rel, bool recursive, bool hashes, int threads,
+                    const EntryFn& fn) {
+  if (threads <= 1) return Walk(root_fd, rel, recursive, hashes, fn);
+  return WalkFrom(root_fd, rel, recursive, hashes, fn,
+                  [&](int dirfd) { return ParallelWalk(hashes, fn).Run(dirfd, rel, threads); });
 }
 
 Result<std::vector<std::pair<uint64_t, uint64_t>>> DataExtents(int fd, uint64_t size) {

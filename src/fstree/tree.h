@@ -94,6 +94,13 @@ Result<std::vector<std::string>> ListNames(int dirfd, bool dirs_only = false);
 using EntryFn = std::function<Status(Entry&)>;
 Status Walk(int root_fd, const std::string& rel, bool recursive, bool hashes, const EntryFn& fn);
 
+// Walk with `threads` threads listing and stating directories at once (their
+// reads overlap on a cold cache; the stats share the cores on a warm one).
+// fn sees one entry at a time, under a lock, a directory before anything
+// below it, in no other order. The first error stops the walk.
+Status WalkParallel(int root_fd, const std::string& rel, bool recursive, bool hashes, int threads,
+                    const EntryFn& fn);
+
 // Calls fn with `rel`, when it is a directory, and with every directory below
 // it, parents first, names in byte order, temporary names skipped: Walk's
 // directories without a stat of every file (what a watcher needs to set up).

@@ -136,10 +136,11 @@ Status Session::HandleList(Reader& r) {
     batch.clear();
     return reply_(w.Finish());
   };
-  auto st = Walk(root_.get(), path, flags & kListRecursive, flags & kListHashes, [&](Entry& e) -> Status {
+  auto add = [&](Entry& e) -> Status {
     batch.push_back(std::move(e));
     return batch.size() >= kEntriesPerFrame ? flush() : Ok();
-  });
+  };
+  auto st = WalkParallel(root_.get(), path, flags & kListRecursive, flags & kListHashes, kScanThreads, add);
   // A path through a symlink or a file in place of a directory lists as
   // absent here: the sender's state is what the target must become.
   if (!st.ok() && st.error().code() != Code::kPermissionDenied && st.error().code() != Code::kFailedPrecondition) {

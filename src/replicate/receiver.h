@@ -194,6 +194,10 @@ inline constexpr uint32_t kFeaturePatch = 1;  // PATCH_BEGIN: in-place updates t
 inline constexpr uint32_t kFeatureBasis = 2;  // DELTA_REQ_BASIS: a new file's delta against another file
 inline constexpr uint32_t kFeatureBase = 4;   // BASE_BEGIN, COPY_BASE: a new version from the old one's blocks
 
+// Threads that list a tree at either side (fstree::WalkParallel). More than
+// the cores: on a cold cache they wait on the disk, their reads overlapping.
+inline constexpr int kScanThreads = 4;
+
 // The temporary name for `path` (in its directory) with `suffix` (".part",
 // ".prev", ".link", ".hl", ".journal"): stable, so that a crashed partial is found again.
 std::string TempName(const std::string& path, const char* suffix);

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -792,6 +793,88 @@ TEST(WalkDirs, FindsWhatWalkFindsWithoutStatingFiles) {
   EXPECT_EQ(dirs_of("a"), (std::vector<std::string>{"a", "a/b", "a/b/c", "a/z"}));
   EXPECT_EQ(dirs_of("a"), walked("a"));
   for (const char* p : {"a/f", "a/out", "missing", "a/out/d"}) EXPECT_TRUE(dirs_of(p).empty()) << p;
+}
+
+// WalkParallel finds what Walk finds (the same entries, stats and hashes),
+// each directory before anything below it; from the root, a directory, a
+// file, a missing path and a path through a symlink alike. Temporary names
+// are skipped and a symlink to a directory is not followed. A wide tree does
+// not hold a descriptor per waiting directory: it walks within a few more
+// than were open. An error from fn stops the walk and is what it returns.
+TEST(WalkParallel, FindsWhatWalkFindsFromSeveralThreads) {
+  std::string temp_dir = "e/" + std::string(kTempPrefix) + "x";
+  BeneathTree tree("walkparallel", {"a/b/c", "a/z", temp_dir.c_str()});
+  const fs::path& base = tree.base;
+  const UniqueFd& root = tree.root;
+  fs::create_directories(base / "outside/d");
+  fs::create_symlink(base / "outside", base / "root/a/out");
+  std::ofstream(base / "root/a/f") << "x";
+  for (int i = 0; i < 300; ++i) {
+    fs::path d = base / "root/w" / ("d" + std::to_string(i)) / "in";
+    fs::create_directories(d);
+    std::ofstream(d / "f") << i;
+    std::ofstream(d.parent_path() / ("g" + std::to_string(i % 7))) << std::string(static_cast<size_t>(i), 'y');
+  }
+  ASSERT_TRUE(root.valid());
+  using Found = std::map<std::string, std::string>;  // path: what Walk says of it
+  auto describe = [](const Entry& e) {
+    return std::string(Name(e.type)) + " " + std::to_string(e.size) + " " + std::to_string(e.ino) + " " +
+           std::to_string(e.meta.mode) + " " + e.link + (e.has_hash ? " " + chunk::Hex(e.hash) : "");
+  };
+  auto sequential = [&](const std::string& rel, bool hashes) {
+    Found found;
+    Status st = Walk(root.get(), rel, true, hashes, [&](Entry& e) {
+      found[e.path] = describe(e);
+      return Ok();
+    });
+    if (!st.ok()) found["error"] = st.error().ToString();
+    return found;
+  };
+  auto parallel = [&](const std::string& rel, bool hashes) {
+    Found found;
+    Status st = fstree::WalkParallel(root.get(), rel, true, hashes, 4, [&](Entry& e) {
+      EXPECT_TRUE(e.path == rel || found.count(ParentOf(e.path))) << e.path << " came before its directory";
+      EXPECT_TRUE(found.emplace(e.path, describe(e)).second) << e.path << " twice";
+      return Ok();
+    });
+    if (!st.ok()) found["error"] = st.error().ToString();
+    return found;
+  };
+  Found all = parallel("", false);
+  EXPECT_EQ(all.size(), 1 + 5 + 2 + 1 + 300 * 4);  // root; a, a/b, a/b/c, a/z, e; a/f, a/out; w; w/dN...
+  EXPECT_EQ(all.count(temp_dir), 0u);
+  EXPECT_EQ(all.count("a/out/d"), 0u);
+  EXPECT_EQ(all, sequential("", false));
+  EXPECT_EQ(parallel("", true), sequential("", true));
+  Found below_a = parallel("a", false);
+  EXPECT_EQ(below_a, sequential("a", false));
+  EXPECT_EQ(below_a.size(), 6u);
+  for (const char* p : {"a/f", "a/out", "missing", "a/out/d"}) EXPECT_EQ(parallel(p, true), sequential(p, true)) << p;
+
+  // Descriptors: room for a few dozen more than are open now.
+  size_t open_now = 0;
+  for ([[maybe_unused]] const auto& fd : fs::directory_iterator("/proc/self/fd")) ++open_now;
+  struct rlimit saved;
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  struct rlimit tight = saved;
+  tight.rlim_cur = open_now + 32;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+  size_t n = 0;
+  Status wide = fstree::WalkParallel(root.get(), "", true, false, 4, [&](Entry&) {
+    ++n;
+    return Ok();
+  });
+  ::setrlimit(RLIMIT_NOFILE, &saved);
+  EXPECT_TRUE(wide.ok()) << wide.error().ToString();
+  EXPECT_EQ(n, all.size());
+
+  n = 0;
+  Status stopped = fstree::WalkParallel(root.get(), "", true, false, 4, [&](Entry&) -> Status {
+    return ++n == 100 ? Aborted("enough") : Ok();
+  });
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_EQ(stopped.error().message(), "enough");
+  EXPECT_EQ(n, 100u);
 }
 
 }  // namespace

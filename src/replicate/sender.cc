@@ -330,11 +330,12 @@ Status Link::CollectLists(size_t count, std::map<std::string, Entry>& target) {
 
 Status Link::ScanSource(const std::vector<Root>& roots, bool hashes, std::map<std::string, Entry>& out) {
   for (const auto& r : roots) {
-    LB_RETURN_IF_ERROR(Walk(root_.get(), r.path, r.recursive, hashes, [&](Entry& e) -> Status {
+    auto add = [&](Entry& e) -> Status {
       std::string p = e.path;
       out.insert_or_assign(std::move(p), std::move(e));
       return Ok();
-    }));
+    };
+    LB_RETURN_IF_ERROR(WalkParallel(root_.get(), r.path, r.recursive, hashes, kScanThreads, add));
   }
   return Ok();
 }

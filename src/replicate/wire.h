@@ -88,6 +88,7 @@ using fstree::RemoveTree;
 using fstree::StatEntry;
 using fstree::TypeOf;
 using fstree::Walk;
+using fstree::WalkParallel;
 
 class Writer {
  public:

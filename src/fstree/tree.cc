@@ -160,7 +160,7 @@ class ParallelWalk {
   Status HandOver(std::vector<Entry>& entries, std::vector<Dir>& subdirs) {
     {
       std::lock_guard lock(mu_);
-      if (failed_) return Ok();
+      if (failed_) return *failed_;  // stop reading this directory too
       for (auto& e : entries) LB_RETURN_IF_ERROR(fn_(e));
       // Pushed in reverse: the stack hands them out in name order.
       for (auto it = subdirs.rbegin(); it != subdirs.rend(); ++it) stack_.push_back(std::move(*it));

@@ -85,7 +85,10 @@ class ParallelWalk {
   Status Run(int dirfd, const std::string& rel, int threads) {
     UniqueFd top(::fcntl(dirfd, F_DUPFD_CLOEXEC, 0));
     if (!top.valid()) return ErrnoError(errno, "open '" + Printable(rel) + "'");
-    stack_.push_back({std::make_shared<UniqueFd>(std::move(top)), "", rel});
+    // The first directory alone: one without subdirectories (most roots of
+    // a continuous pass) starts no thread.
+    LB_RETURN_IF_ERROR(List({std::make_shared<UniqueFd>(std::move(top)), "", rel}));
+    if (stack_.empty()) return Ok();
     std::vector<std::thread> helpers;
     for (int i = 1; i < threads; ++i) {
       try {

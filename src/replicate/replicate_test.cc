@@ -1008,6 +1008,38 @@ TEST_F(ReplicateTest, ALargeFileChangedInPlaceTravelsAsItsChangedBlocksAndStaysO
   }
 }
 
+// Several in-place updates in one pass, in several directories, between
+// small files that change too: each large file keeps its inode and ends at
+// its new version, pass after pass, and no journal is left behind.
+TEST_F(ReplicateTest, SeveralInPlaceUpdatesInOnePassEachEndAtTheirNewVersion) {
+  std::vector<fs::path> large;
+  for (size_t i = 0; i < 7; ++i) {
+    fs::path dir = src_ / ("d" + std::to_string(i % 3));
+    fs::create_directories(dir);
+    large.push_back(dir / ("db" + std::to_string(i)));
+    WriteFile(large.back().string(), Random(kPatchMinSize + 4096 * i, 300 + static_cast<uint32_t>(i)));
+    WriteFile((dir / ("small" + std::to_string(i))).string(), "small " + std::to_string(i));
+  }
+  SyncAll();
+  std::vector<ino_t> inodes;
+  for (const auto& p : large) inodes.push_back(InodeOf(dst_ / fs::relative(p, src_)));
+  for (size_t round = 1; round <= 2; ++round) {
+    for (size_t i = 0; i < large.size(); ++i) {
+      ChangeLikeADatabase(large[i], static_cast<uint32_t>(round * 100 + i), 10, round == 1 ? 0 : 3000);
+      WriteFile((large[i].parent_path() / ("small" + std::to_string(i))).string(), "changed " + std::to_string(round));
+    }
+    SyncAll();
+    EXPECT_EQ(receiver_->stats().patches.load(), round * large.size());
+    ExpectSame();
+  }
+  for (size_t i = 0; i < large.size(); ++i) {
+    EXPECT_EQ(InodeOf(dst_ / fs::relative(large[i], src_)), inodes[i]) << large[i] << " was rebuilt";
+  }
+  for (auto& e : fs::recursive_directory_iterator(dst_)) {
+    EXPECT_FALSE(IsTempName(e.path().filename().string())) << e.path() << " left behind";
+  }
+}
+
 // An insertion shifts all that follows it: early in a large file, a sample
 // of blocks shows that far more than a quarter differs but is found shifted
 // by the change of size, and the file is rebuilt from the target's blocks

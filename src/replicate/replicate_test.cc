@@ -116,6 +116,12 @@ class ReplicateTest : public ::testing::Test {
     auto d = SyncAll(false, true);
     EXPECT_TRUE(d.empty()) << Describe(d);
   }
+  // No temporary name (a landing file or an in-place journal) is left anywhere in the target.
+  void ExpectNoTempNames() {
+    for (auto& e : fs::recursive_directory_iterator(dst_)) {
+      EXPECT_FALSE(IsTempName(e.path().filename().string())) << e.path() << " left behind";
+    }
+  }
 
   fs::path base_, src_, dst_;
   PskKey key_;
@@ -458,9 +464,7 @@ TEST_F(ReplicateTest, KilledOrDiskFullAtAnyFileCallEveryFileIsOldOrNew) {
     StartReceiver(env, {2, 1 << 20});
     SyncAll();
     ExpectSame();
-    for (auto& e : fs::recursive_directory_iterator(dst_)) {
-      EXPECT_FALSE(IsTempName(e.path().filename().string())) << e.path() << " left behind";
-    }
+    ExpectNoTempNames();
   }
 }
 
@@ -1003,9 +1007,7 @@ TEST_F(ReplicateTest, ALargeFileChangedInPlaceTravelsAsItsChangedBlocksAndStaysO
   EXPECT_EQ(receiver_->stats().patches.load(), 2u);
   EXPECT_EQ(InodeOf(dst_ / "db"), ino);
   ExpectSame();
-  for (auto& e : fs::recursive_directory_iterator(dst_)) {
-    EXPECT_FALSE(IsTempName(e.path().filename().string())) << e.path() << " left behind";
-  }
+  ExpectNoTempNames();
 }
 
 // Several in-place updates in one pass, in several directories, between
@@ -1035,9 +1037,7 @@ TEST_F(ReplicateTest, SeveralInPlaceUpdatesInOnePassEachEndAtTheirNewVersion) {
   for (size_t i = 0; i < large.size(); ++i) {
     EXPECT_EQ(InodeOf(dst_ / fs::relative(large[i], src_)), inodes[i]) << large[i] << " was rebuilt";
   }
-  for (auto& e : fs::recursive_directory_iterator(dst_)) {
-    EXPECT_FALSE(IsTempName(e.path().filename().string())) << e.path() << " left behind";
-  }
+  ExpectNoTempNames();
 }
 
 // An insertion shifts all that follows it: early in a large file, a sample
@@ -1238,9 +1238,7 @@ TEST_F(ReplicateTest, KilledOrDiskFullAtAnyFileCallOfAnInPlaceUpdateOrMovedBlock
     EXPECT_TRUE(now == w1 || now == w2) << "the moved-blocks file is neither version after recovery";
     SyncAll();
     ExpectSame();
-    for (auto& e : fs::recursive_directory_iterator(dst_)) {
-      EXPECT_FALSE(IsTempName(e.path().filename().string())) << e.path() << " left behind";
-    }
+    ExpectNoTempNames();
   }
 }
 

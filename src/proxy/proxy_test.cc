@@ -18,6 +18,7 @@
 
 #include "core/fd.h"
 #include "plan/load.h"
+#include "state/store_testing.h"
 
 namespace lifeboat::proxy {
 namespace {
@@ -232,13 +233,8 @@ class ProxyTest : public ::testing::Test {
   // loop counts its own closes, on its own thread, after the event that the
   // test saw through another loop.
   double MetricOnceAt(const std::string& line_prefix, double want, Duration within = 3s) {
-    auto deadline = std::chrono::steady_clock::now() + within;
-    double v = Metric(line_prefix);
-    while (v != want && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(10ms);
-      v = Metric(line_prefix);
-    }
-    return v;
+    state::WaitUntil([&] { return Metric(line_prefix) == want; }, within);
+    return Metric(line_prefix);
   }
 
   std::unique_ptr<plan::Plan> plan_;

@@ -1023,8 +1023,12 @@ TEST_F(ReplicateTest, SeveralInPlaceUpdatesInOnePassEachEndAtTheirNewVersion) {
     WriteFile((dir / ("small" + std::to_string(i))).string(), "small " + std::to_string(i));
   }
   SyncAll();
+  std::vector<fs::path> at_target;
   std::vector<ino_t> inodes;
-  for (const auto& p : large) inodes.push_back(InodeOf(dst_ / fs::relative(p, src_)));
+  for (const auto& p : large) {
+    at_target.push_back(dst_ / fs::relative(p, src_));
+    inodes.push_back(InodeOf(at_target.back()));
+  }
   for (size_t round = 1; round <= 2; ++round) {
     for (size_t i = 0; i < large.size(); ++i) {
       ChangeLikeADatabase(large[i], static_cast<uint32_t>(round * 100 + i), 10, round == 1 ? 0 : 3000);
@@ -1035,7 +1039,7 @@ TEST_F(ReplicateTest, SeveralInPlaceUpdatesInOnePassEachEndAtTheirNewVersion) {
     ExpectSame();
   }
   for (size_t i = 0; i < large.size(); ++i) {
-    EXPECT_EQ(InodeOf(dst_ / fs::relative(large[i], src_)), inodes[i]) << large[i] << " was rebuilt";
+    EXPECT_EQ(InodeOf(at_target[i]), inodes[i]) << large[i] << " was rebuilt";
   }
   ExpectNoTempNames();
 }

@@ -25,7 +25,7 @@ struct Monitor::State {
 };
 
 Monitor::Monitor(asio::io_context& io, const plan::Plan& plan, metrics::Registry& metrics)
-    : io_(io), plan_(plan), tls_(MakeClientTls()), alive_(std::make_shared<std::atomic<bool>>(true)) {
+    : io_(io), plan_(plan), alive_(std::make_shared<std::atomic<bool>>(true)) {
   healthy_g_ = &metrics.AddGauge("lifeboat_health_healthy", "1 when the endpoint is healthy.", {"endpoint", "check"});
   successes_g_ = &metrics.AddGauge("lifeboat_health_consecutive_successes", "Consecutive passing probes.", {"endpoint"});
   failures_g_ = &metrics.AddGauge("lifeboat_health_consecutive_failures", "Consecutive failing probes.", {"endpoint"});
@@ -60,6 +60,7 @@ void Monitor::Start() {
     auto now = std::chrono::steady_clock::now();
     for (auto& s : states_) {
       if (!s->check || s->check->type == plan::CheckType::kCalculated) continue;
+      if (s->check->type == plan::CheckType::kHttps) tls_.Get();  // loaded before any probe's deadline runs
       s->timer = std::make_unique<asio::steady_timer>(io_);
       s->next = now;
       Schedule(*s);
@@ -196,7 +197,8 @@ ProbeResult ProbeOnce(const plan::Plan& plan, const plan::Endpoint& endpoint) {
     return result;
   }
   asio::io_context io;
-  auto tls = MakeClientTls();
+  ClientTls tls;
+  if (check->type == plan::CheckType::kHttps) tls.Get();  // not inside the probe's deadline
   Probe(io, tls, *check, endpoint.address, [&](ProbeResult r) { result = std::move(r); },
         plan.FindDatabase(check->database));
   io.run();

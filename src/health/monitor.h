@@ -52,7 +52,7 @@ class Monitor {
 
   boost::asio::io_context& io_;
   const plan::Plan& plan_;
-  boost::asio::ssl::context tls_;
+  ClientTls tls_;
   std::vector<std::unique_ptr<State>> states_;
   std::unordered_map<std::string, State*> by_name_;
   std::function<void()> on_change_;

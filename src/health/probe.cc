@@ -35,10 +35,12 @@ const char* ReasonName(Reason r) {
   return "?";
 }
 
-asio::ssl::context MakeClientTls() {
-  asio::ssl::context ctx(asio::ssl::context::tls_client);
-  ctx.set_default_verify_paths();
-  return ctx;
+asio::ssl::context& ClientTls::Get() {
+  std::call_once(once_, [this] {
+    ctx_.emplace(asio::ssl::context::tls_client);
+    ctx_->set_default_verify_paths();
+  });
+  return *ctx_;
 }
 
 namespace {
@@ -64,7 +66,7 @@ ProbeResult Outcome(Reason reason, std::string detail, bool timed_out, Duration 
 // all, which aborts whatever operation is pending.
 class Prober : public std::enable_shared_from_this<Prober> {
  public:
-  Prober(asio::io_context& io, asio::ssl::context& tls, const plan::Check& check, const Address& address,
+  Prober(asio::io_context& io, ClientTls& tls, const plan::Check& check, const Address& address,
          std::function<void(ProbeResult)> done)
       : io_(io), tls_(tls), check_(check), address_(address), done_(std::move(done)), socket_(io), deadline_(io) {}
 
@@ -113,7 +115,7 @@ class Prober : public std::enable_shared_from_this<Prober> {
   }
 
   void Handshake() {
-    ssl_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, tls_);
+    ssl_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, tls_.Get());
     std::string sni = check_.host.empty() ? address_.host : check_.host;
     boost::system::error_code not_ip;
     asio::ip::make_address(sni, not_ip);
@@ -214,7 +216,7 @@ class Prober : public std::enable_shared_from_this<Prober> {
   }
 
   asio::io_context& io_;
-  asio::ssl::context& tls_;
+  ClientTls& tls_;
   const plan::Check& check_;
   Address address_;
   std::function<void(ProbeResult)> done_;
@@ -378,7 +380,7 @@ class PgProber : public std::enable_shared_from_this<PgProber> {
 
 }  // namespace
 
-void Probe(asio::io_context& io, asio::ssl::context& tls, const plan::Check& check, const Address& address,
+void Probe(asio::io_context& io, ClientTls& tls, const plan::Check& check, const Address& address,
            std::function<void(ProbeResult)> done, const plan::Database* database) {
   if (check.type == plan::CheckType::kPostgres) {
     if (database == nullptr) {

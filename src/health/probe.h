@@ -6,6 +6,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <functional>
+#include <mutex>
+#include <optional>
 #include <string>
 
 #include "core/address.h"
@@ -35,17 +37,27 @@ struct ProbeResult {
   bool ok() const { return reason == Reason::kOk; }
 };
 
+// The TLS client context of https probes, verifying with the system's CA
+// certificates. Loading those takes tens of milliseconds, so they load on the
+// first Get(), not when an agent whose plan has no https check starts.
+class ClientTls {
+ public:
+  boost::asio::ssl::context& Get();  // any thread
+
+ private:
+  std::once_flag once_;
+  std::optional<boost::asio::ssl::context> ctx_;
+};
+
 // Probes `address` as `check` says (http, https, tcp or postgres; never
 // calculated) and calls `done` on the io_context's thread exactly once, by
 // check.timeout. `tls` is used for https and must outlive the probe. A
 // postgres check needs `database` (the plan's, check.database): its
 // connection string's user and dbname and its password log in at
 // `address`, and one query tells primary from standby.
-void Probe(boost::asio::io_context& io, boost::asio::ssl::context& tls, const plan::Check& check,
+void Probe(boost::asio::io_context& io, ClientTls& tls, const plan::Check& check,
            const Address& address, std::function<void(ProbeResult)> done,
            const plan::Database* database = nullptr);
 
-// A TLS client context that verifies with the system's CA certificates.
-boost::asio::ssl::context MakeClientTls();
 
 }  // namespace lifeboat::health

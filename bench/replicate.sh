@@ -127,6 +127,7 @@ lb_cpu() { echo "$(echo "$(cpu_of "$EAST") - $C0E" | bc)/$(echo "$(cpu_of "$WEST
 lb_continuous() {
   local key=$1 b0 t0; shift
   b0=$(lb_bytes)
+  poller_start
   "$@"
   lb_cpu_start
   t0=$(now); sleep 0.05; wait_in_sync
@@ -139,8 +140,14 @@ agent() {  # REGION [PLAN]
 }
 lb_bytes() { curl -sf "http://127.0.0.1:$P_EAST/v1/replication" | jq '.volumes[0].targets[0] | .bytes_sent + .bytes_received'; }
 # One cheap poller (bench/wait_in_sync.py), not a curl | jq pair every 10 ms: those cost about a core of
-# this 2-core machine, taken from the agents being timed.
-wait_in_sync() { python3 bench/wait_in_sync.py "$P_EAST"; }
+# this 2-core machine, taken from the agents being timed. poller_start runs its interpreter before the
+# clock starts (python3 through a pyenv shim took 0.3 s and 0.35 CPU seconds here), wait_in_sync lets it
+# poll and waits for it.
+poller_start() {
+  coproc POLL { python3 bench/wait_in_sync.py "$P_EAST" 0.01 --ready; }
+  local line; read -r line <&"${POLL[0]}"; [ "$line" = ready ] || { log "the poller did not start"; exit 1; }
+}
+wait_in_sync() { echo go >&"${POLL[1]}"; wait "$POLL_PID"; }
 same() {  # DIR [SOURCE]: rsync finds nothing to change from the source
   local d; d=$(rsync -aHn --checksum --delete --itemize-changes "${2:-$SRC}/" "$1/")
   [ -z "$d" ] || { log "DIFFERS: $1"; head -20 <<<"$d" >&2; exit 1; }
@@ -173,6 +180,7 @@ for run in $(seq 1 "$RUNS"); do
   drop_caches
   log "run $run: initial sync, lifeboat"
   agent west; WEST=$LAST
+  poller_start
   t0=$(now); agent east; EAST=$LAST; C0E=0; C0W=$(cpu_of "$WEST"); wait_in_sync
   add lb_init "$(since "$t0")"; add lb_init_b "$(lb_bytes)"; add lb_init_c "$(lb_cpu)"
   same "$DLB"; same "$DRS"; same "$DRI"
@@ -183,6 +191,7 @@ for run in $(seq 1 "$RUNS"); do
   run_rsync; add rs_catch "$RS_SECS"; add rs_catch_b "$RS_BYTES"; add rs_catch_c "$RS_CPU"
   run_rsync inplace --inplace; add ri_catch "$RS_SECS"; add ri_catch_b "$RS_BYTES"; add ri_catch_c "$RS_CPU"
   flushed; C0W=$(cpu_of "$WEST")
+  poller_start
   t0=$(now); agent east; EAST=$LAST; C0E=0; wait_in_sync
   add lb_catch "$(since "$t0")"; add lb_catch_b "$(lb_bytes)"; add lb_catch_c "$(lb_cpu)"
   same "$DLB"; same "$DRS"; same "$DRI"
@@ -233,6 +242,7 @@ PY
   RS_FROM=$SRCDB run_rsync dbinplace --inplace; add db_ri_init "$RS_SECS"
   drop_caches
   agent west "$W/plan-db.yaml"; WEST=$LAST
+  poller_start
   t0=$(now); agent east "$W/plan-db.yaml"; EAST=$LAST; C0E=0; C0W=$(cpu_of "$WEST"); wait_in_sync
   add db_lb_init "$(since "$t0")"; add db_lb_init_b "$(lb_bytes)"; add db_lb_init_c "$(lb_cpu)"
   log "run $run: database-like file, catch-up after 10,000 page writes"
@@ -243,6 +253,7 @@ PY
   RS_FROM=$SRCDB run_rsync dbinplace --inplace
   add db_ri_catch "$RS_SECS"; add db_ri_catch_b "$RS_BYTES"; add db_ri_catch_c "$RS_CPU"
   flushed; C0W=$(cpu_of "$WEST")
+  poller_start
   t0=$(now); agent east "$W/plan-db.yaml"; EAST=$LAST; C0E=0; wait_in_sync
   add db_lb_catch "$(since "$t0")"; add db_lb_catch_b "$(lb_bytes)"; add db_lb_catch_c "$(lb_cpu)"
   log "run $run: database-like file, continuous mode"

@@ -60,7 +60,6 @@ void Monitor::Start() {
     auto now = std::chrono::steady_clock::now();
     for (auto& s : states_) {
       if (!s->check || s->check->type == plan::CheckType::kCalculated) continue;
-      if (s->check->type == plan::CheckType::kHttps) tls_.Get();  // loaded before any probe's deadline runs
       s->timer = std::make_unique<asio::steady_timer>(io_);
       s->next = now;
       Schedule(*s);
@@ -198,7 +197,6 @@ ProbeResult ProbeOnce(const plan::Plan& plan, const plan::Endpoint& endpoint) {
   }
   asio::io_context io;
   ClientTls tls;
-  if (check->type == plan::CheckType::kHttps) tls.Get();  // not inside the probe's deadline
   Probe(io, tls, *check, endpoint.address, [&](ProbeResult r) { result = std::move(r); },
         plan.FindDatabase(check->database));
   io.run();

@@ -393,6 +393,7 @@ void Probe(asio::io_context& io, ClientTls& tls, const plan::Check& check, const
     std::make_shared<PgProber>(io, check, address, *database, std::move(done))->Start();
     return;
   }
+  if (check.type == plan::CheckType::kHttps) tls.Get();  // loads the certificates before the deadline runs
   std::make_shared<Prober>(io, tls, check, address, std::move(done))->Start();
 }
 

@@ -39,7 +39,8 @@ struct ProbeResult {
 
 // The TLS client context of https probes, verifying with the system's CA
 // certificates. Loading those takes tens of milliseconds, so they load on the
-// first Get(), not when an agent whose plan has no https check starts.
+// first Get() (Probe calls it for an https check before the probe's deadline
+// runs), not when an agent whose plan has no https check starts.
 class ClientTls {
  public:
   boost::asio::ssl::context& Get();  // any thread
@@ -58,6 +59,5 @@ class ClientTls {
 void Probe(boost::asio::io_context& io, ClientTls& tls, const plan::Check& check,
            const Address& address, std::function<void(ProbeResult)> done,
            const plan::Database* database = nullptr);
-
 
 }  // namespace lifeboat::health

@@ -104,7 +104,7 @@ void LoadDns(const Map& top, Plan& plan) {
   for (auto [key, value, out] : {std::tuple{"mname", mname, &dns.soa.mname}, std::tuple{"rname", rname, &dns.soa.rname}}) {
     auto n = Absolute(value, dns.zone);
     if (!n) {
-      if (value.find('@') == std::string::npos) {
+      if (key != std::string_view("rname") || value.find('@') == std::string::npos) {  // rname's '@': said above
         ctx.Error(soa.Has(key) ? soa.Get(key).Mark() : soa.mark(), soa.Sub(key) + ": " + n.error().message());
       }
     } else {

@@ -51,6 +51,11 @@ ssize_t Env::PWrite(int fd, const void* buf, size_t n, off_t offset) {
   return ::pwrite(fd, buf, n, offset);
 }
 
+ssize_t Env::CopyFileRange(int in, off_t* in_off, int out, off_t* out_off, size_t n) {
+  if (!Allow(FileOp::kWrite, &n)) return -1;
+  return ::copy_file_range(in, in_off, out, out_off, n, 0);
+}
+
 int Env::Fsync(int fd) { return Allow(FileOp::kSync) ? ::fsync(fd) : -1; }
 int Env::Fdatasync(int fd) { return Allow(FileOp::kSync) ? ::fdatasync(fd) : -1; }
 int Env::Syncfs(int fd) { return Allow(FileOp::kSync) ? ::syncfs(fd) : -1; }

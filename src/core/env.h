@@ -23,7 +23,7 @@ namespace lifeboat {
 enum class FileOp : uint8_t {
   kOpen,      // opens an existing file or directory
   kCreate,    // opens with O_CREAT: may add a name
-  kWrite,     // write, pwrite
+  kWrite,     // write, pwrite, copy_file_range
   kSync,      // fsync, fdatasync, syncfs
   kTruncate,  // ftruncate
   kRename,
@@ -45,6 +45,9 @@ class Env {
   int Open(const char* path, int flags, mode_t mode = 0) { return OpenAt(AT_FDCWD, path, flags, mode); }
   ssize_t Write(int fd, const void* buf, size_t n);
   ssize_t PWrite(int fd, const void* buf, size_t n, off_t offset);
+  // copy_file_range(2): `n` bytes of `in` at `*in_off` to `out` at `*out_off`
+  // (both advanced by what was copied), inside the kernel.
+  ssize_t CopyFileRange(int in, off_t* in_off, int out, off_t* out_off, size_t n);
   int Fsync(int fd);
   int Fdatasync(int fd);
   int Syncfs(int fd);

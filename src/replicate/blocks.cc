@@ -59,6 +59,54 @@ struct Cursor {
 
 uint64_t BlockHash(std::span<const uint8_t> block) { return chunk::Xxh64(block); }
 
+Result<std::vector<RepeatFinder::Run>> RepeatFinder::Scan(int fd, uint64_t offset, std::span<const uint8_t> bytes) {
+  constexpr size_t kCompare = 64 << 10;  // earlier bytes read per step of a run
+  std::vector<Run> runs;
+  size_t at = static_cast<size_t>((kBlockSize - offset % kBlockSize) % kBlockSize);
+  while (at + kBlockSize <= bytes.size()) {
+    uint64_t o = offset + at;
+    uint64_t h = BlockHash(bytes.subspan(at, kBlockSize));
+    auto it = first_.find(h);
+    if (it == first_.end()) {
+      if (first_.size() < kMaxRemembered) first_.emplace(h, o);
+      at += kBlockSize;
+      continue;
+    }
+    // Extend the run while the bytes match the earlier ones, never into
+    // itself (the earlier range ends at or before `o`).
+    uint64_t from = it->second;
+    uint64_t most = std::min<uint64_t>((bytes.size() - at) / kBlockSize * kBlockSize, o - from);
+    uint64_t len = 0;
+    while (len < most) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(kCompare, most - len));
+      earlier_.resize(want);
+      ssize_t n;
+      do n = ::pread(fd, earlier_.data(), want, static_cast<off_t>(from + len));
+      while (n < 0 && errno == EINTR);
+      if (n < 0) return ErrnoError(errno, "read");
+      size_t same = 0;
+      while (same + kBlockSize <= static_cast<size_t>(n) &&
+             std::memcmp(earlier_.data() + same, bytes.data() + at + len + same, kBlockSize) == 0) {
+        same += kBlockSize;
+      }
+      len += same;
+      if (same < want) break;
+    }
+    if (len == 0) {  // a hash collision, or the earlier bytes changed since: sent as they are
+      at += kBlockSize;
+      continue;
+    }
+    Run* last = runs.empty() ? nullptr : &runs.back();
+    if (last && last->offset + last->size == o && last->from + last->size == from && from + len <= last->offset) {
+      last->size += len;  // one run still: it continues where the last one's source did, and ends before it
+    } else {
+      runs.push_back({o, from, len});
+    }
+    at += static_cast<size_t>(len);
+  }
+  return runs;
+}
+
 uint64_t RunDigest(std::span<const uint64_t> hashes) {
   std::string bytes;
   bytes.reserve(hashes.size() * 8);

@@ -21,6 +21,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/result.h"
@@ -65,6 +66,35 @@ uint64_t BlockHash(std::span<const uint8_t> block);
 // The digest of a run of blocks (COPY_BASE): the XXH3-64 of their hashes,
 // each as 8 big-endian bytes.
 uint64_t RunDigest(std::span<const uint64_t> hashes);
+
+// Blocks of a file being sent that repeat blocks sent earlier in the same file
+// (docs/format/replication.md, "Repeated blocks"): a disk image's copies of
+// one block, a file of written zeros. The sender finds them by block hash and
+// compares their bytes with the earlier ones before it names them, so a hash
+// collision, chance or crafted, costs only a read. One finder per file sent.
+class RepeatFinder {
+ public:
+  // A run of whole blocks at `offset` equal to the bytes at `from`, which
+  // end at or before `offset`.
+  struct Run {
+    uint64_t offset = 0, from = 0, size = 0;
+    bool operator==(const Run&) const = default;
+  };
+  // At most this many distinct blocks are remembered (4 GiB of a file's
+  // first distinct blocks; ~48 bytes each): repeats of later ones are sent.
+  static constexpr size_t kMaxRemembered = 1u << 20;
+
+  // Scans `bytes`, read from the file `fd` at `offset` (the file is read in
+  // order): returns the runs of its whole blocks, at block-aligned offsets of
+  // the file, that repeat earlier ones (reading those from `fd` to compare),
+  // and remembers the others. Bytes before the first or after the last whole
+  // block are neither.
+  Result<std::vector<Run>> Scan(int fd, uint64_t offset, std::span<const uint8_t> bytes);
+
+ private:
+  std::unordered_map<uint64_t, uint64_t> first_;  // block hash -> offset of the first block with it
+  std::vector<uint8_t> earlier_;
+};
 
 class BlockIndex {
  public:

@@ -88,7 +88,8 @@ Status Session::Handle(const Frame& f) {
     return PermissionDenied(std::string("a read-only session may not send ") + TypeName(f.type));
   }
   bool in_file = file_ != nullptr;
-  if (in_file != (type == Type::kData || type == Type::kCopy || type == Type::kCopyBase || type == Type::kFileEnd)) {
+  if (in_file != (type == Type::kData || type == Type::kCopy || type == Type::kCopyBase || type == Type::kRepeat ||
+                  type == Type::kFileEnd)) {
     return InvalidArgument(std::string(TypeName(f.type)) + (in_file ? " inside a file" : " outside a file"));
   }
   Status s;
@@ -102,6 +103,7 @@ Status Session::Handle(const Frame& f) {
     case Type::kData: s = HandleData(r); break;
     case Type::kCopy: s = HandleCopy(r); break;
     case Type::kCopyBase: s = HandleCopyBase(r); break;
+    case Type::kRepeat: s = HandleRepeat(r); break;
     case Type::kFileEnd: return HandleFileEnd();
     case Type::kSymlink: s = HandleSymlink(r); break;
     case Type::kMkdir: s = HandleMkdir(r); break;
@@ -241,8 +243,9 @@ Status Session::BeginNewFile(std::unique_ptr<OpenFile> f) {
   f->dir = std::move(parent.dir);
   f->temp = TempName(f->path, ".part");
   // Created with its final permission bits (never setuid, setgid or sticky
-  // before FILE_END), so that FILE_END seldom has to change them.
-  f->fd.Reset(env_.OpenAt(f->dir.get(), f->temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+  // before FILE_END), so that FILE_END seldom has to change them; readable,
+  // for REPEAT.
+  f->fd.Reset(env_.OpenAt(f->dir.get(), f->temp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
                           f->meta.mode & 0777));
   if (!f->fd.valid()) return IoError(errno, "create a temporary file for '" + Printable(f->path) + "'");
   file_ = std::move(f);
@@ -404,6 +407,56 @@ Status Session::HandleCopyBase(Reader& r) {
   if (RunDigest(hashes) != digest) {
     return Aborted("blocks of '" + Printable(file_->path) + "' are not the ones the source recorded");
   }
+  if (stats_) stats_->bytes_copied.fetch_add(size, std::memory_order_relaxed);
+  return Ok();
+}
+
+// Bytes the new version already holds, earlier in it (docs/format/replication.md,
+// "Repeated blocks"): copied inside the kernel, or through a buffer where the
+// file system cannot. The range copied lies wholly before the one written, so
+// it holds what the sender sent there (or a hole's zeros).
+Status Session::HandleRepeat(Reader& r) {
+  uint64_t offset = r.U64();
+  uint64_t from = r.U64();
+  uint64_t size = r.U64();
+  LB_RETURN_IF_ERROR(r.Finish(static_cast<uint8_t>(Type::kRepeat)));
+  if (file_->journal) return InvalidArgument("REPEAT inside PATCH_BEGIN");
+  if (size == 0 || from > offset || size > offset - from) {
+    return InvalidArgument("REPEAT of a range that does not end before the one it writes");
+  }
+  if (offset > file_->size || size > file_->size - offset) {
+    return InvalidArgument("write beyond the announced size of '" + Printable(file_->path) + "'");
+  }
+  int fd = file_->fd.get();
+  auto in = static_cast<off_t>(from), out = static_cast<off_t>(offset);
+  uint64_t left = size;
+  while (left > 0) {
+    ssize_t n = env_.CopyFileRange(fd, &in, fd, &out, static_cast<size_t>(std::min<uint64_t>(left, 1u << 30)));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == EOPNOTSUPP || errno == ENOSYS)) break;
+    if (n < 0) return IoError(errno, "write '" + Printable(file_->path) + "'");
+    if (n == 0) break;  // `from` reaches past what was written: the rest goes through the buffer
+    left -= static_cast<uint64_t>(n);
+  }
+  if (left > 0) {
+    std::vector<uint8_t> buf(static_cast<size_t>(std::min<uint64_t>(left, kCopyBaseRead)));
+    while (left > 0) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), left));
+      ssize_t n;
+      do n = ::pread(fd, buf.data(), want, in);
+      while (n < 0 && errno == EINTR);
+      if (n < 0) return IoError(errno, "read '" + Printable(file_->path) + "' to repeat its blocks");
+      // Past the end of what was written the file reads as zeros, as the
+      // announced size will make it.
+      std::fill(buf.begin() + n, buf.begin() + static_cast<std::ptrdiff_t>(want), uint8_t{0});
+      LB_RETURN_IF_ERROR(WriteAt(buf.data(), want, static_cast<uint64_t>(out)));
+      in += static_cast<off_t>(want);
+      out += static_cast<off_t>(want);
+      left -= want;
+    }
+  }
+  file_->end = std::max(file_->end, offset + size);
+  pending_bytes_ += size;
   if (stats_) stats_->bytes_copied.fetch_add(size, std::memory_order_relaxed);
   return Ok();
 }
@@ -920,7 +973,8 @@ Status Receiver::ServeSession(Conn& conn, const std::function<void()>& authentic
   auto session = Session::Open(config_.root, reply, &stats_, !writer, *config_.env, config_.batch);
   if (!session) return session.error();
   stats_.sessions.fetch_add(1, std::memory_order_relaxed);
-  LB_RETURN_IF_ERROR(conn.Send(Writer(Type::kWelcome).U32(kFeaturePatch | kFeatureBasis | kFeatureBase).Finish()));
+  uint32_t features = kFeaturePatch | kFeatureBasis | kFeatureBase | kFeatureRepeat;
+  LB_RETURN_IF_ERROR(conn.Send(Writer(Type::kWelcome).U32(features).Finish()));
   struct Unapplied {  // a journal sealed but not applied: recover before the next writer
     Receiver* r;
     Session* s;

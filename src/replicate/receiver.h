@@ -36,7 +36,7 @@ namespace lifeboat::replicate {
 struct ReceiverStats {
   std::atomic<uint64_t> files{0};         // files and symlinks committed
   std::atomic<uint64_t> bytes_written{0};  // received as DATA
-  std::atomic<uint64_t> bytes_copied{0};   // taken from chunks already here
+  std::atomic<uint64_t> bytes_copied{0};   // taken from chunks already here, or repeated within a file
   std::atomic<uint64_t> commits{0};
   std::atomic<uint64_t> sessions{0};
   std::atomic<int64_t> last_commit_unix_ms{0};
@@ -137,6 +137,7 @@ class Session {
   Status HandleData(Reader& r);
   Status HandleCopy(Reader& r);
   Status HandleCopyBase(Reader& r);
+  Status HandleRepeat(Reader& r);
   Status HandleFileEnd();
   Status HandleSymlink(Reader& r);
   Status HandleMkdir(Reader& r);
@@ -193,6 +194,7 @@ class Session {
 inline constexpr uint32_t kFeaturePatch = 1;  // PATCH_BEGIN: in-place updates through a journal
 inline constexpr uint32_t kFeatureBasis = 2;  // DELTA_REQ_BASIS: a new file's delta against another file
 inline constexpr uint32_t kFeatureBase = 4;   // BASE_BEGIN, COPY_BASE: a new version from the old one's blocks
+inline constexpr uint32_t kFeatureRepeat = 8;  // REPEAT: blocks of a new file copied from earlier in it
 
 // Threads that list a tree at either side (fstree::WalkParallel). More than
 // the cores: on a cold cache they wait on the disk, their reads overlapping.

@@ -399,6 +399,8 @@ TEST_F(ReplicateTest, KilledOrDiskFullAtAnyFileCallEveryFileIsOldOrNew) {
   for (size_t off : {size_t{100}, size_t{100} << 10, (size_t{256} << 10) - 10}) big.replace(off, 5, "EDIT!");
   WriteFile((src_ / "big").string(), big);
   WriteFile((src_ / "dir/y").string(), "y new");
+  std::string block = Random(512 << 10, 2);
+  WriteFile((src_ / "dir/image").string(), block + block + block);  // new, sent as one block and REPEATs
   fs::create_directories(src_ / "newdir");
   WriteFile((src_ / "newdir/z").string(), "z new");
   fs::remove(src_ / "link");
@@ -714,6 +716,20 @@ TEST(Session, RefusesPathsEscapingTheVolume) {
   EXPECT_FALSE((*s)->Handle(frame(Writer(Type::kData).U64(1).Str("xy").Finish())).ok());
   EXPECT_FALSE((*s)->Handle(Frame{static_cast<uint8_t>(Type::kData), "\x00\x01"}).ok());
   EXPECT_FALSE((*s)->Handle(Frame{99, ""}).ok());
+  // REPEAT only inside a file, from a range that ends before the one it writes, within the size.
+  ASSERT_TRUE((*s)->Handle(frame(Writer(Type::kFileEnd).Finish())).ok());
+  EXPECT_FALSE((*s)->Handle(frame(Writer(Type::kRepeat).U64(8).U64(0).U64(4).Finish())).ok());
+  ASSERT_TRUE((*s)->Handle(frame(Writer(Type::kFileBegin).Str("g").Put(m).U64(16).Finish())).ok());
+  ASSERT_TRUE((*s)->Handle(frame(Writer(Type::kData).U64(0).Str("abcd").Finish())).ok());
+  EXPECT_FALSE((*s)->Handle(frame(Writer(Type::kRepeat).U64(2).U64(0).U64(4).Finish())).ok()) << "overlaps";
+  EXPECT_FALSE((*s)->Handle(frame(Writer(Type::kRepeat).U64(0).U64(4).U64(4).Finish())).ok()) << "after";
+  EXPECT_FALSE((*s)->Handle(frame(Writer(Type::kRepeat).U64(14).U64(0).U64(4).Finish())).ok()) << "past the size";
+  EXPECT_FALSE((*s)->Handle(frame(Writer(Type::kRepeat).U64(4).U64(0).U64(0).Finish())).ok()) << "empty";
+  ASSERT_TRUE((*s)->Handle(frame(Writer(Type::kRepeat).U64(4).U64(0).U64(4).Finish())).ok());
+  ASSERT_TRUE((*s)->Handle(frame(Writer(Type::kRepeat).U64(8).U64(0).U64(8).Finish())).ok());
+  ASSERT_TRUE((*s)->Handle(frame(Writer(Type::kFileEnd).Finish())).ok());
+  ASSERT_TRUE((*s)->Handle(frame(Writer(Type::kCommit).U64(1).Finish())).ok());
+  EXPECT_EQ(ReadAll(base / "root/g"), "abcdabcdabcdabcd");
   fs::remove_all(base);
 }
 
@@ -1316,7 +1332,9 @@ TEST(BlocksTest, AddBlockTakesTheHashOnlyOfABlockAtItsPlace) {
   constexpr uint64_t kTaken = 0xfeed, kAlsoTaken = 0xbeef, kIgnored = 0xbad;
   std::string data = Random(4 * kBlockSize + 100, 2);
   std::fill(data.begin() + 2 * kBlockSize, data.begin() + 2 * kBlockSize + 10, '\0');  // a gap below
-  auto bytes = [&](size_t from, size_t n) { return std::span(reinterpret_cast<const uint8_t*>(data.data()) + from, n); };
+  auto bytes = [&](size_t from, size_t n) {
+    return std::span(reinterpret_cast<const uint8_t*>(data.data()) + from, n);
+  };
   BlockHasher plain(data.size());
   plain.Add(0, bytes(0, data.size()));
   auto want = plain.Finish();
@@ -1361,6 +1379,83 @@ TEST(BlocksTest, RecordsRoundTripAndADamagedOneIsRefused) {
   EXPECT_FALSE(index.Get("a").has_value());
   EXPECT_EQ(index.Get("b"), b);
   fs::remove_all(dir);
+}
+
+// The runs RepeatFinder names: whole blocks at aligned offsets equal to
+// earlier ones, never overlapping what they write, and only where the bytes
+// at the earlier offset (read again) are equal, not just their hashes.
+TEST(BlocksTest, RepeatsAreWholeEarlierBlocksWhoseBytesAreEqual) {
+  std::string a = Random(kBlockSize, 1), b = Random(kBlockSize, 2), c = Random(kBlockSize, 3);
+  // Blocks: a b a b c c c c, then half a block.
+  std::string data = a + b + a + b + c + c + c + c + Random(kBlockSize / 2, 4);
+  fs::path p = fs::temp_directory_path() / ("lifeboat-repeat-" + std::to_string(::getpid()));
+  WriteFile(p.string(), data);
+  UniqueFd fd(::open(p.c_str(), O_RDWR | O_CLOEXEC));
+  ASSERT_TRUE(fd.valid());
+  auto bytes = [&](size_t from, size_t n) {
+    return std::span(reinterpret_cast<const uint8_t*>(data.data()) + from, n);
+  };
+  using Run = RepeatFinder::Run;
+  constexpr uint64_t B = kBlockSize;
+  {
+    RepeatFinder f;
+    auto runs = f.Scan(fd.get(), 0, bytes(0, data.size()));
+    ASSERT_TRUE(runs.ok()) << runs.error().ToString();
+    // "a b" again at 2B; c at 5B from 4B; "c c" at 6B from 4B (never from 5B: it would overlap).
+    EXPECT_EQ(*runs, (std::vector<Run>{{2 * B, 0, 2 * B}, {5 * B, 4 * B, B}, {6 * B, 4 * B, 2 * B}}));
+  }
+  {
+    // Read in parts, one not starting at a block: the half block before the
+    // first boundary is neither remembered nor repeated.
+    RepeatFinder f;
+    ASSERT_TRUE(f.Scan(fd.get(), 0, bytes(0, B / 2)).ok());
+    auto first = f.Scan(fd.get(), B / 2, bytes(B / 2, 2 * B));
+    ASSERT_TRUE(first.ok());
+    EXPECT_TRUE(first->empty());
+    auto rest = f.Scan(fd.get(), 2 * B + B / 2, bytes(2 * B + B / 2, data.size() - 2 * B - B / 2));
+    ASSERT_TRUE(rest.ok());
+    EXPECT_EQ(*rest, (std::vector<Run>{{3 * B, B, B}, {5 * B, 4 * B, B}, {6 * B, 4 * B, 2 * B}}));
+  }
+  {
+    // The file changed at the earlier offset after it was scanned: the hash
+    // still points there, but the bytes differ, so nothing repeats.
+    RepeatFinder f;
+    ASSERT_TRUE(f.Scan(fd.get(), 0, bytes(0, 2 * B)).ok());
+    Overwrite(p, 0, Random(B, 9));
+    auto runs = f.Scan(fd.get(), 2 * B, bytes(2 * B, 2 * B));
+    ASSERT_TRUE(runs.ok());
+    EXPECT_EQ(*runs, (std::vector<Run>{{3 * B, B, B}})) << "only b, whose earlier bytes are unchanged";
+  }
+  fs::remove(p);
+}
+
+// A new file made of copies of a few blocks (a disk image's repeated
+// blocks, written zeros) travels as those blocks once and REPEATs; the copy
+// is exact, and its record lets the next change go in place.
+TEST_F(ReplicateTest, ANewFileOfRepeatedBlocksSendsEachBlockOnce) {
+  std::string one = Random(1 << 20, 5), two = Random(1 << 20, 6);
+  std::string data;
+  for (int i = 0; i < 12; ++i) data += (i % 3 == 2 ? two : one);
+  data += std::string(3 << 20, '\0') + Random(5000, 7);  // zeros written, not a hole; a short tail
+  WriteFile((src_ / "image").string(), data);
+  auto link = OpenLink(kModeSync);
+  ASSERT_TRUE(link.ok());
+  Progress p;
+  auto d = (*link)->Sync({}, {{"", true}}, {true, false, &p, nullptr});
+  ASSERT_TRUE(d.ok()) << d.error().ToString();
+  EXPECT_LT((*link)->bytes_sent(), (3u << 20) + (200u << 10)) << "two blocks, the first zeros, the tail";
+  EXPECT_LT(p.bytes_literal.load(), (3u << 20) + 10000u);
+  EXPECT_EQ(p.bytes_done.load(), data.size());
+  EXPECT_GE(receiver_->stats().bytes_copied.load(), data.size() - (3u << 20) - 10000u);
+  link->reset();
+  EXPECT_EQ(ReadAll(dst_ / "image"), data);
+  ExpectSame();
+
+  ChangeLikeADatabase(src_ / "image", 4, 10, 0);
+  SyncAll();
+  EXPECT_EQ(receiver_->stats().patches.load(), 1u) << "the record of the repeated version holds";
+  EXPECT_EQ(ReadAll(dst_ / "image"), ReadAll(src_ / "image"));
+  ExpectNoTempNames();
 }
 
 // A large file written as a temporary file over a few seconds and renamed

@@ -173,6 +173,7 @@ Result<std::unique_ptr<Link>> Link::Open(const LinkConfig& config, uint8_t mode)
     link->patches_ = (features & kFeaturePatch) != 0;
     link->basis_ = (features & kFeatureBasis) != 0;
     link->moves_ = (features & kFeatureBase) != 0;
+    link->repeats_ = (features & kFeatureRepeat) != 0;
   }
   return link;
 }
@@ -248,7 +249,8 @@ Status Link::SendNow(std::string_view frames) {
   return st;
 }
 
-Result<size_t> Link::QueueRead(int fd, uint64_t off, size_t len, const std::string& path, BlockHasher* hasher) {
+Result<Link::Sent> Link::QueueRead(int fd, uint64_t off, size_t len, const std::string& path, BlockHasher* hasher,
+                                   RepeatFinder* repeats) {
   // The frame is built around the bytes where they are read: a large one in
   // a buffer of its own, sent at once after what is queued; a small one at
   // the end of the queue.
@@ -265,9 +267,15 @@ Result<size_t> Link::QueueRead(int fd, uint64_t off, size_t len, const std::stri
   if (n <= 0) {
     if (!direct) out_.resize(at);
     if (n < 0) return ErrnoError(errno, "read '" + Printable(path) + "'");
-    return size_t{0};
+    return Sent{};
   }
-  if (hasher) hasher->Add(off, {reinterpret_cast<const uint8_t*>(buf.data() + at + kHeader), static_cast<size_t>(n)});
+  std::span<const uint8_t> bytes{reinterpret_cast<const uint8_t*>(buf.data() + at + kHeader), static_cast<size_t>(n)};
+  if (hasher) hasher->Add(off, bytes);
+  if (repeats) {
+    auto runs = repeats->Scan(fd, off, bytes);
+    if (!runs.ok()) return runs.error().Wrap("'" + Printable(path) + "'");
+    if (!runs->empty()) return QueueRepeats(off, bytes, *runs, direct ? nullptr : &at);
+  }
   auto put = [&](size_t pos, uint64_t v, int bytes) {
     for (int i = 0; i < bytes; ++i) buf[at + pos + static_cast<size_t>(i)] = static_cast<char>(v >> (8 * (bytes - 1 - i)));
   };
@@ -287,7 +295,33 @@ Result<size_t> Link::QueueRead(int fd, uint64_t off, size_t len, const std::stri
       if (Status st = Flush(); !st.ok() && !send_failed_) send_failed_ = st.error();
     }
   }
-  return static_cast<size_t>(n);
+  return Sent{static_cast<size_t>(n), 0};
+}
+
+Link::Sent Link::QueueRepeats(uint64_t off, std::span<const uint8_t> bytes,
+                              const std::vector<RepeatFinder::Run>& runs, const size_t* queued_at) {
+  // A small read sits at the end of the queue, where the frames go: move it out first.
+  std::string moved;
+  if (queued_at) {
+    moved.assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    bytes = {reinterpret_cast<const uint8_t*>(moved.data()), moved.size()};
+    out_.resize(*queued_at);
+  }
+  auto literal = [&](uint64_t from, uint64_t to) {
+    if (from == to) return;
+    auto part = bytes.subspan(static_cast<size_t>(from - off), static_cast<size_t>(to - from));
+    Queue(Writer(Type::kData).U64(from).Str({reinterpret_cast<const char*>(part.data()), part.size()}).Finish());
+  };
+  Sent sent{bytes.size(), 0};
+  uint64_t at = off;
+  for (const auto& r : runs) {
+    literal(at, r.offset);
+    Queue(Writer(Type::kRepeat).U64(r.offset).U64(r.from).U64(r.size).Finish());
+    sent.repeated += static_cast<size_t>(r.size);
+    at = r.offset + r.size;
+  }
+  literal(at, off + bytes.size());
+  return sent;
 }
 
 void Link::QueueLiteral(std::string& bytes, uint64_t offset, Progress* progress) {
@@ -402,6 +436,10 @@ Status Link::SendFile(const Entry& s, const std::unordered_map<ChunkId, uint32_t
   // can then travel as an in-place patch.
   std::optional<BlockHasher> hasher;
   if (patches_ && config_.blocks != nullptr && size >= kPatchMinSize) hasher.emplace(size);
+  // A file sent whole: its blocks that repeat earlier ones go as REPEAT.
+  std::optional<RepeatFinder> repeats;
+  uint64_t repeated = 0;
+  if (repeats_ && size >= kDeltaMinSize && (chunks == nullptr || chunks->empty())) repeats.emplace();
   auto emit = [&](uint64_t off, std::span<const uint8_t> b) -> Status {
     if (!literal.empty() && literal_at + literal.size() != off) flush_literal();
     if (literal.empty()) literal_at = off;
@@ -430,16 +468,17 @@ Status Link::SendFile(const Entry& s, const std::unordered_map<ChunkId, uint32_t
       uint64_t done = 0;
       while (done < len) {
         // Read straight into the frame: the bytes are copied once, then encrypted.
-        LB_ASSIGN_OR_RETURN(size_t n, QueueRead(fd.get(), off + done, static_cast<size_t>(std::min<uint64_t>(
-                                                                           len - done, kDataFrame)), s.path,
-                                                         hasher ? &*hasher : nullptr));
-        if (n == 0) break;  // shrank while read: its next event resends it
+        size_t want = static_cast<size_t>(std::min<uint64_t>(len - done, kDataFrame));
+        LB_ASSIGN_OR_RETURN(Sent got, QueueRead(fd.get(), off + done, want, s.path, hasher ? &*hasher : nullptr,
+                                                repeats ? &*repeats : nullptr));
+        if (got.read == 0) break;  // shrank while read: its next event resends it
         if (progress) {
-          progress->bytes_done += n;
-          progress->bytes_literal += n;
+          progress->bytes_done += got.read;
+          progress->bytes_literal += got.read - got.repeated;
         }
-        counted += n;
-        done += n;
+        repeated += got.repeated;
+        counted += got.read;
+        done += got.read;
       }
     }
   }
@@ -451,9 +490,17 @@ Status Link::SendFile(const Entry& s, const std::unordered_map<ChunkId, uint32_t
   }
   if (hasher) {
     // What was not read (the file shrank meanwhile) the target has as zeros,
-    // and so does the record.
-    Meta m = MetaOf(st);
-    config_.blocks->Put(s.path, {size, m.mtime_sec, m.mtime_nsec, hasher->Finish()});
+    // and so does the record. A REPEAT gave the target the bytes sent at its
+    // source offset, which the record holds only if the file did not change
+    // while it was sent: else the record goes, and the next change is a delta.
+    struct stat now;
+    if (repeated > 0 && (::fstat(fd.get(), &now) != 0 || now.st_size != st.st_size ||
+                         now.st_ctim.tv_sec != st.st_ctim.tv_sec || now.st_ctim.tv_nsec != st.st_ctim.tv_nsec)) {
+      config_.blocks->Drop(s.path);
+    } else {
+      Meta m = MetaOf(st);
+      config_.blocks->Put(s.path, {size, m.mtime_sec, m.mtime_nsec, hasher->Finish()});
+    }
   }
   return Ok();
 }

@@ -122,10 +122,21 @@ class Link {
   Status Flush();
   // Sends bytes (whole frames) now, after what Flush sent.
   Status SendNow(std::string_view frames);
+  struct Sent {
+    size_t read = 0;      // 0 at the end of the file
+    size_t repeated = 0;  // of them, sent as REPEAT
+  };
   // Queues a DATA frame of up to `len` bytes (at most one frame's worth) of
-  // `fd` at `off`, read straight into the frame (and fed to `hasher`).
-  // Returns the bytes read, 0 at the end of the file.
-  Result<size_t> QueueRead(int fd, uint64_t off, size_t len, const std::string& path, BlockHasher* hasher);
+  // `fd` at `off`, read straight into the frame (and fed to `hasher`). With
+  // `repeats`, the runs of blocks that repeat earlier ones of the file go as
+  // REPEAT instead, and the bytes around them as DATA.
+  Result<Sent> QueueRead(int fd, uint64_t off, size_t len, const std::string& path, BlockHasher* hasher,
+                         RepeatFinder* repeats);
+  // QueueRead's frames for a read of `bytes` at `off` holding `runs`: REPEAT
+  // for each, DATA between. `queued_at`: where the read sits at the end of
+  // the queue (a small read), else null (read into data_frame_).
+  Sent QueueRepeats(uint64_t off, std::span<const uint8_t> bytes, const std::vector<RepeatFinder::Run>& runs,
+                    const size_t* queued_at);
   // Queues `bytes` (of the file at `offset`), when any, as a DATA frame, and
   // empties it.
   void QueueLiteral(std::string& bytes, uint64_t offset, Progress* progress);
@@ -190,6 +201,7 @@ class Link {
   bool patches_ = false;  // the target takes PATCH_BEGIN (it said so in WELCOME)
   bool basis_ = false;    // the target takes DELTA_REQ_BASIS
   bool moves_ = false;    // the target takes BASE_BEGIN
+  bool repeats_ = false;  // the target takes REPEAT
 };
 
 // A file beside another: its name and size.

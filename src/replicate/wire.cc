@@ -29,6 +29,7 @@ const char* TypeName(uint8_t type) {
     case Type::kPatchBegin: return "PATCH_BEGIN";
     case Type::kBaseBegin: return "BASE_BEGIN";
     case Type::kCopyBase: return "COPY_BASE";
+    case Type::kRepeat: return "REPEAT";
     case Type::kCommit: return "COMMIT";
     case Type::kCommitted: return "COMMITTED";
   }

@@ -46,6 +46,7 @@ enum class Type : uint8_t {
   kBaseBegin = 41,   // path, base size, base mtime, meta, size: a new version rebuilt from the current one
                      // (COPY_BASE, DATA..., FILE_END)
   kCopyBase = 42,    // offset, base offset, size, digest: whole blocks of the base, checked by their hashes
+  kRepeat = 43,      // offset, from, size: bytes this file's new version already holds at `from`, before `offset`
   kCommit = 50,     // seq: make everything before it durable
   kCommitted = 51,  // seq
 };

@@ -682,7 +682,7 @@ void ReplicationService::RegisterMetrics() {
   m.AddCounterCallback("lifeboat_replication_received_bytes_total", "File bytes received as data", {"volume"},
                        per_receiver([](R& r) { return r.bytes_written.load(); }));
   m.AddCounterCallback("lifeboat_replication_reused_bytes_total",
-                       "File bytes rebuilt from chunks already at the target", {"volume"},
+                       "File bytes rebuilt from chunks already at the target or repeated within a file", {"volume"},
                        per_receiver([](R& r) { return r.bytes_copied.load(); }));
   m.AddCounterCallback("lifeboat_replication_commits_total", "Group commits made durable at the target", {"volume"},
                        per_receiver([](R& r) { return r.commits.load(); }));

@@ -59,6 +59,33 @@ struct Cursor {
 
 uint64_t BlockHash(std::span<const uint8_t> block) { return chunk::Xxh64(block); }
 
+std::optional<uint64_t> RepeatFinder::Find(uint64_t h) const {
+  if (slots_.empty()) return std::nullopt;
+  size_t mask = slots_.size() - 1;
+  for (size_t i = static_cast<size_t>(h) & mask;; i = (i + 1) & mask) {
+    const auto& [key, offset] = slots_[i];
+    if (offset == 0) return std::nullopt;
+    if (key == h) return offset - 1;
+  }
+}
+
+void RepeatFinder::Remember(uint64_t h, uint64_t offset) {
+  if (used_ >= kMaxRemembered) return;
+  if ((used_ + 1) * 2 > slots_.size()) {
+    std::vector<std::pair<uint64_t, uint64_t>> old(std::max<size_t>(slots_.size() * 2, 4096));
+    old.swap(slots_);
+    used_ = 0;
+    for (const auto& [key, at] : old) {
+      if (at != 0) Remember(key, at - 1);
+    }
+  }
+  size_t mask = slots_.size() - 1;
+  size_t i = static_cast<size_t>(h) & mask;
+  while (slots_[i].second != 0) i = (i + 1) & mask;
+  slots_[i] = {h, offset + 1};
+  ++used_;
+}
+
 Result<std::vector<RepeatFinder::Run>> RepeatFinder::Scan(int fd, uint64_t offset, std::span<const uint8_t> bytes) {
   constexpr size_t kCompare = 64 << 10;  // earlier bytes read per step of a run
   std::vector<Run> runs;
@@ -66,15 +93,15 @@ Result<std::vector<RepeatFinder::Run>> RepeatFinder::Scan(int fd, uint64_t offse
   while (at + kBlockSize <= bytes.size()) {
     uint64_t o = offset + at;
     uint64_t h = BlockHash(bytes.subspan(at, kBlockSize));
-    auto it = first_.find(h);
-    if (it == first_.end()) {
-      if (first_.size() < kMaxRemembered) first_.emplace(h, o);
+    std::optional<uint64_t> first = Find(h);
+    if (!first) {
+      if (o % kStride == 0) Remember(h, o);
       at += kBlockSize;
       continue;
     }
     // Extend the run while the bytes match the earlier ones, never into
     // itself (the earlier range ends at or before `o`).
-    uint64_t from = it->second;
+    uint64_t from = *first;
     uint64_t most = std::min<uint64_t>((bytes.size() - at) / kBlockSize * kBlockSize, o - from);
     uint64_t len = 0;
     while (len < most) {
@@ -92,8 +119,8 @@ Result<std::vector<RepeatFinder::Run>> RepeatFinder::Scan(int fd, uint64_t offse
       len += same;
       if (same < want) break;
     }
-    if (len == 0) {  // a hash collision, or the earlier bytes changed since: sent as they are
-      at += kBlockSize;
+    if (len < kMinRun) {  // short, a hash collision, or the earlier bytes changed since: sent as they are
+      at += static_cast<size_t>(std::max<uint64_t>(len, kBlockSize));
       continue;
     }
     Run* last = runs.empty() ? nullptr : &runs.back();

@@ -21,7 +21,6 @@
 #include <set>
 #include <span>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "core/result.h"
@@ -71,7 +70,9 @@ uint64_t RunDigest(std::span<const uint64_t> hashes);
 // (docs/format/replication.md, "Repeated blocks"): a disk image's copies of
 // one block, a file of written zeros. The sender finds them by block hash and
 // compares their bytes with the earlier ones before it names them, so a hash
-// collision, chance or crafted, costs only a read. One finder per file sent.
+// collision, chance or crafted, costs only a read. It remembers one block per
+// kStride of the file and names runs of at least kMinRun: a shorter REPEAT
+// would cost a read at each end for little. One finder per file sent.
 class RepeatFinder {
  public:
   // A run of whole blocks at `offset` equal to the bytes at `from`, which
@@ -80,19 +81,28 @@ class RepeatFinder {
     uint64_t offset = 0, from = 0, size = 0;
     bool operator==(const Run&) const = default;
   };
-  // At most this many distinct blocks are remembered (4 GiB of a file's
-  // first distinct blocks; ~48 bytes each): repeats of later ones are sent.
+  static constexpr uint64_t kStride = 64 << 10;
+  static constexpr uint64_t kMinRun = 64 << 10;
+  // At most this many blocks are remembered (those of a file's first 64 GiB;
+  // up to 32 bytes each): repeats of later ones are sent.
   static constexpr size_t kMaxRemembered = 1u << 20;
 
   // Scans `bytes`, read from the file `fd` at `offset` (the file is read in
   // order): returns the runs of its whole blocks, at block-aligned offsets of
   // the file, that repeat earlier ones (reading those from `fd` to compare),
-  // and remembers the others. Bytes before the first or after the last whole
-  // block are neither.
+  // and remembers the others at offsets that are multiples of kStride. Bytes
+  // before the first or after the last whole block are neither.
   Result<std::vector<Run>> Scan(int fd, uint64_t offset, std::span<const uint8_t> bytes);
 
  private:
-  std::unordered_map<uint64_t, uint64_t> first_;  // block hash -> offset of the first block with it
+  // The offset of the first block with hash `h` seen, if any.
+  std::optional<uint64_t> Find(uint64_t h) const;
+  void Remember(uint64_t h, uint64_t offset);
+  // An open-addressing table (linear probing, at most half full): block
+  // hash -> offset of the first block with it, plus one (0: an empty slot).
+  // Cheaper than a node per block for files of unique blocks, the common case.
+  std::vector<std::pair<uint64_t, uint64_t>> slots_;
+  size_t used_ = 0;
   std::vector<uint8_t> earlier_;
 };
 

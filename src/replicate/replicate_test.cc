@@ -1385,9 +1385,12 @@ TEST(BlocksTest, RecordsRoundTripAndADamagedOneIsRefused) {
 // earlier ones, never overlapping what they write, and only where the bytes
 // at the earlier offset (read again) are equal, not just their hashes.
 TEST(BlocksTest, RepeatsAreWholeEarlierBlocksWhoseBytesAreEqual) {
-  std::string a = Random(kBlockSize, 1), b = Random(kBlockSize, 2), c = Random(kBlockSize, 3);
-  // Blocks: a b a b c c c c, then half a block.
-  std::string data = a + b + a + b + c + c + c + c + Random(kBlockSize / 2, 4);
+  // Units of the stride at which blocks are remembered (the shortest run named, too).
+  constexpr uint64_t B = RepeatFinder::kStride;
+  static_assert(RepeatFinder::kMinRun == B);
+  std::string a = Random(B, 1), b = Random(B, 2), c = Random(B, 3);
+  // Units: a b a b c c c c, then half a unit.
+  std::string data = a + b + a + b + c + c + c + c + Random(B / 2, 4);
   fs::path p = fs::temp_directory_path() / ("lifeboat-repeat-" + std::to_string(::getpid()));
   WriteFile(p.string(), data);
   UniqueFd fd(::open(p.c_str(), O_RDWR | O_CLOEXEC));
@@ -1396,7 +1399,6 @@ TEST(BlocksTest, RepeatsAreWholeEarlierBlocksWhoseBytesAreEqual) {
     return std::span(reinterpret_cast<const uint8_t*>(data.data()) + from, n);
   };
   using Run = RepeatFinder::Run;
-  constexpr uint64_t B = kBlockSize;
   {
     RepeatFinder f;
     auto runs = f.Scan(fd.get(), 0, bytes(0, data.size()));
@@ -1405,8 +1407,9 @@ TEST(BlocksTest, RepeatsAreWholeEarlierBlocksWhoseBytesAreEqual) {
     EXPECT_EQ(*runs, (std::vector<Run>{{2 * B, 0, 2 * B}, {5 * B, 4 * B, B}, {6 * B, 4 * B, 2 * B}}));
   }
   {
-    // Read in parts, one not starting at a block: the half block before the
-    // first boundary is neither remembered nor repeated.
+    // Read in parts, one not starting at a unit: "a" again at 2B is cut by
+    // the end of a read to half a unit, too short; the next read finds its
+    // rest only from "b", the next block remembered.
     RepeatFinder f;
     ASSERT_TRUE(f.Scan(fd.get(), 0, bytes(0, B / 2)).ok());
     auto first = f.Scan(fd.get(), B / 2, bytes(B / 2, 2 * B));

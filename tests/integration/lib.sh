@@ -28,16 +28,23 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok: $*"; }
 
-# A TCP port on 127.0.0.1 that nothing listens on now. Picked below the
-# kernel's ephemeral range (32768-60999 by default), so that no outgoing
-# connection of any process can take it before the server binds it; only
-# another test's pick can, which start_checked retries.
+# A port on 127.0.0.1 that nothing listens on now, for TCP or UDP, and that
+# this test has not picked before (its picks come before its servers start:
+# a proxy test once drew one port for a UDP echo server and a UDP listener).
+# Picked below the kernel's ephemeral range (32768-60999 by default), so that
+# no outgoing connection of any process can take it before the server binds
+# it; only another test's pick can, which start_checked retries.
 free_port() {
   local p lo
   lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
   for _ in $(seq 1 200); do
     p=$(( (RANDOM % (lo - 10000)) + 10000 ))
-    if [ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ]; then echo "$p"; return; fi
+    grep -qx "$p" "$WORK/.ports" 2>/dev/null && continue
+    if [ -z "$(ss -Htuln "sport = :$p" 2>/dev/null)" ]; then
+      echo "$p" >> "$WORK/.ports"
+      echo "$p"
+      return
+    fi
   done
   fail "no free port found"
 }

@@ -7,8 +7,11 @@
 
 #include <condition_variable>
 #include <filesystem>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <future>
+#include <set>
 
 #include "agent/capabilities.h"
 #include "agent/services/backup/backup_service.h"
@@ -28,16 +31,22 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Json = nlohmann::json;
 
+// A free port on 127.0.0.1, never one this process was given before: the
+// kernel may offer a just-closed port again, and a plan naming one port for
+// two regions is refused.
 int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
+  static std::set<int> given;
+  for (;;) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    if (given.insert(ntohs(a.sin_port)).second) return ntohs(a.sin_port);
+  }
 }
 
 // One region's context, as the agent builds it, around a plan text.
@@ -45,7 +54,11 @@ class Harness {
  public:
   Harness(const std::string& plan_text, const std::string& region) {
     auto r = plan::LoadPlanText(plan_text, "t.yaml");
-    EXPECT_TRUE(r.plan) << plan::FormatDiagnostics(r.diagnostics);
+    if (!r.plan) {  // nothing below can run without it; a constructor cannot ASSERT
+      ADD_FAILURE() << plan::FormatDiagnostics(r.diagnostics);
+      std::fflush(stdout);
+      std::abort();
+    }
     plan_ = *r.plan;
     auto s = state::SqliteStore::Open(":memory:");
     EXPECT_TRUE(s.ok());

@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <mutex>
+#include <set>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -174,8 +175,10 @@ Result<Setup> Choose(const plan::Plan& plan, const DrillConfig& o) {
   return s;
 }
 
-// A port on 127.0.0.1 free for both UDP and TCP at this moment.
-Result<uint16_t> FreePort() {
+// A port on 127.0.0.1 free for both UDP and TCP at this moment and not in
+// `taken` (ports already handed out, or named by the plan but not yet bound:
+// the kernel may offer a just-closed port again).
+Result<uint16_t> FreePort(const std::set<uint16_t>& taken) {
   for (int attempt = 0; attempt < 20; ++attempt) {
     int t = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
@@ -191,7 +194,7 @@ Result<uint16_t> FreePort() {
     bool ok = u >= 0 && ::bind(u, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
     if (u >= 0) ::close(u);
     ::close(t);
-    if (ok) return ntohs(a.sin_port);
+    if (ok && !taken.contains(ntohs(a.sin_port))) return ntohs(a.sin_port);
   }
   return Error(Code::kResourceExhausted, "no port on 127.0.0.1 is free for both UDP and TCP");
 }
@@ -360,11 +363,14 @@ class Drill {
                      FormatSize(Size{o_.link_rate}) + "/s"
                : ""));
     }
+    std::set<uint16_t> taken;
+    for (const auto& r : plan_.regions) taken.insert(r.agent.port);
     for (const auto& r : plan_.regions) {
       std::string dir = dir_ + "/" + r.name;
       if (auto st = EnsureWritableDir(dir); !st.ok()) return st;
-      auto port = FreePort();
+      auto port = FreePort(taken);
       if (!port.ok()) return port.error();
+      taken.insert(*port);
       Address dns{"127.0.0.1", *port};
       dns_[r.name] = dns;
       if (auto st = StartChild(r.name + " agent",

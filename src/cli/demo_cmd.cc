@@ -150,6 +150,32 @@ int RunDemo(const DemoOptions& o) {
   if (!duration.ok()) return Fail("--duration: " + duration.error().message(), kExitInvalid);
   c.duration = *duration;
 
+  // The exit code of a plan that cannot be drilled, else 0.
+  auto refused = [&](const plan::LoadResult& loaded) {
+    std::cerr << plan::FormatDiagnostics(loaded.diagnostics);
+    if (!loaded.plan) return kExitInvalid;
+    if (auto st = CheckDrillable(*loaded.plan, c); !st.ok()) {
+      return Fail("the demo runs a drill on the plan, and " + st.error().message(), kExitInvalid);
+    }
+    return 0;
+  };
+  // Everything that can be refused is checked before the data directory is
+  // made: a refusal leaves no empty /tmp/lifeboat-demo-* behind.
+  plan::LoadResult loaded;
+  std::string plan_path;
+  bool postgres = false;
+  if (o.plan_file.empty()) {
+    auto use = UsePostgres(o.store);
+    if (!use.ok()) return Fail(use.error());
+    postgres = *use;
+  } else {
+    if (o.store != "auto") return Fail("--store chooses an embedded plan; it goes without --plan", kExitInvalid);
+    std::error_code ec;
+    plan_path = std::filesystem::absolute(o.plan_file, ec).string();
+    loaded = plan::LoadPlanFile(o.plan_file);
+    if (int rc = refused(loaded)) return rc;
+  }
+
   auto made = MakeDataDir(o.data_dir, "demo");
   if (!made.ok()) return Fail(made.error());
   const std::string data_dir = *made;
@@ -157,28 +183,13 @@ int RunDemo(const DemoOptions& o) {
   // pages (--stay) show it, and `lifeboat drill report --agents-dir DIR`
   // finds it.
   c.agents_dir = data_dir;
-  plan::LoadResult loaded;
-  std::string plan_path;
-  if (o.plan_file.empty()) {
-    auto postgres = UsePostgres(o.store);
-    if (!postgres.ok()) return Fail(postgres.error());
-    const char* text = *postgres ? kEmbeddedPostgresPlan : kEmbeddedLocalPlan;
-    plan_path = data_dir + "/plan.yaml";
-    if (auto s = WriteFileAtomic(plan_path, text); !s.ok()) return Fail(s.error());
-    loaded = plan::LoadPlanText(text, *postgres ? "examples/local-postgres.yaml (embedded)"
-                                                : "examples/local.yaml (embedded)", data_dir);
-  } else {
-    if (o.store != "auto") return Fail("--store chooses an embedded plan; it goes without --plan", kExitInvalid);
-    std::error_code ec;
-    plan_path = std::filesystem::absolute(o.plan_file, ec).string();
-    loaded = plan::LoadPlanFile(o.plan_file);
-  }
-  std::cerr << plan::FormatDiagnostics(loaded.diagnostics);
-  if (!loaded.plan) return kExitInvalid;
-  if (auto st = CheckDrillable(*loaded.plan, c); !st.ok()) {
-    return Fail("the demo runs a drill on the plan, and " + st.error().message(), kExitInvalid);
-  }
   if (!o.plan_file.empty()) return RunDrill(*loaded.plan, c, data_dir, plan_path);
+  const char* text = postgres ? kEmbeddedPostgresPlan : kEmbeddedLocalPlan;
+  plan_path = data_dir + "/plan.yaml";
+  if (auto s = WriteFileAtomic(plan_path, text); !s.ok()) return Fail(s.error());
+  loaded = plan::LoadPlanText(text, postgres ? "examples/local-postgres.yaml (embedded)"
+                                             : "examples/local.yaml (embedded)", data_dir);
+  if (int rc = refused(loaded)) return rc;  // the embedded plans are drillable: a bug if not
 
   const plan::Plan& plan = *loaded.plan;
   std::cout << "lifeboat demo: the embedded plan '" << plan.name << "' (" << plan::Name(plan.pattern) << ", "

@@ -9,6 +9,8 @@
 # be drilled and a dead agent are reported.
 source "$(dirname "$0")/lib.sh" "$1"
 
+made_dirs() { find /tmp -maxdepth 1 -name 'lifeboat-demo-*' | sort; }
+BEFORE="$(made_dirs)"
 expect_exit 2 "$LIFEBOAT" demo --duration soon
 grep -q -- "--duration" <<<"$OUT" || fail "bad --duration: $OUT"
 expect_exit 2 "$LIFEBOAT" demo --scenario meteor
@@ -20,7 +22,9 @@ expect_exit 2 "$LIFEBOAT" demo --store tape
 grep -q -- "--store: 'tape' is not one of auto, postgres, files" <<<"$OUT" || fail "bad --store: $OUT"
 expect_exit 2 "$LIFEBOAT" demo --store files --plan "$WORK/plan.yaml"
 grep -q -- "--store chooses an embedded plan; it goes without --plan" <<<"$OUT" || fail "--store with --plan: $OUT"
-pass "bad flags and a plan that cannot be drilled are refused before anything starts"
+[ ! -e "$WORK/nodns" ] || fail "a refused demo made its --data-dir"
+[ "$(made_dirs)" = "$BEFORE" ] || fail "a refused demo left a directory in /tmp: $(comm -13 <(echo "$BEFORE") <(made_dirs))"
+pass "bad flags and a plan that cannot be drilled are refused before anything starts (or is made)"
 
 PORTS=(7701 7702 7703 7711 7721 7722 7770)
 ports_free() { for p in "${PORTS[@]}"; do [ -z "$(ss -Htln "( sport = :$p )")" ] || return 1; done; }

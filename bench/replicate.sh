@@ -46,7 +46,7 @@ hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 SRC=$W/src; DLB=$W/dst-lifeboat; DRS=$W/dst-rsync; DRF=$W/dst-rsync-fsync; DRI=$W/dst-rsync-inplace
-SRCDB=$W/dbsrc; DLBDB=$W/db-lifeboat; DRSDB=$W/db-rsync; DRIDB=$W/db-rsync-inplace
+SRCDB=$W/dbsrc; DLBDB=$W/db-lifeboat; DRSDB=$W/db-rsync; DRIDB=$W/db-rsync-inplace; DRFDB=$W/db-rsync-fsync
 P_EAST=$(free_port); P_WEST=$(free_port); P_REP=$(free_port); P_RSYNC=$(free_port); P_REPDB=$(free_port)
 openssl rand -hex 32 > "$W/key"
 cat > "$W/plan.yaml" <<PLAN
@@ -87,6 +87,11 @@ use chroot = no
   gid = root
 [dbinplace]
   path = $DRIDB
+  read only = no
+  uid = root
+  gid = root
+[dbfsync]
+  path = $DRFDB
   read only = no
   uid = root
   gid = root
@@ -233,13 +238,16 @@ PY
   # --- The database-like file ---------------------------------------------------
   log "run $run: database-like file (${DB_GIB} GiB), generating"
   rm -rf "$SRC" "$DLB" "$DRS" "$DRI" "$SRCDB" "$DLBDB" "$DRSDB" "$DRIDB" "$W/data"
-  mkdir -p "$SRCDB" "$DRSDB" "$DRIDB"
+  mkdir -p "$SRCDB" "$DRSDB" "$DRIDB" "$DRFDB"
   python3 bench/gen_tree.py db "$SRCDB/data.bin" --gib "$DB_GIB"
   drop_caches
   log "run $run: database-like file, initial sync"
   RS_FROM=$SRCDB run_rsync db; add db_rs_init "$RS_SECS"; add db_rs_init_b "$RS_BYTES"; add db_rs_init_c "$RS_CPU"
   drop_caches
   RS_FROM=$SRCDB run_rsync dbinplace --inplace; add db_ri_init "$RS_SECS"
+  drop_caches
+  RS_FROM=$SRCDB run_rsync dbfsync --fsync; add db_rsf_init "$RS_SECS"
+  rm -rf "$DRFDB"
   drop_caches
   agent west "$W/plan-db.yaml"; WEST=$LAST
   poller_start
@@ -292,6 +300,12 @@ row() {
     "$([ -n "${R[${p}ri_${ph}_b]:-}" ] && mb "$(med "${R[${p}ri_${ph}_b]}")")" \
     "$(cpu "${p}lb_${ph}_c")" "$(cpu "${p}rs_${ph}_c")$([ -n "${R[${p}ri_${ph}_c]:-}" ] && echo "; $(cpu "${p}ri_${ph}_c")")"
 }
+# fsync_row LABEL PREFIX: the initial sync of rsync --fsync beside lifeboat's.
+fsync_row() {
+  local rsf lb
+  rsf=$(med "${R[${2}rsf_init]}"); lb=$(med "${R[${2}lb_init]}")
+  printf '| %s | | %s | | %s | | | | | | |\n' "$1" "$(s "$rsf")" "$(ratio "$rsf" "$lb")"
+}
 rss_pair() {  # KEY: the largest source and target VmHWM over the runs, in MiB
   local a b
   a=$(for x in ${R[$1]}; do echo "${x%/*}"; done | sort -g | tail -1)
@@ -320,16 +334,18 @@ Command: \`bench/replicate.sh $RUNS $SCALE $DB_GIB\`.
 
 $HDR
 $(row "initial sync" "" init)
-| initial sync, rsync --fsync (durable files, as lifeboat's) | | $(s "$(med "${R[rsf_init]}")") | | $(ratio "$(med "${R[rsf_init]}")" "$(med "${R[lb_init]}")") | | | | | | |
+$(fsync_row "initial sync, rsync --fsync (durable files, as lifeboat's)" "")
 $(row "catch-up after a change (nothing running during it)" "" catch)
 $(row "continuous: end of change -> converged (rsync: one run after it)" "" cont)
 $(row "database-like file: initial sync" db_ init)
+$(fsync_row "database-like file: initial sync, rsync --fsync (durable, as lifeboat's)" db_)
 $(row "database-like file: catch-up after 10,000 page writes" db_ catch)
 $(row "database-like file: continuous, 10,000 page writes -> converged" db_ cont)
 
 Runs (seconds): lifeboat initial ${R[lb_init]}; rsync ${R[rs_init]}; --inplace ${R[ri_init]}; --fsync ${R[rsf_init]};
 lifeboat catch-up ${R[lb_catch]}; rsync ${R[rs_catch]}; --inplace ${R[ri_catch]}; lifeboat continuous ${R[lb_cont]};
 rsync ${R[rs_cont]}; --inplace ${R[ri_cont]}. Database-like: lifeboat initial ${R[db_lb_init]}; rsync ${R[db_rs_init]};
+--fsync ${R[db_rsf_init]};
 lifeboat catch-up ${R[db_lb_catch]}; rsync ${R[db_rs_catch]}; --inplace ${R[db_ri_catch]}; lifeboat continuous
 ${R[db_lb_cont]}; rsync ${R[db_rs_cont]}; --inplace ${R[db_ri_cont]}.
 

@@ -6,9 +6,9 @@
 #include <unistd.h>
 
 #include <condition_variable>
-#include <filesystem>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <set>

@@ -6,11 +6,11 @@
 
 #include <array>
 #include <atomic>
-#include <mutex>
-#include <set>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "cli/agent_api.h"
@@ -22,8 +22,8 @@
 #include "drill/client.h"
 #include "drill/fault_proxy.h"
 #include "drill/history.h"
-#include "drill/timeline.h"
 #include "drill/report.h"
+#include "drill/timeline.h"
 #include "net/http.h"
 #include "postgres/instance.h"
 #include "postgres/local.h"

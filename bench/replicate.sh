@@ -6,7 +6,8 @@
 # prints a Markdown report to stdout (bench/RESULTS.md keeps one).
 #
 # Usage: bench/replicate.sh [RUNS=3] [SCALE=1] [DB_GIB=4]
-# Per run: initial sync; catch-up after a change made while nothing ran;
+# Per run: initial sync (rsync also with --fsync, which like lifeboat ends
+# with the files on the disk); catch-up after a change made while nothing ran;
 # continuous mode: time from the end of a second change until the target has
 # converged (lifeboat's agents running; rsync: one run after the change);
 # RPO of 100 single small writes (close -> visible at the target).

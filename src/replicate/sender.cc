@@ -21,7 +21,7 @@ constexpr size_t kFlushAt = 256 * 1024;
 // encrypted one after the other, and at the target decrypted and written:
 // at 256 KiB they stay in the core's L2 cache through all of it. 1 MiB
 // frames cost each side 10-60 % more CPU for a 4 GiB file (bench/RESULTS.md,
-// 2026-12-07: the benchmark and the probes beside it).
+// "DATA frames of 256 KiB": the benchmark and the probes beside it).
 constexpr size_t kDataFrame = 256 << 10;
 // Read-ahead of the files to send: this many, or this many bytes, ahead.
 constexpr size_t kPrefetchFiles = 64;

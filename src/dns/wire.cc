@@ -189,6 +189,9 @@ ParseOutcome ParseQuery(std::span<const uint8_t> p, Query& q) {
       while (alg_end < end && p[alg_end] != 0) {
         if (p[alg_end] > 63) return ParseOutcome::kFormErr;
         alg_end += 1 + p[alg_end];
+        // A name is at most kMaxName bytes, with its root label (RFC 1035
+        // section 3.1); the answer echoes it in a buffer of that bound.
+        if (alg_end + 1 - rd > kMaxName) return ParseOutcome::kFormErr;
       }
       if (alg_end >= end || alg_end + 1 + 8 > end) return ParseOutcome::kFormErr;
       Tsig t;

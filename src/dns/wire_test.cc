@@ -99,6 +99,35 @@ TEST(Wire, EdnsIsParsedAndMalformedOptIsRejected) {
   EXPECT_EQ(Parse(owner), ParseOutcome::kBadEdns);
 }
 
+// A TSIG record (a query signed with a key this server does not know).
+std::vector<uint8_t> SignedQuery(const std::vector<uint8_t>& algorithm) {
+  auto p = testing::MakeQuery("example.com", type::kA);
+  p[11] = 1;  // ARCOUNT
+  std::vector<uint8_t> rdata = algorithm;
+  rdata.insert(rdata.end(), 16, 0);  // time signed, fudge, MAC size 0, original ID, error, other length 0
+  p.insert(p.end(), {3, 'k', 'e', 'y', 0, 0, 250, 0, 255, 0, 0, 0, 0});
+  p.push_back(static_cast<uint8_t>(rdata.size() >> 8));
+  p.push_back(static_cast<uint8_t>(rdata.size()));
+  p.insert(p.end(), rdata.begin(), rdata.end());
+  return p;
+}
+
+TEST(Wire, ATsigAlgorithmNameOver255BytesIsRejected) {
+  std::vector<uint8_t> name;
+  for (int i = 0; i < 4; ++i) {
+    name.push_back(63);
+    name.insert(name.end(), 63, 'a');
+  }
+  name.push_back(0);  // 257 bytes
+  EXPECT_EQ(Parse(SignedQuery(name)), ParseOutcome::kFormErr);
+  name.erase(name.begin() + 1, name.begin() + 3);  // labels of 61 and 3 x 63, and the root: 255 bytes
+  name[0] = 61;
+  Query q;
+  ASSERT_EQ(ParseQuery(SignedQuery(name), q), ParseOutcome::kOk);
+  ASSERT_TRUE(q.tsig);
+  EXPECT_EQ(q.tsig->algorithm.size(), 255u);
+}
+
 TEST(Wire, OtherOpcodesAreNotImp) {
   auto p = testing::MakeQuery("example.com", type::kA);
   p[2] = 0x28;  // opcode 5 (UPDATE)

@@ -247,20 +247,8 @@ Status ApplyJournal(Env& env, int dirfd, const std::string& journal) {
     if (!S_ISREG(st.st_mode)) return FailedPrecondition("'" + Printable(h.target) + "' is not a regular file");
     Status written = Ok();
     if (!Ranges(in.get(), h, [&](uint64_t off, std::span<const uint8_t> b) {
-          const uint8_t* p = b.data();
-          size_t n = b.size();
-          while (n > 0) {
-            ssize_t w = env.PWrite(fd.get(), p, n, static_cast<off_t>(off));
-            if (w < 0 && errno == EINTR) continue;
-            if (w < 0) {
-              written = IoError(errno, "write '" + Printable(h.target) + "'");
-              return false;
-            }
-            p += w;
-            n -= static_cast<size_t>(w);
-            off += static_cast<uint64_t>(w);
-          }
-          return true;
+          written = WriteAll(env, fd.get(), b.data(), b.size(), off, h.target);
+          return written.ok();
         })) {
       return written.ok() ? DataLoss("journal " + journal + " changed while it was applied") : written;
     }
@@ -281,6 +269,18 @@ Status ApplyJournal(Env& env, int dirfd, const std::string& journal) {
 Error IoError(int err, const std::string& what) {
   if (err == ENOSPC || err == EDQUOT) return ResourceExhausted(what + ": the target's disk is full");
   return ErrnoError(err, what);
+}
+
+Status WriteAll(Env& env, int fd, const uint8_t* p, size_t n, uint64_t offset, std::string_view path) {
+  while (n > 0) {
+    ssize_t w = env.PWrite(fd, p, n, static_cast<off_t>(offset));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return IoError(w < 0 ? errno : EIO, "write '" + Printable(path) + "'");
+    p += w;
+    n -= static_cast<size_t>(w);
+    offset += static_cast<uint64_t>(w);
+  }
+  return Ok();
 }
 
 }  // namespace lifeboat::replicate

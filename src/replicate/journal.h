@@ -64,6 +64,10 @@ Status ApplyJournal(Env& env, int dirfd, const std::string& journal);
 // the journal's writes share it.
 Error IoError(int err, const std::string& what);
 
+// Writes all `n` bytes of `p` at `offset` of `fd` through `env`, on through
+// short writes and EINTR; IoError "write '<path>'" otherwise.
+Status WriteAll(Env& env, int fd, const uint8_t* p, size_t n, uint64_t offset, std::string_view path);
+
 inline bool IsJournalName(std::string_view name) {
   return fstree::IsTempName(name) && name.ends_with(".journal");
 }

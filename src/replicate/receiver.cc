@@ -26,6 +26,9 @@ constexpr size_t kCopyBaseRead = 4 << 20;
 // Up to this many files or directories are fsynced one by one; above it one
 // syncfs() flushes them all at once.
 constexpr size_t kFsyncEach = 4;
+// A new file of at least this size, sent whole (not by delta), is written past
+// the page cache (DirectWriter).
+constexpr uint64_t kDirectMin = 8 << 20;
 
 int64_t NowUnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -235,7 +238,16 @@ Status Session::HandleFileBegin(Reader& r) {
     f->delta = std::move(it->second);
     deltas_.erase(it);
   }
-  return BeginNewFile(std::move(f));
+  // Sent whole: no chunk of the target's to reuse at odd offsets.
+  bool direct = (!f->delta || f->delta->chunks.empty()) && f->size >= kDirectMin;
+  LB_RETURN_IF_ERROR(BeginNewFile(std::move(f)));
+  // At its full size first: a direct write past the end of a file is
+  // synchronous in ext4 and a journal transaction of its own, one inside it
+  // is not. Holes stay holes.
+  if (direct && env_.Ftruncate(file_->fd.get(), static_cast<off_t>(file_->size)) == 0) {
+    file_->direct = DirectWriter::Open(env_, file_->dir.get(), file_->temp, file_->fd.get(), file_->path);
+  }
+  return Ok();
 }
 
 Status Session::BeginNewFile(std::unique_ptr<OpenFile> f) {
@@ -321,17 +333,8 @@ Status Session::WriteAt(const uint8_t* p, size_t n, uint64_t offset) {
   }
   if (file_->journal) return file_->journal->Add(offset, {p, n});
   file_->end = std::max(file_->end, offset + n);
-  while (n > 0) {
-    ssize_t w = env_.PWrite(file_->fd.get(), p, n, static_cast<off_t>(offset));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return IoError(errno, "write '" + Printable(file_->path) + "'");
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-    offset += static_cast<uint64_t>(w);
-  }
-  return Ok();
+  if (file_->direct) return file_->direct->Write(p, n, offset);
+  return WriteAll(env_, file_->fd.get(), p, n, offset, file_->path);
 }
 
 Status Session::HandleData(Reader& r) {
@@ -427,6 +430,9 @@ Status Session::HandleRepeat(Reader& r) {
   if (offset > file_->size || size > file_->size - offset) {
     return InvalidArgument("write beyond the announced size of '" + Printable(file_->path) + "'");
   }
+  // A file whose blocks repeat is read back as it is written: from here on
+  // it goes through the page cache, where those reads find it.
+  LB_RETURN_IF_ERROR(EndDirect(*file_));
   int fd = file_->fd.get();
   auto in = static_cast<off_t>(from), out = static_cast<off_t>(offset);
   uint64_t left = size;
@@ -461,9 +467,18 @@ Status Session::HandleRepeat(Reader& r) {
   return Ok();
 }
 
+Status Session::EndDirect(OpenFile& f) {
+  if (!f.direct) return Ok();
+  LB_RETURN_IF_ERROR(f.direct->Drain());
+  if (stats_) stats_->bytes_direct.fetch_add(f.direct->direct_bytes(), std::memory_order_relaxed);
+  f.direct.reset();
+  return Ok();
+}
+
 Status Session::HandleFileEnd() {
   auto f = std::move(file_);
   if (f->journal) return FinishPatch(std::move(f));
+  LB_RETURN_IF_ERROR(EndDirect(*f));
   int fd = f->fd.get();
   // Each of these is a metadata change of its own (and a journal entry):
   // skipped when the new file already is as it should be.
@@ -497,6 +512,7 @@ Status Session::HandleFileEnd() {
 
 void Session::DropPartials() {
   if (file_ && file_->journal) file_->journal->Abandon();
+  if (file_ && file_->direct) file_->direct->Abandon();
   if (file_ && !file_->journal) env_.UnlinkAt(file_->dir.get(), file_->temp.c_str(), 0);
   file_.reset();
   for (const auto& [path, d] : deltas_) {

@@ -26,6 +26,7 @@
 #include "core/env.h"
 #include "core/fd.h"
 #include "core/result.h"
+#include "replicate/direct_writer.h"
 #include "replicate/journal.h"
 #include "replicate/transport.h"
 #include "fstree/tree.h"
@@ -37,6 +38,7 @@ struct ReceiverStats {
   std::atomic<uint64_t> files{0};         // files and symlinks committed
   std::atomic<uint64_t> bytes_written{0};  // received as DATA
   std::atomic<uint64_t> bytes_copied{0};   // taken from chunks already here, or repeated within a file
+  std::atomic<uint64_t> bytes_direct{0};   // of large new files, written past the page cache (DirectWriter)
   std::atomic<uint64_t> commits{0};
   std::atomic<uint64_t> sessions{0};
   std::atomic<int64_t> last_commit_unix_ms{0};
@@ -115,6 +117,7 @@ class Session {
     std::unique_ptr<JournalWriter> journal;  // an in-place update (PATCH_BEGIN), not a new file
     UniqueFd base;           // BASE_BEGIN: the version COPY_BASE reads from
     uint64_t base_size = 0;
+    std::unique_ptr<DirectWriter> direct;  // a large new file's writes past the page cache; after `fd`
   };
 
   Session(UniqueFd root, ReplyFn reply, ReceiverStats* stats, bool read_only, Env& env, LandingBatch batch);
@@ -139,6 +142,9 @@ class Session {
   Status HandleCopyBase(Reader& r);
   Status HandleRepeat(Reader& r);
   Status HandleFileEnd();
+  // Waits for `f`'s writes past the page cache, counts them, and sends the
+  // rest of the file through the page cache.
+  Status EndDirect(OpenFile& f);
   Status HandleSymlink(Reader& r);
   Status HandleMkdir(Reader& r);
   Status HandleHardlink(Reader& r);

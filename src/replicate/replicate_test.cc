@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -16,6 +17,7 @@
 #include <random>
 #include <thread>
 
+#include "replicate/direct_reader.h"
 #include "replicate/receiver.h"
 #include "replicate/sender.h"
 #include "replicate/stream.h"
@@ -120,6 +122,28 @@ class ReplicateTest : public ::testing::Test {
   void ExpectNoTempNames() {
     for (auto& e : fs::recursive_directory_iterator(dst_)) {
       EXPECT_FALSE(IsTempName(e.path().filename().string())) << e.path() << " left behind";
+    }
+  }
+  // For each of the `total` calls of a clean sync's receiver: `reset` restores
+  // the target and starts its receiver, which is killed at that call (then, in
+  // a second round, whose disk is full from that call on); one sync runs and
+  // its outcome goes to `session`; the receiver stops and `stopped` looks at
+  // what it left, restarts it and checks that the next sync repairs all.
+  template <typename Reset, typename OnSession, typename Stopped>
+  void FailEachCall(FaultEnv& env, uint64_t total, Reset reset, OnSession session, Stopped stopped) {
+    for (auto [fault, what] : {std::pair{FaultEnv::Fault::kCrash, "killed at "},
+                               std::pair{FaultEnv::Fault::kDiskFull, "disk full from "}})
+    for (uint64_t n = 1; n <= total; ++n) {
+      reset();
+      env.Arm(fault, n);
+      {
+        auto link = OpenLink(kModeSync);
+        ASSERT_TRUE(link.ok()) << link.error().ToString();
+        session(fault, (*link)->Sync({}, {{"", true}}, {true, false, nullptr, &links_}));
+      }
+      StopReceiver();
+      SCOPED_TRACE(what + env.fired_at());
+      stopped();
     }
   }
 
@@ -424,29 +448,19 @@ TEST_F(ReplicateTest, KilledOrDiskFullAtAnyFileCallEveryFileIsOldOrNew) {
   ASSERT_GE(total, 20u);
   ASSERT_GE(receiver_->stats().commits.load(), 3u) << "the files must land in several batches";
   ASSERT_GT(receiver_->stats().bytes_copied.load(), 0u) << "the big file must go by delta (COPY of local chunks)";
-  // Each call in turn: the receiver killed there, or its disk full from there on.
-  for (auto [fault, what] : {std::pair{FaultEnv::Fault::kCrash, "killed at "},
-                             std::pair{FaultEnv::Fault::kDiskFull, "disk full from "}})
-  for (uint64_t n = 1; n <= total; ++n) {
-    reset_target();
-    env.Arm(fault, n);
-    {
-      auto link = OpenLink(kModeSync);
-      ASSERT_TRUE(link.ok()) << link.error().ToString();
-      auto d = (*link)->Sync({}, {{"", true}}, {true, false, nullptr, &links_});
-      if (fault == FaultEnv::Fault::kCrash) {
-        EXPECT_FALSE(d.ok()) << "a session whose receiver died at " << env.fired_at() << " succeeded";
-      } else if (env.fired()) {
-        ASSERT_FALSE(d.ok()) << "a session that could not write at " << env.fired_at() << " succeeded";
-        // The target sends its ERROR while the source may still be sending;
-        // it reads on until the source hangs up (Conn::Linger), so the ERROR
-        // is never lost to a reset connection (seen once under ASan before).
-        EXPECT_EQ(d.error().code(), Code::kResourceExhausted) << d.error().ToString();
-        EXPECT_NE(d.error().message().find("disk is full"), std::string::npos) << d.error().ToString();
-      }
+  auto session = [&](FaultEnv::Fault fault, const Result<std::vector<Difference>>& d) {
+    if (fault == FaultEnv::Fault::kCrash) {
+      EXPECT_FALSE(d.ok()) << "a session whose receiver died at " << env.fired_at() << " succeeded";
+    } else if (env.fired()) {
+      ASSERT_FALSE(d.ok()) << "a session that could not write at " << env.fired_at() << " succeeded";
+      // The target sends its ERROR while the source may still be sending;
+      // it reads on until the source hangs up (Conn::Linger), so the ERROR
+      // is never lost to a reset connection (seen once under ASan before).
+      EXPECT_EQ(d.error().code(), Code::kResourceExhausted) << d.error().ToString();
+      EXPECT_NE(d.error().message().find("disk is full"), std::string::npos) << d.error().ToString();
     }
-    StopReceiver();
-    SCOPED_TRACE(what + env.fired_at());
+  };
+  FailEachCall(env, total, reset_target, session, [&] {
     auto now = Contents(dst_);
     std::set<std::string> paths;
     for (const auto* m : {&before, &after, &now}) {
@@ -467,7 +481,7 @@ TEST_F(ReplicateTest, KilledOrDiskFullAtAnyFileCallEveryFileIsOldOrNew) {
     SyncAll();
     ExpectSame();
     ExpectNoTempNames();
-  }
+  });
 }
 
 TEST_F(ReplicateTest, RenamesAreAppliedAtTheTarget) {
@@ -1233,21 +1247,12 @@ TEST_F(ReplicateTest, KilledOrDiskFullAtAnyFileCallOfAnInPlaceUpdateOrMovedBlock
   ASSERT_EQ(receiver_->stats().patches.load(), 1u);
   ASSERT_EQ(receiver_->stats().moves.load(), 1u);
   ASSERT_GE(total, 8u);
-  for (auto [fault, what] : {std::pair{FaultEnv::Fault::kCrash, "killed at "},
-                             std::pair{FaultEnv::Fault::kDiskFull, "disk full from "}})
-  for (uint64_t n = 1; n <= total; ++n) {
-    reset_target();
-    env.Arm(fault, n);
-    {
-      auto link = OpenLink(kModeSync);
-      ASSERT_TRUE(link.ok()) << link.error().ToString();
-      auto d = (*link)->Sync({}, {{"", true}}, {true, false, nullptr, &links_});
-      if (env.fired()) {
-        EXPECT_FALSE(d.ok()) << "a session that failed at " << env.fired_at() << " succeeded";
-      }
+  auto session = [&](FaultEnv::Fault, const Result<std::vector<Difference>>& d) {
+    if (env.fired()) {
+      EXPECT_FALSE(d.ok()) << "a session that failed at " << env.fired_at() << " succeeded";
     }
-    StopReceiver();
-    SCOPED_TRACE(what + env.fired_at());
+  };
+  FailEachCall(env, total, reset_target, session, [&] {
     env.Disarm();
     StartReceiver(env);
     SyncAll(false);  // the receiver has recovered once it answers
@@ -1259,7 +1264,56 @@ TEST_F(ReplicateTest, KilledOrDiskFullAtAnyFileCallOfAnInPlaceUpdateOrMovedBlock
     SyncAll();
     ExpectSame();
     ExpectNoTempNames();
+  });
+}
+
+// A new file of 8 MiB and more is written past the page cache by a thread of
+// its own (DirectWriter); a repeated block in it makes the receiver read it
+// back mid-file, and its tail is not whole blocks.
+TEST_F(ReplicateTest, KilledOrDiskFullAtAnyCallWhileALargeNewFileIsWrittenItIsAbsentOrWhole) {
+  WriteFile((src_ / "small").string(), "small, unchanged");
+  SyncAll();
+  fs::path pristine = base_ / "pristine";
+  fs::copy(dst_, pristine, fs::copy_options::recursive);
+  std::string block = Random(1 << 20, 51);
+  std::string large = Random(5 << 20, 50) + block + block + Random(3 << 20, 52) + Random(5000, 53);
+  fs::create_directories(src_ / "dir");
+  WriteFile((src_ / "dir/large").string(), large);
+
+  FaultEnv env;
+  auto reset_target = [&] {
+    StopReceiver();
+    fs::remove_all(dst_);
+    fs::copy(pristine, dst_, fs::copy_options::recursive);
+    StartReceiver(env);
+  };
+  reset_target();
+  env.Disarm();
+  SyncAll();
+  uint64_t total = env.calls();
+  ASSERT_GT(receiver_->stats().bytes_copied.load(), 0u) << "the repeated block must go as a REPEAT";
+  UniqueFd probe(::open((dst_ / "dir/large").c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC));
+  if (probe.valid()) {
+    ASSERT_GE(receiver_->stats().bytes_direct.load(), 4u << 20) << "the file must go past the page cache";
   }
+  ASSERT_GE(total, 6u);
+  auto session = [&](FaultEnv::Fault fault, const Result<std::vector<Difference>>& d) {
+    if (!env.fired()) return;
+    ASSERT_FALSE(d.ok()) << "a session that failed at " << env.fired_at() << " succeeded";
+    if (fault == FaultEnv::Fault::kDiskFull) {
+      EXPECT_EQ(d.error().code(), Code::kResourceExhausted) << d.error().ToString();
+    }
+  };
+  FailEachCall(env, total, reset_target, session, [&] {
+    if (fs::exists(dst_ / "dir/large")) {
+      EXPECT_TRUE(ReadAll(dst_ / "dir/large") == large) << "a partial file landed";
+    }
+    env.Disarm();
+    StartReceiver(env);
+    SyncAll();
+    ExpectSame();
+    ExpectNoTempNames();
+  });
 }
 
 TEST(JournalTest, OnlyASealedWholeJournalTouchesItsFile) {
@@ -1304,6 +1358,159 @@ TEST(JournalTest, OnlyASealedWholeJournalTouchesItsFile) {
   EXPECT_EQ(st.st_mtim.tv_sec, 1700000000);
   EXPECT_EQ(st.st_mtim.tv_nsec, 123);
   EXPECT_FALSE(fs::exists(dir / ".lifeboat~j.journal"));
+  fs::remove_all(dir);
+}
+
+// The pages of `path` in the page cache, one flag per 4 KiB.
+std::vector<bool> Resident(const fs::path& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  struct stat st;
+  if (!fd.valid() || ::fstat(fd.get(), &st) != 0 || st.st_size == 0) return {};
+  size_t size = static_cast<size_t>(st.st_size);
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd.get(), 0);
+  if (map == MAP_FAILED) return {};
+  std::vector<unsigned char> v((size + 4095) / 4096);
+  int rc = ::mincore(map, size, v.data());
+  ::munmap(map, size);
+  if (rc != 0) return {};
+  std::vector<bool> out;
+  for (unsigned char c : v) out.push_back((c & 1) != 0);
+  return out;
+}
+
+TEST(DirectWriter, GathersWholeBlocksPastThePageCacheAndWritesTheRestThroughTheFile) {
+  fs::path dir = fs::temp_directory_path() / ("lifeboat-direct-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd fd(::openat(d.get(), "f", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  const size_t size = 6 * DirectWriter::kChunk + 5000;
+  ASSERT_EQ(::ftruncate(fd.get(), static_cast<off_t>(size)), 0);
+  auto w = DirectWriter::Open(Env::Default(), d.get(), "f", fd.get(), "f");
+  if (!w) {
+    GTEST_SKIP() << dir << " is on a file system without O_DIRECT";
+  }
+  std::string want = Random(size, 9);
+  auto put = [&](size_t off, size_t n) {
+    return w->Write(reinterpret_cast<const uint8_t*>(want.data()) + off, n, off);
+  };
+  // Frames of 256 KiB gathered across chunk boundaries; a hole of one chunk
+  // (chunk 3 stays unwritten); one frame at an odd offset and length, and
+  // the file's unaligned tail, through the page cache.
+  const size_t frame = 256 << 10;
+  for (size_t off = 0; off < 3 * DirectWriter::kChunk; off += frame) ASSERT_TRUE(put(off, frame).ok());
+  for (size_t off = 4 * DirectWriter::kChunk; off < 6 * DirectWriter::kChunk - frame; off += frame) {
+    ASSERT_TRUE(put(off, frame).ok());
+  }
+  ASSERT_TRUE(put(6 * DirectWriter::kChunk - frame, 1000).ok());
+  ASSERT_TRUE(put(6 * DirectWriter::kChunk - frame + 1000, frame - 1000).ok());
+  ASSERT_TRUE(put(6 * DirectWriter::kChunk, 5000).ok());
+  ASSERT_TRUE(w->Drain().ok());
+  EXPECT_EQ(w->direct_bytes(), 5 * DirectWriter::kChunk - frame);
+  w.reset();
+
+  auto resident = Resident(dir / "f");
+  ASSERT_EQ(resident.size(), (size + 4095) / 4096);
+  const size_t per_chunk = DirectWriter::kChunk / 4096;
+  size_t cached = 0;
+  for (size_t i = 0; i < 3 * per_chunk; ++i) cached += resident[i];
+  EXPECT_EQ(cached, 0u) << "pages written past the page cache";
+  EXPECT_TRUE(resident.back()) << "the tail goes through the page cache";
+  struct stat st;
+  ASSERT_EQ(::fstat(fd.get(), &st), 0);
+  EXPECT_LE(static_cast<uint64_t>(st.st_blocks) * 512, size - DirectWriter::kChunk + 8192) << "the hole stays a hole";
+  std::string expect = want;
+  std::fill(expect.begin() + 3 * DirectWriter::kChunk, expect.begin() + 4 * DirectWriter::kChunk, '\0');
+  EXPECT_TRUE(ReadAll(dir / "f") == expect);
+  fs::remove_all(dir);
+}
+
+TEST(DirectWriter, AFailedWriteIsReportedByTheNextCallAndEndsTheFile) {
+  fs::path dir = fs::temp_directory_path() / ("lifeboat-direct-fail-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd fd(::openat(d.get(), "f", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  std::string data = Random(2 * DirectWriter::kChunk, 10);
+  auto bytes = [&](size_t off) { return reinterpret_cast<const uint8_t*>(data.data()) + off; };
+  for (auto [fault, code] : {std::pair{FaultEnv::Fault::kDiskFull, Code::kResourceExhausted},
+                             std::pair{FaultEnv::Fault::kIoError, Code::kDataLoss}}) {
+    FaultEnv env;
+    auto w = DirectWriter::Open(env, d.get(), "f", fd.get(), "f");
+    if (!w) {
+      GTEST_SKIP() << dir << " is on a file system without O_DIRECT";
+    }
+    env.Arm(fault, 1);  // the first write, on the writer's thread
+    ASSERT_TRUE(w->Write(bytes(0), DirectWriter::kChunk, 0).ok()) << "queued: its outcome is not known yet";
+    auto s = w->Drain();
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.error().code(), code) << s.error().ToString();
+    EXPECT_NE(s.error().message().find("'f'"), std::string::npos) << s.error().ToString();
+    env.Disarm();
+    auto again = w->Write(bytes(DirectWriter::kChunk), DirectWriter::kChunk, DirectWriter::kChunk);
+    if (again.ok()) again = w->Drain();
+    EXPECT_FALSE(again.ok()) << "a file with a failed write takes no more";
+  }
+  fs::remove_all(dir);
+}
+
+// The sender reads a large file sent whole with a DirectReader: each piece
+// at its offset with the file's bytes, holes skipped, the tail short, and
+// nothing (size 0) past the end of a file that shrank meanwhile.
+TEST(DirectReader, ReadsTheExtentsInPiecesPastThePageCacheUpToTheEnd) {
+  fs::path dir = fs::temp_directory_path() / ("lifeboat-direct-read-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const size_t mib = 1 << 20, piece = 256 << 10;
+  std::string data = Random(3 * mib + 5000, 60);
+  std::fill(data.begin() + mib, data.begin() + 2 * mib, '\0');
+  UniqueFd fd(::open((dir / "f").c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  ASSERT_EQ(::pwrite(fd.get(), data.data(), mib, 0), static_cast<ssize_t>(mib));
+  ASSERT_EQ(::pwrite(fd.get(), data.data() + 2 * mib, mib + 5000, 2 * mib), static_cast<ssize_t>(mib + 5000));
+  ASSERT_EQ(::fsync(fd.get()), 0);
+  auto extents = fstree::DataExtents(fd.get(), data.size());
+  ASSERT_TRUE(extents.ok());
+  ASSERT_EQ(extents->size(), 2u) << "the hole is a hole";
+  auto reader = DirectReader::Open(fd.get(), *extents, piece, "f");
+  if (!reader) {
+    GTEST_SKIP() << dir << " is on a file system without O_DIRECT";
+  }
+  size_t pieces = 0;
+  for (auto [off, len] : *extents) {
+    for (uint64_t done = 0; done < len; done += piece) {
+      auto p = reader->Next();
+      ASSERT_TRUE(p.ok()) << p.error().ToString();
+      size_t want = static_cast<size_t>(std::min<uint64_t>(piece, len - done));
+      ASSERT_EQ(p->offset, off + done);
+      ASSERT_EQ(p->size, want);
+      ASSERT_EQ(std::string_view(reinterpret_cast<const char*>(p->bytes), p->size),
+                std::string_view(data).substr(static_cast<size_t>(off + done), want))
+          << "at " << off + done;
+      ++pieces;
+    }
+  }
+  EXPECT_EQ(pieces, 9u);  // 4 of the first MiB, 4 and the 5000-byte tail of the rest
+  EXPECT_EQ(reader->direct_bytes(), 2 * mib + 5000) << "every byte past the page cache";
+
+  // Shrunk after the extents were taken: the piece across the new end is
+  // short, the ones past it are empty.
+  reader = DirectReader::Open(fd.get(), *extents, piece, "f");
+  ASSERT_TRUE(reader);
+  ASSERT_EQ(::ftruncate(fd.get(), static_cast<off_t>(2 * mib + 100)), 0);
+  std::vector<size_t> sizes;
+  for (size_t i = 0; i < pieces; ++i) {
+    auto p = reader->Next();
+    ASSERT_TRUE(p.ok()) << p.error().ToString();
+    sizes.push_back(p->size);
+  }
+  EXPECT_EQ(sizes, (std::vector<size_t>{piece, piece, piece, piece, 100, 0, 0, 0, 0}));
+
+  // An extent off the 4 KiB grid is not read direct: the caller reads as before.
+  EXPECT_FALSE(DirectReader::Open(fd.get(), {{512, 4096}}, piece, "f"));
+  // Dropped with reads in flight: they finish before the buffers go.
+  reader = DirectReader::Open(fd.get(), *extents, piece, "f");
+  ASSERT_TRUE(reader && reader->Next().ok());
+  reader.reset();
   fs::remove_all(dir);
 }
 

@@ -12,6 +12,7 @@
 
 #include "chunk/fastcdc.h"
 #include "fstree/tree.h"
+#include "replicate/direct_reader.h"
 
 namespace lifeboat::replicate {
 namespace {
@@ -28,6 +29,11 @@ constexpr size_t kPrefetchFiles = 64;
 constexpr uint64_t kPrefetchBytes = 32 << 20;
 // DATA frames at least this large are sent from their own buffer.
 constexpr size_t kDirectRead = 64 << 10;
+// A DATA frame's header: length, type, offset, byte count.
+constexpr size_t kFrameHeader = 4 + 1 + 8 + 4;
+// A file at least this large, sent whole, is read past the page cache
+// (DirectReader).
+constexpr uint64_t kDirectReadMin = 8 << 20;
 // Files at least this large are sent as a delta even when the target has no
 // file at the path: it may hold a partial copy from an interrupted transfer.
 constexpr uint64_t kDeltaMinSize = 1 << 20;
@@ -259,48 +265,63 @@ Result<Link::Sent> Link::QueueRead(int fd, uint64_t off, size_t len, const std::
   // The frame is built around the bytes where they are read: a large one in
   // a buffer of its own, sent at once after what is queued; a small one at
   // the end of the queue.
-  constexpr size_t kHeader = 4 + 1 + 8 + 4;  // length, type, offset, byte count
   len = std::min(len, kDataFrame);
   bool direct = len >= kDirectRead;
-  if (direct && data_frame_.size() < kHeader + kDataFrame) data_frame_.resize(kHeader + kDataFrame);
+  if (direct && data_frame_.size() < kFrameHeader + kDataFrame) data_frame_.resize(kFrameHeader + kDataFrame);
   std::string& buf = direct ? data_frame_ : out_;
   size_t at = direct ? 0 : out_.size();
-  if (!direct) out_.resize(at + kHeader + len);
+  if (!direct) out_.resize(at + kFrameHeader + len);
   ssize_t n;
-  do n = ::pread(fd, buf.data() + at + kHeader, len, static_cast<off_t>(off));
+  do n = ::pread(fd, buf.data() + at + kFrameHeader, len, static_cast<off_t>(off));
   while (n < 0 && errno == EINTR);
   if (n <= 0) {
     if (!direct) out_.resize(at);
     if (n < 0) return ErrnoError(errno, "read '" + Printable(path) + "'");
     return Sent{};
   }
-  std::span<const uint8_t> bytes{reinterpret_cast<const uint8_t*>(buf.data() + at + kHeader), static_cast<size_t>(n)};
-  if (hasher) hasher->Add(off, bytes);
+  auto* bytes = reinterpret_cast<uint8_t*>(buf.data() + at + kFrameHeader);
+  if (direct) return SendRead(fd, off, bytes, static_cast<size_t>(n), path, hasher, repeats);
+  if (hasher) hasher->Add(off, {bytes, static_cast<size_t>(n)});
   if (repeats) {
-    auto runs = repeats->Scan(fd, off, bytes);
+    auto runs = repeats->Scan(fd, off, {bytes, static_cast<size_t>(n)});
     if (!runs.ok()) return runs.error().Wrap("'" + Printable(path) + "'");
-    if (!runs->empty()) return QueueRepeats(off, bytes, *runs, direct ? nullptr : &at);
+    if (!runs->empty()) return QueueRepeats(off, {bytes, static_cast<size_t>(n)}, *runs, &at);
   }
-  auto put = [&](size_t pos, uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; ++i) buf[at + pos + static_cast<size_t>(i)] = static_cast<char>(v >> (8 * (bytes - 1 - i)));
-  };
-  put(0, 1 + 8 + 4 + static_cast<uint64_t>(n), 4);
-  buf[at + 4] = static_cast<char>(Type::kData);
-  put(5, off, 8);
-  put(13, static_cast<uint64_t>(n), 4);
-  if (direct) {
-    LB_RETURN_IF_ERROR(Flush());
-    if (Status st = SendNow({data_frame_.data(), kHeader + static_cast<size_t>(n)}); !st.ok()) {
-      if (!send_failed_) send_failed_ = st.error();
-      return st.error();
-    }
-  } else {
-    out_.resize(at + kHeader + static_cast<size_t>(n));
-    if (out_.size() >= kFlushAt) {
-      if (Status st = Flush(); !st.ok() && !send_failed_) send_failed_ = st.error();
-    }
+  PutDataHeader(bytes, off, static_cast<size_t>(n));
+  out_.resize(at + kFrameHeader + static_cast<size_t>(n));
+  if (out_.size() >= kFlushAt) {
+    if (Status st = Flush(); !st.ok() && !send_failed_) send_failed_ = st.error();
   }
   return Sent{static_cast<size_t>(n), 0};
+}
+
+void Link::PutDataHeader(uint8_t* bytes, uint64_t off, size_t n) {
+  uint8_t* h = bytes - kFrameHeader;
+  auto put = [&](size_t pos, uint64_t v, int width) {
+    for (int i = 0; i < width; ++i) h[pos + static_cast<size_t>(i)] = static_cast<uint8_t>(v >> (8 * (width - 1 - i)));
+  };
+  put(0, 1 + 8 + 4 + static_cast<uint64_t>(n), 4);
+  h[4] = static_cast<uint8_t>(Type::kData);
+  put(5, off, 8);
+  put(13, static_cast<uint64_t>(n), 4);
+}
+
+Result<Link::Sent> Link::SendRead(int fd, uint64_t off, uint8_t* bytes, size_t n, const std::string& path,
+                                  BlockHasher* hasher, RepeatFinder* repeats) {
+  if (n == 0) return Sent{};
+  if (hasher) hasher->Add(off, {bytes, n});
+  if (repeats) {
+    auto runs = repeats->Scan(fd, off, {bytes, n});
+    if (!runs.ok()) return runs.error().Wrap("'" + Printable(path) + "'");
+    if (!runs->empty()) return QueueRepeats(off, {bytes, n}, *runs, nullptr);
+  }
+  PutDataHeader(bytes, off, n);
+  LB_RETURN_IF_ERROR(Flush());
+  if (Status st = SendNow({reinterpret_cast<const char*>(bytes - kFrameHeader), kFrameHeader + n}); !st.ok()) {
+    if (!send_failed_) send_failed_ = st.error();
+    return st.error();
+  }
+  return Sent{n, 0};
 }
 
 Link::Sent Link::QueueRepeats(uint64_t off, std::span<const uint8_t> bytes,
@@ -445,6 +466,11 @@ Status Link::SendFile(const Entry& s, const std::unordered_map<ChunkId, uint32_t
   std::optional<RepeatFinder> repeats;
   uint64_t repeated = 0;
   if (repeats_ && size >= kDeltaMinSize && (chunks == nullptr || chunks->empty())) repeats.emplace();
+  // A large file sent whole is read past the page cache, ahead of the send.
+  std::unique_ptr<DirectReader> reader;
+  if (size >= kDirectReadMin && (chunks == nullptr || chunks->empty())) {
+    reader = DirectReader::Open(fd.get(), extents, kDataFrame, s.path);
+  }
   auto emit = [&](uint64_t off, std::span<const uint8_t> b) -> Status {
     if (!literal.empty() && literal_at + literal.size() != off) flush_literal();
     if (literal.empty()) literal_at = off;
@@ -474,16 +500,27 @@ Status Link::SendFile(const Entry& s, const std::unordered_map<ChunkId, uint32_t
       while (done < len) {
         // Read straight into the frame: the bytes are copied once, then encrypted.
         size_t want = static_cast<size_t>(std::min<uint64_t>(len - done, kDataFrame));
-        LB_ASSIGN_OR_RETURN(Sent got, QueueRead(fd.get(), off + done, want, s.path, hasher ? &*hasher : nullptr,
-                                                repeats ? &*repeats : nullptr));
-        if (got.read == 0) break;  // shrank while read: its next event resends it
+        Sent got;
+        if (reader) {  // the reader cuts the extents into pieces the same way
+          LB_ASSIGN_OR_RETURN(DirectReader::Piece piece, reader->Next());
+          LB_ASSIGN_OR_RETURN(got, SendRead(fd.get(), piece.offset, piece.bytes, piece.size, s.path,
+                                            hasher ? &*hasher : nullptr, repeats ? &*repeats : nullptr));
+          done += want;
+          // Its blocks repeat: the repeats found next are checked against
+          // the file's earlier bytes, best read back from the page cache.
+          if (got.repeated > 0) reader->ReadBuffered();
+        } else {
+          LB_ASSIGN_OR_RETURN(got, QueueRead(fd.get(), off + done, want, s.path, hasher ? &*hasher : nullptr,
+                                             repeats ? &*repeats : nullptr));
+          if (got.read == 0) break;  // shrank while read: its next event resends it
+          done += got.read;
+        }
         if (progress) {
           progress->bytes_done += got.read;
           progress->bytes_literal += got.read - got.repeated;
         }
         repeated += got.repeated;
         counted += got.read;
-        done += got.read;
       }
     }
   }
@@ -945,6 +982,8 @@ Result<std::vector<Difference>> Link::Sync(const std::vector<std::pair<std::stri
       // Planning reads it whole (a patch: moments ago).
       if (files[prefetched].how == How::kPatch || files[prefetched].how == How::kPlan) continue;
       const Entry& e = *files[prefetched].entry;
+      // Read past the page cache as it is sent, when it goes whole (DirectReader).
+      if (files[prefetched].how != How::kMoved && e.size >= kDirectReadMin) continue;
       prefetch_bytes += e.size;
       if (auto f = OpenSource(e.path); f && f->valid()) {
         ::posix_fadvise(f->get(), 0, static_cast<off_t>(std::min<uint64_t>(e.size, kPrefetchBytes)), POSIX_FADV_WILLNEED);

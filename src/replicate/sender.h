@@ -132,6 +132,14 @@ class Link {
   // REPEAT instead, and the bytes around them as DATA.
   Result<Sent> QueueRead(int fd, uint64_t off, size_t len, const std::string& path, BlockHasher* hasher,
                          RepeatFinder* repeats);
+  // Sends `n` bytes of `fd` at `off`, read into `bytes`, as a DATA frame
+  // (the 17 bytes before `bytes` take its header) or, with `repeats`, as
+  // QueueRead does; after what is queued.
+  Result<Sent> SendRead(int fd, uint64_t off, uint8_t* bytes, size_t n, const std::string& path, BlockHasher* hasher,
+                        RepeatFinder* repeats);
+  // Writes the header of a DATA frame of `n` bytes at `off` into the bytes
+  // before `bytes`.
+  static void PutDataHeader(uint8_t* bytes, uint64_t off, size_t n);
   // QueueRead's frames for a read of `bytes` at `off` holding `runs`: REPEAT
   // for each, DATA between. `queued_at`: where the read sits at the end of
   // the queue (a small read), else null (read into data_frame_).

@@ -504,6 +504,7 @@ Json ReplicationService::VolumeJson(Volume& v) {
                      {"files", st.files.load()},
                      {"bytes_written", st.bytes_written.load()},
                      {"bytes_reused", st.bytes_copied.load()},
+                     {"bytes_direct", st.bytes_direct.load()},
                      {"commits", st.commits.load()},
                      {"patches", st.patches.load()},
                      {"moves", st.moves.load()},
@@ -684,6 +685,9 @@ void ReplicationService::RegisterMetrics() {
   m.AddCounterCallback("lifeboat_replication_reused_bytes_total",
                        "File bytes rebuilt from chunks already at the target or repeated within a file", {"volume"},
                        per_receiver([](R& r) { return r.bytes_copied.load(); }));
+  m.AddCounterCallback("lifeboat_replication_direct_bytes_total",
+                       "File bytes of large new files written past the target's page cache", {"volume"},
+                       per_receiver([](R& r) { return r.bytes_direct.load(); }));
   m.AddCounterCallback("lifeboat_replication_commits_total", "Group commits made durable at the target", {"volume"},
                        per_receiver([](R& r) { return r.commits.load(); }));
   m.AddCounterCallback("lifeboat_replication_connections_refused_total",

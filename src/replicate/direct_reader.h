@@ -2,11 +2,11 @@
 // few frames ahead, from threads of its own, straight into buffers that
 // keep room for the DATA frame's header before the bytes.
 //
-// Why: on the machines measured, a page-cache read of a cold file costs the
-// sending thread the kernel's allocation of fresh pages and its copy out of
-// them, about as much as lifeboat's own work on the bytes. A direct read
-// lands in our buffer from the disk; the thread that sends only waits for it
-// when the disk is behind (docs/ARCHITECTURE.md, "Replication").
+// Why: on the machines measured, the kernel's copy out of the page cache was
+// most of the sending thread's time in a page-cache read of a large cold
+// file. A direct read lands in our buffer from the disk; the thread that
+// sends only waits for it when the disk is behind (docs/ARCHITECTURE.md,
+// "Replication").
 //
 // A file written meanwhile reads as it does through the page cache: the
 // kernel writes its dirty pages out before a direct read of them, and the
@@ -38,8 +38,10 @@ class DirectReader {
   // room kept before each piece's bytes (at least the frame header's size).
   static constexpr size_t kAlign = 4096;
   // Reads queued ahead of the piece being sent, and the threads that do
-  // them: two reads in flight kept the 4 GiB benchmark file's sync 10-15 %
-  // faster than one on this project's VMs (bench/RESULTS.md).
+  // them: with two reads in flight the 4 GiB benchmark file's sync took
+  // 4-17 % less time than with one, in four probe pairs on this project's
+  // VMs (bench/RESULTS.md, "Large new files read and written past the page
+  // cache").
   static constexpr size_t kAhead = 8;
   static constexpr size_t kThreads = 2;
 

@@ -42,7 +42,7 @@ class DirectWriter {
 
   // Opens `name` (just created in `dir`) a second time with O_DIRECT; `fd` is
   // its ordinary descriptor, for unaligned writes. nullptr when the file
-  // system refuses direct I/O (tmpfs, some FUSE): the caller writes as before.
+  // system refuses direct I/O (tmpfs before Linux 6.6): the caller writes as before.
   // `path` names the file in errors.
   static std::unique_ptr<DirectWriter> Open(Env& env, int dir, const std::string& name, int fd, std::string path);
   // Drains (errors dropped: the caller has seen them or is abandoning).

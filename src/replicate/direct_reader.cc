@@ -32,8 +32,7 @@ std::unique_ptr<DirectReader> DirectReader::Open(int fd, const std::vector<std::
       a.st_ino != b.st_ino) {
     return nullptr;
   }
-  auto r = std::unique_ptr<DirectReader>(new DirectReader(std::move(direct), fd, std::move(pieces), piece,
-                                                          std::move(path)));
+  auto r = std::unique_ptr<DirectReader>(new DirectReader(std::move(direct), fd, std::move(pieces), std::move(path)));
   for (auto& s : r->slots_) {
     s.mem = AllocAligned(kAlign, kAlign + piece);
     if (!s.mem) return nullptr;
@@ -41,10 +40,8 @@ std::unique_ptr<DirectReader> DirectReader::Open(int fd, const std::vector<std::
   return r;
 }
 
-DirectReader::DirectReader(UniqueFd direct, int fd, std::vector<std::pair<uint64_t, size_t>> pieces, size_t piece,
-                           std::string path)
-    : direct_(std::move(direct)), fd_(fd), pieces_(std::move(pieces)), piece_(piece), path_(std::move(path)),
-      slots_(kAhead) {}
+DirectReader::DirectReader(UniqueFd direct, int fd, std::vector<std::pair<uint64_t, size_t>> pieces, std::string path)
+    : direct_(std::move(direct)), fd_(fd), pieces_(std::move(pieces)), path_(std::move(path)), slots_(kAhead) {}
 
 DirectReader::~DirectReader() {
   std::lock_guard lock(mu_);

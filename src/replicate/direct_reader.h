@@ -88,8 +88,7 @@ class DirectReader {
     std::optional<Error> error;
     bool done = false;
   };
-  DirectReader(UniqueFd direct, int fd, std::vector<std::pair<uint64_t, size_t>> pieces, size_t piece,
-               std::string path);
+  DirectReader(UniqueFd direct, int fd, std::vector<std::pair<uint64_t, size_t>> pieces, std::string path);
   // Queues the next piece's read, when one is left and a slot is free.
   bool Post();
   // Runs on the worker.
@@ -98,7 +97,6 @@ class DirectReader {
   UniqueFd direct_;
   int fd_;
   std::vector<std::pair<uint64_t, size_t>> pieces_;  // (offset, bytes), in order
-  size_t piece_;
   std::string path_;
   std::vector<Slot> slots_;  // pieces_[i] reads into slots_[i % kAhead]
   size_t next_ = 0;          // the piece Next returns next

@@ -281,18 +281,25 @@ Result<Link::Sent> Link::QueueRead(int fd, uint64_t off, size_t len, const std::
   }
   auto* bytes = reinterpret_cast<uint8_t*>(buf.data() + at + kFrameHeader);
   if (direct) return SendRead(fd, off, bytes, static_cast<size_t>(n), path, hasher, repeats);
-  if (hasher) hasher->Add(off, {bytes, static_cast<size_t>(n)});
-  if (repeats) {
-    auto runs = repeats->Scan(fd, off, {bytes, static_cast<size_t>(n)});
-    if (!runs.ok()) return runs.error().Wrap("'" + Printable(path) + "'");
-    if (!runs->empty()) return QueueRepeats(off, {bytes, static_cast<size_t>(n)}, *runs, &at);
-  }
+  LB_ASSIGN_OR_RETURN(auto sent, HashAndRepeat(fd, off, {bytes, static_cast<size_t>(n)}, path, hasher, repeats, &at));
+  if (sent) return *sent;
   PutDataHeader(bytes, off, static_cast<size_t>(n));
   out_.resize(at + kFrameHeader + static_cast<size_t>(n));
   if (out_.size() >= kFlushAt) {
     if (Status st = Flush(); !st.ok() && !send_failed_) send_failed_ = st.error();
   }
   return Sent{static_cast<size_t>(n), 0};
+}
+
+Result<std::optional<Link::Sent>> Link::HashAndRepeat(int fd, uint64_t off, std::span<const uint8_t> bytes,
+                                                      const std::string& path, BlockHasher* hasher,
+                                                      RepeatFinder* repeats, const size_t* queued_at) {
+  if (hasher) hasher->Add(off, bytes);
+  if (!repeats) return std::optional<Sent>();
+  auto runs = repeats->Scan(fd, off, bytes);
+  if (!runs.ok()) return runs.error().Wrap("'" + Printable(path) + "'");
+  if (runs->empty()) return std::optional<Sent>();
+  return std::optional<Sent>(QueueRepeats(off, bytes, *runs, queued_at));
 }
 
 void Link::PutDataHeader(uint8_t* bytes, uint64_t off, size_t n) {
@@ -309,12 +316,8 @@ void Link::PutDataHeader(uint8_t* bytes, uint64_t off, size_t n) {
 Result<Link::Sent> Link::SendRead(int fd, uint64_t off, uint8_t* bytes, size_t n, const std::string& path,
                                   BlockHasher* hasher, RepeatFinder* repeats) {
   if (n == 0) return Sent{};
-  if (hasher) hasher->Add(off, {bytes, n});
-  if (repeats) {
-    auto runs = repeats->Scan(fd, off, {bytes, n});
-    if (!runs.ok()) return runs.error().Wrap("'" + Printable(path) + "'");
-    if (!runs->empty()) return QueueRepeats(off, {bytes, n}, *runs, nullptr);
-  }
+  LB_ASSIGN_OR_RETURN(auto sent, HashAndRepeat(fd, off, {bytes, n}, path, hasher, repeats, nullptr));
+  if (sent) return *sent;
   PutDataHeader(bytes, off, n);
   LB_RETURN_IF_ERROR(Flush());
   if (Status st = SendNow({reinterpret_cast<const char*>(bytes - kFrameHeader), kFrameHeader + n}); !st.ok()) {

@@ -137,6 +137,12 @@ class Link {
   // QueueRead does; after what is queued.
   Result<Sent> SendRead(int fd, uint64_t off, uint8_t* bytes, size_t n, const std::string& path, BlockHasher* hasher,
                         RepeatFinder* repeats);
+  // Feeds a read of `bytes` at `off` to `hasher`; with `repeats`, when it
+  // holds runs of earlier blocks, queues it as QueueRepeats does (`queued_at`
+  // as there) and returns what was sent.
+  Result<std::optional<Sent>> HashAndRepeat(int fd, uint64_t off, std::span<const uint8_t> bytes,
+                                            const std::string& path, BlockHasher* hasher, RepeatFinder* repeats,
+                                            const size_t* queued_at);
   // Writes the header of a DATA frame of `n` bytes at `off` into the bytes
   // before `bytes`.
   static void PutDataHeader(uint8_t* bytes, uint64_t off, size_t n);
